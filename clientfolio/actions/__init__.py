@@ -1,0 +1,1 @@
+"""actions stage (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""scores stage (see DESIGN.md)."""

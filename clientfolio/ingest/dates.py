@@ -1,0 +1,199 @@
+"""Reading dates the way shops write them, and refusing to guess silently.
+
+`detect_date_style` looks at a column's values and decides how numeric dates
+like 03/04/2024 are ordered.  Values with a first number above 12 prove
+day-first, a second number above 12 proves month-first.  When nothing proves
+either, the evidence used (the user's option, the layout's usual form, the
+file's locale) is returned as a note that the import prints.
+
+`timestamp_sql` builds the DuckDB expression that turns the text into a UTC
+timestamp: ISO forms (with offsets), numeric d/m/y or m/d/y with 2- or 4-digit
+years, YYYYMMDD, '14-Jan-15', Excel serial days, and Square's separate date,
+time and time-zone columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from clientfolio.core.errors import IngestError
+from clientfolio.ingest.sqlexpr import lit, text
+
+NUMERIC_DMY = r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})(?:[ T,]+(\d{1,2})[:.](\d{2})(?:[:.](\d{2})(?:\.\d+)?)?\s*([AaPp][Mm])?)?\s*$"
+ISO = r"^\d{4}-\d{1,2}-\d{1,2}"
+YMD8 = r"^\d{8}$"
+MONTH_NAME = r"^\d{1,2}[ \-/][A-Za-z]{3,9}[ \-/,]+\d{2,4}"
+
+# Names Square (and Rails) write in its "Time Zone" column, mapped to IANA zones.
+WINDOWS_ZONES = {
+    "pacific time (us & canada)": "America/Los_Angeles",
+    "mountain time (us & canada)": "America/Denver",
+    "central time (us & canada)": "America/Chicago",
+    "eastern time (us & canada)": "America/New_York",
+    "alaska": "America/Anchorage",
+    "hawaii": "Pacific/Honolulu",
+    "arizona": "America/Phoenix",
+    "atlantic time (canada)": "America/Halifax",
+    "london": "Europe/London",
+    "dublin": "Europe/Dublin",
+    "edinburgh": "Europe/London",
+    "paris": "Europe/Paris",
+    "madrid": "Europe/Madrid",
+    "berlin": "Europe/Berlin",
+    "amsterdam": "Europe/Amsterdam",
+    "rome": "Europe/Rome",
+    "tokyo": "Asia/Tokyo",
+    "sydney": "Australia/Sydney",
+    "melbourne": "Australia/Melbourne",
+    "brisbane": "Australia/Brisbane",
+    "perth": "Australia/Perth",
+    "auckland": "Pacific/Auckland",
+    "utc": "UTC",
+}
+
+
+@dataclass(frozen=True)
+class DateStyle:
+    order: str  # "day_first" | "month_first" | "none"
+    note: str | None
+
+
+def detect_date_style(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    col: str,
+    *,
+    path: str,
+    column_name: str,
+    user_order: str | None,
+    layout_order: str | None,
+    decimal_comma: bool,
+) -> DateStyle:
+    """Decide day-first vs month-first for the numeric dates in one column."""
+    pat = lit(NUMERIC_DMY)
+    row = con.execute(
+        f"""
+        SELECT count(*) FILTER (WHERE m),
+               count(*) FILTER (WHERE m AND a > 12 AND b <= 12),
+               count(*) FILTER (WHERE m AND b > 12 AND a <= 12),
+               min(v) FILTER (WHERE m AND a > 12 AND b <= 12),
+               min(v) FILTER (WHERE m AND b > 12 AND a <= 12),
+               min(v) FILTER (WHERE m)
+        FROM (
+          SELECT v, regexp_matches(v, {pat}) AS m,
+                 try_cast(regexp_extract(v, {pat}, 1) AS INT) AS a,
+                 try_cast(regexp_extract(v, {pat}, 2) AS INT) AS b
+          FROM (SELECT DISTINCT {text(col)} AS v FROM {table}) WHERE v IS NOT NULL
+        )
+        """
+    ).fetchone()
+    n_numeric, n_day_first, n_month_first, ex_day, ex_month, example = row
+    if not n_numeric:
+        return DateStyle("none", None)
+    if user_order:
+        return DateStyle(user_order, None)
+    if n_day_first and n_month_first:
+        raise IngestError(
+            path,
+            f"dates are written both day-first (e.g. {ex_day!r}) and month-first (e.g. {ex_month!r}) in one column",
+            column=column_name,
+            hint="the export mixes two date styles; fix the column in a spreadsheet, or split the file and import "
+            "each part with --date-order day_first / month_first",
+        )
+    if n_day_first:
+        return DateStyle("day_first", f"dates read day-first (values such as {ex_day!r} prove it)")
+    if n_month_first:
+        return DateStyle("month_first", f"dates read month-first (values such as {ex_month!r} prove it)")
+    # Nothing in the data decides: say which evidence was used.
+    if decimal_comma:
+        return DateStyle(
+            "day_first",
+            f"dates such as {example!r} could be day-first or month-first; read day-first because the file uses "
+            "decimal commas (a European/Latin-American spreadsheet). If wrong, re-import with --date-order month_first",
+        )
+    if layout_order:
+        word = layout_order.replace("_", "-")
+        other = "month_first" if layout_order == "day_first" else "day_first"
+        return DateStyle(
+            layout_order,
+            f"dates such as {example!r} could be day-first or month-first; read {word}, the usual form of this "
+            f"export. If wrong, re-import with --date-order {other}",
+        )
+    raise IngestError(
+        path,
+        f"dates such as {example!r} could be day-first or month-first and no value decides it",
+        column=column_name,
+        hint="re-import with --date-order day_first (31/12/2024) or --date-order month_first (12/31/2024)",
+    )
+
+
+def _numeric_dmy(v: str, order: str) -> str:
+    pat = lit(NUMERIC_DMY)
+
+    def g(i: int) -> str:
+        return f"regexp_extract({v}, {pat}, {i})"
+
+    day, month = (g(1), g(2)) if order == "day_first" else (g(2), g(1))
+    year = f"try_cast({g(3)} AS INT)"
+    year = f"(CASE WHEN {year} < 100 THEN (CASE WHEN {year} < 70 THEN 2000 + {year} ELSE 1900 + {year} END) ELSE {year} END)"
+    hour = f"coalesce(try_cast(nullif({g(4)}, '') AS INT), 0)"
+    ampm = f"upper({g(7)})"
+    hour = f"(CASE WHEN {ampm} = 'PM' AND {hour} < 12 THEN {hour} + 12 WHEN {ampm} = 'AM' AND {hour} = 12 THEN 0 ELSE {hour} END)"
+    minute = f"coalesce(try_cast(nullif({g(5)}, '') AS INT), 0)"
+    sec = f"coalesce(try_cast(nullif({g(6)}, '') AS INT), 0)"
+    s = (f"printf('%04d-%02d-%02d %02d:%02d:%02d', {year}, try_cast({month} AS INT), try_cast({day} AS INT), "
+         f"{hour}, {minute}, {sec})")
+    return f"try_cast({s} AS TIMESTAMP)"
+
+
+def _iso(v: str, tz: str) -> str:
+    # '2024-03-05 14:22:31 +0100' -> '... +01:00'; 'Z' and offsets become UTC, naive values use `tz`.
+    fixed = f"regexp_replace({v}, '\\s*([+-])(\\d{{2}}):?(\\d{{2}})$', '\\1\\2:\\3')"
+    has_offset = f"regexp_matches({v}, '(Z|[+-]\\d{{2}}:?\\d{{2}})$')"
+    naive = f"try_cast({v} AS TIMESTAMP)"
+    return (f"CASE WHEN {has_offset} THEN try_cast({fixed} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' "
+            f"ELSE {_localize(naive, tz)} END")
+
+
+def _localize(naive: str, tz: str) -> str:
+    if tz == "UTC":
+        return naive
+    return f"(timezone({lit(tz)}, {naive}) AT TIME ZONE 'UTC')"
+
+
+def timestamp_sql(col: str, order: str, tz: str, fmt: str | None = None) -> str:
+    """Expression turning text in `col` into a naive UTC TIMESTAMP (NULL when unreadable)."""
+    v = text(col)
+    ymd8 = f"try_strptime({v}, {lit('%Y%m%d')})"
+    if fmt:
+        return _localize(f"try_strptime({v}, {lit(fmt)})", tz)
+    cases = [
+        f"WHEN regexp_matches({v}, {lit(ISO)}) THEN {_iso(v, tz)}",
+        f"WHEN regexp_matches({v}, {lit(YMD8)}) THEN {_localize(ymd8, tz)}",
+        f"WHEN regexp_matches({v}, {lit(NUMERIC_DMY)}) THEN {_localize(_numeric_dmy(v, order if order != 'none' else 'day_first'), tz)}",
+        f"WHEN regexp_matches({v}, {lit(MONTH_NAME)}) THEN {_localize(month_name_sql(v), tz)}",
+    ]
+    return "(CASE " + " ".join(cases) + " ELSE NULL END)"
+
+
+def month_name_sql(v: str) -> str:
+    fmts = ["%d-%b-%y", "%d-%b-%Y", "%d %b %Y", "%d %B %Y", "%d-%B-%Y", "%d/%b/%Y", "%d %b %y", "%d %b, %Y"]
+    return "coalesce(" + ", ".join(f"try_strptime({v}, {lit(f)})" for f in fmts) + ")"
+
+
+def square_timestamp_sql(date_col: str, time_col: str | None, tz_col: str | None, order: str, default_tz: str) -> str:
+    """Square writes Date, Time and Time Zone separately; combine them into UTC."""
+    date_part = timestamp_sql(date_col, order, "UTC")
+    if time_col:
+        t = f"coalesce(try_cast({text(time_col)} AS TIME), TIME '00:00:00')"
+        local = f"(CAST({date_part} AS DATE) + {t})"
+    else:
+        local = date_part
+    if not tz_col:
+        return _localize(local, default_tz)
+    zone_map = "MAP {" + ", ".join(f"{lit(k)}: {lit(v)}" for k, v in WINDOWS_ZONES.items()) + "}"
+    zone = (f"coalesce({zone_map}[lower(regexp_replace({text(tz_col)}, '^\\(GMT[^)]*\\)\\s*', ''))], "
+            f"CASE WHEN contains({text(tz_col)}, '/') THEN {text(tz_col)} END, {lit(default_tz)})")
+    return f"(timezone({zone}, {local}) AT TIME ZONE 'UTC')"

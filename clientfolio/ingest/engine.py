@@ -1,0 +1,350 @@
+"""Import files into a store: sniff, stage, map, check, deduplicate, merge — atomically.
+
+Every input row ends in exactly one place: stored, in the rejects file
+(invalid, or excluded as not revenue) or counted as a duplicate.  The counts
+are checked before the store transaction commits; if they do not balance the
+import is rolled back.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+
+from clientfolio.core.errors import ClientfolioError, IngestError
+from clientfolio.ingest.layouts import Detection, Layout, builtin_layouts, detect_layout, layout_from_dict
+from clientfolio.ingest.reader import RawTable, load
+from clientfolio.ingest.result import FileReport, ImportResult
+from clientfolio.ingest.sniff import sniff
+from clientfolio.ingest.sqlexpr import lit
+from clientfolio.ingest.transform import ImportOptions, Stage, build_stage
+from clientfolio.store import Store, open_store
+from clientfolio.store.base import ImportLogRow, MergeCounts
+from clientfolio.store.schema import TABLES
+
+Progress = Callable[[str, float], None]
+
+_TX_HASH = ("customer_id", "email", "ts", "amount", "quantity", "unit_price", "product_id", "category",
+            "channel", "cost", "discount", "cost_to_serve", "status", "is_refund")
+_CU_HASH = ("customer_id", "email", "first_seen", "region", "country", "industry", "size",
+            "acquisition_channel", "acquisition_cost", "consent_marketing")
+
+
+def _md5(cols: Sequence[str], prefix: str = "") -> str:
+    parts = ", ".join(f"coalesce(CAST({prefix}{c} AS VARCHAR), '\\N')" for c in cols)
+    return f"md5(concat_ws('|', {parts}))"
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _detect(raw: RawTable, path: Path, opts: ImportOptions) -> Detection:
+    if opts.mapping is not None:
+        layouts = [opts.mapping]
+    else:
+        layouts = builtin_layouts()
+        if opts.layout:
+            layouts = [lay for lay in layouts if lay.name == opts.layout]
+            if not layouts:
+                names = ", ".join(lay.name for lay in builtin_layouts())
+                raise IngestError(path, f"unknown layout {opts.layout!r}", hint=f"use one of: {names}")
+    det = detect_layout(raw.header, layouts)
+    if det is None and opts.columns:
+        lay = layout_from_dict({"name": "command_line", "title": "columns named on the command line",
+                                "columns": dict(opts.columns), "detect": {"required": []},
+                                "customer_required": not opts.allow_no_customer}, "command line")
+        det = Detection(lay, 0.0, (), {})
+    if det is None:
+        shown = ", ".join(raw.header[:15]) + (" ..." if len(raw.header) > 15 else "")
+        if opts.mapping is not None:
+            missing = [c for c in opts.mapping.required
+                       if c.lower().replace(" ", "") not in {h.lower().replace(" ", "") for h in raw.header}]
+            raise IngestError(path, f"the mapping {opts.mapping.origin} names column(s) the file does not have: "
+                              f"{', '.join(missing)} (the header has: {shown})", hint="fix the names in the mapping")
+        if len(raw.header) == 1:
+            raise IngestError(path, f"found a single column {raw.header[0]!r}; the delimiter may be unusual",
+                              hint="pass --delimiter (e.g. --delimiter ';') or check that this is a table")
+        raise IngestError(
+            path, f"the columns do not match any known export layout (the header has: {shown})",
+            hint="name the columns with --customer-col/--date-col/--amount-col (and --order-col), "
+            "or write a mapping file and pass --mapping (see `clientfolio import --help`)",
+        )
+    return det
+
+
+def _join_split_exports(con: duckdb.DuckDBPyConnection, stages: list[Stage]) -> list[str]:
+    """Join files of one split export (orders + payments/lines + customer map) on their keys."""
+    notes: list[str] = []
+    orders = [s for s in stages if s.detection.layout.role == "orders"]
+    amounts = [s for s in stages if s.detection.layout.role == "amounts"]
+    cmaps = [s for s in stages if s.detection.layout.role == "customer_map"]
+    if amounts and not orders:
+        raise IngestError(amounts[0].path, "holds amounts per order but no orders file was given with it",
+                          hint="import it together with the orders file, e.g. clientfolio import orders.csv payments.csv")
+    if orders and not amounts:
+        raise IngestError(orders[0].path, "holds orders without amounts",
+                          hint="import it together with its payments or order-items file in one command")
+    if not orders:
+        return notes
+    o_union = " UNION ALL ".join(f"SELECT order_id, __kind, __reason FROM {s.stage}" for s in orders)
+    a_union = " UNION ALL ".join(f"SELECT order_id, amount FROM {s.stage} WHERE __kind = 'ok'" for s in amounts)
+    o_names = ", ".join(Path(s.path).name for s in orders)
+    a_names = ", ".join(Path(s.path).name for s in amounts)
+    for s in orders:
+        con.execute(f"""UPDATE {s.stage} SET amount = a.total
+            FROM (SELECT order_id, sum(amount) AS total FROM ({a_union}) GROUP BY order_id) a
+            WHERE {s.stage}.order_id = a.order_id AND {s.stage}.__kind = 'ok'""")
+        con.execute(f"""UPDATE {s.stage} SET __kind = 'invalid', __column = 'order_id', __value = order_id,
+            __reason = {lit('no payment or item rows for this order in ' + a_names)}
+            WHERE __kind = 'ok' AND amount IS NULL""")
+    for s in amounts:
+        con.execute(f"""UPDATE {s.stage} SET __kind = 'invalid', __column = 'order_id', __value = order_id,
+            __reason = {lit('order id not found in ' + o_names)}
+            WHERE __kind = 'ok' AND order_id NOT IN (SELECT order_id FROM ({o_union}) WHERE order_id IS NOT NULL)""")
+    if cmaps:
+        m_union = " UNION ALL ".join(f"SELECT customer_id, person_id FROM {s.stage} WHERE __kind = 'ok'" for s in cmaps)
+        c_names = ", ".join(Path(s.path).name for s in cmaps)
+        for s in orders:
+            con.execute(f"""UPDATE {s.stage} SET customer_id = m.person_id
+                FROM (SELECT customer_id, min(person_id) AS person_id FROM ({m_union}) GROUP BY 1) m
+                WHERE {s.stage}.customer_id = m.customer_id AND {s.stage}.__kind = 'ok'""")
+            con.execute(f"""UPDATE {s.stage} SET __kind = 'invalid', __column = 'customer_id', __value = customer_id,
+                __reason = {lit('customer id not found in ' + c_names)}
+                WHERE __kind = 'ok' AND customer_id NOT IN (SELECT person_id FROM ({m_union}) WHERE person_id IS NOT NULL)""")
+        for s in cmaps:
+            con.execute(f"UPDATE {s.stage} SET customer_id = person_id WHERE person_id IS NOT NULL")
+        notes.append(f"joined {o_names} with {a_names} on order_id and mapped customers through {c_names}")
+    else:
+        notes.append(f"joined {o_names} with {a_names} on order_id")
+    # Payments or items follow their order: not stored when the order is not.
+    for s in amounts:
+        con.execute(f"""UPDATE {s.stage} SET __kind = CASE WHEN o.__kind = 'excluded' THEN 'excluded' ELSE 'invalid' END,
+            __reason = 'belongs to an order that was not stored: ' || o.__reason
+            FROM ({o_union}) o WHERE o.order_id = {s.stage}.order_id AND {s.stage}.__kind = 'ok' AND o.__kind <> 'ok'""")
+    return notes
+
+
+def _build_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_id: int, opts: ImportOptions) -> None:
+    """Create inc_<table> temp tables (store columns + __file) and mark in-import duplicates."""
+    for table in TABLES:
+        cols = TABLES[table][0]
+        defs = ", ".join(f"{c} {t.replace(' NOT NULL', '').replace('DOUBLE PRECISION', 'DOUBLE')}" for c, t in cols)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE inc_{table} ({defs}, __file INTEGER)")
+    con.execute("CREATE OR REPLACE TEMP TABLE inc_customers_derived AS SELECT * FROM inc_customers LIMIT 0")
+
+    for s in stages:
+        lay = s.detection.layout
+        con.execute(f"ALTER TABLE {s.stage} ADD COLUMN __dup VARCHAR")  # NULL, 'dup' or 'conflict'
+        if s.table == "transactions" and lay.role != "amounts":
+            source = opts.source or lay.source
+            if not s.has_order_id:
+                # no order ids in the file: one order per row, with a stable id from its content
+                con.execute(f"""UPDATE {s.stage} SET order_id = x.oid FROM (
+                    SELECT __row AS r, coalesce(customer_id, email, 'guest') || '@' || strftime(ts, '%Y-%m-%dT%H:%M:%S')
+                        || '#' || CAST(row_number() OVER (PARTITION BY customer_id, email, ts ORDER BY __row) AS VARCHAR) AS oid
+                    FROM {s.stage} WHERE __kind = 'ok') x WHERE {s.stage}.__row = x.r""")
+            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN source VARCHAR DEFAULT {lit(source)}")
+            line = ("row_number() OVER (PARTITION BY order_id ORDER BY __row)" if s.grain == "line" else "1")
+            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN line_no INTEGER")
+            con.execute(f"""UPDATE {s.stage} SET line_no = x.ln FROM (
+                SELECT __row AS r, {line} AS ln FROM {s.stage} WHERE __kind = 'ok') x WHERE {s.stage}.__row = x.r""")
+            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN row_hash VARCHAR")
+            con.execute(f"UPDATE {s.stage} SET row_hash = {_md5(_TX_HASH)} WHERE __kind = 'ok'")
+        elif s.table == "customers":
+            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN source VARCHAR DEFAULT {lit(opts.source or lay.source)}")
+            con.execute(f"UPDATE {s.stage} SET customer_id = coalesce(customer_id, email)")
+            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN row_hash VARCHAR")
+            con.execute(f"UPDATE {s.stage} SET row_hash = {_md5(_CU_HASH)} WHERE __kind = 'ok'")
+        elif s.table == "events":
+            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN source VARCHAR DEFAULT {lit(opts.source or lay.source)}")
+            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN row_hash VARCHAR")
+            con.execute(f"UPDATE {s.stage} SET row_hash = {_md5(('customer_id', 'email', 'ts', 'type', 'properties'))}")
+            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN event_id VARCHAR")
+            con.execute(f"""UPDATE {s.stage} SET event_id = x.eid FROM (
+                SELECT __row AS r, row_hash || '-' || CAST(row_number() OVER (PARTITION BY row_hash ORDER BY __row) AS VARCHAR) AS eid
+                FROM {s.stage} WHERE __kind = 'ok') x WHERE {s.stage}.__row = x.r""")
+        elif s.table == "marketing_spend":
+            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN row_hash VARCHAR")
+            con.execute(f"UPDATE {s.stage} SET row_hash = {_md5(('channel', 'period_start', 'period_end', 'spend'))}")
+
+    # Duplicates inside this import: same key more than once.  The newest file wins; inside one
+    # file a repeated key with other values is a conflict (rejected), with the same values a duplicate.
+    keys = {"transactions": ("source", "order_id", "line_no"), "customers": ("customer_id",),
+            "events": ("event_id",), "marketing_spend": ("channel", "period_start", "period_end")}
+    for table, key in keys.items():
+        group = [s for s in stages if s.table == table and s.detection.layout.role != "amounts"]
+        if not group:
+            continue
+        union = " UNION ALL ".join(
+            f"SELECT {s.file_no} AS f, __row AS r, row_hash, {', '.join(key)} FROM {s.stage} WHERE __kind = 'ok'" for s in group)
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE dups_{table} AS
+            WITH u AS ({union}),
+            k AS (SELECT *, first_value(f) OVER w AS kf, first_value(row_hash) OVER w AS kh,
+                         first_value(r) OVER w AS kr, row_number() OVER w AS rn
+                  FROM u WINDOW w AS (PARTITION BY {', '.join(key)} ORDER BY f DESC, r))
+            SELECT f, r, CASE WHEN row_hash = kh OR f <> kf OR {lit(table)} = 'customers' THEN 'dup' ELSE 'conflict' END AS kind, kr
+            FROM k WHERE rn > 1""")
+        for s in group:
+            con.execute(f"""UPDATE {s.stage} SET __dup = d.kind,
+                __reason = CASE WHEN d.kind = 'conflict' THEN 'the same key appears again with different values (first at row ' || d.kr || '); the first row was kept' END
+                FROM dups_{table} d WHERE d.f = {s.file_no} AND d.r = {s.stage}.__row""")
+        cols = [c for c, _ in TABLES[table][0] if c != "import_id"]
+        for s in group:
+            have = {r[0] for r in con.execute(f"DESCRIBE {s.stage}").fetchall()}
+            sel = ", ".join(c if c in have else f"NULL AS {c}" for c in cols)
+            con.execute(f"INSERT INTO inc_{table} ({', '.join(cols)}, import_id, __file) "
+                        f"SELECT {sel}, {import_id}, __file FROM {s.stage} WHERE __kind = 'ok' AND __dup IS NULL")
+
+
+def _write_rejects(con: duckdb.DuckDBPyConnection, stages: list[Stage], dst: Path) -> int:
+    """Write every rejected row (invalid, excluded, conflicting) to a CSV; return the count."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(dst, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "row", "column", "value", "reason", "kind"])
+        for s in stages:
+            for row, column, value, reason in s.raw.rejects:
+                w.writerow([s.path, row, column or "", value or "", reason, "invalid"])
+                n += 1
+            for row, column, value, reason, kind in con.execute(
+                f"SELECT __row, __column, __value, __reason, CASE WHEN __dup = 'conflict' THEN 'invalid' ELSE __kind END "
+                f"FROM {s.stage} WHERE __kind <> 'ok' OR __dup = 'conflict' ORDER BY __row"
+            ).fetchall():
+                w.writerow([s.path, row, column or "", value if value is not None else "", reason, kind])
+                n += 1
+    return n
+
+
+def import_files(
+    paths: Sequence[str | Path],
+    store: Store | str | Path | None = None,
+    options: ImportOptions | None = None,
+    progress: Progress | None = None,
+    rejects_dir: str | Path | None = None,
+) -> ImportResult:
+    """Import one or more export files into a store (see `clientfolio import --help`)."""
+    opts = options or ImportOptions()
+    own_store = not isinstance(store, Store)
+    st = open_store(store) if own_store else store
+    report = progress or (lambda msg, frac: None)
+    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    try:
+        con = st.staging()
+        import_id = st.next_import_id()
+        stages: list[Stage] = []
+        with tempfile.TemporaryDirectory(prefix="clientfolio-import-") as tmp:
+            for i, p in enumerate(paths, start=1):
+                path = Path(p)
+                report(f"reading {path.name}", (i - 1) / max(len(paths), 1))
+                info = sniff(path, Path(tmp))
+                raw = load(con, info, f"raw_{i}", opts.delimiter)
+                if raw.rows == 0 and not raw.rejects:
+                    raise IngestError(path, "has a header but no data rows", hint="export again with a date range that has orders")
+                det = _detect(raw, path, opts)
+                stage = build_stage(con, raw, det, opts, i, str(path))
+                stage.notes = raw.notes + stage.notes
+                stage.sha256 = _file_sha256(path)  # type: ignore[attr-defined]
+                stages.append(stage)
+            report("checking and linking", 0.8)
+            join_notes = _join_split_exports(con, stages)
+            _build_incoming(con, stages, import_id, opts)
+
+            rdir = Path(rejects_dir) if rejects_dir else st.default_rejects_dir
+            final = rdir / f"import-{import_id:04d}.csv"
+            tmp_rejects = Path(tmp) / final.name
+            n_rejects = _write_rejects(con, stages, tmp_rejects)
+
+            reports: list[FileReport] = []
+            for s in stages:
+                lay = s.detection.layout
+                rep = FileReport(str(s.path), lay.name, lay.title, s.table)
+                rep.rows_in = s.raw.rows + len(s.raw.rejects)
+                kinds = dict(con.execute(
+                    f"SELECT CASE WHEN __dup IS NOT NULL THEN 'dup_' || __dup ELSE __kind END, count(*) "
+                    f"FROM {s.stage} GROUP BY 1").fetchall())
+                rep.rows_rejected = len(s.raw.rejects) + kinds.get("invalid", 0) + kinds.get("excluded", 0) \
+                    + kinds.get("dup_conflict", 0)
+                rep.rows_deduplicated = kinds.get("dup_dup", 0)
+                for reason, k in con.execute(
+                        f"SELECT __reason, count(*) FROM {s.stage} WHERE __kind <> 'ok' OR __dup = 'conflict' GROUP BY 1").fetchall():
+                    rep.rejected_by_reason[reason] += k
+                for _row, _c, _v, reason in s.raw.rejects:
+                    rep.rejected_by_reason[reason] += 1
+                if s.table == "transactions" and lay.role != "amounts":
+                    g = con.execute(
+                        f"SELECT count(*) FILTER (WHERE customer_id IS NOT NULL), "
+                        f"count(*) FILTER (WHERE customer_id IS NULL AND email IS NOT NULL), "
+                        f"count(*) FILTER (WHERE customer_id IS NULL AND email IS NULL), count(*) FILTER (WHERE is_refund) "
+                        f"FROM {s.stage} WHERE __kind = 'ok'").fetchone()
+                    rep.identity.update({"by customer id": g[0], "by e-mail": g[1]})
+                    rep.guest_rows, rep.refund_rows = g[2], g[3]
+                rep.notes = s.notes + (join_notes if lay.role in ("orders",) else [])
+                reports.append(rep)
+
+            def log(counts: MergeCounts) -> list[ImportLogRow]:
+                rows = []
+                finished = datetime.now(timezone.utc).replace(tzinfo=None)
+                for s, rep in zip(stages, reports):
+                    lay = s.detection.layout
+                    if lay.role == "amounts":
+                        rep.rows_new = con.execute(
+                            f"SELECT count(*) FROM {s.stage} WHERE __kind = 'ok'").fetchone()[0]
+                    else:
+                        rep.rows_new = counts.new.get(s.file_no, 0)
+                        rep.rows_updated = counts.updated.get(s.file_no, 0)
+                        rep.rows_deduplicated += counts.same.get(s.file_no, 0)
+                    rep.rows_stored = rep.rows_new + rep.rows_updated
+                    if not rep.balanced:
+                        raise ClientfolioError(
+                            f"internal error: row accounting does not balance for {s.path} "
+                            f"({rep.rows_in} in, {rep.rows_stored} stored, {rep.rows_rejected} rejected, "
+                            f"{rep.rows_deduplicated} duplicates); nothing was imported. Please report this.")
+                    rows.append(ImportLogRow(
+                        import_id, s.file_no, started, finished, str(s.path), getattr(s, "sha256", None),
+                        lay.name, s.table, rep.rows_in, rep.rows_stored, rep.rows_new, rep.rows_updated,
+                        rep.rows_rejected, rep.rows_deduplicated, str(final) if n_rejects else None,
+                        json.dumps(rep.notes)))
+                return rows
+
+            report("writing to the store", 0.9)
+            tables = sorted({s.table for s in stages})
+            counts = st.apply_import(con, tables, log)
+            if n_rejects:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp_rejects, final) if tmp_rejects.stat().st_dev == final.parent.stat().st_dev \
+                    else _copy_replace(tmp_rejects, final)
+            _drop_temp(con, stages)
+        report("done", 1.0)
+        return ImportResult(import_id, reports, final if n_rejects else None, counts.linked)
+    finally:
+        if own_store:
+            st.close()
+
+
+def _copy_replace(src: Path, dst: Path) -> None:
+    import shutil
+
+    part = dst.with_suffix(".csv.part")
+    shutil.copyfile(src, part)
+    os.replace(part, dst)
+
+
+def _drop_temp(con: duckdb.DuckDBPyConnection, stages: list[Stage]) -> None:
+    for s in stages:
+        con.execute(f"DROP TABLE IF EXISTS {s.stage}; DROP TABLE IF EXISTS {s.raw.name}")
+    for t in list(TABLES) + ["customers_derived"]:
+        con.execute(f"DROP TABLE IF EXISTS inc_{t}; DROP TABLE IF EXISTS dups_{t}")

@@ -1,0 +1,183 @@
+"""Load one file's rows, as text, into a DuckDB staging table.
+
+Structural problems (a row with too many fields, an unterminated quote, bytes
+that are not text) are caught by DuckDB's CSV reader and returned as rejects
+with their line number; every other row lands in the table untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+from clientfolio.core.errors import IngestError
+from clientfolio.ingest.sniff import FileInfo
+from clientfolio.ingest.sqlexpr import ident, lit
+
+CDNOW_FIELDS = {4: ["cdnow_id", "cdnow_date", "cdnow_cds", "cdnow_amount"],
+                5: ["cdnow_id", "cdnow_sample_id", "cdnow_date", "cdnow_cds", "cdnow_amount"]}
+
+
+@dataclass
+class RawTable:
+    """A staged file: text columns, `__row` (spreadsheet row, header = 1), structural rejects."""
+
+    name: str
+    header: list[str]
+    rows: int
+    rejects: list[tuple[int, str | None, str | None, str]] = field(default_factory=list)  # row, column, value, reason
+    notes: list[str] = field(default_factory=list)
+    delimiter: str = ","
+    explicit_rows: bool = False  # the table carries its own __row column
+
+
+def _csv_options(con: duckdb.DuckDBPyConnection, info: FileInfo, delimiter: str | None) -> dict[str, str]:
+    path = lit(str(info.readable))
+    opts = {"delim": lit(delimiter)} if delimiter else {}
+    extra = "".join(f", {k}={v}" for k, v in opts.items())
+    try:
+        sn = con.execute(f"SELECT Delimiter, Quote, Escape, HasHeader FROM sniff_csv({path}, sample_size=20480{extra})").fetchone()
+    except duckdb.Error as exc:
+        raise IngestError(info.path, "cannot work out how the file is laid out (delimiter, quoting)",
+                          hint=f"{_short(exc)}; pass --delimiter if it uses an unusual separator") from None
+    delim, quote, escape, _has_header = sn
+    quote = quote if quote and len(quote) == 1 else '"'
+    escape = escape if escape and len(escape) == 1 else quote
+    return {"delim": delimiter or delim, "quote": quote, "escape": escape}
+
+
+def _short(exc: Exception) -> str:
+    msg = str(exc).strip().splitlines()[0]
+    return msg[:300]
+
+
+def load_csv(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimiter: str | None = None) -> RawTable:
+    """Read a delimited text file into `name` (all columns VARCHAR)."""
+    o = _csv_options(con, info, delimiter)
+    path = lit(str(info.readable))
+    rej = f"{name}__rejects"
+    scan = f"{name}__scans"
+    con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
+    comp = ", compression='gzip'" if info.compressed else ""
+    sql = (
+        f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM read_csv({path}, delim={lit(o['delim'])}, "
+        f"quote={lit(o['quote'])}, escape={lit(o['escape'])}, header=true, all_varchar=true, "
+        f"store_rejects=true, rejects_table={lit(rej)}, rejects_scan={lit(scan)}, "
+        f"null_padding=false, strict_mode=true, max_line_size=10000000{comp})"
+    )
+    try:
+        con.execute(sql)
+    except duckdb.Error as exc:
+        raise IngestError(info.path, "cannot be read as a CSV table", hint=_short(exc)) from None
+    header = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
+    if len(header) == 1 and o["delim"] in (",", ";", "\t", "|"):
+        pass
+    n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+    rejects = []
+    for line, col, err_type, csv_line, msg in con.execute(
+        f"SELECT line, column_name, error_type, csv_line, error_message FROM {rej} ORDER BY line"
+    ).fetchall():
+        rejects.append((int(line), col, (csv_line or "")[:200], _reject_reason(err_type, msg)))
+    # The same line can be reported twice (e.g. a cast and a column count error); keep the first.
+    seen: set[int] = set()
+    rejects = [r for r in rejects if not (r[0] in seen or seen.add(r[0]))]
+    con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
+    return RawTable(name, header, int(n), rejects, delimiter=o["delim"])
+
+
+def _reject_reason(err_type: str, msg: str) -> str:
+    kinds = {
+        "TOO MANY COLUMNS": "the row has more fields than the header (a stray delimiter or unquoted text?)",
+        "MISSING COLUMNS": "the row has fewer fields than the header",
+        "UNQUOTED VALUE": "a quoted field is followed by unquoted text",
+        "LINE SIZE OVER MAXIMUM": "the row is longer than 10 MB",
+        "INVALID UNICODE": "the row contains bytes that are not valid text in the file's encoding",
+        "INVALID ENCODING": "the row contains bytes that are not valid text in the file's encoding",
+        "UNTERMINATED QUOTE": "a quote is opened and never closed (the rest of the file may be swallowed)",
+    }
+    return kinds.get(str(err_type).upper(), f"unreadable row: {str(msg).splitlines()[0][:200]}")
+
+
+def load_whitespace(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str) -> RawTable:
+    """Read a whitespace-separated log (CDNOW) into `name` with cdnow_* columns."""
+    path = lit(str(info.readable))
+    comp = ", compression='gzip'" if info.compressed else ""
+    lines = f"{name}__lines"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {lines} AS SELECT regexp_split_to_array(trim(line), '\\s+') AS f, trim(line) AS line "
+        f"FROM read_csv({path}, columns={{'line': 'VARCHAR'}}, delim='\\x01', quote='', escape='', header=false, "
+        f"auto_detect=false{comp})"
+    )
+    first = con.execute(f"SELECT f FROM {lines} WHERE line <> '' LIMIT 1").fetchone()
+    if first is None:
+        raise IngestError(info.path, "the file has no rows")
+    has_header = not any(ch.isdigit() for ch in first[0][0])
+    counts = con.execute(
+        f"SELECT len(f) AS n, count(*) FROM {lines} WHERE line <> '' GROUP BY 1 ORDER BY 2 DESC"
+    ).fetchall()
+    width = next((n for n, _ in counts if n in CDNOW_FIELDS), None)
+    if width is None:
+        raise IngestError(info.path, "a whitespace-separated file must have 4 fields (customer, YYYYMMDD date, "
+                          "quantity, amount) or 5 (with a sample id)", value=first[1] if len(first) > 1 else None)
+    names = CDNOW_FIELDS[width]
+    cols = ", ".join(f"f[{i + 1}] AS {ident(c)}" for i, c in enumerate(names))
+    skip = 1 if has_header else 0
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name}__all AS SELECT rowid AS __i, f, line FROM {lines}"
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols}, __i + 1 AS __row FROM {name}__all "
+        f"WHERE __i >= {skip} AND line <> '' AND len(f) = {width} ORDER BY __i"
+    )
+    bad = con.execute(
+        f"SELECT __i + 1, line FROM {name}__all WHERE __i >= {skip} AND line <> '' AND len(f) <> {width} ORDER BY __i"
+    ).fetchall()
+    n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+    con.execute(f"DROP TABLE {lines}; DROP TABLE {name}__all")
+    rejects = [(int(i), None, line[:200], f"expected {width} whitespace-separated fields, found {len(line.split())}")
+               for i, line in bad]
+    notes = ["whitespace-separated" + (" with a header line" if has_header else ", no header line")]
+    return RawTable(name, names, int(n), rejects, notes, delimiter=" ", explicit_rows=True)
+
+
+def load_parquet(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str) -> RawTable:
+    path = lit(str(info.readable))
+    try:
+        desc = con.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()
+    except duckdb.Error as exc:
+        raise IngestError(info.path, "cannot be read as Parquet", hint=_short(exc)) from None
+    cols = ", ".join(
+        f"CASE WHEN {ident(c)} IS NULL THEN NULL ELSE CAST({ident(c)} AS VARCHAR) END AS {ident(c)}" for c, *_ in desc
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols} FROM read_parquet({path})")
+    n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+    return RawTable(name, [c for c, *_ in desc], int(n))
+
+
+def load(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimiter: str | None = None) -> RawTable:
+    if info.kind == "whitespace":
+        raw = load_whitespace(con, info, name)
+    elif info.kind == "parquet":
+        raw = load_parquet(con, info, name)
+    else:
+        raw = load_csv(con, info, name, delimiter)
+    raw.notes = list(info.notes) + raw.notes
+    return raw
+
+
+def row_numbers_sql(raw: RawTable, header_rows: int = 1) -> str:
+    """Expression giving each staged row its row number in the file (header = row 1).
+
+    Rows DuckDB rejected are not in the table, so later rows are shifted back
+    by the number of rejected rows before them.
+    """
+    if raw.explicit_rows:
+        return "__row"
+    base = f"(rowid + {header_rows + 1})"
+    if not raw.rejects:
+        return base
+    # adjusted thresholds: the j-th rejected row (0-based) shifts every staged row index >= row_j - header - 1 - j
+    thresholds = [r[0] - header_rows - 1 - j for j, r in enumerate(sorted(raw.rejects))]
+    arr = "[" + ", ".join(str(t) for t in thresholds) + "]"
+    return f"({base} + len(list_filter({arr}, x -> x <= rowid)))"

@@ -1,0 +1,207 @@
+"""Recognise what a file is before reading it: container, compression, encoding.
+
+Everything that is not plain UTF-8 text (UTF-16, Latin-1/CP1252, Excel) is
+converted once into a temporary UTF-8 CSV, streamed in chunks, so the reader
+downstream (DuckDB's CSV reader) only ever sees one kind of input.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from clientfolio.core.errors import IngestError
+
+FileKind = Literal["csv", "whitespace", "xlsx", "parquet"]
+
+_SAMPLE = 256 * 1024
+_WHITESPACE_LINE = re.compile(r"^\s*\S+(\s+\S+){2,5}\s*$")
+_CDNOW_LINE = re.compile(r"^\s*\d+(\s+\d+)?\s+\d{8}\s+-?\d+\s+-?[\d.]+\s*$")
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What sniffing found out about one input file."""
+
+    path: Path
+    kind: FileKind
+    encoding: str  # of the original file ("utf-8", "utf-16", "cp1252", "binary")
+    compressed: bool
+    readable: Path  # the path the reader should open (may be a UTF-8 temp copy)
+    notes: tuple[str, ...] = ()
+
+
+def _open_bytes(path: Path, compressed: bool) -> io.BufferedIOBase:
+    return gzip.open(path, "rb") if compressed else open(path, "rb")  # type: ignore[return-value]
+
+
+def _read_head(path: Path, compressed: bool) -> bytes:
+    try:
+        with _open_bytes(path, compressed) as fh:
+            return fh.read(_SAMPLE)
+    except (OSError, EOFError) as exc:
+        raise IngestError(
+            path, "the file is compressed but cannot be decompressed",
+            hint=f"the .gz file looks truncated or corrupt ({exc}); export it again",
+        ) from None
+
+
+def _guess_encoding(head: bytes) -> str:
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if len(head) >= 4 and head[1] == 0 and head[3] == 0 and head[0] != 0:
+        return "utf-16-le"
+    if len(head) >= 4 and head[0] == 0 and head[2] == 0 and head[1] != 0:
+        return "utf-16-be"
+    try:
+        head.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 4:  # cut in the middle of a character by the sample
+            return "utf-8"
+        return "cp1252"
+
+
+def _looks_binary(head: bytes, encoding: str) -> bool:
+    if encoding.startswith("utf-16"):
+        return False
+    sample = head[:8192]
+    if not sample:
+        return False
+    if b"\x00" in sample[:1024] and sample.count(b"\x00") > len(sample) // 10:
+        return True
+    control = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    return control > len(sample) // 20
+
+
+def _transcode(src: Path, compressed: bool, encoding: str, dst: Path) -> None:
+    """Stream `src` in `encoding` into a UTF-8 file `dst` (1 MiB at a time)."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace" if encoding == "cp1252" else "strict")
+    with _open_bytes(src, compressed) as fin, open(dst, "w", encoding="utf-8", newline="") as fout:
+        while True:
+            chunk = fin.read(1 << 20)
+            text = decoder.decode(chunk, final=not chunk)
+            if text:
+                fout.write(text.lstrip("\ufeff") if fout.tell() == 0 else text)
+            if not chunk:
+                break
+
+
+def _xlsx_to_csv(src: Path, dst: Path) -> list[str]:
+    """Write every sheet of a workbook that looks like a table into one CSV.
+
+    Sheets with the same header (Online Retail II's two years) are stacked;
+    the first sheet's header wins and other headers are reported as skipped.
+    """
+    from openpyxl import load_workbook  # heavy import, only for Excel input
+
+    try:
+        wb = load_workbook(src, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        raise IngestError(src, "cannot open as an Excel workbook", hint=f"{exc}; save it again as .xlsx or .csv") from None
+    notes: list[str] = []
+    header: list[str] | None = None
+    with open(dst, "w", encoding="utf-8", newline="") as fout:
+        writer = csv.writer(fout)
+        for ws in wb.worksheets:
+            rows = ws.iter_rows(values_only=True)
+            first = next(rows, None)
+            if first is None or all(v is None for v in first):
+                continue
+            this_header = [("" if v is None else str(v)).strip() for v in first]
+            while this_header and this_header[-1] == "":
+                this_header.pop()
+            if header is None:
+                header = this_header
+                writer.writerow(header)
+            elif this_header != header:
+                notes.append(f"sheet '{ws.title}' skipped: its header differs from the first sheet's")
+                continue
+            else:
+                notes.append(f"sheet '{ws.title}' appended (same header)")
+            width = len(header)
+            for row in rows:
+                vals = list(row[:width])
+                if all(v is None or v == "" for v in vals):
+                    continue
+                writer.writerow([_cell_text(v) for v in vals])
+    wb.close()
+    if header is None:
+        raise IngestError(src, "the workbook has no sheet with a header row", hint="put the column names in row 1")
+    return notes
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat(sep=" ") if hasattr(value, "hour") else value.isoformat()  # type: ignore[call-arg]
+    if isinstance(value, float) and value.is_integer():
+        return repr(value)
+    return str(value)
+
+
+def sniff(path: str | Path, workdir: Path) -> FileInfo:
+    """Find out how to read `path`; convert it to UTF-8 CSV in `workdir` if needed."""
+    p = Path(path)
+    if not p.exists():
+        raise IngestError(p, "file not found", hint="check the path and spelling")
+    if p.is_dir():
+        raise IngestError(p, "is a folder, not a file", hint="pass the export files themselves")
+    size = p.stat().st_size
+    if size == 0:
+        raise IngestError(p, "the file is empty (0 bytes)", hint="export it again; the download may have failed")
+    with open(p, "rb") as fh:
+        magic = fh.read(8)
+    name = p.name.lower()
+    compressed = magic[:2] == b"\x1f\x8b"
+    if magic[:4] == b"PAR1":
+        return FileInfo(p, "parquet", "binary", False, p)
+    if magic[:4] == b"PK\x03\x04":
+        if not name.endswith((".xlsx", ".xlsm")):
+            raise IngestError(p, "is a ZIP archive, not a table", hint="unzip it first, or rename it to .xlsx if it is an Excel workbook")
+        dst = workdir / (p.stem + ".csv")
+        notes = _xlsx_to_csv(p, dst)
+        return FileInfo(p, "xlsx", "binary", False, dst, tuple(notes))
+    if name.endswith((".xlsx", ".xls", ".xlsm")):
+        if magic[:4] == b"\xd0\xcf\x11\xe0":
+            raise IngestError(p, "is an old Excel 97-2003 (.xls) workbook", hint="open it and save it as .xlsx or .csv")
+        notes = ("the file is named like an Excel workbook but contains text; read as CSV",)
+    else:
+        notes = ()
+    head = _read_head(p, compressed)
+    if not head.strip():
+        raise IngestError(p, "the file contains only blank space", hint="export it again; the download may have failed")
+    encoding = _guess_encoding(head)
+    if _looks_binary(head, encoding):
+        raise IngestError(p, "is not a text table (it contains binary data)", hint="export the data as CSV, Excel (.xlsx) or Parquet")
+    text = head.decode(encoding if encoding != "cp1252" else "cp1252", errors="replace")
+    if text.lstrip()[:15].lower().startswith(("<!doctype html", "<html", "<?xml")):
+        raise IngestError(p, "is a web page or XML document, not a CSV export",
+                          hint="the download probably saved a login or error page; download the export again")
+    readable = p
+    if encoding not in ("utf-8", "utf-8-sig"):
+        readable = workdir / (p.stem + ".utf8.csv")
+        try:
+            _transcode(p, compressed, encoding, readable)
+        except UnicodeDecodeError as exc:
+            raise IngestError(p, f"cannot be decoded as {encoding}", hint=str(exc)) from None
+        notes = notes + (f"encoding {encoding} converted to UTF-8",)
+    elif encoding == "utf-8-sig":
+        notes = notes + ("UTF-8 with byte-order mark",)
+    lines = [ln for ln in text.replace("\r", "").split("\n")[:50] if ln.strip()]
+    if len(lines) > 1 and lines[-1] == text.replace("\r", "").split("\n")[-1]:
+        lines = lines[:-1] or lines  # the last sampled line may be cut
+    data_lines = lines[1:] if lines and not _CDNOW_LINE.match(lines[0]) else lines
+    if data_lines and all(_CDNOW_LINE.match(ln) for ln in data_lines) and not any(c in lines[0] for c in ",;\t|"):
+        return FileInfo(p, "whitespace", encoding, compressed, readable, notes)
+    return FileInfo(p, "csv", encoding, compressed, readable, notes)

@@ -1,0 +1,82 @@
+"""The sequence of merge steps an import runs inside one store transaction.
+
+Written once against a tiny `execute`/`fetch` pair so that DuckDB and
+PostgreSQL run exactly the same statements in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from clientfolio.store.base import (
+    DROP_EMAIL_KEYED, FALLBACK_EMAIL, INSERT_LOG, LOG_FIELDS, RELINK_STORED, RESOLVE_INCOMING,
+    ImportLogRow, MergeCounts, merge_statements,
+)
+
+DERIVE_CUSTOMERS = """
+INSERT INTO inc_customers_derived (customer_id, email, first_seen, country, consent_marketing, source,
+                                   row_hash, import_id, __file)
+SELECT customer_id, max(email), min(ts), max(country),
+       (array_agg(consent_marketing ORDER BY ts DESC))[1], max(source),
+       md5(concat_ws('|', customer_id, max(email), max(country),
+                     CAST((array_agg(consent_marketing ORDER BY ts DESC))[1] AS TEXT))),
+       max(import_id), min(__file)
+FROM inc_transactions WHERE customer_id IS NOT NULL
+GROUP BY customer_id
+"""
+
+
+def run_merge(
+    execute: Callable[[str], None],
+    fetch: Callable[[str], list[tuple]],
+    tables: list[str],
+    log: Callable[[MergeCounts], list[ImportLogRow]],
+) -> MergeCounts:
+    """Merge staged tables in dependency order and write the import log rows."""
+    counts = MergeCounts()
+
+    def merge(table: str, inc: str, counted: bool) -> None:
+        st = merge_statements(table, inc)
+        if counted:
+            for file_no, new, updated, same in fetch(st["counts"]):
+                counts.new[file_no] += new
+                counts.updated[file_no] += updated
+                counts.same[file_no] += same
+        for key in ("update", "delete", "insert"):
+            if st[key]:
+                execute(st[key])
+
+    if "customers" in tables:
+        merge("customers", "inc_customers", True)
+    for inc_table in ("transactions", "events"):
+        if inc_table in tables:
+            execute(RESOLVE_INCOMING.format(inc=f"inc_{inc_table}"))
+            execute(FALLBACK_EMAIL.format(inc=f"inc_{inc_table}"))
+    if "transactions" in tables:
+        execute(DERIVE_CUSTOMERS)
+        merge("customers", "inc_customers_derived", False)
+        merge("transactions", "inc_transactions", True)
+    if "events" in tables:
+        merge("events", "inc_events", True)
+    if "marketing_spend" in tables:
+        merge("marketing_spend", "inc_marketing_spend", True)
+    if "customers" in tables:
+        before = fetch("SELECT count(*) FROM transactions WHERE customer_id = email")[0][0]
+        execute(RELINK_STORED)
+        after = fetch("SELECT count(*) FROM transactions WHERE customer_id = email")[0][0]
+        counts.linked = int(before - after)
+        execute(DROP_EMAIL_KEYED)
+    for row in log(counts):
+        values = ", ".join(_sql_value(getattr(row, f)) for f in LOG_FIELDS)
+        execute(INSERT_LOG.format(values))
+    return counts
+
+
+def _sql_value(v: object) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if hasattr(v, "isoformat"):
+        return "TIMESTAMP '" + v.isoformat(sep=" ") + "'"  # type: ignore[call-arg]
+    return "'" + str(v).replace("'", "''") + "'"

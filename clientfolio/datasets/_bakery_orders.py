@@ -13,7 +13,6 @@ from ._bakery_world import (
     COST_RISE,
     EASTER,
     MOTHERS,
-    NORMAL,
     PRICE_RISE,
     PRODUCTS,
     REGIONS,
@@ -54,7 +53,7 @@ PRODUCT_SLOT = np.array([p[3] for p in PRODUCTS])
 def day_weights(cal: Calendar) -> dict[int, np.ndarray]:
     """Relative purchase intensity per day for each retail type (mean 1 over the window)."""
     out = {}
-    holiday = 1 + 4 * cal.xmas_ramp + 3 * cal.easter + 4 * cal.mothers + 1.5 * cal.valentine
+    holiday = 1 + 8 * cal.xmas_ramp + 2.5 * cal.easter + 3 * cal.mothers + 1.5 * cal.valentine
     late_dec = (cal.month == 12) & (cal.dom >= 27)
     w_reg = DOW[REGULAR][cal.dow] * np.where(cal.month == 8, 0.85, 1.0) * np.where(late_dec, 0.6, 1.0)
     w_occ = DOW[OCCASIONAL][cal.dow] * holiday * np.where(cal.summer, 0.85, 1.0)
@@ -112,7 +111,7 @@ def make_timeline(rng: np.random.Generator, cal: Calendar, pop: Population,
 
     # regulars: Pareto/NBD -- Poisson purchases, exponential lifetime, gamma heterogeneity in both
     r = np.flatnonzero(pop.ctype == REGULAR)
-    lam = np.clip(rng.gamma(1.6, 2.2 / 1.6, len(r)), 0.3, 10.0)
+    lam = np.clip(rng.gamma(1.6, 1.6 / 1.6, len(r)), 0.2, 8.0)
     mu = rng.gamma(1.2, (1 / 100) / 1.2, len(r)) * sat[r] * np.where(referral[r], 0.75, 1.0)
     tau = rng.exponential(1.0 / mu) * 7
     start, end = pop.acq_day[r] + 1.0, np.minimum(pop.acq_day[r] + 1.0 + tau, D)
@@ -420,7 +419,6 @@ def _slot_weights(prods: np.ndarray) -> np.ndarray:
             W[:, k] = pop
         else:
             W[codes[season], k] = SEASONAL_WEIGHT.get(pid, 1.0)
-    W[NORMAL] = np.where(W[NORMAL] > 0, W[NORMAL], 0)
     return W
 
 
@@ -458,3 +456,40 @@ def _wholesale_lines(rng: np.random.Generator, cal: Calendar, pop: Population, c
     qty = np.maximum(1, np.round(B * (season * trend)[:, None] * np.exp(rng.normal(0, 0.18, B.shape))))
     r, k = np.nonzero(take)
     return oi[r], ws[k], qty[r, k].astype(np.int64)
+
+
+@dataclass
+class Refunds:
+    """Refund lines: each refunds part of one earlier order (its index in :class:`Orders`)."""
+
+    order: np.ndarray
+    utc: np.ndarray
+    product: np.ndarray
+    qty: np.ndarray  # negative
+    amount: np.ndarray  # negative pence
+
+
+def make_refunds(rng: np.random.Generator, pop: Population, orders: Orders, end_utc: int) -> Refunds:
+    """A few damaged cakes, wrong orders and short wholesale deliveries, refunded days later."""
+    n = len(orders.cust)
+    lo, la = orders.line_order, orders.line_amount
+    has_cake = np.bincount(lo, weights=PRODUCT_SLOT[orders.line_product] == "whole_cake", minlength=n) > 0
+    z = pop.z[orders.cust]
+    p = np.select([orders.channel == WHOLESALE_INVOICE, (orders.channel == CLICK_COLLECT) & has_cake],
+                  [0.012, 0.03], 0.0008) * np.exp(-0.3 * z)
+    picked = np.flatnonzero(rng.random(n) < p)
+    wholesale = orders.channel[picked] == WHOLESALE_INVOICE
+    delay = np.where(wholesale, rng.uniform(2, 10, len(picked)), rng.uniform(3, 72, len(picked))) * 3600
+    utc = orders.utc[picked] + _round_half_up(delay)
+    # the refunded line: the dearest line for retail, a random line short-delivered for wholesale
+    starts = np.searchsorted(lo, picked)
+    counts = np.searchsorted(lo, picked, side="right") - starts
+    dearest = np.array([s + int(np.argmax(la[s:s + c])) for s, c in zip(starts, counts)], np.int64)
+    any_line = starts + np.floor(rng.random(len(picked)) * counts).astype(np.int64)
+    line = np.where(wholesale, any_line, dearest)
+    q = orders.line_qty[line]
+    short = np.maximum(1, np.ceil(q * rng.uniform(0.1, 0.35, len(picked)))).astype(np.int64)
+    rq = np.where(wholesale, short, q)
+    ramount = _round_half_up(la[line] * rq / q)
+    keep = (utc < end_utc) & (ramount > 0)
+    return Refunds(picked[keep], utc[keep], orders.line_product[line][keep], -rq[keep], -ramount[keep])

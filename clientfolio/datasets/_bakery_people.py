@@ -130,10 +130,10 @@ def make_population(rng: np.random.Generator, cal: Calendar, n_customers: int,
     for t in (REGULAR, OCCASIONAL, TOURIST):
         idx = np.flatnonzero(ctype == t)
         acq[idx] = _sample_days(rng, day_weights[t] * growth, len(idx))
-    # the loyalty app launched on day 0: a quarter of today's regulars enrol in the first 6 weeks
+    # the loyalty app launched on day 0: 40 % of the regulars are existing ones enrolling in 8 weeks
     reg = np.flatnonzero(ctype == REGULAR)
-    launch[reg] = rng.random(len(reg)) < 0.25
-    w_launch = day_weights[REGULAR] * (np.arange(D) < 42)
+    launch[reg] = rng.random(len(reg)) < 0.40
+    w_launch = day_weights[REGULAR] * (np.arange(D) < 56)
     acq[reg[launch[reg]]] = _sample_days(rng, w_launch, int(launch[reg].sum()))
     b2b = np.flatnonzero(ctype == B2B)
     weekday = (cal.dow < 5) & ~cal.closed
@@ -184,7 +184,7 @@ def make_population(rng: np.random.Generator, cal: Calendar, n_customers: int,
                               rng.integers(1, 13, n), 0)
     has_email = rng.random(n) < np.choose(ctype, [0.95, 0.93, 0.75, 1.0])
     has_email |= web_share > 0.5  # web orders need an e-mail address
-    consent = has_email & (rng.random(n) < np.choose(ctype, [0.82, 0.78, 0.62, 0.9]))
+    consent = has_email & (rng.random(n) < np.choose(ctype, [0.85, 0.80, 0.66, 0.9]))
 
     region_w = np.array([[r[1], r[2], r[3], r[4]] for r in REGIONS]).T  # type x region
     region = _choose_rows(rng, region_w[ctype])

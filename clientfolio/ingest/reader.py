@@ -180,4 +180,4 @@ def row_numbers_sql(raw: RawTable, header_rows: int = 1) -> str:
     # adjusted thresholds: the j-th rejected row (0-based) shifts every staged row index >= row_j - header - 1 - j
     thresholds = [r[0] - header_rows - 1 - j for j, r in enumerate(sorted(raw.rejects))]
     arr = "[" + ", ".join(str(t) for t in thresholds) + "]"
-    return f"({base} + len(list_filter({arr}, x -> x <= rowid)))"
+    return f"({base} + len(list_filter({arr}, lambda x: x <= rowid)))"

@@ -236,7 +236,8 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
         c = r.canonical_col("consent_marketing")
         sel["consent_marketing"] = boolean(c) if c else "NULL::BOOLEAN"
         sel["amount"] = _amount_sql(amount_spec, r, decimal, order_col, path, raw, checks, lay.role)
-        checks.append((f"abs({sel['amount']}) > {opts.max_amount!r}", None,
+        amount_src = amount_spec.get("column") or (amount_spec.get("times") or [None])[-1]
+        checks.append((f"abs({sel['amount']}) > {opts.max_amount!r}", r.col(amount_src) if amount_src else None,
                        f"the amount is implausibly large (over {opts.max_amount:,.0f}; use --max-amount to allow it)"))
         refund = " OR ".join(condition(c["when"], r.col, decimal) for c in lay.refund) or "FALSE"
         sel["is_refund"] = f"({refund}) OR coalesce({sel['amount']} < 0, FALSE)"

@@ -28,14 +28,14 @@ from scipy.special import logsumexp
 
 Array = NDArray[np.float64]
 
-_SERIES_MAX_Z = 0.6
-_SERIES_MAX_TERMS = 160
+_SERIES_MAX_TERMS = 400.0
 _SERIES_REL_TOL = 1e-17
+_QUAD_CHUNK = 2048
 
 # Double-exponential (tanh-sinh / exp-sinh) abscissae in the index variable.
-_DE_H = 1.0 / 24.0
+_DE_H = 1.0 / 16.0
 _TAU_EXP = np.arange(-4.5, 3.2 + 1e-12, _DE_H)   # exp-sinh on (0, inf)
-_TAU_TANH = np.arange(-3.2, 3.2 + 1e-12, _DE_H)  # tanh-sinh on (0, 1)
+_TAU_TANH = np.arange(-4.5, 4.5 + 1e-12, _DE_H)  # tanh-sinh on (0, 1)
 
 
 def log_j(
@@ -51,69 +51,111 @@ def log_j(
     q = np.asarray(q, dtype=float)
     n = t.shape[0]
     out = [np.empty(n) for _ in range(5)]
-    z = (alpha - beta) / (alpha + t)
-    # The series in z with b = q: its terms are bounded by (1-|z|)^-q.
-    az = np.minimum(np.abs(z), 1.0)
-    series = (az <= _SERIES_MAX_Z) & (q * -np.log1p(-np.minimum(az, _SERIES_MAX_Z)) < 500.0)
-    idx = np.flatnonzero(series)
-    if idx.size:
-        res, ok = _log_j_series(t[idx], alpha, beta, p[idx], q[idx], z[idx])
+    # Two series: in z1 = (alpha-beta)/(alpha+t) with b = q, or (Pfaff) in
+    # z2 = (beta-alpha)/(beta+t) with b = p.  Pick the one needing fewer terms.
+    z1 = (alpha - beta) / (alpha + t)
+    z2 = (beta - alpha) / (beta + t)
+    n1 = _series_cost(q, z1)
+    n2 = _series_cost(p, z2)
+    use2 = n2 < n1
+    cost = np.where(use2, n2, n1)
+    pending = np.ones(n, dtype=bool)
+    for swap in (False, True):
+        idx = np.flatnonzero((use2 == swap) & (cost <= _SERIES_MAX_TERMS))
+        if not idx.size:
+            continue
+        if swap:
+            res, ok = _log_j_series(t[idx], beta, alpha, q[idx], p[idx], z2[idx])
+            res = (res[0], res[2], res[1], res[4], res[3])
+        else:
+            res, ok = _log_j_series(t[idx], alpha, beta, p[idx], q[idx], z1[idx])
+        done = idx[ok]
         for o, r in zip(out, res):
-            o[idx] = r
-        series[idx[~ok]] = False
-    idx = np.flatnonzero(~series)
-    if idx.size:
-        res = _log_j_quadrature(t[idx], alpha, beta, p[idx], q[idx])
+            o[done] = r[ok]
+        pending[done] = False
+    idx = np.flatnonzero(pending)
+    for lo in range(0, idx.size, _QUAD_CHUNK):
+        part = idx[lo : lo + _QUAD_CHUNK]
+        res = _log_j_quadrature(t[part], alpha, beta, p[part], q[part])
         for o, r in zip(out, res):
-            o[idx] = r
+            o[part] = r
     return out[0], out[1], out[2], out[3], out[4]
+
+
+def _series_cost(b: Array, z: Array) -> Array:
+    """Rough number of terms the series ``sum (b)_n z^n / n!`` needs (inf if unusable).
+
+    Terms are bounded by ``(1-|z|)^-b``; for ``z < 0`` they alternate around a
+    sum of at least ``(1+|z|)^-b``, so cancellation must stay small.
+    """
+    az = np.minimum(np.abs(z), 0.97)
+    peak = np.maximum(b * az - 1.0, 0.0) / (1.0 - az)
+    spread = 8.5 * np.sqrt(b * az) / (1.0 - az)
+    tail = 39.0 / -np.log(np.maximum(az, 1e-300))
+    n = peak + spread + tail
+    growth = -b * np.log1p(-az)
+    loss = np.where(z < 0.0, growth + b * np.log1p(az), 0.0)
+    bad = (np.abs(z) > 0.97) | (growth > 500.0) | (loss > 7.0)
+    return np.where(bad, np.inf, n)
 
 
 def _log_j_series(
     t: Array, alpha: float, beta: float, p: Array, q: Array, z: Array
 ) -> tuple[tuple[Array, Array, Array, Array, Array], NDArray[np.bool_]]:
-    """Series path: ``F = sum_n A/(A+n) (q)_n z^n / n!`` with dF/dA, dF/dq, dF/dz."""
+    """Series path: ``F = sum_n A/(A+n) (q)_n z^n / n!`` with dF/dA, dF/dq, dF/dz.
+
+    Returns the five outputs of `log_j` and a mask of rows that converged.
+    """
     a = p + q - 1.0
     n_rows = t.shape[0]
-    f = np.ones(n_rows)
-    f_a = np.zeros(n_rows)
-    f_b = np.zeros(n_rows)
-    f_z = np.zeros(n_rows)
-    u = np.ones(n_rows)          # (q)_n z^n / n!
-    harm = np.zeros(n_rows)      # sum_{k<n} 1/(q+k)
+    res_f = np.ones(n_rows)
+    res_fa = np.zeros(n_rows)
+    res_fb = np.zeros(n_rows)
+    res_fz = np.zeros(n_rows)
     done = np.zeros(n_rows, dtype=bool)
     active = np.arange(n_rows)
+    f, fa, fb, fz = res_f.copy(), res_fa.copy(), res_fb.copy(), res_fz.copy()
+    u = np.ones(n_rows)          # (q)_n z^n / n!
+    harm = np.zeros(n_rows)      # sum_{k<n} 1/(q+k)
     qa, za, aa = q, z, a
-    for k in range(_SERIES_MAX_TERMS):
+    for k in range(int(_SERIES_MAX_TERMS) + 8):
         # term n = k+1 from term n = k
-        v = u * (qa + k)                       # n u_n / z   (derivative in z)
-        ua = v * za / (k + 1.0)
-        ha = harm + 1.0 / (qa + k)
-        coef = aa / (aa + k + 1.0)
-        term = ua * coef
-        f[active] += term
-        f_a[active] += ua * (k + 1.0) / (aa + k + 1.0) ** 2
-        f_b[active] += term * ha
-        f_z[active] += coef * v
-        u, harm = ua, ha
-        small = (np.abs(term) <= _SERIES_REL_TOL * f[active]) & (
-            (qa + k + 1.0) * np.abs(za) < (k + 2.0)
+        qk = qa + k
+        v = u * qk                              # n u_n / z   (derivative in z)
+        u = v * za / (k + 1.0)
+        harm = harm + 1.0 / qk
+        ak = aa + (k + 1.0)
+        coef = aa / ak
+        term = u * coef
+        f += term
+        fa += u * (k + 1.0) / (ak * ak)
+        fb += term * harm
+        fz += coef * v
+        if k % 8 != 7:
+            continue
+        small = (np.abs(term) <= _SERIES_REL_TOL * np.abs(f)) & (
+            (qk + 1.0) * np.abs(za) < (k + 2.0)
         )
-        if small.all():
-            done[active] = True
+        if not small.any():
+            continue
+        rows = active[small]
+        res_f[rows], res_fa[rows], res_fb[rows], res_fz[rows] = (
+            f[small], fa[small], fb[small], fz[small])
+        done[rows] = True
+        keep = ~small
+        if not keep.any():
             break
-        if small.any():
-            done[active[small]] = True
-            keep = ~small
-            active, u, harm = active[keep], u[keep], harm[keep]
-            qa, za, aa = qa[keep], za[keep], aa[keep]
-    lf = np.log(f)
+        active = active[keep]
+        f, fa, fb, fz, u, harm = f[keep], fa[keep], fb[keep], fz[keep], u[keep], harm[keep]
+        qa, za, aa = qa[keep], za[keep], aa[keep]
+    res_f = np.where(done, res_f, 1.0)
+    lf = np.log(res_f)
     lt = np.log(alpha + t)
     inv_a = 1.0 / a
     log_val = -a * lt - np.log(a) + lf
-    d_p = -lt - inv_a + f_a / f
-    d_q = d_p + f_b / f
-    g_z = f_z / f
+    d_p = -lt - inv_a + res_fa / res_f
+    d_q = d_p + res_fb / res_f
+    g_z = res_fz / res_f
     d_alpha = -a / (alpha + t) + g_z * (beta + t) / (alpha + t) ** 2
     d_beta = -g_z / (alpha + t)
     return (log_val, d_alpha, d_beta, d_p, d_q), done
@@ -151,7 +193,7 @@ def _log_j_quadrature(
     rate = np.where(early, slope0, slope_knee)
     # Past the knee the decay rate rises from `rate` to A; if it is still
     # rising there, the mode lies at log((1-P)/(Q-1+P)) beyond it.
-    mode = np.log(np.maximum((1.0 - small_p) / np.maximum(a - (1.0 - small_p) + 1.0 - 1.0 + 0.0, 1e-300), 1.0))
+    mode = np.log(np.maximum((1.0 - small_p) / a, 1.0))
     scale_tail = np.where(rate >= 0.25 * a, 2.0 / (rate + a), mode + 1.0 / a)
     use_a = (~early) & (knee > 0.0)
 

@@ -1,0 +1,144 @@
+"""A plain-language data check-up of a store: the first thing an owner should see.
+
+It says what the data covers, what looks wrong, and which analyses the data
+is enough for.  Thresholds are stated in the text so nobody has to guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from clientfolio.store.base import Store
+
+Level = Literal["info", "good", "warn", "problem"]
+
+# Guidance for customer-base models (BG/NBD and friends); see the models' documentation.
+MIN_HISTORY_DAYS = 180
+MIN_REPEAT_BUYERS = 100
+
+
+@dataclass
+class Finding:
+    level: Level
+    text: str
+
+
+@dataclass
+class Audit:
+    """Numbers about the store and findings written for people."""
+
+    metrics: dict[str, float | int | str | None] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, level: Level, text: str) -> None:
+        self.findings.append(Finding(level, text))
+
+
+def _one(store: Store, sql: str) -> dict:
+    df = store.query(sql)
+    return {} if df.empty else {k: (None if v != v else v) for k, v in df.iloc[0].to_dict().items()}
+
+
+def audit(store: Store) -> Audit:
+    """Compute the check-up for everything in `store`."""
+    a = Audit()
+    m = _one(store, """
+        WITH orders AS (
+          SELECT source, order_id, min(customer_id) AS customer_id, min(ts) AS ts, sum(amount) AS amount,
+                 bool_or(is_refund) AS refund
+          FROM transactions GROUP BY source, order_id)
+        SELECT count(*) AS orders, count(DISTINCT customer_id) AS customers,
+               min(ts) AS first_ts, max(ts) AS last_ts, sum(amount) AS revenue,
+               count(*) FILTER (WHERE customer_id IS NULL) AS guest_orders,
+               coalesce(sum(amount) FILTER (WHERE customer_id IS NULL), 0) AS guest_revenue,
+               count(*) FILTER (WHERE refund) AS refund_orders,
+               coalesce(sum(amount) FILTER (WHERE refund), 0) AS refund_amount,
+               count(*) FILTER (WHERE amount = 0) AS zero_orders,
+               quantile_cont(amount, 0.5) FILTER (WHERE amount > 0) AS median_order,
+               quantile_cont(amount, 0.99) FILTER (WHERE amount > 0) AS p99_order,
+               max(amount) AS max_order
+        FROM orders""".replace("quantile_cont(amount, 0.5)", _median(store)).replace(
+        "quantile_cont(amount, 0.99)", _p99(store)))
+    a.metrics.update(m)
+    n_orders = int(m.get("orders") or 0)
+    if n_orders == 0:
+        a.add("problem", "The store has no orders yet. Import an export with `clientfolio import FILE`.")
+        return a
+    rows = _one(store, "SELECT count(*) AS lines, count(DISTINCT currency) AS currencies, "
+                       "count(cost) AS with_cost, count(category) AS with_category FROM transactions")
+    a.metrics.update(rows)
+    rep = _one(store, """
+        SELECT count(*) AS identified, count(*) FILTER (WHERE days >= 2) AS repeat_buyers
+        FROM (SELECT customer_id, count(DISTINCT CAST(ts AS DATE)) AS days FROM transactions
+              WHERE customer_id IS NOT NULL AND NOT is_refund GROUP BY customer_id) c""")
+    a.metrics.update(rep)
+    first, last = m["first_ts"], m["last_ts"]
+    span = (last - first).days if first is not None else 0
+    a.metrics["history_days"] = span
+    a.add("info", f"Orders from {first:%d %b %Y} to {last:%d %b %Y} ({span} days, about {span / 30.4:.0f} months).")
+    ident = int(rep.get("identified") or 0)
+    repeat = int(rep.get("repeat_buyers") or 0)
+    a.add("info", f"{n_orders:,} orders ({int(rows['lines']):,} line rows) from {ident:,} identified customers; "
+                  f"revenue {float(m['revenue'] or 0):,.2f}.")
+    if ident:
+        share = repeat / ident
+        a.metrics["repeat_share"] = share
+        a.add("info", f"{share:.0%} of customers bought on more than one day ({repeat:,} repeat buyers).")
+    guest = int(m.get("guest_orders") or 0)
+    if guest:
+        a.add("warn", f"{guest:,} orders ({guest / n_orders:.0%}) have no customer id or e-mail; they count in revenue "
+                      f"({float(m['guest_revenue']):,.2f}) but not in customer models.")
+    if m.get("refund_orders"):
+        a.add("info", f"{int(m['refund_orders']):,} orders are refunds or cancellations, totalling "
+                      f"{float(m['refund_amount']):,.2f}.")
+    med, p99, mx = m.get("median_order"), m.get("p99_order"), m.get("max_order")
+    if med and mx and mx > 20 * max(p99 or 0, med):
+        big = _one(store, f"""SELECT count(*) AS n FROM (SELECT sum(amount) AS a FROM transactions
+                              GROUP BY source, order_id) o WHERE a > {20 * max(float(p99 or 0), float(med))}""")
+        a.add("warn", f"{int(big['n'])} order(s) are more than 20 times the 99th percentile order "
+                      f"(largest {float(mx):,.2f}, median {float(med):,.2f}): check them for typos or wholesale orders.")
+    if m.get("zero_orders"):
+        a.add("info", f"{int(m['zero_orders']):,} orders have a net amount of zero (free or fully refunded).")
+    if int(rows.get("currencies") or 0) > 1:
+        a.add("warn", f"Orders are in {int(rows['currencies'])} currencies; amounts are not converted. "
+                      "Import one currency per store, or convert before importing.")
+    rej = _one(store, "SELECT coalesce(sum(rows_in), 0) AS rows_in, coalesce(sum(rows_rejected), 0) AS rejected, "
+                      "coalesce(sum(rows_deduplicated), 0) AS dups FROM imports")
+    a.metrics.update({"rows_in": rej.get("rows_in"), "rows_rejected": rej.get("rejected")})
+    if rej.get("rejected"):
+        a.add("warn", f"{int(rej['rejected']):,} of {int(rej['rows_in']):,} imported rows were rejected or excluded "
+                      "(see the rejects files listed by `clientfolio imports`).")
+    # What the data is enough for.
+    if span >= MIN_HISTORY_DAYS and repeat >= MIN_REPEAT_BUYERS:
+        a.add("good", f"Enough history for CLV models ({span} days ≥ {MIN_HISTORY_DAYS}, "
+                      f"{repeat:,} repeat buyers ≥ {MIN_REPEAT_BUYERS}).")
+    else:
+        a.add("warn", f"Thin history for CLV models: we suggest at least {MIN_HISTORY_DAYS} days and "
+                      f"{MIN_REPEAT_BUYERS} repeat buyers (have {span} days, {repeat:,}). Predictions will be uncertain.")
+    if not rows.get("with_cost"):
+        a.add("info", "No cost data: profitability will use revenue (set a gross margin, or import cost of goods).")
+    counts = _one(store, "SELECT (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM marketing_spend) AS spend, "
+                         "(SELECT count(*) FROM customers WHERE consent_marketing) AS consent, "
+                         "(SELECT count(consent_marketing) FROM customers) AS consent_known, "
+                         "(SELECT count(*) FROM customers) AS customer_rows")
+    a.metrics.update(counts)
+    if not counts.get("events"):
+        a.add("info", "No events (e-mail opens, reviews, support tickets): engagement and advocacy scores are skipped.")
+    if not counts.get("spend"):
+        a.add("info", "No marketing spend: CLV:CAC by channel is not available.")
+    if counts.get("customer_rows") and not counts.get("consent_known"):
+        a.add("warn", "No marketing-consent information: nobody will be exported for marketing until consent is "
+                      "imported (e.g. Shopify's 'Accepts Marketing', or a customers file with consent_marketing).")
+    elif counts.get("customer_rows"):
+        a.add("info", f"{int(counts['consent'] or 0):,} of {int(counts['customer_rows']):,} customers consented to "
+                      "marketing; only they are ever exported for marketing.")
+    return a
+
+
+def _median(store: Store) -> str:
+    return "percentile_cont(0.5) WITHIN GROUP (ORDER BY amount)" if store.kind == "postgresql" else "quantile_cont(amount, 0.5)"
+
+
+def _p99(store: Store) -> str:
+    return "percentile_cont(0.99) WITHIN GROUP (ORDER BY amount)" if store.kind == "postgresql" else "quantile_cont(amount, 0.99)"

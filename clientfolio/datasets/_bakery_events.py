@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from ._bakery_orders import CLICK_COLLECT, Orders, Refunds, Timeline, WHOLESALE_INVOICE, _poisson_days
 from ._bakery_people import B2B, OCCASIONAL, REGULAR, TOURIST, Population
@@ -117,32 +118,41 @@ def make_events(rng: np.random.Generator, cal: Calendar, pop: Population, tl: Ti
             [{"cart_value": float(v), "items": int(k)} for v, k in zip(value, items)])
 
     # ---- support tickets: one before every refund, others at random (unhappy customers more)
-    problem_at = np.full(pop.n, np.inf)  # first time something went wrong for the customer
     rc = orders.cust[refunds.order]
     t_ticket = orders.utc[refunds.order] + np.round((refunds.utc - orders.utc[refunds.order])
                                                     * rng.uniform(0.2, 0.8, len(rc))).astype(np.int64)
     ws = orders.channel[refunds.order] == WHOLESALE_INVOICE
-    topics = [TICKET_TOPICS["refund_wholesale" if w else "refund_retail"][k]
-              for w, k in zip(ws, rng.integers(0, 3, len(rc)))]
+    cake = np.array([PRODUCTS[j][3] == "whole_cake" for j in refunds.product], bool)
+    web = orders.channel[refunds.order] == CLICK_COLLECT
+    k = rng.integers(0, 3, len(rc))
+    topics = [TICKET_TOPICS["refund_wholesale"][kk] if w
+              else "damaged_cake" if c and kk < 2
+              else "order_not_ready" if wb and kk == 2
+              else "wrong_order"
+              for w, c, wb, kk in zip(ws, cake, web, k)]
     log.add(rc, t_ticket, "support_ticket",
             [{"order_id": str(o), "topic": tp} for o, tp in zip(order_ids[refunds.order], topics)])
-    np.minimum.at(problem_at, rc, t_ticket)
     p_t = np.where(orders.channel == WHOLESALE_INVOICE, 0.02, 0.002) * np.exp(-0.6 * pop.z[orders.cust])
     tk = np.flatnonzero(rng.random(len(orders.cust)) < p_t)
     t_tk = orders.utc[tk] + rng.integers(1800, 2 * DAY, len(tk))
     ok = t_tk < end_utc
     tk, t_tk = tk[ok], t_tk[ok]
     wsk = orders.channel[tk] == WHOLESALE_INVOICE
-    topics = [TICKET_TOPICS["wholesale" if w else "retail"][int(u * len(TICKET_TOPICS["wholesale" if w else "retail"]))]
-              for w, u in zip(wsk, rng.random(len(tk)))]
+    topics2 = [TICKET_TOPICS["wholesale" if w else "retail"][int(u * len(TICKET_TOPICS["wholesale" if w else "retail"]))]
+               for w, u in zip(wsk, rng.random(len(tk)))]
     log.add(orders.cust[tk], t_tk, "support_ticket",
-            [{"order_id": str(o), "topic": tp} for o, tp in zip(order_ids[tk], topics)])
-    bad = np.isin(np.array(topics, dtype=object), ["staff_complaint", "product_quality", "quality_issue",
-                                                   "late_delivery"])
-    np.minimum.at(problem_at, orders.cust[tk][bad], t_tk[bad])
+            [{"order_id": str(o), "topic": tp} for o, tp in zip(order_ids[tk], topics2)])
+    # each customer's first real trouble (a refund, or a complaint rather than a question)
+    trouble = pd.DataFrame({"cust": np.concatenate([rc, orders.cust[tk]]),
+                            "t": np.concatenate([t_ticket, t_tk]),
+                            "order": np.concatenate([refunds.order, tk]),
+                            "topic": topics + topics2})
+    trouble = trouble[trouble.topic.isin(list(PROBLEM_ISSUES))]
+    trouble = trouble.sort_values(["t", "cust"], kind="mergesort").drop_duplicates("cust")
+    problems = {int(c): (int(t), int(o), str(tp)) for c, t, o, tp in trouble.itertuples(index=False)}
 
-    _reviews(rng, log, pop, orders, refunds, problem_at, end_utc)
-    _surveys(rng, log, cal, pop, tl, problem_at)
+    _reviews(rng, log, pop, orders, refunds, problems, end_utc)
+    _surveys(rng, log, cal, pop, tl, problems)
     return log
 
 
@@ -167,40 +177,45 @@ def _page_views(rng: np.random.Generator, log: EventLog, cust: np.ndarray, at: n
 
 
 def _product_names() -> list[str]:
-    return [p[1] for p in PRODUCTS]
+    return [p[1].removeprefix("wholesale ") for p in PRODUCTS]
 
 
 def _reviews(rng: np.random.Generator, log: EventLog, pop: Population, orders: Orders, refunds: Refunds,
-             problem_at: np.ndarray, end_utc: int) -> None:
+             problems: dict[int, tuple[int, int, str]], end_utc: int) -> None:
     names = _product_names()
-    p = np.array([0.12, 0.08, 0.06, 0.15])[pop.ctype] + np.where(np.isfinite(problem_at), 0.5, 0.0)
+    had = np.zeros(pop.n, bool)
+    had[list(problems)] = True
+    # wholesale accounts give feedback through tickets and surveys, not public reviews
+    p = np.where(pop.ctype == B2B, 0.0, np.array([0.12, 0.08, 0.06, 0.0])[pop.ctype] + np.where(had, 0.5, 0.0))
     writers = np.flatnonzero(rng.random(pop.n) < np.minimum(p, 0.9))
-    # each writer reviews after one of their orders (after the trouble, if there was some)
+    trouble = had[writers]
+    # a happy writer reviews one of their orders; an unhappy one the order that went wrong
     by_c = np.lexsort((orders.utc, orders.cust))
     starts = np.searchsorted(orders.cust[by_c], writers)
     counts = np.searchsorted(orders.cust[by_c], writers, side="right") - starts
     pick = by_c[starts + np.floor(rng.random(len(writers)) * counts).astype(np.int64)]
     t = orders.utc[pick] + rng.integers(2 * 3600, 5 * DAY, len(writers))
-    trouble = np.isfinite(problem_at[writers])
-    t = np.where(trouble, problem_at[writers] + rng.integers(3600, 3 * DAY, len(writers)), t)
-    # the product they talk about: the dearest line of the order reviewed
+    delay = rng.integers(3600, 3 * DAY, len(writers))
+    for k in np.flatnonzero(trouble):
+        t_p, o_p, _ = problems[int(writers[k])]
+        pick[k], t[k] = o_p, t_p + delay[k]
+    # the product they talk about: the refunded one, else the dearest line of the order
     lo = orders.line_order
     s = np.searchsorted(lo, pick)
     c = np.searchsorted(lo, pick, side="right") - s
-    main = np.array([orders.line_product[a + int(np.argmax(orders.line_amount[a:a + n] + orders.line_discount[a:a + n]))]
-                     for a, n in zip(s, c)], np.int64)
+    gross = orders.line_amount + orders.line_discount
+    main = np.array([orders.line_product[a + int(np.argmax(gross[a:a + n]))] for a, n in zip(s, c)], np.int64)
     refunded = {int(o): int(pr) for o, pr in zip(refunds.order, refunds.product)}
-    rated = 3.9 + 0.9 * pop.z[writers] + rng.normal(0, 0.7, len(writers)) - 1.8 * trouble
+    rated = 4.3 + 0.8 * pop.z[writers] + rng.normal(0, 0.6, len(writers)) - 1.8 * trouble
     rating = np.clip(np.round(rated), 1, 5).astype(np.int64)
     props = []
-    for i, (cu, r, pr, tr, o) in enumerate(zip(writers, rating, main, trouble, pick)):
-        product = names[refunded.get(int(o), int(pr))]
+    for cu, r, pr, tr, o in zip(writers, rating, main, trouble, pick):
+        j = refunded.get(int(o), int(pr)) if tr else int(pr)
+        complaints = ISSUES["drink" if PRODUCTS[j][3] == "drink" else "food"]
         tpl = REVIEW_TEMPLATES[int(r)][int(rng.integers(len(REVIEW_TEMPLATES[int(r)])))]
-        kind = "wholesale" if pop.ctype[cu] == B2B else "retail"
-        issue = (PROBLEM_ISSUES[kind][int(rng.integers(3))] if tr
-                 else ISSUES[int(rng.integers(len(ISSUES)))])
+        issue = PROBLEM_ISSUES[problems[int(cu)][2]] if tr else complaints[int(rng.integers(len(complaints)))]
         praise = PRAISE[int(rng.integers(len(PRAISE)))]
-        text = tpl.format(product=product, praise=praise, praise_lc=praise[0].lower() + praise[1:],
+        text = tpl.format(product=names[j], praise=praise, praise_lc=praise[0].lower() + praise[1:],
                           minor=MINOR[int(rng.integers(len(MINOR)))], issue=issue,
                           issue_cap=issue[0].upper() + issue[1:])
         source = "tripadvisor" if pop.ctype[cu] == TOURIST else "google"
@@ -210,7 +225,10 @@ def _reviews(rng: np.random.Generator, log: EventLog, pop: Population, orders: O
 
 
 def _surveys(rng: np.random.Generator, log: EventLog, cal: Calendar, pop: Population, tl: Timeline,
-             problem_at: np.ndarray) -> None:
+             problems: dict[int, tuple[int, int, str]]) -> None:
+    problem_at = np.full(pop.n, np.inf)
+    for c, (t_p, _, _) in problems.items():
+        problem_at[c] = t_p
     first, last = cal.start, cal.start + dt.timedelta(days=cal.n_days - 1)
     waves = [dt.date(y, m, d) for y in range(first.year, last.year + 1) for m, d in ((6, 15), (11, 20))]
     respond = np.array([0.30, 0.15, 0.06, 0.40])

@@ -274,16 +274,21 @@ MINOR: tuple[str, ...] = (
     "though the queue at lunchtime can be long", "but seating is limited",
     "a little pricey", "but they sometimes sell out early", "although it gets noisy at weekends",
 )
-ISSUES: tuple[str, ...] = (
-    "it was not as fresh as last time", "service was slow", "prices keep going up",
-    "it was a bit dry", "the portion was small", "the staff seemed rushed",
-)
-PROBLEM_ISSUES: dict[str, tuple[str, ...]] = {
-    "retail": ("my order was wrong and it took days to get a refund",
-               "the cake was damaged when I collected it",
-               "my click and collect order was not ready"),
-    "wholesale": ("deliveries keep arriving late", "half of the order was missing",
-                  "the invoice was wrong again"),
+ISSUES: dict[str, tuple[str, ...]] = {  # complaints of a merely unhappy customer, by what they bought
+    "drink": ("it was lukewarm", "it tasted burnt", "it was far too milky", "service was slow",
+              "prices keep going up", "the staff seemed rushed"),
+    "food": ("it was not as fresh as last time", "it was a bit dry", "the portion was small",
+             "service was slow", "prices keep going up", "the staff seemed rushed"),
+}
+PROBLEM_ISSUES: dict[str, str] = {  # what an unhappy reviewer says about the trouble they had
+    "damaged_cake": "the cake was damaged when I collected it",
+    "wrong_order": "my order was wrong and the refund took days",
+    "order_not_ready": "my click and collect order was not ready",
+    "staff_complaint": "the staff were rude to me",
+    "product_quality": "what I bought was stale",
+    "missing_items": "half of the order was missing",
+    "late_delivery": "deliveries keep arriving late",
+    "quality_issue": "the quality has slipped badly",
 }
 TICKET_TOPICS: dict[str, tuple[str, ...]] = {
     "refund_retail": ("damaged_cake", "wrong_order", "order_not_ready"),

@@ -20,7 +20,7 @@ import pandas as pd
 from . import _io
 from ._bakery_events import make_events
 from ._bakery_orders import ORDER_CHANNELS, day_weights, fill_orders, make_refunds, make_timeline
-from ._bakery_people import B2B, CHANNELS, OCCASIONAL, PAID, TYPE_NAMES, make_population
+from ._bakery_people import B2B, CHANNELS, OCCASIONAL, PAID, TOURIST, TYPE_NAMES, make_population
 from ._bakery_world import CATEGORY_MARGIN_RANGES, PRODUCTS, REGIONS, B2B_INDUSTRIES, build_calendar
 
 __all__ = ["CATEGORY_MARGIN_RANGES", "DEFAULT_N_CUSTOMERS", "DEFAULT_SEED", "Simulation", "generate",
@@ -87,8 +87,7 @@ def _raw_tables(seed: int, n_customers: int, start: dt.date, end: dt.date
     rf = refunds.order
     tx = pd.DataFrame({
         "customer_id": np.concatenate([ids[orders.cust[lo]], ids[orders.cust[rf]]]),
-        "order_id": np.concatenate([order_ids[lo], np.char.add("R", order_ids[rf].astype(str))
-                                    .astype(object) if len(rf) else np.array([], object)]),
+        "order_id": np.concatenate([order_ids[lo], np.array([f"R{o[1:]}" for o in order_ids[rf]], dtype=object)]),
         "line_no": np.concatenate([line_no, np.ones(len(rf), np.int64)]),
         "_utc": np.concatenate([orders.utc[lo], refunds.utc]),
         "amount": _money(np.concatenate([orders.line_amount, refunds.amount])),
@@ -148,11 +147,12 @@ def _raw_tables(seed: int, n_customers: int, start: dt.date, end: dt.date
     churn_day = np.where(np.isnan(tl.alive[:, 3]), tl.alive[:, 1], tl.alive[:, 3])
     churn_day = np.where(alive_end, np.nan, churn_day)
     churned_at = pd.to_datetime(cal.days[0] + churn_day, unit="D", utc=True).floor("s")
+    tourist = pop.ctype == TOURIST  # one stay in town: no rate or dropout to speak of
     truth = pd.DataFrame({
         "customer_id": ids,
         "customer_type": np.array(TYPE_NAMES, dtype=object)[pop.ctype],
-        "purchase_rate_per_week": tl.rate,
-        "dropout": tl.dropout,
+        "purchase_rate_per_week": np.where(tourist, np.nan, tl.rate),
+        "dropout": np.where(tourist, np.nan, tl.dropout),
         "alive_at_end": alive_end,
         "churned_at": churned_at,
         "reactivated": ~np.isnan(tl.alive[:, 2]),

@@ -3,7 +3,7 @@
 
 Run from anywhere::
 
-    python tests/data/make_test_data.py
+    python tests/data/make_test_data.py      # needs openpyxl and pyarrow
 
 Everything is deterministic (fixed seed, fixed timestamps inside .xlsx/.gz
 containers), so running it twice gives byte-identical files.  The generated
@@ -488,7 +488,7 @@ def gen_shopify(rng: random.Random, people: list[Person]) -> None:
 
     # ---- customers export (same people) ----
     cust_rows = [SHOPIFY_CUSTOMER_HEADER]
-    all_cust = buyers + [people[20], people[21]]  # two newsletter sign-ups without orders
+    all_cust = buyers + people[12:24]  # plus 12 sign-ups (newsletter, accounts) without orders
     spent, n_ord = Counter(), Counter()
     for o in orders:
         if not o["raw_email"]:
@@ -502,8 +502,8 @@ def gen_shopify(rng: random.Random, people: list[Person]) -> None:
         k = p.email
         shown_email = p.email if p.idx != 0 else "Ada.Lindqvist@Example.com"
         has_orders = n_ord[k] > 0
-        accepts = consent.get(p.idx, "yes")
-        tags = {0: "VIP, newsletter", 7: "wholesale", 20: "newsletter", 21: "newsletter"}.get(p.idx, "")
+        accepts = consent.get(p.idx, "yes" if p.idx % 4 else "no")
+        tags = {0: "VIP, newsletter", 7: "wholesale"}.get(p.idx, "newsletter" if not has_orders and accepts == "yes" else "")
         company = "Mock Café GmbH" if p.idx == 7 else ""
         zip_ = f"'0{p.zip[1:]}" if p.idx == 3 else p.zip
         rec = [
@@ -528,7 +528,7 @@ def gen_shopify(rng: random.Random, people: list[Person]) -> None:
         "customers_without_orders": sum(1 for _, h, _ in facts_customers if not h),
         "accepts_email_marketing_yes": sum(1 for _, _, a in facts_customers if a == "yes"),
         "accepts_email_marketing_no": sum(1 for _, _, a in facts_customers if a == "no"),
-        "tax_exempt_yes": 1,
+        "tax_exempt_yes": sum(1 for r in cust_rows[1:] if r[18] == "yes"),
         "links_to": "layouts/shopify_orders_export.csv by lower-cased Email; every order e-mail matches one customer",
         "total_spent_sum": m2(sum(spent.values())),
         "total_orders_sum": sum(n_ord.values()),
@@ -1501,7 +1501,7 @@ def gen_cdnow(rng: random.Random) -> None:
 
 
 def gen_split(rng: random.Random, people: list[Person]) -> None:
-    custs = people[:15]
+    custs = people[:22]  # CUST-101..122; orders only use CUST-101..115
     cust_rows = [["customer_id", "email", "first_name", "last_name", "city", "country_code", "signup_date",
                   "marketing_opt_in"]]
     for k, p in enumerate(custs):
@@ -1877,7 +1877,10 @@ def gen_broken(rng: random.Random) -> None:
     lines[3] = 'C004,5004,2024-03-05,"14.50'
     reg("broken/unterminated_quote.csv", (H + "\n" + "\n".join(lines) + "\n").encode(), "rows_rejected_or_file_error",
         "a quote opened on row 5 is never closed, so it swallows rows 5-9", physical_lines=9, data_lines=8,
-        valid_rows_before_problem=3, unterminated_quote_starts_row=5, column="amount")
+        valid_rows_before_problem=3, unterminated_quote_starts_row=5, column="amount",
+        csv_records_if_read_strictly=4,
+        note="read by strict CSV rules the file has 4 records: 3 good ones and one whose last field runs to "
+             "end of file")
 
     lines = body(12)
     bad = {3: "abc", 6: "12..5", 9: "1e999", 11: ""}
@@ -1985,12 +1988,13 @@ def gen_broken(rng: random.Random) -> None:
         "gzip stream cut off at 60 % (no end-of-stream marker, no CRC)", complete_rows_in_full_file=200)
 
     lines = body(10)
-    lines[3] = "C0\x0005,5005,2024-03-05,15.50"
-    lines[7] = "C009,5009,2024-03-09,19.50\x00"
+    lines[3] = "C0\x0004,5004,2024-03-05,14.50"
+    lines[7] = "C008,5008,2024-03-09,18.50\x00"
     reg("broken/null_bytes.csv", (H + "\n" + "\n".join(lines) + "\n").encode(), "rows_rejected",
         "NUL bytes inside fields", data_rows=10,
-        rejects=[{"row": 5, "column": "customer_id", "value": "C0\\x0005", "reason": "NUL byte"},
-                 {"row": 9, "column": "amount", "value": "19.50\\x00", "reason": "NUL byte"}])
+        valid_rows=8,
+        rejects=[{"row": 5, "column": "customer_id", "value": "C0\\x0004", "reason": "NUL byte"},
+                 {"row": 9, "column": "amount", "value": "18.50\\x00", "reason": "NUL byte"}])
 
     lines = body(12)
     for r, v in ((3, ""), (7, "   "), (11, '""')):
@@ -2129,7 +2133,8 @@ README_HEAD = """# Test input files (`tests/data/`)
 Small, real-shaped inputs for the importer (issue 3): one file per export
 layout, the same orders in many file dialects, and broken files.  **All of it
 is generated** by [`make_test_data.py`](make_test_data.py) with a fixed seed
-(`python tests/data/make_test_data.py`; byte-identical on every run).  The
+(`python tests/data/make_test_data.py` with the project installed - it needs
+openpyxl and pyarrow; byte-identical on every run).  The
 people, e-mails (example.com / example.org), addresses, phone numbers
 (555-01xx), IPs (192.0.2.x) and ids are invented.  Real exports published by
 others are *not* here: tests use them from `../shared/corpus/`.
@@ -2297,7 +2302,6 @@ def write_readme() -> None:
 
 
 def main() -> None:
-    rng = random.Random(SEED)
     people = make_people(random.Random(SEED + 1))
     gen_shopify(random.Random(SEED + 2), people)
     gen_woo_analytics(random.Random(SEED + 3), people)
@@ -2311,7 +2315,6 @@ def main() -> None:
     gen_generic(random.Random(SEED + 11))
     gen_dialects(random.Random(SEED + 12), people)
     gen_broken(random.Random(SEED + 13))
-    del rng
     selfcheck()
     FACTS_OUT = OrderedDict([("_generator", {"script": "make_test_data.py", "seed": SEED,
                                              "row_numbers": "spreadsheet rows: header = 1, first data row = 2"})])

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ._bakery_orders import CLICK_COLLECT, Orders, Refunds, Timeline, WHOLESALE_INVOICE, _poisson_days
+from ._bakery_orders import CLICK_COLLECT, WHOLESALE_INVOICE, Orders, Refunds
 from ._bakery_people import B2B, OCCASIONAL, REGULAR, TOURIST, Population
+from ._bakery_timeline import Timeline, _poisson_days
 from ._bakery_world import (
     ISSUES,
     MINOR,
@@ -107,9 +108,10 @@ def make_events(rng: np.random.Generator, cal: Calendar, pop: Population, tl: Ti
     browsers = everyone[(pop.web_share >= 0.05) & (ct != B2B)]
     a = tl.alive[browsers, 0]
     b = np.minimum(np.nan_to_num(tl.alive[browsers, 1], posinf=cal.n_days), cal.n_days)
-    owner, day = _poisson_days(rng, w_browse, a, b, pop.web_share[browsers] * 0.035)
+    owner, sday = _poisson_days(rng, w_browse, a, b, pop.web_share[browsers] * 0.035)
     who = browsers[owner]
-    t = cal.days[day] * DAY + np.round(rng.uniform(7, 23, len(day)) * 3600).astype(np.int64) - 3600 * cal.bst[day]
+    t = (cal.days[sday] * DAY + np.round(rng.uniform(7, 23, len(sday)) * 3600).astype(np.int64)
+         - 3600 * cal.bst[sday])
     _page_views(rng, log, who, t, "direct")
     ab = rng.random(len(who)) < np.where(pop.deal_seeker[who], 0.45, 0.3)
     items = 1 + rng.poisson(0.8, int(ab.sum()))
@@ -138,8 +140,8 @@ def make_events(rng: np.random.Generator, cal: Calendar, pop: Population, tl: Ti
     ok = t_tk < end_utc
     tk, t_tk = tk[ok], t_tk[ok]
     wsk = orders.channel[tk] == WHOLESALE_INVOICE
-    topics2 = [TICKET_TOPICS["wholesale" if w else "retail"][int(u * len(TICKET_TOPICS["wholesale" if w else "retail"]))]
-               for w, u in zip(wsk, rng.random(len(tk)))]
+    lists = [TICKET_TOPICS["wholesale" if w else "retail"] for w in wsk]
+    topics2 = [li[int(u * len(li))] for li, u in zip(lists, rng.random(len(tk)))]
     log.add(orders.cust[tk], t_tk, "support_ticket",
             [{"order_id": str(o), "topic": tp} for o, tp in zip(order_ids[tk], topics2)])
     # each customer's first real trouble (a refund, or a complaint rather than a question)

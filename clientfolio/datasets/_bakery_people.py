@@ -141,6 +141,8 @@ def make_population(rng: np.random.Generator, cal: Calendar, n_customers: int,
     n_l = int(launch[b2b].sum())
     acq[b2b[launch[b2b]]] = _sample_days(rng, (weekday & (np.arange(D) < 30)).astype(float), n_l)
     later = weekday & (np.arange(D) >= 30) & (np.arange(D) < D - 45)
+    if not later.any():  # a short window: new accounts any weekday
+        later = weekday
     acq[b2b[~launch[b2b]]] = _sample_days(rng, later.astype(float), len(b2b) - n_l)
 
     # ---- acquisition channel, with paid channels following their monthly budget

@@ -285,7 +285,7 @@ PROBLEM_ISSUES: dict[str, str] = {  # what an unhappy reviewer says about the tr
     "wrong_order": "my order was wrong and the refund took days",
     "order_not_ready": "my click and collect order was not ready",
     "staff_complaint": "the staff were rude to me",
-    "product_quality": "what I bought was stale",
+    "product_quality": "it was not up to the usual standard",
     "missing_items": "half of the order was missing",
     "late_delivery": "deliveries keep arriving late",
     "quality_issue": "the quality has slipped badly",

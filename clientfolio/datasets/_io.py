@@ -12,7 +12,7 @@ import gzip
 import io
 import os
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pandas as pd
 
@@ -38,7 +38,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "events": {"customer_id": "str", "ts": "ts", "type": "str", "properties": "str"},
     "marketing_spend": {"channel": "str", "period_start": "date", "period_end": "date", "spend": "float"},
 }
-_READ_DTYPES = {"str": str, "int": "int64", "nint": "Int64", "float": "float64", "bool": "bool"}
+_READ_DTYPES: dict[str, Any] = {"str": str, "int": "int64", "nint": "Int64", "float": "float64", "bool": "bool"}
 
 
 def to_csv_bytes(df: pd.DataFrame) -> bytes:

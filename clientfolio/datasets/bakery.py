@@ -1,6 +1,120 @@
 """A generated demo shop: two years of a bakery-café's customers, orders and events.
 
-DOCSTRING-PLACEHOLDER
+The shop is a bakery-café in a fictional English market town (prices in GBP, local
+time Europe/London, timestamps written in UTC).  It sells over the counter, through a
+click & collect web shop, and wholesale to cafés, restaurants and hotels.  Its loyalty
+app launched on the first day of the history, so every customer is identified and
+first seen inside the window.  Everything below is drawn from ``numpy.random.default_rng(seed)``
+in a fixed order, so one seed always gives the same tables.  Default: seed 7,
+3,600 customers, 2023-01-01 to 2024-12-31 (about 131,000 order lines).
+
+Customers (the type is hidden; :func:`simulate` returns it as ``truth``)
+    * wholesale accounts ``W001..``: 0.7 % of customers (at least 2; 25 by default).
+      Of the rest: 20 % regulars, 39 % occasional buyers, 41 % tourists, ids ``C00001..``
+      in order of first purchase.
+    * Latent satisfaction z ~ N(0, 1) per customer: lowers dropout, raises ratings and
+      NPS, lowers complaints.
+
+Acquisition (the day of the first purchase)
+    * Regulars: 40 % are existing regulars enrolling in the app in the first 8 weeks;
+      the others, occasional buyers and tourists arrive in proportion to their type's
+      day profile (below) times a growth trend 1 + 0.4 t/T (word of mouth) - so many
+      occasional buyers first come at Christmas and tourists in summer.
+      Wholesale: 35 % existing accounts in the first 30 days, the rest on weekdays.
+    * Channel mix by type (walk_in, referral, google_maps, instagram, google_ads,
+      local_flyers, wholesale_sales): regulars .55/.15/0/.12/.06/.12/0, occasional
+      .35/.12/.03/.28/.14/.08/0, tourists .40/.02/.35/.09/.14/0/0, wholesale .25
+      referral/.75 wholesale_sales; existing accounts and enrolling regulars are
+      ``existing_account`` / ``walk_in``.  A paid channel's weight is scaled by its
+      monthly budget / mean budget, so acquisitions follow the spend.
+    * ``marketing_spend``: monthly budgets - instagram £200, google_ads £240,
+      local_flyers £320 (March, September, November drops only), wholesale_sales £220
+      (2.7x in September, trade fair) - times a calendar-month profile (instagram peaks
+      Nov-Dec and March, google_ads in July-August and December), +15 % in the second
+      year, lognormal noise sd 0.08; scaled with the number of customers.
+      ``acquisition_cost`` = that month's spend / customers it brought, shared out to
+      the penny (so the sums match exactly); organic channels have none.
+
+Purchase and dropout processes (rates per week)
+    * Regulars - Pareto/NBD: Poisson purchases, rate lambda ~ Gamma(shape 1.6, mean
+      1.6), clipped to [0.2, 8]; exponential lifetime with mu ~ Gamma(shape 1.2, mean
+      1/100) x exp(-0.35 z) (x 0.75 if referred).  15 % of those who lapse more than 8
+      weeks before the end come back 8-40 weeks later (reactivation) with 40-90 % of
+      their old rate and a fresh lifetime (mu x 1.5).
+    * Occasional buyers - BG/NBD: rate ~ Gamma(shape 0.9, mean 0.09); after each repeat
+      purchase they drop out with probability p ~ Beta(1.2, 3.5) x exp(-0.3 z) (x 0.75
+      if referred), clipped to [0.02, 0.95].  Those who gave a birthday month order a
+      birthday cake in it with probability 0.5 a year while still a customer.
+    * Tourists: one visit; 30 % come back once or twice during a 1-6 day stay.
+    * Wholesale: a standing order delivered on 1-2 (micro), 2-3 (small) or 3-5
+      (medium) fixed weekdays, each delivery happening with probability 0.96, until the
+      account switches supplier after an exponential time with mean 6 years x
+      exp(0.4 z).  3-6 standing products by industry; quantity = base x size (1, 2.2,
+      5) x industry season (summer, December, January) x trend (1 + g)^years,
+      g ~ N(5 %, 12 %), x lognormal(0, 0.18).
+    * Day profiles (normalised to mean 1; closed 25-26 December and 1 January):
+      regulars Mon-Fri 1.12, Sat 0.85, Sun 0.55, August x0.85, 27-31 Dec x0.6;
+      occasional Sat 1.9, Sun 1.6, weekdays 0.6-0.95, x (1 + 8 Christmas ramp (1-24
+      Dec) + 2.5 Easter (10 days before) + 3 Mothering Sunday (4 days) + 1.5 Valentine's),
+      summer x0.85; tourists weekend 1.2-1.4, x (0.5 + 2.5 summer (15 Jul-31 Aug) +
+      1.2 Easter holidays + 0.8 Christmas market).
+
+Orders
+    * Occasion: regulars morning / lunch (share ~ Beta(2, 6)) / afternoon (15 %) /
+      late (3 %, 30 % for deal seekers); occasional buyers celebrate (70 % of orders
+      on festive days, 30 % otherwise: a whole cake, seasonal in season, often a gift)
+      or have a treat (cake slices and drinks for 1 + Poisson(0.9) people); tourists
+      visit (drink, pastry, lunch for 1 + Poisson(0.8) people, souvenir tins).
+      Regulars order their own usual drink 80 % of the time and have personal pastry
+      (Beta(2, 3)) and bread (Beta(1, 5)) habits.
+    * Channel: click & collect with a personal web share (regulars Beta(1, 15),
+      occasional Beta(2, 4), doubled for celebration cakes; tourists 2 %); wholesale is
+      invoiced.  Local time of day by occasion (in store 07:00-18:00, Sundays
+      08:00-16:00; web orders 07:00-22:30; wholesale invoices 05:30-07:00).
+    * Prices and cost of goods from the catalogue (``_bakery_world.PRODUCTS``); list
+      prices rise 5 % (rounded to 5p) and costs 7 % on each 1 March after the first.
+    * Discounts: every 10th hot drink free on the loyalty card (held by 92 % of
+      regulars, 45 % of occasional buyers, 5 % of tourists) - an order of just that
+      drink has amount 0; pastries and bread half price in store from 16:30 (Sundays
+      15:00); web promo codes (January 15 %, Easter 10 %, 20 Nov-10 Dec 10 %, 10 % on the
+      first web order of customers won by instagram or google_ads) used by 90 % of deal
+      seekers (12 % of regulars, 22 % of occasional buyers, 5 % of tourists; x1.6 if won
+      by instagram or flyers) and 20 % of the others; wholesale contract discounts 3 /
+      6 / 10 % by size.
+    * Cost to serve (first line of each order): card fee 1.69 % (cash 0.8 %) in
+      store; 1.4 % + £0.20 + packaging (£1.20 for a cake or gift box, else £0.35) for
+      click & collect; wholesale delivery £6.50-£23 by region + £1.50 invoicing + 1 %
+      payment terms.  Refunds: £1.50 handling.
+    * Refunds: 3 % of click & collect orders with a whole cake, 1.2 % of wholesale
+      deliveries (part of one line short), 0.08 % of other orders, x exp(-0.3 z); 2-72
+      hours later, as their own order ``R<number of the original>`` with negative
+      amount and quantity, zero cost and discount.
+
+Events
+    * E-mail (consenting customers only): a newsletter on the first Tuesday of each
+      month and campaigns before Valentine's, Mothering Sunday, Easter and Christmas
+      (twice).  Open probability 0.50 / 0.35 / 0.12 / 0.30 (regular / occasional /
+      tourist / wholesale) x engagement ~ 2 Beta(2, 2) x (0.2 if no longer a
+      customer); clicks 15 % of opens (x2.3 for occasional buyers on holiday campaigns,
+      x1.5 for deal seekers), each followed by page views.
+    * Web: page views before every click & collect order (ending at ``/cart``); browsing
+      sessions of web users while they are customers (rate 0.035 x web share a day),
+      30 % ending in ``cart_abandon`` (45 % for deal seekers).
+    * ``support_ticket``: before every refund (topic consistent with what went wrong),
+      plus 0.2 % of retail and 2 % of wholesale orders x exp(-0.6 z).
+    * ``review`` (Google, Tripadvisor for tourists; never wholesale): 12 / 8 / 6 % of
+      regulars / occasional / tourists, +50 points after trouble; rating =
+      round(4.3 + 0.8 z + N(0, 0.6) - 1.8 if there was trouble), text from templates
+      naming the product reviewed and, after trouble, what went wrong.
+    * ``survey`` (NPS, mid-June and late November to consenting customers): answered by
+      30 / 15 / 6 / 40 % (x0.2 if no longer a customer); nps = round(7.2 + 1.7 z + 0.8 if
+      regular + N(0, 1.2) - 1.5 after trouble), clipped to 0..10.
+
+Realised gross margin by category (checked by the tests): see ``CATEGORY_MARGIN_RANGES``.
+
+Regenerate the bundled copy (deterministic; about 3 seconds)::
+
+    python -m clientfolio.datasets.bakery --out clientfolio/datasets/data/demo_bakery
 """
 
 from __future__ import annotations
@@ -19,9 +133,10 @@ import pandas as pd
 
 from . import _io
 from ._bakery_events import make_events
-from ._bakery_orders import ORDER_CHANNELS, day_weights, fill_orders, make_refunds, make_timeline
+from ._bakery_orders import ORDER_CHANNELS, fill_orders, make_refunds
 from ._bakery_people import B2B, CHANNELS, OCCASIONAL, PAID, TOURIST, TYPE_NAMES, make_population
-from ._bakery_world import CATEGORY_MARGIN_RANGES, PRODUCTS, REGIONS, B2B_INDUSTRIES, build_calendar
+from ._bakery_timeline import day_weights, make_timeline
+from ._bakery_world import B2B_INDUSTRIES, CATEGORY_MARGIN_RANGES, PRODUCTS, REGIONS, build_calendar
 
 __all__ = ["CATEGORY_MARGIN_RANGES", "DEFAULT_N_CUSTOMERS", "DEFAULT_SEED", "Simulation", "generate",
            "simulate", "write_demo_shop", "main"]

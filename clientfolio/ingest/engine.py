@@ -157,10 +157,18 @@ def _build_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_
                         || '#' || CAST(row_number() OVER (PARTITION BY customer_id, email, ts ORDER BY __row) AS VARCHAR) AS oid
                     FROM {s.stage} WHERE __kind = 'ok') x WHERE {s.stage}.__row = x.r""")
             con.execute(f"ALTER TABLE {s.stage} ADD COLUMN source VARCHAR DEFAULT {lit(source)}")
-            line = ("row_number() OVER (PARTITION BY order_id ORDER BY __row)" if s.grain == "line" else "1")
-            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN line_no INTEGER")
-            con.execute(f"""UPDATE {s.stage} SET line_no = x.ln FROM (
-                SELECT __row AS r, {line} AS ln FROM {s.stage} WHERE __kind = 'ok') x WHERE {s.stage}.__row = x.r""")
+            # A line is known by what it is (product, quantity, price, direction, time), so the same
+            # line in two overlapping exports is stored once and a later export's version replaces it.
+            given = "line_no" in {r[0] for r in con.execute(f"DESCRIBE {s.stage}").fetchall()}
+            ident_cols = ("product_id", "description", "quantity", "unit_price", "sign(amount)", "ts")
+            # Identical lines inside one order of one file are all kept (#1, #2, ...).
+            ident = f"substr({_md5(ident_cols)}, 1, 16)"
+            line = ("CAST(line_no AS VARCHAR)" if given else
+                    f"{ident} || '#' || CAST(row_number() OVER (PARTITION BY order_id, {ident} ORDER BY __row) AS VARCHAR)"
+                    if s.grain == "line" else "'1'")
+            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN line_key VARCHAR")
+            con.execute(f"""UPDATE {s.stage} SET line_key = x.k FROM (
+                SELECT __row AS r, {line} AS k FROM {s.stage} WHERE __kind = 'ok') x WHERE {s.stage}.__row = x.r""")
             con.execute(f"ALTER TABLE {s.stage} ADD COLUMN row_hash VARCHAR")
             con.execute(f"UPDATE {s.stage} SET row_hash = {_md5(_TX_HASH)} WHERE __kind = 'ok'")
         elif s.table == "customers":
@@ -182,7 +190,7 @@ def _build_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_
 
     # Duplicates inside this import: same key more than once.  The newest file wins; inside one
     # file a repeated key with other values is a conflict (rejected), with the same values a duplicate.
-    keys = {"transactions": ("source", "order_id", "line_no"), "customers": ("customer_id",),
+    keys = {"transactions": ("source", "order_id", "line_key"), "customers": ("customer_id",),
             "events": ("event_id",), "marketing_spend": ("channel", "period_start", "period_end")}
     for table, key in keys.items():
         group = [s for s in stages if s.table == table and s.detection.layout.role != "amounts"]

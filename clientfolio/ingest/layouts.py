@@ -31,6 +31,8 @@ user's mapping file uses the same keys).  Keys:
 ``date_order``
     ``day_first`` / ``month_first``: what this export uses when dates alone are
     ambiguous (e.g. every date in the file is on or before the 12th).
+``grain``
+    ``line`` (several rows per order: items, refunds) or ``order``; inferred when absent.
 ``timezone``, ``decimal``, ``date_format``, ``customer_required``.
 """
 
@@ -92,6 +94,7 @@ class Layout:
     timezone: str | None = None
     decimal: str | None = None
     customer_required: bool = True
+    grain: str | None = None  # "line" or "order"; inferred from the columns when not given
     origin: str = "built-in"
 
     def source_columns(self) -> set[str]:
@@ -108,6 +111,8 @@ class Layout:
             v = self.amount.get(key)
             if v:
                 names |= {v} if isinstance(v, str) else set(v)
+        if isinstance(self.amount.get("minus_extract"), dict):
+            names.add(self.amount["minus_extract"].get("column"))
         return {norm_header(n) for n in names if isinstance(n, str)}
 
 
@@ -145,7 +150,7 @@ def layout_from_dict(doc: dict[str, Any], origin: str) -> Layout:
     known = {
         "name", "title", "table", "role", "source", "join_key", "detect", "columns", "amount",
         "order_level", "exclude", "refund", "set", "synonyms", "date_order", "date_format",
-        "timezone", "decimal", "customer_required",
+        "timezone", "decimal", "customer_required", "grain",
     }
     unknown = set(doc) - known
     if unknown:
@@ -202,6 +207,7 @@ def layout_from_dict(doc: dict[str, Any], origin: str) -> Layout:
         timezone=doc.get("timezone"),
         decimal=doc.get("decimal"),
         customer_required=bool(doc.get("customer_required", True)),
+        grain=doc.get("grain"),
         origin=origin,
     )
 

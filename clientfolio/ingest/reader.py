@@ -7,6 +7,7 @@ with their line number; every other row lands in the table untouched.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import duckdb
@@ -30,21 +31,55 @@ class RawTable:
     notes: list[str] = field(default_factory=list)
     delimiter: str = ","
     explicit_rows: bool = False  # the table carries its own __row column
+    header_rows: int = 1  # lines before the first data row (title lines + header)
+
+
+def _header_guess(info: FileInfo) -> tuple[str | None, int]:
+    """(delimiter, title lines above the header) from the first lines, by counting separators.
+
+    Used when DuckDB's sniffer cannot decide (ragged rows, an unterminated quote, a title
+    line such as 'Sales report' above the header).
+    """
+    import gzip
+
+    opener = gzip.open if info.compressed else open
+    with opener(info.readable, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:  # type: ignore[operator]
+        lines = [fh.readline() for _ in range(30)]
+    lines = [ln.rstrip("\r\n") for ln in lines]
+    best: tuple[int, str | None, int] = (0, None, 0)
+    for d in (",", ";", "\t", "|"):
+        counts = [ln.count(d) for ln in lines]
+        nonzero = [c for c in counts if c]
+        if not nonzero:
+            continue
+        mode = max(set(nonzero), key=nonzero.count)
+        support = nonzero.count(mode)
+        if support > best[0]:
+            start = next(i for i, c in enumerate(counts) if c == mode)
+            best = (support, d, start)
+    return best[1], best[2]
 
 
 def _csv_options(con: duckdb.DuckDBPyConnection, info: FileInfo, delimiter: str | None) -> dict[str, str]:
     path = lit(str(info.readable))
+    guess_delim, skip = _header_guess(info)
     opts = {"delim": lit(delimiter)} if delimiter else {}
+    if skip:
+        opts["skip"] = str(skip)
     extra = "".join(f", {k}={v}" for k, v in opts.items())
     try:
-        sn = con.execute(f"SELECT Delimiter, Quote, Escape, HasHeader FROM sniff_csv({path}, sample_size=20480{extra})").fetchone()
-    except duckdb.Error as exc:
-        raise IngestError(info.path, "cannot work out how the file is laid out (delimiter, quoting)",
-                          hint=f"{_short(exc)}; pass --delimiter if it uses an unusual separator") from None
-    delim, quote, escape, _has_header = sn
+        sn = con.execute(f"SELECT Delimiter, Quote, Escape, HasHeader, Columns FROM sniff_csv({path}, sample_size=20480{extra})").fetchone()
+        delim, quote, escape, _has_header, columns = sn
+        if len(columns) == 1 and guess_delim and not delimiter:
+            delim = guess_delim  # the sniffer gave up on a ragged file
+    except duckdb.Error:
+        if not (delimiter or guess_delim):
+            raise IngestError(info.path, "cannot work out how the file is laid out (delimiter, quoting)",
+                              hint="pass --delimiter if it uses an unusual separator") from None
+        delim, quote, escape = delimiter or guess_delim, '"', '"'
     quote = quote if quote and len(quote) == 1 else '"'
     escape = escape if escape and len(escape) == 1 else quote
-    return {"delim": delimiter or delim, "quote": quote, "escape": escape}
+    return {"delim": delimiter or delim, "quote": quote, "escape": escape, "skip": str(skip)}
 
 
 def _short(exc: Exception) -> str:
@@ -62,14 +97,19 @@ def load_csv(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimite
     comp = ", compression='gzip'" if info.compressed else ""
     sql = (
         f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM read_csv({path}, delim={lit(o['delim'])}, "
-        f"quote={lit(o['quote'])}, escape={lit(o['escape'])}, header=true, all_varchar=true, "
+        f"quote={lit(o['quote'])}, escape={lit(o['escape'])}, header=true, all_varchar=true, skip={int(o['skip'])}, "
         f"store_rejects=true, rejects_table={lit(rej)}, rejects_scan={lit(scan)}, "
         f"null_padding=false, strict_mode=true, max_line_size=10000000{comp})"
     )
     try:
         con.execute(sql)
     except duckdb.Error as exc:
-        raise IngestError(info.path, "cannot be read as a CSV table", hint=_short(exc)) from None
+        text = _short(exc)
+        if "sniffing" in text.lower() or "quote" in text.lower():
+            raise IngestError(info.path, "cannot be read as a CSV table: a quote (\") seems to be opened and never "
+                              "closed, so rows cannot be told apart", hint="open the file in a spreadsheet and "
+                              "save it again as CSV, or remove the stray quote") from None
+        raise IngestError(info.path, "cannot be read as a CSV table", hint=text) from None
     header = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
     if len(header) == 1 and o["delim"] in (",", ";", "\t", "|"):
         pass
@@ -83,7 +123,11 @@ def load_csv(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimite
     seen: set[int] = set()
     rejects = [r for r in rejects if not (r[0] in seen or seen.add(r[0]))]
     con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
-    return RawTable(name, header, int(n), rejects, delimiter=o["delim"])
+    notes = [f"skipped {o['skip']} title line(s) above the header"] if int(o["skip"]) else []
+    dupes = [h for h in header if re.fullmatch(r".+_\d+", h) and re.sub(r"_\d+$", "", h) in header]
+    if dupes:
+        notes.append(f"the header repeats column name(s) {', '.join(dupes)}; the first of each is used")
+    return RawTable(name, header, int(n), rejects, notes, delimiter=o["delim"], header_rows=1 + int(o["skip"]))
 
 
 def _reject_reason(err_type: str, msg: str) -> str:
@@ -166,7 +210,7 @@ def load(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimiter: s
     return raw
 
 
-def row_numbers_sql(raw: RawTable, header_rows: int = 1) -> str:
+def row_numbers_sql(raw: RawTable) -> str:
     """Expression giving each staged row its row number in the file (header = row 1).
 
     Rows DuckDB rejected are not in the table, so later rows are shifted back
@@ -174,6 +218,7 @@ def row_numbers_sql(raw: RawTable, header_rows: int = 1) -> str:
     """
     if raw.explicit_rows:
         return "__row"
+    header_rows = raw.header_rows
     base = f"(rowid + {header_rows + 1})"
     if not raw.rejects:
         return base

@@ -109,9 +109,9 @@ def _decimal_for(con: duckdb.DuckDBPyConnection, raw: RawTable, cols: list[str],
     if not cols:
         return ".", None
     parts = " + ".join(
-        f"count(*) FILTER (WHERE regexp_matches({c}, '[0-9],[0-9]{{1,2}}$'))" for c in cols
+        f"count(*) FILTER (WHERE regexp_matches({c}, '[0-9],[0-9]{{1,2}}[^0-9]*$'))" for c in cols
     )
-    dots = " + ".join(f"count(*) FILTER (WHERE regexp_matches({c}, '[0-9]\\.[0-9]{{1,2}}$'))" for c in cols)
+    dots = " + ".join(f"count(*) FILTER (WHERE regexp_matches({c}, '[0-9]\\.[0-9]{{1,2}}[^0-9]*$'))" for c in cols)
     euro = " + ".join(f"count(*) FILTER (WHERE regexp_matches({c}, '[0-9]\\.[0-9]{{3}},[0-9]'))" for c in cols)
     n_comma, n_dot, n_euro = con.execute(
         f"SELECT {parts}, {dots}, {euro} FROM (SELECT * FROM {raw.name} LIMIT 200000) AS src"
@@ -231,6 +231,8 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
         add_ts("ts", lay.role != "amounts")
         for canon in ("quantity", "unit_price", "cost", "discount", "cost_to_serve"):
             add_number(canon)
+        if r.canonical_col("line_no"):
+            add_text("line_no")
         for canon in ("product_id", "description", "category", "channel", "currency", "status", "country"):
             add_text(canon)
         c = r.canonical_col("consent_marketing")
@@ -342,7 +344,7 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
     except duckdb.Error as exc:
         raise IngestError(path, "could not be converted to the canonical tables",
                           hint=f"{str(exc).splitlines()[0][:300]} (please report this with the file's header)") from None
-    grain = "line" if (amount_spec.get("split_by") or "times" in amount_spec or r.canonical_col("product_id")
+    grain = lay.grain if lay.grain and order_col else "line" if (amount_spec.get("split_by") or "times" in amount_spec or r.canonical_col("product_id")
                        or r.canonical_col("quantity")) and order_col else "order"
     return Stage(file_no, path, table, name, det, raw, grain, order_col is not None, notes)
 
@@ -391,6 +393,11 @@ def _amount_sql(spec: dict, r: _Resolver, decimal: str, order_col: str | None, p
         base = f"({base} - abs({money(m, False)}))"
     for m in spec.get("plus") or []:
         base = f"({base} + {money(m, False)})"
+    extract = spec.get("minus_extract")
+    if extract and r.col(extract.get("column")):
+        c = r.col(extract["column"])
+        parts = f"regexp_extract_all(coalesce({c}, ''), {lit(extract['pattern'])}, 1)"
+        base = f"({base} - abs(coalesce(list_sum(list_transform({parts}, lambda x: try_cast(x AS DOUBLE))), 0)))"
     split = spec.get("split_by")
     if split and order_col:
         cols = [r.col(s) for s in split]

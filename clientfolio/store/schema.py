@@ -10,7 +10,7 @@ from __future__ import annotations
 
 # Columns of each canonical table as stored (name, SQL type), in order.
 TRANSACTIONS = [
-    ("source", "TEXT NOT NULL"), ("order_id", "TEXT NOT NULL"), ("line_no", "INTEGER NOT NULL"),
+    ("source", "TEXT NOT NULL"), ("order_id", "TEXT NOT NULL"), ("line_key", "TEXT NOT NULL"),
     ("customer_id", "TEXT"), ("email", "TEXT"), ("ts", "TIMESTAMP NOT NULL"),
     ("amount", "DOUBLE PRECISION NOT NULL"), ("is_refund", "BOOLEAN NOT NULL"),
     ("quantity", "DOUBLE PRECISION"), ("unit_price", "DOUBLE PRECISION"), ("product_id", "TEXT"),
@@ -35,7 +35,7 @@ MARKETING_SPEND = [
     ("spend", "DOUBLE PRECISION NOT NULL"), ("row_hash", "TEXT NOT NULL"), ("import_id", "BIGINT NOT NULL"),
 ]
 TABLES = {
-    "transactions": (TRANSACTIONS, ("source", "order_id", "line_no")),
+    "transactions": (TRANSACTIONS, ("source", "order_id", "line_key")),
     "customers": (CUSTOMERS, ("customer_id",)),
     "events": (EVENTS, ("event_id",)),
     "marketing_spend": (MARKETING_SPEND, ("channel", "period_start", "period_end")),

@@ -1,0 +1,617 @@
+"""Shared machinery of the customer-base models.
+
+* reading and validating the input columns, with errors that name the column
+  and the offending row/customer;
+* collapsing rows with identical sufficient statistics into weighted rows, so
+  that fitting cost grows with distinct statistics, not customers;
+* maximum likelihood on log-parameters (L-BFGS-B, then Newton polishing),
+  Hessian-based standard errors and confidence intervals, and convergence
+  checks that raise `ConvergenceError` with advice;
+* the scikit-learn estimator plumbing (`get_params`, fitted checks, repr).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy import optimize
+
+from clientfolio.core.errors import ConvergenceError, NotFittedError, SchemaError
+
+Array = NDArray[np.float64]
+Data = pd.DataFrame | Mapping[str, ArrayLike]
+
+_LOG_BOUND = 30.0          # |log parameter| limit: parameters within e^-30 .. e^30
+_GRAD_TOL = 1e-5           # max |gradient| of the mean log-likelihood at the optimum
+_SUBSAMPLE_ROWS = 40_000   # above this many distinct rows, warm-start on a sample
+_SUBSAMPLE_CUSTOMERS = 50_000
+_Z95 = 1.959963984540054
+
+
+# ----------------------------------------------------------------------------
+# Reading and validating columns
+# ----------------------------------------------------------------------------
+
+
+@dataclass
+class Columns:
+    """Validated numeric columns plus what is needed to name rows in messages."""
+
+    values: dict[str, Array]
+    index: pd.Index | None          # set when the input was a DataFrame
+    customer_ids: NDArray[Any] | None
+    owner: str
+
+    def __len__(self) -> int:
+        return len(next(iter(self.values.values())))
+
+    def where(self, position: int) -> str:
+        """Describe one row for an error message: position and customer."""
+        label: Any = None
+        if self.customer_ids is not None:
+            label = self.customer_ids[position]
+        elif self.index is not None and not isinstance(self.index, pd.RangeIndex):
+            label = self.index[position]
+        text = f"row {position}"
+        if label is not None:
+            text += f" (customer {label!r})"
+        return text
+
+    def fail(self, column: str, bad: NDArray[np.bool_], problem: str, hint: str) -> None:
+        """Raise `SchemaError` if any row is flagged in ``bad``."""
+        if not bad.any():
+            return
+        rows = np.flatnonzero(bad)
+        first = int(rows[0])
+        shown = ", ".join(f"{c}={_fmt(self.values[c][first])}" for c in self.values if c != "weights")
+        more = f" and {rows.size - 1} more row(s)" if rows.size > 1 else ""
+        raise SchemaError(
+            f"{self.owner}: column '{column}': {problem} at {self.where(first)} "
+            f"[{shown}]{more}. {hint}"
+        )
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}" if np.isfinite(value) else str(value)
+
+
+def read_columns(
+    data: Data,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+    *,
+    owner: str,
+) -> Columns:
+    """Pull ``required`` (and present ``optional``) columns as float arrays.
+
+    ``data`` is a DataFrame or a mapping of column name to array-like (scalars
+    are broadcast).  Missing, non-numeric and non-finite values raise
+    `SchemaError` naming the column and the first offending row.
+    """
+    if isinstance(data, pd.DataFrame):
+        present = list(data.columns)
+        getter: Callable[[str], Any] = lambda c: data[c]  # noqa: E731
+        index: pd.Index | None = data.index
+    elif isinstance(data, Mapping):
+        present = list(data.keys())
+        getter = lambda c: data[c]  # noqa: E731
+        index = None
+    else:
+        raise SchemaError(
+            f"{owner}: expected a pandas DataFrame or a mapping of column name to "
+            f"values with columns {', '.join(required)}; got {type(data).__name__}."
+        )
+    missing = [c for c in required if c not in present]
+    if missing:
+        raise SchemaError(
+            f"{owner}: data has no column {', '.join(repr(c) for c in missing)} "
+            f"(columns found: {', '.join(map(str, present)) or 'none'}). "
+            f"Expected columns: {', '.join(required)}"
+            + (f" (optional: {', '.join(optional)})" if optional else "")
+            + ". See the definitions in clientfolio.models."
+        )
+    raw: dict[str, Any] = {}
+    for name in [*required, *(c for c in optional if c in present)]:
+        raw[name] = getter(name)
+    arrays: dict[str, Array] = {}
+    for name, value in raw.items():
+        try:
+            arr = np.asarray(value, dtype=float)
+        except (TypeError, ValueError):
+            raise SchemaError(
+                f"{owner}: column '{name}' must be numeric; found values of type "
+                f"{getattr(value, 'dtype', type(value).__name__)}. Convert it with "
+                "pd.to_numeric before fitting."
+            ) from None
+        if arr.ndim > 1:
+            raise SchemaError(f"{owner}: column '{name}' must be one-dimensional.")
+        arrays[name] = arr
+    n = max((a.size for a in arrays.values() if a.ndim == 1), default=1)
+    for name, arr in arrays.items():
+        if arr.ndim == 0:
+            arrays[name] = np.full(n, float(arr))
+        elif arr.size != n:
+            raise SchemaError(
+                f"{owner}: column '{name}' has {arr.size} values but other columns have {n}."
+            )
+    customer_ids = None
+    if isinstance(data, pd.DataFrame) and "customer_id" in data.columns:
+        customer_ids = data["customer_id"].to_numpy()
+    cols = Columns(arrays, index, customer_ids, owner)
+    for name, arr in arrays.items():
+        cols.fail(name, ~np.isfinite(arr), "missing or infinite value",
+                  "Drop or fill these rows before fitting.")
+    if "weights" in arrays:
+        cols.fail("weights", arrays["weights"] < 0, "negative weight",
+                  "Weights count customers sharing a row and must be >= 0.")
+    return cols
+
+
+def check_count(cols: Columns, name: str, minimum: float = 0.0) -> None:
+    """Counts must be whole numbers >= ``minimum``."""
+    v = cols.values[name]
+    cols.fail(name, v < minimum, f"value below {minimum:g}",
+              f"'{name}' counts repeat purchases/periods and cannot be negative.")
+    cols.fail(name, v != np.floor(v), "non-integer count",
+              f"'{name}' must be a whole number of repeat purchase occasions/periods.")
+
+
+# ----------------------------------------------------------------------------
+# Collapsing identical rows
+# ----------------------------------------------------------------------------
+
+
+@dataclass
+class Collapsed:
+    """Distinct rows of the sufficient statistics with summed weights.
+
+    ``values[c]`` holds column ``c`` per distinct row; ``uniques[c]`` the
+    distinct values of that column and ``codes[c]`` each row's position in it,
+    so models can evaluate per-column terms once per distinct value.
+    """
+
+    values: dict[str, Array]
+    weights: Array
+    uniques: dict[str, Array]
+    codes: dict[str, NDArray[np.intp]]
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.weights.size)
+
+    @property
+    def total_weight(self) -> float:
+        return float(self.weights.sum())
+
+    def subset(self, rows: NDArray[np.intp], weights: Array) -> Collapsed:
+        """Rows ``rows`` with new ``weights`` (used for warm-start samples)."""
+        values = {c: v[rows] for c, v in self.values.items()}
+        return collapse(values, weights)
+
+
+def collapse(values: Mapping[str, Array], weights: Array | None = None) -> Collapsed:
+    """Merge rows with identical values in every column, summing their weights.
+
+    Hash-based (``pandas.factorize``): linear in the number of rows.
+    """
+    names = list(values)
+    n = len(values[names[0]])
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    keep = w > 0
+    if not keep.all():
+        values = {c: v[keep] for c, v in values.items()}
+        w = w[keep]
+    codes: list[NDArray[np.intp]] = []
+    uniques: list[Array] = []
+    for c in names:
+        code, uniq = pd.factorize(values[c], sort=True)
+        codes.append(code.astype(np.intp, copy=False))
+        uniques.append(np.asarray(uniq, dtype=float))
+    sizes = [max(len(u), 1) for u in uniques]
+    if math.prod(sizes) < 2**62:
+        key = np.zeros(len(w), dtype=np.int64)
+        for code, size in zip(codes, sizes):
+            key = key * size + code
+        group, key_uniq = pd.factorize(key, sort=True)
+        rest = np.asarray(key_uniq, dtype=np.int64)
+        row_codes: list[NDArray[np.intp]] = [np.empty(0, np.intp)] * len(names)
+        for j in range(len(names) - 1, -1, -1):
+            row_codes[j] = (rest % sizes[j]).astype(np.intp)
+            rest = rest // sizes[j]
+    else:  # pragma: no cover - astronomically many distinct values
+        stacked = np.stack(codes, axis=1)
+        uniq_rows, group = np.unique(stacked, axis=0, return_inverse=True)
+        row_codes = [uniq_rows[:, j].astype(np.intp) for j in range(len(names))]
+    n_groups = len(row_codes[0])
+    summed = np.bincount(group, weights=w, minlength=n_groups)
+    return Collapsed(
+        values={c: uniques[j][row_codes[j]] for j, c in enumerate(names)},
+        weights=summed,
+        uniques=dict(zip(names, uniques)),
+        codes=dict(zip(names, row_codes)),
+    )
+
+
+# ----------------------------------------------------------------------------
+# Estimator base class
+# ----------------------------------------------------------------------------
+
+
+class BaseModel:
+    """Maximum-likelihood customer-base model with the scikit-learn contract.
+
+    Subclasses define ``_param_names``, ``_read_fit_data`` (validated columns to
+    collapse), ``_loglik`` (weighted log-likelihood sum and its gradient on the
+    log-parameters) and ``_initial_params``.
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = ()
+    _analytic_gradient: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        *,
+        penalizer_coef: float = 0.0,
+        initial_params: Mapping[str, float] | None = None,
+        max_iter: int = 2000,
+    ) -> None:
+        self.penalizer_coef = penalizer_coef
+        self.initial_params = initial_params
+        self.max_iter = max_iter
+
+    # -- scikit-learn plumbing ---------------------------------------------------
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor settings, as scikit-learn's ``get_params``."""
+        return {
+            "penalizer_coef": self.penalizer_coef,
+            "initial_params": self.initial_params,
+            "max_iter": self.max_iter,
+        }
+
+    def set_params(self, **params: Any) -> BaseModel:
+        """Change constructor settings, as scikit-learn's ``set_params``."""
+        valid = self.get_params()
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(
+                    f"Invalid parameter {key!r} for {type(self).__name__}; "
+                    f"valid parameters: {', '.join(valid)}."
+                )
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        default = BaseModel().get_params()
+        changed = {k: v for k, v in self.get_params().items() if default.get(k) != v}
+        args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        text = f"{type(self).__name__}({args})"
+        if hasattr(self, "params_"):
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+            text += f"  # fitted: {shown}"
+        return text
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, float], **settings: Any) -> Any:
+        """A model with given parameters, usable for predictions without fitting.
+
+        Useful to apply published estimates or parameters fitted elsewhere.
+        """
+        model = cls(**settings)
+        names = cls._param_names
+        missing = [n for n in names if n not in params]
+        extra = [n for n in params if n not in names]
+        if missing or extra:
+            raise ValueError(
+                f"{cls.__name__}.from_params: expected parameters {', '.join(names)}; "
+                f"missing {missing or 'none'}, unknown {extra or 'none'}."
+            )
+        values = {n: float(params[n]) for n in names}
+        bad = [n for n, v in values.items() if not (np.isfinite(v) and v > 0)]
+        if bad:
+            raise ValueError(
+                f"{cls.__name__}.from_params: parameters must be positive and finite; "
+                f"got {', '.join(f'{n}={values[n]}' for n in bad)}."
+            )
+        model.params_ = values
+        return model
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "params_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet: call "
+                "fit(data) first, or build it with from_params(...)."
+            )
+
+    def _p(self) -> tuple[float, ...]:
+        self._check_fitted()
+        return tuple(self.params_[n] for n in self._param_names)
+
+    # -- hooks for subclasses ------------------------------------------------------
+
+    def _read_fit_data(self, data: Any) -> tuple[dict[str, Array], Array | None]:
+        raise NotImplementedError
+
+    def _loglik(
+        self, log_params: Array, stats: Collapsed, gradient: bool
+    ) -> tuple[float, Array | None]:
+        raise NotImplementedError
+
+    def _initial_params(self, stats: Collapsed) -> dict[str, float]:
+        raise NotImplementedError
+
+    # -- fitting -------------------------------------------------------------------
+
+    def fit(self, data: Any) -> BaseModel:
+        """Estimate the parameters by maximum likelihood; returns ``self``."""
+        values, weights = self._read_fit_data(data)
+        stats = collapse(values, weights)
+        if stats.total_weight <= 0:
+            raise SchemaError(
+                f"{type(self).__name__}: no customers to fit (empty data or all weights 0)."
+            )
+        self._fit_collapsed(stats)
+        return self
+
+    def _start(self, stats: Collapsed) -> Array:
+        start = dict(self._initial_params(stats))
+        if self.initial_params is not None:
+            unknown = set(self.initial_params) - set(self._param_names)
+            if unknown:
+                raise ValueError(
+                    f"{type(self).__name__}: initial_params has unknown names "
+                    f"{sorted(unknown)}; expected {', '.join(self._param_names)}."
+                )
+            start.update({k: float(v) for k, v in self.initial_params.items()})
+        theta = np.log(np.array([start[n] for n in self._param_names], dtype=float))
+        return np.clip(theta, -_LOG_BOUND + 1, _LOG_BOUND - 1)
+
+    def _objective(self, stats: Collapsed) -> Callable[[Array], tuple[float, Array]]:
+        """Penalised negative mean log-likelihood and its gradient in log-params."""
+        total = stats.total_weight
+        coef = float(self.penalizer_coef)
+        counter = {"n": 0}
+
+        def fun(theta: Array) -> tuple[float, Array]:
+            counter["n"] += 1
+            with np.errstate(over="ignore", under="ignore"):
+                ll, grad = self._loglik(theta, stats, True)
+                if grad is None:
+                    grad = _fd_gradient(lambda th: self._loglik(th, stats, False)[0], theta)
+            f = -ll / total
+            g = -np.asarray(grad) / total
+            if coef:
+                params = np.exp(theta)
+                f += coef * float(np.sum(params**2))
+                g = g + 2.0 * coef * params**2
+            if not np.isfinite(f) or not np.all(np.isfinite(g)):
+                return np.inf, np.zeros_like(theta)
+            return float(f), g
+
+        fun.counter = counter  # type: ignore[attr-defined]
+        return fun
+
+    def _fit_collapsed(self, stats: Collapsed) -> None:
+        name = type(self).__name__
+        theta0 = self._start(stats)
+        if self.initial_params is None and stats.n_rows > _SUBSAMPLE_ROWS:
+            theta0 = self._warm_start(stats, theta0)
+        fun = self._objective(stats)
+        f0, _ = fun(theta0)
+        if not np.isfinite(f0):
+            raise ConvergenceError(
+                f"{name}: the log-likelihood is not finite at the starting values "
+                f"{self._named(np.exp(theta0))}. Pass initial_params=... closer to "
+                "plausible values, or check the data's time unit."
+            )
+        bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(theta0)
+        res = optimize.minimize(
+            fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
+            options={"maxiter": int(self.max_iter), "ftol": 1e-15, "gtol": 1e-9, "maxcor": 30},
+        )
+        theta, f, g = res.x, float(res.fun), np.asarray(res.jac)
+        theta, f, g, hess = self._polish(fun, theta, f, g)
+        self._finish(stats, fun, theta, f, g, hess, int(res.nit))
+
+    def _warm_start(self, stats: Collapsed, theta0: Array) -> Array:
+        """Fit a random sample of customers first: a cheap, close starting point."""
+        rng = np.random.default_rng(12345)
+        total = stats.total_weight
+        draws = rng.multinomial(_SUBSAMPLE_CUSTOMERS, stats.weights / total)
+        rows = np.flatnonzero(draws)
+        sample = stats.subset(rows, draws[rows].astype(float))
+        fun = self._objective(sample)
+        if not np.isfinite(fun(theta0)[0]):
+            return theta0
+        res = optimize.minimize(
+            fun, theta0, jac=True, method="L-BFGS-B",
+            bounds=[(-_LOG_BOUND + 1, _LOG_BOUND - 1)] * len(theta0),
+            options={"maxiter": int(self.max_iter), "ftol": 1e-12, "gtol": 1e-7},
+        )
+        return res.x if np.all(np.isfinite(res.x)) else theta0
+
+    def _polish(
+        self, fun: Callable[[Array], tuple[float, Array]], theta: Array, f: float, g: Array
+    ) -> tuple[Array, float, Array, Array]:
+        """A few Newton steps with a finite-difference Hessian of the gradient."""
+        hess = _fd_hessian(fun, theta)
+        for _ in range(4):
+            if np.max(np.abs(g)) < 1e-10:
+                break
+            try:
+                step = -np.linalg.solve(hess, g)
+            except np.linalg.LinAlgError:
+                break
+            if not np.all(np.isfinite(step)) or g @ step >= 0:
+                break
+            trial = np.clip(theta + step, -_LOG_BOUND, _LOG_BOUND)
+            f_new, g_new = fun(trial)
+            if not (np.isfinite(f_new) and f_new <= f + 1e-13 * max(1.0, abs(f))):
+                break
+            moved = np.max(np.abs(trial - theta))
+            theta, f, g = trial, f_new, g_new
+            if moved > 1e-3:
+                hess = _fd_hessian(fun, theta)
+        return theta, f, g, hess
+
+    def _finish(
+        self,
+        stats: Collapsed,
+        fun: Callable[[Array], tuple[float, Array]],
+        theta: Array,
+        f: float,
+        g: Array,
+        hess: Array,
+        n_iter: int,
+    ) -> None:
+        name = type(self).__name__
+        names = self._param_names
+        params = np.exp(theta)
+        at_bound = [n for n, th in zip(names, theta) if abs(th) >= _LOG_BOUND - 1e-6]
+        if at_bound:
+            raise ConvergenceError(
+                f"{name}: parameter(s) {', '.join(at_bound)} ran to the edge of the "
+                f"allowed range ({self._named(params)}): the data do not pin them down. "
+                "Common causes: too few repeat customers, a time unit far from the "
+                "purchase rhythm (try weeks instead of days), or data the model does not "
+                "describe (e.g. no sign of drop-out). Try penalizer_coef=0.001, "
+                "another time unit, or a simpler model."
+            )
+        grad_max = float(np.max(np.abs(g)))
+        if not np.isfinite(f) or grad_max > _GRAD_TOL:
+            raise ConvergenceError(
+                f"{name}: the optimiser stopped before the maximum (largest gradient "
+                f"{grad_max:.2g} at {self._named(params)}). Try initial_params=... from "
+                "a fit on a sample, a larger max_iter, or penalizer_coef=0.001."
+            )
+        total = stats.total_weight
+        hess_total = 0.5 * (hess + hess.T) * total
+        try:
+            chol = np.linalg.cholesky(hess_total)
+        except np.linalg.LinAlgError:
+            raise ConvergenceError(
+                f"{name}: the log-likelihood is flat or not at a maximum at "
+                f"{self._named(params)} (Hessian not positive definite), so the "
+                "parameters are not identified by these data. Try more data, "
+                "penalizer_coef=0.001, or a simpler model."
+            ) from None
+        inv_chol = np.linalg.inv(chol)
+        cov_log = inv_chol.T @ inv_chol
+        se_log = np.sqrt(np.diag(cov_log))
+        cov = cov_log * np.outer(params, params)
+        ll, _ = self._loglik(theta, stats, False)
+        k = len(names)
+        self.params_ = dict(zip(names, map(float, params)))
+        self.log_likelihood_ = float(ll)
+        self.n_customers_ = float(total) if total != round(total) else int(round(total))
+        self.n_distinct_ = stats.n_rows
+        self.standard_errors_ = dict(zip(names, map(float, params * se_log)))
+        self.confidence_intervals_ = {
+            n: (float(np.exp(th - _Z95 * s)), float(np.exp(th + _Z95 * s)))
+            for n, th, s in zip(names, theta, se_log)
+        }
+        self.covariance_ = pd.DataFrame(cov, index=list(names), columns=list(names))
+        self.aic_ = float(2 * k - 2 * ll)
+        self.bic_ = float(k * np.log(total) - 2 * ll)
+        self.convergence_ = {
+            "converged": True,
+            "iterations": n_iter,
+            "function_evaluations": int(fun.counter["n"]),  # type: ignore[attr-defined]
+            "max_abs_gradient": grad_max,
+        }
+
+    def summary(self) -> pd.DataFrame:
+        """Estimates with standard errors and 95% confidence intervals (log-scale)."""
+        self._check_fitted()
+        if not hasattr(self, "standard_errors_"):
+            return pd.DataFrame({"estimate": self.params_})
+        low = {k: v[0] for k, v in self.confidence_intervals_.items()}
+        high = {k: v[1] for k, v in self.confidence_intervals_.items()}
+        return pd.DataFrame(
+            {"estimate": self.params_, "std_error": self.standard_errors_,
+             "lower_95": low, "upper_95": high}
+        )
+
+    def _named(self, params: Array) -> str:
+        return ", ".join(f"{n}={v:.4g}" for n, v in zip(self._param_names, params))
+
+
+def _fd_gradient(f: Callable[[Array], float], theta: Array, h: float = 1e-6) -> Array:
+    """Central-difference gradient (for models without an analytic one)."""
+    g = np.empty_like(theta)
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = h
+        g[i] = (f(theta + e) - f(theta - e)) / (2 * h)
+    return g
+
+
+def _fd_hessian(
+    fun: Callable[[Array], tuple[float, Array]], theta: Array, h: float = 1e-5
+) -> Array:
+    """Central differences of the gradient, symmetrised."""
+    k = theta.size
+    hess = np.empty((k, k))
+    for i in range(k):
+        e = np.zeros(k)
+        e[i] = h
+        hess[:, i] = (fun(theta + e)[1] - fun(theta - e)[1]) / (2 * h)
+    return 0.5 * (hess + hess.T)
+
+
+# ----------------------------------------------------------------------------
+# Output helpers
+# ----------------------------------------------------------------------------
+
+
+def as_output(values: Array, cols: Columns, name: str) -> pd.Series | Array:
+    """A Series on the input's index for DataFrame input, else an array."""
+    if cols.index is not None:
+        return pd.Series(values, index=cols.index, name=name)
+    return values
+
+
+def per_row(t: ArrayLike, n: int, name: str = "t") -> Array:
+    """Broadcast a horizon (scalar or one per row) to ``n`` rows, checking it."""
+    arr = np.asarray(t, dtype=float)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    elif arr.shape != (n,):
+        raise SchemaError(f"'{name}' must be a scalar or have one value per row ({n}); got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise SchemaError(f"'{name}' must be finite and >= 0.")
+    return arr
+
+
+def read_rfm(data: Data, *, owner: str, with_weights: bool = True) -> Columns:
+    """Read and check ``frequency, recency, T`` (+ ``weights``) for BG/NBD-like models.
+
+    Definitions (time in one unit, e.g. weeks): ``frequency`` = repeat purchase
+    occasions after the first; ``recency`` = time from first to last purchase
+    (0 if none); ``T`` = time from first purchase to the cut-off.
+    """
+    optional = ("weights",) if with_weights else ()
+    cols = read_columns(data, ("frequency", "recency", "T"), optional, owner=owner)
+    v = cols.values
+    check_count(cols, "frequency")
+    cols.fail("recency", v["recency"] < 0, "negative recency",
+              "recency is the time from first to last purchase and must be >= 0.")
+    cols.fail("T", v["T"] < 0, "negative T",
+              "T is the time from first purchase to the cut-off and must be >= 0.")
+    slack = 1e-9 * np.maximum(v["T"], 1.0)
+    cols.fail("recency", v["recency"] > v["T"] + slack, "recency greater than T",
+              "recency must lie between 0 and T; check that both use the same time "
+              "unit and the same cut-off date.")
+    cols.fail("recency", (v["frequency"] == 0) & (v["recency"] > 0),
+              "recency > 0 with frequency 0",
+              "a customer without repeat purchases has recency 0 (recency counts "
+              "from the first purchase to the last repeat purchase).")
+    v["recency"] = np.minimum(v["recency"], v["T"])
+    return cols

@@ -1,0 +1,385 @@
+"""Log-likelihoods of the customer-base models, as pure vectorised functions.
+
+Each ``*_loglik`` function returns one value per customer (row) and cites the
+equation it implements.  The ``*_loglik_sum`` variants return the weighted sum
+and its gradient on the *log*-parameters; they evaluate every term once per
+distinct value (of ``x``, of ``T``, of ``(x, t_x)`` ...) of a `Collapsed`
+table, which is what makes fitting cost grow with distinct statistics rather
+than with customers.  Both variants share the same term functions.
+
+References
+----------
+FHL05   Fader, Hardie & Lee (2005), "Counting your customers the easy way: an
+        alternative to the Pareto/NBD model", Marketing Science 24(2).
+BDF07   Batislam, Denizel & Filiztekin (2007), "Empirical validation and
+        comparison of models for customer base analysis", IJRM 24(3).
+FH05    Fader & Hardie (2005), "A note on deriving the Pareto/NBD model and
+        related expressions" (note 008).
+FHS10   Fader, Hardie & Shang (2010), "Customer-base analysis in a
+        discrete-time noncontractual setting", Marketing Science 29(6).
+FH07    Fader & Hardie (2007), "How to project customer retention", Journal of
+        Interactive Marketing 21(1).
+FH13    Fader & Hardie (2013), "The Gamma-Gamma model of monetary value"
+        (note 025).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import betaln, digamma, gammaln
+
+from clientfolio.models._integrals import log_j
+
+if TYPE_CHECKING:
+    from clientfolio.models._base import Collapsed
+
+Array = NDArray[np.float64]
+
+
+def _arr(x: ArrayLike) -> Array:
+    return np.atleast_1d(np.asarray(x, dtype=float))
+
+
+# ----------------------------------------------------------------------------
+# BG/NBD and MBG/NBD (shared terms)
+# ----------------------------------------------------------------------------
+#
+# With k = 0 (BG/NBD: drop-out only after a repeat purchase) or k = 1
+# (MBG/NBD: also at time 0), the individual-level likelihood integrates to
+#
+#   L = Gamma(r+x) alpha^r / Gamma(r) * B(a, b+x+k) / B(a, b)
+#       * [ (alpha+T)^-(r+x) + [x+k > 0] a / (b+x+k-1) * (alpha+t_x)^-(r+x) ]
+#
+# (FHL05 eq. 6 for k = 0; BDF07 eq. 4 for k = 1).  In logs this is a term in x
+# alone plus logaddexp(C3, C4), evaluated below in log space.
+
+
+def bgnbd_loglik(
+    params: tuple[float, float, float, float],
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    *,
+    dropout_at_zero: bool = False,
+) -> Array:
+    """Per-customer log-likelihood of BG/NBD (FHL05 eq. 6) or MBG/NBD (BDF07 eq. 4).
+
+    ``params`` is ``(r, alpha, a, b)``; ``dropout_at_zero=True`` gives MBG/NBD.
+    """
+    r, alpha, a, b = params
+    k = 1.0 if dropout_at_zero else 0.0
+    x, tx, t_ = _arr(frequency), _arr(recency), _arr(T)
+    x, tx, t_ = np.broadcast_arrays(x, tx, t_)
+    rx = r + x
+    part = (
+        gammaln(rx) - gammaln(r) + r * np.log(alpha)
+        + gammaln(b + x + k) - gammaln(a + b + x + k) - gammaln(b) + gammaln(a + b)
+    )
+    c3 = -rx * np.log(alpha + t_)
+    pos = x + k > 0
+    c4 = np.full_like(c3, -np.inf)
+    c4[pos] = np.log(a) - np.log(b + x[pos] + k - 1.0) - rx[pos] * np.log(alpha + tx[pos])
+    return part + np.logaddexp(c3, c4)
+
+
+def bgnbd_loglik_sum(
+    log_params: Array, stats: Collapsed, gradient: bool, *, dropout_at_zero: bool = False
+) -> tuple[float, Array | None]:
+    """Weighted sum of `bgnbd_loglik` over a collapsed table, with its gradient.
+
+    Terms in ``x`` alone are evaluated once per distinct ``x``; logs of
+    ``alpha + T`` and ``alpha + t_x`` once per distinct ``T`` / ``t_x``.
+    """
+    r, alpha, a, b = np.exp(log_params)
+    k = 1.0 if dropout_at_zero else 0.0
+    d = _bgnbd_design(stats, k)
+    ux, wx = d["ux"], d["wx"]
+    # Part in x alone (NBD and beta-geometric normalising terms).
+    part = (
+        gammaln(r + ux) - gammaln(r) + gammaln(b + ux + k) - gammaln(a + b + ux + k)
+        - gammaln(b) + gammaln(a + b)
+    )
+    total_w = d["total_w"]
+    ll = float(wx @ part) + total_w * r * np.log(alpha)
+    # Mixture part, per distinct row.
+    w, x, rx = d["w"], d["x"], r + d["x"]
+    lt = np.log(alpha + d["uT"])[d["T_code"]]
+    c3 = -rx * lt
+    n0 = d["n0"]                        # rows [0, n0) have x + k == 0
+    ltx = np.log(alpha + d["utx"])[d["tx_code"][n0:]]
+    lbx = np.log(b + ux + k - 1.0, where=ux + k > 0, out=np.zeros_like(ux))
+    c4 = np.log(a) - lbx[d["x_code"][n0:]] - rx[n0:] * ltx
+    m = c3.copy()
+    m[n0:] = np.logaddexp(c3[n0:], c4)
+    ll += float(w @ m)
+    if not gradient:
+        return ll, None
+    omega = np.exp(c4 - m[n0:])         # weight of the "dropped out at t_x" branch
+    w1 = w[n0:]
+    wo = w1 * omega
+    g_r = float(wx @ (digamma(r + ux) - digamma(r))) + total_w * np.log(alpha)
+    g_r -= float(w @ lt) + float(wo @ (ltx - lt[n0:]))
+    inv_t = (1.0 / (alpha + d["uT"]))[d["T_code"]]
+    inv_tx = (1.0 / (alpha + d["utx"]))[d["tx_code"][n0:]]
+    g_alpha = total_w * r / alpha - float((w * rx) @ inv_t)
+    g_alpha -= float((wo * rx[n0:]) @ (inv_tx - inv_t[n0:]))
+    s_wo = float(wo.sum())
+    g_a = float(wx @ (digamma(a + b) - digamma(a + b + ux + k))) + s_wo / a
+    ibx = np.divide(1.0, b + ux + k - 1.0, where=ux + k > 0, out=np.zeros_like(ux))
+    g_b = float(wx @ (digamma(b + ux + k) - digamma(a + b + ux + k) - digamma(b) + digamma(a + b)))
+    g_b -= float(np.bincount(d["x_code"][n0:], weights=wo, minlength=ux.size) @ ibx)
+    grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
+    return ll, grad
+
+
+def _bgnbd_design(stats: Collapsed, k: float) -> dict[str, Array]:
+    """Row order and per-value tables for `bgnbd_loglik_sum`, cached on ``stats``."""
+    key = f"bgnbd{k}"
+    if key in stats.cache:
+        return stats.cache[key]
+    x = stats.values["frequency"]
+    order = np.argsort(x + k > 0, kind="stable")   # rows with x + k == 0 first
+    ux = stats.uniques["frequency"]
+    d = {
+        "w": stats.weights[order],
+        "x": x[order],
+        "ux": ux,
+        "wx": np.bincount(stats.codes["frequency"], weights=stats.weights, minlength=ux.size),
+        "uT": stats.uniques["T"],
+        "T_code": stats.codes["T"][order],
+        "utx": stats.uniques["recency"],
+        "tx_code": stats.codes["recency"][order],
+        "x_code": stats.codes["frequency"][order],
+        "n0": int(np.count_nonzero(x + k == 0)),
+        "total_w": stats.total_weight,
+    }
+    stats.cache[key] = d
+    return d
+
+
+# ----------------------------------------------------------------------------
+# Pareto/NBD
+# ----------------------------------------------------------------------------
+#
+# FH05 eq. (3) writes L with a difference of two 2F1 terms.  Regrouping the
+# individual-level likelihood  lambda^x [mu e^{-(lambda+mu) t_x}
+# + lambda e^{-(lambda+mu) T}] / (lambda+mu)  before integrating gives a sum of
+# two positive integrals (no cancellation when t_x ~ T):
+#
+#   L = Gamma(r+x) alpha^r beta^s / Gamma(r)
+#       * [ s J(t_x; r+x, s+1) + (r+x) J(T; r+x+1, s) ],
+#   J(t; p, q) = int_t^inf (alpha+y)^-p (beta+y)^-q dy,
+#
+# which is FH05 eq. (3) after the closed form of J (a 2F1) is substituted.
+
+
+def paretonbd_loglik(
+    params: tuple[float, float, float, float],
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+) -> Array:
+    """Per-customer Pareto/NBD log-likelihood (FH05 eq. 3), in stable log form.
+
+    ``params`` is ``(r, alpha, s, beta)``.
+    """
+    r, alpha, s, beta = params
+    x, tx, t_ = np.broadcast_arrays(_arr(frequency), _arr(recency), _arr(T))
+    l1 = log_j(tx, alpha, beta, r + x, np.full_like(x, s + 1.0))[0]
+    l2 = log_j(t_, alpha, beta, r + x + 1.0, np.full_like(x, s))[0]
+    return (
+        gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        + np.logaddexp(np.log(s) + l1, np.log(r + x) + l2)
+    )
+
+
+def paretonbd_log_bracket(
+    params: tuple[float, float, float, float], x: Array, tx: Array, t_: Array
+) -> Array:
+    """``log[s J(t_x) + (r+x) J(T)]``: the part of the likelihood P(alive) divides by."""
+    r, alpha, s, beta = params
+    l1 = log_j(tx, alpha, beta, r + x, np.full_like(x, s + 1.0))[0]
+    l2 = log_j(t_, alpha, beta, r + x + 1.0, np.full_like(x, s))[0]
+    return np.logaddexp(np.log(s) + l1, np.log(r + x) + l2)
+
+
+def paretonbd_loglik_sum(
+    log_params: Array, stats: Collapsed, gradient: bool
+) -> tuple[float, Array | None]:
+    """Weighted sum of `paretonbd_loglik` with its gradient on log-parameters.
+
+    ``J(t_x)`` is evaluated once per distinct ``(x, t_x)`` and ``J(T)`` once per
+    distinct ``(x, T)``; gradient sums are aggregated by those pairs.
+    """
+    r, alpha, s, beta = np.exp(log_params)
+    d = _paretonbd_design(stats)
+    ux, wx, total_w = d["ux"], d["wx"], d["total_w"]
+    x1, t1, x2, t2 = d["x1"], d["t1"], d["x2"], d["t2"]
+    l1, a1, b1, p1, q1 = log_j(t1, alpha, beta, r + x1, np.full_like(x1, s + 1.0))
+    l2, a2, b2, p2, q2 = log_j(t2, alpha, beta, r + x2 + 1.0, np.full_like(x2, s))
+    e1 = np.log(s) + l1
+    e2 = np.log(r + x2) + l2
+    c1, c2, w = d["code1"], d["code2"], d["w"]
+    g1, g2 = e1[c1], e2[c2]
+    m = np.logaddexp(g1, g2)
+    ll = float(wx @ (gammaln(r + ux) - gammaln(r)))
+    ll += total_w * (r * np.log(alpha) + s * np.log(beta)) + float(w @ m)
+    if not gradient:
+        return ll, None
+    omega = np.exp(g1 - m)
+    o1 = np.bincount(c1, weights=w * omega, minlength=x1.size)
+    o2 = np.bincount(c2, weights=w * (1.0 - omega), minlength=x2.size)
+    g_r = float(wx @ (digamma(r + ux) - digamma(r))) + total_w * np.log(alpha)
+    g_r += float(o1 @ p1) + float(o2 @ (1.0 / (r + x2) + p2))
+    g_alpha = total_w * r / alpha + float(o1 @ a1) + float(o2 @ a2)
+    g_s = total_w * np.log(beta) + float(o1 @ (1.0 / s + q1)) + float(o2 @ q2)
+    g_beta = total_w * s / beta + float(o1 @ b1) + float(o2 @ b2)
+    return ll, np.array([g_r * r, g_alpha * alpha, g_s * s, g_beta * beta])
+
+
+def _paretonbd_design(stats: Collapsed) -> dict[str, Array]:
+    if "pnbd" in stats.cache:
+        return stats.cache["pnbd"]
+    cx, ctx, ct = stats.codes["frequency"], stats.codes["recency"], stats.codes["T"]
+    ux, utx, ut = stats.uniques["frequency"], stats.uniques["recency"], stats.uniques["T"]
+    code1, key1 = _pairs(cx, ctx, utx.size)
+    code2, key2 = _pairs(cx, ct, ut.size)
+    d = {
+        "w": stats.weights,
+        "ux": ux,
+        "wx": np.bincount(cx, weights=stats.weights, minlength=ux.size),
+        "total_w": stats.total_weight,
+        "code1": code1, "x1": ux[key1 // utx.size], "t1": utx[key1 % utx.size],
+        "code2": code2, "x2": ux[key2 // ut.size], "t2": ut[key2 % ut.size],
+    }
+    stats.cache["pnbd"] = d
+    return d
+
+
+def _pairs(a: NDArray[np.intp], b: NDArray[np.intp], nb: int) -> tuple[NDArray[np.intp], NDArray[np.int64]]:
+    import pandas as pd
+
+    code, uniq = pd.factorize(a.astype(np.int64) * nb + b, sort=True)
+    return code.astype(np.intp), np.asarray(uniq, dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------
+# BG/BB
+# ----------------------------------------------------------------------------
+
+
+def bgbb_loglik(
+    params: tuple[float, float, float, float],
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    n_periods: ArrayLike,
+) -> Array:
+    """Per-customer BG/BB log-likelihood (FHS10 eq. 5).
+
+    ``params`` is ``(alpha, beta, gamma, delta)``; ``frequency`` repeat
+    transactions in ``n_periods`` opportunities, the last at ``recency``.
+    """
+    al, be, ga, de = params
+    x, tx, n = np.broadcast_arrays(_arr(frequency), _arr(recency), _arr(n_periods))
+    base = betaln(al, be) + betaln(ga, de)
+    first = betaln(al + x, be + n - x) + betaln(ga, de + n) - base
+    terms = [first]
+    n_extra = int(np.max(n - tx)) if x.size else 0
+    for i in range(n_extra):
+        valid = i <= n - tx - 1
+        term = betaln(al + x, be + tx - x + i) + betaln(ga + 1.0, de + tx + i) - base
+        terms.append(np.where(valid, term, -np.inf))
+    stacked = np.vstack(terms)
+    top = stacked.max(axis=0)
+    return top + np.log(np.exp(stacked - top).sum(axis=0))
+
+
+def bgbb_loglik_sum(log_params: Array, stats: Collapsed, gradient: bool) -> tuple[float, None]:
+    """Weighted sum of `bgbb_loglik` over distinct ``(x, t_x, n)`` rows."""
+    ll = bgbb_loglik(
+        tuple(np.exp(log_params)), stats.values["frequency"], stats.values["recency"],
+        stats.values["n_periods"],
+    )
+    return float(stats.weights @ ll), None
+
+
+# ----------------------------------------------------------------------------
+# Shifted beta-geometric
+# ----------------------------------------------------------------------------
+
+
+def sbg_loglik(params: tuple[float, float], tenure: ArrayLike, churned: ArrayLike) -> Array:
+    """Per-customer sBG log-likelihood (FH07 eqs. 1-3).
+
+    A customer who churned after ``tenure = t`` periods contributes
+    ``log P(T = t) = log B(alpha+1, beta+t-1) - log B(alpha, beta)``; one still
+    active after ``t`` periods contributes ``log S(t) = log B(alpha, beta+t) -
+    log B(alpha, beta)``.
+    """
+    al, be = params
+    t, c = np.broadcast_arrays(_arr(tenure), _arr(churned))
+    base = betaln(al, be)
+    churn = betaln(al + 1.0, be + np.maximum(t, 1.0) - 1.0) - base
+    alive = betaln(al, be + t) - base
+    return np.where(c > 0, churn, alive)
+
+
+def sbg_loglik_sum(log_params: Array, stats: Collapsed, gradient: bool) -> tuple[float, Array | None]:
+    """Weighted sum of `sbg_loglik` with its analytic gradient."""
+    al, be = np.exp(log_params)
+    t, c, w = stats.values["tenure"], stats.values["churned"] > 0, stats.weights
+    ll = float(w @ sbg_loglik((al, be), t, c))
+    if not gradient:
+        return ll, None
+    dab = digamma(al + be)
+    tm = np.maximum(t, 1.0)
+    # d/dalpha, d/dbeta of the churn and alive terms
+    ca = digamma(al + 1.0) - digamma(al + be + tm) - digamma(al) + dab
+    cb = digamma(be + tm - 1.0) - digamma(al + be + tm) - digamma(be) + dab
+    aa = digamma(al) - digamma(al + be + t) - digamma(al) + dab
+    ab = digamma(be + t) - digamma(al + be + t) - digamma(be) + dab
+    g_a = float(w @ np.where(c, ca, aa))
+    g_b = float(w @ np.where(c, cb, ab))
+    return ll, np.array([g_a * al, g_b * be])
+
+
+# ----------------------------------------------------------------------------
+# Gamma-Gamma
+# ----------------------------------------------------------------------------
+
+
+def gammagamma_loglik(
+    params: tuple[float, float, float], frequency: ArrayLike, monetary: ArrayLike
+) -> Array:
+    """Per-customer Gamma-Gamma log-likelihood of the mean repeat spend (FH13 eq. 3).
+
+    ``params`` is ``(p, q, gamma)``; rows need ``frequency > 0``, ``monetary > 0``.
+    """
+    p, q, g = params
+    x, z = np.broadcast_arrays(_arr(frequency), _arr(monetary))
+    px = p * x
+    return (
+        gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(g)
+        + (px - 1.0) * np.log(z) + px * np.log(x) - (px + q) * np.log(g + x * z)
+    )
+
+
+def gammagamma_loglik_sum(
+    log_params: Array, stats: Collapsed, gradient: bool
+) -> tuple[float, Array | None]:
+    """Weighted sum of `gammagamma_loglik` with its analytic gradient."""
+    p, q, g = np.exp(log_params)
+    x, z, w = stats.values["frequency"], stats.values["monetary"], stats.weights
+    ll = float(w @ gammagamma_loglik((p, q, g), x, z))
+    if not gradient:
+        return ll, None
+    px = p * x
+    lgz = np.log(g + x * z)
+    dpq = digamma(px + q)
+    g_p = float(w @ (x * (dpq - digamma(px) + np.log(z) + np.log(x) - lgz)))
+    g_q = float(w @ (dpq - digamma(q) + np.log(g) - lgz))
+    g_g = float(w @ (q / g - (px + q) / (g + x * z)))
+    return ll, np.array([g_p * p, g_q * q, g_g * g])

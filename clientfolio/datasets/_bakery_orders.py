@@ -301,7 +301,8 @@ class Refunds:
     amount: np.ndarray  # negative pence
 
 
-def make_refunds(rng: np.random.Generator, pop: Population, orders: Orders, end_utc: int) -> Refunds:
+def make_refunds(rng: np.random.Generator, cal: Calendar, pop: Population, orders: Orders, end_utc: int
+                 ) -> Refunds:
     """A few damaged cakes, wrong orders and short wholesale deliveries, refunded days later."""
     n = len(orders.cust)
     lo, la = orders.line_order, orders.line_amount
@@ -313,6 +314,9 @@ def make_refunds(rng: np.random.Generator, pop: Population, orders: Orders, end_
     wholesale = orders.channel[picked] == WHOLESALE_INVOICE
     delay = np.where(wholesale, rng.uniform(2, 10, len(picked)), rng.uniform(3, 72, len(picked))) * 3600
     utc = orders.utc[picked] + _round_half_up(delay)
+    for _ in range(2):  # staff handle refunds on opening days only
+        day = np.clip((utc + 3600) // 86400 - cal.days[0], 0, cal.n_days - 1)
+        utc = utc + 86400 * cal.closed[day]
     # the refunded line: the dearest line for retail, a random line short-delivered for wholesale
     starts = np.searchsorted(lo, picked)
     counts = np.searchsorted(lo, picked, side="right") - starts

@@ -18,6 +18,8 @@ DOW = {
     OCCASIONAL: np.array([0.60, 0.60, 0.65, 0.70, 0.95, 1.90, 1.60]),
     TOURIST: np.array([0.85, 0.85, 0.85, 0.90, 1.10, 1.40, 1.20]),
 }
+
+
 def day_weights(cal: Calendar) -> dict[int, np.ndarray]:
     """Relative purchase intensity per day for each retail type (mean 1 over the window)."""
     out = {}
@@ -88,20 +90,21 @@ def make_timeline(rng: np.random.Generator, cal: Calendar, pop: Population,
     days.append(d)
     rate[r], dropout[r] = lam, mu
     death = pop.acq_day[r] + 1.0 + tau
-    alive[r, 1] = np.where(death < D, death, np.inf)
+    alive[r, 1] = np.where(death < D, np.ceil(death), np.inf)  # purchases are drawn per day
     # some lapsed regulars come back after a gap, buying less often, with a fresh lifetime
     back = (death < D - 56) & (rng.random(len(r)) < 0.15)
     s2 = np.floor(death + rng.uniform(56, 280, len(r)))
     back &= s2 < D - 7
     s2 = s2[back]
-    s2 = s2 + cal.closed[np.minimum(s2, D - 1).astype(np.int64)]  # never restart on a closed day
+    for _ in range(2):  # never restart on a closed day (25 and 26 December)
+        s2 = s2 + cal.closed[np.minimum(s2, D - 1).astype(np.int64)]
     tau2 = rng.exponential(1.0 / (mu[back] * 1.5)) * 7
     o2, d2 = _poisson_days(rng, w[REGULAR], s2 + 1, np.minimum(s2 + 1 + tau2, D),
                            lam[back] * rng.uniform(0.4, 0.9, int(back.sum())) / 7)
     custs += [r[back], r[back][o2]]
     days += [s2.astype(np.int64), d2]
     alive[r[back], 2] = s2
-    alive[r[back], 3] = np.where(s2 + 1 + tau2 < D, s2 + 1 + tau2, np.inf)
+    alive[r[back], 3] = np.where(s2 + 1 + tau2 < D, np.ceil(s2 + 1 + tau2), np.inf)
 
     # occasional buyers: BG/NBD -- Poisson purchases, drop out after each repeat purchase with prob p
     c = np.flatnonzero(pop.ctype == OCCASIONAL)
@@ -146,7 +149,6 @@ def make_timeline(rng: np.random.Generator, cal: Calendar, pop: Population,
     ok[ok] &= ~cal.closed[td[ok]]
     custs.append(te[ok])
     days.append(td[ok])
-    rate[t] = 7.0 * (1 + extra) / (1 + stay)
     last_visit = np.full(len(t), 0.0) + pop.acq_day[t]
     np.maximum.at(last_visit, np.searchsorted(t, te[ok]), td[ok])
     alive[t, 1] = last_visit + 0.999
@@ -172,7 +174,7 @@ def make_timeline(rng: np.random.Generator, cal: Calendar, pop: Population,
         days.append(dd)
         rate[i] = sched.sum() * 0.96
         dropout[i] = 7 / (6 * 365 * np.exp(0.4 * pop.z[i]))
-        alive[i, 1] = pop.acq_day[i] + tau_b[k] if pop.acq_day[i] + tau_b[k] < D else np.inf
+        alive[i, 1] = np.ceil(stop) if pop.acq_day[i] + tau_b[k] < D else np.inf
 
     cust = np.concatenate(custs + bday_c)
     day = np.concatenate(days + bday_d).astype(np.int64)

@@ -68,8 +68,8 @@ Orders
       Regulars order their own usual drink 80 % of the time and have personal pastry
       (Beta(2, 3)) and bread (Beta(1, 5)) habits.
     * Channel: click & collect with a personal web share (regulars Beta(1, 15),
-      occasional Beta(2, 4), doubled for celebration cakes; tourists 2 %); wholesale is
-      invoiced.  Local time of day by occasion (in store 07:00-18:00, Sundays
+      occasional Beta(2, 4), doubled for celebration cakes and a third of it for
+      treats; tourists 2 %); wholesale is invoiced.  Local time of day by occasion (in store 07:00-18:00, Sundays
       08:00-16:00; web orders 07:00-22:30; wholesale invoices 05:30-07:00).
     * Prices and cost of goods from the catalogue (``_bakery_world.PRODUCTS``); list
       prices rise 5 % (rounded to 5p) and costs 7 % on each 1 March after the first.
@@ -87,7 +87,7 @@ Orders
       payment terms.  Refunds: £1.50 handling.
     * Refunds: 3 % of click & collect orders with a whole cake, 1.2 % of wholesale
       deliveries (part of one line short), 0.08 % of other orders, x exp(-0.3 z); 2-72
-      hours later, as their own order ``R<number of the original>`` with negative
+      hours later (on an opening day), as their own order ``R<number of the original>`` with negative
       amount and quantity, zero cost and discount.
 
 Events
@@ -103,14 +103,18 @@ Events
     * ``support_ticket``: before every refund (topic consistent with what went wrong),
       plus 0.2 % of retail and 2 % of wholesale orders x exp(-0.6 z).
     * ``review`` (Google, Tripadvisor for tourists; never wholesale): 12 / 8 / 6 % of
-      regulars / occasional / tourists, +50 points after trouble; rating =
+      regulars / occasional / tourists, plus 0.5 after trouble; rating =
       round(4.3 + 0.8 z + N(0, 0.6) - 1.8 if there was trouble), text from templates
       naming the product reviewed and, after trouble, what went wrong.
     * ``survey`` (NPS, mid-June and late November to consenting customers): answered by
       30 / 15 / 6 / 40 % (x0.2 if no longer a customer); nps = round(7.2 + 1.7 z + 0.8 if
       regular + N(0, 1.2) - 1.5 after trouble), clipped to 0..10.
 
-Realised gross margin by category (checked by the tests): see ``CATEGORY_MARGIN_RANGES``.
+Realised gross margin, (amount - cost) / amount, by category (checked by the tests):
+coffee 0.72-0.88, pastry and bread 0.52-0.70, sandwich 0.45-0.60, cake 0.50-0.66,
+gift 0.33-0.55, wholesale 0.28-0.42 (``CATEGORY_MARGIN_RANGES``).
+
+:func:`simulate` also returns ``truth``; ``--truth`` writes it as ``truth.csv``.
 
 Regenerate the bundled copy (deterministic; about 3 seconds)::
 
@@ -180,7 +184,7 @@ def _raw_tables(seed: int, n_customers: int, start: dt.date, end: dt.date
     pop = make_population(rng, cal, n_customers, w)
     tl = make_timeline(rng, cal, pop, w)
     orders = fill_orders(rng, cal, pop, tl)
-    refunds = make_refunds(rng, pop, orders, end_utc)
+    refunds = make_refunds(rng, cal, pop, orders, end_utc)
 
     # ---- customer ids in order of first purchase: C00001.. for shoppers, W001.. for wholesale
     first_utc = np.full(pop.n, np.iinfo(np.int64).max)

@@ -47,8 +47,11 @@ def _header_guess(info: FileInfo) -> tuple[str | None, int]:
         lines = [fh.readline() for _ in range(30)]
     lines = [ln.rstrip("\r\n") for ln in lines]
     best: tuple[int, str | None, int] = (0, None, 0)
+    import csv as _csv
+
     for d in (",", ";", "\t", "|"):
-        counts = [ln.count(d) for ln in lines]
+        # count fields the way a CSV parser does, so delimiters inside quotes do not count
+        counts = [len(next(_csv.reader([ln], delimiter=d), [])) - 1 if ln else 0 for ln in lines]
         nonzero = [c for c in counts if c]
         if not nonzero:
             continue

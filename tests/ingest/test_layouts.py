@@ -108,12 +108,6 @@ def test_user_mapping_file(tmp_path: Path) -> None:
     assert tx["amount"].sum() == pytest.approx(float(FACTS["layouts/generic_with_mapping.csv"]["net_revenue"]))
 
 
-def test_split_export_rejects_orphans(tmp_path: Path) -> None:
-    paths = [DATA / "split/orders.csv", DATA / "split/order_items.csv", DATA / "split/customers.csv"]
-    mapping_free = import_files(paths[:1], tmp_path / "a.duckdb", rejects_dir=tmp_path / "r")
-    assert mapping_free.balanced
-
-
 # One line per malformed input: (file, expected outcome, words the message or a reject must contain).
 BROKEN = [
     ("empty.csv", "error", "empty"),

@@ -59,6 +59,7 @@ class Orders:
     """Orders in chronological order (index = order number - 1) and their lines."""
 
     cust: np.ndarray
+    day: np.ndarray  # local day index in the calendar
     utc: np.ndarray  # int64 seconds since the epoch
     channel: np.ndarray
     occasion: np.ndarray
@@ -196,7 +197,7 @@ def fill_orders(rng: np.random.Generator, cal: Calendar, pop: Population, tl: Ti
     after = cq - offset
     free = np.minimum(after // 10 - (after - lq[by_c]) // 10, lq[by_c])
     disc[by_c] += free * unit[by_c]
-    # end-of-day markdown: pastries and bread half price in the last hour
+    # end-of-day markdown: pastries and bread half price in store from 16:30 (Sundays 15:00)
     md = markdown[lo] & np.isin(PRODUCT_SLOT[lp], ["pastry", "bread"])
     disc[md] += _round_half_up((gross[md] - disc[md]) * 0.5)
     # promo codes on the web shop (deal seekers nearly always use one)
@@ -228,7 +229,7 @@ def fill_orders(rng: np.random.Generator, cal: Calendar, pop: Population, tl: Ti
                     [_round_half_up(net * np.where(cash, 0.008, 0.0169)),
                      _round_half_up(net * 0.014) + 20 + np.where(boxed, 120, 35)],
                     delivery + 150 + _round_half_up(net * 0.01))
-    return Orders(cust, utc, channel, occ, cts, lo, lp, lq, amount, cost, disc, gift)
+    return Orders(cust, day, utc, channel, occ, cts, lo, lp, lq, amount, cost, disc, gift)
 
 
 def _seen_before(cust: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -312,11 +313,17 @@ def make_refunds(rng: np.random.Generator, cal: Calendar, pop: Population, order
                   [0.012, 0.03], 0.0008) * np.exp(-0.3 * z)
     picked = np.flatnonzero(rng.random(n) < p)
     wholesale = orders.channel[picked] == WHOLESALE_INVOICE
-    delay = np.where(wholesale, rng.uniform(2, 10, len(picked)), rng.uniform(3, 72, len(picked))) * 3600
-    utc = orders.utc[picked] + _round_half_up(delay)
-    for _ in range(2):  # staff handle refunds on opening days only
-        day = np.clip((utc + 3600) // 86400 - cal.days[0], 0, cal.n_days - 1)
-        utc = utc + 86400 * cal.closed[day]
+    # staff refund during opening hours: wholesale the same morning, retail within 3 days
+    day = orders.day[picked] + np.where(wholesale, 0, rng.integers(0, 4, len(picked)))
+    hour = rng.uniform(9.0, 17.5, len(picked))
+    for _ in range(6):  # move past the order itself and past closed days
+        d = np.minimum(day, cal.n_days - 1)
+        utc = cal.days[d] * 86400 + _round_half_up(hour * 3600) - 3600 * cal.bst[d]
+        bump = (utc <= orders.utc[picked]) | cal.closed[d]
+        if not bump.any():
+            break
+        day = day + bump
+    utc = np.where(day < cal.n_days, utc, end_utc)  # past the end: dropped below
     # the refunded line: the dearest line for retail, a random line short-delivered for wholesale
     starts = np.searchsorted(lo, picked)
     counts = np.searchsorted(lo, picked, side="right") - starts

@@ -86,9 +86,10 @@ Orders
       click & collect; wholesale delivery £6.50-£23 by region + £1.50 invoicing + 1 %
       payment terms.  Refunds: £1.50 handling.
     * Refunds: 3 % of click & collect orders with a whole cake, 1.2 % of wholesale
-      deliveries (part of one line short), 0.08 % of other orders, x exp(-0.3 z); 2-72
-      hours later (on an opening day), as their own order ``R<number of the original>`` with negative
-      amount and quantity, zero cost and discount.
+      deliveries (part of one line short), 0.08 % of other orders, x exp(-0.3 z); refunded
+      in opening hours (wholesale the same day, retail within 3 days) as their own
+      order ``R<number of the original>`` with negative amount and quantity, zero cost
+      and discount.
 
 Events
     * E-mail (consenting customers only): a newsletter on the first Tuesday of each

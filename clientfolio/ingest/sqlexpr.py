@@ -33,8 +33,8 @@ def lit_list(values: Iterable[object]) -> str:
 
 
 def text(col: str) -> str:
-    """Trimmed text, NULL when blank."""
-    return f"nullif(trim({col}), '')"
+    """Trimmed text without NUL characters (PostgreSQL refuses them), NULL when blank."""
+    return f"nullif(trim(replace({col}, chr(0), '')), '')"
 
 
 def ident_value(col: str) -> str:

@@ -170,6 +170,10 @@ def timestamp_sql(col: str, order: str, tz: str, fmt: str | None = None) -> str:
     if fmt:
         return _localize(f"try_strptime({v}, {lit(fmt)})", tz)
     cases = [
+        # the common case first, without regular expressions: 'YYYY-MM-DD[ HH:MM:SS]' in UTC
+        *([f"WHEN substr({v}, 5, 1) = '-' AND (length({v}) <= 10 OR NOT (right({v}, 1) IN ('Z', 'z') "
+           f"OR substr({v}, -6, 1) IN ('+', '-') OR substr({v}, -5, 1) IN ('+', '-'))) "
+           f"AND try_cast({v} AS TIMESTAMP) IS NOT NULL THEN try_cast({v} AS TIMESTAMP)"] if tz == "UTC" else []),
         f"WHEN regexp_matches({v}, {lit(ISO)}) THEN {_iso(v, tz)}",
         f"WHEN regexp_matches({v}, {lit(YMD8)}) THEN {_localize(ymd8, tz)}",
         f"WHEN regexp_matches({v}, {lit(NUMERIC_DMY)}) THEN {_localize(_numeric_dmy(v, order if order != 'none' else 'day_first'), tz)}",

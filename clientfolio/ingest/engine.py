@@ -137,6 +137,47 @@ def _join_split_exports(con: duckdb.DuckDBPyConnection, stages: list[Stage]) -> 
     return notes
 
 
+def _add_keys(con: duckdb.DuckDBPyConnection, s: Stage, opts: ImportOptions) -> None:
+    """Rebuild a stage table with its store key, content hash and a __dup marker, in one pass."""
+    lay = s.detection.layout
+    ok = "__kind = 'ok'"
+    source = lit(opts.source or lay.source)
+    if s.table == "transactions" and lay.role != "amounts":
+        # No order ids in the file: one order per row, with a stable id made from its content.
+        oid = "order_id" if s.has_order_id else (
+            f"CASE WHEN {ok} THEN coalesce(customer_id, email, 'guest') || '@' || strftime(ts, '%Y-%m-%dT%H:%M:%S') "
+            f"|| '#' || CAST(row_number() OVER (PARTITION BY customer_id, email, ts, {ok} ORDER BY __row) AS VARCHAR) END")
+        # A line is known by what it is (product, quantity, price, direction, time), so the same line
+        # in two overlapping exports is stored once and a later export's version replaces it.
+        # Identical lines inside one order of one file are all kept (#1, #2, ...).
+        given = "line_no" in {r[0] for r in con.execute(f"DESCRIBE {s.stage}").fetchall()}
+        ident = f"substr({_md5(('product_id', 'description', 'quantity', 'unit_price', 'sign(amount)', 'ts'))}, 1, 16)"
+        line = ("CAST(line_no AS VARCHAR)" if given else
+                f"{ident} || '#' || CAST(row_number() OVER (PARTITION BY order_id, {ident}, {ok} ORDER BY __row) AS VARCHAR)"
+                if s.grain == "line" else "'1'")
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
+            WITH a AS (SELECT * REPLACE ({oid} AS order_id) FROM {s.stage})
+            SELECT *, {source} AS source, CASE WHEN {ok} THEN {line} END AS line_key,
+                   CASE WHEN {ok} THEN {_md5(_TX_HASH)} END AS row_hash, NULL::VARCHAR AS __dup
+            FROM a ORDER BY __row""")
+    elif s.table == "customers":
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
+            WITH a AS (SELECT * REPLACE (coalesce(customer_id, email) AS customer_id) FROM {s.stage})
+            SELECT *, {source} AS source, CASE WHEN {ok} THEN {_md5(_CU_HASH)} END AS row_hash,
+                   NULL::VARCHAR AS __dup FROM a ORDER BY __row""")
+    elif s.table == "events":
+        h = _md5(("customer_id", "email", "ts", "type", "properties"))
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
+            SELECT *, {source} AS source, {h} AS row_hash,
+                   CASE WHEN {ok} THEN {h} || '-' || CAST(row_number() OVER (PARTITION BY {h}, {ok} ORDER BY __row) AS VARCHAR)
+                   END AS event_id, NULL::VARCHAR AS __dup
+            FROM {s.stage} ORDER BY __row""")
+    else:  # marketing spend, or amounts that are folded into their orders
+        h = _md5(("channel", "period_start", "period_end", "spend")) if s.table == "marketing_spend" else "NULL"
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
+            SELECT *, {h} AS row_hash, NULL::VARCHAR AS __dup FROM {s.stage} ORDER BY __row""")
+
+
 def _build_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_id: int, opts: ImportOptions) -> None:
     """Create inc_<table> temp tables (store columns + __file) and mark in-import duplicates."""
     for table in TABLES:
@@ -146,47 +187,7 @@ def _build_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_
     con.execute("CREATE OR REPLACE TEMP TABLE inc_customers_derived AS SELECT * FROM inc_customers LIMIT 0")
 
     for s in stages:
-        lay = s.detection.layout
-        con.execute(f"ALTER TABLE {s.stage} ADD COLUMN __dup VARCHAR")  # NULL, 'dup' or 'conflict'
-        if s.table == "transactions" and lay.role != "amounts":
-            source = opts.source or lay.source
-            if not s.has_order_id:
-                # no order ids in the file: one order per row, with a stable id from its content
-                con.execute(f"""UPDATE {s.stage} SET order_id = x.oid FROM (
-                    SELECT __row AS r, coalesce(customer_id, email, 'guest') || '@' || strftime(ts, '%Y-%m-%dT%H:%M:%S')
-                        || '#' || CAST(row_number() OVER (PARTITION BY customer_id, email, ts ORDER BY __row) AS VARCHAR) AS oid
-                    FROM {s.stage} WHERE __kind = 'ok') x WHERE {s.stage}.__row = x.r""")
-            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN source VARCHAR DEFAULT {lit(source)}")
-            # A line is known by what it is (product, quantity, price, direction, time), so the same
-            # line in two overlapping exports is stored once and a later export's version replaces it.
-            given = "line_no" in {r[0] for r in con.execute(f"DESCRIBE {s.stage}").fetchall()}
-            ident_cols = ("product_id", "description", "quantity", "unit_price", "sign(amount)", "ts")
-            # Identical lines inside one order of one file are all kept (#1, #2, ...).
-            ident = f"substr({_md5(ident_cols)}, 1, 16)"
-            line = ("CAST(line_no AS VARCHAR)" if given else
-                    f"{ident} || '#' || CAST(row_number() OVER (PARTITION BY order_id, {ident} ORDER BY __row) AS VARCHAR)"
-                    if s.grain == "line" else "'1'")
-            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN line_key VARCHAR")
-            con.execute(f"""UPDATE {s.stage} SET line_key = x.k FROM (
-                SELECT __row AS r, {line} AS k FROM {s.stage} WHERE __kind = 'ok') x WHERE {s.stage}.__row = x.r""")
-            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN row_hash VARCHAR")
-            con.execute(f"UPDATE {s.stage} SET row_hash = {_md5(_TX_HASH)} WHERE __kind = 'ok'")
-        elif s.table == "customers":
-            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN source VARCHAR DEFAULT {lit(opts.source or lay.source)}")
-            con.execute(f"UPDATE {s.stage} SET customer_id = coalesce(customer_id, email)")
-            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN row_hash VARCHAR")
-            con.execute(f"UPDATE {s.stage} SET row_hash = {_md5(_CU_HASH)} WHERE __kind = 'ok'")
-        elif s.table == "events":
-            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN source VARCHAR DEFAULT {lit(opts.source or lay.source)}")
-            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN row_hash VARCHAR")
-            con.execute(f"UPDATE {s.stage} SET row_hash = {_md5(('customer_id', 'email', 'ts', 'type', 'properties'))}")
-            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN event_id VARCHAR")
-            con.execute(f"""UPDATE {s.stage} SET event_id = x.eid FROM (
-                SELECT __row AS r, row_hash || '-' || CAST(row_number() OVER (PARTITION BY row_hash ORDER BY __row) AS VARCHAR) AS eid
-                FROM {s.stage} WHERE __kind = 'ok') x WHERE {s.stage}.__row = x.r""")
-        elif s.table == "marketing_spend":
-            con.execute(f"ALTER TABLE {s.stage} ADD COLUMN row_hash VARCHAR")
-            con.execute(f"UPDATE {s.stage} SET row_hash = {_md5(('channel', 'period_start', 'period_end', 'spend'))}")
+        _add_keys(con, s, opts)
 
     # Duplicates inside this import: same key more than once.  The newest file wins; inside one
     # file a repeated key with other values is a conflict (rejected), with the same values a duplicate.
@@ -252,6 +253,8 @@ def import_files(
     started = datetime.now(timezone.utc).replace(tzinfo=None)
     try:
         con = st.staging()
+        # Bound memory: DuckDB spills staged tables to disk beyond this (large files stream).
+        con.execute(f"SET memory_limit = {lit(os.environ.get('CLIENTFOLIO_MEMORY_LIMIT', '2GB'))}")
         import_id = st.next_import_id()
         stages: list[Stage] = []
         with tempfile.TemporaryDirectory(prefix="clientfolio-import-") as tmp:
@@ -264,6 +267,7 @@ def import_files(
                     raise IngestError(path, "has a header but no data rows", hint="export again with a date range that has orders")
                 det = _detect(raw, path, opts)
                 stage = build_stage(con, raw, det, opts, i, str(path))
+                con.execute(f"DROP TABLE IF EXISTS {raw.name}")  # the stage holds everything needed now
                 stage.notes = raw.notes + stage.notes
                 stage.sha256 = _file_sha256(path)  # type: ignore[attr-defined]
                 stages.append(stage)

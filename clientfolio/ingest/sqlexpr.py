@@ -62,8 +62,10 @@ def number(col: str, decimal: str) -> str:
         t = f"replace(replace(replace({t}, '.', ''), '''', ''), ',', '.')"
     else:
         t = f"replace(replace({t}, ',', ''), '''', '')"
-    v = f"try_cast({t} AS DOUBLE)"
-    return f"CASE WHEN isfinite({v}) THEN {v} ELSE NULL END"
+    slow = f"try_cast({t} AS DOUBLE)"
+    # Plain numbers ("12.50") skip the clean-up; with a decimal comma nothing can skip it.
+    v = f"coalesce(try_cast(trim({col}) AS DOUBLE), {slow})" if decimal == "." else slow
+    return f"nullif(nullif(nullif({v}, 'inf'::DOUBLE), '-inf'::DOUBLE), 'nan'::DOUBLE)"
 
 
 def boolean(col: str) -> str:

@@ -183,8 +183,28 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
         return timestamp_sql(c, order, tz, fmt), c
 
     # --- select list ---------------------------------------------------------------------------
+    # Each parsed value is computed once, in level p0, under an alias; canonical columns (p1) and
+    # the validity checks (p2) refer to the aliases instead of repeating the parsing.
     sel: dict[str, str] = {}
-    checks: list[tuple[str, str | None, str]] = []  # (condition that makes the row invalid, column, reason)
+    checks: list[tuple[str, str | None, str]] = []  # (condition on p1 columns, raw-text alias, reason)
+    pre: dict[str, str] = {}
+    raw_alias: dict[str, str] = {}
+
+    def P(expr: str) -> str:
+        for alias, e in pre.items():
+            if e == expr:
+                return alias
+        alias = f"__p{len(pre)}"
+        pre[alias] = expr
+        return alias
+
+    def T(col: str | None) -> str | None:
+        """Alias of a source column's trimmed text (kept for the rejects file)."""
+        if col is None:
+            return None
+        if col not in raw_alias:
+            raw_alias[col] = P(text(col))
+        return raw_alias[col]
 
     def add_text(canon: str, fn=text) -> None:
         c = r.canonical_col(canon)
@@ -195,8 +215,8 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
         if not c:
             sel[canon] = "NULL::DOUBLE"
             return
-        sel[canon] = number(c, decimal)
-        checks.append((f"{text(c)} IS NOT NULL AND {sel[canon]} IS NULL", c,
+        sel[canon] = P(number(c, decimal))
+        checks.append((f"{T(c)} IS NOT NULL AND {canon} IS NULL", T(c),
                        f"cannot read as a number{' (decimal comma)' if decimal == ',' else ''}"))
 
     def add_ts(canon: str, required: bool) -> None:
@@ -207,13 +227,14 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
                                "name the date column with --date-col, or use a mapping file (--mapping)")
             sel[canon] = "NULL::TIMESTAMP"
             return
-        sel[canon] = expr
-        checks.append((f"{text(c)} IS NULL", c, "the date is empty"))
-        checks.append((f"({expr}) IS NULL", c,
+        sel[canon] = P(expr)
+        q = ident(canon)
+        checks.append((f"{T(c)} IS NULL", T(c), "the date is empty"))
+        checks.append((f"{q} IS NULL", T(c),
                        "cannot read as a date (expected e.g. 2024-03-05, 05/03/2024 or 2024-03-05 14:22:31+01:00)"))
-        checks.append((f"({expr}) > {lit(future_limit.isoformat(sep=' '))}::TIMESTAMP", c,
+        checks.append((f"{q} > {lit(future_limit.isoformat(sep=' '))}::TIMESTAMP", T(c),
                        f"the date lies in the future (after {now:%Y-%m-%d})"))
-        checks.append((f"({expr}) < TIMESTAMP '1970-01-01'", c, "the date is before 1970"))
+        checks.append((f"{q} < TIMESTAMP '1970-01-01'", T(c), "the date is before 1970"))
 
     if table == "transactions":
         cust, email = r.canonical_col("customer_id"), r.canonical_col("email")
@@ -227,7 +248,7 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
         sel["email"] = email_value(email) if email else "NULL::VARCHAR"
         sel["order_id"] = ident_value(order_col) if order_col else "NULL::VARCHAR"
         if order_col:
-            checks.append((f"{sel['order_id']} IS NULL", order_col, "the order id is empty"))
+            checks.append(("order_id IS NULL", T(order_col), "the order id is empty"))
         add_ts("ts", lay.role != "amounts")
         for canon in ("quantity", "unit_price", "cost", "discount", "cost_to_serve"):
             add_number(canon)
@@ -237,9 +258,9 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
             add_text(canon)
         c = r.canonical_col("consent_marketing")
         sel["consent_marketing"] = boolean(c) if c else "NULL::BOOLEAN"
-        sel["amount"] = _amount_sql(amount_spec, r, decimal, order_col, path, raw, checks, lay.role)
+        sel["amount"] = _amount_sql(amount_spec, r, decimal, order_col, path, raw, checks, lay.role, P, T)
         amount_src = amount_spec.get("column") or (amount_spec.get("times") or [None])[-1]
-        checks.append((f"abs({sel['amount']}) > {opts.max_amount!r}", r.col(amount_src) if amount_src else None,
+        checks.append((f"abs(amount) > {opts.max_amount!r}", T(r.col(amount_src)) if amount_src else None,
                        f"the amount is implausibly large (over {opts.max_amount:,.0f}; use --max-amount to allow it)"))
         refund = " OR ".join(condition(c["when"], r.col, decimal) for c in lay.refund) or "FALSE"
         sel["is_refund"] = f"({refund}) OR coalesce({sel['amount']} < 0, FALSE)"
@@ -257,7 +278,7 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
         sel["customer_id"] = ident_value(cust) if cust else "NULL::VARCHAR"
         sel["person_id"] = ident_value(person) if person else "NULL::VARCHAR"
         sel["email"] = email_value(email) if email else "NULL::VARCHAR"
-        checks.append((f"coalesce({sel['customer_id']}, {sel['email']}) IS NULL", cust or email,
+        checks.append(("coalesce(customer_id, email) IS NULL", T(cust or email),
                        "the customer has neither an id nor an e-mail address"))
         add_ts("first_seen", False)
         for canon in ("region", "country", "industry", "size", "acquisition_channel"):
@@ -266,7 +287,7 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
         c = r.canonical_col("consent_marketing")
         sel["consent_marketing"] = boolean(c) if c else "NULL::BOOLEAN"
         if c:
-            checks.append((f"{text(c)} IS NOT NULL AND {sel['consent_marketing']} IS NULL", c,
+            checks.append((f"{T(c)} IS NOT NULL AND consent_marketing IS NULL", T(c),
                            "consent must be yes/no or true/false"))
     elif table == "events":
         cust, email = r.canonical_col("customer_id"), r.canonical_col("email")
@@ -274,28 +295,29 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
             raise _missing(path, "customer id or e-mail", raw, "name it with --customer-col or --email-col")
         sel["customer_id"] = ident_value(cust) if cust else "NULL::VARCHAR"
         sel["email"] = email_value(email) if email else "NULL::VARCHAR"
-        checks.append((f"coalesce({sel['customer_id']}, {sel['email']}) IS NULL", cust or email,
-                       "the event has no customer"))
+        checks.append(("coalesce(customer_id, email) IS NULL", T(cust or email), "the event has no customer"))
         add_ts("ts", True)
         add_text("type", lambda c: f"lower({text(c)})")
-        checks.append((f"{sel['type']} IS NULL", r.canonical_col("type"), "the event type is empty"))
+        checks.append(("type IS NULL", T(r.canonical_col("type")), "the event type is empty"))
         add_text("properties")
     else:  # marketing_spend
         for canon in ("channel",):
             add_text(canon)
-        checks.append((f"{sel['channel']} IS NULL", r.canonical_col("channel"), "the channel is empty"))
+        checks.append(("channel IS NULL", T(r.canonical_col("channel")), "the channel is empty"))
         add_ts("period_start", True)
         add_ts("period_end", True)
         add_number("spend")
-        checks.append((f"{sel['spend']} IS NULL", r.canonical_col("spend"), "the spend is empty"))
+        checks.append(("spend IS NULL", T(r.canonical_col("spend")), "the spend is empty"))
 
     # --- exclusion rules (not errors: rows that are not revenue) ---------------------------------
     excl = [(condition(rule["when"], r.col, decimal), rule["reason"]) for rule in lay.exclude]
     exclude_sql = "CASE " + " ".join(f"WHEN {c} THEN {lit(reason)}" for c, reason in excl) + " END" if excl else "NULL"
     invalid_sql = "CASE " + " ".join(f"WHEN {c} THEN {i}" for i, (c, _, _) in enumerate(checks)) + " END" if checks else "NULL"
     reasons = "[" + ", ".join(lit(reason) for _, _, reason in checks) + "]"
-    check_cols = "[" + ", ".join(lit(_header_of(col)) for _, col, _ in checks) + "]"
-    check_vals = "[" + ", ".join(f"{col}::VARCHAR" if col else "NULL::VARCHAR" for _, col, _ in checks) + "]"
+    header_of_alias = {alias: _header_of(col) for col, alias in raw_alias.items()}
+    check_cols = "[" + ", ".join(lit(header_of_alias.get(a)) for _, a, _ in checks) + "]"
+    value_sql = ("CASE __bad " + " ".join(f"WHEN {i} THEN {a}" for i, (_, a, _) in enumerate(checks) if a)
+                 + " END") if any(a for _, a, _ in checks) else "NULL::VARCHAR"
 
     # --- attributes: unmapped, non-personal columns as JSON ------------------------------------
     used = lay.source_columns() | {norm_header(v) for v in opts.columns.values()}
@@ -323,21 +345,23 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
     rownum = row_numbers_sql(raw)
     canon_cols = ", ".join(f"{expr} AS {ident(k)}" for k, expr in sel.items())
     name = f"stage_{file_no}"
+    pre_cols = "".join(f", {expr} AS {alias}" for alias, expr in pre.items())
+    pass_cols = "".join(f", {alias}" for alias in pre)
     sql = f"""
     CREATE OR REPLACE TEMP TABLE {name} AS
     WITH src AS (SELECT {rownum} AS __row, rowid AS __idx, {', '.join(src_cols)} FROM {raw.name}),
-    p AS (
-      SELECT __row, __idx, {canon_cols}, {attrs} AS attributes,
-             {exclude_sql} AS __excluded, {invalid_sql} AS __bad,
-             {check_vals} AS __vals
-      FROM src
-    )
-    SELECT {file_no} AS __file, * EXCLUDE (__excluded, __bad, __vals),
+    p0 AS (SELECT src.*{pre_cols} FROM src),
+    p1 AS (
+      SELECT __row, __idx, {canon_cols}, {attrs} AS attributes, {exclude_sql} AS __excluded{pass_cols}
+      FROM p0 AS src
+    ),
+    p2 AS (SELECT *, {invalid_sql} AS __bad FROM p1)
+    SELECT {file_no} AS __file, __row, __idx, {', '.join(ident(k) for k in sel)}, attributes,
            CASE WHEN __excluded IS NOT NULL THEN 'excluded' WHEN __bad IS NOT NULL THEN 'invalid' ELSE 'ok' END AS __kind,
            CASE WHEN __excluded IS NOT NULL THEN __excluded ELSE {reasons}[__bad + 1] END AS __reason,
            CASE WHEN __excluded IS NULL AND __bad IS NOT NULL THEN {check_cols}[__bad + 1] END AS __column,
-           CASE WHEN __excluded IS NULL AND __bad IS NOT NULL THEN __vals[__bad + 1] END AS __value
-    FROM p ORDER BY __idx
+           CASE WHEN __excluded IS NULL AND __bad IS NOT NULL THEN {value_sql} END AS __value
+    FROM p2 ORDER BY __idx
     """
     try:
         con.execute(sql)
@@ -364,7 +388,7 @@ def _style(con, raw: RawTable, col: str, path: str, opts: ImportOptions, lay, de
 
 
 def _amount_sql(spec: dict, r: _Resolver, decimal: str, order_col: str | None, path: str, raw: RawTable,
-                checks: list, role: str) -> str:
+                checks: list, role: str, P, T) -> str:
     """Net amount of a row: a column or quantity x price, less refunds, maybe spread over lines."""
     if not spec:
         if role == "orders":
@@ -377,11 +401,11 @@ def _amount_sql(spec: dict, r: _Resolver, decimal: str, order_col: str | None, p
             if required:
                 raise _missing(path, f"amount ('{name}')", raw, "name the amount column with --amount-col")
             return "0"
-        v = number(c, decimal)
-        checks.append((f"{text(c)} IS NOT NULL AND {v} IS NULL", c,
+        v = P(number(c, decimal))
+        checks.append((f"{T(c)} IS NOT NULL AND {v} IS NULL", T(c),
                        f"cannot read as an amount{' (decimal comma)' if decimal == ',' else ''}"))
         if required:
-            checks.append((f"{text(c)} IS NULL", c, "the amount is empty"))
+            checks.append((f"{T(c)} IS NULL", T(c), "the amount is empty"))
         return v if required else f"coalesce({v}, 0)"
 
     if "times" in spec:
@@ -402,7 +426,7 @@ def _amount_sql(spec: dict, r: _Resolver, decimal: str, order_col: str | None, p
     if split and order_col:
         cols = [r.col(s) for s in split]
         if all(cols):
-            w = " * ".join(f"coalesce({number(c, decimal)}, 0)" for c in cols)
+            w = " * ".join(f"coalesce({P(number(c, decimal))}, 0)" for c in cols)
             part = f"PARTITION BY {order_col}"
             total = f"sum({w}) OVER ({part})"
             base = (f"round(CASE WHEN {total} <> 0 THEN {base} * ({w}) / {total} "

@@ -34,6 +34,15 @@ _SUBSAMPLE_CUSTOMERS = 50_000
 _Z95 = 1.959963984540054
 
 
+def _dot(a: ArrayLike, b: ArrayLike) -> float:
+    """Inner product without BLAS.
+
+    BLAS ``ddot`` starts threads for long vectors; on a busy machine their
+    spin-waiting made fits several times slower than this single-threaded loop.
+    """
+    return float(np.einsum("i,i->", np.asarray(a, dtype=float), np.asarray(b, dtype=float)))
+
+
 # ----------------------------------------------------------------------------
 # Reading and validating columns
 # ----------------------------------------------------------------------------
@@ -196,6 +205,18 @@ class Collapsed:
         return collapse(values, weights)
 
 
+def _factorize(v: Array) -> tuple[NDArray[np.intp], Array]:
+    """Codes and distinct values of one column (a lookup table for small counts)."""
+    if v.size and v.min() >= 0 and v.max() <= 100_000:
+        as_int = v.astype(np.intp)
+        if np.array_equal(as_int, v):
+            present = np.bincount(as_int) > 0
+            lookup = np.cumsum(present) - 1
+            return lookup[as_int].astype(np.intp), np.flatnonzero(present).astype(float)
+    code, uniq = pd.factorize(v, sort=False)
+    return code.astype(np.intp, copy=False), np.asarray(uniq, dtype=float)
+
+
 def collapse(values: Mapping[str, Array], weights: Array | None = None) -> Collapsed:
     """Merge rows with identical values in every column, summing their weights.
 
@@ -211,15 +232,15 @@ def collapse(values: Mapping[str, Array], weights: Array | None = None) -> Colla
     codes: list[NDArray[np.intp]] = []
     uniques: list[Array] = []
     for c in names:
-        code, uniq = pd.factorize(values[c], sort=True)
-        codes.append(code.astype(np.intp, copy=False))
-        uniques.append(np.asarray(uniq, dtype=float))
+        code, uniq = _factorize(values[c])
+        codes.append(code)
+        uniques.append(uniq)
     sizes = [max(len(u), 1) for u in uniques]
     if math.prod(sizes) < 2**62:
         key = np.zeros(len(w), dtype=np.int64)
         for code, size in zip(codes, sizes):
             key = key * size + code
-        group, key_uniq = pd.factorize(key, sort=True)
+        group, key_uniq = pd.factorize(key, sort=False)
         rest = np.asarray(key_uniq, dtype=np.int64)
         row_codes: list[NDArray[np.intp]] = [np.empty(0, np.intp)] * len(names)
         for j in range(len(names) - 1, -1, -1):
@@ -381,7 +402,7 @@ class BaseModel:
 
         def fun(theta: Array) -> tuple[float, Array]:
             counter["n"] += 1
-            with np.errstate(over="ignore", under="ignore"):
+            with np.errstate(all="ignore"):
                 ll, grad = self._loglik(theta, stats, True)
                 if grad is None:
                     grad = _fd_gradient(lambda th: self._loglik(th, stats, False)[0], theta)
@@ -401,65 +422,48 @@ class BaseModel:
     def _fit_collapsed(self, stats: Collapsed) -> None:
         name = type(self).__name__
         theta0 = self._start(stats)
-        if self.initial_params is None and stats.n_rows > _SUBSAMPLE_ROWS:
-            theta0 = self._warm_start(stats, theta0)
         fun = self._objective(stats)
-        f0, _ = fun(theta0)
+        hess: Array | None = None
+        n_iter = 0
+        if self.initial_params is None and stats.n_rows > _SUBSAMPLE_ROWS:
+            theta0, hess = self._warm_start(stats, theta0)
+        f0, g0 = fun(theta0)
         if not np.isfinite(f0):
             raise ConvergenceError(
                 f"{name}: the log-likelihood is not finite at the starting values "
                 f"{self._named(np.exp(theta0))}. Pass initial_params=... closer to "
                 "plausible values, or check the data's time unit."
             )
-        bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(theta0)
-        res = optimize.minimize(
-            fun, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
-            options={"maxiter": int(self.max_iter), "ftol": 1e-15, "gtol": 1e-9, "maxcor": 30},
-        )
-        theta, f, g = res.x, float(res.fun), np.asarray(res.jac)
-        theta, f, g, hess = self._polish(fun, theta, f, g)
-        self._finish(stats, fun, theta, f, g, hess, int(res.nit))
+        theta, f, g = theta0, f0, g0
+        done = False
+        if hess is not None:
+            theta, f, g, done = _newton(fun, theta, f, g, hess, max_steps=12)
+        if not done:
+            res = _minimize(fun, theta, int(self.max_iter))
+            theta, f, g, n_iter = res.x, float(res.fun), np.asarray(res.jac), int(res.nit)
+        # Polish with Newton steps on a fresh Hessian, which also gives the errors.
+        hess = _fd_hessian(fun, theta, g)
+        theta, f, g, _ = _newton(fun, theta, f, g, hess, max_steps=3)
+        self._finish(stats, fun, theta, f, g, hess, n_iter)
 
-    def _warm_start(self, stats: Collapsed, theta0: Array) -> Array:
-        """Fit a random sample of customers first: a cheap, close starting point."""
+    def _warm_start(self, stats: Collapsed, theta0: Array) -> tuple[Array, Array | None]:
+        """Fit a random sample of customers first: a close start and its Hessian."""
         rng = np.random.default_rng(12345)
-        total = stats.total_weight
-        draws = rng.multinomial(_SUBSAMPLE_CUSTOMERS, stats.weights / total)
+        draws = rng.multinomial(_SUBSAMPLE_CUSTOMERS, stats.weights / stats.total_weight)
         rows = np.flatnonzero(draws)
         sample = stats.subset(rows, draws[rows].astype(float))
         fun = self._objective(sample)
         if not np.isfinite(fun(theta0)[0]):
-            return theta0
-        res = optimize.minimize(
-            fun, theta0, jac=True, method="L-BFGS-B",
-            bounds=[(-_LOG_BOUND + 1, _LOG_BOUND - 1)] * len(theta0),
-            options={"maxiter": int(self.max_iter), "ftol": 1e-12, "gtol": 1e-7},
-        )
-        return res.x if np.all(np.isfinite(res.x)) else theta0
-
-    def _polish(
-        self, fun: Callable[[Array], tuple[float, Array]], theta: Array, f: float, g: Array
-    ) -> tuple[Array, float, Array, Array]:
-        """A few Newton steps with a finite-difference Hessian of the gradient."""
-        hess = _fd_hessian(fun, theta)
-        for _ in range(4):
-            if np.max(np.abs(g)) < 1e-10:
-                break
-            try:
-                step = -np.linalg.solve(hess, g)
-            except np.linalg.LinAlgError:
-                break
-            if not np.all(np.isfinite(step)) or g @ step >= 0:
-                break
-            trial = np.clip(theta + step, -_LOG_BOUND, _LOG_BOUND)
-            f_new, g_new = fun(trial)
-            if not (np.isfinite(f_new) and f_new <= f + 1e-13 * max(1.0, abs(f))):
-                break
-            moved = np.max(np.abs(trial - theta))
-            theta, f, g = trial, f_new, g_new
-            if moved > 1e-3:
-                hess = _fd_hessian(fun, theta)
-        return theta, f, g, hess
+            return theta0, None
+        res = _minimize(fun, theta0, int(self.max_iter))
+        if not np.all(np.isfinite(res.x)):
+            return theta0, None
+        hess = _fd_hessian(fun, res.x, np.asarray(res.jac))
+        try:
+            np.linalg.cholesky(hess)
+        except np.linalg.LinAlgError:
+            return res.x, None
+        return res.x, hess
 
     def _finish(
         self,
@@ -513,10 +517,11 @@ class BaseModel:
         self.n_customers_ = float(total) if total != round(total) else int(round(total))
         self.n_distinct_ = stats.n_rows
         self.standard_errors_ = dict(zip(names, map(float, params * se_log)))
-        self.confidence_intervals_ = {
-            n: (float(np.exp(th - _Z95 * s)), float(np.exp(th + _Z95 * s)))
-            for n, th, s in zip(names, theta, se_log)
-        }
+        with np.errstate(over="ignore"):  # a huge standard error gives an infinite bound
+            self.confidence_intervals_ = {
+                n: (float(np.exp(th - _Z95 * s)), float(np.exp(th + _Z95 * s)))
+                for n, th, s in zip(names, theta, se_log)
+            }
         self.covariance_ = pd.DataFrame(cov, index=list(names), columns=list(names))
         self.aic_ = float(2 * k - 2 * ll)
         self.bic_ = float(k * np.log(total) - 2 * ll)
@@ -553,17 +558,63 @@ def _fd_gradient(f: Callable[[Array], float], theta: Array, h: float = 1e-6) -> 
     return g
 
 
+def _minimize(
+    fun: Callable[[Array], tuple[float, Array]], theta: Array, max_iter: int
+) -> optimize.OptimizeResult:
+    """BFGS on the log-parameters, kept within +-_LOG_BOUND.
+
+    Plain BFGS rather than L-BFGS-B: with 2-4 parameters its numpy updates are
+    cheaper than L-BFGS-B's LAPACK calls, which start BLAS threads every step.
+    """
+
+    def bounded(th: Array) -> tuple[float, Array]:
+        if np.any(np.abs(th) > _LOG_BOUND):
+            return np.inf, np.zeros_like(th)
+        return fun(th)
+
+    return optimize.minimize(
+        bounded, theta, jac=True, method="BFGS",
+        options={"maxiter": max_iter, "gtol": 1e-9, "xrtol": 1e-14},
+    )
+
+
 def _fd_hessian(
-    fun: Callable[[Array], tuple[float, Array]], theta: Array, h: float = 1e-5
+    fun: Callable[[Array], tuple[float, Array]], theta: Array, grad: Array, h: float = 1e-6
 ) -> Array:
-    """Central differences of the gradient, symmetrised."""
+    """Forward differences of the analytic gradient, symmetrised."""
     k = theta.size
     hess = np.empty((k, k))
     for i in range(k):
         e = np.zeros(k)
         e[i] = h
-        hess[:, i] = (fun(theta + e)[1] - fun(theta - e)[1]) / (2 * h)
+        hess[:, i] = (fun(theta + e)[1] - grad) / h
     return 0.5 * (hess + hess.T)
+
+
+def _newton(
+    fun: Callable[[Array], tuple[float, Array]],
+    theta: Array,
+    f: float,
+    g: Array,
+    hess: Array,
+    max_steps: int,
+) -> tuple[Array, float, Array, bool]:
+    """Newton steps with a fixed Hessian; returns (theta, f, g, converged)."""
+    for _ in range(max_steps):
+        if np.max(np.abs(g)) < 1e-9:
+            return theta, f, g, True
+        try:
+            step = -np.linalg.solve(hess, g)
+        except np.linalg.LinAlgError:
+            return theta, f, g, False
+        if not np.all(np.isfinite(step)) or g @ step >= 0:
+            return theta, f, g, False
+        trial = np.clip(theta + step, -_LOG_BOUND, _LOG_BOUND)
+        f_new, g_new = fun(trial)
+        if not (np.isfinite(f_new) and f_new <= f + 1e-12 * max(1.0, abs(f))):
+            return theta, f, g, False
+        theta, f, g = trial, f_new, g_new
+    return theta, f, g, bool(np.max(np.abs(g)) < 1e-9)
 
 
 # ----------------------------------------------------------------------------

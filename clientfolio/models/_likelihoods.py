@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import betaln, digamma, gammaln
 
+from clientfolio.models._base import _dot
 from clientfolio.models._integrals import log_j
 
 if TYPE_CHECKING:
@@ -90,70 +91,75 @@ def bgnbd_loglik_sum(
 ) -> tuple[float, Array | None]:
     """Weighted sum of `bgnbd_loglik` over a collapsed table, with its gradient.
 
-    Terms in ``x`` alone are evaluated once per distinct ``x``; logs of
-    ``alpha + T`` and ``alpha + t_x`` once per distinct ``T`` / ``t_x``.
+    Written as ``part(x) + C3 + softplus(C4 - C3)``: the terms in ``x`` alone
+    are evaluated once per distinct ``x``, ``C3 = -(r+x) log(alpha+T)`` is
+    summed per distinct ``T``, and only the softplus term is per row.
     """
     r, alpha, a, b = np.exp(log_params)
     k = 1.0 if dropout_at_zero else 0.0
     d = _bgnbd_design(stats, k)
-    ux, wx = d["ux"], d["wx"]
-    # Part in x alone (NBD and beta-geometric normalising terms).
+    ux, wx, total_w = d["ux"], d["wx"], d["total_w"]
+    ut, utx, w_t, xw_t = d["uT"], d["utx"], d["w_T"], d["xw_T"]
+    # Part in x alone (NBD and beta-geometric normalising terms) + C3 per T.
     part = (
         gammaln(r + ux) - gammaln(r) + gammaln(b + ux + k) - gammaln(a + b + ux + k)
         - gammaln(b) + gammaln(a + b)
     )
-    total_w = d["total_w"]
-    ll = float(wx @ part) + total_w * r * np.log(alpha)
-    # Mixture part, per distinct row.
-    w, x, rx = d["w"], d["x"], r + d["x"]
-    lt = np.log(alpha + d["uT"])[d["T_code"]]
-    c3 = -rx * lt
-    n0 = d["n0"]                        # rows [0, n0) have x + k == 0
-    ltx = np.log(alpha + d["utx"])[d["tx_code"][n0:]]
-    lbx = np.log(b + ux + k - 1.0, where=ux + k > 0, out=np.zeros_like(ux))
-    c4 = np.log(a) - lbx[d["x_code"][n0:]] - rx[n0:] * ltx
-    m = c3.copy()
-    m[n0:] = np.logaddexp(c3[n0:], c4)
-    ll += float(w @ m)
+    log_t = np.log(alpha + ut)
+    ll = _dot(wx, part) + total_w * r * np.log(alpha) - _dot(log_t, (r * w_t + xw_t))
+    # Per row with x + k > 0: softplus(D), D = C4 - C3.
+    has = ux + k > 0
+    log_bx = np.log(np.where(has, b + ux + k - 1.0, 1.0))
+    w1, x1, c_t, c_tx, c_x = d["w1"], d["x1"], d["T_code1"], d["tx_code1"], d["x_code1"]
+    rx = r + x1
+    gap = log_t[c_t] - np.log(alpha + utx)[c_tx]          # log((alpha+T)/(alpha+t_x))
+    dd = (np.log(a) - log_bx)[c_x] + rx * gap
+    soft, sig = _softplus_sigmoid(dd)
+    ll += _dot(w1, soft)
     if not gradient:
         return ll, None
-    omega = np.exp(c4 - m[n0:])         # weight of the "dropped out at t_x" branch
-    w1 = w[n0:]
-    wo = w1 * omega
-    g_r = float(wx @ (digamma(r + ux) - digamma(r))) + total_w * np.log(alpha)
-    g_r -= float(w @ lt) + float(wo @ (ltx - lt[n0:]))
-    inv_t = (1.0 / (alpha + d["uT"]))[d["T_code"]]
-    inv_tx = (1.0 / (alpha + d["utx"]))[d["tx_code"][n0:]]
-    g_alpha = total_w * r / alpha - float((w * rx) @ inv_t)
-    g_alpha -= float((wo * rx[n0:]) @ (inv_tx - inv_t[n0:]))
+    wo = w1 * sig                                         # weight of the "dropped out" branch
     s_wo = float(wo.sum())
-    g_a = float(wx @ (digamma(a + b) - digamma(a + b + ux + k))) + s_wo / a
-    ibx = np.divide(1.0, b + ux + k - 1.0, where=ux + k > 0, out=np.zeros_like(ux))
-    g_b = float(wx @ (digamma(b + ux + k) - digamma(a + b + ux + k) - digamma(b) + digamma(a + b)))
-    g_b -= float(np.bincount(d["x_code"][n0:], weights=wo, minlength=ux.size) @ ibx)
-    grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
-    return ll, grad
+    inv_t = 1.0 / (alpha + ut)
+    g_r = _dot(wx, (digamma(r + ux) - digamma(r))) + total_w * np.log(alpha)
+    g_r += _dot(wo, gap) - _dot(log_t, w_t)
+    g_alpha = total_w * r / alpha - _dot(inv_t, (r * w_t + xw_t))
+    g_alpha += _dot((wo * rx), (inv_t[c_t] - (1.0 / (alpha + utx))[c_tx]))
+    g_a = _dot(wx, (digamma(a + b) - digamma(a + b + ux + k))) + s_wo / a
+    g_b = _dot(wx, (digamma(b + ux + k) - digamma(a + b + ux + k) - digamma(b) + digamma(a + b)))
+    g_b -= _dot(wo, np.where(has, 1.0 / np.exp(log_bx), 0.0)[c_x])
+    return ll, np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
+
+
+def _softplus_sigmoid(z: Array) -> tuple[Array, Array]:
+    """``log(1 + e^z)`` and ``1 / (1 + e^-z)`` from one exponential, overflow-free."""
+    e = np.exp(-np.abs(z))
+    soft = np.maximum(z, 0.0) + np.log1p(e)
+    sig = np.where(z >= 0.0, 1.0, e) / (1.0 + e)
+    return soft, sig
 
 
 def _bgnbd_design(stats: Collapsed, k: float) -> dict[str, Array]:
-    """Row order and per-value tables for `bgnbd_loglik_sum`, cached on ``stats``."""
+    """Per-value weight tables and the rows with x + k > 0, cached on ``stats``."""
     key = f"bgnbd{k}"
     if key in stats.cache:
         return stats.cache[key]
-    x = stats.values["frequency"]
-    order = np.argsort(x + k > 0, kind="stable")   # rows with x + k == 0 first
-    ux = stats.uniques["frequency"]
+    x, w = stats.values["frequency"], stats.weights
+    ux, ut = stats.uniques["frequency"], stats.uniques["T"]
+    c_t = stats.codes["T"]
+    pos = np.flatnonzero(x + k > 0)
     d = {
-        "w": stats.weights[order],
-        "x": x[order],
         "ux": ux,
-        "wx": np.bincount(stats.codes["frequency"], weights=stats.weights, minlength=ux.size),
-        "uT": stats.uniques["T"],
-        "T_code": stats.codes["T"][order],
+        "wx": np.bincount(stats.codes["frequency"], weights=w, minlength=ux.size),
+        "uT": ut,
+        "w_T": np.bincount(c_t, weights=w, minlength=ut.size),
+        "xw_T": np.bincount(c_t, weights=w * x, minlength=ut.size),
         "utx": stats.uniques["recency"],
-        "tx_code": stats.codes["recency"][order],
-        "x_code": stats.codes["frequency"][order],
-        "n0": int(np.count_nonzero(x + k == 0)),
+        "w1": w[pos],
+        "x1": x[pos],
+        "T_code1": c_t[pos],
+        "tx_code1": stats.codes["recency"][pos],
+        "x_code1": stats.codes["frequency"][pos],
         "total_w": stats.total_weight,
     }
     stats.cache[key] = d
@@ -225,18 +231,18 @@ def paretonbd_loglik_sum(
     c1, c2, w = d["code1"], d["code2"], d["w"]
     g1, g2 = e1[c1], e2[c2]
     m = np.logaddexp(g1, g2)
-    ll = float(wx @ (gammaln(r + ux) - gammaln(r)))
-    ll += total_w * (r * np.log(alpha) + s * np.log(beta)) + float(w @ m)
+    ll = _dot(wx, (gammaln(r + ux) - gammaln(r)))
+    ll += total_w * (r * np.log(alpha) + s * np.log(beta)) + _dot(w, m)
     if not gradient:
         return ll, None
     omega = np.exp(g1 - m)
     o1 = np.bincount(c1, weights=w * omega, minlength=x1.size)
     o2 = np.bincount(c2, weights=w * (1.0 - omega), minlength=x2.size)
-    g_r = float(wx @ (digamma(r + ux) - digamma(r))) + total_w * np.log(alpha)
-    g_r += float(o1 @ p1) + float(o2 @ (1.0 / (r + x2) + p2))
-    g_alpha = total_w * r / alpha + float(o1 @ a1) + float(o2 @ a2)
-    g_s = total_w * np.log(beta) + float(o1 @ (1.0 / s + q1)) + float(o2 @ q2)
-    g_beta = total_w * s / beta + float(o1 @ b1) + float(o2 @ b2)
+    g_r = _dot(wx, (digamma(r + ux) - digamma(r))) + total_w * np.log(alpha)
+    g_r += _dot(o1, p1) + _dot(o2, (1.0 / (r + x2) + p2))
+    g_alpha = total_w * r / alpha + _dot(o1, a1) + _dot(o2, a2)
+    g_s = total_w * np.log(beta) + _dot(o1, (1.0 / s + q1)) + _dot(o2, q2)
+    g_beta = total_w * s / beta + _dot(o1, b1) + _dot(o2, b2)
     return ll, np.array([g_r * r, g_alpha * alpha, g_s * s, g_beta * beta])
 
 
@@ -303,7 +309,7 @@ def bgbb_loglik_sum(log_params: Array, stats: Collapsed, gradient: bool) -> tupl
         tuple(np.exp(log_params)), stats.values["frequency"], stats.values["recency"],
         stats.values["n_periods"],
     )
-    return float(stats.weights @ ll), None
+    return _dot(stats.weights, ll), None
 
 
 # ----------------------------------------------------------------------------
@@ -331,7 +337,7 @@ def sbg_loglik_sum(log_params: Array, stats: Collapsed, gradient: bool) -> tuple
     """Weighted sum of `sbg_loglik` with its analytic gradient."""
     al, be = np.exp(log_params)
     t, c, w = stats.values["tenure"], stats.values["churned"] > 0, stats.weights
-    ll = float(w @ sbg_loglik((al, be), t, c))
+    ll = _dot(w, sbg_loglik((al, be), t, c))
     if not gradient:
         return ll, None
     dab = digamma(al + be)
@@ -341,8 +347,8 @@ def sbg_loglik_sum(log_params: Array, stats: Collapsed, gradient: bool) -> tuple
     cb = digamma(be + tm - 1.0) - digamma(al + be + tm) - digamma(be) + dab
     aa = digamma(al) - digamma(al + be + t) - digamma(al) + dab
     ab = digamma(be + t) - digamma(al + be + t) - digamma(be) + dab
-    g_a = float(w @ np.where(c, ca, aa))
-    g_b = float(w @ np.where(c, cb, ab))
+    g_a = _dot(w, np.where(c, ca, aa))
+    g_b = _dot(w, np.where(c, cb, ab))
     return ll, np.array([g_a * al, g_b * be])
 
 
@@ -373,13 +379,13 @@ def gammagamma_loglik_sum(
     """Weighted sum of `gammagamma_loglik` with its analytic gradient."""
     p, q, g = np.exp(log_params)
     x, z, w = stats.values["frequency"], stats.values["monetary"], stats.weights
-    ll = float(w @ gammagamma_loglik((p, q, g), x, z))
+    ll = _dot(w, gammagamma_loglik((p, q, g), x, z))
     if not gradient:
         return ll, None
     px = p * x
     lgz = np.log(g + x * z)
     dpq = digamma(px + q)
-    g_p = float(w @ (x * (dpq - digamma(px) + np.log(z) + np.log(x) - lgz)))
-    g_q = float(w @ (dpq - digamma(q) + np.log(g) - lgz))
-    g_g = float(w @ (q / g - (px + q) / (g + x * z)))
+    g_p = _dot(w, (x * (dpq - digamma(px) + np.log(z) + np.log(x) - lgz)))
+    g_q = _dot(w, (dpq - digamma(q) + np.log(g) - lgz))
+    g_g = _dot(w, (q / g - (px + q) / (g + x * z)))
     return ll, np.array([g_p * p, g_q * q, g_g * g])

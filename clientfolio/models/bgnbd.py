@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betainc, betaln, expit, gammaln, hyp2f1
 
-from clientfolio.models._base import Array, BaseModel, Collapsed, Data, as_output, per_row, read_rfm
+from clientfolio.models._base import Array, BaseModel, _dot, Collapsed, Data, as_output, per_row, read_rfm
 from clientfolio.models._likelihoods import bgnbd_loglik_sum
 
 
@@ -117,8 +117,8 @@ class _BetaGeometricNBD(BaseModel):
 def _nbd_start(stats: Collapsed) -> dict[str, float]:
     """Starting purchase-rate parameters scaled to the data's time unit."""
     w = stats.weights
-    total_t = float(w @ stats.values["T"])
-    total_x = float(w @ stats.values["frequency"])
+    total_t = _dot(w, stats.values["T"])
+    total_x = _dot(w, stats.values["frequency"])
     rate = total_x / total_t if total_t > 0 and total_x > 0 else 1.0
     return {"r": 1.0, "alpha": float(np.clip(1.0 / rate, 1e-4, 1e8))}
 

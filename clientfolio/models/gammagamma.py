@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from clientfolio.models._base import Array, BaseModel, Collapsed, Columns, Data, as_output, check_count, read_columns
+from clientfolio.models._base import Array, BaseModel, _dot, Collapsed, Columns, Data, as_output, check_count, read_columns
 from clientfolio.models._likelihoods import gammagamma_loglik_sum
 
 
@@ -51,7 +51,7 @@ class GammaGamma(BaseModel):
     def _initial_params(self, stats: Collapsed) -> dict[str, float]:
         w = stats.weights
         z = stats.values["monetary"]
-        mean = float(w @ z) / float(w.sum())
+        mean = _dot(w, z) / float(w.sum())
         # p = q = 2 puts the population mean spend p*gamma/(q-1) at the sample mean
         return {"p": 2.0, "q": 2.0, "gamma": max(mean / 2.0, 1e-8)}
 

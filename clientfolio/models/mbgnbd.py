@@ -21,7 +21,7 @@ class MBGNBD(_BetaGeometricNBD):
     >>> from clientfolio.models import MBGNBD
     >>> m = MBGNBD.from_params({"r": 0.525, "alpha": 6.183, "a": 0.891, "b": 1.614})
     >>> round(float(m.predict_alive({"frequency": 0, "recency": 0, "T": 39})[0]), 3)
-    0.656
+    0.389
     """
 
     _k = 1

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike
 
-from clientfolio.models._base import Array, BaseModel, Collapsed, Data, as_output, per_row, read_rfm
+from clientfolio.models._base import Array, BaseModel, _dot, Collapsed, Data, as_output, per_row, read_rfm
 from clientfolio.models._likelihoods import paretonbd_log_bracket, paretonbd_loglik_sum
 from clientfolio.models.bgnbd import _nbd_start
 
@@ -52,7 +52,7 @@ class ParetoNBD(BaseModel):
     def _initial_params(self, stats: Collapsed) -> dict[str, float]:
         start = _nbd_start(stats)
         w = stats.weights
-        mean_t = float(w @ stats.values["T"]) / float(w.sum())
+        mean_t = _dot(w, stats.values["T"]) / float(w.sum())
         return start | {"s": 1.0, "beta": float(np.clip(mean_t, 1e-4, 1e8)) or 1.0}
 
     def predict_alive(self, data: Data) -> Any:

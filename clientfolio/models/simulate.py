@@ -18,11 +18,19 @@ def _rng(seed: int | np.random.Generator | None) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
-def _on_grid(recency: np.ndarray, T: np.ndarray, resolution: float | None) -> np.ndarray:
-    """Round repeat-purchase times up to a time grid (e.g. days expressed in weeks)."""
+def _on_grid(
+    recency: np.ndarray, T: np.ndarray, resolution: float | None, rng: np.random.Generator
+) -> np.ndarray:
+    """Record purchase times as whole periods of ``resolution`` (e.g. days in weeks).
+
+    The first purchase happens at a uniform time within its day, so the day
+    count of a later purchase is ``floor(u + t / resolution)``: unbiased, as
+    with real timestamps truncated to dates.
+    """
     if resolution is None:
         return recency
-    return np.minimum(np.ceil(recency / resolution - 1e-9) * resolution, T)
+    offset = rng.random(recency.shape)
+    return np.minimum(np.floor(offset + recency / resolution) * resolution, T)
 
 
 def simulate_bgnbd(
@@ -35,8 +43,9 @@ def simulate_bgnbd(
 ) -> pd.DataFrame:
     """BG/NBD (or MBG/NBD with ``dropout_at_zero=True``) customers observed for ``T``.
 
-    One customer per value of ``T``.  ``resolution`` rounds purchase times up
-    to a grid (e.g. ``1/7`` for daily timestamps measured in weeks).
+    One customer per value of ``T``.  ``resolution`` records purchase times
+    on a grid (e.g. ``1/7`` for daily timestamps measured in weeks); ``T``
+    should then lie on that grid too.
     """
     rng = _rng(seed)
     t_obs = np.asarray(T, dtype=float)
@@ -49,7 +58,7 @@ def simulate_bgnbd(
     x = np.minimum(purchases, k)
     # the x-th of `purchases` uniform arrival times on (0, T)
     rec = np.where(x > 0, t_obs * rng.beta(np.maximum(x, 1), purchases - x + 1.0), 0.0)
-    rec = np.where(x > 0, _on_grid(rec, t_obs, resolution), 0.0)
+    rec = np.where(x > 0, _on_grid(rec, t_obs, resolution, rng), 0.0)
     return pd.DataFrame({"frequency": x.astype(float), "recency": rec, "T": t_obs})
 
 
@@ -70,7 +79,7 @@ def simulate_paretonbd(
     horizon = np.minimum(life, t_obs)
     x = rng.poisson(lam * horizon)
     rec = np.where(x > 0, horizon * rng.beta(np.maximum(x, 1), 1.0), 0.0)
-    rec = np.where(x > 0, _on_grid(rec, t_obs, resolution), 0.0)
+    rec = np.where(x > 0, _on_grid(rec, t_obs, resolution, rng), 0.0)
     return pd.DataFrame({"frequency": x.astype(float), "recency": rec, "T": t_obs})
 
 

@@ -85,19 +85,58 @@ def _detect(raw: RawTable, path: Path, opts: ImportOptions) -> Detection:
     return det
 
 
+_ORDER_FIELDS = ("customer_id", "email", "ts", "status", "currency", "consent_marketing", "country", "channel")
+
+
+def _join_lines(con: duckdb.DuckDBPyConnection, stages: list[Stage]) -> list[str]:
+    """Order headers + order lines (a shop database dump): store the lines, each with its order's
+    customer and date; lines without an order and orders without lines are rejected."""
+    lines = [s for s in stages if s.detection.layout.role == "lines"]
+    if not lines:
+        return []
+    heads = [s for s in stages if s.table == "transactions" and s.has_order_id and s.detection.layout.role in
+             ("orders", "complete")]
+    if not heads:
+        raise IngestError(lines[0].path, "holds order lines without customers or dates",
+                          hint="import it together with the orders file in one command, e.g. "
+                          "clientfolio import orders.csv order_items.csv")
+    cols = ", ".join(_ORDER_FIELDS)
+    h_union = " UNION ALL ".join(f"SELECT order_id, __kind, __reason, {cols} FROM {s.stage}" for s in heads)
+    l_union = " UNION ALL ".join(f"SELECT order_id FROM {s.stage} WHERE __kind = 'ok'" for s in lines)
+    h_names = ", ".join(Path(s.path).name for s in heads)
+    l_names = ", ".join(Path(s.path).name for s in lines)
+    for s in lines:
+        sets = ", ".join(f"{c} = h.{c}" for c in _ORDER_FIELDS)
+        con.execute(f"""UPDATE {s.stage} SET {sets} FROM ({h_union}) h
+            WHERE h.order_id = {s.stage}.order_id AND h.__kind = 'ok' AND {s.stage}.__kind = 'ok'""")
+        con.execute(f"""UPDATE {s.stage} SET __kind = CASE WHEN h.__kind = 'excluded' THEN 'excluded' ELSE 'invalid' END,
+            __reason = 'belongs to an order that was not stored: ' || h.__reason
+            FROM ({h_union}) h WHERE h.order_id = {s.stage}.order_id AND h.__kind <> 'ok' AND {s.stage}.__kind = 'ok'""")
+        con.execute(f"""UPDATE {s.stage} SET __kind = 'invalid', __column = 'order_id', __value = order_id,
+            __reason = {lit('order id not found in ' + h_names)}
+            WHERE __kind = 'ok' AND order_id NOT IN (SELECT order_id FROM ({h_union}) WHERE order_id IS NOT NULL)""")
+        s.grain = "line"
+    for s in heads:
+        con.execute(f"""UPDATE {s.stage} SET __kind = 'invalid', __column = 'order_id', __value = order_id,
+            __reason = {lit('no item rows for this order in ' + l_names)}
+            WHERE __kind = 'ok' AND order_id NOT IN (SELECT order_id FROM ({l_union}))""")
+        s.stored = False  # its orders are stored as their lines
+    return [f"stored the lines of {l_names} with the customer and date of their order in {h_names}"]
+
+
 def _join_split_exports(con: duckdb.DuckDBPyConnection, stages: list[Stage]) -> list[str]:
     """Join files of one split export (orders + payments/lines + customer map) on their keys."""
-    notes: list[str] = []
+    notes: list[str] = _join_lines(con, stages)
     orders = [s for s in stages if s.detection.layout.role == "orders"]
     amounts = [s for s in stages if s.detection.layout.role == "amounts"]
     cmaps = [s for s in stages if s.detection.layout.role == "customer_map"]
     if amounts and not orders:
         raise IngestError(amounts[0].path, "holds amounts per order but no orders file was given with it",
                           hint="import it together with the orders file, e.g. clientfolio import orders.csv payments.csv")
-    if orders and not amounts:
+    if orders and not amounts and not notes:
         raise IngestError(orders[0].path, "holds orders without amounts",
                           hint="import it together with its payments or order-items file in one command")
-    if not orders:
+    if not orders or not amounts:
         return notes
     o_union = " UNION ALL ".join(f"SELECT order_id, __kind, __reason FROM {s.stage}" for s in orders)
     a_union = " UNION ALL ".join(f"SELECT order_id, amount FROM {s.stage} WHERE __kind = 'ok'" for s in amounts)
@@ -142,7 +181,7 @@ def _add_keys(con: duckdb.DuckDBPyConnection, s: Stage, opts: ImportOptions) -> 
     lay = s.detection.layout
     ok = "__kind = 'ok'"
     source = lit(opts.source or lay.source)
-    if s.table == "transactions" and lay.role != "amounts":
+    if s.table == "transactions" and s.stored:
         # No order ids in the file: one order per row, with a stable id made from its content.
         oid = "order_id" if s.has_order_id else (
             f"CASE WHEN {ok} THEN coalesce(customer_id, email, 'guest') || '@' || strftime(ts, '%Y-%m-%dT%H:%M:%S') "
@@ -194,7 +233,7 @@ def _build_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_
     keys = {"transactions": ("source", "order_id", "line_key"), "customers": ("customer_id",),
             "events": ("event_id",), "marketing_spend": ("channel", "period_start", "period_end")}
     for table, key in keys.items():
-        group = [s for s in stages if s.table == table and s.detection.layout.role != "amounts"]
+        group = [s for s in stages if s.table == table and s.stored]
         if not group:
             continue
         union = " UNION ALL ".join(
@@ -296,7 +335,7 @@ def import_files(
                     rep.rejected_by_reason[reason] += k
                 for _row, _c, _v, reason in s.raw.rejects:
                     rep.rejected_by_reason[reason] += 1
-                if s.table == "transactions" and lay.role != "amounts":
+                if s.table == "transactions" and s.stored:
                     g = con.execute(
                         f"SELECT count(*) FILTER (WHERE customer_id IS NOT NULL), "
                         f"count(*) FILTER (WHERE customer_id IS NULL AND email IS NOT NULL), "
@@ -304,7 +343,7 @@ def import_files(
                         f"FROM {s.stage} WHERE __kind = 'ok'").fetchone()
                     rep.identity.update({"by customer id": g[0], "by e-mail": g[1]})
                     rep.guest_rows, rep.refund_rows = g[2], g[3]
-                rep.notes = s.notes + (join_notes if lay.role in ("orders",) else [])
+                rep.notes = s.notes + (join_notes if lay.role in ("orders", "lines") else [])
                 reports.append(rep)
 
             def log(counts: MergeCounts) -> list[ImportLogRow]:
@@ -312,7 +351,7 @@ def import_files(
                 finished = datetime.now(timezone.utc).replace(tzinfo=None)
                 for s, rep in zip(stages, reports):
                     lay = s.detection.layout
-                    if lay.role == "amounts":
+                    if not s.stored:  # folded into the rows of another file
                         rep.rows_new = con.execute(
                             f"SELECT count(*) FROM {s.stage} WHERE __kind = 'ok'").fetchone()[0]
                     else:

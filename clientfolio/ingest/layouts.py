@@ -246,8 +246,13 @@ class Detection:
 
 
 def _synonym_match(layout: Layout, headers: dict[str, str]) -> dict[str, str] | None:
+    """Canonical -> header for a synonym layout; None when a column listed under `_not` is present."""
+    if any(norm_header(n) in headers for n in layout.synonyms.get("_not", [])):
+        return None
     resolved: dict[str, str] = {}
     for canon, names in layout.synonyms.items():
+        if canon == "_not":
+            continue
         for n in names:
             if norm_header(n) in headers:
                 resolved[canon] = headers[norm_header(n)]

@@ -57,6 +57,7 @@ class Stage:
     grain: str
     has_order_id: bool
     notes: list[str] = field(default_factory=list)
+    stored: bool = True  # False when its rows are folded into another file's rows (payments, order headers)
 
 
 class _Resolver:
@@ -78,6 +79,8 @@ class _Resolver:
         return self.headers.get(norm_header(name))
 
     def col(self, name: Any) -> str | None:
+        if isinstance(name, str) and name.startswith("@"):  # "@status": whatever column holds the status
+            return self.canonical_col(name[1:])
         h = self.header(name)
         return None if h is None else f"src.{ident(h)}"
 
@@ -238,18 +241,19 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
 
     if table == "transactions":
         cust, email = r.canonical_col("customer_id"), r.canonical_col("email")
-        if cust is None and email is None and lay.customer_required and lay.role != "amounts" and not opts.allow_no_customer:
+        partial = lay.role in ("amounts", "lines")  # joined to an orders file that has the customer and date
+        if cust is None and email is None and lay.customer_required and not partial and not opts.allow_no_customer:
             raise _missing(path, "customer (customer id or e-mail)", raw,
                            "name it with --customer-col (or --email-col); to import sales without customers "
                            "(revenue only, no customer models) pass --allow-no-customer")
-        if cust is None and email is None and lay.role != "amounts":
+        if cust is None and email is None and not partial:
             notes.append("no customer column: rows are stored as guest sales (revenue only)")
         sel["customer_id"] = ident_value(cust) if cust else "NULL::VARCHAR"
         sel["email"] = email_value(email) if email else "NULL::VARCHAR"
         sel["order_id"] = ident_value(order_col) if order_col else "NULL::VARCHAR"
         if order_col:
             checks.append(("order_id IS NULL", T(order_col), "the order id is empty"))
-        add_ts("ts", lay.role != "amounts")
+        add_ts("ts", not partial)
         for canon in ("quantity", "unit_price", "cost", "discount", "cost_to_serve"):
             add_number(canon)
         if r.canonical_col("line_no"):
@@ -370,7 +374,8 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
                           hint=f"{str(exc).splitlines()[0][:300]} (please report this with the file's header)") from None
     grain = lay.grain if lay.grain and order_col else "line" if (amount_spec.get("split_by") or "times" in amount_spec or r.canonical_col("product_id")
                        or r.canonical_col("quantity")) and order_col else "order"
-    return Stage(file_no, path, table, name, det, raw, grain, order_col is not None, notes)
+    return Stage(file_no, path, table, name, det, raw, grain, order_col is not None, notes,
+                 stored=lay.role != "amounts")
 
 
 def _header_of(col: str | None) -> str | None:

@@ -161,3 +161,28 @@ def test_malformed_input(name: str, outcome: str, words: str, tmp_path: Path, st
             assert {int(r["row"]) for r in expected} <= set(rejects["row"].astype(int))
     elif outcome == "dups":
         assert f.rows_deduplicated > 0
+
+
+def test_split_export_joined_on_keys(tmp_path: Path, store_url: str) -> None:
+    """orders + order_items + customers of a shop database dump, imported together."""
+    paths = [DATA / "split/orders.csv", DATA / "split/order_items.csv", DATA / "split/customers.csv"]
+    result = import_files(paths, store_url, rejects_dir=tmp_path / "rej")
+    assert result.balanced
+    orders, items, customers = result.files
+    assert (orders.layout, items.layout, customers.layout) == ("generic_transactions", "generic_order_items",
+                                                               "generic_customers")
+    facts = FACTS["split/orders.csv"]
+    rejects = pd.read_csv(result.rejects_path, dtype=str)
+    orphan_rows = rejects[(rejects["file"] == str(paths[1])) & rejects["reason"].str.contains("not found")]["row"]
+    assert sorted(orphan_rows.astype(int)) == FACTS["split/order_items.csv"]["orphan_item_rows"]
+    no_items = rejects[rejects["reason"].str.contains("no item rows")]["value"]
+    assert sorted(no_items) == facts["orders_without_items"]
+    with open_store(store_url) as st:
+        tx = st.table("transactions")
+        cu = st.table("customers")
+    assert tx["amount"].sum() == pytest.approx(float(facts["net_revenue"]), abs=0.005)
+    assert tx["customer_id"].notna().all() and tx["ts"].notna().all()
+    assert len(cu) >= FACTS["split/customers.csv"]["distinct_customers"]
+    # order lines alone cannot be imported: they have no customer or date
+    with pytest.raises(IngestError, match="together with the orders file"):
+        import_files(paths[1:2], store_url, rejects_dir=tmp_path / "rej")

@@ -8,11 +8,13 @@ import is rolled back.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +43,28 @@ _CU_HASH = ("customer_id", "email", "first_seen", "region", "country", "industry
 def _md5(cols: Sequence[str], prefix: str = "") -> str:
     parts = ", ".join(f"coalesce(CAST({prefix}{c} AS VARCHAR), '\\N')" for c in cols)
     return f"md5(concat_ws('|', {parts}))"
+
+
+@contextlib.contextmanager
+def _watched(con: duckdb.DuckDBPyConnection, report: Progress, label: str, lo: float, hi: float):
+    """Report DuckDB's progress on the running query as a fraction between lo and hi."""
+    report(label, lo)
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.wait(0.25):
+            pct = con.query_progress()
+            if pct >= 0:
+                report(label, lo + (hi - lo) * min(pct, 100.0) / 100.0)
+
+    t = threading.Thread(target=poll, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        done.set()
+        t.join()
+        report(label, hi)
 
 
 def _file_sha256(path: Path) -> str:
@@ -297,22 +321,26 @@ def import_files(
         import_id = st.next_import_id()
         stages: list[Stage] = []
         with tempfile.TemporaryDirectory(prefix="clientfolio-import-") as tmp:
+            share = 0.7 / max(len(paths), 1)
             for i, p in enumerate(paths, start=1):
                 path = Path(p)
-                report(f"reading {path.name}", (i - 1) / max(len(paths), 1))
+                start = (i - 1) * share
+                report(f"reading {path.name}", start)
                 info = sniff(path, Path(tmp))
-                raw = load(con, info, f"raw_{i}", opts.delimiter)
+                with _watched(con, report, f"reading {path.name}", start, start + share / 2):
+                    raw = load(con, info, f"raw_{i}", opts.delimiter)
                 if raw.rows == 0 and not raw.rejects:
                     raise IngestError(path, "has a header but no data rows", hint="export again with a date range that has orders")
                 det = _detect(raw, path, opts)
-                stage = build_stage(con, raw, det, opts, i, str(path))
+                with _watched(con, report, f"checking {path.name}", start + share / 2, start + share):
+                    stage = build_stage(con, raw, det, opts, i, str(path))
                 con.execute(f"DROP TABLE IF EXISTS {raw.name}")  # the stage holds everything needed now
                 stage.notes = raw.notes + stage.notes
                 stage.sha256 = _file_sha256(path)  # type: ignore[attr-defined]
                 stages.append(stage)
-            report("checking and linking", 0.8)
-            join_notes = _join_split_exports(con, stages)
-            _build_incoming(con, stages, import_id, opts)
+            with _watched(con, report, "linking and deduplicating", 0.7, 0.8):
+                join_notes = _join_split_exports(con, stages)
+                _build_incoming(con, stages, import_id, opts)
 
             rdir = Path(rejects_dir) if rejects_dir else st.default_rejects_dir
             final = rdir / f"import-{import_id:04d}.csv"
@@ -371,9 +399,9 @@ def import_files(
                         json.dumps(rep.notes)))
                 return rows
 
-            report("writing to the store", 0.9)
             tables = sorted({s.table for s in stages})
-            counts = st.apply_import(con, tables, log)
+            with _watched(con, report, "writing to the store", 0.85, 1.0):
+                counts = st.apply_import(con, tables, log)
             if n_rejects:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp_rejects, final) if tmp_rejects.stat().st_dev == final.parent.stat().st_dev \

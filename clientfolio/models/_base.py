@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
@@ -274,7 +274,6 @@ class BaseModel:
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ()
-    _analytic_gradient: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -297,7 +296,7 @@ class BaseModel:
             "max_iter": self.max_iter,
         }
 
-    def set_params(self, **params: Any) -> BaseModel:
+    def set_params(self, **params: Any) -> Self:
         """Change constructor settings, as scikit-learn's ``set_params``."""
         valid = self.get_params()
         for key, value in params.items():
@@ -320,7 +319,7 @@ class BaseModel:
         return text
 
     @classmethod
-    def from_params(cls, params: Mapping[str, float], **settings: Any) -> Any:
+    def from_params(cls, params: Mapping[str, float], **settings: Any) -> Self:
         """A model with given parameters, usable for predictions without fitting.
 
         Useful to apply published estimates or parameters fitted elsewhere.
@@ -370,7 +369,7 @@ class BaseModel:
 
     # -- fitting -------------------------------------------------------------------
 
-    def fit(self, data: Any) -> BaseModel:
+    def fit(self, data: Any) -> Self:
         """Estimate the parameters by maximum likelihood; returns ``self``."""
         values, weights = self._read_fit_data(data)
         stats = collapse(values, weights)
@@ -389,6 +388,11 @@ class BaseModel:
                 raise ValueError(
                     f"{type(self).__name__}: initial_params has unknown names "
                     f"{sorted(unknown)}; expected {', '.join(self._param_names)}."
+                )
+            bad = {k: v for k, v in self.initial_params.items() if not (np.isfinite(v) and v > 0)}
+            if bad:
+                raise ValueError(
+                    f"{type(self).__name__}: initial_params must be positive and finite; got {bad}."
                 )
             start.update({k: float(v) for k, v in self.initial_params.items()})
         theta = np.log(np.array([start[n] for n in self._param_names], dtype=float))

@@ -46,7 +46,6 @@ class BGBB(BaseModel):
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta", "gamma", "delta")
-    _analytic_gradient = False
 
     def _read_fit_data(self, data: Data) -> tuple[dict[str, Array], Array | None]:
         cols = _read_bgbb(data, "BGBB")

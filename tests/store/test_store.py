@@ -150,7 +150,8 @@ def _big_csv(path: Path, rows: int) -> None:
 
 
 @pytest.mark.slow
-def test_import_killed_mid_way_leaves_the_store_as_before(tmp_path: Path) -> None:
+@pytest.mark.parametrize("phase", ["checking", "writing"])
+def test_import_killed_mid_way_leaves_the_store_as_before(tmp_path: Path, phase: str) -> None:
     db = tmp_path / "s.duckdb"
     small = tmp_path / "small.csv"
     small.write_text("order_id,customer_id,date,amount\nA1,c1,2024-01-05,10\n")
@@ -160,11 +161,11 @@ def test_import_killed_mid_way_leaves_the_store_as_before(tmp_path: Path) -> Non
     code = ("import sys; from clientfolio.ingest import import_files; "
             "import_files([sys.argv[1]], sys.argv[2], progress=lambda m, f: print(m, flush=True))")
     proc = subprocess.Popen([sys.executable, "-c", code, str(big), str(db)], stdout=subprocess.PIPE, text=True)
-    # Wait until it is writing to the store, then kill -9.
+    # Wait until it is in the given phase (staging rows, or merging them into the store), then kill -9.
     for line in proc.stdout:  # type: ignore[union-attr]
-        if line.startswith(("checking", "writing")):
+        if line.startswith(phase):
             break
-    time.sleep(0.3)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the import finished before it could be killed"

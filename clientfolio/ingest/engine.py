@@ -396,7 +396,7 @@ def import_files(
                         import_id, s.file_no, started, finished, str(s.path), getattr(s, "sha256", None),
                         lay.name, s.table, rep.rows_in, rep.rows_stored, rep.rows_new, rep.rows_updated,
                         rep.rows_rejected, rep.rows_deduplicated, str(final) if n_rejects else None,
-                        json.dumps(rep.notes)))
+                        json.dumps({"notes": rep.notes, "rejected": dict(rep.rejected_by_reason)})))
                 return rows
 
             tables = sorted({s.table for s in stages})

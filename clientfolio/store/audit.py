@@ -109,6 +109,8 @@ def audit(store: Store) -> Audit:
     if rej.get("rejected"):
         a.add("warn", f"{int(rej['rejected']):,} of {int(rej['rows_in']):,} imported rows were rejected or excluded "
                       "(see the rejects files listed by `clientfolio imports`).")
+        for level, text in _reject_findings(store):
+            a.add(level, text)
     # What the data is enough for.
     if span >= MIN_HISTORY_DAYS and repeat >= MIN_REPEAT_BUYERS:
         a.add("good", f"Enough history for CLV models ({span} days ≥ {MIN_HISTORY_DAYS}, "
@@ -134,6 +136,36 @@ def audit(store: Store) -> Audit:
         a.add("info", f"{int(counts['consent'] or 0):,} of {int(counts['customer_rows']):,} customers consented to "
                       "marketing; only they are ever exported for marketing.")
     return a
+
+
+# Reasons in the import log that point at suspicious data, and how to say so.
+_SUSPICIOUS = (
+    ("in the future", "problem", "{n:,} rows had dates in the future and were rejected: check the export's date "
+                                 "column or time zone."),
+    ("appears again with different values", "problem", "{n:,} order ids appeared twice with different amounts or "
+                                                       "dates in one file; the first was kept, the others rejected."),
+    ("cannot read as a date", "warn", "{n:,} rows had dates that could not be read."),
+    ("cannot read as an amount", "warn", "{n:,} rows had amounts that could not be read."),
+    ("implausibly large", "warn", "{n:,} rows had implausibly large amounts and were rejected."),
+    ("not revenue", "info", "{n:,} rows were not revenue (failed, cancelled or unpaid) and were left out."),
+)
+
+
+def _reject_findings(store: Store) -> list[tuple[Level, str]]:
+    import json
+
+    totals: dict[str, int] = {}
+    for notes in store.query("SELECT notes FROM imports")["notes"]:
+        try:
+            rejected = json.loads(notes or "{}").get("rejected", {})
+        except (ValueError, AttributeError):
+            continue
+        for reason, n in rejected.items():
+            for needle, _level, _text in _SUSPICIOUS:
+                if needle in reason:
+                    totals[needle] = totals.get(needle, 0) + int(n)
+                    break
+    return [(level, text.format(n=totals[needle])) for needle, level, text in _SUSPICIOUS if totals.get(needle)]
 
 
 def _median(store: Store) -> str:

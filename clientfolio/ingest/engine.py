@@ -209,36 +209,36 @@ def _add_keys(con: duckdb.DuckDBPyConnection, s: Stage, opts: ImportOptions) -> 
         # No order ids in the file: one order per row, with a stable id made from its content.
         oid = "order_id" if s.has_order_id else (
             f"CASE WHEN {ok} THEN coalesce(customer_id, email, 'guest') || '@' || strftime(ts, '%Y-%m-%dT%H:%M:%S') "
-            f"|| '#' || CAST(row_number() OVER (PARTITION BY customer_id, email, ts, {ok} ORDER BY __row) AS VARCHAR) END")
+            f"|| '#' || CAST(row_number() OVER (PARTITION BY customer_id, email, ts, __part, {ok} ORDER BY __idx) AS VARCHAR) END")
         # A line is known by what it is (product, quantity, price, direction, time), so the same line
         # in two overlapping exports is stored once and a later export's version replaces it.
         # Identical lines inside one order of one file are all kept (#1, #2, ...).
         given = "line_no" in {r[0] for r in con.execute(f"DESCRIBE {s.stage}").fetchall()}
         ident = f"substr({_md5(('product_id', 'description', 'quantity', 'unit_price', 'sign(amount)', 'ts'))}, 1, 16)"
         line = ("CAST(line_no AS VARCHAR)" if given else
-                f"{ident} || '#' || CAST(row_number() OVER (PARTITION BY order_id, {ident}, {ok} ORDER BY __row) AS VARCHAR)"
+                f"{ident} || '#' || CAST(row_number() OVER (PARTITION BY order_id, {ident}, __part, {ok} ORDER BY __idx) AS VARCHAR)"
                 if s.grain == "line" else "'1'")
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
             WITH a AS (SELECT * REPLACE ({oid} AS order_id) FROM {s.stage})
             SELECT *, {source} AS source, CASE WHEN {ok} THEN {line} END AS line_key,
                    CASE WHEN {ok} THEN {_md5(_TX_HASH)} END AS row_hash, NULL::VARCHAR AS __dup
-            FROM a ORDER BY __row""")
+            FROM a ORDER BY __idx""")
     elif s.table == "customers":
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
             WITH a AS (SELECT * REPLACE (coalesce(customer_id, email) AS customer_id) FROM {s.stage})
             SELECT *, {source} AS source, CASE WHEN {ok} THEN {_md5(_CU_HASH)} END AS row_hash,
-                   NULL::VARCHAR AS __dup FROM a ORDER BY __row""")
+                   NULL::VARCHAR AS __dup FROM a ORDER BY __idx""")
     elif s.table == "events":
         h = _md5(("customer_id", "email", "ts", "type", "properties"))
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
             SELECT *, {source} AS source, {h} AS row_hash,
-                   CASE WHEN {ok} THEN {h} || '-' || CAST(row_number() OVER (PARTITION BY {h}, {ok} ORDER BY __row) AS VARCHAR)
+                   CASE WHEN {ok} THEN {h} || '-' || CAST(row_number() OVER (PARTITION BY {h}, {ok} ORDER BY __idx) AS VARCHAR)
                    END AS event_id, NULL::VARCHAR AS __dup
-            FROM {s.stage} ORDER BY __row""")
+            FROM {s.stage} ORDER BY __idx""")
     else:  # marketing spend, or amounts that are folded into their orders
         h = _md5(("channel", "period_start", "period_end", "spend")) if s.table == "marketing_spend" else "NULL"
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
-            SELECT *, {h} AS row_hash, NULL::VARCHAR AS __dup FROM {s.stage} ORDER BY __row""")
+            SELECT *, {h} AS row_hash, NULL::VARCHAR AS __dup FROM {s.stage} ORDER BY __idx""")
 
 
 def _build_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_id: int, opts: ImportOptions) -> None:
@@ -261,18 +261,19 @@ def _build_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_
         if not group:
             continue
         union = " UNION ALL ".join(
-            f"SELECT {s.file_no} AS f, __row AS r, row_hash, {', '.join(key)} FROM {s.stage} WHERE __kind = 'ok'" for s in group)
+            f"SELECT {s.file_no} AS f, __idx AS r, __row AS shown, row_hash, {', '.join(key)} FROM {s.stage} "
+            f"WHERE __kind = 'ok'" for s in group)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE dups_{table} AS
             WITH u AS ({union}),
             k AS (SELECT *, first_value(f) OVER w AS kf, first_value(row_hash) OVER w AS kh,
-                         first_value(r) OVER w AS kr, row_number() OVER w AS rn
+                         first_value(shown) OVER w AS kr, row_number() OVER w AS rn
                   FROM u WINDOW w AS (PARTITION BY {', '.join(key)} ORDER BY f DESC, r))
             SELECT f, r, CASE WHEN row_hash = kh OR f <> kf OR {lit(table)} = 'customers' THEN 'dup' ELSE 'conflict' END AS kind, kr
             FROM k WHERE rn > 1""")
         for s in group:
             con.execute(f"""UPDATE {s.stage} SET __dup = d.kind,
                 __reason = CASE WHEN d.kind = 'conflict' THEN 'the same key appears again with different values (first at row ' || d.kr || '); the first row was kept' END
-                FROM dups_{table} d WHERE d.f = {s.file_no} AND d.r = {s.stage}.__row""")
+                FROM dups_{table} d WHERE d.f = {s.file_no} AND d.r = {s.stage}.__idx""")
         cols = [c for c, _ in TABLES[table][0] if c != "import_id"]
         for s in group:
             have = {r[0] for r in con.execute(f"DESCRIBE {s.stage}").fetchall()}
@@ -292,11 +293,12 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, stages: list[Stage], dst: Pat
             for row, column, value, reason in s.raw.rejects:
                 w.writerow([s.path, row, column or "", value or "", reason, "invalid"])
                 n += 1
-            for row, column, value, reason, kind in con.execute(
-                f"SELECT __row, __column, __value, __reason, CASE WHEN __dup = 'conflict' THEN 'invalid' ELSE __kind END "
-                f"FROM {s.stage} WHERE __kind <> 'ok' OR __dup = 'conflict' ORDER BY __row"
+            for part, row, column, value, reason, kind in con.execute(
+                f"SELECT __part, __row, __column, __value, __reason, CASE WHEN __dup = 'conflict' THEN 'invalid' ELSE __kind END "
+                f"FROM {s.stage} WHERE __kind <> 'ok' OR __dup = 'conflict' ORDER BY __idx"
             ).fetchall():
-                w.writerow([s.path, row, column or "", value if value is not None else "", reason, kind])
+                where = f"{s.path} [sheet {part}]" if part else s.path
+                w.writerow([where, row, column or "", value if value is not None else "", reason, kind])
                 n += 1
     return n
 

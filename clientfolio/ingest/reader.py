@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from clientfolio.core.errors import IngestError
-from clientfolio.ingest.sniff import FileInfo
+from clientfolio.ingest.sniff import SHEET_ROW_COL, FileInfo
 from clientfolio.ingest.sqlexpr import ident, lit
 
 CDNOW_FIELDS = {4: ["cdnow_id", "cdnow_date", "cdnow_cds", "cdnow_amount"],
@@ -30,7 +30,8 @@ class RawTable:
     rejects: list[tuple[int, str | None, str | None, str]] = field(default_factory=list)  # row, column, value, reason
     notes: list[str] = field(default_factory=list)
     delimiter: str = ","
-    explicit_rows: bool = False  # the table carries its own __row column
+    explicit_rows: bool = False  # the table carries its own row numbers (in `row_column`)
+    row_column: str = "__row"
     header_rows: int = 1  # lines before the first data row (title lines + header)
 
 
@@ -127,6 +128,10 @@ def load_csv(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimite
     rejects = [r for r in rejects if not (r[0] in seen or seen.add(r[0]))]
     con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
     notes = [f"skipped {o['skip']} title line(s) above the header"] if int(o["skip"]) else []
+    if SHEET_ROW_COL in header:  # converted from a workbook: rows are counted per sheet
+        header.remove(SHEET_ROW_COL)
+        return RawTable(name, header, int(n), rejects, notes, delimiter=o["delim"], explicit_rows=True,
+                        row_column=SHEET_ROW_COL)
     dupes = [h for h in header if re.fullmatch(r".+_\d+", h) and re.sub(r"_\d+$", "", h) in header]
     if dupes:
         notes.append(f"the header repeats column name(s) {', '.join(dupes)}; the first of each is used")
@@ -220,7 +225,7 @@ def row_numbers_sql(raw: RawTable) -> str:
     by the number of rejected rows before them.
     """
     if raw.explicit_rows:
-        return "__row"
+        return f"CAST({ident(raw.row_column)} AS BIGINT)"
     header_rows = raw.header_rows
     base = f"(rowid + {header_rows + 1})"
     if not raw.rejects:

@@ -22,6 +22,7 @@ from clientfolio.core.errors import IngestError
 FileKind = Literal["csv", "whitespace", "xlsx", "parquet"]
 
 _SAMPLE = 256 * 1024
+SHEET_COL, SHEET_ROW_COL = "__sheet", "__sheet_row"
 _WHITESPACE_LINE = re.compile(r"^\s*\S+(\s+\S+){2,5}\s*$")
 _CDNOW_LINE = re.compile(r"^\s*\d+(\s+\d+)?\s+\d{8}\s+-?\d+\s+-?[\d.]+\s*$")
 
@@ -122,18 +123,20 @@ def _xlsx_to_csv(src: Path, dst: Path) -> list[str]:
                 this_header.pop()
             if header is None:
                 header = this_header
-                writer.writerow(header)
+                # Which sheet and row each record came from: rejects name them, and rows repeated in two
+                # overlapping sheets (Online Retail II's years) are recognised as duplicates.
+                writer.writerow(header + [SHEET_COL, SHEET_ROW_COL])
             elif this_header != header:
                 notes.append(f"sheet '{ws.title}' skipped: its header differs from the first sheet's")
                 continue
             else:
                 notes.append(f"sheet '{ws.title}' appended (same header)")
             width = len(header)
-            for row in rows:
+            for n, row in enumerate(rows, start=2):
                 vals = list(row[:width])
                 if all(v is None or v == "" for v in vals):
                     continue
-                writer.writerow([_cell_text(v) for v in vals])
+                writer.writerow([_cell_text(v) for v in vals] + [ws.title, n])
     wb.close()
     if header is None:
         raise IngestError(src, "the workbook has no sheet with a header row", hint="put the column names in row 1")

@@ -18,6 +18,7 @@ from clientfolio.core.errors import IngestError
 from clientfolio.ingest.dates import detect_date_style, square_timestamp_sql, timestamp_sql
 from clientfolio.ingest.layouts import CANONICAL, Detection, norm_header
 from clientfolio.ingest.reader import RawTable, row_numbers_sql
+from clientfolio.ingest.sniff import SHEET_COL, SHEET_ROW_COL
 from clientfolio.ingest.sqlexpr import (
     MAX_ABS_AMOUNT, boolean, condition, email_value, ident, ident_value, lit, number, text,
 )
@@ -326,7 +327,8 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
     # --- attributes: unmapped, non-personal columns as JSON ------------------------------------
     used = lay.source_columns() | {norm_header(v) for v in opts.columns.values()}
     used |= {norm_header(h) for h in det.resolved.values()}
-    extra = [h for h in raw.header if norm_header(h) not in used and h != "__row"]
+    internal = {"__row", SHEET_COL, SHEET_ROW_COL}
+    extra = [h for h in raw.header if norm_header(h) not in used and h not in internal]
     personal = [h for h in extra if _PII.search(norm_header(h))]
     keep = [h for h in extra if h not in personal][:60]
     if personal:
@@ -344,11 +346,13 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
                 f"first_value(nullif(trim({q}), '') IGNORE NULLS) OVER (PARTITION BY {order_col.replace('src.', '')} "
                 f"ORDER BY rowid ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS {q}"
             )
-        elif h != "__row":
+        elif h not in ("__row", SHEET_ROW_COL):
             src_cols.append(q)
     rownum = row_numbers_sql(raw)
     canon_cols = ", ".join(f"{expr} AS {ident(k)}" for k, expr in sel.items())
     name = f"stage_{file_no}"
+    part = ident(SHEET_COL) if SHEET_COL in raw.header else "NULL::VARCHAR"
+    pass_cols_part = f", src.{ident(SHEET_COL)}" if SHEET_COL in raw.header else ""
     pre_cols = "".join(f", {expr} AS {alias}" for alias, expr in pre.items())
     pass_cols = "".join(f", {alias}" for alias in pre)
     sql = f"""
@@ -356,11 +360,11 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
     WITH src AS (SELECT {rownum} AS __row, rowid AS __idx, {', '.join(src_cols)} FROM {raw.name}),
     p0 AS (SELECT src.*{pre_cols} FROM src),
     p1 AS (
-      SELECT __row, __idx, {canon_cols}, {attrs} AS attributes, {exclude_sql} AS __excluded{pass_cols}
+      SELECT __row, __idx, {canon_cols}, {attrs} AS attributes, {exclude_sql} AS __excluded{pass_cols}{pass_cols_part}
       FROM p0 AS src
     ),
     p2 AS (SELECT *, {invalid_sql} AS __bad FROM p1)
-    SELECT {file_no} AS __file, __row, __idx, {', '.join(ident(k) for k in sel)}, attributes,
+    SELECT {file_no} AS __file, __row, __idx, {part} AS __part, {', '.join(ident(k) for k in sel)}, attributes,
            CASE WHEN __excluded IS NOT NULL THEN 'excluded' WHEN __bad IS NOT NULL THEN 'invalid' ELSE 'ok' END AS __kind,
            CASE WHEN __excluded IS NOT NULL THEN __excluded ELSE {reasons}[__bad + 1] END AS __reason,
            CASE WHEN __excluded IS NULL AND __bad IS NOT NULL THEN {check_cols}[__bad + 1] END AS __column,

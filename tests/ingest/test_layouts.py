@@ -186,3 +186,15 @@ def test_split_export_joined_on_keys(tmp_path: Path, store_url: str) -> None:
     # order lines alone cannot be imported: they have no customer or date
     with pytest.raises(IngestError, match="together with the orders file"):
         import_files(paths[1:2], store_url, rejects_dir=tmp_path / "rej")
+
+
+def test_workbook_sheets_overlap_is_stored_once_and_rows_name_their_sheet(tmp_path: Path, store_url: str) -> None:
+    facts = FACTS["layouts/online_retail_II.xlsx"]
+    result, tx, _ = _import("layouts/online_retail_II.xlsx", tmp_path, store_url)
+    (f,) = result.files
+    assert f.rows_deduplicated == facts["rows_duplicated_across_sheets"] == 4
+    rejects = pd.read_csv(result.rejects_path, dtype=str)
+    for sheet, per in facts["per_sheet"].items():
+        mine = rejects[rejects["file"].str.endswith(f"[sheet {sheet}]")]
+        adjustments = mine[mine["reason"].str.contains("stock adjustment")]["row"].astype(int).tolist()
+        assert adjustments == per["stock_adjustment_rows"], sheet

@@ -85,7 +85,8 @@ def detect_date_style(
           SELECT v, regexp_matches(v, {pat}) AS m,
                  try_cast(regexp_extract(v, {pat}, 1) AS INT) AS a,
                  try_cast(regexp_extract(v, {pat}, 2) AS INT) AS b
-          FROM (SELECT DISTINCT {text(col)} AS v FROM {table}) WHERE v IS NOT NULL
+          FROM (SELECT DISTINCT {text(col)} AS v FROM {table})
+          WHERE v IS NOT NULL AND substr(v, 5, 1) <> '-'  -- ISO dates need no decision
         )
         """
     ).fetchone()

@@ -215,30 +215,38 @@ def _add_keys(con: duckdb.DuckDBPyConnection, s: Stage, opts: ImportOptions) -> 
         # Identical lines inside one order of one file are all kept (#1, #2, ...).
         given = "line_no" in {r[0] for r in con.execute(f"DESCRIBE {s.stage}").fetchall()}
         ident = f"substr({_md5(('product_id', 'description', 'quantity', 'unit_price', 'sign(amount)', 'ts'))}, 1, 16)"
-        line = ("CAST(line_no AS VARCHAR)" if given else
-                f"{ident} || '#' || CAST(row_number() OVER (PARTITION BY order_id, {ident}, __part, {ok} ORDER BY __idx) AS VARCHAR)"
-                if s.grain == "line" else "'1'")
+        if given:
+            line = "CAST(line_no AS VARCHAR)"
+        elif s.grain == "line":
+            # Number identical lines only where an order has some (a cheap aggregate decides).
+            repeats = con.execute(f"""SELECT count(*) FROM (SELECT 1 FROM {s.stage} WHERE {ok}
+                GROUP BY order_id, {ident}, __part HAVING count(*) > 1)""").fetchone()[0]
+            k = (f"CAST(row_number() OVER (PARTITION BY order_id, {ident}, __part, {ok} ORDER BY __idx) AS VARCHAR)"
+                 if repeats else "'1'")
+            line = f"{ident} || '#' || {k}"
+        else:
+            line = "'1'"
+        source_sql = f"(SELECT * REPLACE ({oid} AS order_id) FROM {s.stage})" if not s.has_order_id else s.stage
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
-            WITH a AS (SELECT * REPLACE ({oid} AS order_id) FROM {s.stage})
             SELECT *, {source} AS source, CASE WHEN {ok} THEN {line} END AS line_key,
                    CASE WHEN {ok} THEN {_md5(_TX_HASH)} END AS row_hash, NULL::VARCHAR AS __dup
-            FROM a ORDER BY __idx""")
+            FROM {source_sql} AS a""")
     elif s.table == "customers":
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
             WITH a AS (SELECT * REPLACE (coalesce(customer_id, email) AS customer_id) FROM {s.stage})
             SELECT *, {source} AS source, CASE WHEN {ok} THEN {_md5(_CU_HASH)} END AS row_hash,
-                   NULL::VARCHAR AS __dup FROM a ORDER BY __idx""")
+                   NULL::VARCHAR AS __dup FROM a""")
     elif s.table == "events":
         h = _md5(("customer_id", "email", "ts", "type", "properties"))
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
             SELECT *, {source} AS source, {h} AS row_hash,
                    CASE WHEN {ok} THEN {h} || '-' || CAST(row_number() OVER (PARTITION BY {h}, {ok} ORDER BY __idx) AS VARCHAR)
                    END AS event_id, NULL::VARCHAR AS __dup
-            FROM {s.stage} ORDER BY __idx""")
+            FROM {s.stage}""")
     else:  # marketing spend, or amounts that are folded into their orders
         h = _md5(("channel", "period_start", "period_end", "spend")) if s.table == "marketing_spend" else "NULL"
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
-            SELECT *, {h} AS row_hash, NULL::VARCHAR AS __dup FROM {s.stage} ORDER BY __idx""")
+            SELECT *, {h} AS row_hash, NULL::VARCHAR AS __dup FROM {s.stage}""")
 
 
 def _build_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_id: int, opts: ImportOptions) -> None:
@@ -263,11 +271,16 @@ def _build_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_
         union = " UNION ALL ".join(
             f"SELECT {s.file_no} AS f, __idx AS r, __row AS shown, row_hash, {', '.join(key)} FROM {s.stage} "
             f"WHERE __kind = 'ok'" for s in group)
+        # Only keys seen more than once need the (sorting) window; find them with a hash aggregate first.
+        k_cols = ", ".join(key)
+        on = " AND ".join(f"u.{c} IS NOT DISTINCT FROM m.{c}" for c in key)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE dups_{table} AS
             WITH u AS ({union}),
+            m AS (SELECT {k_cols} FROM u GROUP BY {k_cols} HAVING count(*) > 1),
+            uu AS (SELECT u.* FROM u SEMI JOIN m ON {on}),
             k AS (SELECT *, first_value(f) OVER w AS kf, first_value(row_hash) OVER w AS kh,
                          first_value(shown) OVER w AS kr, row_number() OVER w AS rn
-                  FROM u WINDOW w AS (PARTITION BY {', '.join(key)} ORDER BY f DESC, r))
+                  FROM uu WINDOW w AS (PARTITION BY {k_cols} ORDER BY f DESC, r))
             SELECT f, r, CASE WHEN row_hash = kh OR f <> kf OR {lit(table)} = 'customers' THEN 'dup' ELSE 'conflict' END AS kind, kr
             FROM k WHERE rn > 1""")
         for s in group:

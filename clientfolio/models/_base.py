@@ -211,8 +211,8 @@ def _factorize(v: Array) -> tuple[NDArray[np.intp], Array]:
         as_int = v.astype(np.intp)
         if np.array_equal(as_int, v):
             present = np.bincount(as_int) > 0
-            lookup = np.cumsum(present) - 1
-            return lookup[as_int].astype(np.intp), np.flatnonzero(present).astype(float)
+            lookup = np.cumsum(present, dtype=np.intp) - 1
+            return lookup[as_int], np.flatnonzero(present).astype(float)
     code, uniq = pd.factorize(v, sort=False)
     return code.astype(np.intp, copy=False), np.asarray(uniq, dtype=float)
 
@@ -224,11 +224,14 @@ def collapse(values: Mapping[str, Array], weights: Array | None = None) -> Colla
     """
     names = list(values)
     n = len(values[names[0]])
-    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
-    keep = w > 0
-    if not keep.all():
-        values = {c: v[keep] for c, v in values.items()}
-        w = w[keep]
+    if weights is None:
+        w = np.ones(n)
+    else:
+        w = np.asarray(weights, dtype=float)
+        keep = w > 0
+        if not keep.all():
+            values = {c: v[keep] for c, v in values.items()}
+            w = w[keep]
     codes: list[NDArray[np.intp]] = []
     uniques: list[Array] = []
     for c in names:
@@ -240,6 +243,8 @@ def collapse(values: Mapping[str, Array], weights: Array | None = None) -> Colla
         key = np.zeros(len(w), dtype=np.int64)
         for code, size in zip(codes, sizes):
             key = key * size + code
+        if math.prod(sizes) < 2**31:  # hashing int32 is faster
+            key = key.astype(np.int32)
         group, key_uniq = pd.factorize(key, sort=False)
         rest = np.asarray(key_uniq, dtype=np.int64)
         row_codes: list[NDArray[np.intp]] = [np.empty(0, np.intp)] * len(names)
@@ -441,21 +446,23 @@ class BaseModel:
         theta, f, g = theta0, f0, g0
         done = False
         if hess is not None:
-            theta, f, g, done = _newton(fun, theta, f, g, hess, max_steps=12)
+            theta, f, g, done = _newton(fun, theta, f, g, hess, max_steps=12, tol=1e-7)
         if not done:
             res = _minimize(fun, theta, int(self.max_iter))
             theta, f, g, n_iter = res.x, float(res.fun), np.asarray(res.jac), int(res.nit)
         # Polish with Newton steps on a fresh Hessian, which also gives the errors.
         hess = _fd_hessian(fun, theta, g)
-        theta, f, g, _ = _newton(fun, theta, f, g, hess, max_steps=3)
+        theta, f, g, _ = _newton(fun, theta, f, g, hess, max_steps=3, tol=1e-10)
         self._finish(stats, fun, theta, f, g, hess, n_iter)
 
     def _warm_start(self, stats: Collapsed, theta0: Array) -> tuple[Array, Array | None]:
         """Fit a random sample of customers first: a close start and its Hessian."""
         rng = np.random.default_rng(12345)
-        draws = rng.multinomial(_SUBSAMPLE_CUSTOMERS, stats.weights / stats.total_weight)
-        rows = np.flatnonzero(draws)
-        sample = stats.subset(rows, draws[rows].astype(float))
+        # customers drawn with replacement: rows in proportion to their weights
+        cum = np.cumsum(stats.weights)
+        picks = np.searchsorted(cum, rng.random(_SUBSAMPLE_CUSTOMERS) * cum[-1], side="right")
+        rows, counts = np.unique(np.minimum(picks, stats.n_rows - 1), return_counts=True)
+        sample = stats.subset(rows, counts.astype(float))
         fun = self._objective(sample)
         if not np.isfinite(fun(theta0)[0]):
             return theta0, None
@@ -514,7 +521,9 @@ class BaseModel:
         cov_log = inv_chol.T @ inv_chol
         se_log = np.sqrt(np.diag(cov_log))
         cov = cov_log * np.outer(params, params)
-        ll, _ = self._loglik(theta, stats, False)
+        ll = -f * total
+        if self.penalizer_coef:
+            ll = self._loglik(theta, stats, False)[0]
         k = len(names)
         self.params_ = dict(zip(names, map(float, params)))
         self.log_likelihood_ = float(ll)
@@ -602,10 +611,14 @@ def _newton(
     g: Array,
     hess: Array,
     max_steps: int,
+    tol: float,
 ) -> tuple[Array, float, Array, bool]:
-    """Newton steps with a fixed Hessian; returns (theta, f, g, converged)."""
+    """Newton steps with a fixed Hessian until max |gradient| < ``tol``.
+
+    Returns ``(theta, f, g, converged)``; stops early if a step does not descend.
+    """
     for _ in range(max_steps):
-        if np.max(np.abs(g)) < 1e-9:
+        if np.max(np.abs(g)) < tol:
             return theta, f, g, True
         try:
             step = -np.linalg.solve(hess, g)
@@ -618,7 +631,7 @@ def _newton(
         if not (np.isfinite(f_new) and f_new <= f + 1e-12 * max(1.0, abs(f))):
             return theta, f, g, False
         theta, f, g = trial, f_new, g_new
-    return theta, f, g, bool(np.max(np.abs(g)) < 1e-9)
+    return theta, f, g, bool(np.max(np.abs(g)) < tol)
 
 
 # ----------------------------------------------------------------------------

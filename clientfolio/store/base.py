@@ -110,10 +110,11 @@ def migration_statements(current: int, dialect: str) -> list[tuple[int, str]]:
         if version <= current:
             continue
         for s in stmts:
-            if s.startswith("postgresql: "):
-                if dialect != "postgresql":
+            engine, sep, rest = s.partition(": ")
+            if sep and engine in ("postgresql", "duckdb"):
+                if engine != dialect:
                     continue
-                s = s[len("postgresql: "):]
+                s = rest
             out.append((version, s))
     return out
 

@@ -1,7 +1,7 @@
 """The store's schema as numbered migrations, written once for DuckDB and PostgreSQL.
 
 Each migration is a list of statements in the SQL both engines accept (a statement
-prefixed `postgresql: ` runs on PostgreSQL only, e.g. secondary indexes).  A
+prefixed `postgresql: ` or `duckdb: ` runs on that engine only, e.g. keys and indexes).  A
 store records the versions applied in `schema_version`; opening a store
 applies the missing ones in order inside one transaction.
 """
@@ -42,10 +42,17 @@ TABLES = {
 }
 
 
-def _create(name: str) -> str:
+def _create(name: str, dialect: str) -> str:
+    """CREATE TABLE for one canonical table.
+
+    PostgreSQL gets a primary key (it also serves the merge's lookups).  DuckDB does not: the
+    merge itself guarantees one row per key (DuckDB allows one writing process per file), and
+    an ART index over millions of text keys would cost more memory and time than the data.
+    """
     cols, key = TABLES[name]
     body = ",\n  ".join(f"{c} {t}" for c, t in cols)
-    return f"CREATE TABLE {name} (\n  {body},\n  PRIMARY KEY ({', '.join(key)})\n)"
+    pk = f",\n  PRIMARY KEY ({', '.join(key)})" if dialect == "postgresql" else ""
+    return f"{dialect}: CREATE TABLE {name} (\n  {body}{pk}\n)"
 
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -53,10 +60,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         1,
         "canonical tables and the import log",
         [
-            _create("transactions"),
-            _create("customers"),
-            _create("events"),
-            _create("marketing_spend"),
+            *(_create(t, d) for t in TABLES for d in ("duckdb", "postgresql")),
             """CREATE TABLE imports (
   import_id BIGINT NOT NULL, file_no INTEGER NOT NULL, started_at TIMESTAMP NOT NULL,
   finished_at TIMESTAMP NOT NULL, file TEXT NOT NULL, file_sha256 TEXT, layout TEXT NOT NULL,

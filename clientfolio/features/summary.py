@@ -1,0 +1,178 @@
+"""Per-customer summaries at a cut-off date, computed in SQL where the data lives.
+
+The buy-till-you-die models need, per customer (REFERENCE.md, "Definitions"):
+
+- ``frequency``: repeat purchase occasions — distinct purchase days after the first one
+  (several orders on one day are one occasion, as in the literature);
+- ``recency``: time from the first to the last purchase (0 for one-time buyers);
+- ``T``: time from the first purchase to the cut-off;
+- ``monetary``: mean value of the repeat occasions (the first purchase is excluded).
+
+Refund rows are not purchase occasions and do not enter ``monetary``; they do reduce
+``revenue`` (net).  Guest sales (no customer) are left out.  The same SQL runs on DuckDB
+(the embedded store, or an in-memory copy of a DataFrame) and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+import duckdb
+import pandas as pd
+
+from clientfolio.core.errors import SchemaError
+
+Unit = Literal["D", "W"]
+_UNIT_DAYS = {"D": 1.0, "W": 7.0}
+
+
+def _date_lit(value: str | date | datetime | pd.Timestamp) -> str:
+    try:
+        d = pd.Timestamp(value).date()
+    except (ValueError, TypeError):
+        raise SchemaError(f"cannot read {value!r} as a date; use e.g. '2024-06-30'") from None
+    return f"DATE '{d.isoformat()}'"
+
+
+def summary_sql(cutoff: str, unit: Unit, holdout_end: str | None = None, table: str = "transactions") -> str:
+    """The SQL of :func:`rfm_summary` (both dialects); `cutoff`/`holdout_end` are DATE literals."""
+    if unit not in _UNIT_DAYS:
+        raise SchemaError(f"The 'unit' of rfm_summary must be 'D' (days) or 'W' (weeks). Got {unit!r} instead.")
+    u = _UNIT_DAYS[unit]
+    end = f"{cutoff} + 1"  # the cut-off day is included
+    holdout = ""
+    holdout_cols = ""
+    if holdout_end is not None:
+        holdout = f""",
+        hold AS (
+          SELECT customer_id,
+                 count(DISTINCT CAST(ts AS DATE)) FILTER (WHERE NOT is_refund) AS frequency_holdout,
+                 coalesce(sum(amount) FILTER (WHERE NOT is_refund), 0) AS monetary_holdout_total,
+                 coalesce(sum(amount), 0) AS spend_holdout
+          FROM {table}
+          WHERE customer_id IS NOT NULL AND ts >= CAST({end} AS TIMESTAMP) AND ts < CAST({holdout_end} + 1 AS TIMESTAMP)
+          GROUP BY customer_id)"""
+        holdout_cols = f""",
+               coalesce(h.frequency_holdout, 0) AS frequency_holdout,
+               CASE WHEN h.frequency_holdout > 0 THEN h.monetary_holdout_total / h.frequency_holdout END
+                   AS monetary_holdout,
+               coalesce(h.spend_holdout, 0) AS spend_holdout,
+               ({holdout_end} - {cutoff}) / {u} AS duration_holdout"""
+    join = "LEFT JOIN hold h ON h.customer_id = p.customer_id" if holdout_end is not None else ""
+    return f"""
+        WITH tx AS (
+          SELECT customer_id, source, order_id, CAST(ts AS DATE) AS d, amount, is_refund
+          FROM {table} WHERE customer_id IS NOT NULL AND ts < CAST({end} AS TIMESTAMP)
+        ),
+        days AS (
+          SELECT customer_id, d, sum(amount) AS value
+          FROM tx WHERE NOT is_refund GROUP BY customer_id, d
+        ),
+        ranked AS (
+          SELECT customer_id, d, value, row_number() OVER (PARTITION BY customer_id ORDER BY d) AS k,
+                 d - lag(d) OVER (PARTITION BY customer_id ORDER BY d) AS gap
+          FROM days
+        ),
+        per AS (
+          SELECT customer_id, min(d) AS first_purchase, max(d) AS last_purchase, count(*) - 1 AS frequency,
+                 avg(value) FILTER (WHERE k > 1) AS monetary, avg(gap) AS ipt_mean, stddev_samp(gap) AS ipt_std
+          FROM ranked GROUP BY customer_id
+        ),
+        money AS (
+          SELECT customer_id, count(DISTINCT source || '|' || order_id) FILTER (WHERE NOT is_refund) AS orders,
+                 sum(amount) AS revenue, coalesce(sum(amount) FILTER (WHERE is_refund), 0) AS refunds
+          FROM tx GROUP BY customer_id
+        ){holdout}
+        SELECT p.customer_id, p.frequency,
+               (p.last_purchase - p.first_purchase) / {u} AS recency,
+               ({cutoff} - p.first_purchase) / {u} AS "T",
+               coalesce(p.monetary, 0) AS monetary,
+               p.first_purchase, p.last_purchase, m.orders, m.revenue, m.refunds,
+               m.revenue / nullif(m.orders, 0) AS aov,
+               ({cutoff} - p.first_purchase) / {u} AS tenure,
+               p.ipt_mean / {u} AS ipt_mean, p.ipt_std / {u} AS ipt_std{holdout_cols}
+        FROM per p JOIN money m ON m.customer_id = p.customer_id {join}
+        ORDER BY p.customer_id
+    """
+
+
+def _from_frame(df: pd.DataFrame) -> duckdb.DuckDBPyConnection:
+    cols = {c.lower(): c for c in df.columns}
+    missing = [c for c in ("customer_id", "amount") if c not in cols]
+    ts_col = cols.get("ts") or cols.get("date")
+    if missing or ts_col is None:
+        need = missing + ([] if ts_col else ["ts (or date)"])
+        raise SchemaError(f"rfm_summary: the transactions DataFrame lacks column(s) {need}; "
+                          f"it has {list(df.columns)}")
+    ts = df[ts_col]
+    if not pd.api.types.is_datetime64_any_dtype(ts):
+        try:
+            ts = pd.to_datetime(ts, format="ISO8601")
+        except (ValueError, TypeError):
+            raise SchemaError(f"rfm_summary: column {ts_col!r} holds dates that are not ISO 8601 (e.g. "
+                              f"{df[ts_col].iloc[0]!r}); convert it first with pd.to_datetime(..., format=...), "
+                              "so that day and month are not guessed") from None
+    if getattr(ts.dt, "tz", None) is not None:
+        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    frame = pd.DataFrame({
+        "customer_id": df[cols["customer_id"]].astype("string"),
+        "source": df[cols["source"]].astype("string") if "source" in cols else "frame",
+        "order_id": df[cols["order_id"]].astype("string") if "order_id" in cols else pd.RangeIndex(len(df)).astype(str),
+        "ts": ts,
+        "amount": pd.to_numeric(df[cols["amount"]], errors="raise").astype(float),
+        "is_refund": df[cols["is_refund"]].astype(bool) if "is_refund" in cols else False,
+    })
+    con = duckdb.connect()
+    con.register("transactions", frame)
+    return con
+
+
+def rfm_summary(
+    data: pd.DataFrame | object,
+    *,
+    cutoff: str | date | datetime | None = None,
+    unit: Unit = "D",
+    holdout_end: str | date | datetime | None = None,
+) -> pd.DataFrame:
+    """Per-customer frequency, recency, T, monetary (and more) at `cutoff`.
+
+    Parameters
+    ----------
+    data
+        A transactions DataFrame (``customer_id``, ``ts`` or ``date``, ``amount``; optional
+        ``order_id``, ``is_refund``) or a store from :func:`clientfolio.store.open_store`.
+    cutoff
+        Last day of the calibration period (included); default: the last purchase day.
+    unit
+        ``"D"`` (days) or ``"W"`` (weeks, i.e. days / 7, as in the CDNOW papers).
+    holdout_end
+        If given, also count each customer's purchase occasions and spend after `cutoff`
+        up to this day: ``frequency_holdout``, ``monetary_holdout``, ``spend_holdout``.
+    """
+    from clientfolio.store import Store
+
+    if isinstance(data, pd.DataFrame):
+        con = _from_frame(data)
+
+        def run(sql: str) -> pd.DataFrame:
+            return con.execute(sql).df()
+    elif isinstance(data, Store):
+        run = data.query
+    else:
+        raise SchemaError(f"rfm_summary: expected a DataFrame or a Store, got {type(data).__name__}")
+    if cutoff is None:
+        last = run("SELECT max(ts) AS m FROM transactions WHERE customer_id IS NOT NULL")["m"].iloc[0]
+        if last is None or pd.isna(last):
+            raise SchemaError("rfm_summary: there are no transactions with a customer")
+        cutoff = pd.Timestamp(last)
+    c = _date_lit(cutoff)
+    h = _date_lit(holdout_end) if holdout_end is not None else None
+    if h is not None and pd.Timestamp(holdout_end) <= pd.Timestamp(cutoff):
+        raise SchemaError(f"rfm_summary: holdout_end ({holdout_end}) must be after cutoff ({cutoff})")
+    out = run(summary_sql(c, unit, h))
+    for col in ("frequency", "orders") + (("frequency_holdout",) if h else ()):
+        out[col] = out[col].astype("int64")
+    for col in ("recency", "T", "monetary", "revenue", "refunds", "aov", "tenure", "ipt_mean", "ipt_std"):
+        out[col] = out[col].astype("float64")
+    return out

@@ -98,6 +98,19 @@ def _detect(raw: RawTable, path: Path, opts: ImportOptions) -> Detection:
                        if c.lower().replace(" ", "") not in {h.lower().replace(" ", "") for h in raw.header}]
             raise IngestError(path, f"the mapping {opts.mapping.origin} names column(s) the file does not have: "
                               f"{', '.join(missing)} (the header has: {shown})", hint="fix the names in the mapping")
+        generic = next((lay for lay in builtin_layouts() if lay.name == "generic_transactions"), None)
+        if generic is not None:
+            from clientfolio.ingest.layouts import _synonym_match, norm_header
+
+            found = _synonym_match(generic, {norm_header(h): h for h in raw.header}) or {}
+            names = {"customer_id": "customer", "ts": "date", "amount": "amount"}
+            have = [f"{names[c]} ({found[c]!r})" for c in names if c in found]
+            lacking = [names[c] for c in names if c not in found and not (c == "customer_id" and "email" in found)]
+            if have and lacking:
+                raise IngestError(
+                    path, f"no {' or '.join(lacking)} column: found {', '.join(have)} (the header has: {shown})",
+                    hint=f"name it with {' and '.join(f'--{w}-col' for w in lacking)}, or use a mapping file (--mapping)",
+                )
         if len(raw.header) == 1:
             raise IngestError(path, f"found a single column {raw.header[0]!r}; the delimiter may be unusual",
                               hint="pass --delimiter (e.g. --delimiter ';') or check that this is a table")

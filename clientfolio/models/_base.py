@@ -12,8 +12,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
@@ -205,6 +207,15 @@ class Collapsed:
         return collapse(values, weights)
 
 
+_PARALLEL_ROWS = 200_000
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """Two worker threads, created on first use (never at import)."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="clientfolio-models")
+
+
 def _factorize(v: Array) -> tuple[NDArray[np.intp], Array]:
     """Codes and distinct values of one column (a lookup table for small counts)."""
     if v.size and v.min() >= 0 and v.max() <= 100_000:
@@ -232,12 +243,13 @@ def collapse(values: Mapping[str, Array], weights: Array | None = None) -> Colla
         if not keep.all():
             values = {c: v[keep] for c, v in values.items()}
             w = w[keep]
-    codes: list[NDArray[np.intp]] = []
-    uniques: list[Array] = []
-    for c in names:
-        code, uniq = _factorize(values[c])
-        codes.append(code)
-        uniques.append(uniq)
+    if len(w) >= _PARALLEL_ROWS and len(names) > 1:
+        # pandas' hashing releases the GIL: factorize the columns side by side
+        factorized = list(_pool().map(_factorize, [values[c] for c in names]))
+    else:
+        factorized = [_factorize(values[c]) for c in names]
+    codes = [code for code, _ in factorized]
+    uniques = [uniq for _, uniq in factorized]
     sizes = [max(len(u), 1) for u in uniques]
     if math.prod(sizes) < 2**62:
         key = np.zeros(len(w), dtype=np.int64)
@@ -372,6 +384,10 @@ class BaseModel:
     def _initial_params(self, stats: Collapsed) -> dict[str, float]:
         raise NotImplementedError
 
+    def _loglik_hessian(self, log_params: Array, stats: Collapsed) -> tuple[float, Array, Array] | None:
+        """Log-likelihood sum, gradient and Hessian on log-parameters, if available analytically."""
+        return None
+
     # -- fitting -------------------------------------------------------------------
 
     def fit(self, data: Any) -> Self:
@@ -428,14 +444,41 @@ class BaseModel:
         fun.counter = counter  # type: ignore[attr-defined]
         return fun
 
+    def _exact(
+        self, stats: Collapsed, counter: dict[str, int]
+    ) -> Callable[[Array], tuple[float, Array, Array]] | None:
+        """Objective, gradient and analytic Hessian (objective scale), or None."""
+        total = stats.total_weight
+        coef = float(self.penalizer_coef)
+        probe = self._loglik_hessian(np.zeros(len(self._param_names)), _tiny(stats))
+        if probe is None:
+            return None
+
+        def fgh(theta: Array) -> tuple[float, Array, Array]:
+            counter["n"] += 1
+            with np.errstate(all="ignore"):
+                ll, grad, hess = self._loglik_hessian(theta, stats)  # type: ignore[misc]
+            f, g, h = -ll / total, -grad / total, -hess / total
+            if coef:
+                params2 = np.exp(2.0 * theta)
+                f += coef * float(params2.sum())
+                g = g + 2.0 * coef * params2
+                h = h + np.diag(4.0 * coef * params2)
+            if not (np.isfinite(f) and np.all(np.isfinite(g)) and np.all(np.isfinite(h))):
+                return np.inf, np.zeros_like(theta), np.eye(theta.size)
+            return float(f), g, h
+
+        return fgh
+
     def _fit_collapsed(self, stats: Collapsed) -> None:
         name = type(self).__name__
         theta0 = self._start(stats)
         fun = self._objective(stats)
+        exact = self._exact(stats, fun.counter)  # type: ignore[attr-defined]
         hess: Array | None = None
         n_iter = 0
         if self.initial_params is None and stats.n_rows > _SUBSAMPLE_ROWS:
-            theta0, hess = self._warm_start(stats, theta0)
+            theta0, hess = self._warm_start(stats, theta0, need_hessian=exact is None)
         f0, g0 = fun(theta0)
         if not np.isfinite(f0):
             raise ConvergenceError(
@@ -445,22 +488,32 @@ class BaseModel:
             )
         theta, f, g = theta0, f0, g0
         done = False
-        if hess is not None:
+        if exact is not None and hess is None and stats.n_rows > _SUBSAMPLE_ROWS:
+            # warm-started: exact Newton converges in two or three steps
+            theta, f, g, hess, done = _newton_exact(exact, theta, max_steps=8, tol=1e-10)
+        elif hess is not None:
             theta, f, g, done = _newton(fun, theta, f, g, hess, max_steps=12, tol=1e-7)
         if not done:
             res = _minimize(fun, theta, int(self.max_iter))
             theta, f, g, n_iter = res.x, float(res.fun), np.asarray(res.jac), int(res.nit)
-        # Polish with Newton steps on a fresh Hessian, which also gives the errors.
-        hess = _fd_hessian(fun, theta, g)
-        theta, f, g, _ = _newton(fun, theta, f, g, hess, max_steps=3, tol=1e-10)
+            if exact is not None:
+                theta, f, g, hess, _ = _newton_exact(exact, theta, max_steps=3, tol=1e-10)
+        if exact is None:
+            # Polish with Newton steps on a fresh Hessian, which also gives the errors.
+            hess = _fd_hessian(fun, theta, g)
+            theta, f, g, _ = _newton(fun, theta, f, g, hess, max_steps=3, tol=1e-10)
+        assert hess is not None
         self._finish(stats, fun, theta, f, g, hess, n_iter)
 
-    def _warm_start(self, stats: Collapsed, theta0: Array) -> tuple[Array, Array | None]:
-        """Fit a random sample of customers first: a close start and its Hessian."""
+    def _warm_start(
+        self, stats: Collapsed, theta0: Array, need_hessian: bool = True
+    ) -> tuple[Array, Array | None]:
+        """Fit a random sample of customers first: a close start (and its Hessian)."""
         rng = np.random.default_rng(12345)
         # customers drawn with replacement: rows in proportion to their weights
         cum = np.cumsum(stats.weights)
-        picks = np.searchsorted(cum, rng.random(_SUBSAMPLE_CUSTOMERS) * cum[-1], side="right")
+        draws = np.sort(rng.random(_SUBSAMPLE_CUSTOMERS)) * cum[-1]  # sorted: faster search
+        picks = np.searchsorted(cum, draws, side="right")
         rows, counts = np.unique(np.minimum(picks, stats.n_rows - 1), return_counts=True)
         sample = stats.subset(rows, counts.astype(float))
         fun = self._objective(sample)
@@ -469,6 +522,8 @@ class BaseModel:
         res = _minimize(fun, theta0, int(self.max_iter))
         if not np.all(np.isfinite(res.x)):
             return theta0, None
+        if not need_hessian:
+            return res.x, None
         hess = _fd_hessian(fun, res.x, np.asarray(res.jac))
         try:
             np.linalg.cholesky(hess)
@@ -589,6 +644,42 @@ def _minimize(
         bounded, theta, jac=True, method="BFGS",
         options={"maxiter": max_iter, "gtol": 1e-9, "xrtol": 1e-14},
     )
+
+
+def _tiny(stats: Collapsed) -> Collapsed:
+    """The first row of ``stats``: enough to ask a model whether it has a Hessian."""
+    return stats.subset(np.array([0]), stats.weights[:1])
+
+
+def _newton_exact(
+    fgh: Callable[[Array], tuple[float, Array, Array]], theta: Array, max_steps: int, tol: float
+) -> tuple[Array, float, Array, Array, bool]:
+    """Newton's method with the analytic Hessian and step halving.
+
+    Returns ``(theta, f, g, hessian, converged)``; gives up (converged False)
+    where the Hessian is not positive definite, so the caller can fall back to
+    BFGS.
+    """
+    f, g, h = fgh(theta)
+    for _ in range(max_steps):
+        if np.max(np.abs(g)) < tol:
+            return theta, f, g, h, True
+        try:
+            np.linalg.cholesky(h)
+        except np.linalg.LinAlgError:
+            return theta, f, g, h, False
+        step = -np.linalg.solve(h, g)
+        scale = 1.0
+        while scale > 1e-3:
+            trial = np.clip(theta + scale * step, -_LOG_BOUND, _LOG_BOUND)
+            f_new, g_new, h_new = fgh(trial)
+            if np.isfinite(f_new) and f_new <= f + 1e-4 * scale * float(g @ step) + 1e-13 * abs(f):
+                break
+            scale /= 2.0
+        else:
+            return theta, f, g, h, False
+        theta, f, g, h = trial, f_new, g_new, h_new
+    return theta, f, g, h, bool(np.max(np.abs(g)) < tol)
 
 
 def _fd_hessian(

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import betaln, digamma, gammaln
+from scipy.special import betaln, digamma, gammaln, polygamma
 
 from clientfolio.models._base import _dot
 from clientfolio.models._integrals import log_j
@@ -91,10 +91,19 @@ def bgnbd_loglik_sum(
 ) -> tuple[float, Array | None]:
     """Weighted sum of `bgnbd_loglik` over a collapsed table, with its gradient.
 
-    Written as ``part(x) + C3 + softplus(C4 - C3)``: the terms in ``x`` alone
-    are evaluated once per distinct ``x``, ``C3 = -(r+x) log(alpha+T)`` is
-    summed per distinct ``T``, and only the softplus term is per row.
+    Written as ``part(x) + C3 + softplus(D)``, ``D = C4 - C3``: the terms in
+    ``x`` alone are evaluated once per distinct ``x``, ``C3 = -(r+x)
+    log(alpha+T)`` is summed per distinct ``T``, and only the softplus term is
+    per row.  Gradient on the log-parameters ``log(r, alpha, a, b)``.
     """
+    ll, grad, _ = bgnbd_derivatives(log_params, stats, 1 if gradient else 0, dropout_at_zero=dropout_at_zero)
+    return ll, grad
+
+
+def bgnbd_derivatives(
+    log_params: Array, stats: Collapsed, order: int, *, dropout_at_zero: bool = False
+) -> tuple[float, Array | None, Array | None]:
+    """`bgnbd_loglik_sum` with, for ``order=2``, the analytic Hessian on log-parameters."""
     r, alpha, a, b = np.exp(log_params)
     k = 1.0 if dropout_at_zero else 0.0
     d = _bgnbd_design(stats, k)
@@ -106,36 +115,107 @@ def bgnbd_loglik_sum(
         - gammaln(b) + gammaln(a + b)
     )
     log_t = np.log(alpha + ut)
-    ll = _dot(wx, part) + total_w * r * np.log(alpha) - _dot(log_t, (r * w_t + xw_t))
-    # Per row with x + k > 0: softplus(D), D = C4 - C3.
+    ll = _dot(wx, part) + total_w * r * np.log(alpha) - _dot(log_t, r * w_t + xw_t)
+    # Per-value tables for the rows with x + k > 0.
     has = ux + k > 0
-    log_bx = np.log(np.where(has, b + ux + k - 1.0, 1.0))
-    w1, x1, c_t, c_tx, c_x = d["w1"], d["x1"], d["T_code1"], d["tx_code1"], d["x_code1"]
+    bx = np.where(has, b + ux + k - 1.0, 1.0)
+    tables = {
+        "log_t": log_t, "log_tx": np.log(alpha + utx), "lab": np.log(a) - np.log(bx),
+        "inv_t": 1.0 / (alpha + ut), "inv_tx": 1.0 / (alpha + utx), "ibx": np.where(has, 1.0 / bx, 0.0),
+    }
+    n1 = d["w1"].size
+    if order and n1 >= 2 * _ROW_CHUNK:
+        # numpy releases the GIL: two halves in two threads
+        from clientfolio.models._base import _pool
+
+        half = n1 // 2
+        parts = list(_pool().map(lambda sl: _bgnbd_rows(d, tables, r, a, order, sl),
+                                 [slice(0, half), slice(half, n1)]))
+        rows = [sum(vals) for vals in zip(*parts)]
+    else:
+        rows = list(_bgnbd_rows(d, tables, r, a, order, slice(0, n1)))
+    ll += rows[0]
+    if order == 0:
+        return ll, None, None
+    s_gap, s_dg, s_wo, s_ib = rows[1:5]
+    g_r = _dot(wx, digamma(r + ux) - digamma(r)) + total_w * np.log(alpha) - _dot(log_t, w_t) + s_gap
+    g_alpha = total_w * r / alpha - _dot(tables["inv_t"], r * w_t + xw_t) + s_dg
+    g_a = _dot(wx, digamma(a + b) - digamma(a + b + ux + k)) + s_wo / a
+    g_b = _dot(wx, digamma(b + ux + k) - digamma(a + b + ux + k) - digamma(b) + digamma(a + b)) - s_ib
+    p = np.array([r, alpha, a, b])
+    g = np.array([g_r, g_alpha, g_a, g_b])
+    if order == 1:
+        return ll, g * p, None
+    # Hessian in (r, alpha, a, b): x-only part, C3 part, then softplus rows.
+    t_ab = _dot(wx, polygamma(1, a + b) - polygamma(1, a + b + ux + k))
+    h = np.zeros((4, 4))
+    h[0, 0] = _dot(wx, polygamma(1, r + ux) - polygamma(1, r))
+    h[0, 1] = total_w / alpha - _dot(tables["inv_t"], w_t)
+    h[1, 1] = -total_w * r / alpha**2 + _dot(tables["inv_t"] ** 2, r * w_t + xw_t)
+    h[2, 2] = t_ab
+    h[2, 3] = t_ab
+    h[3, 3] = _dot(wx, polygamma(1, b + ux + k) - polygamma(1, b)) + t_ab
+    (v_gg, v_gd, v_g, v_gi, v_dd, v_d, v_di, v_1, v_i, v_ii, o_dg, o_dd2, o_ii) = rows[5:]
+    h[0, 0] += v_gg
+    h[0, 1] += v_gd + o_dg
+    h[0, 2] += v_g / a
+    h[0, 3] -= v_gi
+    h[1, 1] += v_dd + o_dd2
+    h[1, 2] += v_d / a
+    h[1, 3] -= v_di
+    h[2, 2] += (v_1 - s_wo) / a**2
+    h[2, 3] -= v_i / a
+    h[3, 3] += v_ii + o_ii
+    h = np.triu(h) + np.triu(h, 1).T
+    return ll, g * p, h * np.outer(p, p) + np.diag(g * p)
+
+
+_ROW_CHUNK = 100_000
+
+
+def _bgnbd_rows(
+    d: dict[str, Array], tables: dict[str, Array], r: float, a: float, order: int, sl: slice
+) -> tuple[float, ...]:
+    """Sums over rows ``sl`` of softplus(D) and, by ``order``, its derivatives.
+
+    ``D = log a - log(b+x+k-1) + (r+x) log((alpha+T)/(alpha+t_x))``; the
+    gradient of ``D`` is ``(gap, (r+x) dg, 1/a, -ib)`` in ``(r, alpha, a, b)``.
+    """
+    w1, x1 = d["w1"][sl], d["x1"][sl]
+    c_t, c_tx, c_x = d["T_code1"][sl], d["tx_code1"][sl], d["x_code1"][sl]
     rx = r + x1
-    gap = log_t[c_t] - np.log(alpha + utx)[c_tx]          # log((alpha+T)/(alpha+t_x))
-    dd = (np.log(a) - log_bx)[c_x] + rx * gap
+    gap = tables["log_t"][c_t] - tables["log_tx"][c_tx]     # log((alpha+T)/(alpha+t_x))
+    dd = tables["lab"][c_x] + rx * gap
     soft, sig = _softplus_sigmoid(dd)
-    ll += _dot(w1, soft)
-    if not gradient:
-        return ll, None
-    wo = w1 * sig                                         # weight of the "dropped out" branch
-    s_wo = float(wo.sum())
-    inv_t = 1.0 / (alpha + ut)
-    g_r = _dot(wx, (digamma(r + ux) - digamma(r))) + total_w * np.log(alpha)
-    g_r += _dot(wo, gap) - _dot(log_t, w_t)
-    g_alpha = total_w * r / alpha - _dot(inv_t, (r * w_t + xw_t))
-    g_alpha += _dot((wo * rx), (inv_t[c_t] - (1.0 / (alpha + utx))[c_tx]))
-    g_a = _dot(wx, (digamma(a + b) - digamma(a + b + ux + k))) + s_wo / a
-    g_b = _dot(wx, (digamma(b + ux + k) - digamma(a + b + ux + k) - digamma(b) + digamma(a + b)))
-    g_b -= _dot(wo, np.where(has, 1.0 / np.exp(log_bx), 0.0)[c_x])
-    return ll, np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
+    ll = _dot(w1, soft)
+    if order == 0:
+        return (ll,)
+    wo = w1 * sig                                            # weight of "dropped out at t_x"
+    it, itx = tables["inv_t"][c_t], tables["inv_tx"][c_tx]
+    rdg = rx * (it - itx)                                    # dD/dalpha
+    ib = tables["ibx"][c_x]                                  # -dD/db
+    first = (ll, _dot(wo, gap), _dot(wo, rdg), float(wo.sum()), _dot(wo, ib))
+    if order == 1:
+        return first
+    v = wo * (1.0 - sig)                                     # w sigma (1 - sigma)
+    vg, vd, vi = v * gap, v * rdg, v * ib
+    return first + (
+        _dot(vg, gap), _dot(vg, rdg), float(vg.sum()), _dot(vg, ib),
+        _dot(vd, rdg), float(vd.sum()), _dot(vd, ib),
+        float(v.sum()), float(vi.sum()), _dot(vi, ib),
+        _dot(wo, it - itx), _dot(wo * rx, itx * itx - it * it), _dot(wo * ib, ib),
+    )
 
 
 def _softplus_sigmoid(z: Array) -> tuple[Array, Array]:
     """``log(1 + e^z)`` and ``1 / (1 + e^-z)`` from one exponential, overflow-free."""
-    e = np.exp(-np.abs(z))
-    soft = np.maximum(z, 0.0) + np.log1p(e)
-    sig = np.where(z >= 0.0, 1.0, e) / (1.0 + e)
+    e = np.abs(z)
+    np.negative(e, out=e)
+    np.exp(e, out=e)                       # e^-|z| in (0, 1]
+    soft = np.log1p(e)
+    soft += np.maximum(z, 0.0)
+    sig = np.add(e, 1.0)
+    np.divide(np.where(z >= 0.0, 1.0, e), sig, out=sig)
     return soft, sig
 
 

@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike
 from scipy.special import betainc, betaln, expit, gammaln, hyp2f1
 
 from clientfolio.models._base import Array, BaseModel, _dot, Collapsed, Data, as_output, per_row, read_rfm
-from clientfolio.models._likelihoods import bgnbd_loglik_sum
+from clientfolio.models._likelihoods import bgnbd_derivatives, bgnbd_loglik_sum
 
 
 class _BetaGeometricNBD(BaseModel):
@@ -36,6 +36,11 @@ class _BetaGeometricNBD(BaseModel):
 
     def _initial_params(self, stats: Collapsed) -> dict[str, float]:
         return _nbd_start(stats) | {"a": 1.0, "b": 1.0}
+
+    def _loglik_hessian(self, log_params: Array, stats: Collapsed) -> tuple[float, Array, Array]:
+        ll, grad, hess = bgnbd_derivatives(log_params, stats, 2, dropout_at_zero=bool(self._k))
+        assert grad is not None and hess is not None
+        return ll, grad, hess
 
     # -- predictions ---------------------------------------------------------------
 

@@ -62,7 +62,7 @@ def summary_sql(cutoff: str, unit: Unit, holdout_end: str | None = None, table: 
     join = "LEFT JOIN hold h ON h.customer_id = p.customer_id" if holdout_end is not None else ""
     return f"""
         WITH tx AS (
-          SELECT customer_id, source, order_id, CAST(ts AS DATE) AS d, amount, is_refund
+          SELECT customer_id, source, order_id, CAST(ts AS DATE) AS d, amount, is_refund, cost
           FROM {table} WHERE customer_id IS NOT NULL AND ts < CAST({end} AS TIMESTAMP)
         ),
         days AS (
@@ -81,14 +81,15 @@ def summary_sql(cutoff: str, unit: Unit, holdout_end: str | None = None, table: 
         ),
         money AS (
           SELECT customer_id, count(DISTINCT source || '|' || order_id) FILTER (WHERE NOT is_refund) AS orders,
-                 sum(amount) AS revenue, coalesce(sum(amount) FILTER (WHERE is_refund), 0) AS refunds
+                 sum(amount) AS revenue, coalesce(sum(amount) FILTER (WHERE is_refund), 0) AS refunds,
+                 sum(cost) AS cost
           FROM tx GROUP BY customer_id
         ){holdout}
         SELECT p.customer_id, p.frequency,
                (p.last_purchase - p.first_purchase) / {u} AS recency,
                ({cutoff} - p.first_purchase) / {u} AS "T",
                coalesce(p.monetary, 0) AS monetary,
-               p.first_purchase, p.last_purchase, m.orders, m.revenue, m.refunds,
+               p.first_purchase, p.last_purchase, m.orders, m.revenue, m.refunds, m.cost,
                m.revenue / nullif(m.orders, 0) AS aov,
                ({cutoff} - p.first_purchase) / {u} AS tenure,
                p.ipt_mean / {u} AS ipt_mean, p.ipt_std / {u} AS ipt_std{holdout_cols}
@@ -122,6 +123,7 @@ def _from_frame(df: pd.DataFrame) -> duckdb.DuckDBPyConnection:
         "ts": ts,
         "amount": pd.to_numeric(df[cols["amount"]], errors="raise").astype(float),
         "is_refund": df[cols["is_refund"]].astype(bool) if "is_refund" in cols else False,
+        "cost": pd.to_numeric(df[cols["cost"]], errors="coerce").astype(float) if "cost" in cols else float("nan"),
     })
     con = duckdb.connect()
     con.register("transactions", frame)
@@ -173,6 +175,8 @@ def rfm_summary(
     out = run(summary_sql(c, unit, h))
     for col in ("frequency", "orders") + (("frequency_holdout",) if h else ()):
         out[col] = out[col].astype("int64")
-    for col in ("recency", "T", "monetary", "revenue", "refunds", "aov", "tenure", "ipt_mean", "ipt_std"):
+    for col in ("recency", "T", "monetary", "revenue", "refunds", "cost", "aov", "tenure", "ipt_mean", "ipt_std"):
         out[col] = out[col].astype("float64")
+    # Scores need to know what one unit of T is and when "now" was.
+    out.attrs.update({"unit": unit, "unit_days": _UNIT_DAYS[unit], "cutoff": pd.Timestamp(cutoff).normalize()})
     return out

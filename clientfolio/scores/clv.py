@@ -1,0 +1,168 @@
+"""Per-customer scores: P(alive), expected purchases, CLV with an interval, next order date.
+
+CLV = sum over future months of (expected purchases in the month) x (expected spend per
+purchase) x (gross margin), discounted to today.  The purchase model gives the expected
+purchases (conditional on each customer's history), the spend model the expected spend.
+The low/high interval comes from the purchase model's parameter uncertainty: parameters
+are drawn from their estimated (log-normal) sampling distribution and the CLV is computed
+for each draw; the interval is a central quantile range of those CLVs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from clientfolio.core.errors import SchemaError
+
+DAYS_PER_MONTH = 365.25 / 12
+
+
+@dataclass(frozen=True)
+class ClvSettings:
+    """How to value customers; the defaults are stated in every report that uses them."""
+
+    horizon_months: int = 12
+    discount_rate: float = 0.10  # per year
+    margin: float = 1.0  # gross margin used when the data has no cost of goods
+    interval: float = 0.80  # width of the low/high interval
+    n_draws: int = 200
+    seed: int = 0
+
+    def check(self) -> None:
+        if not 1 <= self.horizon_months <= 600:
+            raise SchemaError(f"horizon_months must be between 1 and 600, got {self.horizon_months}")
+        if not 0 <= self.discount_rate < 1:
+            raise SchemaError(f"discount_rate is a yearly rate between 0 and 1 (e.g. 0.10), got {self.discount_rate}")
+        if not 0 < self.margin <= 1:
+            raise SchemaError(f"margin is a fraction of revenue in (0, 1] (e.g. 0.35), got {self.margin}")
+        if not 0 < self.interval < 1:
+            raise SchemaError(f"interval must be in (0, 1), got {self.interval}")
+
+
+def _unit_days(summary: pd.DataFrame) -> float:
+    days = summary.attrs.get("unit_days")
+    if days is None:
+        raise SchemaError("the summary does not say its time unit; make it with clientfolio.features.rfm_summary "
+                          "or set summary.attrs['unit_days'] (1 for days, 7 for weeks) and attrs['cutoff']")
+    return float(days)
+
+
+def _discounted_purchases(model, summary: pd.DataFrame, unit_days: float, s: ClvSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of monthly expected purchases x discount factor, expected purchases over the horizon)."""
+    months = np.arange(1, s.horizon_months + 1)
+    t = months * DAYS_PER_MONTH / unit_days
+    data = summary[["frequency", "recency", "T"]]
+    cum = np.column_stack([np.asarray(model.predict_purchases(ti, data), dtype=float) for ti in t])
+    step = np.diff(np.column_stack([np.zeros(len(data)), cum]), axis=1)
+    disc = (1.0 + s.discount_rate) ** (-months / 12.0)
+    return step @ disc, cum[:, -1]
+
+
+def _next_order(model, summary: pd.DataFrame, unit_days: float, cutoff: pd.Timestamp, s: ClvSettings) -> pd.Series:
+    """The day by which one more purchase is expected (expected purchases reach 1); NaT if not in the horizon."""
+    weeks = np.arange(1, int(s.horizon_months * DAYS_PER_MONTH / 7) + 2)
+    t = weeks * 7.0 / unit_days
+    data = summary[["frequency", "recency", "T"]]
+    cum = np.column_stack([np.asarray(model.predict_purchases(ti, data), dtype=float) for ti in t])
+    reached = cum >= 1.0
+    first = np.where(reached.any(axis=1), reached.argmax(axis=1), -1)
+    days = np.where(first >= 0, weeks[np.maximum(first, 0)] * 7, np.nan)
+    return pd.Series(cutoff + pd.to_timedelta(days, unit="D"), index=summary.index)
+
+
+def _draw_models(model, n: int, seed: int) -> list:
+    """Purchase models with parameters drawn from the fit's sampling distribution (log scale)."""
+    cov = getattr(model, "covariance_", None)
+    if cov is None or n <= 0:
+        return []
+    names = list(model.params_)
+    theta = np.log([model.params_[k] for k in names])
+    scale = np.outer(np.exp(theta), np.exp(theta))
+    cov_log = cov.loc[names, names].to_numpy() / scale
+    if not np.all(np.isfinite(cov_log)):
+        return []
+    rng = np.random.default_rng(seed)
+    draws = rng.multivariate_normal(theta, cov_log, size=n, method="eigh")
+    out = []
+    for d in draws:
+        try:
+            out.append(type(model).from_params(dict(zip(names, np.exp(d)))))
+        except ValueError:
+            continue
+    return out
+
+
+def score_customers(
+    summary: pd.DataFrame,
+    purchase_model,
+    spend_model=None,
+    settings: ClvSettings | None = None,
+) -> pd.DataFrame:
+    """Score every customer of `summary` (from `rfm_summary`) with fitted models.
+
+    Returns one row per customer: ``p_alive``, ``churn_risk``, ``expected_purchases``
+    (over the horizon), ``expected_spend`` (per purchase), ``margin``, ``clv``,
+    ``clv_low``, ``clv_high`` and ``next_order_date``.
+    """
+    s = settings or ClvSettings()
+    s.check()
+    unit_days = _unit_days(summary)
+    cutoff = pd.Timestamp(summary.attrs.get("cutoff"))
+    # Score each distinct history once: cost grows with distinct (frequency, recency, T), not customers.
+    keys = ["frequency", "recency", "T"]
+    distinct = summary[keys].drop_duplicates().reset_index(drop=True)
+    disc, expected = _discounted_purchases(purchase_model, distinct, unit_days, s)
+    alive = np.asarray(purchase_model.predict_alive(distinct), dtype=float)
+    next_order = _next_order(purchase_model, distinct, unit_days, cutoff, s)
+    draws = _draw_models(purchase_model, s.n_draws if len(distinct) <= 20_000 else max(20, s.n_draws // 10), s.seed)
+    sims = np.column_stack([_discounted_purchases(m, distinct, unit_days, s)[0] for m in draws]) if draws else None
+    per_hist = distinct.assign(_disc=disc, expected_purchases=expected, p_alive=alive, next_order_date=next_order.values)
+    out = summary[["customer_id"] + keys].merge(per_hist, on=keys, how="left")
+    row_of = summary[keys].merge(distinct.reset_index(), on=keys, how="left")["index"].to_numpy()
+
+    spend = _expected_spend(summary, spend_model)
+    margin = _margin(summary, s.margin)
+    value = spend * margin
+    out["churn_risk"] = 1.0 - out["p_alive"]
+    out["expected_spend"] = spend
+    out["margin"] = margin
+    out["clv"] = out["_disc"].to_numpy() * value
+    if sims is not None:
+        lo_q, hi_q = (1 - s.interval) / 2, 1 - (1 - s.interval) / 2
+        lo, hi = np.quantile(sims, [lo_q, hi_q], axis=1)
+        out["clv_low"] = np.minimum(lo[row_of] * value, out["clv"])
+        out["clv_high"] = np.maximum(hi[row_of] * value, out["clv"])
+    else:
+        out["clv_low"] = out["clv_high"] = out["clv"]
+    out = out.drop(columns=["_disc"])
+    out.attrs.update(summary.attrs)
+    out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
+                      "default_margin": s.margin, "interval": s.interval, "n_draws": len(draws)})
+    return out
+
+
+def _expected_spend(summary: pd.DataFrame, spend_model) -> np.ndarray:
+    """Expected value of a future purchase: Gamma-Gamma where fitted, else the customer's mean."""
+    freq = summary["frequency"].to_numpy()
+    mon = summary["monetary"].to_numpy(dtype=float)
+    if spend_model is None:
+        aov = summary["aov"].to_numpy(dtype=float) if "aov" in summary else mon
+        return np.where(freq > 0, mon, np.nan_to_num(aov, nan=0.0))
+    usable = (freq > 0) & (mon > 0)
+    data = pd.DataFrame({"frequency": np.where(usable, freq, 0), "monetary": np.where(usable, mon, 0.0)})
+    return np.asarray(spend_model.predict_spend(data), dtype=float)
+
+
+def _margin(summary: pd.DataFrame, default: float) -> np.ndarray:
+    """Each customer's gross margin from cost of goods where the data has it, else `default`."""
+    if "cost" not in summary:
+        return np.full(len(summary), default)
+    rev = summary["revenue"].to_numpy(dtype=float)
+    cost = summary["cost"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = (rev - cost) / rev
+    ok = np.isfinite(m) & (rev > 0) & np.isfinite(cost)
+    return np.where(ok, np.clip(m, 0.0, 1.0), default)

@@ -1,0 +1,101 @@
+"""CLV, P(alive) and next-order dates from fitted models, and the validation a user sees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clientfolio.core.errors import SchemaError
+from clientfolio.features import rfm_summary
+from clientfolio.ingest import import_files
+from clientfolio.models import BGNBD, GammaGamma
+from clientfolio.scores import ClvSettings, score_customers
+from clientfolio.scores.validation import compare_models, holdout_comparison, tracking
+from clientfolio.store import open_store
+from tests.conftest import corpus_file
+
+
+@pytest.fixture(scope="module")
+def cdnow(tmp_path_factory) -> tuple:
+    tmp = tmp_path_factory.mktemp("cdnow")
+    import_files([corpus_file("cdnow_sample__lifetimes.txt")], tmp / "s.duckdb", rejects_dir=tmp / "r")
+    st = open_store(tmp / "s.duckdb")
+    summary = rfm_summary(st, cutoff="1997-09-30", unit="W", holdout_end="1998-06-30")
+    tx = st.query("SELECT customer_id, ts FROM transactions WHERE NOT is_refund")
+    st.close()
+    bg = BGNBD().fit(summary)
+    gg = GammaGamma().fit(summary[(summary["frequency"] > 0) & (summary["monetary"] > 0)])
+    return summary, tx, bg, gg
+
+
+def test_clv_is_discounted_purchases_times_spend(cdnow) -> None:
+    summary, _, bg, gg = cdnow
+    s = ClvSettings(horizon_months=12, discount_rate=0.10, margin=0.3, n_draws=50)
+    scores = score_customers(summary, bg, gg, s)
+    assert len(scores) == len(summary) and scores["customer_id"].is_unique
+    one = summary.iloc[[int(np.argmax(summary["frequency"]))]]
+    months = np.arange(1, 13)
+    cum = [float(bg.predict_purchases(m * 365.25 / 12 / 7, one[["frequency", "recency", "T"]]).iloc[0]) for m in months]
+    steps = np.diff([0.0] + cum)
+    spend = float(gg.predict_spend(one[["frequency", "monetary"]]).iloc[0])
+    want = float(np.sum(steps * 1.1 ** (-months / 12))) * spend * 0.3
+    got = scores.set_index("customer_id").loc[one["customer_id"].iloc[0]]
+    assert got["clv"] == pytest.approx(want, rel=1e-9)
+    assert got["expected_purchases"] == pytest.approx(cum[-1], rel=1e-9)
+    assert (scores["clv_low"] <= scores["clv"]).all() and (scores["clv"] <= scores["clv_high"]).all()
+    assert (scores["clv_high"] > scores["clv_low"]).mean() > 0.9  # parameter uncertainty shows
+    assert scores["p_alive"].between(0, 1).all()
+    np.testing.assert_allclose(scores["churn_risk"], 1 - scores["p_alive"])
+
+
+def test_next_order_date_for_regulars_and_none_for_the_lapsed(cdnow) -> None:
+    summary, _, bg, _ = cdnow
+    scores = score_customers(summary, bg, settings=ClvSettings(n_draws=0)).set_index("customer_id")
+    regular = summary.sort_values("frequency").iloc[-1]["customer_id"]
+    lapsed = summary[(summary["frequency"] == 0) & (summary["T"] > 30)].iloc[0]["customer_id"]
+    cutoff = pd.Timestamp("1997-09-30")
+    assert cutoff < scores.loc[regular, "next_order_date"] < cutoff + pd.Timedelta(days=60)
+    assert pd.isna(scores.loc[lapsed, "next_order_date"])
+
+
+def test_margin_from_cost_of_goods() -> None:
+    tx = pd.DataFrame({"customer_id": ["a", "a", "a", "b", "b"], "order_id": list("12345"),
+                       "ts": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-01-05", "2024-03-05"]),
+                       "amount": [10.0, 10.0, 20.0, 5.0, 5.0], "cost": [4.0, 4.0, 8.0, np.nan, np.nan]})
+    summary = rfm_summary(tx, cutoff="2024-03-31")
+    model = BGNBD.from_params({"r": 0.5, "alpha": 10.0, "a": 0.8, "b": 2.5})
+    scores = score_customers(summary, model, settings=ClvSettings(margin=0.5, n_draws=0)).set_index("customer_id")
+    assert scores.loc["a", "margin"] == pytest.approx(0.6)  # (40 - 16) / 40
+    assert scores.loc["b", "margin"] == pytest.approx(0.5)  # no cost: the stated default
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(SchemaError, match="discount_rate"):
+        ClvSettings(discount_rate=10).check()
+    with pytest.raises(SchemaError, match="time unit"):
+        score_customers(pd.DataFrame({"customer_id": ["a"], "frequency": [0], "recency": [0.0], "T": [1.0]}),
+                        BGNBD.from_params({"r": 0.5, "alpha": 10.0, "a": 0.8, "b": 2.5}))
+
+
+def test_tracking_reproduces_the_published_cumulative_counts(cdnow) -> None:
+    _, tx, bg, _ = cdnow
+    tr = tracking(bg, tx, 7.0, "1997-01-01", "1998-06-30")
+    weeks = tr.set_index("period").loc[20:25]
+    assert weeks["actual"].tolist() == [1359, 1414, 1484, 1517, 1573, 1672]  # REFERENCE.md
+    assert (weeks["expected"] - weeks["actual"]).abs().max() < 60  # the model tracks them
+
+
+def test_model_comparison_on_cdnow(cdnow) -> None:
+    summary, *_ = cdnow
+    comp = compare_models(summary)
+    ll = comp.table.set_index("model")["log_likelihood"]
+    assert ll["BG/NBD"] == pytest.approx(-9582.4, abs=0.1)
+    assert ll["MBG/NBD"] == pytest.approx(-9582.1, abs=0.1)
+    assert ll["Pareto/NBD"] == pytest.approx(-9595.0, abs=0.1)
+    assert comp.best in comp.recommendation and "purchases" in comp.recommendation
+    per, by = holdout_comparison(comp.models["BG/NBD"], summary)
+    assert by["customers"].sum() == len(summary)
+    assert per["actual"].sum() == summary["frequency_holdout"].sum() == 1882

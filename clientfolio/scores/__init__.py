@@ -1,5 +1,6 @@
 """Per-customer scores from fitted models: P(alive), churn risk, CLV, next order date."""
 
+from clientfolio.scores.acquisition import HEALTHY_RATIO, clv_to_cac
 from clientfolio.scores.clv import ClvSettings, score_customers
 
-__all__ = ["ClvSettings", "score_customers"]
+__all__ = ["HEALTHY_RATIO", "ClvSettings", "clv_to_cac", "score_customers"]

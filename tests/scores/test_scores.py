@@ -99,3 +99,23 @@ def test_model_comparison_on_cdnow(cdnow) -> None:
     per, by = holdout_comparison(comp.models["BG/NBD"], summary)
     assert by["customers"].sum() == len(summary)
     assert per["actual"].sum() == summary["frequency_holdout"].sum() == 1882
+
+
+def test_clv_to_cac_per_channel() -> None:
+    from clientfolio.scores import clv_to_cac
+
+    scores = pd.DataFrame({"customer_id": list("abcde"), "clv": [90.0, 30.0, 60.0, 10.0, 500.0]})
+    customers = pd.DataFrame({
+        "customer_id": list("abcde"),
+        "acquisition_channel": ["ads", "ads", "flyers", "flyers", None],
+        "acquisition_cost": [np.nan, np.nan, 20.0, 20.0, np.nan],
+        "first_seen": pd.to_datetime(["2024-01-10", "2024-02-10", "2024-01-01", "2024-01-02", "2024-01-03"]),
+    })
+    spend = pd.DataFrame({"channel": ["ads", "ads"], "period_start": pd.to_datetime(["2024-01-01", "2024-02-01"]),
+                          "period_end": pd.to_datetime(["2024-01-31", "2024-02-29"]), "spend": [15.0, 5.0]})
+    t = clv_to_cac(scores, customers, spend).set_index("channel")
+    assert t.loc["ads", "cac"] == pytest.approx(10.0)  # 20 spent, 2 customers acquired
+    assert t.loc["ads", "clv_cac"] == pytest.approx(6.0) and bool(t.loc["ads", "healthy"]) is True
+    assert t.loc["flyers", "cac"] == pytest.approx(20.0) and t.loc["flyers", "clv_cac"] == pytest.approx(1.75)
+    assert bool(t.loc["flyers", "healthy"]) is False and "acquisition cost" in t.loc["flyers", "cac_source"]
+    assert list(t.index) == ["ads", "flyers"]  # customers without a channel are left out

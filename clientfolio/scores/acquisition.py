@@ -1,0 +1,50 @@
+"""CLV:CAC per acquisition channel: is each channel bringing customers worth what they cost?
+
+CAC (customer acquisition cost) of a channel comes from the marketing-spend table when it
+has the channel (spend in the channel / customers acquired through it while the spend ran),
+otherwise from the customers' own ``acquisition_cost``.  A ratio of 3:1 or more is commonly
+called healthy in SMB strategy literature (REFERENCE.md); the table says so per channel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+HEALTHY_RATIO = 3.0
+
+
+def clv_to_cac(scores: pd.DataFrame, customers: pd.DataFrame,
+               marketing_spend: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per acquisition channel: customers, mean CLV, CAC, CLV:CAC and a health flag.
+
+    `scores` needs ``customer_id, clv``; `customers` ``customer_id, acquisition_channel`` and
+    optionally ``acquisition_cost`` and ``first_seen``; `marketing_spend` ``channel,
+    period_start, period_end, spend``.
+    """
+    if "acquisition_channel" not in customers or customers["acquisition_channel"].isna().all():
+        return pd.DataFrame(columns=["channel", "customers", "mean_clv", "cac", "clv_cac", "healthy", "cac_source"])
+    df = scores[["customer_id", "clv"]].merge(customers, on="customer_id", how="inner")
+    df = df[df["acquisition_channel"].notna()]
+    rows = []
+    spend = marketing_spend if marketing_spend is not None and len(marketing_spend) else None
+    for channel, grp in df.groupby("acquisition_channel", sort=True):
+        cac, source = np.nan, ""
+        if spend is not None and channel in set(spend["channel"]):
+            ch = spend[spend["channel"] == channel]
+            start, end = pd.Timestamp(ch["period_start"].min()), pd.Timestamp(ch["period_end"].max())
+            if "first_seen" in grp and grp["first_seen"].notna().any():
+                seen = pd.to_datetime(grp["first_seen"])
+                n = int(((seen >= start) & (seen <= end + pd.Timedelta(days=1))).sum())
+            else:
+                n = len(grp)
+            if n:
+                cac, source = float(ch["spend"].sum()) / n, "marketing spend / customers acquired"
+        if np.isnan(cac) and "acquisition_cost" in grp and grp["acquisition_cost"].notna().any():
+            cac, source = float(grp["acquisition_cost"].mean()), "customers' acquisition cost"
+        mean_clv = float(grp["clv"].mean())
+        ratio = mean_clv / cac if cac and cac > 0 else np.nan
+        rows.append({"channel": channel, "customers": len(grp), "mean_clv": mean_clv, "cac": cac,
+                     "clv_cac": ratio, "healthy": bool(ratio >= HEALTHY_RATIO) if np.isfinite(ratio) else None,
+                     "cac_source": source or "no cost recorded (organic)"})
+    return pd.DataFrame(rows).sort_values("clv_cac", ascending=False, na_position="last").reset_index(drop=True)

@@ -174,6 +174,52 @@ def layouts_cmd() -> None:
     console.print(t)
 
 
+@app.command("validate")
+def validate_cmd(
+    store: StoreOpt = "clientfolio.duckdb",
+    cutoff: Annotated[Optional[str], typer.Option(help="End of the calibration period (YYYY-MM-DD). Default: "
+                                                       "two thirds into the history.")] = None,
+    end: Annotated[Optional[str], typer.Option(help="End of the holdout period. Default: the last order.")] = None,
+    unit: Annotated[str, typer.Option(help="Time unit of the models: D (days) or W (weeks).")] = "W",
+) -> None:
+    """Check the purchase models on your own data: fit on the history up to --cutoff, predict
+    the rest, and compare BG/NBD, MBG/NBD and Pareto/NBD (fit, BIC, holdout error)."""
+    import pandas as pd
+
+    from clientfolio.features import rfm_summary
+    from clientfolio.scores.validation import compare_models, holdout_comparison
+    from clientfolio.store import open_store
+
+    try:
+        with open_store(store) as st:
+            span = st.query("SELECT min(ts) AS a, max(ts) AS b FROM transactions WHERE customer_id IS NOT NULL")
+            first, last = pd.Timestamp(span["a"].iloc[0]), pd.Timestamp(span["b"].iloc[0])
+            if pd.isna(first):
+                raise ClientfolioError(f"{store}: no orders with customers yet; import some with `clientfolio import`")
+            stop = pd.Timestamp(end) if end else last.normalize()
+            cut = pd.Timestamp(cutoff) if cutoff else (first + (stop - first) * 2 / 3).normalize()
+            summary = rfm_summary(st, cutoff=cut, unit=unit, holdout_end=stop)  # type: ignore[arg-type]
+        comp = compare_models(summary)
+    except ClientfolioError as exc:
+        _fail(exc)
+    console.print(f"\n[bold]Calibration[/] {first:%d %b %Y} – {cut:%d %b %Y}, [bold]holdout[/] to {stop:%d %b %Y} "
+                  f"({len(summary):,} customers, time unit {unit})")
+    t = Table("model", "log-likelihood", "BIC", "holdout MAE", "holdout RMSE", "predicted", "actual")
+    for r in comp.table.itertuples():
+        if not r.converged:
+            t.add_row(r.model, "did not converge", "", "", "", "", "")
+            continue
+        t.add_row(r.model, f"{r.log_likelihood:,.1f}", f"{r.bic:,.1f}", f"{r.holdout_mae:.3f}",
+                  f"{r.holdout_rmse:.3f}", f"{r.predicted_total:,.0f}", f"{r.actual_total:,.0f}")
+    console.print(t)
+    console.print(comp.recommendation, highlight=False)
+    _, by = holdout_comparison(comp.models[comp.best], summary)
+    b = Table("purchases before cut-off", "customers", "actual after (mean)", f"{comp.best} predicted (mean)")
+    for r in by.itertuples():
+        b.add_row(r.bucket, f"{r.customers:,}", f"{r.actual:.2f}", f"{r.predicted:.2f}")
+    console.print(b)
+
+
 @app.command("demo")
 def demo_cmd(store: StoreOpt = "clientfolio-demo.duckdb") -> None:
     """Import the bundled demo bakery (orders, customers, events, marketing spend) and show the check-up."""

@@ -69,3 +69,13 @@ def test_read_returns_canonical_frames() -> None:
     assert isinstance(tx, pd.DataFrame) and len(tx) == 60
     assert {"customer_id", "order_id", "ts", "amount", "category"} <= set(tx.columns)
     assert out["result"].files[0].layout == "square_item_details"
+
+
+def test_validate_compares_models_on_the_users_data(tmp_path: Path) -> None:
+    from tests.conftest import corpus_file
+
+    run("import", str(corpus_file("cdnow_sample__lifetimes.txt")), "--no-audit", cwd=tmp_path)
+    out = run("validate", "--cutoff", "1997-09-30", "--end", "1998-06-30", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "-9,582.4" in out.stdout and "-9,595.0" in out.stdout  # published log-likelihoods
+    assert "predicts the holdout period" in out.stdout and "1,882" in out.stdout

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from scipy import optimize
 from clientfolio.core.errors import ConvergenceError, NotFittedError, SchemaError
 
 Array = NDArray[np.float64]
-Data = pd.DataFrame | Mapping[str, ArrayLike]
+Data: TypeAlias = pd.DataFrame | Mapping[str, ArrayLike]
 
 _LOG_BOUND = 30.0          # |log parameter| limit: parameters within e^-30 .. e^30
 _GRAD_TOL = 1e-5           # max |gradient| of the mean log-likelihood at the optimum
@@ -253,7 +253,7 @@ def collapse(values: Mapping[str, Array], weights: Array | None = None) -> Colla
     sizes = [max(len(u), 1) for u in uniques]
     if math.prod(sizes) < 2**62:
         key = np.zeros(len(w), dtype=np.int64)
-        for code, size in zip(codes, sizes):
+        for code, size in zip(codes, sizes, strict=True):
             key = key * size + code
         if math.prod(sizes) < 2**31:  # hashing int32 is faster
             key = key.astype(np.int32)
@@ -271,9 +271,9 @@ def collapse(values: Mapping[str, Array], weights: Array | None = None) -> Colla
     summed = np.bincount(group, weights=w, minlength=n_groups)
     return Collapsed(
         values={c: uniques[j][row_codes[j]] for j, c in enumerate(names)},
-        weights=summed,
-        uniques=dict(zip(names, uniques)),
-        codes=dict(zip(names, row_codes)),
+        weights=np.asarray(summed, dtype=float),
+        uniques=dict(zip(names, uniques, strict=True)),
+        codes=dict(zip(names, row_codes, strict=True)),
     )
 
 
@@ -519,6 +519,13 @@ class BaseModel:
         fun = self._objective(sample)
         if not np.isfinite(fun(theta0)[0]):
             return theta0, None
+        exact = None if need_hessian else self._exact(sample, {"n": 0})
+        if exact is not None:
+            # a few BFGS steps to get near, then exact Newton (cheaper than BFGS to the end)
+            near = _minimize(fun, theta0, 8).x
+            theta, _, _, _, ok = _newton_exact(exact, near, max_steps=20, tol=1e-8)
+            if ok:
+                return theta, None
         res = _minimize(fun, theta0, int(self.max_iter))
         if not np.all(np.isfinite(res.x)):
             return theta0, None
@@ -544,7 +551,7 @@ class BaseModel:
         name = type(self).__name__
         names = self._param_names
         params = np.exp(theta)
-        at_bound = [n for n, th in zip(names, theta) if abs(th) >= _LOG_BOUND - 1e-6]
+        at_bound = [n for n, th in zip(names, theta, strict=True) if abs(th) >= _LOG_BOUND - 1e-6]
         if at_bound:
             raise ConvergenceError(
                 f"{name}: parameter(s) {', '.join(at_bound)} ran to the edge of the "
@@ -580,15 +587,15 @@ class BaseModel:
         if self.penalizer_coef:
             ll = self._loglik(theta, stats, False)[0]
         k = len(names)
-        self.params_ = dict(zip(names, map(float, params)))
+        self.params_ = dict(zip(names, map(float, params), strict=True))
         self.log_likelihood_ = float(ll)
         self.n_customers_ = float(total) if total != round(total) else int(round(total))
         self.n_distinct_ = stats.n_rows
-        self.standard_errors_ = dict(zip(names, map(float, params * se_log)))
+        self.standard_errors_ = dict(zip(names, map(float, params * se_log), strict=True))
         with np.errstate(over="ignore"):  # a huge standard error gives an infinite bound
             self.confidence_intervals_ = {
                 n: (float(np.exp(th - _Z95 * s)), float(np.exp(th + _Z95 * s)))
-                for n, th, s in zip(names, theta, se_log)
+                for n, th, s in zip(names, theta, se_log, strict=True)
             }
         self.covariance_ = pd.DataFrame(cov, index=list(names), columns=list(names))
         self.aic_ = float(2 * k - 2 * ll)
@@ -613,7 +620,7 @@ class BaseModel:
         )
 
     def _named(self, params: Array) -> str:
-        return ", ".join(f"{n}={v:.4g}" for n, v in zip(self._param_names, params))
+        return ", ".join(f"{n}={v:.4g}" for n, v in zip(self._param_names, params, strict=True))
 
 
 def _fd_gradient(f: Callable[[Array], float], theta: Array, h: float = 1e-6) -> Array:

@@ -13,24 +13,28 @@ and evaluate ``log J`` with its partial derivatives in ``alpha, beta, p, q``:
 
 * by the hypergeometric power series
   ``J = (alpha+t)^(-A) / A * 2F1(A, q; A+1; z)``, ``A = p+q-1``,
-  ``z = (alpha-beta)/(alpha+t)``, summed term by term (with derivative
-  series) while ``|z| <= 0.6``, which converges in a few dozen terms;
-* otherwise by double-exponential quadrature of the integral in log-space.
+  ``z = (alpha-beta)/(alpha+t)`` -- or its Pfaff transform, the same series
+  with alpha/beta and p/q swapped -- whichever needs fewer terms, summed with
+  its derivative series (a few dozen terms for CDNOW-like parameters);
+* otherwise (one of alpha, beta much larger than the other plus t) by
+  double-exponential quadrature of the integral, in log space.
 
-Both paths return the same quantities to about 1e-13 relative accuracy.
+Against 40-digit mpmath values the relative error of ``log J`` is below
+1e-10 everywhere we sampled (median 1e-16); tests/models/test_numerics.py checks
+it against scipy's adaptive quadrature.
+Cost: ~1 microsecond per row on the series path, ~10 on the quadrature path.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import logsumexp
 
 Array = NDArray[np.float64]
 
 _SERIES_MAX_TERMS = 400.0
 _SERIES_REL_TOL = 1e-17
-_QUAD_CHUNK = 2048
+_QUAD_CHUNK = 512
 
 # Double-exponential (tanh-sinh / exp-sinh) abscissae in the index variable.
 _DE_H = 1.0 / 16.0
@@ -70,14 +74,14 @@ def log_j(
         else:
             res, ok = _log_j_series(t[idx], alpha, beta, p[idx], q[idx], z1[idx])
         done = idx[ok]
-        for o, r in zip(out, res):
+        for o, r in zip(out, res, strict=True):
             o[done] = r[ok]
         pending[done] = False
     idx = np.flatnonzero(pending)
     for lo in range(0, idx.size, _QUAD_CHUNK):
         part = idx[lo : lo + _QUAD_CHUNK]
         res = _log_j_quadrature(t[part], alpha, beta, p[part], q[part])
-        for o, r in zip(out, res):
+        for o, r in zip(out, res, strict=True):
             o[part] = r
     return out[0], out[1], out[2], out[3], out[4]
 
@@ -164,7 +168,7 @@ def _log_j_series(
 def _log_j_quadrature(
     t: Array, alpha: float, beta: float, p: Array, q: Array
 ) -> tuple[Array, Array, Array, Array, Array]:
-    """Quadrature path for ``|z| > 0.6`` (one of alpha, beta far from the other).
+    """Quadrature path, for rows where neither series converges fast.
 
     With ``m = min(alpha, beta)``, ``c = m + t``, ``delta = |alpha-beta|/c`` and
     ``m + y = c e^v``::
@@ -183,8 +187,7 @@ def _log_j_quadrature(
     a = p + q - 1.0
     c = m + t
     delta = (big - m) / c
-    ld = np.log(delta)
-    knee = np.maximum(ld, 0.0)
+    knee = np.maximum(np.log(delta), 0.0)
     slope0 = small_p - 1.0 + big_p / (1.0 + delta)      # -g'(0)
     slope_knee = small_p - 1.0 + big_p * delta / (np.exp(knee) + delta)  # -g'(knee)
     # Mass far before the knee: one exp-sinh rule from 0 scaled by 1/slope0.
@@ -192,35 +195,30 @@ def _log_j_quadrature(
     start = np.where(early, 0.0, knee)
     rate = np.where(early, slope0, slope_knee)
     # Past the knee the decay rate rises from `rate` to A; if it is still
-    # rising there, the mode lies at log((1-P)/(Q-1+P)) beyond it.
+    # rising there, the mode lies at log((1-P)/A) beyond it.
     mode = np.log(np.maximum((1.0 - small_p) / a, 1.0))
-    scale_tail = np.where(rate >= 0.25 * a, 2.0 / (rate + a), mode + 1.0 / a)
-    use_a = (~early) & (knee > 0.0)
+    scale = np.where(rate >= 0.25 * a, 2.0 / (rate + a), mode + 1.0 / a)
+    two_parts = (~early) & (knee > 0.0)
 
-    # tanh-sinh nodes on (0, knee)
-    e = np.exp(0.5 * np.pi * np.sinh(_TAU_TANH))
-    x1 = 1.0 / (1.0 + 1.0 / e)
-    w1 = _DE_H * 0.5 * np.pi * np.cosh(_TAU_TANH) * x1 * (1.0 - x1)
-    v1 = knee[:, None] * x1[None, :]
-    with np.errstate(divide="ignore"):
-        lw1 = np.log(np.where(use_a, knee, 0.0))[:, None] + np.log(w1)[None, :]
-    # exp-sinh nodes on (start, inf)
-    es = np.exp(0.5 * np.pi * np.sinh(_TAU_EXP))
-    w2 = _DE_H * 0.5 * np.pi * np.cosh(_TAU_EXP) * es
-    v2 = start[:, None] + scale_tail[:, None] * es[None, :]
-    lw2 = np.log(scale_tail)[:, None] + np.log(w2)[None, :]
-
-    v = np.concatenate([v1, v2], axis=1)
-    lw = np.concatenate([lw1, lw2], axis=1)
-    log_big = np.logaddexp(v, ld[:, None])                 # log((big + y) / c)
-    ell = (1.0 - small_p)[:, None] * v - big_p[:, None] * log_big + lw
-    lse = logsumexp(ell, axis=1)
-    wgt = np.exp(ell - lse[:, None])
+    lse = np.empty_like(t)
+    e_v = np.empty_like(t)        # E[log((m+y)/c)]
+    e_lb = np.empty_like(t)       # E[log((big+y)/c)]
+    e_ev = np.empty_like(t)       # E[c/(m+y)]
+    e_ib = np.empty_like(t)       # E[c/(big+y)]
+    for rows, use_tanh in ((np.flatnonzero(two_parts), True), (np.flatnonzero(~two_parts), False)):
+        if not rows.size:
+            continue
+        v = start[rows, None] + scale[rows, None] * _ES_X[None, :]
+        lw = np.log(scale[rows])[:, None] + _ES_LW[None, :]
+        if use_tanh:
+            kr = knee[rows, None]
+            v = np.concatenate([kr * _TS_X[None, :], v], axis=1)
+            lw = np.concatenate([np.log(kr) + _TS_LW[None, :], lw], axis=1)
+        out = _de_sums(v, lw, small_p[rows], big_p[rows], delta[rows])
+        lse[rows], e_v[rows], e_lb[rows], e_ev[rows], e_ib[rows] = out
     log_c = np.log(c)
-    e_log_small = log_c + (wgt * v).sum(axis=1)             # E[log(m + y)]
-    e_log_big = log_c + (wgt * log_big).sum(axis=1)         # E[log(big + y)]
-    e_inv_small = (wgt * np.exp(-v)).sum(axis=1) / c        # E[1/(m + y)]
-    e_inv_big = (wgt * np.exp(-log_big)).sum(axis=1) / c    # E[1/(big + y)]
+    e_log_small, e_log_big = log_c + e_v, log_c + e_lb
+    e_inv_small, e_inv_big = e_ev / c, e_ib / c
     log_val = -a * log_c + lse
     if alpha_small:
         d_alpha, d_beta = -p * e_inv_small, -q * e_inv_big
@@ -229,3 +227,34 @@ def _log_j_quadrature(
         d_alpha, d_beta = -p * e_inv_big, -q * e_inv_small
         d_p, d_q = -e_log_big, -e_log_small
     return log_val, d_alpha, d_beta, d_p, d_q
+
+
+def _de_sums(
+    v: Array, lw: Array, small_p: Array, big_p: Array, delta: Array
+) -> tuple[Array, Array, Array, Array, Array]:
+    """log of sum exp(g(v) + lw) over nodes, and the weighted means the gradient needs."""
+    ev = np.exp(-v)
+    dev = delta[:, None] * ev
+    log_big = v + np.log1p(dev)                               # log(e^v + delta)
+    ell = (1.0 - small_p)[:, None] * v - big_p[:, None] * log_big + lw
+    top = ell.max(axis=1)
+    wgt = np.exp(ell - top[:, None])
+    total = wgt.sum(axis=1)
+    wgt /= total[:, None]
+    return (
+        top + np.log(total),
+        np.einsum("ij,ij->i", wgt, v),
+        np.einsum("ij,ij->i", wgt, log_big),
+        np.einsum("ij,ij->i", wgt, ev),
+        np.einsum("ij,ij->i", wgt, ev / (1.0 + dev)),
+    )
+
+
+# Double-exponential nodes (abscissae and log weights) on (0, 1) and (0, inf).
+_TS_E = np.exp(0.5 * np.pi * np.sinh(_TAU_TANH))
+_TS_X = 1.0 / (1.0 + 1.0 / _TS_E)
+_TS_S = 0.5 * np.pi * np.sinh(_TAU_TANH)
+# log of h (pi/2) cosh(tau) x (1 - x), with x (1 - x) = e^s / (1 + e^s)^2
+_TS_LW = np.log(_DE_H * 0.5 * np.pi * np.cosh(_TAU_TANH)) + _TS_S - 2.0 * np.logaddexp(0.0, _TS_S)
+_ES_X = np.exp(0.5 * np.pi * np.sinh(_TAU_EXP))
+_ES_LW = np.log(_DE_H * 0.5 * np.pi * np.cosh(_TAU_EXP) * _ES_X)

@@ -25,7 +25,7 @@ FH13    Fader & Hardie (2013), "The Gamma-Gamma model of monetary value"
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -131,7 +131,7 @@ def bgnbd_derivatives(
         half = n1 // 2
         parts = list(_pool().map(lambda sl: _bgnbd_rows(d, tables, r, a, order, sl),
                                  [slice(0, half), slice(half, n1)]))
-        rows = [sum(vals) for vals in zip(*parts)]
+        rows = [sum(vals) for vals in zip(*parts, strict=True)]
     else:
         rows = list(_bgnbd_rows(d, tables, r, a, order, slice(0, n1)))
     ll += rows[0]
@@ -219,7 +219,7 @@ def _softplus_sigmoid(z: Array) -> tuple[Array, Array]:
     return soft, sig
 
 
-def _bgnbd_design(stats: Collapsed, k: float) -> dict[str, Array]:
+def _bgnbd_design(stats: Collapsed, k: float) -> dict[str, Any]:
     """Per-value weight tables and the rows with x + k > 0, cached on ``stats``."""
     key = f"bgnbd{k}"
     if key in stats.cache:
@@ -326,7 +326,7 @@ def paretonbd_loglik_sum(
     return ll, np.array([g_r * r, g_alpha * alpha, g_s * s, g_beta * beta])
 
 
-def _paretonbd_design(stats: Collapsed) -> dict[str, Array]:
+def _paretonbd_design(stats: Collapsed) -> dict[str, Any]:
     if "pnbd" in stats.cache:
         return stats.cache["pnbd"]
     cx, ctx, ct = stats.codes["frequency"], stats.codes["recency"], stats.codes["T"]

@@ -15,7 +15,15 @@ from numpy.typing import ArrayLike
 from scipy.special import betaln, gammaln
 
 from clientfolio.models._base import (
-    Array, BaseModel, Collapsed, Columns, Data, as_output, check_count, per_row, read_columns,
+    Array,
+    BaseModel,
+    Collapsed,
+    Columns,
+    Data,
+    as_output,
+    check_count,
+    per_row,
+    read_columns,
 )
 from clientfolio.models._likelihoods import bgbb_loglik, bgbb_loglik_sum
 

@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import betainc, betaln, expit, gammaln, hyp2f1
 
-from clientfolio.models._base import Array, BaseModel, _dot, Collapsed, Data, as_output, per_row, read_rfm
+from clientfolio.models._base import Array, BaseModel, Collapsed, Data, _dot, as_output, per_row, read_rfm
 from clientfolio.models._likelihoods import bgnbd_derivatives, bgnbd_loglik_sum
 
 

@@ -11,7 +11,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from clientfolio.models._base import Array, BaseModel, _dot, Collapsed, Columns, Data, as_output, check_count, read_columns
+from clientfolio.models._base import (
+    Array,
+    BaseModel,
+    Collapsed,
+    Columns,
+    Data,
+    _dot,
+    as_output,
+    check_count,
+    read_columns,
+)
 from clientfolio.models._likelihoods import gammagamma_loglik_sum
 
 

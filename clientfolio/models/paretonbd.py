@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike
 
-from clientfolio.models._base import Array, BaseModel, _dot, Collapsed, Data, as_output, per_row, read_rfm
+from clientfolio.models._base import Array, BaseModel, Collapsed, Data, _dot, as_output, per_row, read_rfm
 from clientfolio.models._likelihoods import paretonbd_log_bracket, paretonbd_loglik_sum
 from clientfolio.models.bgnbd import _nbd_start
 

@@ -17,7 +17,14 @@ from scipy.special import betaln, hyp2f1
 
 from clientfolio.core.errors import SchemaError
 from clientfolio.models._base import (
-    Array, BaseModel, Collapsed, Columns, as_output, check_count, per_row, read_columns,
+    Array,
+    BaseModel,
+    Collapsed,
+    Columns,
+    as_output,
+    check_count,
+    per_row,
+    read_columns,
 )
 from clientfolio.models._likelihoods import sbg_loglik_sum
 

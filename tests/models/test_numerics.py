@@ -67,7 +67,7 @@ def test_log_j_gradient_matches_finite_differences() -> None:
             (log_j(t, a, b, p * (1 + h), q)[0] - log_j(t, a, b, p * (1 - h), q)[0]) / (2 * h * p),
             (log_j(t, a, b, p, q * (1 + h))[0] - log_j(t, a, b, p, q * (1 - h))[0]) / (2 * h * q),
         ]
-        for got, want in zip((da, db, dp, dq), num):
+        for got, want in zip((da, db, dp, dq), num, strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
 
 
@@ -102,7 +102,7 @@ def test_paretonbd_is_finite_where_the_direct_form_overflows() -> None:
                 np.log(s) + _log_j_by_quad(txi, alpha, beta, r + xi, s + 1),
                 np.log(r + xi) + _log_j_by_quad(ti, alpha, beta, r + xi + 1, s),
             )
-            for xi, txi, ti in zip(x, tx, t_)
+            for xi, txi, ti in zip(x, tx, t_, strict=True)
         ]
         np.testing.assert_allclose(ll, ref, rtol=1e-9)
 
@@ -149,12 +149,14 @@ def test_gammagamma_and_sbg_gradients() -> None:
     z = rng.gamma(5.0, 4.0, 500)
     stats = collapse({"frequency": x, "monetary": z})
     params = (5.0, 3.0, 12.0)
-    assert gammagamma_loglik_sum(np.log(params), stats, False)[0] == pytest.approx(gammagamma_loglik(params, x, z).sum())
+    expected = gammagamma_loglik(params, x, z).sum()
+    assert gammagamma_loglik_sum(np.log(params), stats, False)[0] == pytest.approx(expected)
     _check_gradient(gammagamma_loglik_sum, np.log(params), stats)
     tenure = rng.integers(1, 10, 500).astype(float)
     churned = (rng.random(500) < 0.6).astype(float)
     stats = collapse({"tenure": tenure, "churned": churned})
-    assert sbg_loglik_sum(np.log([0.7, 1.3]), stats, False)[0] == pytest.approx(sbg_loglik((0.7, 1.3), tenure, churned).sum())
+    expected = sbg_loglik((0.7, 1.3), tenure, churned).sum()
+    assert sbg_loglik_sum(np.log([0.7, 1.3]), stats, False)[0] == pytest.approx(expected)
     _check_gradient(sbg_loglik_sum, np.log([0.7, 1.3]), stats)
 
 
@@ -193,3 +195,15 @@ def test_one_million_daily_customers_fit_and_predict_without_warnings(million: d
     alive = m.predict_alive(data)
     assert np.all(np.isfinite(out)) and np.all(out >= 0)
     assert np.all((alive >= 0) & (alive <= 1))
+
+
+@pytest.mark.parametrize("model", ["bgnbd", "mbgnbd", "bgbb"])
+def test_count_distribution_is_consistent_with_the_mean(fitted: dict, model: str) -> None:
+    # P(X(t) = n) sums to 1 and its mean is the unconditional E[X(t)]
+    m = fitted[model]
+    horizons = [6] if model == "bgbb" else [1.0, 39.0, 78.0]
+    for t in horizons:
+        n = np.arange(7) if model == "bgbb" else np.arange(400)
+        probs = m.probability_of_purchases(n, t)
+        assert probs.sum() == pytest.approx(1.0, abs=1e-9)
+        assert (n * probs).sum() == pytest.approx(m.expected_purchases_new_customer(t)[0], rel=1e-8)

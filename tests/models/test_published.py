@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clientfolio.models import BGBB, BGNBD, MBGNBD, GammaGamma, ParetoNBD, ShiftedBetaGeometric
+from clientfolio.models import ParetoNBD, ShiftedBetaGeometric
 from clientfolio.models._likelihoods import bgbb_loglik, bgnbd_loglik
 from tests.models.conftest import SBG_HIGH_END, SBG_REGULAR, cdnow_days
 

@@ -22,7 +22,8 @@ def _rfm(**overrides: list[float]) -> pd.DataFrame:
 @pytest.mark.parametrize(
     ("overrides", "pattern"),
     [
-        ({"recency": [0.0, 5.0, 2.0, 13.0]}, r"column 'recency': recency greater than T at row 3 \[frequency=3, recency=13, T=12\]"),
+        ({"recency": [0.0, 5.0, 2.0, 13.0]},
+         r"column 'recency': recency greater than T at row 3 \[frequency=3, recency=13, T=12\]"),
         ({"frequency": [0.0, -2.0, 1.0, 3.0]}, r"column 'frequency': value below 0 at row 1"),
         ({"frequency": [0.0, 2.5, 1.0, 3.0]}, r"column 'frequency': non-integer count at row 1"),
         ({"T": [10.0, np.nan, 9.0, 12.0]}, r"column 'T': missing or infinite value at row 1"),
@@ -107,8 +108,10 @@ def test_no_churn_is_a_convergence_error_with_advice() -> None:
 
 
 def test_penalizer_shrinks_the_parameters() -> None:
-    data = _rfm(frequency=[0.0, 2.0, 1.0, 3.0, 0.0, 5.0], recency=[0.0, 5.0, 2.0, 8.0, 0.0, 9.0],
-                T=[10.0, 10.0, 9.0, 12.0, 4.0, 11.0])
+    from clientfolio.models.simulate import simulate_bgnbd
+
+    data = simulate_bgnbd({"r": 0.5, "alpha": 5.0, "a": 0.8, "b": 2.5}, np.full(500, 40.0), seed=1)
     plain = BGNBD().fit(data)
     shrunk = BGNBD(penalizer_coef=0.1).fit(data)
     assert sum(v**2 for v in shrunk.params_.values()) < sum(v**2 for v in plain.params_.values())
+    assert shrunk.log_likelihood_ < plain.log_likelihood_

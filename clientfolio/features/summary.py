@@ -62,7 +62,7 @@ def summary_sql(cutoff: str, unit: Unit, holdout_end: str | None = None, table: 
     join = "LEFT JOIN hold h ON h.customer_id = p.customer_id" if holdout_end is not None else ""
     return f"""
         WITH tx AS (
-          SELECT customer_id, source, order_id, CAST(ts AS DATE) AS d, amount, is_refund, cost
+          SELECT customer_id, source, order_id, CAST(ts AS DATE) AS d, amount, is_refund, cost, cost_to_serve
           FROM {table} WHERE customer_id IS NOT NULL AND ts < CAST({end} AS TIMESTAMP)
         ),
         days AS (
@@ -74,25 +74,33 @@ def summary_sql(cutoff: str, unit: Unit, holdout_end: str | None = None, table: 
                  d - lag(d) OVER (PARTITION BY customer_id ORDER BY d) AS gap
           FROM days
         ),
+        last_gaps AS (
+          SELECT customer_id, gap AS last_gap FROM (
+            SELECT customer_id, gap, row_number() OVER (PARTITION BY customer_id ORDER BY d DESC) AS back
+            FROM ranked) r WHERE back = 1
+        ),
         per AS (
-          SELECT customer_id, min(d) AS first_purchase, max(d) AS last_purchase, count(*) - 1 AS frequency,
-                 avg(value) FILTER (WHERE k > 1) AS monetary, avg(gap) AS ipt_mean, stddev_samp(gap) AS ipt_std
-          FROM ranked GROUP BY customer_id
+          SELECT r.customer_id, min(d) AS first_purchase, max(d) AS last_purchase, count(*) - 1 AS frequency,
+                 avg(value) FILTER (WHERE k > 1) AS monetary, avg(gap) AS ipt_mean, stddev_samp(gap) AS ipt_std,
+                 max(l.last_gap) AS last_gap,
+                 (sum(gap) - max(l.last_gap)) / nullif(count(gap) - 1, 0) AS ipt_mean_before_last
+          FROM ranked r JOIN last_gaps l ON l.customer_id = r.customer_id GROUP BY r.customer_id
         ),
         money AS (
           SELECT customer_id, count(DISTINCT source || '|' || order_id) FILTER (WHERE NOT is_refund) AS orders,
                  sum(amount) AS revenue, coalesce(sum(amount) FILTER (WHERE is_refund), 0) AS refunds,
-                 sum(cost) AS cost
+                 sum(cost) AS cost, sum(cost_to_serve) AS cost_to_serve
           FROM tx GROUP BY customer_id
         ){holdout}
         SELECT p.customer_id, p.frequency,
                (p.last_purchase - p.first_purchase) / {u} AS recency,
                ({cutoff} - p.first_purchase) / {u} AS "T",
                coalesce(p.monetary, 0) AS monetary,
-               p.first_purchase, p.last_purchase, m.orders, m.revenue, m.refunds, m.cost,
+               p.first_purchase, p.last_purchase, m.orders, m.revenue, m.refunds, m.cost, m.cost_to_serve,
                m.revenue / nullif(m.orders, 0) AS aov,
                ({cutoff} - p.first_purchase) / {u} AS tenure,
-               p.ipt_mean / {u} AS ipt_mean, p.ipt_std / {u} AS ipt_std{holdout_cols}
+               p.ipt_mean / {u} AS ipt_mean, p.ipt_std / {u} AS ipt_std,
+               p.last_gap / {u} AS last_gap, p.ipt_mean_before_last / {u} AS ipt_mean_before_last{holdout_cols}
         FROM per p JOIN money m ON m.customer_id = p.customer_id {join}
         ORDER BY p.customer_id
     """
@@ -124,6 +132,8 @@ def _from_frame(df: pd.DataFrame) -> duckdb.DuckDBPyConnection:
         "amount": pd.to_numeric(df[cols["amount"]], errors="raise").astype(float),
         "is_refund": df[cols["is_refund"]].astype(bool) if "is_refund" in cols else False,
         "cost": pd.to_numeric(df[cols["cost"]], errors="coerce").astype(float) if "cost" in cols else float("nan"),
+        "cost_to_serve": (pd.to_numeric(df[cols["cost_to_serve"]], errors="coerce").astype(float)
+                          if "cost_to_serve" in cols else float("nan")),
     })
     con = duckdb.connect()
     con.register("transactions", frame)
@@ -175,7 +185,8 @@ def rfm_summary(
     out = run(summary_sql(c, unit, h))
     for col in ("frequency", "orders") + (("frequency_holdout",) if h else ()):
         out[col] = out[col].astype("int64")
-    for col in ("recency", "T", "monetary", "revenue", "refunds", "cost", "aov", "tenure", "ipt_mean", "ipt_std"):
+    for col in ("recency", "T", "monetary", "revenue", "refunds", "cost", "cost_to_serve", "aov", "tenure", "ipt_mean", "ipt_std",
+                "last_gap", "ipt_mean_before_last"):
         out[col] = out[col].astype("float64")
     # Scores need to know what one unit of T is and when "now" was.
     out.attrs.update({"unit": unit, "unit_days": _UNIT_DAYS[unit], "cutoff": pd.Timestamp(cutoff).normalize()})

@@ -83,6 +83,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def default_rejects_dir(self) -> Path: ...
 
+    @abc.abstractmethod
+    def save_memberships(self, memberships: pd.DataFrame) -> None:
+        """Store a segment snapshot, replacing rows of the same dates and segment kinds (atomically)."""
+
     def next_import_id(self) -> int:
         v = self.query("SELECT coalesce(max(import_id), 0) + 1 AS n FROM imports")["n"].iloc[0]
         return int(v)

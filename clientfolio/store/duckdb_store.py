@@ -75,6 +75,22 @@ class DuckDBStore(Store):
             raise
         return counts
 
+    def save_memberships(self, memberships: pd.DataFrame) -> None:
+        con = self.con
+        df = memberships[["customer_id", "segment_kind", "segment", "as_of"]]
+        con.register("__snapshot", df)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM segment_memberships WHERE EXISTS (SELECT 1 FROM __snapshot s "
+                        "WHERE s.as_of = segment_memberships.as_of AND s.segment_kind = segment_memberships.segment_kind)")
+            con.execute("INSERT INTO segment_memberships SELECT customer_id, segment_kind, segment, as_of FROM __snapshot")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("__snapshot")
+
     @property
     def default_rejects_dir(self) -> Path:
         return self.path.with_name(self.path.stem + ".rejects")

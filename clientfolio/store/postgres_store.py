@@ -106,6 +106,22 @@ class PostgresStore(Store):
                 raise
         return counts
 
+    def save_memberships(self, memberships: pd.DataFrame) -> None:
+        df = memberships[["customer_id", "segment_kind", "segment", "as_of"]]
+        keys = df[["as_of", "segment_kind"]].drop_duplicates()
+        try:
+            with self.conn.cursor() as cur:
+                for as_of, kind in keys.itertuples(index=False):
+                    cur.execute("DELETE FROM segment_memberships WHERE as_of = %s AND segment_kind = %s",
+                                [pd.Timestamp(as_of).to_pydatetime(), kind])
+                with cur.copy("COPY segment_memberships (customer_id, segment_kind, segment, as_of) FROM STDIN") as cp:
+                    for row in df.itertuples(index=False):
+                        cp.write_row([row[0], row[1], row[2], pd.Timestamp(row[3]).to_pydatetime()])
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+
     @property
     def default_rejects_dir(self) -> Path:
         return self._rejects_dir

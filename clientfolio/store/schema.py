@@ -75,4 +75,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ),
 ]
 
+MIGRATIONS.append((
+    2,
+    "segment membership snapshots",
+    [
+        "duckdb: CREATE TABLE segment_memberships (customer_id TEXT NOT NULL, segment_kind TEXT NOT NULL, "
+        "segment TEXT NOT NULL, as_of TIMESTAMP NOT NULL)",
+        "postgresql: CREATE TABLE segment_memberships (customer_id TEXT NOT NULL, segment_kind TEXT NOT NULL, "
+        "segment TEXT NOT NULL, as_of TIMESTAMP NOT NULL, PRIMARY KEY (as_of, segment_kind, customer_id, segment))",
+    ],
+))
+
 LATEST = MIGRATIONS[-1][0]

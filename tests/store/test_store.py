@@ -39,8 +39,39 @@ def _totals(st) -> tuple[int, float]:
 
 def test_store_is_migrated_once(store) -> None:
     assert store.schema_version() == LATEST
-    n = len(store.query("SELECT * FROM schema_version"))
-    assert n == 1
+    versions = store.query("SELECT version FROM schema_version ORDER BY version")["version"].tolist()
+    assert versions == list(range(1, LATEST + 1))
+
+
+def test_an_older_store_is_upgraded_when_opened(tmp_path: Path) -> None:
+    import duckdb
+
+    from clientfolio.store.base import migration_statements
+
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)")
+    for version, sql in migration_statements(0, "duckdb"):
+        if version == 1:
+            con.execute(sql)
+    con.execute("INSERT INTO schema_version VALUES (1, now())")
+    con.execute("INSERT INTO transactions (source, order_id, line_key, ts, amount, is_refund, row_hash, import_id) "
+                "VALUES ('x', 'o1', '1', TIMESTAMP '2024-01-01', 5, FALSE, 'h', 1)")
+    con.close()
+    with open_store(db) as st:
+        assert st.schema_version() == LATEST
+        assert len(st.table("transactions")) == 1  # data kept
+        assert len(st.query("SELECT * FROM segment_memberships")) == 0
+
+
+def test_segment_snapshots_replace_their_date(store) -> None:
+    snap = pd.DataFrame({"customer_id": ["a", "b"], "segment_kind": "rfm", "segment": ["Champions", "Lost"],
+                         "as_of": pd.Timestamp("2024-06-30")})
+    store.save_memberships(snap)
+    store.save_memberships(snap.assign(segment=["Lost", "Lost"]))  # the same date again: replaced
+    store.save_memberships(snap.assign(as_of=pd.Timestamp("2024-03-31")))
+    got = store.query("SELECT as_of, segment, count(*) AS n FROM segment_memberships GROUP BY 1, 2 ORDER BY 1, 2")
+    assert got["n"].tolist() == [1, 1, 2] and got["segment"].tolist() == ["Champions", "Lost", "Lost"]
 
 
 def test_reimport_adds_nothing(store, tmp_path: Path) -> None:

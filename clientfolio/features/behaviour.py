@@ -1,0 +1,116 @@
+"""Per-customer behaviour up to a cut-off: what, when and how customers buy, and how they engage.
+
+Computed in SQL on the store (DuckDB or PostgreSQL).  Columns appear only where the data
+has what they need; `behaviour_features` returns notes saying what was skipped and why.
+
+- category shares: ``share_<category>`` = share of the customer's spend per product
+  category (the 8 largest categories by revenue), and ``top_category``;
+- ``weekend_share`` (share of purchase days on Saturday/Sunday), ``december_share``
+  (share of spend in December, a seasonal/gift signal), ``gift_share`` (share of spend on
+  lines flagged as gifts or in a 'gift' category);
+- ``discount_share`` (share of spend on discounted lines), ``top_channel``;
+- ``orders_per_month``;
+- events: ``email_opens``, ``email_clicks``, ``email_click_rate`` (clicks / opens),
+  ``page_views``, ``cart_abandons``, ``support_tickets``, ``reviews``, ``avg_rating``,
+  ``nps`` (mean survey score) where events exist.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from clientfolio.features.summary import _date_lit
+
+
+def _json_field(kind: str, col: str, key: str) -> str:
+    if kind == "postgresql":
+        return f"NULLIF(({col})::json->>'{key}', '')"
+    return f"json_extract_string({col}, '$.{key}')"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_") or "other"
+
+
+def behaviour_features(store, cutoff, max_categories: int = 8) -> tuple[pd.DataFrame, list[str]]:
+    """One row per customer with purchases up to `cutoff`; and notes on what was skipped."""
+    kind = getattr(store, "kind", "duckdb")
+    end = f"CAST({_date_lit(cutoff)} + 1 AS TIMESTAMP)"
+    notes: list[str] = []
+    has = store.query(f"""SELECT count(category) AS cat, count(discount) AS disc, count(channel) AS chan,
+                                 count(attributes) AS attrs, count(*) AS n
+                          FROM transactions WHERE customer_id IS NOT NULL AND ts < {end}""").iloc[0]
+    cats: list[str] = []
+    if has["cat"]:
+        top = store.query(f"""SELECT category, sum(amount) AS s FROM transactions
+                              WHERE customer_id IS NOT NULL AND ts < {end} AND category IS NOT NULL
+                              GROUP BY category ORDER BY s DESC LIMIT {int(max_categories)}""")
+        cats = [c for c in top["category"] if c is not None]
+    else:
+        notes.append("no product categories in the data: category preference skipped")
+    lit = lambda v: "'" + str(v).replace("'", "''") + "'"  # noqa: E731 - values come from the data itself
+    share_cols = "".join(
+        f", coalesce(sum(amount) FILTER (WHERE category = {lit(c)}), 0) / nullif(sum(amount) FILTER (WHERE amount > 0), 0) "
+        f"AS share_{_slug(c)}" for c in cats)
+    gift = _json_field(kind, "attributes", "gift")
+    gift_expr = (f"lower(coalesce({gift}, '')) IN ('true', '1', 'yes') OR lower(coalesce(category, '')) = 'gift'"
+                 if has["attrs"] else "lower(coalesce(category, '')) = 'gift'")
+    disc_col = (", coalesce(sum(amount) FILTER (WHERE discount > 0), 0) "
+                "/ nullif(sum(amount) FILTER (WHERE amount > 0), 0) AS discount_share") if has["disc"] else ""
+    if not has["disc"]:
+        notes.append("no discount column: discount reliance skipped")
+    dow = "extract(dow FROM ts)"
+    df = store.query(f"""
+        WITH tx AS (SELECT * FROM transactions WHERE customer_id IS NOT NULL AND ts < {end} AND NOT is_refund)
+        SELECT customer_id,
+               count(DISTINCT CAST(ts AS DATE)) FILTER (WHERE {dow} IN (0, 6)) * 1.0
+                   / count(DISTINCT CAST(ts AS DATE)) AS weekend_share,
+               coalesce(sum(amount) FILTER (WHERE extract(month FROM ts) = 12), 0) / nullif(sum(amount), 0)
+                   AS december_share,
+               coalesce(sum(amount) FILTER (WHERE {gift_expr}), 0) / nullif(sum(amount), 0) AS gift_share
+               {disc_col}{share_cols},
+               count(DISTINCT source || '|' || order_id) * 30.4375
+                   / greatest(CAST({_date_lit(cutoff)} - CAST(min(ts) AS DATE) AS DOUBLE PRECISION), 30.4375)
+                   AS orders_per_month
+        FROM tx GROUP BY customer_id ORDER BY customer_id""")
+    if cats:
+        share_names = [f"share_{_slug(c)}" for c in cats]
+        df[share_names] = df[share_names].astype(float).fillna(0.0)
+        df["top_category"] = df[share_names].idxmax(axis=1).str.removeprefix("share_")
+        df.loc[df[share_names].max(axis=1) <= 0, "top_category"] = None
+    if has["chan"]:
+        ch = store.query(f"""
+            SELECT customer_id, channel FROM (
+              SELECT customer_id, channel, row_number() OVER (PARTITION BY customer_id
+                     ORDER BY count(*) DESC, channel) AS k
+              FROM transactions WHERE customer_id IS NOT NULL AND ts < {end} AND channel IS NOT NULL
+              GROUP BY customer_id, channel) c WHERE k = 1""")
+        df = df.merge(ch.rename(columns={"channel": "top_channel"}), on="customer_id", how="left")
+    else:
+        notes.append("no sales channel column: channel preference skipped")
+    ev = store.query(f"SELECT count(*) AS n FROM events WHERE ts < {end}")["n"].iloc[0]
+    if ev:
+        rating = _json_field(kind, "properties", "rating")
+        nps = _json_field(kind, "properties", "nps")
+        e = store.query(f"""
+            SELECT customer_id,
+                   count(*) FILTER (WHERE type = 'email_open') AS email_opens,
+                   count(*) FILTER (WHERE type = 'email_click') AS email_clicks,
+                   count(*) FILTER (WHERE type = 'page_view') AS page_views,
+                   count(*) FILTER (WHERE type = 'cart_abandon') AS cart_abandons,
+                   count(*) FILTER (WHERE type = 'support_ticket') AS support_tickets,
+                   count(*) FILTER (WHERE type = 'review') AS reviews,
+                   avg(CAST({rating} AS DOUBLE PRECISION)) FILTER (WHERE type = 'review') AS avg_rating,
+                   avg(CAST({nps} AS DOUBLE PRECISION)) FILTER (WHERE type = 'survey') AS nps
+            FROM events WHERE customer_id IS NOT NULL AND ts < {end} GROUP BY customer_id""")
+        df = df.merge(e, on="customer_id", how="left")
+        counts = ["email_opens", "email_clicks", "page_views", "cart_abandons", "support_tickets", "reviews"]
+        df[counts] = df[counts].fillna(0).astype("int64")
+        df["email_click_rate"] = (df["email_clicks"] / df["email_opens"].where(df["email_opens"] > 0)).astype(float)
+    else:
+        notes.append("no events: engagement, advocacy and support-heavy segments skipped")
+    num = [c for c in df.columns if c not in ("customer_id", "top_category", "top_channel")]
+    df[num] = df[num].astype(float)
+    return df, notes

@@ -1,0 +1,64 @@
+"""Lifecycle stage of each customer, judged against the customer's own purchase rhythm.
+
+A daily coffee regular who has not come for three weeks is at risk; a once-a-quarter
+cake buyer is not.  So the thresholds are multiples of the customer's own mean time
+between purchases (the shop's typical rhythm for customers with too little history), and
+P(alive) from the purchase model confirms or overrides them.  First match wins:
+
+1. prospect: known customer (customers table) without a purchase;
+2. new: one purchase so far, made within 2 rhythms;
+3. reactivated: came back within the last 2 rhythms after a gap of more than 4 rhythms;
+4. churned: P(alive) < 0.10, or no purchase for more than 8 rhythms;
+5. lapsed: P(alive) < 0.30, or no purchase for more than 4 rhythms;
+6. at risk: P(alive) < 0.70, or no purchase for more than 2 rhythms;
+7. active: everyone else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from clientfolio.segments._membership import as_of_of, membership
+
+STAGES = ("prospect", "new", "active", "at risk", "lapsed", "churned", "reactivated")
+
+
+def lifecycle(customers: pd.DataFrame, as_of=None, prospects: pd.Series | None = None,
+              unit_days: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-customer table with rhythm and stage, membership).
+
+    `customers` is a summary from `rfm_summary` (+ ``p_alive`` if scored); `prospects` are
+    ids of known customers without purchases.
+    """
+    as_of = as_of_of(customers, as_of)
+    u = unit_days or customers.attrs.get("unit_days", 1.0)
+    to_days = lambda col: customers[col].astype(float) * u  # noqa: E731
+    since = to_days("T") - to_days("recency")
+    own = to_days("ipt_mean")
+    repeaters = own[customers["frequency"] >= 2]
+    shop = float(np.nanmedian(repeaters)) if len(repeaters) else float(np.nanmedian(own)) if own.notna().any() else 30.0
+    shop = shop if np.isfinite(shop) and shop > 0 else 30.0
+    rhythm = own.where((customers["frequency"] >= 2) & (own > 0), shop)
+    before = to_days("ipt_mean_before_last") if "ipt_mean_before_last" in customers else own
+    rhythm_before = before.where(before > 0, shop).fillna(shop)
+    p = customers["p_alive"].astype(float) if "p_alive" in customers else pd.Series(np.nan, index=customers.index)
+    last_gap = to_days("last_gap") if "last_gap" in customers else pd.Series(np.nan, index=customers.index)
+    freq = customers["frequency"].to_numpy()
+    conds = [
+        (freq == 0) & (to_days("T") <= 2 * shop),
+        (freq >= 1) & (last_gap > 4 * rhythm_before) & (since <= 2 * rhythm),
+        (p < 0.10) | (since > 8 * rhythm),
+        (p < 0.30) | (since > 4 * rhythm),
+        (p < 0.70) | (since > 2 * rhythm),
+    ]
+    stage = np.select([c.to_numpy() if hasattr(c, "to_numpy") else c for c in conds],
+                      ["new", "reactivated", "churned", "lapsed", "at risk"], default="active")
+    table = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "days_since_last": since.to_numpy(),
+                          "rhythm_days": rhythm.to_numpy(), "lifecycle": stage})
+    if prospects is not None and len(prospects):
+        extra = pd.Series(sorted(set(prospects) - set(table["customer_id"])), dtype=object)
+        table = pd.concat([table, pd.DataFrame({"customer_id": extra, "days_since_last": np.nan,
+                                                "rhythm_days": np.nan, "lifecycle": "prospect"})],
+                          ignore_index=True)
+    return table, membership(table["customer_id"], "lifecycle", table["lifecycle"], as_of)

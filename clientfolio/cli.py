@@ -220,17 +220,73 @@ def validate_cmd(
     console.print(b)
 
 
+@app.command("analyze")
+def analyze_cmd(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Export files to import first (optional: "
+                                                               "without files, the store is analysed).")] = None,
+    store: StoreOpt = "clientfolio.duckdb",
+    out: Annotated[Path, typer.Option(help="Folder for report.html and customers.csv.")] = Path("clientfolio-report"),
+    cutoff: Annotated[Optional[str], typer.Option(help="Analyse as of this day (default: the last order).")] = None,
+    horizon: Annotated[int, typer.Option(help="CLV horizon in months.")] = 12,
+    discount_rate: Annotated[float, typer.Option(help="Yearly discount rate for CLV.")] = 0.10,
+    margin: Annotated[Optional[float], typer.Option(help="Gross margin (0-1) when the data has no cost of goods.")] = None,
+    model: Annotated[str, typer.Option(help="auto (chosen on a holdout period), bgnbd, mbgnbd or paretonbd.")] = "auto",
+    sector: Annotated[str, typer.Option(help="Value-score weights: retail, services, b2b, subscription, non-profit.")] = "retail",
+    rules: Annotated[Optional[Path], typer.Option(help="YAML file of your own rule segments.")] = None,
+    parquet: Annotated[bool, typer.Option(help="Write customers.parquet instead of customers.csv.")] = False,
+) -> None:
+    """Fit, score and segment every customer; write an HTML report and a customers file.
+
+    The report (works offline) has an executive summary, revenue concentration, CLV, who is
+    slipping away, RFM, lifecycle flow, the strategic portfolio, customer groups, and how well
+    the models predicted your own recent months.
+    """
+    import clientfolio
+
+    try:
+        with open_store_cli(store) as st, _progress() as prog:
+            task = prog.add_task("analysing", total=1.0)
+            pf = clientfolio.analyze(files or None, store=st, cutoff=cutoff, horizon_months=horizon,
+                                     discount_rate=discount_rate, margin=margin, model=model, sector=sector,
+                                     rules=rules, progress=lambda m, f: prog.update(task, description=m, completed=f))
+            prog.stop()
+        out.mkdir(parents=True, exist_ok=True)
+        report = pf.report(out / "report.html")
+        table = pf.to_file(out / ("customers.parquet" if parquet else "customers.csv"))
+    except ClientfolioError as exc:
+        _fail(exc)
+    console.print(f"\n[bold]Your customer portfolio[/] as of {pf.as_of:%d %B %Y}")
+    for line in pf.headline():
+        console.print(f"  • {line}", highlight=False)
+    t = Table("lifecycle", "customers", "share")
+    life = pf.kpis[pf.kpis["segment_kind"] == "lifecycle"].sort_values("customers", ascending=False)
+    for r in life.itertuples():
+        t.add_row(r.segment, f"{r.customers:,}", f"{r.share:.0%}")
+    console.print(t)
+    for note in pf.notes:
+        console.print(f"  note: {note}", highlight=False)
+    console.print(f"\nreport: [bold]{report}[/]\ncustomers with every score and segment: [bold]{table}[/]")
+
+
+def open_store_cli(store: str):
+    from clientfolio.store import open_store
+
+    return open_store(store)
+
+
 @app.command("demo")
-def demo_cmd(store: StoreOpt = "clientfolio-demo.duckdb") -> None:
-    """Import the bundled demo bakery (orders, customers, events, marketing spend) and show the check-up."""
+def demo_cmd(
+    store: StoreOpt = "clientfolio-demo.duckdb",
+    out: Annotated[Path, typer.Option(help="Folder for the demo report and customers file.")] = Path("clientfolio-demo"),
+) -> None:
+    """Run everything on the bundled demo bakery: import, check the data, analyse, write the report."""
     from clientfolio.datasets import demo_shop_paths
     from clientfolio.ingest import import_files
-    from clientfolio.store import open_store
 
     try:
         paths = demo_shop_paths()
         console.print(f"[bold]clientfolio demo[/]: a generated bakery-café, imported into {store}")
-        with open_store(store) as st, _progress() as prog:
+        with open_store_cli(store) as st, _progress() as prog:
             task = prog.add_task("importing", total=1.0)
             order = [paths[k] for k in ("customers", "transactions", "events", "marketing_spend") if k in paths]
             result = import_files(order, st, progress=lambda m, f: prog.update(task, description=m, completed=f))
@@ -239,6 +295,8 @@ def demo_cmd(store: StoreOpt = "clientfolio-demo.duckdb") -> None:
             print_audit(st)
     except ClientfolioError as exc:
         _fail(exc)
+    analyze_cmd(files=None, store=store, out=out, cutoff=None, horizon=12, discount_rate=0.10, margin=None,
+                model="auto", sector="retail", rules=None, parquet=False)
 
 
 def main() -> None:

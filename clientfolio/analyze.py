@@ -1,0 +1,284 @@
+"""`analyze`: from an export (or a store) to a strategic customer portfolio in one call.
+
+ingest -> features -> models -> scores -> segments, twice: at the cut-off and one period
+earlier (default 90 days), so the report can show how customers moved between segments.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clientfolio.core.errors import ClientfolioError, ConvergenceError
+from clientfolio.features import behaviour_features, rfm_summary
+from clientfolio.models import BGNBD, MBGNBD, GammaGamma, ParetoNBD
+from clientfolio.portfolio import Portfolio
+from clientfolio.scores import ClvSettings, clv_to_cac, score_customers
+from clientfolio.scores.validation import compare_models, holdout_comparison, tracking
+from clientfolio.segments import behaviour as seg_behaviour
+from clientfolio.segments import history, lifecycle, portfolio, rfm, value
+from clientfolio.store import Store, open_store
+
+Progress = Callable[[str, float], None]
+MODELS = {"bgnbd": BGNBD, "mbgnbd": MBGNBD, "paretonbd": ParetoNBD}
+MODEL_NAMES = {"BG/NBD": "bgnbd", "MBG/NBD": "mbgnbd", "Pareto/NBD": "paretonbd"}
+MIN_DAYS_FOR_HOLDOUT = 180
+
+
+def _fit_purchase_model(summary: pd.DataFrame, kind: str, notes: list[str]):
+    try:
+        return MODELS[kind]().fit(summary)
+    except ConvergenceError as exc:
+        notes.append(f"{kind} did not converge ({exc}); a penalised fit was used")
+        return MODELS[kind](penalizer_coef=0.001).fit(summary)
+
+
+def _fit_spend_model(summary: pd.DataFrame, notes: list[str]):
+    repeat = summary[(summary["frequency"] > 0) & (summary["monetary"] > 0)]
+    if len(repeat) < 30:
+        notes.append("fewer than 30 repeat buyers: expected spend is each customer's own average order value")
+        return None
+    corr = float(np.corrcoef(repeat["frequency"], repeat["monetary"])[0, 1]) if len(repeat) > 2 else 0.0
+    if abs(corr) > 0.3:
+        notes.append(f"spend and purchase frequency are correlated ({corr:+.2f}); the Gamma-Gamma spend model "
+                     "assumes they are not, so expected spend may be biased")
+    try:
+        return GammaGamma().fit(repeat)
+    except ClientfolioError as exc:
+        notes.append(f"the spend model could not be fitted ({exc}); expected spend is the customer's average")
+        return None
+
+
+def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, notes: list[str],
+              holdout_end: pd.Timestamp | None = None) -> tuple[pd.DataFrame, Any, Any]:
+    summary = rfm_summary(store, cutoff=cutoff, unit="D", holdout_end=holdout_end)
+    model = _fit_purchase_model(summary, kind, notes)
+    spend = _fit_spend_model(summary, notes)
+    scores = score_customers(summary, model, spend, s)
+    cols = [c for c in scores.columns if c not in summary.columns or c == "customer_id"]
+    merged = summary.merge(scores[cols], on="customer_id", how="left")
+    merged.attrs.update(summary.attrs)
+    merged.attrs.update(scores.attrs)
+    return merged, model, spend
+
+
+def _value_12m(store: Store, cutoff: pd.Timestamp) -> pd.DataFrame:
+    end = f"DATE '{cutoff.date().isoformat()}'"
+    return store.query(f"""SELECT customer_id, sum(amount) - coalesce(sum(cost), 0) * 0 AS revenue_12m,
+                                  sum(amount) - coalesce(sum(cost), 0) AS value_12m
+                           FROM transactions WHERE customer_id IS NOT NULL
+                             AND ts >= CAST({end} - 365 AS TIMESTAMP) AND ts < CAST({end} + 1 AS TIMESTAMP)
+                           GROUP BY customer_id""")
+
+
+def _segments_at(store: Store, customers: pd.DataFrame, as_of: pd.Timestamp, margin: float,
+                 prospects: pd.Series | None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """All rule-free segment kinds at one date; returns (customers with segment columns, memberships, extras)."""
+    parts, extras = [], {}
+    scores, m = rfm.rfm_segments(customers, as_of)
+    customers = customers.merge(scores, on="customer_id", how="left")
+    parts.append(m)
+    parts.append(value.value_tiers(customers, as_of))
+    parts.append(value.value_tiers(customers, as_of, column="revenue", kind="historical_value_tier",
+                                   names=("Top 20% by past spend", "Next 30% by past spend", "Other 50% by past spend")))
+    parts.append(value.frequency_tiers(customers, as_of))
+    prof, m = value.profitability(customers, default_margin=margin, as_of=as_of)
+    customers = customers.drop(columns=["cost_to_serve"], errors="ignore").merge(prof, on="customer_id", how="left")
+    parts.append(m)
+    life, m = lifecycle.lifecycle(customers, as_of, prospects=prospects)
+    customers = customers.merge(life[["customer_id", "days_since_last", "rhythm_days", "lifecycle"]],
+                                on="customer_id", how="left")
+    parts.append(m)
+    v12 = _value_12m(store, as_of)
+    customers = customers.merge(v12, on="customer_id", how="left")
+    customers[["value_12m", "revenue_12m"]] = customers[["value_12m", "revenue_12m"]].fillna(0.0)
+    quad, m = portfolio.portfolio_quadrants(customers, as_of)
+    customers = customers.merge(quad[["customer_id", "quadrant"]], on="customer_id", how="left")
+    extras["quadrant_splits"] = {"current": quad.attrs["current_split"], "potential": quad.attrs["potential_split"]}
+    parts.append(m)
+    members = pd.concat(parts, ignore_index=True)
+    rename = {"value_tier": "value_tier", "historical_value_tier": "historical_value_tier",
+              "frequency_tier": "frequency_tier"}
+    for kind, col in rename.items():
+        sub = members[members["segment_kind"] == kind][["customer_id", "segment"]].rename(columns={"segment": col})
+        customers = customers.merge(sub, on="customer_id", how="left")
+    return customers, members, extras
+
+
+def analyze(
+    data: str | Path | Sequence[str | Path] | pd.DataFrame | None = None,
+    *,
+    store: Store | str | Path | None = None,
+    cutoff: str | pd.Timestamp | None = None,
+    previous_days: int = 90,
+    horizon_months: int = 12,
+    discount_rate: float = 0.10,
+    margin: float | None = None,
+    model: str = "auto",
+    sector: str = "retail",
+    rules: str | Path | dict | None = None,
+    clusters: bool = True,
+    currency: str = "",
+    progress: Progress | None = None,
+    **import_options: Any,
+) -> Portfolio:
+    """Ingest (if given data), fit, score and segment; return a :class:`Portfolio`.
+
+    ``data``: export file(s), or a DataFrame with customer_id, ts (or date), amount
+    (+ optional order_id, ...); ``store``: where the data lives or goes (default: a
+    temporary store for this call).  ``margin``: gross margin when the data has no cost of
+    goods (default: CLV in revenue).  ``model``: "auto" (chosen on a holdout period),
+    "bgnbd", "mbgnbd" or "paretonbd".
+    """
+    report = progress or (lambda msg, frac: None)
+    notes: list[str] = []
+    tmp = tempfile.TemporaryDirectory(prefix="clientfolio-analyze-")
+    own = not isinstance(store, Store)
+    st = open_store(store or Path(tmp.name) / "analyze.duckdb") if own else store
+    try:
+        if data is not None:
+            from clientfolio.ingest import ImportOptions, import_files
+
+            report("importing", 0.0)
+            if isinstance(data, pd.DataFrame):
+                path = Path(tmp.name) / "data.parquet"
+                data.to_parquet(path, index=False)
+                paths = [path]
+            else:
+                paths = [data] if isinstance(data, (str, Path)) else list(data)
+            result = import_files(paths, st, ImportOptions(**import_options), rejects_dir=Path(tmp.name) / "rejects"
+                                  if own and store is None else None)
+            for f in result.files:
+                if f.rows_rejected:
+                    notes.append(f"{Path(f.path).name}: {f.rows_rejected:,} of {f.rows_in:,} rows were rejected "
+                                 "or excluded (not revenue)")
+        from clientfolio.store.audit import audit
+
+        checkup = audit(st)
+        span = st.query("SELECT min(ts) AS a, max(ts) AS b, count(DISTINCT currency) AS cur, max(currency) AS c "
+                        "FROM transactions WHERE customer_id IS NOT NULL")
+        if span.empty or pd.isna(span["b"].iloc[0]):
+            raise ClientfolioError("there are no orders with a customer to analyse; import an export first")
+        first, last = pd.Timestamp(span["a"].iloc[0]), pd.Timestamp(span["b"].iloc[0])
+        if not currency and span["cur"].iloc[0] == 1:
+            currency = {"GBP": "£", "USD": "$", "EUR": "€", "INR": "₹", "JPY": "¥"}.get(str(span["c"].iloc[0]).upper(), "")
+        as_of = pd.Timestamp(cutoff).normalize() if cutoff is not None else last.normalize()
+        has_cost = bool(st.query("SELECT count(cost) AS n FROM transactions")["n"].iloc[0])
+        s = ClvSettings(horizon_months=horizon_months, discount_rate=discount_rate, margin=margin or 1.0)
+        basis = "gross profit" if has_cost else ("profit at the stated margin" if margin else "revenue")
+
+        # -- which purchase model: the one that predicts a holdout period of this shop best --------
+        validation: dict[str, Any] = {}
+        kind = model if model != "auto" else "bgnbd"
+        if model not in ("auto", *MODELS):
+            raise ClientfolioError(f"model must be 'auto' or one of {sorted(MODELS)}, got {model!r}")
+        if (as_of - first).days >= MIN_DAYS_FOR_HOLDOUT:
+            report("checking models on a holdout period", 0.15)
+            split = (first + (as_of - first) * 2 / 3).normalize()
+            cal = rfm_summary(st, cutoff=split, unit="W", holdout_end=as_of)
+            try:
+                comp = compare_models(cal)
+                validation = {"comparison": comp, "calibration_end": split, "holdout_end": as_of}
+                validation["by_bucket"] = holdout_comparison(comp.models[comp.best], cal)[1]
+                tx = st.query("SELECT customer_id, ts FROM transactions WHERE customer_id IS NOT NULL AND NOT is_refund")
+                validation["tracking"] = tracking(comp.models[comp.best], tx, 7.0, first.normalize(), as_of)
+                if model == "auto":
+                    kind = MODEL_NAMES[comp.best]
+            except ClientfolioError as exc:
+                notes.append(f"the holdout check could not run: {exc}")
+        else:
+            notes.append(f"less than {MIN_DAYS_FOR_HOLDOUT} days of history: no holdout check; BG/NBD is used")
+
+        report("scoring customers", 0.35)
+        customers, purchase_model, spend_model = _score_at(st, as_of, kind, s, notes)
+        beh, beh_notes = behaviour_features(st, as_of)
+        notes.extend(beh_notes)
+        customers = customers.merge(beh, on="customer_id", how="left")
+        attrs = st.query("SELECT customer_id, region, country AS customer_country, industry, size, "
+                         "acquisition_channel, acquisition_cost, consent_marketing, first_seen FROM customers")
+        customers = customers.merge(attrs, on="customer_id", how="left")
+        customers.attrs.update({"cutoff": as_of, "unit_days": 1.0})
+        bought = set(customers["customer_id"])
+        prospects = attrs.loc[~attrs["customer_id"].isin(bought), "customer_id"]
+
+        report("segmenting", 0.55)
+        customers, members, extras = _segments_at(st, customers, as_of, s.margin, prospects)
+        beh_members, beh_notes = seg_behaviour.behaviour_segments(customers, as_of)
+        notes.extend(beh_notes)
+        parts = [members, beh_members]
+        vs = value.value_score(customers, sector)
+        notes.extend(vs.notes)
+        customers = customers.merge(vs.scores, on="customer_id", how="left")
+        cluster_result = None
+        if clusters and len(customers) >= 50:
+            report("discovering clusters", 0.65)
+            try:
+                from clientfolio.segments.clusters import discover_clusters
+
+                cluster_result = discover_clusters(customers, as_of=as_of)
+                parts.append(cluster_result.membership)
+                customers = customers.merge(
+                    cluster_result.membership[["customer_id", "segment"]].rename(columns={"segment": "cluster"}),
+                    on="customer_id", how="left")
+            except ImportError:
+                notes.append("cluster discovery is not available in this installation")
+            except ClientfolioError as exc:
+                notes.append(f"cluster discovery skipped: {exc}")
+        if rules is not None:
+            from clientfolio.segments.rules import RuleSet
+
+            ruleset = RuleSet.from_yaml(rules) if not isinstance(rules, dict) else RuleSet.from_dict(rules)
+            tx = st.query("SELECT customer_id, ts, amount, is_refund FROM transactions WHERE customer_id IS NOT NULL")
+            parts.append(ruleset.evaluate(customers, tx, as_of))
+        segments_now = pd.concat([p for p in parts if len(p)], ignore_index=True)
+        wide = segments_now[segments_now["segment_kind"].isin(["lifecycle", "rfm"]) == False]  # noqa: E712
+        for kind_name in ("category_preference", "channel_preference", "discount_reliance"):
+            sub = wide[wide["segment_kind"] == kind_name][["customer_id", "segment"]]
+            customers = customers.merge(sub.rename(columns={"segment": kind_name}), on="customer_id", how="left")
+
+        # -- one period earlier, for flows and growth ------------------------------------------------
+        report("looking back", 0.75)
+        prev_as_of = as_of - pd.Timedelta(days=previous_days)
+        prev_members, prev_customers = None, None
+        if prev_as_of > first + pd.Timedelta(days=30):
+            try:
+                prev_customers, _, _ = _score_at(st, prev_as_of, kind, s, [])
+                prev_customers = prev_customers.merge(attrs, on="customer_id", how="left")
+                prev_customers.attrs.update({"cutoff": prev_as_of, "unit_days": 1.0})
+                prev_customers, prev_members, _ = _segments_at(st, prev_customers, prev_as_of, s.margin, None)
+            except ClientfolioError as exc:
+                notes.append(f"no comparison with {prev_as_of:%d %b %Y}: {exc}")
+        kpis = history.segment_kpis(customers, segments_now, prev_members, prev_customers)
+
+        report("portfolio", 0.85)
+        curve, top20 = portfolio.concentration(customers["revenue"])
+        members_for_div = segments_now[segments_now["segment_kind"].isin(
+            ["rfm", "value_tier", "lifecycle", "portfolio", "cluster", "channel_preference"])]
+        divest = portfolio.divestment_candidates(customers, members_for_div, currency)
+        spend_tbl = st.query("SELECT * FROM marketing_spend")
+        cac = clv_to_cac(customers, attrs, spend_tbl if len(spend_tbl) else None)
+        try:
+            st.save_memberships(segments_now)
+            if prev_members is not None:
+                st.save_memberships(prev_members)
+        except ClientfolioError as exc:
+            notes.append(f"segment snapshots not saved: {exc}")
+        report("done", 1.0)
+        return Portfolio(
+            customers=customers, segments=segments_now, kpis=kpis, as_of=as_of, previous_as_of=prev_as_of
+            if prev_members is not None else None, previous_segments=prev_members,
+            models={"purchase": purchase_model, "spend": spend_model, "kind": kind}, validation=validation,
+            concentration=curve, top20_share=top20, clv_cac=cac, divestment=divest, clusters=cluster_result,
+            quadrant_splits=extras.get("quadrant_splits", {}),
+            settings={"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
+                      "value_basis": basis, "sector": sector, "value_weights": vs.weights},
+            notes=notes, audit=checkup, currency=currency)
+    finally:
+        if own:
+            st.close()
+        tmp.cleanup()

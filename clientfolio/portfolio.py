@@ -1,0 +1,110 @@
+"""The result of `clientfolio.analyze`: every customer, every segment, and what it means."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass
+class Portfolio:
+    """Customers, segment memberships, KPIs and the evidence behind them.
+
+    ``customers``: one row per customer with every feature, score and membership;
+    ``segments``: (customer_id, segment_kind, segment, as_of) for every kind;
+    ``kpis``: per segment size, growth, retention, CLV, AOV, revenue, engagement.
+    """
+
+    customers: pd.DataFrame
+    segments: pd.DataFrame
+    kpis: pd.DataFrame
+    as_of: pd.Timestamp
+    previous_as_of: pd.Timestamp | None = None
+    previous_segments: pd.DataFrame | None = None
+    models: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+    concentration: pd.DataFrame | None = None
+    top20_share: float = float("nan")
+    clv_cac: pd.DataFrame | None = None
+    divestment: Any = None
+    clusters: Any = None
+    personas: pd.DataFrame | None = None
+    quadrant_splits: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    audit: Any = None
+    currency: str = ""
+
+    # -- plain words ----------------------------------------------------------------------
+
+    def money(self, v: float) -> str:
+        return f"{self.currency}{v:,.0f}" if abs(v) >= 100 else f"{self.currency}{v:,.2f}"
+
+    def headline(self) -> list[str]:
+        """The executive summary as short sentences a shop owner can act on."""
+        c = self.customers
+        n = len(c[c["orders"] > 0]) if "orders" in c else len(c)
+        lines = []
+        stages = c["lifecycle"].value_counts() if "lifecycle" in c else pd.Series(dtype=int)
+        lines.append(f"{n:,} customers bought from you up to {self.as_of:%d %B %Y}; they spent "
+                     f"{self.money(float(c['revenue'].sum()))} in total.")
+        if pd.notna(self.top20_share):
+            lines.append(f"Your best 20% of customers bring {self.top20_share:.0%} of revenue.")
+        if "clv" in c:
+            h = self.settings.get("horizon_months", 12)
+            lines.append(f"Over the next {h} months your customers are expected to be worth "
+                         f"{self.money(float(c['clv'].sum()))} ({self.settings.get('value_basis', 'revenue')}), "
+                         f"between {self.money(float(c['clv_low'].sum()))} and {self.money(float(c['clv_high'].sum()))}.")
+        active = int(stages.get("active", 0) + stages.get("new", 0) + stages.get("reactivated", 0))
+        risk = int(stages.get("at risk", 0))
+        if len(stages):
+            lines.append(f"{active:,} customers are active or new; {risk:,} are at risk of slipping away, "
+                         f"and {int(stages.get('lapsed', 0) + stages.get('churned', 0)):,} have lapsed or churned.")
+        if "value_tier" in c and "lifecycle" in c:
+            vip_risk = c[(c["value_tier"] == "High-Value Regulars") & (c["lifecycle"].isin(["at risk", "lapsed"]))]
+            if len(vip_risk):
+                lines.append(f"{len(vip_risk):,} of your high-value regulars are at risk or lapsed, worth "
+                             f"{self.money(float(vip_risk['clv'].sum()))} if they stay: contact them first.")
+        if self.divestment is not None and len(self.divestment.customers):
+            d = self.divestment.customers
+            lines.append(f"{len(d):,} customers cost more to serve than they bring "
+                         f"(together {self.money(float(-d['profit'].sum()))} lost): review their terms.")
+        if self.clv_cac is not None and len(self.clv_cac.dropna(subset=["clv_cac"])):
+            t = self.clv_cac.dropna(subset=["clv_cac"])
+            best, worst = t.iloc[0], t.iloc[-1]
+            lines.append(f"Acquisition: {best['channel']} brings customers worth {best['clv_cac']:.1f}x what they "
+                         f"cost; {worst['channel']} {worst['clv_cac']:.1f}x (3x or more is commonly called healthy).")
+        return lines
+
+    def summary_text(self) -> str:
+        return "\n".join(self.headline())
+
+    # -- outputs ----------------------------------------------------------------------------
+
+    def report(self, path: str | Path) -> Path:
+        """Write the self-contained HTML report (works offline)."""
+        from clientfolio.report import write_report
+
+        return write_report(self, Path(path))
+
+    def to_file(self, path: str | Path) -> Path:
+        """Write the customers table (every score and membership) as CSV or Parquet (by suffix)."""
+        p = Path(path)
+        if p.suffix == ".parquet":
+            self.customers.to_parquet(p, index=False)
+        else:
+            self.customers.to_csv(p, index=False)
+        return p
+
+    def _repr_html_(self) -> str:
+        items = "".join(f"<li>{line}</li>" for line in self.headline())
+        sizes = self.segments.groupby(["segment_kind", "segment"]).size().rename("customers").reset_index()
+        return (f"<h3>clientfolio portfolio as of {self.as_of:%d %b %Y}</h3><ul>{items}</ul>"
+                f"<details><summary>segment sizes</summary>{sizes.to_html(index=False)}</details>")
+
+    def __repr__(self) -> str:
+        return (f"Portfolio(as_of={self.as_of:%Y-%m-%d}, customers={len(self.customers):,}, "
+                f"segment_kinds={self.segments['segment_kind'].nunique()})")

@@ -1,0 +1,167 @@
+"""The self-contained HTML report: plotly.js embedded once, no network requests, readable offline."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pandas as pd
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from clientfolio.report import charts
+from clientfolio.segments.rfm import DEFAULT_GRID
+
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;background:#f6f7f9;color:#222}
+header{background:#2f6f8f;color:#fff;padding:28px 40px}header h1{margin:0 0 6px;font-size:26px}
+header p{margin:0;opacity:.9}main{max-width:1180px;margin:0 auto;padding:24px 32px 60px}
+section{background:#fff;border-radius:10px;box-shadow:0 1px 3px rgba(0,0,0,.08);padding:20px 24px;margin:18px 0}
+h2{font-size:20px;margin:0 0 12px;color:#2f6f8f}.cards{display:flex;flex-wrap:wrap;gap:14px;margin:14px 0}
+.card{flex:1 1 170px;background:#f0f5f8;border-radius:8px;padding:14px 16px}.card b{display:block;font-size:24px}
+.card span{font-size:13px;color:#555}ul.summary li{margin:6px 0;font-size:16px;line-height:1.45}
+table{border-collapse:collapse;width:100%;font-size:13.5px;margin:8px 0}th,td{padding:6px 8px;text-align:left;
+border-bottom:1px solid #e5e7eb}th{background:#f0f5f8}td.num,th.num{text-align:right}
+.persona{border-left:4px solid #81b29a;padding:8px 14px;margin:10px 0;background:#f7faf8}.persona b{font-size:15px}
+.level-good{color:#2e7d32}.level-warn{color:#b26a00}.level-problem{color:#c62828}.muted{color:#666;font-size:13px}
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px}@media(max-width:900px){.grid2{grid-template-columns:1fr}}
+nav{font-size:14px;margin-top:10px}nav a{color:#fff;margin-right:14px}
+"""
+
+
+def _esc(v: object) -> str:
+    return html.escape(str(v))
+
+
+def _table(df: pd.DataFrame, money_cols: tuple[str, ...] = (), pct_cols: tuple[str, ...] = (), money: str = "",
+           max_rows: int = 50) -> str:
+    if df is None or df.empty:
+        return "<p class='muted'>Nothing to show.</p>"
+    head = "".join(f"<th class='{'num' if pd.api.types.is_numeric_dtype(df[c]) else ''}'>{_esc(c.replace('_', ' '))}</th>"
+                   for c in df.columns)
+    rows = []
+    for _, r in df.head(max_rows).iterrows():
+        cells = []
+        for c in df.columns:
+            v = r[c]
+            if c in money_cols and pd.notna(v):
+                cells.append(f"<td class='num'>{_esc(money)}{v:,.2f}</td>")
+            elif c in pct_cols and pd.notna(v):
+                cells.append(f"<td class='num'>{v:.0%}</td>")
+            elif isinstance(v, float):
+                cells.append(f"<td class='num'>{'' if pd.isna(v) else f'{v:,.2f}'}</td>")
+            elif isinstance(v, (int,)) and not isinstance(v, bool):
+                cells.append(f"<td class='num'>{v:,}</td>")
+            else:
+                cells.append(f"<td>{'' if v is None or (isinstance(v, float) and pd.isna(v)) else _esc(v)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = f"<p class='muted'>{len(df) - max_rows:,} more rows in the customers file.</p>" if len(df) > max_rows else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+
+
+def _fig(fig, div_id: str) -> str:
+    return pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id,
+                       config={"displaylogo": False, "responsive": True})
+
+
+def render(p) -> str:  # noqa: ANN001 - a Portfolio
+    """The report as one HTML string."""
+    c = p.customers
+    m = p.currency
+    sections: list[tuple[str, str, str]] = []  # (id, title, body)
+    n_customers = int((c["orders"] > 0).sum())
+    stages = c["lifecycle"].value_counts()
+    active = int(stages.get("active", 0) + stages.get("new", 0) + stages.get("reactivated", 0))
+    cards = [
+        (f"{n_customers:,}", "customers with purchases"),
+        (f"{m}{c['revenue'].sum():,.0f}", "revenue to date"),
+        (f"{m}{c['clv'].sum():,.0f}", f"expected value, next {p.settings.get('horizon_months', 12)} months"),
+        (f"{active / max(n_customers, 1):.0%}", "active, new or reactivated"),
+        (f"{p.top20_share:.0%}" if pd.notna(p.top20_share) else "–", "of revenue from the top 20%"),
+    ]
+    card_html = "".join(f"<div class='card'><b>{_esc(a)}</b><span>{_esc(b)}</span></div>" for a, b in cards)
+    summary = "".join(f"<li>{_esc(line)}</li>" for line in p.headline())
+    sections.append(("summary", "Executive summary", f"<div class='cards'>{card_html}</div><ul class='summary'>{summary}</ul>"))
+    if p.audit is not None:
+        items = "".join(f"<li class='level-{f.level}'>{_esc(f.text)}</li>" for f in p.audit.findings)
+        sections.append(("data", "Your data, checked", f"<ul>{items}</ul>"))
+    if p.concentration is not None:
+        sections.append(("concentration", "Revenue concentration",
+                         _fig(charts.concentration(p.concentration, p.top20_share), "chart-concentration")))
+    sections.append(("value", "Customer value", _fig(charts.clv_distribution(c, m), "chart-clv")
+                     + _table(p.kpis[p.kpis["segment_kind"] == "value_tier"][
+                         [k for k in ("segment", "customers", "share", "revenue", "mean_clv", "mean_p_alive")
+                          if k in p.kpis]], money_cols=("revenue", "mean_clv"), pct_cols=("share", "mean_p_alive"),
+                         money=m)))
+    sections.append(("alive", "Who is slipping away", _fig(charts.palive_matrix(c), "chart-palive")))
+    sections.append(("rfm", "RFM segments", _fig(charts.rfm_grid(c, DEFAULT_GRID), "chart-rfm")
+                     + _table(p.kpis[p.kpis["segment_kind"] == "rfm"].sort_values("customers", ascending=False)[
+                         [k for k in ("segment", "customers", "share", "revenue", "aov", "mean_clv", "growth")
+                          if k in p.kpis]], money_cols=("revenue", "aov", "mean_clv"), pct_cols=("share", "growth"),
+                         money=m)))
+    if p.previous_segments is not None:
+        flow = charts.lifecycle_flow(p.previous_segments, p.segments, f"{p.previous_as_of:%d %b %Y}",
+                                     f"{p.as_of:%d %b %Y}")
+        life = p.kpis[p.kpis["segment_kind"] == "lifecycle"]
+        sections.append(("lifecycle", "Lifecycle: how customers moved", _fig(flow, "chart-lifecycle") + _table(
+            life[[k for k in ("segment", "customers", "share", "growth", "retention", "mean_clv", "revenue")
+                  if k in life]], money_cols=("mean_clv", "revenue"), pct_cols=("share", "growth", "retention"), money=m)))
+    quad_tbl = p.kpis[p.kpis["segment_kind"] == "portfolio"]
+    sections.append(("portfolio", "Strategic portfolio", _fig(charts.quadrant(c, p.quadrant_splits, m), "chart-quadrant")
+                     + "<p class='muted'>Stars: high value now and later. Develop: small now, high potential. "
+                       "Maintain: valuable now, fading: protect. Review: low now and later.</p>"
+                     + _table(quad_tbl[[k for k in ("segment", "customers", "share", "revenue", "mean_clv")
+                                        if k in quad_tbl]], money_cols=("revenue", "mean_clv"), pct_cols=("share",),
+                              money=m)))
+    if p.clusters is not None:
+        personas = p.clusters.personas if hasattr(p.clusters, "personas") else None
+        cards_html = ""
+        if personas is not None and len(personas):
+            cards_html = "".join(f"<div class='persona'><b>{_esc(r['segment'])}</b><br>{_esc(r['description'])}</div>"
+                                 for _, r in personas.iterrows())
+        why = _esc(getattr(p.clusters, "explanation", "") or "")
+        sizes = p.clusters.membership["segment"].value_counts().rename_axis("name").reset_index(name="size")
+        sections.append(("clusters", "Customer groups found in your data",
+                         f"<p>{why}</p>{cards_html}" + _fig(charts.cluster_sizes(sizes), "chart-clusters")))
+    v = p.validation
+    if v.get("comparison") is not None:
+        comp = v["comparison"]
+        body = _fig(charts.tracking_chart(v["tracking"], v["calibration_end"], comp.best), "chart-tracking")
+        body += _fig(charts.holdout_buckets(v["by_bucket"], comp.best), "chart-holdout")
+        body += f"<p>{_esc(comp.recommendation)}</p>" + _table(comp.table.drop(columns=["note", "converged"],
+                                                                                 errors="ignore"))
+        sections.append(("validation", "Can these predictions be trusted?", body))
+    if p.clv_cac is not None and len(p.clv_cac):
+        sections.append(("acquisition", "Acquisition: CLV to acquisition cost", _table(
+            p.clv_cac, money_cols=("mean_clv", "cac"), money=m)
+            + "<p class='muted'>A ratio of 3:1 or more is commonly called healthy (SMB strategy literature).</p>"))
+    if p.divestment is not None:
+        d = p.divestment
+        body = _table(d.customers[[k for k in ("customer_id", "revenue", "profit", "evidence") if k in d.customers]],
+                      money_cols=("revenue", "profit"), money=m, max_rows=25)
+        if len(d.segments):
+            body += "<h3>Segments that lose money</h3>" + _table(d.segments, money_cols=("profit", "revenue"), money=m)
+        sections.append(("divestment", "Customers who cost more than they bring", body))
+    notes = "".join(f"<li>{_esc(n)}</li>" for n in p.notes)
+    s = p.settings
+    method = (f"<p class='muted'>CLV: discounted expected purchases (model: {_esc(p.models.get('kind', ''))}) × "
+              f"expected spend × margin over {s.get('horizon_months')} months at {s.get('discount_rate', 0):.0%} a year; "
+              f"values are {_esc(s.get('value_basis', ''))}. Intervals: {p.customers.attrs.get('interval', 0.8):.0%} "
+              "ranges from the model's parameter uncertainty.</p>")
+    sections.append(("method", "Notes and method", f"{method}<ul>{notes}</ul>"))
+    nav = "".join(f"<a href='#{sid}'>{_esc(title)}</a>" for sid, title, _ in sections)
+    body = "".join(f"<section id='{sid}'><h2>{_esc(title)}</h2>{content}</section>" for sid, title, content in sections)
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>clientfolio report</title>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{CSS}</style>"
+            f"<script>{get_plotlyjs()}</script></head><body><header><h1>Your customer portfolio</h1>"
+            f"<p>As of {p.as_of:%d %B %Y} · {n_customers:,} customers · made by clientfolio</p><nav>{nav}</nav>"
+            f"</header><main>{body}</main></body></html>")
+
+
+def write_report(p, path: Path) -> Path:  # noqa: ANN001
+    """Write the report atomically (a half-written report never replaces a good one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    tmp.write_text(render(p), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from clientfolio.core.errors import ClientfolioError, ConvergenceError
-from clientfolio.features import behaviour_features, rfm_summary
+from clientfolio.features import behaviour_features, daily_activity, rfm_summary
 from clientfolio.models import BGNBD, MBGNBD, GammaGamma, ParetoNBD
 from clientfolio.portfolio import Portfolio
 from clientfolio.scores import ClvSettings, clv_to_cac, score_customers
@@ -28,11 +28,13 @@ Progress = Callable[[str, float], None]
 MODELS = {"bgnbd": BGNBD, "mbgnbd": MBGNBD, "paretonbd": ParetoNBD}
 MODEL_NAMES = {"BG/NBD": "bgnbd", "MBG/NBD": "mbgnbd", "Pareto/NBD": "paretonbd"}
 MIN_DAYS_FOR_HOLDOUT = 180
+COMPARE_SAMPLE = 10_000  # customers: enough to tell the models apart, cheap enough for big shops
 
 
-def _fit_purchase_model(summary: pd.DataFrame, kind: str, notes: list[str]):
+def _fit_purchase_model(summary: pd.DataFrame, kind: str, notes: list[str], start: dict | None = None):
+    """Fit the purchase model; `start` (parameters from a related fit) saves most iterations."""
     try:
-        return MODELS[kind]().fit(summary)
+        return MODELS[kind](initial_params=start).fit(summary)
     except ConvergenceError as exc:
         notes.append(f"{kind} did not converge ({exc}); a penalised fit was used")
         return MODELS[kind](penalizer_coef=0.001).fit(summary)
@@ -55,15 +57,26 @@ def _fit_spend_model(summary: pd.DataFrame, notes: list[str]):
 
 
 def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, notes: list[str],
-              holdout_end: pd.Timestamp | None = None) -> tuple[pd.DataFrame, Any, Any]:
-    summary = rfm_summary(store, cutoff=cutoff, unit="D", holdout_end=holdout_end)
-    model = _fit_purchase_model(summary, kind, notes)
-    spend = _fit_spend_model(summary, notes)
+              start: dict | None = None, fitted: tuple | None = None) -> tuple[pd.DataFrame, Any, Any]:
+    """Summary + fitted models + scores at one date (one row per customer); models in weeks.
+
+    `fitted` (purchase model, spend model) scores with models fitted elsewhere instead of fitting.
+    """
+    summary = rfm_summary(store, cutoff=cutoff, unit="W")
+    if fitted is not None:
+        model, spend = fitted
+    else:
+        model = _fit_purchase_model(summary, kind, notes, start)
+        spend = _fit_spend_model(summary, notes)
     scores = score_customers(summary, model, spend, s)
     cols = [c for c in scores.columns if c not in summary.columns or c == "customer_id"]
     merged = summary.merge(scores[cols], on="customer_id", how="left")
+    # Models work in weeks; people read days: the customer table says days.
+    time_cols = ["recency", "T", "tenure", "ipt_mean", "ipt_std", "last_gap", "ipt_mean_before_last"]
+    merged[time_cols] = merged[time_cols] * 7.0
     merged.attrs.update(summary.attrs)
     merged.attrs.update(scores.attrs)
+    merged.attrs.update({"unit": "D", "unit_days": 1.0})
     return merged, model, spend
 
 
@@ -174,6 +187,7 @@ def analyze(
 
         # -- which purchase model: the one that predicts a holdout period of this shop best --------
         validation: dict[str, Any] = {}
+        start = None
         kind = model if model != "auto" else "bgnbd"
         if model not in ("auto", *MODELS):
             raise ClientfolioError(f"model must be 'auto' or one of {sorted(MODELS)}, got {model!r}")
@@ -181,21 +195,25 @@ def analyze(
             report("checking models on a holdout period", 0.15)
             split = (first + (as_of - first) * 2 / 3).normalize()
             cal = rfm_summary(st, cutoff=split, unit="W", holdout_end=as_of)
+            if len(cal) > COMPARE_SAMPLE:
+                notes.append(f"models compared on a random sample of {COMPARE_SAMPLE:,} of {len(cal):,} customers")
+                cal = cal.sample(COMPARE_SAMPLE, random_state=0).sort_values("customer_id").reset_index(drop=True)
             try:
                 comp = compare_models(cal)
                 validation = {"comparison": comp, "calibration_end": split, "holdout_end": as_of}
                 validation["by_bucket"] = holdout_comparison(comp.models[comp.best], cal)[1]
-                tx = st.query("SELECT customer_id, ts FROM transactions WHERE customer_id IS NOT NULL AND NOT is_refund")
-                validation["tracking"] = tracking(comp.models[comp.best], tx, 7.0, first.normalize(), as_of)
+                validation["tracking"] = tracking(comp.models[comp.best], daily_activity(st), 7.0,
+                                                  first.normalize(), as_of)
                 if model == "auto":
                     kind = MODEL_NAMES[comp.best]
+                start = comp.models[comp.best].params_ if MODEL_NAMES[comp.best] == kind else None
             except ClientfolioError as exc:
                 notes.append(f"the holdout check could not run: {exc}")
         else:
             notes.append(f"less than {MIN_DAYS_FOR_HOLDOUT} days of history: no holdout check; BG/NBD is used")
 
         report("scoring customers", 0.35)
-        customers, purchase_model, spend_model = _score_at(st, as_of, kind, s, notes)
+        customers, purchase_model, spend_model = _score_at(st, as_of, kind, s, notes, start)
         beh, beh_notes = behaviour_features(st, as_of)
         notes.extend(beh_notes)
         customers = customers.merge(beh, on="customer_id", how="left")
@@ -218,9 +236,11 @@ def analyze(
         if clusters and len(customers) >= 50:
             report("discovering clusters", 0.65)
             try:
-                from clientfolio.segments.clusters import discover_clusters
+                from clientfolio.segments.clusters import behaviour_columns, discover_clusters
 
-                cluster_result = discover_clusters(customers, as_of=as_of)
+                cols = behaviour_columns(customers) + [c for c in ("aov", "orders_per_month") if c in customers]
+                cluster_result = discover_clusters(customers, columns=sorted(set(cols)), as_of=as_of,
+                                                   currency=currency or None)
                 parts.append(cluster_result.membership)
                 customers = customers.merge(
                     cluster_result.membership[["customer_id", "segment"]].rename(columns={"segment": "cluster"}),
@@ -247,7 +267,12 @@ def analyze(
         prev_members, prev_customers = None, None
         if prev_as_of > first + pd.Timedelta(days=30):
             try:
-                prev_customers, _, _ = _score_at(st, prev_as_of, kind, s, [])
+                prev_settings = ClvSettings(horizon_months=s.horizon_months, discount_rate=s.discount_rate,
+                                            margin=s.margin, intervals=False)  # only segments are needed
+                # The same fitted models score the earlier date: changes between the dates then come from
+                # the customers' behaviour, not from re-estimating the population.
+                prev_customers, _, _ = _score_at(st, prev_as_of, kind, prev_settings, [],
+                                                 fitted=(purchase_model, spend_model))
                 prev_customers = prev_customers.merge(attrs, on="customer_id", how="left")
                 prev_customers.attrs.update({"cutoff": prev_as_of, "unit_days": 1.0})
                 prev_customers, prev_members, _ = _segments_at(st, prev_customers, prev_as_of, s.margin, None)

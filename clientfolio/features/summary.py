@@ -191,3 +191,25 @@ def rfm_summary(
     # Scores need to know what one unit of T is and when "now" was.
     out.attrs.update({"unit": unit, "unit_days": _UNIT_DAYS[unit], "cutoff": pd.Timestamp(cutoff).normalize()})
     return out
+
+
+def daily_activity(data: pd.DataFrame | object) -> pd.DataFrame:
+    """Per day: customers making their first purchase, and repeat purchase occasions (one per
+    customer and day).  The input of the tracking chart; computed in SQL."""
+    from clientfolio.store import Store
+
+    sql = """
+        WITH days AS (SELECT DISTINCT customer_id, CAST(ts AS DATE) AS d FROM transactions
+                      WHERE customer_id IS NOT NULL AND NOT is_refund),
+        firsts AS (SELECT customer_id, min(d) AS f FROM days GROUP BY customer_id)
+        SELECT d AS day, count(*) FILTER (WHERE d = f) AS first_purchases,
+               count(*) FILTER (WHERE d > f) AS repeat_occasions
+        FROM days JOIN firsts USING (customer_id) GROUP BY d ORDER BY d"""
+    if isinstance(data, pd.DataFrame):
+        out = _from_frame(data).execute(sql).df()
+    elif isinstance(data, Store):
+        out = data.query(sql)
+    else:
+        raise SchemaError(f"daily_activity: expected a DataFrame or a Store, got {type(data).__name__}")
+    out[["first_purchases", "repeat_occasions"]] = out[["first_purchases", "repeat_occasions"]].astype("int64")
+    return out

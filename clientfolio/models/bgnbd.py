@@ -74,7 +74,23 @@ class _BetaGeometricNBD(BaseModel):
         horizon = per_row(t, len(x))
         return as_output(self._conditional(horizon, x, tx, t_), cols, "expected_purchases")
 
-    def _conditional(self, t: Array, x: Array, tx: Array, t_: Array) -> Array:
+    def predict_purchases_curve(self, times: ArrayLike, data: Data, *, with_alive: bool = False) -> Any:
+        """Expected purchases in the next ``t`` periods for every ``t`` in ``times``: rows x times.
+
+        Same values as calling :meth:`predict_purchases` once per ``t``, with P(alive)
+        computed once (CLV sums the curve month by month).  ``with_alive=True`` also
+        returns that P(alive) per row: ``(curve, p_alive)``.
+        """
+        self._check_fitted()
+        cols = read_rfm(data, owner=f"{type(self).__name__}.predict_purchases_curve", with_weights=False)
+        x, tx, t_ = (cols.values[c] for c in ("frequency", "recency", "T"))
+        alive = self._alive(x, tx, t_)
+        grid = np.atleast_1d(np.asarray(times, dtype=float))
+        curve = np.column_stack([self._conditional(np.full(len(x), t), x, tx, t_, alive) for t in grid]) \
+            if len(grid) else np.zeros((len(x), 0))
+        return (curve, alive) if with_alive else curve
+
+    def _conditional(self, t: Array, x: Array, tx: Array, t_: Array, alive: Array | None = None) -> Array:
         r, alpha, a, b = self._p()
         bb = b + self._k
         z = t / (alpha + t_ + t)
@@ -83,7 +99,7 @@ class _BetaGeometricNBD(BaseModel):
         with np.errstate(divide="ignore"):
             tail = np.exp((a - 1.0) * np.log1p(-z)) * hyp2f1(a + bb - 1.0 - r, a - 1.0, c, z)
         expected = (c / (a - 1.0)) * (1.0 - tail)
-        return np.where(t > 0, expected, 0.0) * self._alive(x, tx, t_)
+        return np.where(t > 0, expected, 0.0) * (self._alive(x, tx, t_) if alive is None else alive)
 
     def expected_purchases_new_customer(self, t: ArrayLike) -> Array:
         """Unconditional E[X(t)]: purchases in (0, t] of a newly acquired customer.

@@ -78,6 +78,23 @@ class ParetoNBD(BaseModel):
         expected = rate * _power_ratio_term(s - 1.0, horizon, beta + t_) * self._alive(x, tx, t_)
         return as_output(expected, cols, "expected_purchases")
 
+    def predict_purchases_curve(self, times: ArrayLike, data: Data, *, with_alive: bool = False) -> Any:
+        """Expected purchases in the next ``t`` periods for every ``t`` in ``times``: rows x times.
+
+        Same values as :meth:`predict_purchases` per ``t``; P(alive), the expensive part of
+        the Pareto/NBD, is computed once (``with_alive=True`` returns it too: ``(curve, p_alive)``).
+        """
+        self._check_fitted()
+        cols = read_rfm(data, owner="ParetoNBD.predict_purchases_curve", with_weights=False)
+        x, tx, t_ = (cols.values[c] for c in ("frequency", "recency", "T"))
+        r, alpha, s, beta = self._p()
+        alive = self._alive(x, tx, t_)
+        rate = (r + x) / (alpha + t_) * (beta + t_) * alive
+        grid = np.atleast_1d(np.asarray(times, dtype=float))
+        curve = np.column_stack([rate * _power_ratio_term(s - 1.0, np.full(len(x), t), beta + t_) for t in grid]) \
+            if len(grid) else np.zeros((len(x), 0))
+        return (curve, alive) if with_alive else curve
+
     def expected_purchases_new_customer(self, t: ArrayLike) -> Array:
         """Unconditional E[X(t)] for a newly acquired customer (FH05 eq. 17)."""
         r, alpha, s, beta = self._p()

@@ -192,3 +192,19 @@ def test_docstring_examples_run(module: str) -> None:
     mod = importlib.import_module(f"clientfolio.models.{module}")
     result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("cls", ["BGNBD", "MBGNBD", "ParetoNBD"])
+def test_purchase_curve_equals_predict_purchases_per_horizon(cls, cdnow) -> None:
+    import numpy as np
+
+    import clientfolio.models as models
+
+    model = getattr(models, cls)().fit(cdnow)
+    data = cdnow[["frequency", "recency", "T"]].iloc[:300]
+    times = [0.0, 1.0, 4.33, 26.0, 52.0]
+    curve = model.predict_purchases_curve(times, data)
+    per_t = np.column_stack([np.asarray(model.predict_purchases(t, data)) for t in times])
+    np.testing.assert_allclose(curve, per_t, rtol=1e-12, atol=0)
+    _, alive = model.predict_purchases_curve(times, data, with_alive=True)
+    np.testing.assert_allclose(alive, np.asarray(model.predict_alive(data)), rtol=1e-12)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from clientfolio.core.errors import SchemaError
-from clientfolio.features import rfm_summary
+from clientfolio.features import daily_activity, rfm_summary
 from clientfolio.ingest import import_files
 from clientfolio.models import BGNBD, GammaGamma
 from clientfolio.scores import ClvSettings, score_customers
@@ -24,7 +24,7 @@ def cdnow(tmp_path_factory) -> tuple:
     import_files([corpus_file("cdnow_sample__lifetimes.txt")], tmp / "s.duckdb", rejects_dir=tmp / "r")
     st = open_store(tmp / "s.duckdb")
     summary = rfm_summary(st, cutoff="1997-09-30", unit="W", holdout_end="1998-06-30")
-    tx = st.query("SELECT customer_id, ts FROM transactions WHERE NOT is_refund")
+    tx = daily_activity(st)
     st.close()
     bg = BGNBD().fit(summary)
     gg = GammaGamma().fit(summary[(summary["frequency"] > 0) & (summary["monetary"] > 0)])
@@ -33,7 +33,7 @@ def cdnow(tmp_path_factory) -> tuple:
 
 def test_clv_is_discounted_purchases_times_spend(cdnow) -> None:
     summary, _, bg, gg = cdnow
-    s = ClvSettings(horizon_months=12, discount_rate=0.10, margin=0.3, n_draws=50)
+    s = ClvSettings(horizon_months=12, discount_rate=0.10, margin=0.3)
     scores = score_customers(summary, bg, gg, s)
     assert len(scores) == len(summary) and scores["customer_id"].is_unique
     one = summary.iloc[[int(np.argmax(summary["frequency"]))]]
@@ -53,7 +53,7 @@ def test_clv_is_discounted_purchases_times_spend(cdnow) -> None:
 
 def test_next_order_date_for_regulars_and_none_for_the_lapsed(cdnow) -> None:
     summary, _, bg, _ = cdnow
-    scores = score_customers(summary, bg, settings=ClvSettings(n_draws=0)).set_index("customer_id")
+    scores = score_customers(summary, bg, settings=ClvSettings(intervals=False)).set_index("customer_id")
     regular = summary.sort_values("frequency").iloc[-1]["customer_id"]
     lapsed = summary[(summary["frequency"] == 0) & (summary["T"] > 30)].iloc[0]["customer_id"]
     cutoff = pd.Timestamp("1997-09-30")
@@ -67,7 +67,7 @@ def test_margin_from_cost_of_goods() -> None:
                        "amount": [10.0, 10.0, 20.0, 5.0, 5.0], "cost": [4.0, 4.0, 8.0, np.nan, np.nan]})
     summary = rfm_summary(tx, cutoff="2024-03-31")
     model = BGNBD.from_params({"r": 0.5, "alpha": 10.0, "a": 0.8, "b": 2.5})
-    scores = score_customers(summary, model, settings=ClvSettings(margin=0.5, n_draws=0)).set_index("customer_id")
+    scores = score_customers(summary, model, settings=ClvSettings(margin=0.5, intervals=False)).set_index("customer_id")
     assert scores.loc["a", "margin"] == pytest.approx(0.6)  # (40 - 16) / 40
     assert scores.loc["b", "margin"] == pytest.approx(0.5)  # no cost: the stated default
 
@@ -119,3 +119,21 @@ def test_clv_to_cac_per_channel() -> None:
     assert t.loc["flyers", "cac"] == pytest.approx(20.0) and t.loc["flyers", "clv_cac"] == pytest.approx(1.75)
     assert bool(t.loc["flyers", "healthy"]) is False and "acquisition cost" in t.loc["flyers", "cac_source"]
     assert list(t.index) == ["ads", "flyers"]  # customers without a channel are left out
+
+
+def test_delta_method_intervals_agree_with_parameter_draws(cdnow) -> None:
+    from clientfolio.scores.clv import _discounted_purchases, _draw_models
+
+    summary, _, bg, _ = cdnow
+    s = ClvSettings(interval=0.8)
+    scores = score_customers(summary, bg, settings=s)
+    top = summary.nlargest(50, "frequency")
+    sims = np.column_stack([_discounted_purchases(m, top, 7.0, s)[0] for m in _draw_models(bg, 400, seed=1)])
+    lo, hi = np.quantile(sims, [0.1, 0.9], axis=1)
+    base = _discounted_purchases(bg, top, 7.0, s)[0]
+    got = scores.set_index("customer_id").loc[top["customer_id"]]
+    spend = got["expected_spend"].to_numpy() * got["margin"].to_numpy()
+    width_sim = (hi - lo) * spend
+    width_delta = (got["clv_high"] - got["clv_low"]).to_numpy()
+    np.testing.assert_allclose(width_delta, width_sim, rtol=0.15)
+    assert np.all(base > 0)

@@ -3,8 +3,8 @@
 __version__ = "0.1.0"
 
 
-def analyze(*args, **kwargs):  # noqa: ANN002, ANN003 - see clientfolio.analyze.analyze
-    """From an export (or a store) to a strategic customer portfolio; see :func:`clientfolio.analyze.analyze`."""
-    from clientfolio.analyze import analyze as _analyze
+def analyze(*args, **kwargs):  # noqa: ANN002, ANN003 - see clientfolio.pipeline.analyze
+    """From an export (or a store) to a strategic customer portfolio; see :func:`clientfolio.pipeline.analyze`."""
+    from clientfolio.pipeline import analyze as _analyze
 
     return _analyze(*args, **kwargs)

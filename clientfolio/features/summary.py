@@ -82,7 +82,7 @@ def summary_sql(cutoff: str, unit: Unit, holdout_end: str | None = None, table: 
         per AS (
           SELECT r.customer_id, min(d) AS first_purchase, max(d) AS last_purchase, count(*) - 1 AS frequency,
                  avg(value) FILTER (WHERE k > 1) AS monetary, avg(gap) AS ipt_mean, stddev_samp(gap) AS ipt_std,
-                 max(l.last_gap) AS last_gap,
+                 max(l.last_gap) AS last_gap, max(gap) FILTER (WHERE k = 2) AS first_gap,
                  (sum(gap) - max(l.last_gap)) / nullif(count(gap) - 1, 0) AS ipt_mean_before_last
           FROM ranked r JOIN last_gaps l ON l.customer_id = r.customer_id GROUP BY r.customer_id
         ),
@@ -100,7 +100,8 @@ def summary_sql(cutoff: str, unit: Unit, holdout_end: str | None = None, table: 
                m.revenue / nullif(m.orders, 0) AS aov,
                ({cutoff} - p.first_purchase) / {u} AS tenure,
                p.ipt_mean / {u} AS ipt_mean, p.ipt_std / {u} AS ipt_std,
-               p.last_gap / {u} AS last_gap, p.ipt_mean_before_last / {u} AS ipt_mean_before_last{holdout_cols}
+               p.last_gap / {u} AS last_gap, p.first_gap / {u} AS first_gap,
+               p.ipt_mean_before_last / {u} AS ipt_mean_before_last{holdout_cols}
         FROM per p JOIN money m ON m.customer_id = p.customer_id {join}
         ORDER BY p.customer_id
     """
@@ -186,7 +187,7 @@ def rfm_summary(
     for col in ("frequency", "orders") + (("frequency_holdout",) if h else ()):
         out[col] = out[col].astype("int64")
     for col in ("recency", "T", "monetary", "revenue", "refunds", "cost", "cost_to_serve", "aov", "tenure", "ipt_mean", "ipt_std",
-                "last_gap", "ipt_mean_before_last"):
+                "last_gap", "first_gap", "ipt_mean_before_last"):
         out[col] = out[col].astype("float64")
     # Scores need to know what one unit of T is and when "now" was.
     out.attrs.update({"unit": unit, "unit_days": _UNIT_DAYS[unit], "cutoff": pd.Timestamp(cutoff).normalize()})

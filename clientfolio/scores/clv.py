@@ -170,6 +170,12 @@ def score_customers(
     margin = _margin(summary, s.margin)
     value = spend * margin
     out["churn_risk"] = 1.0 - out["p_alive"]
+    # Expected time between purchases while still active: 1 / E[rate | history] (gamma posterior
+    # (r + x) / (alpha + T) of BG/NBD, MBG/NBD and Pareto/NBD), a rhythm even for one-time buyers.
+    params = getattr(purchase_model, "params_", {})
+    if "r" in params and "alpha" in params:
+        rate = (params["r"] + summary["frequency"].to_numpy()) / (params["alpha"] + summary["T"].to_numpy())
+        out["expected_gap_days"] = unit_days / rate
     out["expected_spend"] = spend
     out["margin"] = margin
     out["clv"] = out["_disc"].to_numpy() * value

@@ -1,12 +1,16 @@
 """Lifecycle stage of each customer, judged against the customer's own purchase rhythm.
 
 A daily coffee regular who has not come for three weeks is at risk; a once-a-quarter
-cake buyer is not.  So the thresholds are multiples of the customer's own mean time
-between purchases (the shop's typical rhythm for customers with too little history), and
-P(alive) from the purchase model confirms or overrides them.  First match wins:
+cake buyer is not.  So the thresholds are multiples of a *rhythm*:
+
+- customers with repeat purchases: their own mean time between purchases;
+- one-time buyers: the shop's return window, the time within which 75% of the customers
+  who came back made their second purchase.
+
+P(alive) from the purchase model confirms or overrides the day counts.  First match wins:
 
 1. prospect: known customer (customers table) without a purchase;
-2. new: one purchase so far, made within 2 rhythms;
+2. new: one purchase so far, made within the return window;
 3. reactivated: came back within the last 2 rhythms after a gap of more than 4 rhythms;
 4. churned: P(alive) < 0.10, or no purchase for more than 8 rhythms;
 5. lapsed: P(alive) < 0.30, or no purchase for more than 4 rhythms;
@@ -36,17 +40,18 @@ def lifecycle(customers: pd.DataFrame, as_of=None, prospects: pd.Series | None =
     to_days = lambda col: customers[col].astype(float) * u  # noqa: E731
     since = to_days("T") - to_days("recency")
     own = to_days("ipt_mean")
-    repeaters = own[customers["frequency"] >= 2]
-    shop = float(np.nanmedian(repeaters)) if len(repeaters) else float(np.nanmedian(own)) if own.notna().any() else 30.0
-    shop = shop if np.isfinite(shop) and shop > 0 else 30.0
-    rhythm = own.where((customers["frequency"] >= 2) & (own > 0), shop)
+    first_gaps = to_days("first_gap") if "first_gap" in customers else own
+    first_gaps = first_gaps[customers["frequency"] >= 1].dropna()
+    window = float(np.quantile(first_gaps, 0.75)) if len(first_gaps) else 30.0
+    window = window if np.isfinite(window) and window > 0 else 30.0
+    rhythm = own.where((customers["frequency"] >= 1) & (own > 0), window)
     before = to_days("ipt_mean_before_last") if "ipt_mean_before_last" in customers else own
-    rhythm_before = before.where(before > 0, shop).fillna(shop)
+    rhythm_before = before.where(before > 0, window).fillna(window)
     p = customers["p_alive"].astype(float) if "p_alive" in customers else pd.Series(np.nan, index=customers.index)
     last_gap = to_days("last_gap") if "last_gap" in customers else pd.Series(np.nan, index=customers.index)
     freq = customers["frequency"].to_numpy()
     conds = [
-        (freq == 0) & (to_days("T") <= 2 * shop),
+        (freq == 0) & (to_days("T") <= window),
         (freq >= 1) & (last_gap > 4 * rhythm_before) & (since <= 2 * rhythm),
         (p < 0.10) | (since > 8 * rhythm),
         (p < 0.30) | (since > 4 * rhythm),

@@ -1,4 +1,4 @@
-"""`analyze`: from an export (or a store) to a strategic customer portfolio in one call.
+"""The analysis pipeline behind `clientfolio.analyze`: from an export (or a store) to a strategic customer portfolio in one call.
 
 ingest -> features -> models -> scores -> segments, twice: at the cut-off and one period
 earlier (default 90 days), so the report can show how customers moved between segments.
@@ -72,7 +72,7 @@ def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, not
     cols = [c for c in scores.columns if c not in summary.columns or c == "customer_id"]
     merged = summary.merge(scores[cols], on="customer_id", how="left")
     # Models work in weeks; people read days: the customer table says days.
-    time_cols = ["recency", "T", "tenure", "ipt_mean", "ipt_std", "last_gap", "ipt_mean_before_last"]
+    time_cols = ["recency", "T", "tenure", "ipt_mean", "ipt_std", "last_gap", "first_gap", "ipt_mean_before_last"]
     merged[time_cols] = merged[time_cols] * 7.0
     merged.attrs.update(summary.attrs)
     merged.attrs.update(scores.attrs)

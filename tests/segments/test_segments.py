@@ -1,0 +1,176 @@
+"""Segment kinds: every customer in exactly one segment per kind, and each kind's rules hold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import clientfolio
+from clientfolio.segments import history, lifecycle, portfolio, rfm, value
+from tests.conftest import corpus_file
+
+EXCLUSIVE = ["rfm", "value_tier", "historical_value_tier", "frequency_tier", "profitability", "lifecycle",
+             "portfolio", "category_preference", "channel_preference", "discount_reliance", "occasions",
+             "cart_abandoners", "support", "cluster"]
+
+
+@pytest.fixture(scope="module")
+def demo() -> clientfolio.portfolio.Portfolio:
+    from clientfolio.datasets import demo_shop_paths
+
+    p = demo_shop_paths()
+    return clientfolio.analyze([p["customers"], p["transactions"], p["events"], p["marketing_spend"]])
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> clientfolio.portfolio.Portfolio:
+    return clientfolio.analyze(corpus_file("cdnow_master__headerless_head__zhuc5.txt"), clusters=True)
+
+
+@pytest.mark.parametrize("which", ["demo", "cdnow"])
+def test_every_customer_in_exactly_one_segment_per_kind(which: str, request) -> None:
+    pf = request.getfixturevalue(which)
+    seg = pf.segments
+    customers = set(pf.customers["customer_id"])
+    kinds = [k for k in EXCLUSIVE if k in set(seg["segment_kind"])]
+    assert {"rfm", "value_tier", "lifecycle", "portfolio", "profitability"} <= set(kinds)
+    for kind in kinds:
+        part = seg[seg["segment_kind"] == kind]
+        assert part["customer_id"].is_unique, kind
+        assert set(part["customer_id"]) >= customers, kind  # prospects may add a few more in lifecycle
+        assert part["segment"].notna().all(), kind
+    assert (seg["as_of"] == pf.as_of).all()
+
+
+def test_rfm_grid_and_quintiles() -> None:
+    rng = np.random.default_rng(3)
+    n = 1000
+    df = pd.DataFrame({"customer_id": [f"c{i:04d}" for i in range(n)], "days_since_last": rng.integers(0, 400, n),
+                       "orders": rng.integers(1, 4, n), "revenue": rng.gamma(2, 30, n).round(0)})
+    scores, members = rfm.rfm_segments(df, as_of="2024-12-31")
+    for col in ("R", "F", "M"):
+        assert scores[col].value_counts().tolist() == [200] * 5  # ties split deterministically
+    again, _ = rfm.rfm_segments(df.sample(frac=1, random_state=1), as_of="2024-12-31")
+    pd.testing.assert_frame_equal(scores.sort_values("customer_id").reset_index(drop=True),
+                                  again.sort_values("customer_id").reset_index(drop=True))
+    fm = np.floor((scores["F"] + scores["M"]) / 2 + 0.5).astype(int)
+    assert (scores["FM"] == fm).all()
+    for r, f_m, name in zip(scores["R"], scores["FM"], scores["rfm_segment"]):
+        assert name == rfm.DEFAULT_GRID[r][f_m - 1]
+    best = scores.set_index("customer_id").loc[df.sort_values("days_since_last")["customer_id"].iloc[0]]
+    assert best["R"] == 5
+    with pytest.raises(Exception, match="grid"):
+        rfm.rfm_segments(df, as_of="2024-12-31", grid={5: ("a",) * 5})
+
+
+def test_value_tiers_split_20_30_50(demo) -> None:
+    tiers = demo.segments[demo.segments["segment_kind"] == "value_tier"]["segment"].value_counts(normalize=True)
+    assert tiers["High-Value Regulars"] == pytest.approx(0.2, abs=0.001)
+    assert tiers["Medium-Value Occasionals"] == pytest.approx(0.3, abs=0.001)
+    c = demo.customers
+    assert c[c["value_tier"] == "High-Value Regulars"]["clv"].min() >= c[c["value_tier"] != "High-Value Regulars"]["clv"].max()
+
+
+def test_lifecycle_agrees_with_the_simulated_truth(demo) -> None:
+    """The demo shop is simulated: we know who was still alive at the end."""
+    from clientfolio.datasets.bakery import simulate
+
+    truth = simulate().truth.set_index("customer_id")
+    c = demo.customers.set_index("customer_id").join(truth[["alive_at_end", "customer_type"]])
+    alive_share = c.groupby("lifecycle")["alive_at_end"].mean()
+    assert alive_share["active"] > 0.75  # measured 0.81
+    assert alive_share["churned"] < 0.10  # measured 0.06
+    assert alive_share["active"] > alive_share["at risk"] > alive_share["churned"]
+    tourists = c[c["customer_type"] == "tourist"]["lifecycle"]
+    assert (tourists == "active").mean() < 0.05  # one visit to town is not an active customer
+
+
+def test_lifecycle_uses_each_customers_own_rhythm() -> None:
+    df = pd.DataFrame({
+        "customer_id": ["daily", "quarterly", "new", "gone", "back", "once"],
+        "frequency": [50, 4, 0, 3, 3, 0],
+        "recency": [80.0, 300.0, 0.0, 60.0, 400.0, 0.0],
+        "T": [100.0, 340.0, 10.0, 400.0, 402.0, 500.0],
+        "ipt_mean": [1.6, 75.0, np.nan, 20.0, 133.0, np.nan],
+        "first_gap": [1.0, 75.0, np.nan, 20.0, 30.0, np.nan],
+        "last_gap": [1.0, 75.0, np.nan, 20.0, 340.0, np.nan],
+        "ipt_mean_before_last": [1.6, 75.0, np.nan, 20.0, 30.0, np.nan],
+    })
+    df.attrs["unit_days"] = 1.0
+    table, _ = lifecycle.lifecycle(df, as_of="2024-12-31", prospects=pd.Series(["lead"]))
+    stage = dict(zip(table["customer_id"], table["lifecycle"]))
+    # 20 days without coffee is 12 rhythms for the daily regular, half a rhythm for the quarterly buyer
+    assert stage["daily"] == "churned" and stage["quarterly"] == "active"
+    assert stage["new"] == "new" and stage["gone"] == "churned" and stage["back"] == "reactivated"
+    assert stage["once"] == "churned"  # one purchase 500 days ago, 8+ return windows (P75 of first gaps)
+    assert stage["lead"] == "prospect"
+
+
+def test_profitability_and_divestment_evidence() -> None:
+    c = pd.DataFrame({"customer_id": ["a", "b"], "revenue": [100.0, 200.0], "cost": [40.0, 80.0],
+                      "cost_to_serve": [80.0, 10.0], "orders": [4, 5], "clv": [12.0, 40.0]})
+    prof, members = value.profitability(c, as_of="2024-12-31")
+    assert prof.set_index("customer_id").loc["a", "profit"] == pytest.approx(-20.0)
+    assert dict(zip(members["customer_id"], members["segment"])) == {"a": "Unprofitable", "b": "Profitable"}
+    full = c.drop(columns=["cost_to_serve"]).merge(prof, on="customer_id")
+    d = portfolio.divestment_candidates(full, members, "£")
+    assert d.customers["customer_id"].tolist() == ["a"]
+    assert "£100.00" in d.customers["evidence"].iloc[0] and "£20.00" in d.customers["evidence"].iloc[0]
+    assert d.segments["segment"].tolist() == ["Unprofitable"]
+
+
+def test_value_score_presets_and_missing_dimensions() -> None:
+    c = pd.DataFrame({"customer_id": list("abc"), "clv": [1.0, 5.0, 9.0], "email_click_rate": [0.9, 0.1, 0.5]})
+    vs = value.value_score(c, "b2b")
+    assert set(vs.weights) == {"economic", "engagement"} and sum(vs.weights.values()) == pytest.approx(1.0)
+    assert any("advocacy" in n for n in vs.notes)
+    assert vs.scores["value_score"].between(0, 100).all()
+    with pytest.raises(Exception, match="preset"):
+        value.value_score(c, "bakery")
+
+
+def test_concentration_curve() -> None:
+    curve, top20 = portfolio.concentration(pd.Series([100.0] + [1.0] * 9))
+    assert top20 == pytest.approx((100 + 1) / 109)
+    assert curve["revenue_share"].iloc[-1] == pytest.approx(1.0) and curve["revenue_share"].is_monotonic_increasing
+
+
+def test_migration_markov_and_kpis() -> None:
+    before = pd.DataFrame({"customer_id": list("abcd"), "segment_kind": "lifecycle",
+                           "segment": ["active", "active", "at risk", "at risk"], "as_of": pd.Timestamp("2024-01-01")})
+    after = pd.DataFrame({"customer_id": list("abce"), "segment_kind": "lifecycle",
+                          "segment": ["active", "at risk", "lapsed", "new"], "as_of": pd.Timestamp("2024-04-01")})
+    m = history.migration_matrix(before, after, "lifecycle")
+    assert m.loc["active", "active"] == 1 and m.loc["active", "at risk"] == 1 and m.loc["at risk", "(gone)"] == 1
+    assert m.loc["(new)", "new"] == 1 and m.to_numpy().sum() == 5
+    f = history.markov_forecast(before, after, "lifecycle", steps=2)
+    assert f[0].sum() == 4 and f[1].sum() <= f[0].sum()  # no new customers assumed
+    assert f.loc["active", 1] == pytest.approx(0.5)  # half of the active stay active
+    customers = pd.DataFrame({"customer_id": list("abce"), "revenue": [10.0, 20.0, 5.0, 1.0], "aov": 5.0})
+    k = history.segment_kpis(customers, after, before).set_index("segment")
+    assert k.loc["active", "retention"] == pytest.approx(0.5) and k.loc["active", "growth"] == pytest.approx(-0.5)
+
+
+def test_portfolio_api(cdnow, tmp_path: Path) -> None:
+    pf = cdnow
+    assert {"customer_id", "clv", "clv_low", "clv_high", "p_alive", "rfm_segment", "lifecycle", "quadrant",
+            "value_tier"} <= set(pf.customers.columns)
+    assert list(pf.segments.columns) == ["customer_id", "segment_kind", "segment", "as_of"]
+    html = pf._repr_html_()
+    assert "portfolio as of" in html and "<li>" in html
+    out = pf.to_file(tmp_path / "c.parquet")
+    assert len(pd.read_parquet(out)) == len(pf.customers)
+    assert len(pf.headline()) >= 4
+
+
+def test_analyze_a_dataframe() -> None:
+    raw = pd.read_csv(corpus_file("cdnow_sample__lifetimes.txt"), sep=r"\s+", header=None, dtype=str,
+                      names=["customer_id", "sample_id", "date", "cds", "amount"])
+    df = pd.DataFrame({"customer_id": raw["customer_id"], "date": pd.to_datetime(raw["date"], format="%Y%m%d"),
+                       "amount": raw["amount"].astype(float)})
+    pf = clientfolio.analyze(df, clusters=False, cutoff="1997-09-30")
+    assert len(pf.customers) == 2357
+    assert pf.validation["comparison"].table["log_likelihood"].notna().all()

@@ -236,11 +236,13 @@ def analyze(
         if clusters and len(customers) >= 50:
             report("discovering clusters", 0.65)
             try:
-                from clientfolio.segments.clusters import behaviour_columns, discover_clusters
+                from clientfolio.segments.clusters import discover_clusters
 
-                cols = behaviour_columns(customers) + [c for c in ("aov", "orders_per_month") if c in customers]
-                cluster_result = discover_clusters(customers, columns=sorted(set(cols)), as_of=as_of,
-                                                   currency=currency or None)
+                # Groups describe how people buy -- what, how much, how often, when, at what price --
+                # not what they are worth or whether they are still active: those have their own segments.
+                cols = [c for c in customers.columns if c.startswith("share_")] + [
+                    c for c in ("aov", "orders_per_month", "weekend_share", "discount_share") if c in customers]
+                cluster_result = discover_clusters(customers, columns=cols, as_of=as_of, currency=currency or None)
                 parts.append(cluster_result.membership)
                 customers = customers.merge(
                     cluster_result.membership[["customer_id", "segment"]].rename(columns={"segment": "cluster"}),
@@ -279,6 +281,8 @@ def analyze(
             except ClientfolioError as exc:
                 notes.append(f"no comparison with {prev_as_of:%d %b %Y}: {exc}")
         kpis = history.segment_kpis(customers, segments_now, prev_members, prev_customers)
+        forecast = (history.markov_forecast(prev_members, segments_now, "lifecycle", steps=4)
+                    if prev_members is not None else None)
 
         report("portfolio", 0.85)
         curve, top20 = portfolio.concentration(customers["revenue"])
@@ -299,7 +303,7 @@ def analyze(
             if prev_members is not None else None, previous_segments=prev_members,
             models={"purchase": purchase_model, "spend": spend_model, "kind": kind}, validation=validation,
             concentration=curve, top20_share=top20, clv_cac=cac, divestment=divest, clusters=cluster_result,
-            quadrant_splits=extras.get("quadrant_splits", {}),
+            quadrant_splits=extras.get("quadrant_splits", {}), forecast=forecast,
             settings={"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
                       "value_basis": basis, "sector": sector, "value_weights": vs.weights},
             notes=notes, audit=checkup, currency=currency)

@@ -33,6 +33,7 @@ class Portfolio:
     clusters: Any = None
     personas: pd.DataFrame | None = None
     quadrant_splits: dict[str, float] = field(default_factory=dict)
+    forecast: pd.DataFrame | None = None  # lifecycle sizes projected by the Markov chain of the last period
     settings: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     audit: Any = None

@@ -45,7 +45,8 @@ def _table(df: pd.DataFrame, money_cols: tuple[str, ...] = (), pct_cols: tuple[s
         for c in df.columns:
             v = r[c]
             if c in money_cols and pd.notna(v):
-                cells.append(f"<td class='num'>{_esc(money)}{v:,.2f}</td>")
+                sign = "-" if v < 0 else ""
+                cells.append(f"<td class='num'>{sign}{_esc(money)}{abs(v):,.2f}</td>")
             elif c in pct_cols and pd.notna(v):
                 cells.append(f"<td class='num'>{v:.0%}</td>")
             elif isinstance(v, float):
@@ -103,9 +104,17 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
         flow = charts.lifecycle_flow(p.previous_segments, p.segments, f"{p.previous_as_of:%d %b %Y}",
                                      f"{p.as_of:%d %b %Y}")
         life = p.kpis[p.kpis["segment_kind"] == "lifecycle"]
-        sections.append(("lifecycle", "Lifecycle: how customers moved", _fig(flow, "chart-lifecycle") + _table(
+        body = _fig(flow, "chart-lifecycle") + _table(
             life[[k for k in ("segment", "customers", "share", "growth", "retention", "mean_clv", "revenue")
-                  if k in life]], money_cols=("mean_clv", "revenue"), pct_cols=("share", "growth", "retention"), money=m)))
+                  if k in life]], money_cols=("mean_clv", "revenue"), pct_cols=("share", "growth", "retention"), money=m)
+        if p.forecast is not None:
+            days = (p.as_of - p.previous_as_of).days
+            f = p.forecast.round(0).astype(int)
+            f.columns = ["now"] + [f"in {days * k} days" for k in range(1, len(f.columns))]
+            body += (f"<h3>Where this is heading</h3><p class='muted'>If customers keep moving between stages as they "
+                     f"did over the last {days} days, and no new customers arrive (a Markov chain on the flows above):</p>"
+                     + _table(f.rename_axis("stage").reset_index()))
+        sections.append(("lifecycle", "Lifecycle: how customers moved", body))
     quad_tbl = p.kpis[p.kpis["segment_kind"] == "portfolio"]
     sections.append(("portfolio", "Strategic portfolio", _fig(charts.quadrant(c, p.quadrant_splits, m), "chart-quadrant")
                      + "<p class='muted'>Stars: high value now and later. Develop: small now, high potential. "

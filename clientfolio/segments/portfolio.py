@@ -62,9 +62,10 @@ def divestment_candidates(customers: pd.DataFrame, memberships: pd.DataFrame, cu
     c = customers
     losers = c[(c["profit"] < 0) & (c["cost_to_serve"] > 0)].copy()
     clv = losers["clv"] if "clv" in losers else pd.Series(np.nan, index=losers.index)
-    money = lambda v: f"{currency}{v:,.2f}"  # noqa: E731
+    money = lambda v: f"-{currency}{-v:,.2f}" if v < 0 else f"{currency}{v:,.2f}"  # noqa: E731
     losers["evidence"] = [
-        f"revenue {money(r)} over {int(o)} orders leaves gross profit {money(g)}, but serving them cost "
+        f"revenue {money(r)} over {int(o)} order{'s' if int(o) != 1 else ''} leaves gross profit {money(g)}, "
+        f"but serving them cost "
         f"{money(s)}: a loss of {money(-p)}" + (f"; predicted CLV {money(v)}" if np.isfinite(v) else "")
         for r, o, g, s, p, v in zip(losers["revenue"], losers.get("orders", pd.Series(0, index=losers.index)),
                                     losers["gross_profit"], losers["cost_to_serve"], losers["profit"], clv)]

@@ -18,7 +18,7 @@ from clientfolio.core.errors import ClientfolioError, ConvergenceError
 from clientfolio.features import behaviour_features, daily_activity, rfm_summary
 from clientfolio.models import BGNBD, MBGNBD, GammaGamma, ParetoNBD
 from clientfolio.portfolio import Portfolio
-from clientfolio.scores import ClvSettings, clv_to_cac, score_customers
+from clientfolio.scores import ClvSettings, clv_to_cac, run_rate_scores, score_customers
 from clientfolio.scores.validation import compare_models, holdout_comparison, tracking
 from clientfolio.segments import behaviour as seg_behaviour
 from clientfolio.segments import history, lifecycle, portfolio, rfm, value
@@ -32,12 +32,26 @@ COMPARE_SAMPLE = 10_000  # customers: enough to tell the models apart, cheap eno
 
 
 def _fit_purchase_model(summary: pd.DataFrame, kind: str, notes: list[str], start: dict | None = None):
-    """Fit the purchase model; `start` (parameters from a related fit) saves most iterations."""
-    try:
-        return MODELS[kind](initial_params=start).fit(summary)
-    except ConvergenceError as exc:
-        notes.append(f"{kind} did not converge ({exc}); a penalised fit was used")
-        return MODELS[kind](penalizer_coef=0.001).fit(summary)
+    """Fit the purchase model, falling back to a penalised fit, then to the other models.
+
+    `start` (parameters from a related fit) saves most iterations.  Returns None when no model
+    can be fitted (too little history): scores then fall back to a simple run rate.
+    """
+    tries = [(kind, {"initial_params": start}), (kind, {"penalizer_coef": 0.001})]
+    tries += [(k, {"penalizer_coef": 0.001}) for k in MODELS if k != kind]
+    first_error = None
+    for name, settings in tries:
+        try:
+            model = MODELS[name](**settings).fit(summary)
+        except ClientfolioError as exc:
+            first_error = first_error or exc
+            continue
+        if (name, settings) != tries[0]:
+            notes.append(f"{kind} could not be fitted as is ({first_error}); used {name} with a small penalty")
+        return model
+    notes.append(f"no purchase model could be fitted to this history ({first_error}); CLV and expected purchases "
+                 "are a simple run rate (past purchases per month carried forward) and P(alive) is unknown")
+    return None
 
 
 def _fit_spend_model(summary: pd.DataFrame, notes: list[str]):
@@ -68,7 +82,7 @@ def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, not
     else:
         model = _fit_purchase_model(summary, kind, notes, start)
         spend = _fit_spend_model(summary, notes)
-    scores = score_customers(summary, model, spend, s)
+    scores = score_customers(summary, model, spend, s) if model is not None else run_rate_scores(summary, s)
     cols = [c for c in scores.columns if c not in summary.columns or c == "customer_id"]
     merged = summary.merge(scores[cols], on="customer_id", how="left")
     # Models work in weeks; people read days: the customer table says days.
@@ -254,9 +268,14 @@ def analyze(
         if rules is not None:
             from clientfolio.segments.rules import RuleSet
 
-            ruleset = RuleSet.from_yaml(rules) if not isinstance(rules, dict) else RuleSet.from_dict(rules)
-            tx = st.query("SELECT customer_id, ts, amount, is_refund FROM transactions WHERE customer_id IS NOT NULL")
-            parts.append(ruleset.evaluate(customers, tx, as_of))
+            rule_frame = customers.drop(columns=[c for c in customers.columns
+                                                 if customers[c].dtype == object and c != "customer_id"
+                                                 and customers[c].map(type).isin([list, dict]).any()])
+            ruleset = (RuleSet.from_dict(rules, schema=rule_frame) if isinstance(rules, dict)
+                       else RuleSet.from_yaml(rules, schema=rule_frame))
+            tx = st.query("SELECT customer_id, source, order_id, ts, amount, is_refund FROM transactions "
+                          "WHERE customer_id IS NOT NULL")
+            parts.append(ruleset.evaluate(rule_frame, tx, as_of=as_of))
         segments_now = pd.concat([p for p in parts if len(p)], ignore_index=True)
         wide = segments_now[segments_now["segment_kind"].isin(["lifecycle", "rfm"]) == False]  # noqa: E712
         for kind_name in ("category_preference", "channel_preference", "discount_reliance"):

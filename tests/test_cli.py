@@ -79,3 +79,21 @@ def test_validate_compares_models_on_the_users_data(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "-9,582.4" in out.stdout and "-9,595.0" in out.stdout  # published log-likelihoods
     assert "predicts the holdout period" in out.stdout and "1,882" in out.stdout
+
+
+def test_analyze_writes_report_customers_and_rule_segments(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("segments:\n  - name: Big spenders\n    when: {field: revenue, gt: 50}\n"
+                     "  - name: Recent\n    when: {orders_in_last: 60 days, gte: 1}\n")
+    out = run("analyze", str(DATA / "layouts/shopify_orders_export.csv"), "--rules", str(rules), "--out", "rep",
+              cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Your customer portfolio" in out.stdout and "report: rep/report.html" in out.stdout
+    customers = pd.read_csv(tmp_path / "rep" / "customers.csv")
+    assert {"clv", "p_alive", "rfm_segment", "lifecycle"} <= set(customers.columns)
+    html = (tmp_path / "rep" / "report.html").read_text(encoding="utf-8")
+    assert "Executive summary" in html and "<script src=" not in html  # plotly.js is inline
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("segments:\n  - name: x\n    when: {field: revenu, gt: 1}\n")
+    err = run("analyze", "--rules", str(bad), cwd=tmp_path)
+    assert err.returncode == 1 and "did you mean 'revenue'" in err.stderr and "Traceback" not in err.stderr

@@ -94,7 +94,12 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
                          [k for k in ("segment", "customers", "share", "revenue", "mean_clv", "mean_p_alive")
                           if k in p.kpis]], money_cols=("revenue", "mean_clv"), pct_cols=("share", "mean_p_alive"),
                          money=m)))
-    sections.append(("alive", "Who is slipping away", _fig(charts.palive_matrix(c), "chart-palive")))
+    if c["p_alive"].notna().any():
+        sections.append(("alive", "Who is slipping away", _fig(charts.palive_matrix(c), "chart-palive")))
+    else:
+        sections.append(("alive", "Who is slipping away", "<p class='muted'>The history is too short for a purchase "
+                         "model, so the probability that each customer is still active is unknown; the lifecycle "
+                         "stages below use each customer's purchase rhythm only.</p>"))
     sections.append(("rfm", "RFM segments", _fig(charts.rfm_grid(c, DEFAULT_GRID), "chart-rfm")
                      + _table(p.kpis[p.kpis["segment_kind"] == "rfm"].sort_values("customers", ascending=False)[
                          [k for k in ("segment", "customers", "share", "revenue", "aov", "mean_clv", "growth")

@@ -215,3 +215,29 @@ def _margin(summary: pd.DataFrame, default: float) -> np.ndarray:
         m = (rev - cost) / rev
     ok = np.isfinite(m) & (rev > 0) & np.isfinite(cost)
     return np.where(ok, np.clip(m, 0.0, 1.0), default)
+
+
+def run_rate_scores(summary: pd.DataFrame, settings: ClvSettings | None = None) -> pd.DataFrame:
+    """Scores without a purchase model, for histories too short or odd to fit one.
+
+    Expected purchases = the customer's past purchases per month carried forward over the
+    horizon; CLV = those purchases x average order value x margin, discounted.  P(alive) is
+    unknown (NaN) and there is no interval: say so wherever these are shown.
+    """
+    s = settings or ClvSettings()
+    s.check()
+    unit_days = _unit_days(summary)
+    months = np.maximum(summary["T"].to_numpy(dtype=float) * unit_days / DAYS_PER_MONTH, 1.0)
+    per_month = (summary["frequency"].to_numpy() + 1) / months
+    disc_months = ((1.0 + s.discount_rate) ** (-np.arange(1, s.horizon_months + 1) / 12.0)).sum()
+    spend = _expected_spend(summary, None)
+    margin = _margin(summary, s.margin)
+    out = pd.DataFrame({"customer_id": summary["customer_id"].to_numpy(),
+                        "expected_purchases": per_month * s.horizon_months, "p_alive": np.nan, "churn_risk": np.nan,
+                        "next_order_date": pd.NaT, "expected_spend": spend, "margin": margin})
+    out["clv"] = per_month * disc_months * spend * margin
+    out["clv_low"] = out["clv_high"] = out["clv"]
+    out.attrs.update(summary.attrs)
+    out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
+                      "default_margin": s.margin, "interval": s.interval, "interval_method": "none (run rate)"})
+    return out

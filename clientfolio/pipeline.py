@@ -18,7 +18,8 @@ from clientfolio.core.errors import ClientfolioError, ConvergenceError
 from clientfolio.features import behaviour_features, daily_activity, rfm_summary
 from clientfolio.models import BGNBD, MBGNBD, GammaGamma, ParetoNBD
 from clientfolio.portfolio import Portfolio
-from clientfolio.scores import ClvSettings, clv_to_cac, run_rate_scores, score_customers
+from clientfolio.scores import (ClvSettings, clv_to_cac, clv_to_cac_by_segment, customer_cac, run_rate_scores,
+                                score_customers)
 from clientfolio.scores.validation import compare_models, holdout_comparison, tracking
 from clientfolio.segments import behaviour as seg_behaviour
 from clientfolio.segments import history, lifecycle, portfolio, rfm, value
@@ -29,6 +30,7 @@ MODELS = {"bgnbd": BGNBD, "mbgnbd": MBGNBD, "paretonbd": ParetoNBD}
 MODEL_NAMES = {"BG/NBD": "bgnbd", "MBG/NBD": "mbgnbd", "Pareto/NBD": "paretonbd"}
 MIN_DAYS_FOR_HOLDOUT = 180
 COMPARE_SAMPLE = 10_000  # customers: enough to tell the models apart, cheap enough for big shops
+FIT_SAMPLE = 40_000  # customers: beyond this the purchase model's parameters come from a random sample
 
 
 def _fit_purchase_model(summary: pd.DataFrame, kind: str, notes: list[str], start: dict | None = None):
@@ -80,8 +82,15 @@ def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, not
     if fitted is not None:
         model, spend = fitted
     else:
-        model = _fit_purchase_model(summary, kind, notes, start)
-        spend = _fit_spend_model(summary, notes)
+        fit_on = summary
+        if len(summary) > FIT_SAMPLE:
+            # Parameters describe the customer base; a random sample estimates them without bias
+            # (their standard errors, and so the CLV intervals, say how precisely).
+            fit_on = summary.sample(FIT_SAMPLE, random_state=0)
+            notes.append(f"model parameters estimated on a random sample of {FIT_SAMPLE:,} of {len(summary):,} "
+                         "customers; every customer is scored")
+        model = _fit_purchase_model(fit_on, kind, notes, start)
+        spend = _fit_spend_model(fit_on, notes)
     scores = score_customers(summary, model, spend, s) if model is not None else run_rate_scores(summary, s)
     cols = [c for c in scores.columns if c not in summary.columns or c == "customer_id"]
     merged = summary.merge(scores[cols], on="customer_id", how="left")
@@ -310,6 +319,8 @@ def analyze(
         divest = portfolio.divestment_candidates(customers, members_for_div, currency)
         spend_tbl = st.query("SELECT * FROM marketing_spend")
         cac = clv_to_cac(customers, attrs, spend_tbl if len(spend_tbl) else None)
+        customers["cac"] = customer_cac(customers, cac).to_numpy()
+        cac_by_segment = clv_to_cac_by_segment(customers, segments_now, customers["cac"])
         try:
             st.save_memberships(segments_now)
             if prev_members is not None:
@@ -321,7 +332,8 @@ def analyze(
             customers=customers, segments=segments_now, kpis=kpis, as_of=as_of, previous_as_of=prev_as_of
             if prev_members is not None else None, previous_segments=prev_members,
             models={"purchase": purchase_model, "spend": spend_model, "kind": kind}, validation=validation,
-            concentration=curve, top20_share=top20, clv_cac=cac, divestment=divest, clusters=cluster_result,
+            concentration=curve, top20_share=top20, clv_cac=cac, clv_cac_by_segment=cac_by_segment,
+            divestment=divest, clusters=cluster_result,
             quadrant_splits=extras.get("quadrant_splits", {}), forecast=forecast,
             settings={"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
                       "value_basis": basis, "sector": sector, "value_weights": vs.weights},

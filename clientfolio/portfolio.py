@@ -29,6 +29,7 @@ class Portfolio:
     concentration: pd.DataFrame | None = None
     top20_share: float = float("nan")
     clv_cac: pd.DataFrame | None = None
+    clv_cac_by_segment: pd.DataFrame | None = None
     divestment: Any = None
     clusters: Any = None
     personas: pd.DataFrame | None = None

@@ -148,6 +148,9 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
     if p.clv_cac is not None and len(p.clv_cac):
         sections.append(("acquisition", "Acquisition: CLV to acquisition cost", _table(
             p.clv_cac, money_cols=("mean_clv", "cac"), money=m)
+            + (("<h3>By segment</h3>" + _table(p.clv_cac_by_segment[p.clv_cac_by_segment["segment_kind"].isin(
+                ["portfolio", "value_tier"])], money_cols=("mean_clv", "mean_cac"), money=m))
+               if p.clv_cac_by_segment is not None and len(p.clv_cac_by_segment) else "")
             + "<p class='muted'>A ratio of 3:1 or more is commonly called healthy (SMB strategy literature).</p>"))
     if p.divestment is not None:
         d = p.divestment

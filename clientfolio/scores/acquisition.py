@@ -48,3 +48,29 @@ def clv_to_cac(scores: pd.DataFrame, customers: pd.DataFrame,
                      "clv_cac": ratio, "healthy": bool(ratio >= HEALTHY_RATIO) if np.isfinite(ratio) else None,
                      "cac_source": source or "no cost recorded (organic)"})
     return pd.DataFrame(rows).sort_values("clv_cac", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def customer_cac(customers: pd.DataFrame, by_channel: pd.DataFrame) -> pd.Series:
+    """Each customer's acquisition cost: their own, else their channel's CAC (NaN if neither)."""
+    own = customers["acquisition_cost"] if "acquisition_cost" in customers else pd.Series(np.nan, index=customers.index)
+    if by_channel is None or by_channel.empty or "acquisition_channel" not in customers:
+        return own.astype(float)
+    channel = customers["acquisition_channel"].map(by_channel.set_index("channel")["cac"])
+    return own.astype(float).fillna(channel.astype(float))
+
+
+def clv_to_cac_by_segment(customers: pd.DataFrame, memberships: pd.DataFrame, cac: pd.Series,
+                          kinds: tuple[str, ...] = ("portfolio", "value_tier", "lifecycle", "rfm")) -> pd.DataFrame:
+    """Mean CLV over mean acquisition cost per segment, for customers whose acquisition cost is known."""
+    c = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "clv": customers["clv"].to_numpy(),
+                      "cac": cac.to_numpy()})
+    m = memberships[memberships["segment_kind"].isin(kinds)].merge(c, on="customer_id")
+    m = m[m["cac"].notna() & (m["cac"] > 0)]
+    if m.empty:
+        return pd.DataFrame(columns=["segment_kind", "segment", "customers_with_cac", "mean_clv", "mean_cac",
+                                     "clv_cac", "healthy"])
+    t = m.groupby(["segment_kind", "segment"]).agg(customers_with_cac=("customer_id", "size"), mean_clv=("clv", "mean"),
+                                                   mean_cac=("cac", "mean")).reset_index()
+    t["clv_cac"] = t["mean_clv"] / t["mean_cac"]
+    t["healthy"] = t["clv_cac"] >= HEALTHY_RATIO
+    return t

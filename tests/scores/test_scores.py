@@ -137,3 +137,19 @@ def test_delta_method_intervals_agree_with_parameter_draws(cdnow) -> None:
     width_delta = (got["clv_high"] - got["clv_low"]).to_numpy()
     np.testing.assert_allclose(width_delta, width_sim, rtol=0.15)
     assert np.all(base > 0)
+
+
+def test_clv_to_cac_by_segment_uses_own_or_channel_cost() -> None:
+    from clientfolio.scores import clv_to_cac_by_segment, customer_cac
+
+    customers = pd.DataFrame({"customer_id": list("abcd"), "clv": [90.0, 30.0, 60.0, 5.0],
+                              "acquisition_channel": ["ads", "ads", "walk_in", None],
+                              "acquisition_cost": [np.nan, 15.0, np.nan, np.nan]})
+    by_channel = pd.DataFrame({"channel": ["ads"], "cac": [10.0]})
+    cac = customer_cac(customers, by_channel)
+    assert cac.tolist()[:2] == [10.0, 15.0] and cac[2:].isna().all()  # own cost wins over the channel's
+    members = pd.DataFrame({"customer_id": list("abcd"), "segment_kind": "portfolio",
+                            "segment": ["Stars", "Stars", "Stars", "Review"], "as_of": pd.Timestamp("2024-12-31")})
+    t = clv_to_cac_by_segment(customers, members, cac).set_index("segment")
+    assert list(t.index) == ["Stars"] and t.loc["Stars", "customers_with_cac"] == 2
+    assert t.loc["Stars", "clv_cac"] == pytest.approx(60.0 / 12.5) and bool(t.loc["Stars", "healthy"])

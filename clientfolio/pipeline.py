@@ -30,7 +30,7 @@ MODELS = {"bgnbd": BGNBD, "mbgnbd": MBGNBD, "paretonbd": ParetoNBD}
 MODEL_NAMES = {"BG/NBD": "bgnbd", "MBG/NBD": "mbgnbd", "Pareto/NBD": "paretonbd"}
 MIN_DAYS_FOR_HOLDOUT = 180
 COMPARE_SAMPLE = 10_000  # customers: enough to tell the models apart, cheap enough for big shops
-FIT_SAMPLE = 40_000  # customers: beyond this the purchase model's parameters come from a random sample
+FIT_SAMPLE = 20_000  # customers: beyond this the purchase model's parameters come from a random sample
 
 
 def _fit_purchase_model(summary: pd.DataFrame, kind: str, notes: list[str], start: dict | None = None):

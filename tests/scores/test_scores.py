@@ -153,3 +153,18 @@ def test_clv_to_cac_by_segment_uses_own_or_channel_cost() -> None:
     t = clv_to_cac_by_segment(customers, members, cac).set_index("segment")
     assert list(t.index) == ["Stars"] and t.loc["Stars", "customers_with_cac"] == 2
     assert t.loc["Stars", "clv_cac"] == pytest.approx(60.0 / 12.5) and bool(t.loc["Stars", "healthy"])
+
+
+def test_cdnow_holdout_accuracy_at_least_as_good_as_lifetimes(cdnow) -> None:
+    """39 weeks calibration / 39 weeks holdout, the same split for both libraries."""
+    lifetimes = pytest.importorskip("lifetimes")
+    summary, *_ = cdnow
+    comp = compare_models(summary)
+    ours = comp.table.set_index("model")
+    cal = summary[["frequency", "recency", "T"]]
+    actual = summary["frequency_holdout"].to_numpy(dtype=float)
+    for name, peer in (("BG/NBD", lifetimes.BetaGeoFitter), ("Pareto/NBD", lifetimes.ParetoNBDFitter)):
+        m = peer().fit(cal["frequency"], cal["recency"], cal["T"])
+        pred = m.conditional_expected_number_of_purchases_up_to_time(39.0, cal["frequency"], cal["recency"], cal["T"])
+        their_mae = float(np.mean(np.abs(np.asarray(pred) - actual)))
+        assert ours.loc[name, "holdout_mae"] <= their_mae + 1e-4, (name, ours.loc[name, "holdout_mae"], their_mae)

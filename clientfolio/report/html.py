@@ -161,10 +161,12 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
         sections.append(("divestment", "Customers who cost more than they bring", body))
     notes = "".join(f"<li>{_esc(n)}</li>" for n in p.notes)
     s = p.settings
-    method = (f"<p class='muted'>CLV: discounted expected purchases (model: {_esc(p.models.get('kind', ''))}) × "
+    model_name = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "paretonbd": "Pareto/NBD"}.get(p.models.get("kind"), "")
+    method = (f"<p class='muted'>CLV: discounted expected purchases (model: {_esc(model_name)}) × "
               f"expected spend × margin over {s.get('horizon_months')} months at {s.get('discount_rate', 0):.0%} a year; "
               f"values are {_esc(s.get('value_basis', ''))}. Intervals: {p.customers.attrs.get('interval', 0.8):.0%} "
-              "ranges from the model's parameter uncertainty.</p>")
+              "ranges from the model's parameter uncertainty (delta method); they do not include the randomness of "
+              "each customer's own purchases.</p>")
     sections.append(("method", "Notes and method", f"{method}<ul>{notes}</ul>"))
     nav = "".join(f"<a href='#{sid}'>{_esc(title)}</a>" for sid, title, _ in sections)
     body = "".join(f"<section id='{sid}'><h2>{_esc(title)}</h2>{content}</section>" for sid, title, content in sections)

@@ -105,7 +105,7 @@ def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, not
 
 def _value_12m(store: Store, cutoff: pd.Timestamp) -> pd.DataFrame:
     end = f"DATE '{cutoff.date().isoformat()}'"
-    return store.query(f"""SELECT customer_id, sum(amount) - coalesce(sum(cost), 0) * 0 AS revenue_12m,
+    return store.query(f"""SELECT customer_id, sum(amount) AS revenue_12m,
                                   sum(amount) - coalesce(sum(cost), 0) AS value_12m
                            FROM transactions WHERE customer_id IS NOT NULL
                              AND ts >= CAST({end} - 365 AS TIMESTAMP) AND ts < CAST({end} + 1 AS TIMESTAMP)
@@ -138,10 +138,8 @@ def _segments_at(store: Store, customers: pd.DataFrame, as_of: pd.Timestamp, mar
     extras["quadrant_splits"] = {"current": quad.attrs["current_split"], "potential": quad.attrs["potential_split"]}
     parts.append(m)
     members = pd.concat(parts, ignore_index=True)
-    rename = {"value_tier": "value_tier", "historical_value_tier": "historical_value_tier",
-              "frequency_tier": "frequency_tier"}
-    for kind, col in rename.items():
-        sub = members[members["segment_kind"] == kind][["customer_id", "segment"]].rename(columns={"segment": col})
+    for kind in ("value_tier", "historical_value_tier", "frequency_tier"):
+        sub = members[members["segment_kind"] == kind][["customer_id", "segment"]].rename(columns={"segment": kind})
         customers = customers.merge(sub, on="customer_id", how="left")
     return customers, members, extras
 
@@ -286,9 +284,8 @@ def analyze(
                           "WHERE customer_id IS NOT NULL")
             parts.append(ruleset.evaluate(rule_frame, tx, as_of=as_of))
         segments_now = pd.concat([p for p in parts if len(p)], ignore_index=True)
-        wide = segments_now[segments_now["segment_kind"].isin(["lifecycle", "rfm"]) == False]  # noqa: E712
         for kind_name in ("category_preference", "channel_preference", "discount_reliance"):
-            sub = wide[wide["segment_kind"] == kind_name][["customer_id", "segment"]]
+            sub = segments_now[segments_now["segment_kind"] == kind_name][["customer_id", "segment"]]
             customers = customers.merge(sub.rename(columns={"segment": kind_name}), on="customer_id", how="left")
 
         # -- one period earlier, for flows and growth ------------------------------------------------

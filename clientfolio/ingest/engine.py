@@ -430,10 +430,9 @@ def import_files(
             tables = sorted({s.table for s in stages})
             with _watched(con, report, "writing to the store", 0.85, 1.0):
                 counts = st.apply_import(con, tables, log)
-            if n_rejects:
+            if n_rejects:  # only once the data is committed, so a failed import leaves no rejects file
                 final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp_rejects, final) if tmp_rejects.stat().st_dev == final.parent.stat().st_dev \
-                    else _copy_replace(tmp_rejects, final)
+                _move_into_place(tmp_rejects, final)
             _drop_temp(con, stages)
         report("done", 1.0)
         return ImportResult(import_id, reports, final if n_rejects else None, counts.linked)
@@ -442,7 +441,11 @@ def import_files(
             st.close()
 
 
-def _copy_replace(src: Path, dst: Path) -> None:
+def _move_into_place(src: Path, dst: Path) -> None:
+    """Atomically put `src` at `dst` (copy to a .part file first when they are on different disks)."""
+    if src.stat().st_dev == dst.parent.stat().st_dev:
+        os.replace(src, dst)
+        return
     import shutil
 
     part = dst.with_suffix(".csv.part")

@@ -115,8 +115,6 @@ def load_csv(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimite
                               "save it again as CSV, or remove the stray quote") from None
         raise IngestError(info.path, "cannot be read as a CSV table", hint=text) from None
     header = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
-    if len(header) == 1 and o["delim"] in (",", ";", "\t", "|"):
-        pass
     n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
     rejects = []
     for line, col, err_type, csv_line, msg in con.execute(

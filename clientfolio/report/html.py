@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
@@ -49,6 +50,8 @@ def _table(df: pd.DataFrame, money_cols: tuple[str, ...] = (), pct_cols: tuple[s
                 cells.append(f"<td class='num'>{sign}{_esc(money)}{abs(v):,.2f}</td>")
             elif c in pct_cols and pd.notna(v):
                 cells.append(f"<td class='num'>{v:.0%}</td>")
+            elif isinstance(v, (bool, np.bool_)):
+                cells.append(f"<td>{'yes' if v else 'no'}</td>")
             elif isinstance(v, float):
                 cells.append(f"<td class='num'>{'' if pd.isna(v) else f'{v:,.2f}'}</td>")
             elif isinstance(v, (int,)) and not isinstance(v, bool):

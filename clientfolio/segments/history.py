@@ -48,12 +48,15 @@ def markov_forecast(before: pd.DataFrame, after: pd.DataFrame, kind: str, steps:
 def segment_kpis(customers: pd.DataFrame, memberships: pd.DataFrame, previous: pd.DataFrame | None = None,
                  previous_customers: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per segment: size and growth, retention, CLV and its change, AOV, revenue, engagement, NPS."""
-    m = memberships.merge(customers, on="customer_id", how="left")
+    measures = (("revenue", "revenue", "sum"), ("aov", "aov", "mean"), ("clv", "mean_clv", "mean"),
+                ("p_alive", "mean_p_alive", "mean"), ("email_click_rate", "email_click_rate", "mean"),
+                ("nps", "nps", "mean"), ("avg_rating", "avg_rating", "mean"))
+    have = [col for col, _, _ in measures if col in customers]
+    # Join only the measured columns: the membership table has a row per customer and segment kind.
+    m = memberships.merge(customers[["customer_id", *have]], on="customer_id", how="left")
     agg = {"customers": ("customer_id", "size")}
-    for col, name, fn in (("revenue", "revenue", "sum"), ("aov", "aov", "mean"), ("clv", "mean_clv", "mean"),
-                          ("p_alive", "mean_p_alive", "mean"), ("email_click_rate", "email_click_rate", "mean"),
-                          ("nps", "nps", "mean"), ("avg_rating", "avg_rating", "mean")):
-        if col in m:
+    for col, name, fn in measures:
+        if col in have:
             agg[name] = (col, fn)
     k = m.groupby(["segment_kind", "segment"]).agg(**agg).reset_index()
     k["share"] = k["customers"] / k.groupby("segment_kind")["customers"].transform("sum")

@@ -96,9 +96,20 @@ class _BetaGeometricNBD(BaseModel):
         z = t / (alpha + t_ + t)
         c = a + bb + x - 1.0
         # (1-z)^(r+x) 2F1(r+x, bb+x; c; z) = (1-z)^(a-1) 2F1(c-r-x, a-1; c; z)  (Euler)
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
             tail = np.exp((a - 1.0) * np.log1p(-z)) * hyp2f1(a + bb - 1.0 - r, a - 1.0, c, z)
-        expected = (c / (a - 1.0)) * (1.0 - tail)
+            expected = (c / (a - 1.0)) * (1.0 - tail)
+        # When a and b are huge (a fit can drift there when the data cannot tell how the dropout
+        # probability varies), the Beta mixing distribution is a point p0 = a / (a + b) and the
+        # hypergeometric term under- and overflows (0 x inf).  Its limit is exact and stable:
+        # E = (1 - ((alpha + T) / (alpha + T + p0 t))^(r + x)) / p0.
+        bad = ~np.isfinite(expected)
+        if np.any(bad):
+            p0 = a / (a + bb)
+            base = alpha + t_[bad]
+            limit = -np.expm1((r + x[bad]) * (np.log(base) - np.log(base + p0 * t[bad]))) / p0
+            expected = expected.copy()
+            expected[bad] = limit
         return np.where(t > 0, expected, 0.0) * (self._alive(x, tx, t_) if alive is None else alive)
 
     def expected_purchases_new_customer(self, t: ArrayLike) -> Array:

@@ -207,3 +207,26 @@ def test_count_distribution_is_consistent_with_the_mean(fitted: dict, model: str
         probs = m.probability_of_purchases(n, t)
         assert probs.sum() == pytest.approx(1.0, abs=1e-9)
         assert (n * probs).sum() == pytest.approx(m.expected_purchases_new_customer(t)[0], rel=1e-8)
+
+
+def test_bgnbd_predictions_stay_finite_when_a_and_b_run_off() -> None:
+    """A fit can end with a, b ~ 1e7 (the dropout probability is a point); predictions must not be NaN."""
+    import numpy as np
+
+    from clientfolio.models import BGNBD
+
+    data = __import__("pandas").DataFrame({"frequency": [0.0, 1.0, 3.0, 10.0], "recency": [0.0, 5.0, 10.0, 12.0],
+                                           "T": [13.0, 13.0, 12.0, 12.5]})
+    huge = BGNBD.from_params({"r": 0.097, "alpha": 1.96, "a": 5.28e6, "b": 3.37e7})
+    with np.errstate(all="raise"):
+        got = np.asarray(huge.predict_purchases(52.0, data))
+    assert np.all(np.isfinite(got)) and np.all(got >= 0)
+    # the exact formula, where it is still computable, approaches the limit as a + b grows
+    def exact(total: float) -> np.ndarray:
+        k = total / (5.28e6 + 3.37e7)
+        return np.asarray(BGNBD.from_params({"r": 0.097, "alpha": 1.96, "a": 5.28e6 * k,
+                                             "b": 3.37e7 * k}).predict_purchases(52.0, data))
+
+    far, near = np.abs(exact(300.0) - got).max(), np.abs(exact(3000.0) - got).max()
+    assert near < far / 5
+    np.testing.assert_allclose(got, exact(3000.0), rtol=1e-2)

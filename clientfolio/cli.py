@@ -14,7 +14,8 @@ from clientfolio.core.errors import ClientfolioError
 
 app = typer.Typer(
     help="clientfolio: a strategic view of your customers from your shop's order history.\n\n"
-    "Start with `clientfolio demo`, then `clientfolio import orders.csv` and `clientfolio audit`.",
+    "Start with `clientfolio demo`; then `clientfolio analyze orders.csv` writes a report on your own customers "
+    "(`clientfolio import` and `clientfolio audit` load and check data step by step).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

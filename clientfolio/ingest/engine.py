@@ -364,7 +364,7 @@ def import_files(
                     stage = build_stage(con, raw, det, opts, i, str(path))
                 con.execute(f"DROP TABLE IF EXISTS {raw.name}")  # the stage holds everything needed now
                 stage.notes = raw.notes + stage.notes
-                stage.sha256 = _file_sha256(path)  # type: ignore[attr-defined]
+                stage.sha256 = _file_sha256(path)
                 stages.append(stage)
             with _watched(con, report, "linking and deduplicating", 0.7, 0.8):
                 join_notes = _join_split_exports(con, stages)
@@ -421,7 +421,7 @@ def import_files(
                             f"({rep.rows_in} in, {rep.rows_stored} stored, {rep.rows_rejected} rejected, "
                             f"{rep.rows_deduplicated} duplicates); nothing was imported. Please report this.")
                     rows.append(ImportLogRow(
-                        import_id, s.file_no, started, finished, str(s.path), getattr(s, "sha256", None),
+                        import_id, s.file_no, started, finished, str(s.path), s.sha256,
                         lay.name, s.table, rep.rows_in, rep.rows_stored, rep.rows_new, rep.rows_updated,
                         rep.rows_rejected, rep.rows_deduplicated, str(final) if n_rejects else None,
                         json.dumps({"notes": rep.notes, "rejected": dict(rep.rejected_by_reason)})))

@@ -16,7 +16,7 @@ import duckdb
 
 from clientfolio.core.errors import IngestError
 from clientfolio.ingest.dates import detect_date_style, square_timestamp_sql, timestamp_sql
-from clientfolio.ingest.layouts import CANONICAL, Detection, norm_header
+from clientfolio.ingest.layouts import Detection, norm_header
 from clientfolio.ingest.reader import RawTable, row_numbers_sql
 from clientfolio.ingest.sniff import SHEET_COL, SHEET_ROW_COL
 from clientfolio.ingest.sqlexpr import (
@@ -59,6 +59,7 @@ class Stage:
     has_order_id: bool
     notes: list[str] = field(default_factory=list)
     stored: bool = True  # False when its rows are folded into another file's rows (payments, order headers)
+    sha256: str | None = None  # of the input file, kept in the import log
 
 
 class _Resolver:
@@ -442,6 +443,3 @@ def _amount_sql(spec: dict, r: _Resolver, decimal: str, order_col: str | None, p
                     f"ELSE {base} / count(*) OVER ({part}) END, 6)")
     return base
 
-
-def canonical_columns(table: str) -> tuple[str, ...]:
-    return CANONICAL[table]

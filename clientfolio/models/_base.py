@@ -34,6 +34,7 @@ _GRAD_TOL = 1e-5           # max |gradient| of the mean log-likelihood at the op
 _SUBSAMPLE_ROWS = 40_000   # above this many distinct rows, warm-start on a sample
 _SUBSAMPLE_CUSTOMERS = 50_000
 _Z95 = 1.959963984540054
+_SE_LOG_LIMIT = 10.0       # a log-parameter standard error above this: a 95% interval wider than e^+-20
 
 
 def _dot(a: ArrayLike, b: ArrayLike) -> float:
@@ -582,6 +583,17 @@ class BaseModel:
         inv_chol = np.linalg.inv(chol)
         cov_log = inv_chol.T @ inv_chol
         se_log = np.sqrt(np.diag(cov_log))
+        loose = [n for n, s in zip(names, se_log, strict=True) if not s <= _SE_LOG_LIMIT]
+        if loose:
+            # The optimiser may stop short of the edge on a nearly flat ridge (how far it walks
+            # depends on the scipy release); an interval spanning many orders of magnitude is the
+            # same verdict, reached independently of where it stopped.
+            raise ConvergenceError(
+                f"{name}: parameter(s) {', '.join(loose)} are not identified by these data: their "
+                f"95% intervals span more than {2 * _Z95 * _SE_LOG_LIMIT / np.log(10):.0f} orders of magnitude "
+                f"({self._named(params)}). Common causes: too few repeat customers or no sign of "
+                "drop-out. Try more data, penalizer_coef=0.001, or a simpler model."
+            )
         cov = cov_log * np.outer(params, params)
         ll = -f * total
         if self.penalizer_coef:

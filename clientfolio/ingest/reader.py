@@ -7,6 +7,8 @@ with their line number; every other row lands in the table untouched.
 
 from __future__ import annotations
 
+import bisect
+import csv
 import re
 from dataclasses import dataclass, field
 
@@ -16,6 +18,8 @@ from clientfolio.core.errors import IngestError
 from clientfolio.ingest.sniff import SHEET_ROW_COL, FileInfo
 from clientfolio.ingest.sqlexpr import ident, lit
 
+_DEFAULT_LINE = 10_000_000
+_MAX_LINE = 200_000_000
 CDNOW_FIELDS = {4: ["cdnow_id", "cdnow_date", "cdnow_cds", "cdnow_amount"],
                 5: ["cdnow_id", "cdnow_sample_id", "cdnow_date", "cdnow_cds", "cdnow_amount"]}
 
@@ -48,11 +52,9 @@ def _header_guess(info: FileInfo) -> tuple[str | None, int]:
         lines = [fh.readline() for _ in range(30)]
     lines = [ln.rstrip("\r\n") for ln in lines]
     best: tuple[int, str | None, int] = (0, None, 0)
-    import csv as _csv
-
     for d in (",", ";", "\t", "|"):
         # count fields the way a CSV parser does, so delimiters inside quotes do not count
-        counts = [len(next(_csv.reader([ln], delimiter=d), [])) - 1 if ln else 0 for ln in lines]
+        counts = [_field_count(ln, d) - 1 if ln else 0 for ln in lines]
         nonzero = [c for c in counts if c]
         if not nonzero:
             continue
@@ -64,10 +66,37 @@ def _header_guess(info: FileInfo) -> tuple[str | None, int]:
     return best[1], best[2]
 
 
+def _field_count(line: str, delimiter: str) -> int:
+    """Fields in one line as a CSV parser counts them (no limit on a field's length)."""
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(old, len(line) + 1))
+    try:
+        return len(next(csv.reader([line], delimiter=delimiter), []))
+    except csv.Error:  # e.g. a quote opened on this line and closed on a later one
+        return 0
+    finally:
+        csv.field_size_limit(old)
+
+
+def max_line_size(info: FileInfo) -> int:
+    """DuckDB's max_line_size for this file: room for its longest line.
+
+    DuckDB cannot reject a line longer than its limit (it stops with a wrong line number),
+    so the limit is raised to fit the file; a line beyond any sensible table row is refused
+    up front, naming it.
+    """
+    if info.longest_line > _MAX_LINE:
+        raise IngestError(info.path, f"line {info.longest_line_no:,} is {info.longest_line / 1e6:,.0f} MB long, "
+                          f"more than a table row can be ({_MAX_LINE // 1_000_000} MB)",
+                          hint="check that the file is a table export; remove or shorten that line")
+    return max(_DEFAULT_LINE, info.longest_line + (2 << 20))  # lines under 1 MiB are not measured exactly
+
+
 def _csv_options(con: duckdb.DuckDBPyConnection, info: FileInfo, delimiter: str | None) -> dict[str, str]:
     path = lit(str(info.readable))
     guess_delim, skip = _header_guess(info)
     opts = {"delim": lit(delimiter)} if delimiter else {}
+    opts["max_line_size"] = str(max_line_size(info))
     if skip:
         opts["skip"] = str(skip)
     extra = "".join(f", {k}={v}" for k, v in opts.items())
@@ -83,7 +112,8 @@ def _csv_options(con: duckdb.DuckDBPyConnection, info: FileInfo, delimiter: str 
         delim, quote, escape = delimiter or guess_delim, '"', '"'
     quote = quote if quote and len(quote) == 1 else '"'
     escape = escape if escape and len(escape) == 1 else quote
-    return {"delim": delimiter or delim, "quote": quote, "escape": escape, "skip": str(skip)}
+    return {"delim": delimiter or delim, "quote": quote, "escape": escape, "skip": str(skip),
+            "max_line_size": opts["max_line_size"]}
 
 
 def _short(exc: Exception) -> str:
@@ -99,28 +129,50 @@ def load_csv(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimite
     scan = f"{name}__scans"
     con.execute(f"DROP TABLE IF EXISTS {rej}; DROP TABLE IF EXISTS {scan}")
     comp = ", compression='gzip'" if info.compressed else ""
-    sql = (
-        f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM read_csv({path}, delim={lit(o['delim'])}, "
-        f"quote={lit(o['quote'])}, escape={lit(o['escape'])}, header=true, all_varchar=true, skip={int(o['skip'])}, "
-        f"store_rejects=true, rejects_table={lit(rej)}, rejects_scan={lit(scan)}, "
-        f"null_padding=false, strict_mode=true, max_line_size=10000000{comp})"
-    )
-    try:
-        con.execute(sql)
-    except duckdb.Error as exc:
-        text = _short(exc)
-        if "sniffing" in text.lower() or "quote" in text.lower():
-            raise IngestError(info.path, "cannot be read as a CSV table: a quote (\") seems to be opened and never "
-                              "closed, so rows cannot be told apart", hint="open the file in a spreadsheet and "
-                              "save it again as CSV, or remove the stray quote") from None
-        raise IngestError(info.path, "cannot be read as a CSV table", hint=text) from None
+    mls = int(o["max_line_size"])
+    while True:
+        sql = (
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM read_csv({path}, delim={lit(o['delim'])}, "
+            f"quote={lit(o['quote'])}, escape={lit(o['escape'])}, header=true, all_varchar=true, skip={int(o['skip'])}, "
+            f"store_rejects=true, rejects_table={lit(rej)}, rejects_scan={lit(scan)}, "
+            f"null_padding=false, strict_mode=true, max_line_size={mls}{comp})"
+        )
+        try:
+            con.execute(sql)
+            break
+        except duckdb.Error as exc:
+            # A row longer than the limit (a quoted field spanning many lines): DuckDB stops with a wrong
+            # line number instead of rejecting it, and tells the size it needed.
+            need = re.search(r"Maximum line size of \d+ bytes exceeded\. Actual Size:\s*(\d+)", str(exc))
+            if need and mls < int(need.group(1)) <= _MAX_LINE:
+                mls = int(need.group(1)) + (1 << 20)
+                continue
+            if need:
+                start = re.search(r"Original Line:\s*(.{0,60})", str(exc))
+                raise IngestError(info.path, f"a row is {int(need.group(1)) / 1e6:,.0f} MB long, more than a table row "
+                                  f"can be ({_MAX_LINE // 1_000_000} MB)", value=start.group(1) if start else None,
+                                  hint="a quote (\") opened in that row may never be closed; fix or remove it") from None
+            text = _short(exc)
+            if "sniffing" in text.lower() or "quote" in text.lower():
+                raise IngestError(info.path, "cannot be read as a CSV table: a quote (\") seems to be opened and never "
+                                  "closed, so rows cannot be told apart", hint="open the file in a spreadsheet and "
+                                  "save it again as CSV, or remove the stray quote") from None
+            raise IngestError(info.path, "cannot be read as a CSV table", hint=text) from None
     header = [r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()]
     n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
     rejects = []
-    for line, col, err_type, csv_line, msg in con.execute(
-        f"SELECT line, column_name, error_type, csv_line, error_message FROM {rej} ORDER BY line"
+    bad_at = [off for off, _ in info.bad_bytes]
+    for line, col, err_type, csv_line, msg, pos in con.execute(
+        f"SELECT line, column_name, error_type, csv_line, error_message, line_byte_position FROM {rej} ORDER BY line"
     ).fetchall():
-        rejects.append((int(line), col, (csv_line or "")[:200], _reject_reason(err_type, msg)))
+        reason = _reject_reason(err_type, msg)
+        if str(err_type).upper() in ("INVALID UNICODE", "INVALID ENCODING") and pos is not None:
+            k = bisect.bisect_left(bad_at, int(pos) - 1)
+            if k < len(bad_at):
+                reason = (f"byte 0x{info.bad_bytes[k][1]:02X} is not valid UTF-8, the encoding of the rest of the file "
+                          "(text pasted from a Windows/Latin-1 source?); retype the character in this row and "
+                          "import the file again")
+        rejects.append((int(line), col, (csv_line or "")[:200], reason))
     # The same line can be reported twice (e.g. a cast and a column count error); keep the first.
     seen: set[int] = set()
     rejects = [r for r in rejects if not (r[0] in seen or seen.add(r[0]))]
@@ -141,7 +193,8 @@ def _reject_reason(err_type: str, msg: str) -> str:
         "TOO MANY COLUMNS": "the row has more fields than the header (a stray delimiter or unquoted text?)",
         "MISSING COLUMNS": "the row has fewer fields than the header",
         "UNQUOTED VALUE": "a quoted field is followed by unquoted text",
-        "LINE SIZE OVER MAXIMUM": "the row is longer than 10 MB",
+        "LINE SIZE OVER MAXIMUM": "the row is longer than the longest line of the file (a quoted field "
+                                  "spanning many lines?)",
         "INVALID UNICODE": "the row contains bytes that are not valid text in the file's encoding",
         "INVALID ENCODING": "the row contains bytes that are not valid text in the file's encoding",
         "UNTERMINATED QUOTE": "a quote is opened and never closed (the rest of the file may be swallowed)",

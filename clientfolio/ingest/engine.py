@@ -329,6 +329,23 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, stages: list[Stage], dst: Pat
     return n
 
 
+def _append_skipped(stages: list[Stage], dst: Path) -> int:
+    """Add the rows the reader took out (exact repeats, repeated header lines) to the rejects file.
+
+    Only numbers and fixed text are written (no cell values), so nothing here can be taken
+    for a formula by a spreadsheet.
+    """
+    n = 0
+    with open(dst, "a", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        for s in stages:
+            for part, row, kind, reason in s.raw.skipped:
+                where = f"{s.path} [sheet {part}]" if part else s.path
+                w.writerow([where, row, "", "", reason, kind])
+                n += 1
+    return n
+
+
 def import_files(
     paths: Sequence[str | Path],
     store: Store | str | Path | None = None,
@@ -356,7 +373,7 @@ def import_files(
                 report(f"reading {path.name}", start)
                 info = sniff(path, Path(tmp))
                 with _watched(con, report, f"reading {path.name}", start, start + share / 2):
-                    raw = load(con, info, f"raw_{i}", opts.delimiter)
+                    raw = load(con, info, f"raw_{i}", opts.delimiter, opts.keep_repeated_lines)
                 if raw.rows == 0 and not raw.rejects:
                     raise IngestError(path, "has a header but no data rows", hint="export again with a date range that has orders")
                 det = _detect(raw, path, opts)
@@ -374,18 +391,23 @@ def import_files(
             final = rdir / f"import-{import_id:04d}.csv"
             tmp_rejects = Path(tmp) / final.name
             n_rejects = _write_rejects(con, stages, tmp_rejects)
+            n_rejects += _append_skipped(stages, tmp_rejects)
 
             reports: list[FileReport] = []
             for s in stages:
                 lay = s.detection.layout
                 rep = FileReport(str(s.path), lay.name, lay.title, s.table)
-                rep.rows_in = s.raw.rows + len(s.raw.rejects)
+                rep.rows_in = s.raw.rows + len(s.raw.rejects) + len(s.raw.skipped)
+                skipped_dups = sum(1 for *_, kind, _r in s.raw.skipped if kind == "duplicate")
                 kinds = dict(con.execute(
                     f"SELECT CASE WHEN __dup IS NOT NULL THEN 'dup_' || __dup ELSE __kind END, count(*) "
                     f"FROM {s.stage} GROUP BY 1").fetchall())
                 rep.rows_rejected = len(s.raw.rejects) + kinds.get("invalid", 0) + kinds.get("excluded", 0) \
-                    + kinds.get("dup_conflict", 0)
-                rep.rows_deduplicated = kinds.get("dup_dup", 0)
+                    + kinds.get("dup_conflict", 0) + len(s.raw.skipped) - skipped_dups
+                rep.rows_deduplicated = kinds.get("dup_dup", 0) + skipped_dups
+                for *_, kind, reason in s.raw.skipped:
+                    if kind != "duplicate":
+                        rep.rejected_by_reason[reason] += 1
                 for reason, k in con.execute(
                         f"SELECT __reason, count(*) FROM {s.stage} WHERE __kind <> 'ok' OR __dup = 'conflict' GROUP BY 1").fetchall():
                     rep.rejected_by_reason[reason] += k

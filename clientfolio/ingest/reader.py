@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from clientfolio.core.errors import IngestError
-from clientfolio.ingest.sniff import SHEET_ROW_COL, FileInfo
+from clientfolio.ingest.sniff import SHEET_COL, SHEET_ROW_COL, FileInfo
 from clientfolio.ingest.sqlexpr import ident, lit
 
 _DEFAULT_LINE = 10_000_000
@@ -37,6 +37,9 @@ class RawTable:
     explicit_rows: bool = False  # the table carries its own row numbers (in `row_column`)
     row_column: str = "__row"
     header_rows: int = 1  # lines before the first data row (title lines + header)
+    # Rows taken out before mapping: (sheet or None, row, kind, reason); kind is "duplicate" (an exact
+    # repeat of an earlier row) or "repeated header" (the header line again, from pasted exports).
+    skipped: list[tuple[str | None, int, str, str]] = field(default_factory=list)
 
 
 def _header_guess(info: FileInfo) -> tuple[str | None, int]:
@@ -258,7 +261,9 @@ def load_parquet(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str) -> R
     return RawTable(name, [c for c, *_ in desc], int(n))
 
 
-def load(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimiter: str | None = None) -> RawTable:
+def load(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimiter: str | None = None,
+         keep_repeated_lines: bool = False) -> RawTable:
+    """Stage one file's rows as text, without the artefacts of files pasted together."""
     if info.kind == "whitespace":
         raw = load_whitespace(con, info, name)
     elif info.kind == "parquet":
@@ -266,7 +271,91 @@ def load(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimiter: s
     else:
         raw = load_csv(con, info, name, delimiter)
     raw.notes = list(info.notes) + raw.notes
+    if info.kind == "whitespace" and not keep_repeated_lines:
+        # A purchase log without order ids or times (CDNOW): identical lines are separate purchases,
+        # and the published figures for these data sets count every line.
+        keep_repeated_lines = True
+        n = _repeats(con, raw, "FALSE")
+        if n:
+            raw.notes.append(f"{n:,} identical line(s) kept: in a purchase log each line is one purchase")
+    drop_artefacts(con, raw, header_lines=info.kind in ("csv", "xlsx"), repeats=not keep_repeated_lines)
     return raw
+
+
+def _data_columns(raw: RawTable) -> list[str]:
+    return [h for h in raw.header if h not in (SHEET_COL, SHEET_ROW_COL, "__row")]
+
+
+def _repeats(con: duckdb.DuckDBPyConnection, raw: RawTable, header_sql: str) -> int:
+    """Rows that repeat an earlier row exactly (all data columns equal, empty equals empty)."""
+    cols = ", ".join(ident(c) for c in _data_columns(raw))
+    return con.execute(f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {raw.name} "
+                       f"WHERE NOT ({header_sql}) GROUP BY {cols} HAVING count(*) > 1)").fetchone()[0]
+
+
+def _header_line_sql(raw: RawTable) -> str:
+    """True for a row that is the header line again (DuckDB renames repeated names 'x' to 'x_1')."""
+    conds = []
+    for h in _data_columns(raw):
+        v = f"lower(trim(coalesce({ident(h)}, '')))"
+        names = {h.strip().lower(), re.sub(r"_\d+$", "", h.strip().lower())}
+        if re.fullmatch(r"column\d+", h):
+            names.add("")  # an unnamed column
+        conds.append(f"{v} IN ({', '.join(lit(n) for n in sorted(names))})")
+    if len(conds) < 2:
+        return "FALSE"
+    return "coalesce(" + " AND ".join(conds) + ", FALSE)"
+
+
+def drop_artefacts(con: duckdb.DuckDBPyConnection, raw: RawTable, header_lines: bool = True,
+                   repeats: bool = True) -> None:
+    """Take repeated header lines and exact repeated rows out of the staged table, into `raw.skipped`.
+
+    Both are what pasting two overlapping exports together leaves behind: the second header
+    would become a bad row, and every repeated order line would count its revenue twice.  Each
+    removed row is named (with the row it repeats), so the accounting still balances.  When
+    rows are removed the table gets explicit row numbers (`__row`).
+    """
+    hdr = _header_line_sql(raw) if header_lines else "FALSE"
+    n_hdr = con.execute(f"SELECT count(*) FROM {raw.name} WHERE {hdr}").fetchone()[0] if hdr != "FALSE" else 0
+    n_dup = _repeats(con, raw, hdr) if repeats else 0
+    if not n_hdr and not n_dup:
+        return
+    name = raw.name
+    rownum = row_numbers_sql(raw)
+    part = ident(SHEET_COL) if SHEET_COL in raw.header else "NULL::VARCHAR"
+    cols = _data_columns(raw)
+    on = " AND ".join(f"r.{ident(c)} IS NOT DISTINCT FROM m.{ident(c)}" for c in cols)
+    dup_sql = (f"""UNION ALL SELECT r.rowid, 'duplicate', m.__first FROM {name} AS r
+        JOIN (SELECT {', '.join(ident(c) for c in cols)}, min(rowid) AS __first FROM {name} WHERE NOT ({hdr})
+              GROUP BY ALL HAVING count(*) > 1) AS m ON {on}
+        WHERE r.rowid > m.__first""" if n_dup else "")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {name}__skip AS
+        SELECT rowid AS __i, 'repeated header' AS kind, NULL::BIGINT AS __first FROM {name} WHERE {hdr}
+        {dup_sql}""")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {name}__num AS
+        SELECT rowid AS __i, {rownum} AS __r, {part} AS __p FROM {name} SEMI JOIN
+        (SELECT __i FROM {name}__skip UNION SELECT __first FROM {name}__skip) AS k ON rowid = k.__i""")
+    for kind, row, sheet, first, first_sheet in con.execute(f"""
+            SELECT s.kind, a.__r, a.__p, b.__r, b.__p FROM {name}__skip s JOIN {name}__num a ON a.__i = s.__i
+            LEFT JOIN {name}__num b ON b.__i = s.__first ORDER BY s.__i""").fetchall():
+        if kind == "duplicate":
+            where = f"row {first}" if first_sheet == sheet else f"sheet {first_sheet!r} row {first}"
+            reason = (f"exact repeat of {where} (counted once; pass --keep-repeated-lines if identical lines "
+                      "are separate sales)")
+        else:
+            reason = "the header line again (exports pasted together?): not a data row"
+        raw.skipped.append((sheet, int(row), kind, reason))
+    keep_num = "" if raw.explicit_rows else f", {rownum} AS __row"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {name} AS SELECT *{keep_num} FROM {name}
+        WHERE rowid NOT IN (SELECT __i FROM {name}__skip) ORDER BY rowid""")
+    con.execute(f"DROP TABLE {name}__skip; DROP TABLE {name}__num")
+    if not raw.explicit_rows:
+        raw.explicit_rows, raw.row_column = True, "__row"
+    raw.rows -= n_hdr + n_dup
+    if n_dup:
+        raw.notes.append(f"{n_dup:,} exact repeated row(s) counted once (listed in the rejects file as duplicates; "
+                         "--keep-repeated-lines keeps them)")
 
 
 def row_numbers_sql(raw: RawTable) -> str:

@@ -37,6 +37,7 @@ class RawTable:
     explicit_rows: bool = False  # the table carries its own row numbers (in `row_column`)
     row_column: str = "__row"
     header_rows: int = 1  # lines before the first data row (title lines + header)
+    blank_rows: list[int] = field(default_factory=list)  # empty lines the CSV reader skipped (row numbers)
     # Rows taken out before mapping: (sheet or None, row, kind, reason); kind is "duplicate" (an exact
     # repeat of an earlier row) or "repeated header" (the header line again, from pasted exports).
     skipped: list[tuple[str | None, int, str, str]] = field(default_factory=list)
@@ -175,7 +176,7 @@ def load_csv(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimite
                 reason = (f"byte 0x{info.bad_bytes[k][1]:02X} is not valid UTF-8, the encoding of the rest of the file "
                           "(text pasted from a Windows/Latin-1 source?); retype the character in this row and "
                           "import the file again")
-        rejects.append((int(line), col, (csv_line or "")[:200], reason))
+        rejects.append((int(line), col, (csv_line or "").lstrip("\r\n")[:200], reason))
     # The same line can be reported twice (e.g. a cast and a column count error); keep the first.
     seen: set[int] = set()
     rejects = [r for r in rejects if not (r[0] in seen or seen.add(r[0]))]
@@ -188,7 +189,31 @@ def load_csv(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimite
     dupes = [h for h in header if re.fullmatch(r".+_\d+", h) and re.sub(r"_\d+$", "", h) in header]
     if dupes:
         notes.append(f"the header repeats column name(s) {', '.join(dupes)}; the first of each is used")
-    return RawTable(name, header, int(n), rejects, notes, delimiter=o["delim"], header_rows=1 + int(o["skip"]))
+    raw = RawTable(name, header, int(n), rejects, notes, delimiter=o["delim"], header_rows=1 + int(o["skip"]))
+    if info.blank_lines:
+        raw.blank_rows = _blank_records(info, o)
+    return raw
+
+
+def _blank_records(info: FileInfo, o: dict[str, str]) -> list[int]:
+    """Row numbers of empty lines below the header, counted as DuckDB counts rows (a quoted line
+    break does not start a row). DuckDB skips them, so later rows are numbered past them."""
+    import gzip
+
+    opener = gzip.open if info.compressed else open
+    old = csv.field_size_limit()
+    csv.field_size_limit(max(old, int(o["max_line_size"])))
+    try:
+        with opener(info.readable, "rt", encoding="utf-8", errors="replace", newline="") as fh:  # type: ignore[operator]
+            reader = csv.reader(fh, delimiter=o["delim"], quotechar=o["quote"],
+                                doublequote=o["escape"] == o["quote"],
+                                escapechar=None if o["escape"] == o["quote"] else o["escape"])
+            first = 1 + int(o["skip"])
+            return [i for i, rec in enumerate(reader, start=1) if not rec and i > first]
+    except csv.Error:
+        return []  # numbering as DuckDB gives it
+    finally:
+        csv.field_size_limit(old)
 
 
 def _reject_reason(err_type: str, msg: str) -> str:
@@ -271,6 +296,7 @@ def load(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimiter: s
     else:
         raw = load_csv(con, info, name, delimiter)
     raw.notes = list(info.notes) + raw.notes
+    number_rows(con, raw)
     if info.kind == "whitespace" and not keep_repeated_lines:
         # A purchase log without order ids or times (CDNOW): identical lines are separate purchases,
         # and the published figures for these data sets count every line.
@@ -358,19 +384,46 @@ def drop_artefacts(con: duckdb.DuckDBPyConnection, raw: RawTable, header_lines: 
                          "--keep-repeated-lines keeps them)")
 
 
+def _missing_rows(raw: RawTable) -> list[int]:
+    """Row numbers with no staged row: rejected by DuckDB, or empty lines it skipped."""
+    return sorted({r[0] for r in raw.rejects} | set(raw.blank_rows))
+
+
 def row_numbers_sql(raw: RawTable) -> str:
     """Expression giving each staged row its row number in the file (header = row 1).
 
-    Rows DuckDB rejected are not in the table, so later rows are shifted back
-    by the number of rejected rows before them.
+    Rows DuckDB rejected and empty lines it skipped are not in the table, so later rows
+    are shifted by the number of such rows before them.
     """
     if raw.explicit_rows:
         return f"CAST({ident(raw.row_column)} AS BIGINT)"
     header_rows = raw.header_rows
     base = f"(rowid + {header_rows + 1})"
-    if not raw.rejects:
+    missing = _missing_rows(raw)
+    if not missing:
         return base
-    # adjusted thresholds: the j-th rejected row (0-based) shifts every staged row index >= row_j - header - 1 - j
-    thresholds = [r[0] - header_rows - 1 - j for j, r in enumerate(sorted(raw.rejects))]
+    # adjusted thresholds: the j-th missing row (0-based) shifts every staged row index >= row_j - header - 1 - j
+    thresholds = [m - header_rows - 1 - j for j, m in enumerate(missing)]
     arr = "[" + ", ".join(str(t) for t in thresholds) + "]"
     return f"({base} + len(list_filter({arr}, lambda x: x <= rowid)))"
+
+
+def number_rows(con: duckdb.DuckDBPyConnection, raw: RawTable) -> None:
+    """Give the staged table explicit row numbers (`__row`) when many rows are missing from it.
+
+    `row_numbers_sql` compares every row with every missing row; beyond a few dozen an as-of
+    join on the sorted thresholds does the same in one pass.
+    """
+    missing = _missing_rows(raw)
+    if raw.explicit_rows or len(missing) <= 64:
+        return
+    thresholds = [m - raw.header_rows - 1 - j for j, m in enumerate(missing)]
+    name = raw.name
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name}__shift AS SELECT * FROM "
+                f"(SELECT unnest(?::BIGINT[]) AS t, generate_series(1, ?) AS k)", [thresholds, len(thresholds)])
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE {name} AS
+        SELECT d.* EXCLUDE (__i), d.__i + {raw.header_rows + 1} + coalesce(m.k, 0) AS __row
+        FROM (SELECT *, rowid AS __i FROM {name}) AS d ASOF LEFT JOIN {name}__shift AS m ON d.__i >= m.t
+        ORDER BY d.__i""")
+    con.execute(f"DROP TABLE {name}__shift")
+    raw.explicit_rows, raw.row_column = True, "__row"

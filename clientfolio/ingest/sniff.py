@@ -49,6 +49,7 @@ class FileInfo:
     bad_bytes: tuple[tuple[int, int], ...] = ()  # (offset in `readable`, byte) of bytes that are not UTF-8
     longest_line: int = 0  # bytes, of the longest physical line (lines under 1 MiB may be undercounted)
     longest_line_no: int = 0  # its line number (1-based)
+    blank_lines: bool = False  # the file has empty lines (the CSV reader skips them)
 
 
 @dataclass
@@ -61,6 +62,7 @@ class TextScan:
     line_boms: int = 0  # U+FEFF at the start of a line other than the first
     longest_line: int = 0
     longest_line_no: int = 0
+    blank_lines: bool = False
 
     def utf8(self) -> bool:
         """UTF-8 unless bytes that are not UTF-8 outnumber valid multi-byte characters 10 to 1.
@@ -122,6 +124,8 @@ def scan_text(path: Path, compressed: bool) -> TextScan:
             chunk = fh.read(_CHUNK)
             final = not chunk
             if chunk:
+                if not sc.blank_lines and (b"\n\n" in chunk or b"\n\r\n" in chunk):
+                    sc.blank_lines = True
                 nl = chunk.find(b"\n")
                 if nl < 0:
                     run += len(chunk)
@@ -350,7 +354,8 @@ def sniff(path: str | Path, workdir: Path) -> FileInfo:
             scan = _scan(readable, False)
     compressed = compressed and readable == p  # converted copies are plain files
     extra = {"bad_bytes": tuple(scan.bad) if encoding.startswith("utf-8") else (),
-             "longest_line": scan.longest_line, "longest_line_no": scan.longest_line_no}
+             "longest_line": scan.longest_line, "longest_line_no": scan.longest_line_no,
+             "blank_lines": scan.blank_lines}
     lines = [ln for ln in text.replace("\r", "").split("\n")[:50] if ln.strip()]
     if len(lines) > 1 and lines[-1] == text.replace("\r", "").split("\n")[-1]:
         lines = lines[:-1] or lines  # the last sampled line may be cut

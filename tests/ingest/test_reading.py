@@ -145,3 +145,13 @@ def test_row_longer_than_any_table_row_is_refused_naming_its_line(tmp_path: Path
         import_files([HERE / "quoted_field_12mb_many_lines.csv.gz"], str(tmp_path / "s.duckdb"),
                      rejects_dir=tmp_path / "rej")
     assert "a row is 12 MB long" in str(exc.value) and "C31,31,2024-01-04,31" in str(exc.value)
+
+
+@pytest.mark.parametrize("name", ["blank_lines.csv", "blank_lines_and_many_rejects.csv"])
+def test_rejected_rows_keep_their_line_numbers_past_empty_lines(name: str, tmp_path: Path, store_url: str) -> None:
+    path = HERE / name
+    lines = path.read_text().split("\n")
+    want = {n for n, line in enumerate(lines, start=1) if ",bad" in line or ",abc" in line or "extra" in line}
+    f, tx, rejects = _run(path, store_url, tmp_path)
+    assert set(rejects["row"].astype(int)) == want and f.rows_rejected == len(want)
+    assert not rejects["value"].str.startswith("\n").any()

@@ -97,6 +97,20 @@ def long_fields() -> None:
     (HERE / "quoted_field_12mb_many_lines.csv.gz").write_bytes(gzip.compress((head + "".join(big)).encode(), mtime=0))
 
 
+def blank_lines_and_many_rejects() -> None:
+    """Empty lines (the CSV reader skips them) and >64 rejected rows: every reject keeps its line number."""
+    out = ["customer_id,order_id,date,amount\n"]
+    for i in range(1, 1501):
+        out.append(f"C{i % 50},{i},2024-01-{i % 28 + 1:02d},{'bad' if i % 15 == 0 else f'{i}.00'}\n")
+        if i % 400 == 0:
+            out.append("\n")
+        if i % 700 == 0:
+            out.append(f"C{i},x{i},2024-01-01,1,extra\n")
+    (HERE / "blank_lines_and_many_rejects.csv").write_text("".join(out))
+    small = "customer_id,order_id,date,amount\nC1,1,2024-01-01,10\n\nC2,2,2024-01-02,20,extra\n\n\nC3,3,2024-01-03,abc\n"
+    (HERE / "blank_lines.csv").write_text(small + "C4,4,2024-01-04,40\n")
+
+
 if __name__ == "__main__":
     utf8_with_cp1252_bytes()
     genuine_cp1252()
@@ -104,3 +118,4 @@ if __name__ == "__main__":
     pasted_exports()
     repeated_lines_no_order_id()
     long_fields()
+    blank_lines_and_many_rejects()

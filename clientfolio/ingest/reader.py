@@ -320,17 +320,21 @@ def _repeats(con: duckdb.DuckDBPyConnection, raw: RawTable, header_sql: str) -> 
 
 
 def _header_line_sql(raw: RawTable) -> str:
-    """True for a row that is the header line again (DuckDB renames repeated names 'x' to 'x_1')."""
-    conds = []
-    for h in _data_columns(raw):
-        v = f"lower(trim(coalesce({ident(h)}, '')))"
-        names = {h.strip().lower(), re.sub(r"_\d+$", "", h.strip().lower())}
-        if re.fullmatch(r"column\d+", h):
-            names.add("")  # an unnamed column
-        conds.append(f"{v} IN ({', '.join(lit(n) for n in sorted(names))})")
-    if len(conds) < 2:
+    """True for a row that holds the header line again, exactly.
+
+    DuckDB names a repeated column 'x' as 'x_1' and an unnamed one 'columnN'; the header line
+    holds 'x' and nothing there.  A row hash is compared first, so the test costs one hash.
+    """
+    cols = _data_columns(raw)
+    if len(cols) < 2:
         return "FALSE"
-    return "coalesce(" + " AND ".join(conds) + ", FALSE)"
+    vals = []
+    for h in cols:
+        base = re.sub(r"_\d+$", "", h)
+        vals.append(None if re.fullmatch(r"column\d+", h) else base if base != h and base in cols else h)
+    lits = [lit(v) if v is not None else "NULL::VARCHAR" for v in vals]
+    same = " AND ".join(f"{ident(c)} IS NOT DISTINCT FROM {v}" for c, v in zip(cols, lits))
+    return f"(hash({', '.join(ident(c) for c in cols)}) = hash({', '.join(lits)}) AND {same})"
 
 
 def drop_artefacts(con: duckdb.DuckDBPyConnection, raw: RawTable, header_lines: bool = True,
@@ -340,11 +344,18 @@ def drop_artefacts(con: duckdb.DuckDBPyConnection, raw: RawTable, header_lines: 
     Both are what pasting two overlapping exports together leaves behind: the second header
     would become a bad row, and every repeated order line would count its revenue twice.  Each
     removed row is named (with the row it repeats), so the accounting still balances.  When
-    rows are removed the table gets explicit row numbers (`__row`).
+    rows are removed the table gets explicit row numbers (`__row`).  One pass over a row hash
+    decides whether there is anything to do; the exact comparisons run only when there is.
     """
     hdr = _header_line_sql(raw) if header_lines else "FALSE"
-    n_hdr = con.execute(f"SELECT count(*) FROM {raw.name} WHERE {hdr}").fetchone()[0] if hdr != "FALSE" else 0
-    n_dup = _repeats(con, raw, hdr) if repeats else 0
+    if hdr == "FALSE" and not repeats:
+        return
+    cols = ", ".join(ident(c) for c in _data_columns(raw))
+    dup_count = f"count(*) - count(DISTINCT hash({cols}))" if repeats else "0"
+    maybe_hdr, maybe_dup = con.execute(
+        f"SELECT count(*) FILTER (WHERE {hdr}), {dup_count} FROM {raw.name}").fetchone()
+    n_hdr = maybe_hdr
+    n_dup = _repeats(con, raw, hdr) if repeats and maybe_dup else 0
     if not n_hdr and not n_dup:
         return
     name = raw.name

@@ -171,6 +171,8 @@ def _scan(path: Path, compressed: bool) -> TextScan:
     try:
         return scan_text(path, compressed)
     except (OSError, EOFError) as exc:
+        if not compressed:
+            raise IngestError(path, "cannot be read", hint=str(exc)) from None
         raise IngestError(path, "the file is compressed but cannot be decompressed",
                           hint=f"the .gz file looks truncated or corrupt ({exc}); export it again") from None
 

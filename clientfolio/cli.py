@@ -97,6 +97,9 @@ def import_cmd(
     max_amount: Annotated[float, typer.Option(help="Reject amounts larger than this as implausible.")] = 1e9,
     rejects_dir: Annotated[Optional[Path], typer.Option(help="Folder for rejects files (default: next to the store).")] = None,
     audit: Annotated[bool, typer.Option(help="Show the data check-up after importing.")] = True,
+    keep_repeated_lines: Annotated[bool, typer.Option(
+        "--keep-repeated-lines", help="Keep rows that repeat an earlier row exactly (a till that rings the same "
+        "item twice); by default they are counted once and listed as duplicates.")] = False,
 ) -> None:
     """Import order, customer, event or marketing-spend exports into the store.
 
@@ -117,6 +120,7 @@ def import_cmd(
             layout=layout, mapping=load_layout_file(mapping) if mapping else None, columns=cols,
             date_order=date_order, date_format=date_format, timezone=timezone, decimal=decimal,
             delimiter=delimiter, allow_no_customer=allow_no_customer, max_amount=max_amount,
+            keep_repeated_lines=keep_repeated_lines,
         )
         with open_store(store) as st, _progress() as prog:
             task = prog.add_task("importing", total=1.0)

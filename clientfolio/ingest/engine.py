@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from clientfolio.core.errors import ClientfolioError, IngestError
+from clientfolio.core.errors import ClientfolioError, IngestError, StoreError
 from clientfolio.ingest.layouts import Detection, Layout, builtin_layouts, detect_layout, layout_from_dict
 from clientfolio.ingest.reader import RawTable, load
 from clientfolio.ingest.result import FileReport, ImportResult
@@ -329,6 +330,23 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, stages: list[Stage], dst: Pat
     return n
 
 
+def _append_skipped(stages: list[Stage], dst: Path) -> int:
+    """Add the rows the reader took out (exact repeats, repeated header lines) to the rejects file.
+
+    Only numbers and fixed text are written (no cell values), so nothing here can be taken
+    for a formula by a spreadsheet.
+    """
+    n = 0
+    with open(dst, "a", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        for s in stages:
+            for part, row, kind, reason in s.raw.skipped:
+                where = f"{s.path} [sheet {part}]" if part else s.path
+                w.writerow([where, row, "", "", reason, kind])
+                n += 1
+    return n
+
+
 def import_files(
     paths: Sequence[str | Path],
     store: Store | str | Path | None = None,
@@ -342,6 +360,7 @@ def import_files(
     st = open_store(store) if own_store else store
     report = progress or (lambda msg, frac: None)
     started = datetime.now(timezone.utc).replace(tzinfo=None)
+    committed = False
     try:
         con = st.staging()
         # Bound memory: DuckDB spills staged tables to disk beyond this (large files stream).
@@ -356,7 +375,7 @@ def import_files(
                 report(f"reading {path.name}", start)
                 info = sniff(path, Path(tmp))
                 with _watched(con, report, f"reading {path.name}", start, start + share / 2):
-                    raw = load(con, info, f"raw_{i}", opts.delimiter)
+                    raw = load(con, info, f"raw_{i}", opts.delimiter, opts.keep_repeated_lines)
                 if raw.rows == 0 and not raw.rejects:
                     raise IngestError(path, "has a header but no data rows", hint="export again with a date range that has orders")
                 det = _detect(raw, path, opts)
@@ -374,18 +393,23 @@ def import_files(
             final = rdir / f"import-{import_id:04d}.csv"
             tmp_rejects = Path(tmp) / final.name
             n_rejects = _write_rejects(con, stages, tmp_rejects)
+            n_rejects += _append_skipped(stages, tmp_rejects)
 
             reports: list[FileReport] = []
             for s in stages:
                 lay = s.detection.layout
                 rep = FileReport(str(s.path), lay.name, lay.title, s.table)
-                rep.rows_in = s.raw.rows + len(s.raw.rejects)
+                rep.rows_in = s.raw.rows + len(s.raw.rejects) + len(s.raw.skipped)
+                skipped_dups = sum(1 for *_, kind, _r in s.raw.skipped if kind == "duplicate")
                 kinds = dict(con.execute(
                     f"SELECT CASE WHEN __dup IS NOT NULL THEN 'dup_' || __dup ELSE __kind END, count(*) "
                     f"FROM {s.stage} GROUP BY 1").fetchall())
                 rep.rows_rejected = len(s.raw.rejects) + kinds.get("invalid", 0) + kinds.get("excluded", 0) \
-                    + kinds.get("dup_conflict", 0)
-                rep.rows_deduplicated = kinds.get("dup_dup", 0)
+                    + kinds.get("dup_conflict", 0) + len(s.raw.skipped) - skipped_dups
+                rep.rows_deduplicated = kinds.get("dup_dup", 0) + skipped_dups
+                for *_, kind, reason in s.raw.skipped:
+                    if kind != "duplicate":
+                        rep.rejected_by_reason[reason] += 1
                 for reason, k in con.execute(
                         f"SELECT __reason, count(*) FROM {s.stage} WHERE __kind <> 'ok' OR __dup = 'conflict' GROUP BY 1").fetchall():
                     rep.rejected_by_reason[reason] += k
@@ -430,15 +454,53 @@ def import_files(
             tables = sorted({s.table for s in stages})
             with _watched(con, report, "writing to the store", 0.85, 1.0):
                 counts = st.apply_import(con, tables, log)
+            committed = True
             if n_rejects:  # only once the data is committed, so a failed import leaves no rejects file
                 final.parent.mkdir(parents=True, exist_ok=True)
                 _move_into_place(tmp_rejects, final)
             _drop_temp(con, stages)
         report("done", 1.0)
         return ImportResult(import_id, reports, final if n_rejects else None, counts.linked)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        plain = _plain_failure(exc, committed)
+        if plain is None:
+            raise
+        raise plain from None
     finally:
         if own_store:
             st.close()
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
+_DISK_FULL_TEXT = ("no space left on device", "file too large", "disk quota exceeded")
+
+
+def _plain_failure(exc: BaseException, committed: bool) -> BaseException | None:
+    """An interrupt or a full disk, wherever it surfaced (DuckDB, PostgreSQL, a file write, or
+    wrapped in an IngestError), as the plain exception the caller should see; else None."""
+    seen: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and len(seen) < 20:
+        seen.append(e)
+        e = e.__cause__ or e.__context__
+    for e in seen:
+        if isinstance(e, duckdb.InterruptException) or (
+                isinstance(e, RuntimeError) and "query interrupted" in str(e).lower()):
+            return KeyboardInterrupt()
+    for e in seen:
+        text = str(e).lower()
+        if (isinstance(e, OSError) and e.errno in _DISK_FULL) or any(t in text for t in _DISK_FULL_TEXT):
+            detail = str(e).strip().splitlines()[0][:300]
+            where = (f"the store's disk, {tempfile.gettempdir()} (temporary copies) and the rejects folder")
+            if committed:
+                return StoreError(f"the import was stored, but its rejects file could not be written: the disk is "
+                                  f"full or a file size limit was reached ({detail}). Free some space on {where}.")
+            return StoreError(f"the disk is full or a file size limit was reached while importing ({detail}). "
+                              f"Nothing was imported; the store is unchanged. Free some space on {where}, "
+                              "then run the import again.")
+    return None
 
 
 def _move_into_place(src: Path, dst: Path) -> None:

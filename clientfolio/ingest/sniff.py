@@ -3,6 +3,11 @@
 Everything that is not plain UTF-8 text (UTF-16, Latin-1/CP1252, Excel) is
 converted once into a temporary UTF-8 CSV, streamed in chunks, so the reader
 downstream (DuckDB's CSV reader) only ever sees one kind of input.
+
+The encoding of a text file is decided on the whole file, not a sample: one
+streaming pass counts valid multi-byte UTF-8 characters and bytes that are not
+UTF-8, and notes what the reader needs to know (the longest line, byte-order
+marks left in the middle of the file by concatenated exports).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import gzip
 import io
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +27,10 @@ from clientfolio.core.errors import IngestError
 FileKind = Literal["csv", "whitespace", "xlsx", "parquet"]
 
 _SAMPLE = 256 * 1024
+_CHUNK = 1 << 20
+_MAX_BAD = 10_000  # bytes that are not UTF-8 whose position is kept (more are only counted)
+_BAD_BYTE = re.compile("[\udc80-\udcff]")  # how surrogateescape decoding shows a byte that is not UTF-8
+_LINE_BOM = re.compile("(?<=[\r\n])\ufeff")
 SHEET_COL, SHEET_ROW_COL = "__sheet", "__sheet_row"
 _WHITESPACE_LINE = re.compile(r"^\s*\S+(\s+\S+){2,5}\s*$")
 _CDNOW_LINE = re.compile(r"^\s*\d+(\s+\d+)?\s+\d{8}\s+-?\d+\s+-?[\d.]+\s*$")
@@ -37,6 +46,31 @@ class FileInfo:
     compressed: bool
     readable: Path  # the path the reader should open (may be a UTF-8 temp copy)
     notes: tuple[str, ...] = ()
+    bad_bytes: tuple[tuple[int, int], ...] = ()  # (offset in `readable`, byte) of bytes that are not UTF-8
+    longest_line: int = 0  # bytes, of the longest physical line (lines under 1 MiB may be undercounted)
+    longest_line_no: int = 0  # its line number (1-based)
+    blank_lines: bool = False  # the file has empty lines (the CSV reader skips them)
+
+
+@dataclass
+class TextScan:
+    """What one streaming pass over a text file found (see `scan_text`)."""
+
+    non_ascii: int = 0  # valid multi-byte UTF-8 characters
+    n_bad: int = 0  # bytes that are not valid UTF-8
+    bad: list[tuple[int, int]] = field(default_factory=list)  # (byte offset, byte), the first _MAX_BAD
+    line_boms: int = 0  # U+FEFF at the start of a line other than the first
+    longest_line: int = 0
+    longest_line_no: int = 0
+    blank_lines: bool = False
+
+    def utf8(self) -> bool:
+        """UTF-8 unless bytes that are not UTF-8 outnumber valid multi-byte characters 10 to 1.
+
+        A genuine CP1252/Latin-1 file has (almost) no valid multi-byte sequences; a UTF-8 file
+        with a few pasted CP1252 bytes has many.  The few bad rows are rejected, not the file.
+        """
+        return self.n_bad == 0 or self.non_ascii * 10 >= self.n_bad
 
 
 def _open_bytes(path: Path, compressed: bool) -> io.BufferedIOBase:
@@ -72,6 +106,95 @@ def _guess_encoding(head: bytes) -> str:
         return "cp1252"
 
 
+def scan_text(path: Path, compressed: bool) -> TextScan:
+    """Stream the whole file once (1 MiB at a time) and collect the evidence `sniff` decides on.
+
+    Pure-ASCII chunks cost a newline count; other chunks one C-speed decode with
+    ``surrogateescape`` (each byte that is not UTF-8 becomes one findable surrogate).
+    """
+    sc = TextScan()
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+    offset = 0  # bytes read so far
+    lines = 1  # line number at the current position
+    run = 0  # bytes since the last newline
+    prev_end = "\n"  # last character decoded so far (the file start counts as a line start)
+    first = True
+    with _open_bytes(path, compressed) as fh:
+        while True:
+            chunk = fh.read(_CHUNK)
+            final = not chunk
+            if chunk:
+                if not sc.blank_lines and (b"\n\n" in chunk or b"\n\r\n" in chunk):
+                    sc.blank_lines = True
+                nl = chunk.find(b"\n")
+                if nl < 0:
+                    run += len(chunk)
+                else:
+                    if run + nl > sc.longest_line:
+                        sc.longest_line, sc.longest_line_no = run + nl, lines
+                    run = len(chunk) - chunk.rfind(b"\n") - 1
+            if chunk.isascii() and not decoder.getstate()[0]:
+                lines += chunk.count(b"\n")
+                offset += len(chunk)
+                if chunk:
+                    prev_end = chr(chunk[-1])
+                if final:
+                    break
+                first = False
+                continue
+            start = offset - len(decoder.getstate()[0])  # byte offset of the text about to be decoded
+            text = decoder.decode(chunk, final=final)
+            offset += len(chunk)
+            if text:
+                sc.line_boms += len(_LINE_BOM.findall(text)) + (
+                    1 if not first and prev_end in "\r\n" and text[0] == "\ufeff" else 0)
+                bad = [m.start() for m in _BAD_BYTE.finditer(text)]
+                sc.non_ascii += len(text) - len(text.encode("ascii", "ignore")) - len(bad)
+                pos, pos_bytes = 0, start
+                for i in bad:
+                    sc.n_bad += 1
+                    if len(sc.bad) < _MAX_BAD:
+                        pos_bytes += len(text[pos:i].encode("utf-8", "surrogateescape"))
+                        pos = i
+                        sc.bad.append((pos_bytes, ord(text[i]) - 0xDC00))
+                lines += text.count("\n")
+                prev_end = text[-1]
+                first = False
+            if final:
+                break
+    if run > sc.longest_line:
+        sc.longest_line, sc.longest_line_no = run, lines
+    return sc
+
+
+def _scan(path: Path, compressed: bool) -> TextScan:
+    try:
+        return scan_text(path, compressed)
+    except (OSError, EOFError) as exc:
+        if not compressed:
+            raise IngestError(path, "cannot be read", hint=str(exc)) from None
+        raise IngestError(path, "the file is compressed but cannot be decompressed",
+                          hint=f"the .gz file looks truncated or corrupt ({exc}); export it again") from None
+
+
+def _strip_line_boms(src: Path, compressed: bool, dst: Path) -> None:
+    """Copy `src` to `dst` without the byte-order marks that start lines (bytes kept as they are)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+    prev_end = ""
+    with _open_bytes(src, compressed) as fin, open(dst, "wb") as fout:
+        while True:
+            chunk = fin.read(_CHUNK)
+            text = decoder.decode(chunk, final=not chunk)
+            if text:
+                cleaned = _LINE_BOM.sub("", text)
+                if prev_end in "\r\n" and prev_end and cleaned.startswith("\ufeff"):
+                    cleaned = cleaned[1:]
+                fout.write(cleaned.encode("utf-8", "surrogateescape"))
+                prev_end = text[-1]
+            if not chunk:
+                break
+
+
 def _looks_binary(head: bytes, encoding: str) -> bool:
     if encoding.startswith("utf-16"):
         return False
@@ -87,12 +210,15 @@ def _looks_binary(head: bytes, encoding: str) -> bool:
 def _transcode(src: Path, compressed: bool, encoding: str, dst: Path) -> None:
     """Stream `src` in `encoding` into a UTF-8 file `dst` (1 MiB at a time)."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace" if encoding == "cp1252" else "strict")
+    last = ""
     with _open_bytes(src, compressed) as fin, open(dst, "w", encoding="utf-8", newline="") as fout:
         while True:
-            chunk = fin.read(1 << 20)
+            chunk = fin.read(_CHUNK)
             text = decoder.decode(chunk, final=not chunk)
             if text:
-                fout.write(text.lstrip("\ufeff") if fout.tell() == 0 else text)
+                text = _LINE_BOM.sub("", text)
+                fout.write(text.lstrip("\ufeff") if fout.tell() == 0 or last in "\r\n" else text)
+                last = text[-1:] or last
             if not chunk:
                 break
 
@@ -114,6 +240,10 @@ def _xlsx_to_csv(src: Path, dst: Path) -> list[str]:
     with open(dst, "w", encoding="utf-8", newline="") as fout:
         writer = csv.writer(fout)
         for ws in wb.worksheets:
+            if hasattr(ws, "reset_dimensions"):
+                # Read-only mode trusts the sheet's stored <dimension>, which some writers get wrong
+                # (rows beyond it would vanish); forget it and read until the last row.
+                ws.reset_dimensions()
             rows = ws.iter_rows(values_only=True)
             first = next(rows, None)
             if first is None or all(v is None for v in first):
@@ -187,8 +317,15 @@ def sniff(path: str | Path, workdir: Path) -> FileInfo:
     encoding = _guess_encoding(head)
     if _looks_binary(head, encoding):
         raise IngestError(p, "is not a text table (it contains binary data)", hint="export the data as CSV, Excel (.xlsx) or Parquet")
-    text = head.decode(encoding if encoding != "cp1252" else "cp1252", errors="replace")
-    if text.lstrip()[:15].lower().startswith(("<!doctype html", "<html", "<?xml")):
+    scan = None
+    if not encoding.startswith("utf-16"):
+        scan = _scan(p, compressed)
+        if scan.utf8():
+            encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+        else:
+            encoding = "cp1252"
+    text = head.decode(encoding, errors="replace")
+    if text.lstrip("\ufeff \t\r\n")[:15].lower().startswith(("<!doctype html", "<html", "<?xml")):
         raise IngestError(p, "is a web page or XML document, not a CSV export",
                           hint="the download probably saved a login or error page; download the export again")
     readable = p
@@ -198,13 +335,33 @@ def sniff(path: str | Path, workdir: Path) -> FileInfo:
             _transcode(p, compressed, encoding, readable)
         except UnicodeDecodeError as exc:
             raise IngestError(p, f"cannot be decoded as {encoding}", hint=str(exc)) from None
-        notes = notes + (f"encoding {encoding} converted to UTF-8",)
-    elif encoding == "utf-8-sig":
-        notes = notes + ("UTF-8 with byte-order mark",)
+        if scan is not None:
+            notes = notes + (f"encoding: cp1252 (Windows Latin-1), converted to UTF-8 ({scan.n_bad:,} bytes are not "
+                             f"valid UTF-8, {scan.non_ascii:,} characters are)",)
+        else:
+            notes = notes + (f"encoding: {encoding.upper()}, converted to UTF-8",)
+        scan = _scan(readable, False)  # the converted copy: line lengths and offsets as the reader sees them
+    else:
+        name_enc = "UTF-8 with byte-order mark" if encoding == "utf-8-sig" else "UTF-8"
+        if scan.n_bad:
+            notes = notes + (f"encoding: {name_enc} ({scan.non_ascii:,} valid multi-byte characters); {scan.n_bad:,} "
+                             "byte(s) that are not UTF-8 make their rows rejected",)
+        elif scan.non_ascii or encoding == "utf-8-sig":
+            notes = notes + (f"encoding: {name_enc}",)
+        if scan.line_boms:
+            readable = workdir / (p.stem + ".nobom.csv")
+            _strip_line_boms(p, compressed, readable)
+            notes = notes + (f"{scan.line_boms:,} byte-order mark(s) at the start of a line removed "
+                             "(left by exports pasted together)",)
+            scan = _scan(readable, False)
+    compressed = compressed and readable == p  # converted copies are plain files
+    extra = {"bad_bytes": tuple(scan.bad) if encoding.startswith("utf-8") else (),
+             "longest_line": scan.longest_line, "longest_line_no": scan.longest_line_no,
+             "blank_lines": scan.blank_lines}
     lines = [ln for ln in text.replace("\r", "").split("\n")[:50] if ln.strip()]
     if len(lines) > 1 and lines[-1] == text.replace("\r", "").split("\n")[-1]:
         lines = lines[:-1] or lines  # the last sampled line may be cut
     data_lines = lines[1:] if lines and not _CDNOW_LINE.match(lines[0]) else lines
     if data_lines and all(_CDNOW_LINE.match(ln) for ln in data_lines) and not any(c in lines[0] for c in ",;\t|"):
-        return FileInfo(p, "whitespace", encoding, compressed, readable, notes)
-    return FileInfo(p, "csv", encoding, compressed, readable, notes)
+        return FileInfo(p, "whitespace", encoding, compressed, readable, notes, **extra)
+    return FileInfo(p, "csv", encoding, compressed, readable, notes, **extra)

@@ -43,6 +43,7 @@ class ImportOptions:
     allow_no_customer: bool = False
     max_amount: float = MAX_ABS_AMOUNT
     now: datetime | None = None
+    keep_repeated_lines: bool = False  # keep exact repeated rows (a till that rings the same item twice)
 
 
 @dataclass

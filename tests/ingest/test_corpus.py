@@ -46,7 +46,7 @@ def test_corpus_file_imports_with_balanced_accounting(name: str, tmp_path: Path,
     # Running the same import again stores nothing new.
     again = import_files([path], store_url, opts, rejects_dir=tmp_path / "rej").files[0]
     assert again.rows_new == 0 and again.rows_updated == 0
-    assert again.rows_deduplicated == f.rows_stored
+    assert again.rows_deduplicated == f.rows_stored + f.rows_deduplicated
 
 
 @pytest.mark.parametrize("name", sorted(NO_CUSTOMER_COLUMN))
@@ -70,8 +70,10 @@ def test_uci_online_retail_amounts_refunds_and_guests(tmp_path: Path, store_url:
     q, p = df["Quantity"].astype(float), df["UnitPrice"].astype(float)
     adjustment = (q < 0) & ~df["InvoiceNo"].str.startswith("C")
     fee = df["StockCode"].isin(["AMAZONFEE", "BANK CHARGES", "B", "CRUK", "S", "PADS", "ADJUST", "ADJUST2"])
-    kept = ~(adjustment | fee)
-    assert f.rows_rejected == int((~kept).sum())
+    repeat = df.duplicated(keep="first")  # exact repeated lines are counted once
+    kept = ~(adjustment | fee) & ~repeat
+    assert f.rows_deduplicated == int(repeat.sum()) > 0
+    assert f.rows_rejected == int((~kept & ~repeat).sum())
     assert tx["amount"].sum() == pytest.approx(float((q * p)[kept].sum()), abs=1e-6)
     assert f.refund_rows == int(df["InvoiceNo"].str.startswith("C")[kept].sum()) == 26
     assert f.guest_rows == int(df["CustomerID"].isna()[kept].sum())

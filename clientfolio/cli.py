@@ -95,6 +95,10 @@ def import_cmd(
     delimiter: Annotated[Optional[str], typer.Option(help="Field separator, if detection fails.")] = None,
     allow_no_customer: Annotated[bool, typer.Option(help="Import files without customer columns as guest sales.")] = False,
     max_amount: Annotated[float, typer.Option(help="Reject amounts larger than this as implausible.")] = 1e9,
+    currency: Annotated[Optional[str], typer.Option(help="ISO code (e.g. EUR): import only amounts in this currency "
+                                                         "(others go to the rejects file), or convert into it with --rates.")] = None,
+    rates: Annotated[Optional[Path], typer.Option(help="CSV of currency,rate (one unit's worth in the store's "
+                                                       "currency) to convert several currencies into one.")] = None,
     rejects_dir: Annotated[Optional[Path], typer.Option(help="Folder for rejects files (default: next to the store).")] = None,
     audit: Annotated[bool, typer.Option(help="Show the data check-up after importing.")] = True,
     keep_repeated_lines: Annotated[bool, typer.Option(
@@ -121,6 +125,7 @@ def import_cmd(
             date_order=date_order, date_format=date_format, timezone=timezone, decimal=decimal,
             delimiter=delimiter, allow_no_customer=allow_no_customer, max_amount=max_amount,
             keep_repeated_lines=keep_repeated_lines,
+            currency=currency, rates=rates,
         )
         with open_store(store) as st, _progress() as prog:
             task = prog.add_task("importing", total=1.0)

@@ -20,10 +20,14 @@ import duckdb
 
 from clientfolio.core.errors import IngestError
 from clientfolio.ingest.sqlexpr import lit, text
+from clientfolio.ingest.zones import Zone, resolve_zone
 
 NUMERIC_DMY = r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4}|\d{2})(?:[ T,]+(\d{1,2})[:.](\d{2})(?:[:.](\d{2})(?:\.\d+)?)?\s*([AaPp][Mm])?)?\s*$"
 ISO = r"^\d{4}-\d{1,2}-\d{1,2}"
 YMD8 = r"^\d{8}$"
+# An ISO date and time, then whatever follows it (a zone, or junk): split so the zone is read on its own.
+ISO_SPLIT = r"^(\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?)\s*(.*)$"
+FAST_ISO = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
 MONTH_NAME = r"^\d{1,2}[ \-/][A-Za-z]{3,9}[ \-/,]+\d{2,4}"
 
 # Names Square (and Rails) write in its "Time Zone" column, mapped to IANA zones.
@@ -149,13 +153,67 @@ def _numeric_dmy(v: str, order: str) -> str:
     return f"try_cast({s} AS TIMESTAMP)"
 
 
-def _iso(v: str, tz: str) -> str:
-    # '2024-03-05 14:22:31 +0100' -> '... +01:00'; 'Z' and offsets become UTC, naive values use `tz`.
-    fixed = f"regexp_replace({v}, '\\s*([+-])(\\d{{2}}):?(\\d{{2}})$', '\\1\\2:\\3')"
-    has_offset = f"regexp_matches({v}, '(Z|[+-]\\d{{2}}:?\\d{{2}})$')"
-    naive = f"try_cast({v} AS TIMESTAMP)"
-    return (f"CASE WHEN {has_offset} THEN try_cast({fixed} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' "
-            f"ELSE {_localize(naive, tz)} END")
+def _iso(v: str, tz: str, zones: dict[str, Zone]) -> str:
+    """ISO date-time with an optional zone after it: '+01:00', '-05', 'Z', 'CEST', 'Europe/Paris'.
+
+    A suffix that `scan_zones` did not recognise gives NULL (the row is rejected with its reason);
+    naive values are in `tz`.
+    """
+    local = f"try_cast(replace(regexp_extract({v}, {lit(ISO_SPLIT)}, 1), ',', '.') AS TIMESTAMP)"
+    zone = f"regexp_extract({v}, {lit(ISO_SPLIT)}, 2)"
+    offsets = {z: r.offset for z, r in zones.items() if r.offset is not None}
+    names = {z: r.name for z, r in zones.items() if r.name is not None}
+    cases = [f"WHEN {zone} = '' THEN {_localize(local, tz)}"]
+    if offsets:
+        m = "MAP {" + ", ".join(f"{lit(k)}: {int(o)}" for k, o in offsets.items()) + "}"
+        cases.append(f"WHEN {m}[{zone}] IS NOT NULL THEN {local} - to_minutes({m}[{zone}])")
+    if names:
+        m = "MAP {" + ", ".join(f"{lit(k)}: {lit(n)}" for k, n in names.items()) + "}"
+        cases.append(f"WHEN {m}[{zone}] IS NOT NULL THEN timezone({m}[{zone}], {local}) AT TIME ZONE 'UTC'")
+    return "(CASE " + " ".join(cases) + " END)"
+
+
+def scan_zones(con: duckdb.DuckDBPyConnection, table: str, col: str, *, path: str, column_name: str,
+               tz: str) -> dict[str, Zone]:
+    """Read every distinct text after an ISO time in a column once, in Python (see zones.py).
+
+    An abbreviation with several meanings stops the import and asks for --timezone (like an
+    undecidable date order); other unrecognised suffixes are left out, so their rows are rejected.
+    """
+    rows = con.execute(
+        f"""SELECT z, min(v) FROM (
+              SELECT v, regexp_extract(v, {lit(ISO_SPLIT)}, 2) AS z FROM (SELECT {text(col)} AS v FROM {table})
+              WHERE v IS NOT NULL AND NOT regexp_full_match(v, {lit(FAST_ISO)}) AND regexp_matches(v, {lit(ISO)}))
+            WHERE z <> '' GROUP BY z LIMIT 10000"""
+    ).fetchall()
+    zones: dict[str, Zone] = {}
+    for z, example in rows:
+        res = resolve_zone(z, tz)
+        if res.ambiguous:
+            raise IngestError(
+                path, f"times end with {z!r} (e.g. {example!r}): {res.problem}", column=column_name,
+                hint="name the shop's time zone with --timezone, e.g. --timezone America/New_York, "
+                "Europe/London or Asia/Kolkata; its abbreviations are then read with their offsets")
+        if res.problem is None:
+            zones[z] = res
+    return zones
+
+
+def date_problem(v: str) -> str:
+    """SQL for why a date was not read (evaluated only for rejected values)."""
+    v = text(v)
+    zone = f"regexp_extract({v}, {lit(ISO_SPLIT)}, 2)"
+    offset = r"(?i)^(?:(?:UTC|GMT|UT) ?)?[+-][0-9]{1,2}(?::?[0-9]{2})?$"
+    return (
+        f"CASE WHEN regexp_matches({v}, {lit(ISO)}) AND {zone} <> '' THEN "
+        f"CASE WHEN regexp_matches({zone}, {lit(offset)}) THEN 'the time-zone offset ''' || {zone} || ''' is out of "
+        "range (-12:00 to +14:00, minutes below 60)' "
+        f"ELSE 'unrecognised text ''' || {zone} || ''' after the date/time (a time zone must be an offset such as "
+        "+01:00 or -05, Z or UTC, a zone name such as Europe/Paris, or an abbreviation such as CET)' END "
+        f"WHEN regexp_full_match({v}, '[1-9][0-9]{{4}}([.,][0-9]+)?') THEN 'looks like a spreadsheet serial day "
+        "number, not a date; format the column as a date in the spreadsheet before exporting' "
+        "ELSE 'cannot read as a date (expected e.g. 2024-03-05, 05/03/2024 or 2024-03-05 14:22:31+01:00)' END"
+    )
 
 
 def _localize(naive: str, tz: str) -> str:
@@ -164,18 +222,19 @@ def _localize(naive: str, tz: str) -> str:
     return f"(timezone({lit(tz)}, {naive}) AT TIME ZONE 'UTC')"
 
 
-def timestamp_sql(col: str, order: str, tz: str, fmt: str | None = None) -> str:
-    """Expression turning text in `col` into a naive UTC TIMESTAMP (NULL when unreadable)."""
+def timestamp_sql(col: str, order: str, tz: str, fmt: str | None = None, zones: dict[str, Zone] | None = None) -> str:
+    """Expression turning text in `col` into a naive UTC TIMESTAMP (NULL when unreadable).
+
+    `zones` are the suffixes `scan_zones` recognised in this column (others make the value NULL).
+    """
     v = text(col)
     ymd8 = f"try_strptime({v}, {lit('%Y%m%d')})"
     if fmt:
         return _localize(f"try_strptime({v}, {lit(fmt)})", tz)
     cases = [
-        # the common case first, without regular expressions: 'YYYY-MM-DD[ HH:MM:SS]' in UTC
-        *([f"WHEN substr({v}, 5, 1) = '-' AND (length({v}) <= 10 OR NOT (right({v}, 1) IN ('Z', 'z') "
-           f"OR substr({v}, -6, 1) IN ('+', '-') OR substr({v}, -5, 1) IN ('+', '-'))) "
-           f"AND try_cast({v} AS TIMESTAMP) IS NOT NULL THEN try_cast({v} AS TIMESTAMP)"] if tz == "UTC" else []),
-        f"WHEN regexp_matches({v}, {lit(ISO)}) THEN {_iso(v, tz)}",
+        # the common case first: 'YYYY-MM-DD[ HH:MM[:SS[.ffffff]]]' in UTC, nothing after it
+        *([f"WHEN regexp_full_match({v}, {lit(FAST_ISO)}) THEN try_cast({v} AS TIMESTAMP)"] if tz == "UTC" else []),
+        f"WHEN regexp_matches({v}, {lit(ISO)}) THEN {_iso(v, tz, zones or {})}",
         f"WHEN regexp_matches({v}, {lit(YMD8)}) THEN {_localize(ymd8, tz)}",
         f"WHEN regexp_matches({v}, {lit(NUMERIC_DMY)}) THEN {_localize(_numeric_dmy(v, order if order != 'none' else 'day_first'), tz)}",
         f"WHEN regexp_matches({v}, {lit(MONTH_NAME)}) THEN {_localize(month_name_sql(v), tz)}",

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from clientfolio.core.errors import ClientfolioError, IngestError, StoreError
+from clientfolio.ingest.money import settle_currencies, store_currencies
 from clientfolio.ingest.layouts import Detection, Layout, builtin_layouts, detect_layout, layout_from_dict
 from clientfolio.ingest.reader import RawTable, load
 from clientfolio.ingest.result import FileReport, ImportResult
@@ -385,6 +386,7 @@ def import_files(
                 stage.notes = raw.notes + stage.notes
                 stage.sha256 = _file_sha256(path)
                 stages.append(stage)
+            settle_currencies(con, stages, opts, store_currencies(st))
             with _watched(con, report, "linking and deduplicating", 0.7, 0.8):
                 join_notes = _join_split_exports(con, stages)
                 _build_incoming(con, stages, import_id, opts)

@@ -10,18 +10,30 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from clientfolio.core.errors import IngestError
-from clientfolio.ingest.dates import detect_date_style, square_timestamp_sql, timestamp_sql
+from clientfolio.core.errors import ClientfolioError, IngestError
+from clientfolio.ingest.currencies import ISO_4217
+from clientfolio.ingest.dates import date_problem, detect_date_style, scan_zones, square_timestamp_sql, timestamp_sql
 from clientfolio.ingest.layouts import Detection, norm_header
+from clientfolio.ingest.money import code_sql, compatible_sql
 from clientfolio.ingest.reader import RawTable, row_numbers_sql
 from clientfolio.ingest.sniff import SHEET_COL, SHEET_ROW_COL
 from clientfolio.ingest.sqlexpr import (
-    MAX_ABS_AMOUNT, boolean, condition, email_value, ident, ident_value, lit, number, text,
+    MAX_ABS_AMOUNT, boolean, condition, email_value, ident, ident_value, lit, money_marker, number, number_problem,
+    text,
 )
+from clientfolio.ingest.zones import check_timezone
+
+MONEY_COLUMNS = ("unit_price", "cost", "discount", "cost_to_serve", "acquisition_cost", "spend")
+
+
+class Why(str):
+    """A rejection reason computed per row in SQL (e.g. which convention a value breaks), not a literal."""
+
 
 # Columns with personal data that are not needed for the analysis and are not stored.
 _PII = re.compile(r"(name|street|address|phone|zip|postcode|postal|ipaddress|useragent|card|pan|iban|birth|company)")
@@ -44,6 +56,23 @@ class ImportOptions:
     max_amount: float = MAX_ABS_AMOUNT
     now: datetime | None = None
     keep_repeated_lines: bool = False  # keep exact repeated rows (a till that rings the same item twice)
+    currency: str | None = None  # keep only this currency (others are excluded), or convert into it with `rates`
+    rates: str | Path | None = None  # CSV currency,rate: convert every amount into one currency
+
+    def __post_init__(self) -> None:
+        if self.currency is not None:
+            code = str(self.currency).strip().upper()
+            if code not in ISO_4217:
+                raise ClientfolioError(f"--currency must be an ISO 4217 code such as EUR, USD or GBP, got "
+                                       f"{self.currency!r}")
+            self.currency = code
+        if self.timezone:
+            try:
+                self.timezone = check_timezone(self.timezone)
+            except ValueError as exc:
+                raise ClientfolioError(str(exc)) from None
+        if self.decimal not in (None, ".", ","):
+            raise ClientfolioError(f"--decimal must be '.' or ',', got {self.decimal!r}")
 
 
 @dataclass
@@ -61,6 +90,7 @@ class Stage:
     notes: list[str] = field(default_factory=list)
     stored: bool = True  # False when its rows are folded into another file's rows (payments, order headers)
     sha256: str | None = None  # of the input file, kept in the import log
+    currency_column: str | None = None  # header that says the currency (rejects file), if any
 
 
 class _Resolver:
@@ -108,22 +138,39 @@ def _missing(path: str, what: str, raw: RawTable, hint: str) -> IngestError:
 
 def _decimal_for(con: duckdb.DuckDBPyConnection, raw: RawTable, cols: list[str], opts: ImportOptions,
                  layout_decimal: str | None) -> tuple[str, str | None]:
+    """The file's decimal separator, from the values that prove one (12,50 or 1.234,50 prove a comma).
+
+    The majority decides; values of the other convention are later rejected with a reason, never
+    re-read.  Values such as 1,234 prove nothing: when only those exist, the note says how they were read.
+    """
     if opts.decimal:
         return opts.decimal, None
     if layout_decimal:
         return layout_decimal, None
     if not cols:
         return ".", None
-    parts = " + ".join(
-        f"count(*) FILTER (WHERE regexp_matches({c}, '[0-9],[0-9]{{1,2}}[^0-9]*$'))" for c in cols
-    )
-    dots = " + ".join(f"count(*) FILTER (WHERE regexp_matches({c}, '[0-9]\\.[0-9]{{1,2}}[^0-9]*$'))" for c in cols)
-    euro = " + ".join(f"count(*) FILTER (WHERE regexp_matches({c}, '[0-9]\\.[0-9]{{3}},[0-9]'))" for c in cols)
-    n_comma, n_dot, n_euro = con.execute(
-        f"SELECT {parts}, {dots}, {euro} FROM (SELECT * FROM {raw.name} LIMIT 200000) AS src"
-    ).fetchone()
-    if n_euro or (n_comma and not n_dot):
-        return ",", "amounts use a decimal comma (e.g. 2,55)"
+    tests = {
+        "comma": r"([0-9],([0-9]{1,2}|[0-9]{4,})[^0-9.,]*$)|([0-9]\.[0-9]{3},[0-9])",
+        "dot": r"([0-9]\.([0-9]{1,2}|[0-9]{4,})[^0-9.,]*$)|([0-9],[0-9]{3}\.[0-9])",
+        "either": r"^[^0-9]*[0-9]{1,3}([,.][0-9]{3})+[^0-9.,]*$",
+    }
+    union = " UNION ALL ".join(f"SELECT trim({c}) AS v FROM (SELECT * FROM {raw.name} LIMIT 200000)" for c in cols)
+    agg = ", ".join(f"count(*) FILTER (WHERE regexp_matches(v, {lit(p)})), "
+                    f"arg_min(v, length(v)) FILTER (WHERE regexp_matches(v, {lit(p)}))"
+                    for p in tests.values())
+    n_comma, ex_comma, n_dot, ex_dot, n_either, ex_either = con.execute(f"SELECT {agg} FROM ({union})").fetchone()
+    if n_comma > n_dot:
+        note = f"amounts use a decimal comma (e.g. {ex_comma!r})"
+        if n_dot:
+            note += (f"; {n_dot:,} value(s) written with a decimal point (e.g. {ex_dot!r}) are rejected; "
+                     "if the file uses decimal points, import with --decimal .")
+        return ",", note
+    if n_dot and n_comma:
+        return ".", (f"amounts use a decimal point (e.g. {ex_dot!r}); {n_comma:,} value(s) written with a decimal "
+                     f"comma (e.g. {ex_comma!r}) are rejected; if the file uses decimal commas, import with --decimal ,")
+    if n_either and not n_dot:
+        return ".", (f"values such as {ex_either!r} were read with ',' as a thousands separator and '.' as the "
+                     "decimal point (nothing in the file shows otherwise); if that is wrong, import with --decimal ,")
     return ".", None
 
 
@@ -186,7 +233,9 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
             order = style.order
             if style.note:
                 notes.append(style.note)
-        return timestamp_sql(c, order, tz, fmt), c
+        zones = None if fmt else scan_zones(con, raw.name, c.replace("src.", ""), path=path,
+                                             column_name=_header_of(c) or c, tz=tz)
+        return timestamp_sql(c, order, tz, fmt, zones), c
 
     # --- select list ---------------------------------------------------------------------------
     # Each parsed value is computed once, in level p0, under an alias; canonical columns (p1) and
@@ -216,14 +265,21 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
         c = r.canonical_col(canon)
         sel[canon] = fn(c) if c else "NULL::VARCHAR"
 
+    markers: list[tuple[str, str]] = []  # (parsed value alias, currency marker alias) of money columns
+
     def add_number(canon: str, required: bool = False) -> None:
         c = r.canonical_col(canon)
         if not c:
             sel[canon] = "NULL::DOUBLE"
             return
         sel[canon] = P(number(c, decimal))
-        checks.append((f"{T(c)} IS NOT NULL AND {canon} IS NULL", T(c),
-                       f"cannot read as a number{' (decimal comma)' if decimal == ',' else ''}"))
+        what = "an amount" if canon in MONEY_COLUMNS else f"a {canon.replace('_', ' ')}"
+        checks.append((f"{T(c)} IS NOT NULL AND {canon} IS NULL", T(c), Why(number_problem(T(c), decimal, what))))
+        if canon in MONEY_COLUMNS:
+            markers.append((sel[canon], P(money_marker(c))))
+        else:  # a count or a share: '$5' is no quantity
+            checks.append((f"{P(money_marker(c))} IS NOT NULL AND {canon} IS NOT NULL", T(c),
+                           f"a currency sign on a {canon.replace('_', ' ')}, which is not an amount"))
 
     def add_ts(canon: str, required: bool) -> None:
         expr, c = ts_expr(canon)
@@ -236,12 +292,12 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
         sel[canon] = P(expr)
         q = ident(canon)
         checks.append((f"{T(c)} IS NULL", T(c), "the date is empty"))
-        checks.append((f"{q} IS NULL", T(c),
-                       "cannot read as a date (expected e.g. 2024-03-05, 05/03/2024 or 2024-03-05 14:22:31+01:00)"))
+        checks.append((f"{q} IS NULL", T(c), Why(date_problem(T(c)))))
         checks.append((f"{q} > {lit(future_limit.isoformat(sep=' '))}::TIMESTAMP", T(c),
                        f"the date lies in the future (after {now:%Y-%m-%d})"))
         checks.append((f"{q} < TIMESTAMP '1970-01-01'", T(c), "the date is before 1970"))
 
+    currency_col = amount_src = None
     if table == "transactions":
         cust, email = r.canonical_col("customer_id"), r.canonical_col("email")
         partial = lay.role in ("amounts", "lines")  # joined to an orders file that has the customer and date
@@ -261,11 +317,12 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
             add_number(canon)
         if r.canonical_col("line_no"):
             add_text("line_no")
-        for canon in ("product_id", "description", "category", "channel", "currency", "status", "country"):
+        for canon in ("product_id", "description", "category", "channel", "status", "country"):
             add_text(canon)
         c = r.canonical_col("consent_marketing")
         sel["consent_marketing"] = boolean(c) if c else "NULL::BOOLEAN"
-        sel["amount"] = _amount_sql(amount_spec, r, decimal, order_col, path, raw, checks, lay.role, P, T)
+        sel["amount"] = _amount_sql(amount_spec, r, decimal, order_col, path, raw, checks, lay.role, P, T, markers)
+        currency_col = _currency_sql(r, sel, checks, markers, P, T)
         amount_src = amount_spec.get("column") or (amount_spec.get("times") or [None])[-1]
         checks.append((f"abs(amount) > {opts.max_amount!r}", T(r.col(amount_src)) if amount_src else None,
                        f"the amount is implausibly large (over {opts.max_amount:,.0f}; use --max-amount to allow it)"))
@@ -320,7 +377,8 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
     excl = [(condition(rule["when"], r.col, decimal), rule["reason"]) for rule in lay.exclude]
     exclude_sql = "CASE " + " ".join(f"WHEN {c} THEN {lit(reason)}" for c, reason in excl) + " END" if excl else "NULL"
     invalid_sql = "CASE " + " ".join(f"WHEN {c} THEN {i}" for i, (c, _, _) in enumerate(checks)) + " END" if checks else "NULL"
-    reasons = "[" + ", ".join(lit(reason) for _, _, reason in checks) + "]"
+    reasons = "CASE __bad " + " ".join(f"WHEN {i} THEN {why if isinstance(why, Why) else lit(why)}"
+                                       for i, (_, _, why) in enumerate(checks)) + " END"
     header_of_alias = {alias: _header_of(col) for col, alias in raw_alias.items()}
     check_cols = "[" + ", ".join(lit(header_of_alias.get(a)) for _, a, _ in checks) + "]"
     value_sql = ("CASE __bad " + " ".join(f"WHEN {i} THEN {a}" for i, (_, a, _) in enumerate(checks) if a)
@@ -368,7 +426,7 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
     p2 AS (SELECT *, {invalid_sql} AS __bad FROM p1)
     SELECT {file_no} AS __file, __row, __idx, {part} AS __part, {', '.join(ident(k) for k in sel)}, attributes,
            CASE WHEN __excluded IS NOT NULL THEN 'excluded' WHEN __bad IS NOT NULL THEN 'invalid' ELSE 'ok' END AS __kind,
-           CASE WHEN __excluded IS NOT NULL THEN __excluded ELSE {reasons}[__bad + 1] END AS __reason,
+           CASE WHEN __excluded IS NOT NULL THEN __excluded ELSE {reasons} END AS __reason,
            CASE WHEN __excluded IS NULL AND __bad IS NOT NULL THEN {check_cols}[__bad + 1] END AS __column,
            CASE WHEN __excluded IS NULL AND __bad IS NOT NULL THEN {value_sql} END AS __value
     FROM p2 ORDER BY __idx
@@ -381,7 +439,9 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
     grain = lay.grain if lay.grain and order_col else "line" if (amount_spec.get("split_by") or "times" in amount_spec or r.canonical_col("product_id")
                        or r.canonical_col("quantity")) and order_col else "order"
     return Stage(file_no, path, table, name, det, raw, grain, order_col is not None, notes,
-                 stored=lay.role != "amounts")
+                 stored=lay.role != "amounts",
+                 currency_column=_header_of(currency_col or (r.col(amount_src) if amount_src else None))
+                 if table == "transactions" else None)
 
 
 def _header_of(col: str | None) -> str | None:
@@ -399,7 +459,7 @@ def _style(con, raw: RawTable, col: str, path: str, opts: ImportOptions, lay, de
 
 
 def _amount_sql(spec: dict, r: _Resolver, decimal: str, order_col: str | None, path: str, raw: RawTable,
-                checks: list, role: str, P, T) -> str:
+                checks: list, role: str, P, T, markers: list) -> str:
     """Net amount of a row: a column or quantity x price, less refunds, maybe spread over lines."""
     if not spec:
         if role == "orders":
@@ -414,7 +474,8 @@ def _amount_sql(spec: dict, r: _Resolver, decimal: str, order_col: str | None, p
             return "0"
         v = P(number(c, decimal))
         checks.append((f"{T(c)} IS NOT NULL AND {v} IS NULL", T(c),
-                       f"cannot read as an amount{' (decimal comma)' if decimal == ',' else ''}"))
+                       Why(number_problem(T(c), decimal, "an amount"))))
+        markers.append((v, P(money_marker(c))))
         if required:
             checks.append((f"{T(c)} IS NULL", T(c), "the amount is empty"))
         return v if required else f"coalesce({v}, 0)"
@@ -444,3 +505,27 @@ def _amount_sql(spec: dict, r: _Resolver, decimal: str, order_col: str | None, p
                     f"ELSE {base} / count(*) OVER ({part}) END, 6)")
     return base
 
+
+def _currency_sql(r: _Resolver, sel: dict, checks: list, markers: list, P, T) -> str | None:
+    """Each row's currency: the currency column, else the marker on its amounts ('€', 'USD', '$').
+
+    Shared symbols stay as written ('$') until `money.settle_currencies` sees the whole import.
+    Returns the currency column (for the rejects file), if the file has one.
+    """
+    c = r.canonical_col("currency")
+    col_code = P(code_sql(c)) if c else None
+    marks = [f"CASE WHEN {v} IS NOT NULL THEN {code_sql(m)} END" for v, m in markers]
+    sel["currency"] = f"coalesce({', '.join(([col_code] if col_code else []) + marks + ['NULL::VARCHAR'])})"
+    if c:
+        checks.append((f"{T(c)} IS NOT NULL AND {col_code} IS NULL", T(c),
+                       Why(f"'''' || {T(c)} || ''' is not an ISO 4217 currency code (such as EUR or USD) "
+                           "or a currency symbol'")))
+    first = col_code or (marks[0] if marks else None)
+    for (_, m), mark in zip(markers, marks):
+        if mark == first:
+            continue
+        said = (f"the currency column says ' || {col_code} || '" if col_code
+                else f"another amount in the row is marked ' || {first} || '")
+        checks.append((f"NOT {compatible_sql(first, mark)}", m,
+                       Why(f"'the amount is marked ' || {m} || ', but {said}: one row cannot hold two currencies'")))
+    return c

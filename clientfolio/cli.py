@@ -90,23 +90,23 @@ def _existing_store(store: str) -> str:
     return store
 
 
-def _check_out(out: Path, names: tuple[str, ...]) -> None:
+def _check_out(out: Path, names: tuple[str, ...], option: str = "--out") -> None:
     """Check an output folder before any work: a folder (made if missing) we can write `names` into."""
     if out.exists() and not out.is_dir():
-        raise ClientfolioError(f"--out {out} is a file; --out takes a folder, where {' and '.join(names)} "
-                               "are written (e.g. --out my-report)")
+        raise ClientfolioError(f"{option} {out} is a file; {option} takes a folder, where {' and '.join(names)} "
+                               f"{'is' if len(names) == 1 else 'are'} written")
     try:
         out.mkdir(parents=True, exist_ok=True)
         with open(out / ".clientfolio-write-test", "w") as fh:
             fh.write("")
         os.remove(out / ".clientfolio-write-test")
     except OSError as exc:
-        raise ClientfolioError(f"--out {out}: cannot write in this folder ({exc.strerror or exc}); "
-                               "choose another folder with --out") from None
+        raise ClientfolioError(f"{option} {out}: cannot write in this folder ({exc.strerror or exc}); "
+                               f"choose another folder with {option}") from None
     for name in names:
         if (out / name).is_dir():
             raise ClientfolioError(f"{out / name} is a folder, so the {name} file cannot be written there; "
-                                   "move it away or choose another folder with --out")
+                                   f"move it away or choose another folder with {option}")
 
 
 # -- import options: defined once here, shared by `import` and `analyze` ---------------------------
@@ -156,6 +156,8 @@ class ImportArgs:
         v = self.values
         if v["date_order"] not in (None, "day_first", "month_first"):
             raise ClientfolioError(f"--date-order must be day_first or month_first, got {v['date_order']!r}")
+        if v["rejects_dir"] is not None:  # written after the import commits: check it before
+            _check_out(v["rejects_dir"], ("the rejects file",), "--rejects-dir")
         cols = {k: v[f] for k, f in {"customer_id": "customer_col", "email": "email_col", "order_id": "order_col",
                                      "ts": "date_col", "amount": "amount_col"}.items() if v[f]}
         return ImportOptions(

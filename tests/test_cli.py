@@ -275,3 +275,10 @@ def test_ctrl_c_during_analyze_is_a_plain_message_and_keeps_the_last_store(tmp_p
     assert not list((tmp_path / "rep").glob("*.previous"))
     audit = run("audit", "--store", "rep/clientfolio.duckdb", cwd=tmp_path)
     assert audit.returncode == 0 and "from 12 identified customers" in audit.stdout
+
+
+def test_rejects_dir_that_is_a_file_is_refused_before_importing(tmp_path: Path) -> None:
+    (tmp_path / "rejects").write_text("", encoding="utf-8")
+    out = run("import", str(TRUST / "formula_orders.csv"), "--rejects-dir", "rejects", cwd=tmp_path)
+    assert out.returncode == 1 and "--rejects-dir rejects is a file" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "clientfolio.duckdb").exists()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -78,3 +80,23 @@ def test_safe_writer_streams_rows_in_chunks(tmp_path: Path) -> None:
 def test_every_formula_prefix_is_covered() -> None:
     for p in FORMULA_PREFIXES:
         assert is_dangerous(p + "x")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("soffice") is None,
+                    reason="LibreOffice is not installed (apt-get install libreoffice-calc-nogui)")
+def test_libreoffice_with_formula_evaluation_on_reads_text_not_formulas(tmp_path: Path) -> None:
+    """Open the file as a spreadsheet would, with LibreOffice's 'evaluate formulas' CSV option on."""
+    openpyxl = pytest.importorskip("openpyxl")
+    df = pd.DataFrame({"customer_id": HOSTILE[:5] + ["-12.5", "C\r7", "ok"], "revenue": [1.5, -12.5, 3, 4, 5, 6, 7, 8]})
+    write_frame(df, tmp_path / "c.csv")
+    # CSV filter tokens: separator ',', quote '"', UTF-8, from line 1, ..., token 13: evaluate formulas
+    options = "44,34,76,1,,0,false,true,false,false,false,-1,true"
+    subprocess.run(["soffice", "--headless", "--norestore", f"-env:UserInstallation=file://{tmp_path}/profile",
+                    f"--infilter=Text - txt - csv (StarCalc):{options}", "--convert-to", "xlsx", "--outdir",
+                    str(tmp_path), str(tmp_path / "c.csv")], check=True, capture_output=True, timeout=300)
+    ws = openpyxl.load_workbook(tmp_path / "c.xlsx").active
+    cells = [(row[0], row[1]) for row in ws.iter_rows(min_row=2)]
+    assert len(cells) == len(df), "one spreadsheet row per customer"
+    assert [c.data_type for c, _ in cells] == ["s"] * 5 + ["n", "s", "s"], "no formula cell"
+    assert [r.value for _, r in cells] == df["revenue"].tolist()

@@ -90,6 +90,17 @@ def _existing_store(store: str) -> str:
     return store
 
 
+def _check_inputs(files: list[Path] | None) -> None:
+    """Every input file exists, checked before a store is opened (or created)."""
+    from clientfolio.core.errors import IngestError
+
+    for f in files or []:
+        if f.is_dir():
+            raise IngestError(f, "is a folder, not an export file", hint="give the files inside it")
+        if not f.exists():
+            raise IngestError(f, "file not found", hint="check the path and spelling")
+
+
 def _check_out(out: Path, names: tuple[str, ...], option: str = "--out") -> None:
     """Check an output folder before any work: a folder (made if missing) we can write `names` into."""
     if out.exists() and not out.is_dir():
@@ -247,6 +258,7 @@ def import_cmd(
 
     with _handled("nothing was imported; the store is unchanged."):
         opts = imports.options()
+        _check_inputs(files)
         with open_store(store) as st, _progress() as prog:
             task = prog.add_task("importing", total=1.0)
             result = import_files(files, st, opts, progress=lambda msg, frac: prog.update(task, description=msg,
@@ -395,6 +407,7 @@ def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parq
 
             check_rules(settings["rules"])  # a bad rule file fails here, before any store is touched
         opts = imports.options() if imports is not None and files else None
+        _check_inputs(files)
         rejects_dir = imports.rejects_dir if imports is not None else None
         if files and store is None:
             place: Any = _analysis_store(out)  # each analysis of files keeps its own store

@@ -282,3 +282,10 @@ def test_rejects_dir_that_is_a_file_is_refused_before_importing(tmp_path: Path) 
     out = run("import", str(TRUST / "formula_orders.csv"), "--rejects-dir", "rejects", cwd=tmp_path)
     assert out.returncode == 1 and "--rejects-dir rejects is a file" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "clientfolio.duckdb").exists()
+
+
+def test_missing_input_file_creates_no_store(tmp_path: Path) -> None:
+    for command in (["import", "nope.csv"], ["analyze", "nope.csv", "--out", "rep"]):
+        out = run(*command, cwd=tmp_path)
+        assert out.returncode == 1 and "nope.csv: file not found" in out.stderr
+        assert not list(tmp_path.glob("**/*.duckdb")), command

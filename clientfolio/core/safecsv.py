@@ -21,6 +21,7 @@ database cursor), :func:`write_frame` takes a DataFrame.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -104,14 +105,20 @@ def _safe_column(s: pd.Series) -> pd.Series:
 def write_frame(df: pd.DataFrame, path: str | Path, chunk_rows: int = 50_000) -> Path:
     """Write a DataFrame as a spreadsheet-safe CSV (no index); returns the path.
 
-    Written in chunks of `chunk_rows`, so only one chunk's neutralised copy is in memory.
+    Written in chunks of `chunk_rows`, so only one chunk's neutralised copy is in memory, into
+    a ``.part`` file that replaces `path` only when complete (a full disk leaves the old file).
     """
     p = Path(path)
+    tmp = p.with_name(p.name + ".part")
     header = [_cell(str(c)) for c in df.columns]
-    with open(p, "w", encoding="utf-8", newline="") as fh:
-        csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator=LINE_END).writerow(header)
-        for start in range(0, len(df), chunk_rows):
-            part = df.iloc[start:start + chunk_rows]
-            part = pd.DataFrame({i: _safe_column(part.iloc[:, i]) for i in range(part.shape[1])})
-            part.to_csv(fh, index=False, header=False, quoting=csv.QUOTE_MINIMAL, lineterminator=LINE_END)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            csv.writer(fh, quoting=csv.QUOTE_MINIMAL, lineterminator=LINE_END).writerow(header)
+            for start in range(0, len(df), chunk_rows):
+                part = df.iloc[start:start + chunk_rows]
+                part = pd.DataFrame({i: _safe_column(part.iloc[:, i]) for i in range(part.shape[1])})
+                part.to_csv(fh, index=False, header=False, quoting=csv.QUOTE_MINIMAL, lineterminator=LINE_END)
+        os.replace(tmp, p)
+    finally:
+        tmp.unlink(missing_ok=True)
     return p

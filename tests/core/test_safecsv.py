@@ -100,3 +100,17 @@ def test_libreoffice_with_formula_evaluation_on_reads_text_not_formulas(tmp_path
     assert len(cells) == len(df), "one spreadsheet row per customer"
     assert [c.data_type for c, _ in cells] == ["s"] * 5 + ["n", "s", "s"], "no formula cell"
     assert [r.value for _, r in cells] == df["revenue"].tolist()
+
+
+def test_write_frame_replaces_the_file_only_when_complete(tmp_path: Path) -> None:
+    target = tmp_path / "c.csv"
+    target.write_text("old,file\r\n", encoding="utf-8")
+
+    class Boom:
+        def __str__(self) -> str:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        write_frame(pd.DataFrame({"a": ["x", Boom()]}), target, chunk_rows=1)
+    assert target.read_bytes() == b"old,file\r\n"
+    assert list(tmp_path.iterdir()) == [target], "no .part file left behind"

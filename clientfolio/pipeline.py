@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from clientfolio.scores.validation import compare_models, holdout_comparison, tr
 from clientfolio.segments import behaviour as seg_behaviour
 from clientfolio.segments import history, lifecycle, portfolio, rfm, value
 from clientfolio.store import Store, open_store
+
+if TYPE_CHECKING:
+    from clientfolio.segments.rules import RuleSet
 
 Progress = Callable[[str, float], None]
 MODELS = {"bgnbd": BGNBD, "mbgnbd": MBGNBD, "paretonbd": ParetoNBD}
@@ -144,7 +147,7 @@ def _segments_at(store: Store, customers: pd.DataFrame, as_of: pd.Timestamp, mar
     return customers, members, extras
 
 
-def check_rules(rules: str | Path | dict) -> Any:
+def check_rules(rules: str | Path | dict) -> RuleSet:
     """Read and check a rule file before any work: structure, operators, limits, field names.
 
     Field names are checked against the columns the customer table can have
@@ -152,9 +155,9 @@ def check_rules(rules: str | Path | dict) -> Any:
     checked again after scoring.  Raises :class:`~clientfolio.segments.RuleError`.
     """
     from clientfolio.core.fields import customer_fields_for
-    from clientfolio.segments.rules import RuleSet, load_rules
+    from clientfolio.segments.rules import load_rules
 
-    ruleset: RuleSet = load_rules(rules)  # structure, operators, values, limits
+    ruleset = load_rules(rules)  # structure, operators, values, limits
     return ruleset.with_schema(customer_fields_for(ruleset.fields))
 
 

@@ -365,9 +365,17 @@ def _analysis_store(out: Path) -> Iterator[tuple[str, Path]]:
     db = out / ANALYSIS_STORE
     keep = [db, db.with_name(db.name + ".wal"), out / ANALYSIS_REJECTS]
     aside = [p.with_name(p.name + ".previous") for p in keep]
-    for p in aside:
-        _remove(p)
+
+    def put_back() -> None:  # the store, its WAL and rejects go back together, never mixed
+        for p, q in zip(keep, aside):
+            _remove(p)
+            if q.exists():
+                os.replace(q, p)
+
+    if aside[0].exists():  # a run was killed before it finished: what it set aside is the last good one
+        put_back()
     for p, q in zip(keep, aside):
+        _remove(q)
         if p.exists():
             os.replace(p, q)
     ok = False
@@ -375,14 +383,11 @@ def _analysis_store(out: Path) -> Iterator[tuple[str, Path]]:
         yield str(db), out / ANALYSIS_REJECTS
         ok = True
     finally:
-        had_previous = any(q.exists() for q in aside)
-        for p, q in zip(keep, aside):
-            if ok:
+        if ok:
+            for q in aside:
                 _remove(q)
-            elif had_previous:
-                _remove(p)
-                if q.exists():
-                    os.replace(q, p)
+        elif aside[0].exists():
+            put_back()
 
 
 def _remove(p: Path) -> None:

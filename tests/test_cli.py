@@ -289,3 +289,36 @@ def test_missing_input_file_creates_no_store(tmp_path: Path) -> None:
         out = run(*command, cwd=tmp_path)
         assert out.returncode == 1 and "nope.csv: file not found" in out.stderr
         assert not list(tmp_path.glob("**/*.duckdb")), command
+
+
+def test_analysis_store_is_put_back_whole_after_a_failed_or_killed_run(tmp_path: Path) -> None:
+    from clientfolio.cli import _analysis_store
+
+    def lay(tag: str, wal: bool = False) -> None:
+        (tmp_path / "clientfolio.duckdb").write_text(tag)
+        (tmp_path / "clientfolio.rejects").mkdir(exist_ok=True)
+        (tmp_path / "clientfolio.rejects" / "import-0001.csv").write_text(tag)
+        if wal:
+            (tmp_path / "clientfolio.duckdb.wal").write_text(tag)
+
+    def state() -> tuple[str, str, bool]:
+        return ((tmp_path / "clientfolio.duckdb").read_text(),
+                (tmp_path / "clientfolio.rejects" / "import-0001.csv").read_text(),
+                (tmp_path / "clientfolio.duckdb.wal").exists())
+
+    lay("good")
+    with pytest.raises(RuntimeError), _analysis_store(tmp_path):
+        lay("half", wal=True)
+        raise RuntimeError("failed run")
+    assert state() == ("good", "good", False)
+    # a run killed mid-way leaves its predecessor aside and a half-written store (with its WAL) in place
+    (tmp_path / "clientfolio.duckdb.previous").write_text("good")
+    (tmp_path / "clientfolio.rejects.previous").mkdir()
+    (tmp_path / "clientfolio.rejects.previous" / "import-0001.csv").write_text("good")
+    lay("half", wal=True)
+    with pytest.raises(RuntimeError), _analysis_store(tmp_path):
+        raise RuntimeError("the next run fails too")
+    assert state() == ("good", "good", False), "the last good analysis, without the killed run's WAL"
+    with _analysis_store(tmp_path):
+        lay("new")
+    assert state() == ("new", "new", False) and not list(tmp_path.glob("*.previous"))

@@ -417,6 +417,10 @@ def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parq
         if files and store is None:
             place: Any = _analysis_store(out)  # each analysis of files keeps its own store
         else:
+            kept = out / ANALYSIS_STORE
+            if not files and store is None and not Path("clientfolio.duckdb").exists() and kept.exists():
+                raise ClientfolioError(f"no store at clientfolio.duckdb; to analyse again what `analyze FILE` "
+                                       f"imported, give --store {kept}")
             store = store or "clientfolio.duckdb"
             place = contextlib.nullcontext((store if files else _existing_store(store), None))
         with place as (where, own_rejects), open_store(where) as st, _progress() as prog:

@@ -149,6 +149,8 @@ def test_analyze_files_keeps_each_analysis_in_its_own_store(two_shops: dict) -> 
     assert "rows in 33 = stored 30 (new 30, updated 0) + rejected 3 + duplicates 0" in two_shops["third"].stdout
     assert (cwd / "rep/customers.csv").read_bytes() == two_shops["a_csv"]
     assert not list((cwd / "rep").glob("*.previous"))
+    again = run("analyze", "--out", "rep", cwd=cwd)  # no files, no --store: points at the analysis's store
+    assert again.returncode == 1 and "give --store rep/clientfolio.duckdb" in again.stderr
 
 
 def test_analyze_prints_the_import_accounting_and_checkup(two_shops: dict) -> None:

@@ -40,7 +40,7 @@ def rules() -> None:
     text = "x-anchors:\n" + "\n".join("  " + ln for ln in lines) + "\nsegments:\n  - name: boom\n    when: *a5\n"
     (HERE / "rules_alias_bomb.yaml").write_text(text, encoding="utf-8")
 
-    segs = "".join(f"  - name: s{i}\n    when: {{field: revenue, gt: {i}}}\n" for i in range(3000))
+    segs = "".join(f"  - name: s{i}\n    when: {{field: revenue, gt: {i}}}\n" for i in range(250))
     (HERE / "rules_many_segments.yaml").write_text("segments:\n" + segs, encoding="utf-8")
 
     deep = "{field: revenue, gt: 1}"
@@ -48,12 +48,12 @@ def rules() -> None:
         deep = "{not: " + deep + "}"
     (HERE / "rules_deep_nesting.yaml").write_text(f"segments:\n  - name: deep\n    when: {deep}\n", encoding="utf-8")
 
-    conds = ", ".join(f"{{field: revenue, gt: {i}}}" for i in range(6000))
+    conds = ", ".join(f"{{field: revenue, gt: {i}}}" for i in range(2500))
     (HERE / "rules_many_conditions.yaml").write_text(
         f"segments:\n  - name: wide\n    when: {{any: [{conds}]}}\n", encoding="utf-8")
 
     deep_json = '{"field": "revenue", "gt": 1}'
-    for _ in range(5000):
+    for _ in range(1500):
         deep_json = '{"not": ' + deep_json + "}"
     (HERE / "rules_deep_nesting.json").write_text(
         '{"segments": [{"name": "deep", "when": ' + deep_json + "}]}", encoding="utf-8")

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -29,9 +36,170 @@ LEVEL_STYLE = {"good": "green", "warn": "yellow", "problem": "bold red", "info":
 LEVEL_MARK = {"good": "✔", "warn": "!", "problem": "✘", "info": "•"}
 
 
-def _fail(exc: Exception) -> None:
+def _fail(exc: Exception | str) -> None:
     err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=1)
+
+
+@contextlib.contextmanager
+def _handled(interrupted: str) -> Iterator[None]:
+    """Library errors become a red message (exit 1); Ctrl-C a plain one (exit 130), never a traceback."""
+    try:
+        yield
+    except ClientfolioError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print(f"[bold red]interrupted:[/] {interrupted}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=130) from None
+    except OSError as exc:  # a full disk, a folder that vanished: say what, no traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}; {interrupted}")
+    except Exception as exc:
+        import duckdb
+
+        if isinstance(exc, duckdb.Error):  # e.g. the disk filled up while the store was written
+            _fail(f"the store could not be read or written: {str(exc).splitlines()[0]}; {interrupted}")
+        raise
+
+
+def _day(option: str, value: str | None) -> str | None:
+    """A date option checked before any work (YYYY-MM-DD)."""
+    import pandas as pd
+
+    if value is not None:
+        try:
+            pd.Timestamp(value)
+        except (ValueError, TypeError):
+            raise ClientfolioError(f"{option} {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2024-06-30") from None
+    return value
+
+
+def _is_url(store: str) -> bool:
+    return store.startswith(("postgresql://", "postgres://"))
+
+
+def _existing_store(store: str) -> str:
+    """`store`, checked to exist: reading commands must not create an empty store by a typo."""
+    if not _is_url(store):
+        p = Path(store)
+        if p.is_dir():
+            raise ClientfolioError(f"--store {store} is a folder; give the store file (e.g. {p / 'clientfolio.duckdb'})")
+        if not p.exists():
+            raise ClientfolioError(f"no store at {store}: import data first (`clientfolio import FILE "
+                                   f"--store {store}`), or give the store that holds it with --store")
+    return store
+
+
+def _check_inputs(files: list[Path] | None) -> None:
+    """Every input file exists, checked before a store is opened (or created)."""
+    from clientfolio.core.errors import IngestError
+
+    for f in files or []:
+        if f.is_dir():
+            raise IngestError(f, "is a folder, not an export file", hint="give the files inside it")
+        if not f.exists():
+            raise IngestError(f, "file not found", hint="check the path and spelling")
+
+
+def _check_out(out: Path, names: tuple[str, ...], option: str = "--out") -> None:
+    """Check an output folder before any work: a folder (made if missing) we can write `names` into."""
+    if out.exists() and not out.is_dir():
+        raise ClientfolioError(f"{option} {out} is a file; {option} takes a folder, where {' and '.join(names)} "
+                               f"{'is' if len(names) == 1 else 'are'} written")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / ".clientfolio-write-test", "w") as fh:
+            fh.write("")
+        os.remove(out / ".clientfolio-write-test")
+    except OSError as exc:
+        raise ClientfolioError(f"{option} {out}: cannot write in this folder ({exc.strerror or exc}); "
+                               f"choose another folder with {option}") from None
+    for name in names:
+        if (out / name).is_dir():
+            raise ClientfolioError(f"{out / name} is a folder, so the {name} file cannot be written there; "
+                                   f"move it away or choose another folder with {option}")
+
+
+# -- import options: defined once here, shared by `import` and `analyze` ---------------------------
+# A new import option is one more entry in IMPORT_OPTIONS (what the user types) and, where it feeds
+# ImportOptions, one more line in ImportArgs.options(); both commands then have it.
+
+def _opt(name: str, kind: Any, help: str, default: Any) -> inspect.Parameter:  # noqa: A002
+    option = typer.Option(help=help, rich_help_panel="Import options")
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[kind, option], default=default)
+
+
+IMPORT_OPTIONS: list[inspect.Parameter] = [
+    _opt("mapping", Optional[Path], "YAML mapping file for a layout clientfolio does not know.", None),
+    _opt("layout", Optional[str], "Force a built-in layout (see `clientfolio layouts`).", None),
+    _opt("customer_col", Optional[str], "Column holding the customer id.", None),
+    _opt("email_col", Optional[str], "Column holding the customer's e-mail.", None),
+    _opt("order_col", Optional[str], "Column holding the order id.", None),
+    _opt("date_col", Optional[str], "Column holding the order date.", None),
+    _opt("amount_col", Optional[str], "Column holding the order or line amount.", None),
+    _opt("date_order", Optional[str], "day_first (31/12/2024) or month_first (12/31/2024) when the dates "
+                                      "cannot tell.", None),
+    _opt("date_format", Optional[str], "Exact date format, e.g. '%d.%m.%Y %H:%M'.", None),
+    _opt("timezone", str, "Time zone of dates written without one (IANA name).", "UTC"),
+    _opt("decimal", Optional[str], "Decimal separator of amounts: '.' or ','.", None),
+    _opt("delimiter", Optional[str], "Field separator, if detection fails.", None),
+    _opt("allow_no_customer", bool, "Import files without customer columns as guest sales.", False),
+    _opt("max_amount", float, "Reject amounts larger than this as implausible.", 1e9),
+    _opt("currency", Optional[str], "ISO code (e.g. EUR): import only amounts in this currency (others go to the "
+         "rejects file), or convert into it with --rates.", None),
+    _opt("rates", Optional[Path], "CSV of currency,rate (one unit's worth in the store's currency) to convert "
+         "several currencies into one.", None),
+    _opt("keep_repeated_lines", bool, "Keep rows that repeat an earlier row exactly (a till that rings the same "
+         "item twice); by default they are counted once and listed as duplicates.", False),
+    _opt("rejects_dir", Optional[Path], "Folder for rejects files (default: next to the store).", None),
+    # (new import options go here, once: both `import` and `analyze` get them)
+]
+
+
+@dataclass
+class ImportArgs:
+    """The shared import options as typed on the command line."""
+
+    values: dict[str, Any]
+
+    @property
+    def rejects_dir(self) -> Path | None:
+        return self.values["rejects_dir"]
+
+    def options(self) -> Any:
+        """The :class:`~clientfolio.ingest.ImportOptions` these options ask for (checked)."""
+        from clientfolio.ingest import ImportOptions, load_layout_file
+
+        v = self.values
+        if v["date_order"] not in (None, "day_first", "month_first"):
+            raise ClientfolioError(f"--date-order must be day_first or month_first, got {v['date_order']!r}")
+        if v["rejects_dir"] is not None:  # written after the import commits: check it before
+            _check_out(v["rejects_dir"], ("the rejects file",), "--rejects-dir")
+        cols = {k: v[f] for k, f in {"customer_id": "customer_col", "email": "email_col", "order_id": "order_col",
+                                     "ts": "date_col", "amount": "amount_col"}.items() if v[f]}
+        return ImportOptions(
+            layout=v["layout"], mapping=load_layout_file(v["mapping"]) if v["mapping"] else None, columns=cols,
+            date_order=v["date_order"], date_format=v["date_format"], timezone=v["timezone"], decimal=v["decimal"],
+            delimiter=v["delimiter"], allow_no_customer=v["allow_no_customer"], max_amount=v["max_amount"],
+            currency=v["currency"], rates=v["rates"], keep_repeated_lines=v["keep_repeated_lines"],
+        )
+
+
+def with_import_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the shared import options; it receives them as ``imports: ImportArgs``."""
+    sig = inspect.signature(command, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "imports"]
+    params = sorted(own + IMPORT_OPTIONS, key=lambda p: p.kind)  # positional arguments first
+    names = [p.name for p in IMPORT_OPTIONS]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        values = {n: kwargs.pop(n) for n in names}
+        return command(*args, imports=ImportArgs(values), **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
 
 
 def _progress() -> Progress:
@@ -76,34 +244,14 @@ def print_audit(store) -> None:  # noqa: ANN001
 
 
 @app.command("import")
+@with_import_options
 def import_cmd(
     files: Annotated[list[Path], typer.Argument(help="Export files: CSV (any delimiter/encoding), .csv.gz, .xlsx, "
                                                      ".parquet. Several files of one split export are joined.")],
     store: StoreOpt = "clientfolio.duckdb",
-    mapping: Annotated[Optional[Path], typer.Option(help="YAML mapping file for a layout clientfolio does not know.")] = None,
-    layout: Annotated[Optional[str], typer.Option(help="Force a built-in layout (see `clientfolio layouts`).")] = None,
-    customer_col: Annotated[Optional[str], typer.Option(help="Column holding the customer id.")] = None,
-    email_col: Annotated[Optional[str], typer.Option(help="Column holding the customer's e-mail.")] = None,
-    order_col: Annotated[Optional[str], typer.Option(help="Column holding the order id.")] = None,
-    date_col: Annotated[Optional[str], typer.Option(help="Column holding the order date.")] = None,
-    amount_col: Annotated[Optional[str], typer.Option(help="Column holding the order or line amount.")] = None,
-    date_order: Annotated[Optional[str], typer.Option(help="day_first (31/12/2024) or month_first (12/31/2024) "
-                                                           "when the dates cannot tell.")] = None,
-    date_format: Annotated[Optional[str], typer.Option(help="Exact date format, e.g. '%d.%m.%Y %H:%M'.")] = None,
-    timezone: Annotated[str, typer.Option(help="Time zone of dates written without one (IANA name).")] = "UTC",
-    decimal: Annotated[Optional[str], typer.Option(help="Decimal separator of amounts: '.' or ','.")] = None,
-    delimiter: Annotated[Optional[str], typer.Option(help="Field separator, if detection fails.")] = None,
-    allow_no_customer: Annotated[bool, typer.Option(help="Import files without customer columns as guest sales.")] = False,
-    max_amount: Annotated[float, typer.Option(help="Reject amounts larger than this as implausible.")] = 1e9,
-    currency: Annotated[Optional[str], typer.Option(help="ISO code (e.g. EUR): import only amounts in this currency "
-                                                         "(others go to the rejects file), or convert into it with --rates.")] = None,
-    rates: Annotated[Optional[Path], typer.Option(help="CSV of currency,rate (one unit's worth in the store's "
-                                                       "currency) to convert several currencies into one.")] = None,
-    rejects_dir: Annotated[Optional[Path], typer.Option(help="Folder for rejects files (default: next to the store).")] = None,
     audit: Annotated[bool, typer.Option(help="Show the data check-up after importing.")] = True,
-    keep_repeated_lines: Annotated[bool, typer.Option(
-        "--keep-repeated-lines", help="Keep rows that repeat an earlier row exactly (a till that rings the same "
-        "item twice); by default they are counted once and listed as duplicates.")] = False,
+    *,
+    imports: ImportArgs,
 ) -> None:
     """Import order, customer, event or marketing-spend exports into the store.
 
@@ -112,35 +260,21 @@ def import_cmd(
     accounted for: stored, rejected (with file, row, column and reason in the rejects file)
     or counted as a duplicate.  Re-importing a file adds nothing.
     """
-    from clientfolio.ingest import ImportOptions, import_files, load_layout_file
+    from clientfolio.ingest import import_files
     from clientfolio.store import open_store
 
-    cols = {k: v for k, v in {"customer_id": customer_col, "email": email_col, "order_id": order_col,
-                               "ts": date_col, "amount": amount_col}.items() if v}
-    try:
-        if date_order not in (None, "day_first", "month_first"):
-            raise ClientfolioError(f"--date-order must be day_first or month_first, got {date_order!r}")
-        opts = ImportOptions(
-            layout=layout, mapping=load_layout_file(mapping) if mapping else None, columns=cols,
-            date_order=date_order, date_format=date_format, timezone=timezone, decimal=decimal,
-            delimiter=delimiter, allow_no_customer=allow_no_customer, max_amount=max_amount,
-            keep_repeated_lines=keep_repeated_lines,
-            currency=currency, rates=rates,
-        )
+    with _handled("nothing was imported; the store is unchanged."):
+        opts = imports.options()
+        _check_inputs(files)
         with open_store(store) as st, _progress() as prog:
             task = prog.add_task("importing", total=1.0)
             result = import_files(files, st, opts, progress=lambda msg, frac: prog.update(task, description=msg,
                                                                                           completed=frac),
-                                  rejects_dir=rejects_dir)
+                                  rejects_dir=imports.rejects_dir)
             prog.stop()
             print_import(result)
             if audit:
                 print_audit(st)
-    except ClientfolioError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted:[/] nothing was imported; the store is unchanged.")
-        raise typer.Exit(code=130) from None
 
 
 @app.command("audit")
@@ -148,11 +282,8 @@ def audit_cmd(store: StoreOpt = "clientfolio.duckdb") -> None:
     """Plain-language data check-up: what the data covers, what looks wrong, what it is enough for."""
     from clientfolio.store import open_store
 
-    try:
-        with open_store(store) as st:
-            print_audit(st)
-    except ClientfolioError as exc:
-        _fail(exc)
+    with _handled("the store is unchanged."), open_store(_existing_store(store)) as st:
+        print_audit(st)
 
 
 @app.command("imports")
@@ -160,11 +291,8 @@ def imports_cmd(store: StoreOpt = "clientfolio.duckdb") -> None:
     """List past imports with their row accounting and rejects files."""
     from clientfolio.store import open_store
 
-    try:
-        with open_store(store) as st:
-            df = st.query("SELECT * FROM imports ORDER BY import_id, file_no")
-    except ClientfolioError as exc:
-        _fail(exc)
+    with _handled("the store is unchanged."), open_store(_existing_store(store)) as st:
+        df = st.query("SELECT * FROM imports ORDER BY import_id, file_no")
     t = Table("import", "when", "file", "layout", "in", "stored", "rejected", "duplicates", "rejects file")
     for r in df.itertuples():
         t.add_row(str(r.import_id), f"{r.finished_at:%Y-%m-%d %H:%M}", Path(r.file).name, r.layout,
@@ -200,8 +328,9 @@ def validate_cmd(
     from clientfolio.scores.validation import compare_models, holdout_comparison
     from clientfolio.store import open_store
 
-    try:
-        with open_store(store) as st:
+    with _handled("nothing was changed."):
+        _day("--cutoff", cutoff), _day("--end", end)
+        with open_store(_existing_store(store)) as st:
             span = st.query("SELECT min(ts) AS a, max(ts) AS b FROM transactions WHERE customer_id IS NOT NULL")
             first, last = pd.Timestamp(span["a"].iloc[0]), pd.Timestamp(span["b"].iloc[0])
             if pd.isna(first):
@@ -210,8 +339,6 @@ def validate_cmd(
             cut = pd.Timestamp(cutoff) if cutoff else (first + (stop - first) * 2 / 3).normalize()
             summary = rfm_summary(st, cutoff=cut, unit=unit, holdout_end=stop)  # type: ignore[arg-type]
         comp = compare_models(summary)
-    except ClientfolioError as exc:
-        _fail(exc)
     console.print(f"\n[bold]Calibration[/] {first:%d %b %Y} – {cut:%d %b %Y}, [bold]holdout[/] to {stop:%d %b %Y} "
                   f"({len(summary):,} customers, time unit {unit})")
     t = Table("model", "log-likelihood", "BIC", "holdout MAE", "holdout RMSE", "predicted", "actual")
@@ -230,41 +357,97 @@ def validate_cmd(
     console.print(b)
 
 
-@app.command("analyze")
-def analyze_cmd(
-    files: Annotated[Optional[list[Path]], typer.Argument(help="Export files to import first (optional: "
-                                                               "without files, the store is analysed).")] = None,
-    store: StoreOpt = "clientfolio.duckdb",
-    out: Annotated[Path, typer.Option(help="Folder for report.html and customers.csv.")] = Path("clientfolio-report"),
-    cutoff: Annotated[Optional[str], typer.Option(help="Analyse as of this day (default: the last order).")] = None,
-    horizon: Annotated[int, typer.Option(help="CLV horizon in months.")] = 12,
-    discount_rate: Annotated[float, typer.Option(help="Yearly discount rate for CLV.")] = 0.10,
-    margin: Annotated[Optional[float], typer.Option(help="Gross margin (0-1) when the data has no cost of goods.")] = None,
-    model: Annotated[str, typer.Option(help="auto (chosen on a holdout period), bgnbd, mbgnbd or paretonbd.")] = "auto",
-    sector: Annotated[str, typer.Option(help="Value-score weights: retail, services, b2b, subscription, non-profit.")] = "retail",
-    rules: Annotated[Optional[Path], typer.Option(help="YAML file of your own rule segments.")] = None,
-    parquet: Annotated[bool, typer.Option(help="Write customers.parquet instead of customers.csv.")] = False,
-) -> None:
-    """Fit, score and segment every customer; write an HTML report and a customers file.
+ANALYSIS_STORE = "clientfolio.duckdb"  # inside --out: the store of `analyze FILE` without --store
+ANALYSIS_REJECTS = "clientfolio.rejects"
 
-    The report (works offline) has an executive summary, revenue concentration, CLV, who is
-    slipping away, RFM, lifecycle flow, the strategic portfolio, customer groups, and how well
-    the models predicted your own recent months.
+
+@contextlib.contextmanager
+def _analysis_store(out: Path) -> Iterator[tuple[str, Path]]:
+    """This analysis's own store (and rejects folder) inside `out`, built afresh on every run.
+
+    The previous run's store is set aside and removed once this run succeeds, or put back when
+    it fails or is interrupted, so re-running a command gives the same result and a failed run
+    leaves the last good analysis in place.
     """
-    import clientfolio
+    db = out / ANALYSIS_STORE
+    keep = [db, db.with_name(db.name + ".wal"), out / ANALYSIS_REJECTS]
+    aside = [p.with_name(p.name + ".previous") for p in keep]
 
+    def put_back() -> None:  # the store, its WAL and rejects go back together, never mixed
+        for p, q in zip(keep, aside):
+            _remove(p)
+            if q.exists():
+                os.replace(q, p)
+
+    if aside[0].exists():  # a run was killed before it finished: what it set aside is the last good one
+        put_back()
+    for p, q in zip(keep, aside):
+        _remove(q)
+        if p.exists():
+            os.replace(p, q)
+    ok = False
     try:
-        with open_store_cli(store) as st, _progress() as prog:
+        yield str(db), out / ANALYSIS_REJECTS
+        ok = True
+    finally:
+        if ok:
+            for q in aside:
+                _remove(q)
+        elif aside[0].exists():
+            put_back()
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir():
+        shutil.rmtree(p)
+    elif p.exists():
+        p.unlink()
+
+
+def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parquet: bool = False,
+                 imports: ImportArgs | None = None, **settings: Any) -> None:
+    """`analyze`: outputs checked first, then import (accounting and check-up printed), fit, report."""
+    import clientfolio
+    from clientfolio.store import open_store
+
+    table_name = "customers.parquet" if parquet else "customers.csv"
+    with _handled("no report was written; the store is intact (an import is stored whole or not at all)."):
+        _check_out(out, ("report.html", table_name))
+        _day("--cutoff", settings.get("cutoff"))
+        if settings.get("rules") is not None:
+            from clientfolio.pipeline import check_rules
+
+            check_rules(settings["rules"])  # a bad rule file fails here, before any store is touched
+        opts = imports.options() if imports is not None and files else None
+        _check_inputs(files)
+        rejects_dir = imports.rejects_dir if imports is not None else None
+        if files and store is None:
+            place: Any = _analysis_store(out)  # each analysis of files keeps its own store
+        else:
+            kept = out / ANALYSIS_STORE
+            if not files and store is None and not Path("clientfolio.duckdb").exists() and kept.exists():
+                raise ClientfolioError(f"no store at clientfolio.duckdb; to analyse again what `analyze FILE` "
+                                       f"imported, give --store {kept}")
+            store = store or "clientfolio.duckdb"
+            place = contextlib.nullcontext((store if files else _existing_store(store), None))
+        with place as (where, own_rejects), open_store(where) as st, _progress() as prog:
             task = prog.add_task("analysing", total=1.0)
-            pf = clientfolio.analyze(files or None, store=st, cutoff=cutoff, horizon_months=horizon,
-                                     discount_rate=discount_rate, margin=margin, model=model, sector=sector,
-                                     rules=rules, progress=lambda m, f: prog.update(task, description=m, completed=f))
+
+            def imported(result: Any) -> None:
+                prog.stop()
+                print_import(result)
+                print_audit(st)
+                prog.start()
+
+            pf = clientfolio.analyze(files or None, store=st, options=opts, rejects_dir=rejects_dir or own_rejects,
+                                     on_import=imported,
+                                     progress=lambda m, f: prog.update(task, description=m, completed=f), **settings)
             prog.stop()
-        out.mkdir(parents=True, exist_ok=True)
-        report = pf.report(out / "report.html")
-        table = pf.to_file(out / ("customers.parquet" if parquet else "customers.csv"))
-    except ClientfolioError as exc:
-        _fail(exc)
+            try:
+                report = pf.report(out / "report.html")
+                table = pf.to_file(out / table_name)
+            except OSError as exc:
+                raise ClientfolioError(f"cannot write the results into {out}: {exc.strerror or exc}") from None
     console.print(f"\n[bold]Your customer portfolio[/] as of {pf.as_of:%d %B %Y}")
     for line in pf.headline():
         console.print(f"  • {line}", highlight=False)
@@ -276,12 +459,44 @@ def analyze_cmd(
     for note in pf.notes:
         console.print(f"  note: {note}", highlight=False)
     console.print(f"\nreport: [bold]{report}[/]\ncustomers with every score and segment: [bold]{table}[/]")
+    if own_rejects is not None:
+        console.print(f"the imported data: [bold]{where}[/] (this analysis's own store, rebuilt on every run; "
+                      f"`clientfolio audit --store {where}` reads it)", highlight=False)
 
 
-def open_store_cli(store: str):
-    from clientfolio.store import open_store
+@app.command("analyze")
+@with_import_options
+def analyze_cmd(
+    files: Annotated[Optional[list[Path]], typer.Argument(help="Export files to import first (optional: "
+                                                               "without files, the store is analysed).")] = None,
+    store: Annotated[Optional[str], typer.Option(
+        "--store", envvar="CLIENTFOLIO_STORE",
+        help="Store to analyse (DuckDB file or postgresql:// URL); FILES are added to it.  Default: with FILES, "
+             f"a store of their own in the --out folder ({ANALYSIS_STORE}, rebuilt on every run); without FILES, "
+             "./clientfolio.duckdb (what `clientfolio import` fills).")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for report.html and customers.csv.")] = Path("clientfolio-report"),
+    cutoff: Annotated[Optional[str], typer.Option(help="Analyse as of this day (default: the last order).")] = None,
+    horizon: Annotated[int, typer.Option(help="CLV horizon in months.")] = 12,
+    discount_rate: Annotated[float, typer.Option(help="Yearly discount rate for CLV.")] = 0.10,
+    margin: Annotated[Optional[float], typer.Option(help="Gross margin (0-1) when the data has no cost of goods.")] = None,
+    model: Annotated[str, typer.Option(help="auto (chosen on a holdout period), bgnbd, mbgnbd or paretonbd.")] = "auto",
+    sector: Annotated[str, typer.Option(help="Value-score weights: retail, services, b2b, subscription, non-profit.")] = "retail",
+    rules: Annotated[Optional[Path], typer.Option(help="YAML file of your own rule segments (checked before "
+                                                       "anything else runs).")] = None,
+    parquet: Annotated[bool, typer.Option(help="Write customers.parquet instead of customers.csv.")] = False,
+    *,
+    imports: ImportArgs,
+) -> None:
+    """Fit, score and segment every customer; write an HTML report and a customers file.
 
-    return open_store(store)
+    With FILES, they are imported first (the same options and row accounting as `clientfolio
+    import`) into a store of this analysis's own inside --out, so two shops analysed in one
+    folder never mix.  The report (works offline) has an executive summary, revenue
+    concentration, CLV, who is slipping away, RFM, lifecycle flow, the strategic portfolio,
+    customer groups, and how well the models predicted your own recent months.
+    """
+    _run_analyze(files, store, out, parquet=parquet, imports=imports, cutoff=cutoff, horizon_months=horizon,
+                 discount_rate=discount_rate, margin=margin, model=model, sector=sector, rules=rules)
 
 
 @app.command("demo")
@@ -292,21 +507,20 @@ def demo_cmd(
     """Run everything on the bundled demo bakery: import, check the data, analyse, write the report."""
     from clientfolio.datasets import demo_shop_paths
     from clientfolio.ingest import import_files
+    from clientfolio.store import open_store
 
-    try:
+    with _handled("the demo was stopped; run `clientfolio demo` again to finish it."):
+        _check_out(out, ("report.html", "customers.csv"))
         paths = demo_shop_paths()
         console.print(f"[bold]clientfolio demo[/]: a generated bakery-café, imported into {store}")
-        with open_store_cli(store) as st, _progress() as prog:
+        with open_store(store) as st, _progress() as prog:
             task = prog.add_task("importing", total=1.0)
             order = [paths[k] for k in ("customers", "transactions", "events", "marketing_spend") if k in paths]
             result = import_files(order, st, progress=lambda m, f: prog.update(task, description=m, completed=f))
             prog.stop()
             print_import(result)
             print_audit(st)
-    except ClientfolioError as exc:
-        _fail(exc)
-    analyze_cmd(files=None, store=store, out=out, cutoff=None, horizon=12, discount_rate=0.10, margin=None,
-                model="auto", sector="retail", rules=None, parquet=False)
+    _run_analyze(None, store, out)
 
 
 def main() -> None:

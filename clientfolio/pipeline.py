@@ -9,7 +9,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ from clientfolio.scores.validation import compare_models, holdout_comparison, tr
 from clientfolio.segments import behaviour as seg_behaviour
 from clientfolio.segments import history, lifecycle, portfolio, rfm, value
 from clientfolio.store import Store, open_store
+
+if TYPE_CHECKING:
+    from clientfolio.segments.rules import RuleSet
 
 Progress = Callable[[str, float], None]
 MODELS = {"bgnbd": BGNBD, "mbgnbd": MBGNBD, "paretonbd": ParetoNBD}
@@ -144,6 +147,20 @@ def _segments_at(store: Store, customers: pd.DataFrame, as_of: pd.Timestamp, mar
     return customers, members, extras
 
 
+def check_rules(rules: str | Path | dict) -> RuleSet:
+    """Read and check a rule file before any work: structure, operators, limits, field names.
+
+    Field names are checked against the columns the customer table can have
+    (:data:`clientfolio.core.fields.CUSTOMER_FIELDS`); whether this shop's table has them is
+    checked again after scoring.  Raises :class:`~clientfolio.segments.RuleError`.
+    """
+    from clientfolio.core.fields import customer_fields_for
+    from clientfolio.segments.rules import load_rules
+
+    ruleset = load_rules(rules)  # structure, operators, values, limits
+    return ruleset.with_schema(customer_fields_for(ruleset.fields))
+
+
 def analyze(
     data: str | Path | Sequence[str | Path] | pd.DataFrame | None = None,
     *,
@@ -159,6 +176,9 @@ def analyze(
     clusters: bool = True,
     currency: str = "",
     progress: Progress | None = None,
+    options: Any = None,
+    rejects_dir: str | Path | None = None,
+    on_import: Callable[[Any], None] | None = None,
     **import_options: Any,
 ) -> Portfolio:
     """Ingest (if given data), fit, score and segment; return a :class:`Portfolio`.
@@ -167,9 +187,17 @@ def analyze(
     (+ optional order_id, ...); ``store``: where the data lives or goes (default: a
     temporary store for this call).  ``margin``: gross margin when the data has no cost of
     goods (default: CLV in revenue).  ``model``: "auto" (chosen on a holdout period),
-    "bgnbd", "mbgnbd" or "paretonbd".
+    "bgnbd", "mbgnbd" or "paretonbd".  ``rules``: a rule file (or dict), checked before
+    anything is imported or fitted.  Import settings come as ``options`` (an
+    :class:`~clientfolio.ingest.ImportOptions`) or as its fields by keyword; ``rejects_dir``
+    is where the rejects file goes; ``on_import(result)`` is called with the
+    :class:`~clientfolio.ingest.ImportResult` as soon as the data is imported (the
+    portfolio keeps it as ``import_result``).
     """
+    if rules is not None:
+        check_rules(rules)
     report = progress or (lambda msg, frac: None)
+    imported = None
     notes: list[str] = []
     tmp = tempfile.TemporaryDirectory(prefix="clientfolio-analyze-")
     own = not isinstance(store, Store)
@@ -185,8 +213,14 @@ def analyze(
                 paths = [path]
             else:
                 paths = [data] if isinstance(data, (str, Path)) else list(data)
-            result = import_files(paths, st, ImportOptions(**import_options), rejects_dir=Path(tmp.name) / "rejects"
-                                  if own and store is None else None)
+            if options is not None and import_options:
+                raise ClientfolioError(f"analyze: give import settings either as options= or by keyword "
+                                       f"({', '.join(sorted(import_options))}), not both")
+            opts = options if options is not None else ImportOptions(**import_options)
+            where = rejects_dir or (Path(tmp.name) / "rejects" if own and store is None else None)
+            result = imported = import_files(paths, st, opts, rejects_dir=where)
+            if on_import is not None:
+                on_import(result)
             for f in result.files:
                 if f.rows_rejected:
                     notes.append(f"{Path(f.path).name}: {f.rows_rejected:,} of {f.rows_in:,} rows were rejected "
@@ -336,7 +370,7 @@ def analyze(
             quadrant_splits=extras.get("quadrant_splits", {}), forecast=forecast,
             settings={"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
                       "value_basis": basis, "sector": sector, "value_weights": vs.weights},
-            notes=notes, audit=checkup, currency=currency)
+            notes=notes, audit=checkup, currency=currency, import_result=imported)
     finally:
         if own:
             st.close()

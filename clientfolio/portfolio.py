@@ -39,6 +39,7 @@ class Portfolio:
     notes: list[str] = field(default_factory=list)
     audit: Any = None
     currency: str = ""
+    import_result: Any = None  # ImportResult of the files analyze imported (None: analysed a store as it was)
 
     # -- plain words ----------------------------------------------------------------------
 
@@ -93,12 +94,18 @@ class Portfolio:
         return write_report(self, Path(path))
 
     def to_file(self, path: str | Path) -> Path:
-        """Write the customers table (every score and membership) as CSV or Parquet (by suffix)."""
+        """Write the customers table (every score and membership) as CSV or Parquet (by suffix).
+
+        The CSV is safe to open in a spreadsheet: text starting with a formula character is
+        prefixed with ``'`` and line breaks are quoted (see :mod:`clientfolio.core.safecsv`).
+        """
         p = Path(path)
         if p.suffix == ".parquet":
             self.customers.to_parquet(p, index=False)
         else:
-            self.customers.to_csv(p, index=False)
+            from clientfolio.core.safecsv import write_frame
+
+            write_frame(self.customers, p)
         return p
 
     def _repr_html_(self) -> str:

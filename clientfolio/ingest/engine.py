@@ -9,7 +9,6 @@ import is rolled back.
 from __future__ import annotations
 
 import contextlib
-import csv
 import errno
 import hashlib
 import json
@@ -311,41 +310,33 @@ def _build_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_
 
 
 def _write_rejects(con: duckdb.DuckDBPyConnection, stages: list[Stage], dst: Path) -> int:
-    """Write every rejected row (invalid, excluded, conflicting) to a CSV; return the count."""
+    """Write every rejected row (invalid, excluded, conflicting) to a CSV; return the count.
+
+    Spreadsheet-safe (formula prefixes neutralised, line breaks quoted) and streamed from the
+    staged tables in chunks, so millions of rejected rows never sit in Python at once.
+    """
+    from clientfolio.core.safecsv import SafeWriter
+
     dst.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with open(dst, "w", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["file", "row", "column", "value", "reason", "kind"])
+    with SafeWriter(dst, ["file", "row", "column", "value", "reason", "kind"]) as w:
         for s in stages:
-            for row, column, value, reason in s.raw.rejects:
-                w.writerow([s.path, row, column or "", value or "", reason, "invalid"])
-                n += 1
-            for part, row, column, value, reason, kind in con.execute(
+            w.writerows([s.path, row, column or "", value or "", reason, "invalid"]
+                        for row, column, value, reason in s.raw.rejects)
+            # rows the reader took out (exact repeats, repeated header lines): no cell values
+            w.writerows([f"{s.path} [sheet {part}]" if part else s.path, row, "", "", reason, kind]
+                        for part, row, kind, reason in s.raw.skipped)
+            cur = con.execute(
                 f"SELECT __part, __row, __column, __value, __reason, CASE WHEN __dup = 'conflict' THEN 'invalid' ELSE __kind END "
                 f"FROM {s.stage} WHERE __kind <> 'ok' OR __dup = 'conflict' ORDER BY __idx"
-            ).fetchall():
-                where = f"{s.path} [sheet {part}]" if part else s.path
-                w.writerow([where, row, column or "", value if value is not None else "", reason, kind])
-                n += 1
-    return n
+            )
+            while chunk := cur.fetchmany(_REJECTS_CHUNK):
+                w.writerows([f"{s.path} [sheet {part}]" if part else s.path, row, column or "",
+                             value if value is not None else "", reason, kind]
+                            for part, row, column, value, reason, kind in chunk)
+        return w.rows
 
 
-def _append_skipped(stages: list[Stage], dst: Path) -> int:
-    """Add the rows the reader took out (exact repeats, repeated header lines) to the rejects file.
-
-    Only numbers and fixed text are written (no cell values), so nothing here can be taken
-    for a formula by a spreadsheet.
-    """
-    n = 0
-    with open(dst, "a", encoding="utf-8", newline="") as fh:
-        w = csv.writer(fh)
-        for s in stages:
-            for part, row, kind, reason in s.raw.skipped:
-                where = f"{s.path} [sheet {part}]" if part else s.path
-                w.writerow([where, row, "", "", reason, kind])
-                n += 1
-    return n
+_REJECTS_CHUNK = 20_000
 
 
 def import_files(
@@ -395,7 +386,6 @@ def import_files(
             final = rdir / f"import-{import_id:04d}.csv"
             tmp_rejects = Path(tmp) / final.name
             n_rejects = _write_rejects(con, stages, tmp_rejects)
-            n_rejects += _append_skipped(stages, tmp_rejects)
 
             reports: list[FileReport] = []
             for s in stages:

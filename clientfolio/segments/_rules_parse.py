@@ -29,6 +29,7 @@ from clientfolio.segments._rules_ast import (
     Window,
     fold,
 )
+from clientfolio.segments._rules_load import MAX_CONDITIONS, MAX_DEPTH, MAX_SEGMENTS
 
 _COMPARE = ("eq", "ne", "gt", "gte", "lt", "lte", "between", "in", "not_in")
 OPS_BY_TYPE: dict[str, tuple[str, ...]] = {
@@ -54,6 +55,10 @@ _MAX_DAYS = 100 * 366
 
 class _Bad(Exception):
     """One problem with a value; the message is completed by the caller."""
+
+
+class _TooMany(Exception):
+    """A limit was passed: checking stops at once (the rest could be a file multiplying itself)."""
 
 
 def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
@@ -200,6 +205,7 @@ class Checker:
     def __init__(self, schema: dict[str, str] | None) -> None:
         self.schema = schema
         self.problems: list[Problem] = []
+        self.nodes = 0  # conditions and groups seen, every YAML alias use counted
 
     def fail(self, segment: str | None, path: str | None, message: str) -> None:
         self.problems.append(Problem(segment, path, message))
@@ -220,9 +226,17 @@ class Checker:
         if not isinstance(raw, list) or not raw:
             self.fail(None, "segments", f"needs a non-empty list of segments, got {_describe(raw)}")
             return [], exclusive
+        if len(raw) > MAX_SEGMENTS:
+            self.fail(None, "segments", f"{len(raw):,} segments is more than the limit of {MAX_SEGMENTS}; each "
+                      "segment is one more pass over every customer: merge similar segments or split the file")
+            return [], exclusive
         segments, seen = [], set()
         for i, item in enumerate(raw):
-            seg = self.segment(i, item)
+            try:
+                seg = self.segment(i, item)
+            except _TooMany as exc:
+                self.fail(None, None, str(exc))
+                return [], exclusive
             if seg is None:
                 continue
             if seg.name in seen:
@@ -257,7 +271,16 @@ class Checker:
             return None
         return Segment(name_ok, desc if isinstance(desc, str) else None, when)
 
-    def node(self, seg: str | None, path: str, raw: Any) -> Node | None:
+    def node(self, seg: str | None, path: str, raw: Any, depth: int = 0) -> Node | None:
+        self.nodes += 1
+        if self.nodes > MAX_CONDITIONS:
+            raise _TooMany(f"the rules have more than {MAX_CONDITIONS:,} conditions (all/any/not count as one, and "
+                           "so does every use of a YAML alias); the limit keeps evaluation fast: use in: lists "
+                           "or between: instead of one condition per value")
+        if depth > MAX_DEPTH:
+            self.fail(seg, path, f"nested more than {MAX_DEPTH} levels of all/any/not deep (the limit); "
+                      "flatten it (all: [a, all: [b, c]] is all: [a, b, c])")
+            return None
         if not isinstance(raw, Mapping) or not raw:
             self.fail(seg, path, f"expected a condition such as {{field: clv, gt: 500}} or all/any/not, got {_describe(raw)}"
                       + (" (empty)" if isinstance(raw, Mapping) else ""))
@@ -272,13 +295,13 @@ class Checker:
             key = combos[0]
             value = raw[key]
             if key == "not":
-                item = self.node(seg, f"{path}.not", value)
+                item = self.node(seg, f"{path}.not", value, depth + 1)
                 return Not(item, f"{path}.not") if item is not None else None
             if not isinstance(value, list) or not value:
                 self.fail(seg, f"{path}.{key}", f"{key} needs a non-empty list of conditions, got {_describe(value)}"
                           + (" (empty list)" if isinstance(value, list) else ""))
                 return None
-            items = [self.node(seg, f"{path}.{key}[{i}]", v) for i, v in enumerate(value)]
+            items = [self.node(seg, f"{path}.{key}[{i}]", v, depth + 1) for i, v in enumerate(value)]
             if any(x is None for x in items):
                 return None
             return Group(key, tuple(items), f"{path}.{key}")  # type: ignore[arg-type]

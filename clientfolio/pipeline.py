@@ -18,12 +18,13 @@ from clientfolio.core.errors import ClientfolioError, ConvergenceError
 from clientfolio.features import behaviour_features, daily_activity, rfm_summary
 from clientfolio.models import BGNBD, MBGNBD, GammaGamma, ParetoNBD
 from clientfolio.portfolio import Portfolio
-from clientfolio.scores import (ClvSettings, clv_to_cac, clv_to_cac_by_segment, customer_cac, run_rate_scores,
-                                score_customers)
+from clientfolio.scores import (ClvSettings, clv_to_cac, clv_to_cac_by_segment, customer_cac, historical_scores,
+                                run_rate_scores, score_customers)
 from clientfolio.scores.validation import compare_models, holdout_comparison, tracking
 from clientfolio.segments import behaviour as seg_behaviour
 from clientfolio.segments import history, lifecycle, portfolio, rfm, value
 from clientfolio.store import Store, open_store
+from clientfolio.store.audit import Support, forecast_support
 
 Progress = Callable[[str, float], None]
 MODELS = {"bgnbd": BGNBD, "mbgnbd": MBGNBD, "paretonbd": ParetoNBD}
@@ -72,14 +73,26 @@ def _fit_spend_model(summary: pd.DataFrame, notes: list[str]):
         return None
 
 
+def support_at(summary: pd.DataFrame, first: pd.Timestamp, cutoff: pd.Timestamp) -> Support:
+    """Does the history up to `cutoff` support forecasts?  The check-up's verdict, at this date."""
+    return forecast_support((cutoff.normalize() - first.normalize()).days, len(summary),
+                            int((summary["frequency"] > 0).sum()))
+
+
 def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, notes: list[str],
-              start: dict | None = None, fitted: tuple | None = None) -> tuple[pd.DataFrame, Any, Any]:
+              start: dict | None = None, fitted: tuple | None = None, summary: pd.DataFrame | None = None,
+              support: Support | None = None) -> tuple[pd.DataFrame, Any, Any]:
     """Summary + fitted models + scores at one date (one row per customer); models in weeks.
 
     `fitted` (purchase model, spend model) scores with models fitted elsewhere instead of fitting.
+    Where `support` says the data cannot support forecasts, no model is fitted and the forecast
+    columns are left empty with the reason.
     """
-    summary = rfm_summary(store, cutoff=cutoff, unit="W")
-    if fitted is not None:
+    summary = rfm_summary(store, cutoff=cutoff, unit="W") if summary is None else summary
+    if support is not None and not support.forecasts:
+        model = spend = None
+        scores = historical_scores(summary, support.reason, s)
+    elif fitted is not None:
         model, spend = fitted
     else:
         fit_on = summary
@@ -91,7 +104,8 @@ def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, not
                          "customers; every customer is scored")
         model = _fit_purchase_model(fit_on, kind, notes, start)
         spend = _fit_spend_model(fit_on, notes)
-    scores = score_customers(summary, model, spend, s) if model is not None else run_rate_scores(summary, s)
+    if support is None or support.forecasts:
+        scores = score_customers(summary, model, spend, s) if model is not None else run_rate_scores(summary, s)
     cols = [c for c in scores.columns if c not in summary.columns or c == "customer_id"]
     merged = summary.merge(scores[cols], on="customer_id", how="left")
     # Models work in weeks; people read days: the customer table says days.
@@ -113,13 +127,18 @@ def _value_12m(store: Store, cutoff: pd.Timestamp) -> pd.DataFrame:
 
 
 def _segments_at(store: Store, customers: pd.DataFrame, as_of: pd.Timestamp, margin: float,
-                 prospects: pd.Series | None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """All rule-free segment kinds at one date; returns (customers with segment columns, memberships, extras)."""
+                 prospects: pd.Series | None, forecasts: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """All rule-free segment kinds at one date; returns (customers with segment columns, memberships, extras).
+
+    Without forecasts (`forecasts=False`: below the measured minimum data) the kinds built on
+    predicted value -- value tiers by CLV and the value x potential quadrants -- are left out.
+    """
     parts, extras = [], {}
     scores, m = rfm.rfm_segments(customers, as_of)
     customers = customers.merge(scores, on="customer_id", how="left")
     parts.append(m)
-    parts.append(value.value_tiers(customers, as_of))
+    if forecasts:
+        parts.append(value.value_tiers(customers, as_of))
     parts.append(value.value_tiers(customers, as_of, column="revenue", kind="historical_value_tier",
                                    names=("Top 20% by past spend", "Next 30% by past spend", "Other 50% by past spend")))
     parts.append(value.frequency_tiers(customers, as_of))
@@ -133,10 +152,13 @@ def _segments_at(store: Store, customers: pd.DataFrame, as_of: pd.Timestamp, mar
     v12 = _value_12m(store, as_of)
     customers = customers.merge(v12, on="customer_id", how="left")
     customers[["value_12m", "revenue_12m"]] = customers[["value_12m", "revenue_12m"]].fillna(0.0)
-    quad, m = portfolio.portfolio_quadrants(customers, as_of)
-    customers = customers.merge(quad[["customer_id", "quadrant"]], on="customer_id", how="left")
-    extras["quadrant_splits"] = {"current": quad.attrs["current_split"], "potential": quad.attrs["potential_split"]}
-    parts.append(m)
+    if forecasts:
+        quad, m = portfolio.portfolio_quadrants(customers, as_of)
+        customers = customers.merge(quad[["customer_id", "quadrant"]], on="customer_id", how="left")
+        extras["quadrant_splits"] = {"current": quad.attrs["current_split"], "potential": quad.attrs["potential_split"]}
+        parts.append(m)
+    else:
+        customers["quadrant"] = None
     members = pd.concat(parts, ignore_index=True)
     for kind in ("value_tier", "historical_value_tier", "frequency_tier"):
         sub = members[members["segment_kind"] == kind][["customer_id", "segment"]].rename(columns={"segment": kind})
@@ -212,7 +234,11 @@ def analyze(
         kind = model if model != "auto" else "bgnbd"
         if model not in ("auto", *MODELS):
             raise ClientfolioError(f"model must be 'auto' or one of {sorted(MODELS)}, got {model!r}")
-        if (as_of - first).days >= MIN_DAYS_FOR_HOLDOUT:
+        summary_now = rfm_summary(st, cutoff=as_of, unit="W")
+        support = support_at(summary_now, first, as_of)
+        if not support.forecasts:
+            notes.append(f"no purchase model was fitted and nothing is forecast: {support.reason}")
+        elif (as_of - first).days >= MIN_DAYS_FOR_HOLDOUT:
             report("checking models on a holdout period", 0.15)
             split = (first + (as_of - first) * 2 / 3).normalize()
             cal = rfm_summary(st, cutoff=split, unit="W", holdout_end=as_of)
@@ -234,7 +260,8 @@ def analyze(
             notes.append(f"less than {MIN_DAYS_FOR_HOLDOUT} days of history: no holdout check; BG/NBD is used")
 
         report("scoring customers", 0.35)
-        customers, purchase_model, spend_model = _score_at(st, as_of, kind, s, notes, start)
+        customers, purchase_model, spend_model = _score_at(st, as_of, kind, s, notes, start, summary=summary_now,
+                                                           support=support)
         beh, beh_notes = behaviour_features(st, as_of)
         notes.extend(beh_notes)
         customers = customers.merge(beh, on="customer_id", how="left")
@@ -246,7 +273,7 @@ def analyze(
         prospects = attrs.loc[~attrs["customer_id"].isin(bought), "customer_id"]
 
         report("segmenting", 0.55)
-        customers, members, extras = _segments_at(st, customers, as_of, s.margin, prospects)
+        customers, members, extras = _segments_at(st, customers, as_of, s.margin, prospects, support.forecasts)
         beh_members, beh_notes = seg_behaviour.behaviour_segments(customers, as_of)
         notes.extend(beh_notes)
         parts = [members, beh_members]
@@ -301,10 +328,11 @@ def analyze(
                 # The same fitted models score the earlier date: changes between the dates then come from
                 # the customers' behaviour, not from re-estimating the population.
                 prev_customers, _, _ = _score_at(st, prev_as_of, kind, prev_settings, [],
-                                                 fitted=(purchase_model, spend_model))
+                                                 fitted=(purchase_model, spend_model), support=support)
                 prev_customers = prev_customers.merge(attrs, on="customer_id", how="left")
                 prev_customers.attrs.update({"cutoff": prev_as_of, "unit_days": 1.0})
-                prev_customers, prev_members, _ = _segments_at(st, prev_customers, prev_as_of, s.margin, None)
+                prev_customers, prev_members, _ = _segments_at(st, prev_customers, prev_as_of, s.margin, None,
+                                                               support.forecasts)
             except ClientfolioError as exc:
                 notes.append(f"no comparison with {prev_as_of:%d %b %Y}: {exc}")
         kpis = history.segment_kpis(customers, segments_now, prev_members, prev_customers)
@@ -336,7 +364,7 @@ def analyze(
             quadrant_splits=extras.get("quadrant_splits", {}), forecast=forecast,
             settings={"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
                       "value_basis": basis, "sector": sector, "value_weights": vs.weights},
-            notes=notes, audit=checkup, currency=currency)
+            notes=notes, audit=checkup, currency=currency, support=support)
     finally:
         if own:
             st.close()

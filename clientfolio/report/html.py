@@ -68,6 +68,21 @@ def _fig(fig, div_id: str) -> str:
                        config={"displaylogo": False, "responsive": True})
 
 
+def _revenue(p) -> tuple[float, float]:  # noqa: ANN001 - a Portfolio
+    """(revenue in the store, of which from guest orders): the same total the data check-up states."""
+    c = p.customers
+    metrics = getattr(p.audit, "metrics", {}) or {}
+    if metrics.get("revenue") is None:
+        return float(c["revenue"].sum()), 0.0
+    return float(metrics["revenue"]), float(metrics.get("guest_revenue") or 0.0)
+
+
+def _not_estimated(p) -> str:  # noqa: ANN001 - a Portfolio
+    return (f"<p><b>Not estimated.</b> {_esc(p.support.reason[:1].upper() + p.support.reason[1:])}. Below that, "
+            "forecasts of future value, of whether a customer is still active and of their next purchases swing "
+            "so widely that they would mislead; this section shows what the history itself says.</p>")
+
+
 def render(p) -> str:  # noqa: ANN001 - a Portfolio
     """The report as one HTML string."""
     c = p.customers
@@ -76,10 +91,14 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
     n_customers = int((c["orders"] > 0).sum())
     stages = c["lifecycle"].value_counts()
     active = int(stages.get("active", 0) + stages.get("new", 0) + stages.get("reactivated", 0))
+    forecasts = p.support.forecasts
+    revenue, guest = _revenue(p)
     cards = [
         (f"{n_customers:,}", "customers with purchases"),
-        (f"{m}{c['revenue'].sum():,.0f}", "revenue to date"),
-        (f"{m}{c['clv'].sum():,.0f}", f"expected value, next {p.settings.get('horizon_months', 12)} months"),
+        (f"{m}{revenue:,.0f}", "revenue to date" + (" (with guest orders)" if guest else "")),
+        (f"{m}{c['clv'].sum():,.0f}" if forecasts else "not estimated",
+         f"expected value, next {p.settings.get('horizon_months', 12)} months"
+         + ("" if forecasts else ": too little history")),
         (f"{active / max(n_customers, 1):.0%}", "active, new or reactivated"),
         (f"{p.top20_share:.0%}" if pd.notna(p.top20_share) else "–", "of revenue from the top 20%"),
     ]
@@ -92,12 +111,23 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
     if p.concentration is not None:
         sections.append(("concentration", "Revenue concentration",
                          _fig(charts.concentration(p.concentration, p.top20_share), "chart-concentration")))
-    sections.append(("value", "Customer value", _fig(charts.clv_distribution(c, m), "chart-clv")
-                     + _table(p.kpis[p.kpis["segment_kind"] == "value_tier"][
-                         [k for k in ("segment", "customers", "share", "revenue", "mean_clv", "mean_p_alive")
-                          if k in p.kpis]], money_cols=("revenue", "mean_clv"), pct_cols=("share", "mean_p_alive"),
-                         money=m)))
-    if c["p_alive"].notna().any():
+    if forecasts:
+        sections.append(("value", "Customer value", _fig(charts.clv_distribution(c, m), "chart-clv")
+                         + _table(p.kpis[p.kpis["segment_kind"] == "value_tier"][
+                             [k for k in ("segment", "customers", "share", "revenue", "mean_clv", "mean_p_alive")
+                              if k in p.kpis]], money_cols=("revenue", "mean_clv"), pct_cols=("share", "mean_p_alive"),
+                             money=m)))
+    else:
+        hist = p.kpis[p.kpis["segment_kind"] == "historical_value_tier"]
+        sections.append(("value", "Customer value: what the history shows", _not_estimated(p)
+                         + _table(hist[[k for k in ("segment", "customers", "share", "revenue", "aov")
+                                        if k in hist]], money_cols=("revenue", "aov"), pct_cols=("share",), money=m)))
+    if not forecasts:
+        sections.append(("alive", "Who is slipping away", "<p class='muted'>Whether each customer is still active "
+                         "cannot be estimated from this history; the lifecycle stages use the time since each "
+                         "customer's last purchase against their own purchase rhythm (or the shop's return window) "
+                         "only.</p>"))
+    elif c["p_alive"].notna().any():
         sections.append(("alive", "Who is slipping away", _fig(charts.palive_matrix(c), "chart-palive")))
     else:
         sections.append(("alive", "Who is slipping away", "<p class='muted'>The history is too short for a purchase "
@@ -124,12 +154,17 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
                      + _table(f.rename_axis("stage").reset_index()))
         sections.append(("lifecycle", "Lifecycle: how customers moved", body))
     quad_tbl = p.kpis[p.kpis["segment_kind"] == "portfolio"]
-    sections.append(("portfolio", "Strategic portfolio", _fig(charts.quadrant(c, p.quadrant_splits, m), "chart-quadrant")
-                     + "<p class='muted'>Stars: high value now and later. Develop: small now, high potential. "
-                       "Maintain: valuable now, fading: protect. Review: low now and later.</p>"
-                     + _table(quad_tbl[[k for k in ("segment", "customers", "share", "revenue", "mean_clv")
-                                        if k in quad_tbl]], money_cols=("revenue", "mean_clv"), pct_cols=("share",),
-                              money=m)))
+    if not forecasts:
+        sections.append(("portfolio", "Strategic portfolio", _not_estimated(p) + "<p class='muted'>The portfolio "
+                         "quadrants weigh current value against predicted value, so they are left out.</p>"))
+    else:
+        sections.append(("portfolio", "Strategic portfolio",
+                         _fig(charts.quadrant(c, p.quadrant_splits, m), "chart-quadrant")
+                         + "<p class='muted'>Stars: high value now and later. Develop: small now, high potential. "
+                           "Maintain: valuable now, fading: protect. Review: low now and later.</p>"
+                         + _table(quad_tbl[[k for k in ("segment", "customers", "share", "revenue", "mean_clv")
+                                            if k in quad_tbl]], money_cols=("revenue", "mean_clv"), pct_cols=("share",),
+                                  money=m)))
     if p.clusters is not None:
         personas = p.clusters.personas if hasattr(p.clusters, "personas") else None
         cards_html = ""

@@ -259,8 +259,32 @@ def run_rate_scores(summary: pd.DataFrame, settings: ClvSettings | None = None) 
                         "expected_purchases": per_month * s.horizon_months, "p_alive": np.nan, "churn_risk": np.nan,
                         "next_order_date": pd.NaT, "expected_spend": spend, "margin": margin})
     out["clv"] = per_month * disc_months * spend * margin
-    out["clv_low"] = out["clv_high"] = out["clv"]
+    out["clv_low"] = out["clv_high"] = np.nan  # a run rate has no interval: none is shown rather than a zero-width one
     out.attrs.update(summary.attrs)
     out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
                       "default_margin": s.margin, "interval": s.interval, "interval_method": "none (run rate)"})
+    return out
+
+
+FORECAST_COLUMNS = ("p_alive", "churn_risk", "expected_purchases", "expected_spend", "clv", "clv_low", "clv_high",
+                    "next_order_date")
+
+
+def historical_scores(summary: pd.DataFrame, reason: str, settings: ClvSettings | None = None) -> pd.DataFrame:
+    """The score columns left empty, with the reason, for data below the measured minimum.
+
+    Below it a forecast would be a number the data cannot support (a two-customer, one-day shop
+    "worth" millions), so every forecast column is empty and ``forecast_note`` says why; what
+    the history itself says (revenue, orders, recency, ...) stays in the summary's columns.
+    """
+    s = settings or ClvSettings()
+    s.check()
+    out = pd.DataFrame({"customer_id": summary["customer_id"].to_numpy()})
+    for col in FORECAST_COLUMNS:
+        out[col] = pd.NaT if col == "next_order_date" else np.nan
+    out["margin"] = _margin(summary, s.margin)
+    out["forecast_note"] = f"not estimated: {reason}"
+    out.attrs.update(summary.attrs)
+    out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
+                      "default_margin": s.margin, "interval": s.interval, "interval_method": "none (not estimated)"})
     return out

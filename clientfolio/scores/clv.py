@@ -159,12 +159,19 @@ def score_customers(
     purchase_model,
     spend_model=None,
     settings: ClvSettings | None = None,
+    one_time_alive=None,
 ) -> pd.DataFrame:
     """Score every customer of `summary` (from `rfm_summary`) with fitted models.
 
     Returns one row per customer: ``p_alive``, ``churn_risk``, ``expected_purchases``
     (over the horizon), ``expected_spend`` (per purchase), ``margin``, ``clv``,
     ``clv_low``, ``clv_high`` and ``next_order_date``.
+
+    BG/NBD lets customers drop out only after a repeat purchase, so it gives every one-time buyer
+    P(alive) = 1, however long they have been silent.  `one_time_alive` (a fitted model that can
+    drop a customer right after the first purchase: MBG/NBD) supplies their P(alive) instead, and
+    their expected purchases become BG/NBD's expectation *if still active* times that P(alive);
+    with a BG/NBD and no such model their P(alive) is left unknown (NaN) rather than shown as 1.
     """
     s = settings or ClvSettings()
     s.check()
@@ -183,8 +190,18 @@ def score_customers(
         curve, alive = _curve(purchase_model, times, data), purchase_model.predict_alive(data)
     curve, alive = np.asarray(curve, dtype=float), np.asarray(alive, dtype=float)
     disc, expected = _discount(curve[:, :s.horizon_months], s)
-    next_order = _next_order(curve[:, s.horizon_months:], weeks, cutoff)
     se = _interval_se(purchase_model, distinct, unit_days, s, disc) if s.intervals else None
+    factor = np.ones(len(distinct))
+    if no_dropout_before_repeat(purchase_model):
+        one_time = distinct["frequency"].to_numpy() == 0
+        if one_time_alive is not None:
+            factor[one_time] = np.asarray(one_time_alive.predict_alive(data[one_time]), dtype=float)
+            alive = np.where(one_time, factor, alive)
+        else:
+            alive = np.where(one_time, np.nan, alive)
+    curve, disc, expected = curve * factor[:, None], disc * factor, expected * factor
+    se = se * factor if se is not None else None
+    next_order = _next_order(curve[:, s.horizon_months:], weeks, cutoff)
     per_hist = distinct.assign(_disc=disc, expected_purchases=expected, p_alive=alive, next_order_date=next_order)
     out = summary[["customer_id"] + keys].merge(per_hist, on=keys, how="left")
     row_of = summary[keys].merge(distinct.reset_index(), on=keys, how="left")["index"].to_numpy()
@@ -206,14 +223,23 @@ def score_customers(
         z = float(ndtri(0.5 + s.interval / 2))
         out["clv_low"] = np.clip(disc[row_of] - z * se[row_of], 0.0, None) * value
         out["clv_high"] = (disc[row_of] + z * se[row_of]) * value
+        # No zero-width intervals: where the range collapses (no spend, or no parameter sensitivity)
+        # there is no interval to state, and none is shown.
+        flat = ~(out["clv_high"] > out["clv_low"])
+        out.loc[flat, ["clv_low", "clv_high"]] = np.nan
     else:
-        out["clv_low"] = out["clv_high"] = out["clv"]
+        out["clv_low"] = out["clv_high"] = np.nan
     out = out.drop(columns=["_disc"])
     out.attrs.update(summary.attrs)
     out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
                       "default_margin": s.margin, "interval": s.interval,
                       "interval_method": "delta method on the purchase model's parameters" if se is not None else "none"})
     return out
+
+
+def no_dropout_before_repeat(model) -> bool:
+    """True for BG/NBD: its customers cannot drop out before a repeat purchase (P(alive | x = 0) = 1)."""
+    return type(model).__name__ == "BGNBD"
 
 
 def _expected_spend(summary: pd.DataFrame, spend_model) -> np.ndarray:
@@ -240,18 +266,30 @@ def _margin(summary: pd.DataFrame, default: float) -> np.ndarray:
     return np.where(ok, np.clip(m, 0.0, 1.0), default)
 
 
+# Prior exposure (months) of the run rate's shrinkage: a customer's own rate counts for as much
+# as the shop's average once they have been a customer for this long.
+RUN_RATE_PRIOR_MONTHS = 3.0
+
+
 def run_rate_scores(summary: pd.DataFrame, settings: ClvSettings | None = None) -> pd.DataFrame:
     """Scores without a purchase model, for histories too short or odd to fit one.
 
-    Expected purchases = the customer's past purchases per month carried forward over the
-    horizon; CLV = those purchases x average order value x margin, discounted.  P(alive) is
-    unknown (NaN) and there is no interval: say so wherever these are shown.
+    Expected repeat purchases per month = (the customer's repeat purchases + the shop's average
+    rate x 3 months) / (months since the first purchase + 3 months): each customer's own rate,
+    shrunk towards the shop's average (repeat purchases per month of exposure, all customers) in
+    proportion to how little of them has been seen.  A customer who bought once, yesterday, gets
+    about the shop's average rate -- not one purchase a month, which ranked such a customer above
+    a regular with 49 orders.  CLV = that rate carried forward x spend per order x margin,
+    discounted.  P(alive) is unknown (NaN) and there is no interval: say so wherever shown.
     """
     s = settings or ClvSettings()
     s.check()
     unit_days = _unit_days(summary)
-    months = np.maximum(summary["T"].to_numpy(dtype=float) * unit_days / DAYS_PER_MONTH, 1.0)
-    per_month = (summary["frequency"].to_numpy() + 1) / months
+    months = np.clip(summary["T"].to_numpy(dtype=float) * unit_days / DAYS_PER_MONTH, 0.0, None)
+    repeats = summary["frequency"].to_numpy(dtype=float)
+    shop_rate = repeats.sum() / months.sum() if months.sum() > 0 else 0.0
+    w = RUN_RATE_PRIOR_MONTHS
+    per_month = (repeats + shop_rate * w) / (months + w)
     disc_months = ((1.0 + s.discount_rate) ** (-np.arange(1, s.horizon_months + 1) / 12.0)).sum()
     spend = _expected_spend(summary, None)
     margin = _margin(summary, s.margin)
@@ -262,7 +300,8 @@ def run_rate_scores(summary: pd.DataFrame, settings: ClvSettings | None = None) 
     out["clv_low"] = out["clv_high"] = np.nan  # a run rate has no interval: none is shown rather than a zero-width one
     out.attrs.update(summary.attrs)
     out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
-                      "default_margin": s.margin, "interval": s.interval, "interval_method": "none (run rate)"})
+                      "default_margin": s.margin, "interval": s.interval, "interval_method": "none (run rate)",
+                      "run_rate_shop_per_month": float(shop_rate)})
     return out
 
 

@@ -83,6 +83,20 @@ def _not_estimated(p) -> str:  # noqa: ANN001 - a Portfolio
             "so widely that they would mislead; this section shows what the history itself says.</p>")
 
 
+def _rfm_new_note(c: pd.DataFrame) -> str:
+    """Why the grid's "New Customers" and the lifecycle's "new" differ, with both counts."""
+    if not {"R", "FM", "lifecycle"} <= set(c.columns):
+        return ""
+    grid_new = int(((c["R"] == 5) & (c["FM"] == 1)).sum())
+    life_new = int((c["lifecycle"] == "new").sum())
+    one_time = c[(c["orders"] == 1) & c["rhythm_days"].notna()] if "rhythm_days" in c else c.iloc[:0]
+    window = f" ({float(one_time['rhythm_days'].iloc[0]):,.0f} days)" if len(one_time) else ""
+    return (f"<p class='muted'>\u201cNew Customers\u201d in the grid ({grid_new:,}) are customers in the most recent "
+            "fifth by last purchase (R 5) with the lowest frequency-and-spend score (FM 1). The lifecycle\u2019s "
+            f"\u201cnew\u201d ({life_new:,}) are customers whose only purchase so far falls within the shop\u2019s "
+            f"return window{window}. They count different things, so the numbers differ.</p>")
+
+
 def render(p) -> str:  # noqa: ANN001 - a Portfolio
     """The report as one HTML string."""
     c = p.customers
@@ -133,7 +147,7 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
         sections.append(("alive", "Who is slipping away", "<p class='muted'>The history is too short for a purchase "
                          "model, so the probability that each customer is still active is unknown; the lifecycle "
                          "stages below use each customer's purchase rhythm only.</p>"))
-    sections.append(("rfm", "RFM segments", _fig(charts.rfm_grid(c, DEFAULT_GRID), "chart-rfm")
+    sections.append(("rfm", "RFM segments", _fig(charts.rfm_grid(c, DEFAULT_GRID), "chart-rfm") + _rfm_new_note(c)
                      + _table(p.kpis[p.kpis["segment_kind"] == "rfm"].sort_values("customers", ascending=False)[
                          [k for k in ("segment", "customers", "share", "revenue", "aov", "mean_clv", "growth")
                           if k in p.kpis]], money_cols=("revenue", "aov", "mean_clv"), pct_cols=("share", "growth"),
@@ -200,11 +214,22 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
     notes = "".join(f"<li>{_esc(n)}</li>" for n in p.notes)
     s = p.settings
     model_name = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "paretonbd": "Pareto/NBD"}.get(p.models.get("kind"), "")
-    method = (f"<p class='muted'>CLV: discounted expected purchases (model: {_esc(model_name)}) × "
-              f"expected spend × margin over {s.get('horizon_months')} months at {s.get('discount_rate', 0):.0%} a year; "
-              f"values are {_esc(s.get('value_basis', ''))}. Intervals: {p.customers.attrs.get('interval', 0.8):.0%} "
-              "ranges from the model's parameter uncertainty (delta method); they do not include the randomness of "
-              "each customer's own purchases.</p>")
+    level = p.customers.attrs.get("interval", 0.8)
+    total = s.get("clv_total_interval")
+    if not forecasts:
+        method = (f"<p class='muted'>No purchase model was fitted and nothing is forecast: {_esc(p.support.reason)} "
+                  "(measured in simulations, see benchmarks/min_data.py). The customers file leaves the forecast "
+                  "columns empty and says why in forecast_note.</p>")
+    else:
+        method = (f"<p class='muted'>CLV: discounted expected purchases (model: {_esc(model_name)}) × "
+                  f"expected spend × margin over {s.get('horizon_months')} months at {s.get('discount_rate', 0):.0%} "
+                  f"a year; values are {_esc(s.get('value_basis', ''))}. "
+                  + (f"The range of the total in the summary is a {total['level']:.0%} range from "
+                     f"{total['draws']:,} simulations of the model's own purchase process; it covers "
+                     f"{_esc(total['covers'])}. " if total else "")
+                  + f"Each customer's range in the customers file (clv_low to clv_high) is a {level:.0%} range of "
+                    "their expected value from the uncertainty of the model's parameters only: one customer's actual "
+                    "purchases vary far more. Where such a range would have no width, none is given.</p>")
     sections.append(("method", "Notes and method", f"{method}<ul>{notes}</ul>"))
     nav = "".join(f"<a href='#{sid}'>{_esc(title)}</a>" for sid, title, _ in sections)
     body = "".join(f"<section id='{sid}'><h2>{_esc(title)}</h2>{content}</section>" for sid, title, content in sections)

@@ -274,10 +274,11 @@ RUN_RATE_PRIOR_MONTHS = 3.0
 def run_rate_scores(summary: pd.DataFrame, settings: ClvSettings | None = None) -> pd.DataFrame:
     """Scores without a purchase model, for histories too short or odd to fit one.
 
-    Expected repeat purchases per month = (the customer's repeat purchases + the shop's average
+    Expected repeat purchases per month = (the customer's repeat purchases + the shop's typical
     rate x 3 months) / (months since the first purchase + 3 months): each customer's own rate,
-    shrunk towards the shop's average (repeat purchases per month of exposure, all customers) in
-    proportion to how little of them has been seen.  A customer who bought once, yesterday, gets
+    shrunk towards the shop's typical rate (the median repeat purchases per month of customers
+    seen for 3 months or more; pooled over everyone where there are none) in proportion to how
+    little of them has been seen.  A customer who bought once, yesterday, gets
     about the shop's average rate -- not one purchase a month, which ranked such a customer above
     a regular with 49 orders.  CLV = that rate carried forward x spend per order x margin,
     discounted.  P(alive) is unknown (NaN) and there is no interval: say so wherever shown.
@@ -287,8 +288,11 @@ def run_rate_scores(summary: pd.DataFrame, settings: ClvSettings | None = None) 
     unit_days = _unit_days(summary)
     months = np.clip(summary["T"].to_numpy(dtype=float) * unit_days / DAYS_PER_MONTH, 0.0, None)
     repeats = summary["frequency"].to_numpy(dtype=float)
-    shop_rate = repeats.sum() / months.sum() if months.sum() > 0 else 0.0
     w = RUN_RATE_PRIOR_MONTHS
+    seen = months >= w  # the typical rate among customers seen for the prior's length; a few heavy
+    # buyers would pull a pooled rate up and make every newcomer look like them
+    shop_rate = (float(np.median(repeats[seen] / months[seen])) if seen.any()
+                 else repeats.sum() / months.sum() if months.sum() > 0 else 0.0)
     per_month = (repeats + shop_rate * w) / (months + w)
     disc_months = ((1.0 + s.discount_rate) ** (-np.arange(1, s.horizon_months + 1) / 12.0)).sum()
     spend = _expected_spend(summary, None)

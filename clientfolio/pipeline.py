@@ -20,7 +20,7 @@ from clientfolio.models import BGNBD, MBGNBD, GammaGamma, ParetoNBD
 from clientfolio.portfolio import Portfolio
 from clientfolio.scores import (ClvSettings, clv_to_cac, clv_to_cac_by_segment, customer_cac, historical_scores,
                                 run_rate_scores, score_customers)
-from clientfolio.scores.clv import no_dropout_before_repeat
+from clientfolio.scores.clv import DAYS_PER_MONTH, no_dropout_before_repeat
 from clientfolio.scores.intervals import total_interval
 from clientfolio.scores.validation import (calibration_gap, compare_models, holdout_comparison, tracking,
                                            tracking_verdict)
@@ -142,8 +142,11 @@ def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, not
     merged = summary.merge(scores[cols], on="customer_id", how="left")
     total = None
     if model is not None and s.intervals and fitted is None:
-        merged.attrs.update(summary.attrs)
-        total = total_interval(merged, model, s)
+        expected = merged["expected_purchases"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            one = np.where(expected > 0, merged["clv"].to_numpy(dtype=float) / expected, 0.0)
+        kept = (merged["frequency"].to_numpy() == 0) if alive is not None else None
+        total = total_interval(merged, model, one, s.horizon_months * DAYS_PER_MONTH / 7.0, s.interval, kept)
     # Models work in weeks; people read days: the customer table says days.
     time_cols = ["recency", "T", "tenure", "ipt_mean", "ipt_std", "last_gap", "first_gap", "ipt_mean_before_last"]
     merged[time_cols] = merged[time_cols] * 7.0

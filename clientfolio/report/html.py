@@ -227,9 +227,10 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
                   + (f"The range of the total in the summary is a {total['level']:.0%} range from "
                      f"{total['draws']:,} simulations of the model's own purchase process; it covers "
                      f"{_esc(total['covers'])}. " if total else "")
-                  + f"Each customer's range in the customers file (clv_low to clv_high) is a {level:.0%} range of "
-                    "their expected value from the uncertainty of the model's parameters only: one customer's actual "
-                    "purchases vary far more. Where such a range would have no width, none is given.</p>")
+                  + f"Each customer's range in the customers file (clv_low to clv_high) covers at least {level:.0%} "
+                    "of what they may be worth, from the same simulation: whole purchases (so \u201c0 to 1 "
+                    "purchase\u201d where buying nothing is most likely) valued at their expected spend; a customer "
+                    "whose purchases are worth nothing has no range.</p>")
     sections.append(("method", "Notes and method", f"{method}<ul>{notes}</ul>"))
     nav = "".join(f"<a href='#{sid}'>{_esc(title)}</a>" for sid, title, _ in sections)
     body = "".join(f"<section id='{sid}'><h2>{_esc(title)}</h2>{content}</section>" for sid, title, content in sections)

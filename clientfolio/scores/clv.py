@@ -1,14 +1,12 @@
-"""Per-customer scores: P(alive), expected purchases, CLV with an interval, next order date.
+"""Per-customer scores: P(alive), expected purchases, CLV with a range, next order date.
 
 CLV = sum over future months of (expected purchases in the month) x (expected spend per
 purchase) x (gross margin), discounted to today.  The purchase model gives the expected
 purchases (conditional on each customer's history), the spend model the expected spend.
-The low/high interval comes from the purchase model's parameter uncertainty, by the delta
-method: the sensitivity of each customer's discounted expected purchases to each (log)
-parameter, by finite differences, combined with the fit's covariance matrix, gives a
-standard error; the interval is estimate +/- z x standard error, clipped at zero.  (A
-parameter-draw simulation, `_draw_models`, gives the same intervals within a few percent on
-CDNOW and is kept for checking; it costs one model evaluation per draw.)
+The low/high range is what the customer may be worth, not only where their expected value
+may lie: it is simulated from the purchase model's own process with its parameters drawn from
+their sampling distribution (`clientfolio.scores.intervals`), in whole purchases, each valued at
+the customer's discounted expected value of one purchase.
 """
 
 from __future__ import annotations
@@ -17,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri  # inverse normal CDF (scipy.stats costs ~1 s to import)
 
 from clientfolio.core.errors import SchemaError
+from clientfolio.scores.intervals import purchase_ranges
 
 DAYS_PER_MONTH = 365.25 / 12
 
@@ -84,76 +82,6 @@ def _next_order(curve: np.ndarray, weeks: np.ndarray, cutoff: pd.Timestamp) -> n
     return (cutoff + pd.to_timedelta(days, unit="D")).to_numpy()
 
 
-def _interval_se(model, distinct: pd.DataFrame, unit_days: float, s: ClvSettings, disc: np.ndarray) -> np.ndarray | None:
-    """Delta-method standard errors, computed on histories rounded to whole weeks.
-
-    The relative uncertainty changes slowly with recency and T, so big customer bases need it
-    only once per week-rounded history (several times fewer model evaluations); it is then
-    applied to each customer's exact value.
-    """
-    week = 7.0 / unit_days
-    coarse = distinct[["frequency"]].assign(recency=(distinct["recency"] / week).round() * week,
-                                            T=(distinct["T"] / week).round() * week)
-    coarse["recency"] = np.minimum(coarse["recency"], coarse["T"])
-    uniq = coarse.drop_duplicates().reset_index(drop=True)
-    if len(uniq) > 0.7 * len(distinct):  # rounding would not save much: compute exactly
-        return _delta_se(model, distinct, unit_days, s, disc)
-    base = _discounted_purchases(model, uniq, unit_days, s)[0]
-    se = _delta_se(model, uniq, unit_days, s, base)
-    if se is None:
-        return None
-    rel = pd.Series(np.where(base > 0, se / np.where(base > 0, base, 1.0), 0.0))
-    idx = coarse.merge(uniq.reset_index(), on=["frequency", "recency", "T"], how="left")["index"].to_numpy()
-    return rel.to_numpy()[idx] * disc
-
-
-def _delta_se(model, distinct: pd.DataFrame, unit_days: float, s: ClvSettings, base: np.ndarray) -> np.ndarray | None:
-    """Standard error of each row's discounted expected purchases from the parameters' covariance."""
-    cov = getattr(model, "covariance_", None)
-    if cov is None:
-        return None
-    names = list(model.params_)
-    theta = np.log([model.params_[k] for k in names])
-    cov_log = cov.loc[names, names].to_numpy() / np.outer(np.exp(theta), np.exp(theta))
-    if not np.all(np.isfinite(cov_log)):
-        return None
-    steps = [1e-4 * max(1.0, abs(t)) for t in theta]
-    bumped = []
-    for i, h in enumerate(steps):
-        moved = theta.copy()
-        moved[i] += h
-        try:
-            bumped.append(type(model).from_params(dict(zip(names, np.exp(moved)))))
-        except ValueError:
-            return None
-    values = [_discounted_purchases(m, distinct, unit_days, s)[0] for m in bumped]
-    g = np.column_stack([(v - base) / h for v, h in zip(values, steps)])
-    var = np.einsum("ij,jk,ik->i", g, cov_log, g)
-    return np.sqrt(np.clip(var, 0.0, None))
-
-
-def _draw_models(model, n: int, seed: int) -> list:
-    """Purchase models with parameters drawn from the fit's sampling distribution (log scale)."""
-    cov = getattr(model, "covariance_", None)
-    if cov is None or n <= 0:
-        return []
-    names = list(model.params_)
-    theta = np.log([model.params_[k] for k in names])
-    scale = np.outer(np.exp(theta), np.exp(theta))
-    cov_log = cov.loc[names, names].to_numpy() / scale
-    if not np.all(np.isfinite(cov_log)):
-        return []
-    rng = np.random.default_rng(seed)
-    draws = rng.multivariate_normal(theta, cov_log, size=n, method="eigh")
-    out = []
-    for d in draws:
-        try:
-            out.append(type(model).from_params(dict(zip(names, np.exp(d)))))
-        except ValueError:
-            continue
-    return out
-
-
 def score_customers(
     summary: pd.DataFrame,
     purchase_model,
@@ -190,17 +118,21 @@ def score_customers(
         curve, alive = _curve(purchase_model, times, data), purchase_model.predict_alive(data)
     curve, alive = np.asarray(curve, dtype=float), np.asarray(alive, dtype=float)
     disc, expected = _discount(curve[:, :s.horizon_months], s)
-    se = _interval_se(purchase_model, distinct, unit_days, s, disc) if s.intervals else None
     factor = np.ones(len(distinct))
+    kept = None  # histories whose P(alive) comes from `one_time_alive`
     if no_dropout_before_repeat(purchase_model):
         one_time = distinct["frequency"].to_numpy() == 0
         if one_time_alive is not None:
+            kept = one_time
             factor[one_time] = np.asarray(one_time_alive.predict_alive(data[one_time]), dtype=float)
             alive = np.where(one_time, factor, alive)
         else:
             alive = np.where(one_time, np.nan, alive)
     curve, disc, expected = curve * factor[:, None], disc * factor, expected * factor
-    se = se * factor if se is not None else None
+    ranges = None
+    if s.intervals:
+        horizon = s.horizon_months * DAYS_PER_MONTH / unit_days
+        ranges = purchase_ranges(purchase_model, data, alive, horizon, s.interval, keep_alive=kept)
     next_order = _next_order(curve[:, s.horizon_months:], weeks, cutoff)
     per_hist = distinct.assign(_disc=disc, expected_purchases=expected, p_alive=alive, next_order_date=next_order)
     out = summary[["customer_id"] + keys].merge(per_hist, on=keys, how="left")
@@ -219,12 +151,13 @@ def score_customers(
     out["expected_spend"] = spend
     out["margin"] = margin
     out["clv"] = out["_disc"].to_numpy() * value
-    if se is not None:
-        z = float(ndtri(0.5 + s.interval / 2))
-        out["clv_low"] = np.clip(disc[row_of] - z * se[row_of], 0.0, None) * value
-        out["clv_high"] = (disc[row_of] + z * se[row_of]) * value
-        # No zero-width intervals: where the range collapses (no spend, or no parameter sensitivity)
-        # there is no interval to state, and none is shown.
+    if ranges is not None:
+        # whole purchases x the discounted value of one purchase (CLV / expected purchases)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            one = np.where(expected[row_of] > 0, disc[row_of] / expected[row_of], np.nan) * value
+        out["clv_low"] = ranges[0][row_of] * one
+        out["clv_high"] = ranges[1][row_of] * one
+        # no zero-width ranges: where one purchase is worth nothing (no spend) there is no range to state
         flat = ~(out["clv_high"] > out["clv_low"])
         out.loc[flat, ["clv_low", "clv_high"]] = np.nan
     else:
@@ -233,7 +166,7 @@ def score_customers(
     out.attrs.update(summary.attrs)
     out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
                       "default_margin": s.margin, "interval": s.interval,
-                      "interval_method": "delta method on the purchase model's parameters" if se is not None else "none"})
+                      "interval_method": "simulated purchases, parameters drawn" if ranges is not None else "none"})
     return out
 
 

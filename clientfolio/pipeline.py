@@ -276,7 +276,7 @@ def analyze(
         summary_now = rfm_summary(st, cutoff=as_of, unit="W")
         support = support_at(summary_now, first, as_of)
         if not support.forecasts:
-            notes.append(f"no purchase model was fitted and nothing is forecast: {support.reason}")
+            pass  # Portfolio.support carries the reason; the headline and the report state it
         elif (as_of - first).days >= MIN_DAYS_FOR_HOLDOUT:
             report("checking models on a holdout period", 0.15)
             split = (first + (as_of - first) * 2 / 3).normalize()

@@ -119,7 +119,11 @@ class Portfolio:
                 line += f"; {level:.0%} range {self.money(lo)} to {self.money(hi)} ({covers})."
         else:
             line += "."
-        return [line]
+        lines = [line]
+        if self.validation.get("tracks_calibration") is False:
+            lines.append("Treat forecasts as rough: no purchase model followed your repeat purchases closely over the "
+                         "period it was fitted on (see \u201cCan these predictions be trusted?\u201d in the report).")
+        return lines
 
     def summary_text(self) -> str:
         return "\n".join(self.headline())

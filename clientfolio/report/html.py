@@ -89,12 +89,12 @@ def _rfm_new_note(c: pd.DataFrame) -> str:
         return ""
     grid_new = int(((c["R"] == 5) & (c["FM"] == 1)).sum())
     life_new = int((c["lifecycle"] == "new").sum())
-    one_time = c[(c["orders"] == 1) & c["rhythm_days"].notna()] if "rhythm_days" in c else c.iloc[:0]
+    one_time = c[(c["frequency"] == 0) & c["rhythm_days"].notna()] if "rhythm_days" in c else c.iloc[:0]
     window = f" ({float(one_time['rhythm_days'].iloc[0]):,.0f} days)" if len(one_time) else ""
     return (f"<p class='muted'>\u201cNew Customers\u201d in the grid ({grid_new:,}) are customers in the most recent "
             "fifth by last purchase (R 5) with the lowest frequency-and-spend score (FM 1). The lifecycle\u2019s "
-            f"\u201cnew\u201d ({life_new:,}) are customers whose only purchase so far falls within the shop\u2019s "
-            f"return window{window}. They count different things, so the numbers differ.</p>")
+            f"\u201cnew\u201d ({life_new:,}) are customers who have bought on one day only so far, within the "
+            f"shop\u2019s return window{window}. They count different things, so the numbers differ.</p>")
 
 
 def render(p) -> str:  # noqa: ANN001 - a Portfolio
@@ -107,6 +107,7 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
     active = int(stages.get("active", 0) + stages.get("new", 0) + stages.get("reactivated", 0))
     forecasts = p.support.forecasts
     revenue, guest = _revenue(p)
+    kpis = p.kpis if forecasts else p.kpis.drop(columns=[k for k in p.kpis if "clv" in k or "p_alive" in k])
     cards = [
         (f"{n_customers:,}", "customers with purchases"),
         (f"{m}{revenue:,.0f}", "revenue to date" + (" (with guest orders)" if guest else "")),
@@ -127,12 +128,12 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
                          _fig(charts.concentration(p.concentration, p.top20_share), "chart-concentration")))
     if forecasts:
         sections.append(("value", "Customer value", _fig(charts.clv_distribution(c, m), "chart-clv")
-                         + _table(p.kpis[p.kpis["segment_kind"] == "value_tier"][
+                         + _table(kpis[kpis["segment_kind"] == "value_tier"][
                              [k for k in ("segment", "customers", "share", "revenue", "mean_clv", "mean_p_alive")
-                              if k in p.kpis]], money_cols=("revenue", "mean_clv"), pct_cols=("share", "mean_p_alive"),
+                              if k in kpis]], money_cols=("revenue", "mean_clv"), pct_cols=("share", "mean_p_alive"),
                              money=m)))
     else:
-        hist = p.kpis[p.kpis["segment_kind"] == "historical_value_tier"]
+        hist = kpis[kpis["segment_kind"] == "historical_value_tier"]
         sections.append(("value", "Customer value: what the history shows", _not_estimated(p)
                          + _table(hist[[k for k in ("segment", "customers", "share", "revenue", "aov")
                                         if k in hist]], money_cols=("revenue", "aov"), pct_cols=("share",), money=m)))
@@ -148,14 +149,14 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
                          "model, so the probability that each customer is still active is unknown; the lifecycle "
                          "stages below use each customer's purchase rhythm only.</p>"))
     sections.append(("rfm", "RFM segments", _fig(charts.rfm_grid(c, DEFAULT_GRID), "chart-rfm") + _rfm_new_note(c)
-                     + _table(p.kpis[p.kpis["segment_kind"] == "rfm"].sort_values("customers", ascending=False)[
+                     + _table(kpis[kpis["segment_kind"] == "rfm"].sort_values("customers", ascending=False)[
                          [k for k in ("segment", "customers", "share", "revenue", "aov", "mean_clv", "growth")
-                          if k in p.kpis]], money_cols=("revenue", "aov", "mean_clv"), pct_cols=("share", "growth"),
+                          if k in kpis]], money_cols=("revenue", "aov", "mean_clv"), pct_cols=("share", "growth"),
                          money=m)))
     if p.previous_segments is not None:
         flow = charts.lifecycle_flow(p.previous_segments, p.segments, f"{p.previous_as_of:%d %b %Y}",
                                      f"{p.as_of:%d %b %Y}")
-        life = p.kpis[p.kpis["segment_kind"] == "lifecycle"]
+        life = kpis[kpis["segment_kind"] == "lifecycle"]
         body = _fig(flow, "chart-lifecycle") + _table(
             life[[k for k in ("segment", "customers", "share", "growth", "retention", "mean_clv", "revenue")
                   if k in life]], money_cols=("mean_clv", "revenue"), pct_cols=("share", "growth", "retention"), money=m)
@@ -167,10 +168,11 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
                      f"did over the last {days} days, and no new customers arrive (a Markov chain on the flows above):</p>"
                      + _table(f.rename_axis("stage").reset_index()))
         sections.append(("lifecycle", "Lifecycle: how customers moved", body))
-    quad_tbl = p.kpis[p.kpis["segment_kind"] == "portfolio"]
+    quad_tbl = kpis[kpis["segment_kind"] == "portfolio"]
     if not forecasts:
-        sections.append(("portfolio", "Strategic portfolio", _not_estimated(p) + "<p class='muted'>The portfolio "
-                         "quadrants weigh current value against predicted value, so they are left out.</p>"))
+        sections.append(("portfolio", "Strategic portfolio", "<p><b>Not estimated.</b> The quadrants weigh "
+                         "current value against predicted value, and this history cannot support a prediction (see "
+                         "<a href='#value'>Customer value</a>).</p>"))
     else:
         sections.append(("portfolio", "Strategic portfolio",
                          _fig(charts.quadrant(c, p.quadrant_splits, m), "chart-quadrant")

@@ -163,6 +163,9 @@ def test_concentration_curve() -> None:
     curve, top20 = portfolio.concentration(pd.Series([100.0] + [1.0] * 9))
     assert top20 == pytest.approx((100 + 1) / 109)
     assert curve["revenue_share"].iloc[-1] == pytest.approx(1.0) and curve["revenue_share"].is_monotonic_increasing
+    # a fifth of two customers is not a group: no top-20% share, the curve is still drawn
+    curve, top20 = portfolio.concentration(pd.Series([22788.0, 17758.28]))
+    assert np.isnan(top20) and curve["revenue_share"].iloc[50] == pytest.approx(22788 / 40546.28)
 
 
 def test_migration_markov_and_kpis() -> None:

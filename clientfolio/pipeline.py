@@ -112,8 +112,10 @@ def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, not
     """Summary + fitted models + scores at one date (one row per customer); models in weeks.
 
     `fitted` (purchase model, spend model, one-time buyers' P(alive) model) scores with models
-    fitted elsewhere instead of fitting; the same triple is returned.  Where `support` says the data cannot support forecasts, no model is fitted and the forecast
-    columns are left empty with the reason.
+    fitted elsewhere instead of fitting; the same triple is returned.  Where `support` says the
+    data cannot support forecasts, no model is fitted and the forecast columns are left empty
+    with the reason.  ``attrs["clv_total_interval"]`` holds the range of the total (see
+    `clientfolio.scores.intervals`) when models were fitted here.
     """
     summary = rfm_summary(store, cutoff=cutoff, unit="W") if summary is None else summary
     alive = None
@@ -274,10 +276,9 @@ def analyze(
         if model not in ("auto", *MODELS):
             raise ClientfolioError(f"model must be 'auto' or one of {sorted(MODELS)}, got {model!r}")
         summary_now = rfm_summary(st, cutoff=as_of, unit="W")
+        # Below the measured minimum nothing is fitted or forecast; Portfolio.support carries the reason.
         support = support_at(summary_now, first, as_of)
-        if not support.forecasts:
-            pass  # Portfolio.support carries the reason; the headline and the report state it
-        elif (as_of - first).days >= MIN_DAYS_FOR_HOLDOUT:
+        if support.forecasts and (as_of - first).days >= MIN_DAYS_FOR_HOLDOUT:
             report("checking models on a holdout period", 0.15)
             split = (first + (as_of - first) * 2 / 3).normalize()
             cal = rfm_summary(st, cutoff=split, unit="W", holdout_end=as_of)
@@ -303,7 +304,7 @@ def analyze(
                 start = comp.models[comp.best].params_ if MODEL_NAMES[comp.best] == kind else None
             except ClientfolioError as exc:
                 notes.append(f"the holdout check could not run: {exc}")
-        else:
+        elif support.forecasts:
             notes.append(f"less than {MIN_DAYS_FOR_HOLDOUT} days of history: no holdout check; BG/NBD is used")
 
         report("scoring customers", 0.35)

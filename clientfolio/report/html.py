@@ -199,7 +199,11 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
         body += f"<p>{_esc(comp.recommendation)}</p>" + _table(comp.table.drop(columns=["note", "converged"],
                                                                                  errors="ignore"))
         sections.append(("validation", "Can these predictions be trusted?", body))
-    if p.clv_cac is not None and len(p.clv_cac):
+    if p.clv_cac is not None and len(p.clv_cac) and not forecasts:
+        sections.append(("acquisition", "Acquisition: CLV to acquisition cost", "<p><b>Not estimated.</b> The ratio "
+                         "needs a forecast of what customers will be worth, which this history cannot support (see "
+                         "<a href='#value'>Customer value</a>).</p>"))
+    elif p.clv_cac is not None and len(p.clv_cac):
         sections.append(("acquisition", "Acquisition: CLV to acquisition cost", _table(
             p.clv_cac, money_cols=("mean_clv", "cac"), money=m)
             + (("<h3>By segment</h3>" + _table(p.clv_cac_by_segment[p.clv_cac_by_segment["segment_kind"].isin(

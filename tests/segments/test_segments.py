@@ -115,6 +115,33 @@ def test_lifecycle_agrees_with_the_simulated_truth(demo) -> None:
     assert (tourists == "active").mean() < 0.05  # one visit to town is not an active customer
 
 
+def test_no_long_silent_one_time_buyer_is_surely_alive(demo) -> None:
+    """BG/NBD alone gives every one-time buyer P(alive) = 1; the lifecycle called them lapsed."""
+    c = demo.customers
+    assert demo.models["kind"] != "bgnbd" or demo.models["one_time_alive"] is not None
+    silent = c[(c["frequency"] == 0) & (c["days_since_last"] > 365)]
+    assert len(silent) > 100
+    assert silent["p_alive"].max() < 0.5
+    assert silent["lifecycle"].isin(["lapsed", "churned"]).all()
+    # the heat map's one-time-buyer row is not green at the long-silent end
+    from clientfolio.report.charts import palive_matrix
+
+    z = palive_matrix(c).data[0].z
+    assert np.nanmax(z[0][-2:]) < 0.5
+
+
+def test_tracking_verdict_in_plain_words_on_the_demo(demo) -> None:
+    """The demo's BG/NBD under-tracks the calibration period by 23%: the text must not say 'Use BG/NBD'."""
+    v = demo.validation
+    assert v["tracks_calibration"] is False
+    gap = v["calibration_gaps"]["BG/NBD"]["gap"]
+    assert gap < -0.10
+    text = v["comparison"].recommendation
+    assert text.startswith("None of the purchase models follows your repeat purchases within 10%")
+    assert f"{gap:+.0%}" in text and "Use BG/NBD" not in text
+    assert any("Treat forecasts as rough" in line for line in demo.headline())
+
+
 def test_lifecycle_uses_each_customers_own_rhythm() -> None:
     df = pd.DataFrame({
         "customer_id": ["daily", "quarterly", "new", "gone", "back", "once"],

@@ -5,7 +5,10 @@ of the history and are observed to its end, purchases dated by day.  For each nu
 customers and length of history, the model is fitted on 40 simulated shops and its forecast
 of next-year purchases is compared with the forecast the *true* parameters give (the best any
 fit could do).  A setting is "enough" when at least 95% of fits converge and 90% of them
-forecast the shop's total within 15% of the ideal forecast.
+forecast the shop's total within 15% of the ideal forecast.  The models learn the purchase
+rate and the drop-out from customers who came back, so the table also gives the repeat buyers
+(customers with two or more purchase days) in the simulated shops: the smallest median among the
+settings that are enough is the minimum number of repeat buyers the data check-up asks for.
 
     python benchmarks/min_data.py
 """
@@ -29,12 +32,13 @@ WEEKS = (13, 26, 39, 52, 78)
 
 def one_setting(n: int, weeks: int, reps: int, rng: np.random.Generator) -> dict:
     truth = BGNBD.from_params(TRUE)
-    errors, converged = [], 0
+    errors, converged, repeaters = [], 0, []
     for _ in range(reps):
         joined = rng.uniform(0, weeks / 2, n)
         T = np.round((weeks - joined) * 7) / 7
         data = simulate_bgnbd(TRUE, T, seed=rng, resolution=1 / 7)
         ideal = float(np.sum(truth.predict_purchases(52.0, data)))
+        repeaters.append(int((np.asarray(data["frequency"]) > 0).sum()))
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -46,7 +50,8 @@ def one_setting(n: int, weeks: int, reps: int, rng: np.random.Generator) -> dict
             forecast = float(np.nansum(fitted.predict_purchases(52.0, data)))
         errors.append(abs(forecast / ideal - 1))
     e = np.array(errors) if errors else np.array([np.nan])
-    return {"customers": n, "weeks": weeks, "converged": converged / reps, "median_error": float(np.median(e)),
+    return {"customers": n, "weeks": weeks, "repeat_buyers": float(np.median(repeaters)),
+            "converged": converged / reps, "median_error": float(np.median(e)),
             "p90_error": float(np.quantile(e, 0.9)),
             "enough": bool(converged / reps >= 0.95 and np.quantile(e, 0.9) <= 0.15)}
 
@@ -66,6 +71,9 @@ def main() -> None:
         ok = table[(table["weeks"] == w) & table["enough"]]
         print(f"  {w:3d} weeks: {int(ok['customers'].min()):,} customers" if len(ok) else f"  {w:3d} weeks: more than "
               f"{max(SIZES):,} customers")
+    enough = table[table["enough"]]
+    if len(enough):
+        print(f"\nfewest repeat buyers (median) among the settings that are enough: {enough['repeat_buyers'].min():,.0f}")
 
 
 if __name__ == "__main__":

@@ -18,12 +18,16 @@ from clientfolio.core.errors import ClientfolioError, ConvergenceError
 from clientfolio.features import behaviour_features, daily_activity, rfm_summary
 from clientfolio.models import BGNBD, MBGNBD, GammaGamma, ParetoNBD
 from clientfolio.portfolio import Portfolio
-from clientfolio.scores import (ClvSettings, clv_to_cac, clv_to_cac_by_segment, customer_cac, run_rate_scores,
-                                score_customers)
-from clientfolio.scores.validation import compare_models, holdout_comparison, tracking
+from clientfolio.scores import (ClvSettings, clv_to_cac, clv_to_cac_by_segment, customer_cac, historical_scores,
+                                run_rate_scores, score_customers)
+from clientfolio.scores.clv import DAYS_PER_MONTH, no_dropout_before_repeat
+from clientfolio.scores.intervals import total_interval
+from clientfolio.scores.validation import (calibration_gap, compare_models, holdout_comparison, tracking,
+                                           tracking_verdict)
 from clientfolio.segments import behaviour as seg_behaviour
 from clientfolio.segments import history, lifecycle, portfolio, rfm, value
 from clientfolio.store import Store, open_store
+from clientfolio.store.audit import Support, forecast_support
 
 if TYPE_CHECKING:
     from clientfolio.segments.rules import RuleSet
@@ -59,6 +63,30 @@ def _fit_purchase_model(summary: pd.DataFrame, kind: str, notes: list[str], star
     return None
 
 
+def _one_time_alive_model(model, summary: pd.DataFrame, notes: list[str]):
+    """For BG/NBD: an MBG/NBD fitted on the same customers, for one-time buyers' P(alive).
+
+    BG/NBD cannot let a customer drop out before their first repeat purchase, so it calls every
+    one-time buyer surely alive -- also one silent for two years.  MBG/NBD is the same model plus a
+    chance of dropping out right after the first purchase.
+    """
+    if not no_dropout_before_repeat(model):
+        return None
+    try:
+        alive = MBGNBD(initial_params=dict(model.params_)).fit(summary)
+    except ClientfolioError:
+        try:
+            alive = MBGNBD(penalizer_coef=0.001).fit(summary)
+        except ClientfolioError:
+            notes.append("BG/NBD treats customers without a repeat purchase as surely active, and the model used "
+                         "to correct that (MBG/NBD) could not be fitted: their P(alive) is left unknown")
+            return None
+    notes.append("BG/NBD treats customers without a repeat purchase as surely active; their P(alive) comes from "
+                 "MBG/NBD fitted on the same customers (which allows leaving right after the first purchase), and "
+                 "their expected purchases are BG/NBD's expectation if still active times that P(alive)")
+    return alive
+
+
 def _fit_spend_model(summary: pd.DataFrame, notes: list[str]):
     repeat = summary[(summary["frequency"] > 0) & (summary["monetary"] > 0)]
     if len(repeat) < 30:
@@ -75,15 +103,30 @@ def _fit_spend_model(summary: pd.DataFrame, notes: list[str]):
         return None
 
 
+def support_at(summary: pd.DataFrame, first: pd.Timestamp, cutoff: pd.Timestamp) -> Support:
+    """Does the history up to `cutoff` support forecasts?  The check-up's verdict, at this date."""
+    return forecast_support((cutoff.normalize() - first.normalize()).days, len(summary),
+                            int((summary["frequency"] > 0).sum()))
+
+
 def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, notes: list[str],
-              start: dict | None = None, fitted: tuple | None = None) -> tuple[pd.DataFrame, Any, Any]:
+              start: dict | None = None, fitted: tuple | None = None, summary: pd.DataFrame | None = None,
+              support: Support | None = None) -> tuple[pd.DataFrame, tuple[Any, Any, Any]]:
     """Summary + fitted models + scores at one date (one row per customer); models in weeks.
 
-    `fitted` (purchase model, spend model) scores with models fitted elsewhere instead of fitting.
+    `fitted` (purchase model, spend model, one-time buyers' P(alive) model) scores with models
+    fitted elsewhere instead of fitting; the same triple is returned.  Where `support` says the
+    data cannot support forecasts, no model is fitted and the forecast columns are left empty
+    with the reason.  ``attrs["clv_total_interval"]`` holds the range of the total (see
+    `clientfolio.scores.intervals`) when models were fitted here.
     """
-    summary = rfm_summary(store, cutoff=cutoff, unit="W")
-    if fitted is not None:
-        model, spend = fitted
+    summary = rfm_summary(store, cutoff=cutoff, unit="W") if summary is None else summary
+    alive = None
+    if support is not None and not support.forecasts:
+        model = spend = None
+        scores = historical_scores(summary, support.reason, s)
+    elif fitted is not None:
+        model, spend, alive = fitted
     else:
         fit_on = summary
         if len(summary) > FIT_SAMPLE:
@@ -94,16 +137,28 @@ def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, not
                          "customers; every customer is scored")
         model = _fit_purchase_model(fit_on, kind, notes, start)
         spend = _fit_spend_model(fit_on, notes)
-    scores = score_customers(summary, model, spend, s) if model is not None else run_rate_scores(summary, s)
+        alive = _one_time_alive_model(model, fit_on, notes) if model is not None else None
+    if support is None or support.forecasts:
+        if model is None:
+            scores = run_rate_scores(summary, s)
+        else:
+            scores = score_customers(summary, model, spend, s, one_time_alive=alive)
     cols = [c for c in scores.columns if c not in summary.columns or c == "customer_id"]
     merged = summary.merge(scores[cols], on="customer_id", how="left")
+    total = None
+    if model is not None and s.intervals and fitted is None:
+        expected = merged["expected_purchases"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            one = np.where(expected > 0, merged["clv"].to_numpy(dtype=float) / expected, 0.0)
+        kept = (merged["frequency"].to_numpy() == 0) if alive is not None else None
+        total = total_interval(merged, model, one, s.horizon_months * DAYS_PER_MONTH / 7.0, s.interval, kept)
     # Models work in weeks; people read days: the customer table says days.
     time_cols = ["recency", "T", "tenure", "ipt_mean", "ipt_std", "last_gap", "first_gap", "ipt_mean_before_last"]
     merged[time_cols] = merged[time_cols] * 7.0
     merged.attrs.update(summary.attrs)
     merged.attrs.update(scores.attrs)
-    merged.attrs.update({"unit": "D", "unit_days": 1.0})
-    return merged, model, spend
+    merged.attrs.update({"unit": "D", "unit_days": 1.0, "clv_total_interval": total})
+    return merged, (model, spend, alive)
 
 
 def _value_12m(store: Store, cutoff: pd.Timestamp) -> pd.DataFrame:
@@ -116,13 +171,18 @@ def _value_12m(store: Store, cutoff: pd.Timestamp) -> pd.DataFrame:
 
 
 def _segments_at(store: Store, customers: pd.DataFrame, as_of: pd.Timestamp, margin: float,
-                 prospects: pd.Series | None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """All rule-free segment kinds at one date; returns (customers with segment columns, memberships, extras)."""
+                 prospects: pd.Series | None, forecasts: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """All rule-free segment kinds at one date; returns (customers with segment columns, memberships, extras).
+
+    Without forecasts (`forecasts=False`: below the measured minimum data) the kinds built on
+    predicted value -- value tiers by CLV and the value x potential quadrants -- are left out.
+    """
     parts, extras = [], {}
     scores, m = rfm.rfm_segments(customers, as_of)
     customers = customers.merge(scores, on="customer_id", how="left")
     parts.append(m)
-    parts.append(value.value_tiers(customers, as_of))
+    if forecasts:
+        parts.append(value.value_tiers(customers, as_of))
     parts.append(value.value_tiers(customers, as_of, column="revenue", kind="historical_value_tier",
                                    names=("Top 20% by past spend", "Next 30% by past spend", "Other 50% by past spend")))
     parts.append(value.frequency_tiers(customers, as_of))
@@ -136,10 +196,13 @@ def _segments_at(store: Store, customers: pd.DataFrame, as_of: pd.Timestamp, mar
     v12 = _value_12m(store, as_of)
     customers = customers.merge(v12, on="customer_id", how="left")
     customers[["value_12m", "revenue_12m"]] = customers[["value_12m", "revenue_12m"]].fillna(0.0)
-    quad, m = portfolio.portfolio_quadrants(customers, as_of)
-    customers = customers.merge(quad[["customer_id", "quadrant"]], on="customer_id", how="left")
-    extras["quadrant_splits"] = {"current": quad.attrs["current_split"], "potential": quad.attrs["potential_split"]}
-    parts.append(m)
+    if forecasts:
+        quad, m = portfolio.portfolio_quadrants(customers, as_of)
+        customers = customers.merge(quad[["customer_id", "quadrant"]], on="customer_id", how="left")
+        extras["quadrant_splits"] = {"current": quad.attrs["current_split"], "potential": quad.attrs["potential_split"]}
+        parts.append(m)
+    else:
+        customers["quadrant"] = None
     members = pd.concat(parts, ignore_index=True)
     for kind in ("value_tier", "historical_value_tier", "frequency_tier"):
         sub = members[members["segment_kind"] == kind][["customer_id", "segment"]].rename(columns={"segment": kind})
@@ -246,7 +309,10 @@ def analyze(
         kind = model if model != "auto" else "bgnbd"
         if model not in ("auto", *MODELS):
             raise ClientfolioError(f"model must be 'auto' or one of {sorted(MODELS)}, got {model!r}")
-        if (as_of - first).days >= MIN_DAYS_FOR_HOLDOUT:
+        summary_now = rfm_summary(st, cutoff=as_of, unit="W")
+        # Below the measured minimum nothing is fitted or forecast; Portfolio.support carries the reason.
+        support = support_at(summary_now, first, as_of)
+        if support.forecasts and (as_of - first).days >= MIN_DAYS_FOR_HOLDOUT:
             report("checking models on a holdout period", 0.15)
             split = (first + (as_of - first) * 2 / 3).normalize()
             cal = rfm_summary(st, cutoff=split, unit="W", holdout_end=as_of)
@@ -257,18 +323,29 @@ def analyze(
                 comp = compare_models(cal)
                 validation = {"comparison": comp, "calibration_end": split, "holdout_end": as_of}
                 validation["by_bucket"] = holdout_comparison(comp.models[comp.best], cal)[1]
-                validation["tracking"] = tracking(comp.models[comp.best], daily_activity(st), 7.0,
-                                                  first.normalize(), as_of)
+                daily = daily_activity(st)
+                tracks = {name: tracking(m, daily, 7.0, first.normalize(), as_of) for name, m in comp.models.items()}
+                validation["tracking"] = tracks[comp.best]
+                gaps = {name: calibration_gap(t, split) for name, t in tracks.items()}
+                validation["calibration_gaps"] = gaps
+                verdict = tracking_verdict(comp.best, gaps)
+                validation["tracks_calibration"] = verdict is None
+                if verdict is not None:
+                    # The holdout ranking still picks the model, but "use it" would not match the chart.
+                    comp.recommendation = verdict + " " + comp.recommendation.replace(f" Use {comp.best}.", "")
                 if model == "auto":
                     kind = MODEL_NAMES[comp.best]
                 start = comp.models[comp.best].params_ if MODEL_NAMES[comp.best] == kind else None
             except ClientfolioError as exc:
                 notes.append(f"the holdout check could not run: {exc}")
-        else:
+        elif support.forecasts:
             notes.append(f"less than {MIN_DAYS_FOR_HOLDOUT} days of history: no holdout check; BG/NBD is used")
 
         report("scoring customers", 0.35)
-        customers, purchase_model, spend_model = _score_at(st, as_of, kind, s, notes, start)
+        customers, fitted_models = _score_at(st, as_of, kind, s, notes, start, summary=summary_now,
+                                                           support=support)
+        purchase_model, spend_model = fitted_models[:2]
+        total_range = customers.attrs.get("clv_total_interval")
         beh, beh_notes = behaviour_features(st, as_of)
         notes.extend(beh_notes)
         customers = customers.merge(beh, on="customer_id", how="left")
@@ -280,7 +357,7 @@ def analyze(
         prospects = attrs.loc[~attrs["customer_id"].isin(bought), "customer_id"]
 
         report("segmenting", 0.55)
-        customers, members, extras = _segments_at(st, customers, as_of, s.margin, prospects)
+        customers, members, extras = _segments_at(st, customers, as_of, s.margin, prospects, support.forecasts)
         beh_members, beh_notes = seg_behaviour.behaviour_segments(customers, as_of)
         notes.extend(beh_notes)
         parts = [members, beh_members]
@@ -334,11 +411,12 @@ def analyze(
                                             margin=s.margin, intervals=False)  # only segments are needed
                 # The same fitted models score the earlier date: changes between the dates then come from
                 # the customers' behaviour, not from re-estimating the population.
-                prev_customers, _, _ = _score_at(st, prev_as_of, kind, prev_settings, [],
-                                                 fitted=(purchase_model, spend_model))
+                prev_customers, _ = _score_at(st, prev_as_of, kind, prev_settings, [], fitted=fitted_models,
+                                              support=support)
                 prev_customers = prev_customers.merge(attrs, on="customer_id", how="left")
                 prev_customers.attrs.update({"cutoff": prev_as_of, "unit_days": 1.0})
-                prev_customers, prev_members, _ = _segments_at(st, prev_customers, prev_as_of, s.margin, None)
+                prev_customers, prev_members, _ = _segments_at(st, prev_customers, prev_as_of, s.margin, None,
+                                                               support.forecasts)
             except ClientfolioError as exc:
                 notes.append(f"no comparison with {prev_as_of:%d %b %Y}: {exc}")
         kpis = history.segment_kpis(customers, segments_now, prev_members, prev_customers)
@@ -364,13 +442,15 @@ def analyze(
         return Portfolio(
             customers=customers, segments=segments_now, kpis=kpis, as_of=as_of, previous_as_of=prev_as_of
             if prev_members is not None else None, previous_segments=prev_members,
-            models={"purchase": purchase_model, "spend": spend_model, "kind": kind}, validation=validation,
+            models={"purchase": purchase_model, "spend": spend_model, "one_time_alive": fitted_models[2], "kind": kind},
+            validation=validation,
             concentration=curve, top20_share=top20, clv_cac=cac, clv_cac_by_segment=cac_by_segment,
             divestment=divest, clusters=cluster_result,
             quadrant_splits=extras.get("quadrant_splits", {}), forecast=forecast,
             settings={"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
-                      "value_basis": basis, "sector": sector, "value_weights": vs.weights},
-            notes=notes, audit=checkup, currency=currency, import_result=imported)
+                      "value_basis": basis, "sector": sector, "value_weights": vs.weights,
+                      "clv_total_interval": total_range},
+            notes=notes, audit=checkup, currency=currency, support=support, import_result=imported)
     finally:
         if own:
             st.close()

@@ -8,6 +8,12 @@ from typing import Any
 
 import pandas as pd
 
+from clientfolio.store.audit import Support
+
+
+# A range whose top is more than this many times the estimate says nothing a reader can use.
+MAX_RANGE_RATIO = 10.0
+
 
 @dataclass
 class Portfolio:
@@ -40,6 +46,9 @@ class Portfolio:
     audit: Any = None
     currency: str = ""
     import_result: Any = None  # ImportResult of the files analyze imported (None: analysed a store as it was)
+    # Does the data support forecasts (CLV, P(alive), expected purchases)?  Every output reads this
+    # one verdict: below the measured minimum they say so and show the historical view instead.
+    support: Support = field(default_factory=lambda: Support(True, "not checked"))
 
     # -- plain words ----------------------------------------------------------------------
 
@@ -52,21 +61,23 @@ class Portfolio:
         n = len(c[c["orders"] > 0]) if "orders" in c else len(c)
         lines = []
         stages = c["lifecycle"].value_counts() if "lifecycle" in c else pd.Series(dtype=int)
-        lines.append(f"{n:,} customers bought from you up to {self.as_of:%d %B %Y}; they spent "
-                     f"{self.money(float(c['revenue'].sum()))} in total.")
+        line = (f"{n:,} customers bought from you up to {self.as_of:%d %B %Y}; they spent "
+                f"{self.money(float(c['revenue'].sum()))} in total")
+        metrics = getattr(self.audit, "metrics", None) or {}
+        guests, guest_revenue = int(metrics.get("guest_orders") or 0), float(metrics.get("guest_revenue") or 0.0)
+        if guests and metrics.get("revenue") is not None:
+            line += (f", and {guests:,} guest order{'s' if guests != 1 else ''} without a customer id brought "
+                     f"{self.money(guest_revenue)} more ({self.money(float(metrics['revenue']))} in all)")
+        lines.append(line + ".")
         if pd.notna(self.top20_share):
             lines.append(f"Your best 20% of customers bring {self.top20_share:.0%} of revenue.")
-        if "clv" in c:
-            h = self.settings.get("horizon_months", 12)
-            lines.append(f"Over the next {h} months your customers are expected to be worth "
-                         f"{self.money(float(c['clv'].sum()))} ({self.settings.get('value_basis', 'revenue')}), "
-                         f"between {self.money(float(c['clv_low'].sum()))} and {self.money(float(c['clv_high'].sum()))}.")
+        lines.extend(self._forecast_lines())
         active = int(stages.get("active", 0) + stages.get("new", 0) + stages.get("reactivated", 0))
         risk = int(stages.get("at risk", 0))
         if len(stages):
             lines.append(f"{active:,} customers are active or new; {risk:,} are at risk of slipping away, "
                          f"and {int(stages.get('lapsed', 0) + stages.get('churned', 0)):,} have lapsed or churned.")
-        if "value_tier" in c and "lifecycle" in c:
+        if "value_tier" in c and "lifecycle" in c and self.support.forecasts:
             vip_risk = c[(c["value_tier"] == "High-Value Regulars") & (c["lifecycle"].isin(["at risk", "lapsed"]))]
             if len(vip_risk):
                 lines.append(f"{len(vip_risk):,} of your high-value regulars are at risk or lapsed, worth "
@@ -80,6 +91,39 @@ class Portfolio:
             best, worst = t.iloc[0], t.iloc[-1]
             lines.append(f"Acquisition: {best['channel']} brings customers worth {best['clv_cac']:.1f}x what they "
                          f"cost; {worst['channel']} {worst['clv_cac']:.1f}x (3x or more is commonly called healthy).")
+        return lines
+
+    def _forecast_lines(self) -> list[str]:
+        """What the customers are expected to be worth -- or, below the minimum data, why that cannot be said."""
+        c = self.customers
+        if not self.support.forecasts:
+            repeat = float((c["orders"] > 1).mean()) if len(c) and "orders" in c else float("nan")
+            aov = float(c["revenue"].sum() / max(float(c["orders"].sum()), 1.0)) if "orders" in c else float("nan")
+            return [f"What your customers will be worth, whether each is still active and when they will buy "
+                    f"again cannot be estimated from this data ({self.support.reason}); the figures here describe "
+                    "the history only.",
+                    f"History: {int(c['orders'].sum()):,} orders, {self.money(aov)} per order on average, "
+                    f"{repeat:.0%} of customers ordered more than once."]
+        if "clv" not in c or c["clv"].isna().all():
+            return []
+        h = self.settings.get("horizon_months", 12)
+        total = float(c["clv"].sum())
+        line = (f"Over the next {h} months your customers are expected to be worth {self.money(total)} "
+                f"({self.settings.get('value_basis', 'revenue')})")
+        band = self.settings.get("clv_total_interval")
+        if band:
+            lo, hi, level, covers = band["low"], band["high"], band["level"], band["covers"]
+            if hi > MAX_RANGE_RATIO * max(total, 1e-9):
+                line += (f"; the data cannot pin this down (the {level:.0%} range runs past {MAX_RANGE_RATIO:.0f} "
+                         "times the estimate), so treat it as an order of magnitude.")
+            else:
+                line += f"; {level:.0%} range {self.money(lo)} to {self.money(hi)} ({covers})."
+        else:
+            line += "."
+        lines = [line]
+        if self.validation.get("tracks_calibration") is False:
+            lines.append("Treat forecasts as rough: no purchase model followed your repeat purchases closely over the "
+                         "period it was fitted on (see \u201cCan these predictions be trusted?\u201d in the report).")
         return lines
 
     def summary_text(self) -> str:

@@ -39,7 +39,9 @@ def clv_distribution(customers: pd.DataFrame, money: str) -> go.Figure:
     """Customers per CLV band on log-spaced bands (values span cents to thousands), by value tier."""
     clv = customers["clv"].clip(lower=0).fillna(0.0)
     top = max(float(clv.max()), 1.0)
-    edges = np.unique(np.concatenate([[0.0], np.geomspace(1.0, top * 1.0001, 24)]))
+    # at most 24 bands, each at least 1.5x wide, so that no two band labels read the same ("1.0–1.0")
+    n_edges = int(np.clip(np.ceil(np.log(top * 1.0001) / np.log(1.5)), 1, 23)) + 1
+    edges = np.unique(np.concatenate([[0.0], np.geomspace(1.0, top * 1.0001, n_edges)]))
     num = lambda v: f"{v:,.0f}" if v >= 10 else f"{v:.1f}"  # noqa: E731
     labels = [f"<{money}1" if lo == 0 else f"{money}{num(lo)}–{num(hi)}" for lo, hi in zip(edges[:-1], edges[1:])]
     fig = go.Figure()

@@ -68,6 +68,35 @@ def _fig(fig, div_id: str) -> str:
                        config={"displaylogo": False, "responsive": True})
 
 
+def _revenue(p) -> tuple[float, float]:  # noqa: ANN001 - a Portfolio
+    """(revenue in the store, of which from guest orders): the same total the data check-up states."""
+    c = p.customers
+    metrics = getattr(p.audit, "metrics", {}) or {}
+    if metrics.get("revenue") is None:
+        return float(c["revenue"].sum()), 0.0
+    return float(metrics["revenue"]), float(metrics.get("guest_revenue") or 0.0)
+
+
+def _not_estimated(p) -> str:  # noqa: ANN001 - a Portfolio
+    return (f"<p><b>Not estimated.</b> {_esc(p.support.reason[:1].upper() + p.support.reason[1:])}. Below that, "
+            "forecasts of future value, of whether a customer is still active and of their next purchases swing "
+            "so widely that they would mislead; this section shows what the history itself says.</p>")
+
+
+def _rfm_new_note(c: pd.DataFrame) -> str:
+    """Why the grid's "New Customers" and the lifecycle's "new" differ, with both counts."""
+    if not {"R", "FM", "lifecycle"} <= set(c.columns):
+        return ""
+    grid_new = int(((c["R"] == 5) & (c["FM"] == 1)).sum())
+    life_new = int((c["lifecycle"] == "new").sum())
+    one_time = c[(c["frequency"] == 0) & c["rhythm_days"].notna()] if "rhythm_days" in c else c.iloc[:0]
+    window = f" ({float(one_time['rhythm_days'].iloc[0]):,.0f} days)" if len(one_time) else ""
+    return (f"<p class='muted'>\u201cNew Customers\u201d in the grid ({grid_new:,}) are customers in the most recent "
+            "fifth by last purchase (R 5) with the lowest frequency-and-spend score (FM 1). The lifecycle\u2019s "
+            f"\u201cnew\u201d ({life_new:,}) are customers who have bought on one day only so far, within the "
+            f"shop\u2019s return window{window}. They count different things, so the numbers differ.</p>")
+
+
 def render(p) -> str:  # noqa: ANN001 - a Portfolio
     """The report as one HTML string."""
     c = p.customers
@@ -76,10 +105,15 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
     n_customers = int((c["orders"] > 0).sum())
     stages = c["lifecycle"].value_counts()
     active = int(stages.get("active", 0) + stages.get("new", 0) + stages.get("reactivated", 0))
+    forecasts = p.support.forecasts
+    revenue, guest = _revenue(p)
+    kpis = p.kpis if forecasts else p.kpis.drop(columns=[k for k in p.kpis if "clv" in k or "p_alive" in k])
     cards = [
         (f"{n_customers:,}", "customers with purchases"),
-        (f"{m}{c['revenue'].sum():,.0f}", "revenue to date"),
-        (f"{m}{c['clv'].sum():,.0f}", f"expected value, next {p.settings.get('horizon_months', 12)} months"),
+        (f"{m}{revenue:,.0f}", "revenue to date" + (" (with guest orders)" if guest else "")),
+        (f"{m}{c['clv'].sum():,.0f}" if forecasts else "not estimated",
+         f"expected value, next {p.settings.get('horizon_months', 12)} months"
+         + ("" if forecasts else ": too little history")),
         (f"{active / max(n_customers, 1):.0%}", "active, new or reactivated"),
         (f"{p.top20_share:.0%}" if pd.notna(p.top20_share) else "–", "of revenue from the top 20%"),
     ]
@@ -92,26 +126,37 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
     if p.concentration is not None:
         sections.append(("concentration", "Revenue concentration",
                          _fig(charts.concentration(p.concentration, p.top20_share), "chart-concentration")))
-    sections.append(("value", "Customer value", _fig(charts.clv_distribution(c, m), "chart-clv")
-                     + _table(p.kpis[p.kpis["segment_kind"] == "value_tier"][
-                         [k for k in ("segment", "customers", "share", "revenue", "mean_clv", "mean_p_alive")
-                          if k in p.kpis]], money_cols=("revenue", "mean_clv"), pct_cols=("share", "mean_p_alive"),
-                         money=m)))
-    if c["p_alive"].notna().any():
+    if forecasts:
+        sections.append(("value", "Customer value", _fig(charts.clv_distribution(c, m), "chart-clv")
+                         + _table(kpis[kpis["segment_kind"] == "value_tier"][
+                             [k for k in ("segment", "customers", "share", "revenue", "mean_clv", "mean_p_alive")
+                              if k in kpis]], money_cols=("revenue", "mean_clv"), pct_cols=("share", "mean_p_alive"),
+                             money=m)))
+    else:
+        hist = kpis[kpis["segment_kind"] == "historical_value_tier"]
+        sections.append(("value", "Customer value: what the history shows", _not_estimated(p)
+                         + _table(hist[[k for k in ("segment", "customers", "share", "revenue", "aov")
+                                        if k in hist]], money_cols=("revenue", "aov"), pct_cols=("share",), money=m)))
+    if not forecasts:
+        sections.append(("alive", "Who is slipping away", "<p class='muted'>Whether each customer is still active "
+                         "cannot be estimated from this history; the lifecycle stages use the time since each "
+                         "customer's last purchase against their own purchase rhythm (or the shop's return window) "
+                         "only.</p>"))
+    elif c["p_alive"].notna().any():
         sections.append(("alive", "Who is slipping away", _fig(charts.palive_matrix(c), "chart-palive")))
     else:
         sections.append(("alive", "Who is slipping away", "<p class='muted'>The history is too short for a purchase "
                          "model, so the probability that each customer is still active is unknown; the lifecycle "
                          "stages below use each customer's purchase rhythm only.</p>"))
-    sections.append(("rfm", "RFM segments", _fig(charts.rfm_grid(c, DEFAULT_GRID), "chart-rfm")
-                     + _table(p.kpis[p.kpis["segment_kind"] == "rfm"].sort_values("customers", ascending=False)[
+    sections.append(("rfm", "RFM segments", _fig(charts.rfm_grid(c, DEFAULT_GRID), "chart-rfm") + _rfm_new_note(c)
+                     + _table(kpis[kpis["segment_kind"] == "rfm"].sort_values("customers", ascending=False)[
                          [k for k in ("segment", "customers", "share", "revenue", "aov", "mean_clv", "growth")
-                          if k in p.kpis]], money_cols=("revenue", "aov", "mean_clv"), pct_cols=("share", "growth"),
+                          if k in kpis]], money_cols=("revenue", "aov", "mean_clv"), pct_cols=("share", "growth"),
                          money=m)))
     if p.previous_segments is not None:
         flow = charts.lifecycle_flow(p.previous_segments, p.segments, f"{p.previous_as_of:%d %b %Y}",
                                      f"{p.as_of:%d %b %Y}")
-        life = p.kpis[p.kpis["segment_kind"] == "lifecycle"]
+        life = kpis[kpis["segment_kind"] == "lifecycle"]
         body = _fig(flow, "chart-lifecycle") + _table(
             life[[k for k in ("segment", "customers", "share", "growth", "retention", "mean_clv", "revenue")
                   if k in life]], money_cols=("mean_clv", "revenue"), pct_cols=("share", "growth", "retention"), money=m)
@@ -123,13 +168,19 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
                      f"did over the last {days} days, and no new customers arrive (a Markov chain on the flows above):</p>"
                      + _table(f.rename_axis("stage").reset_index()))
         sections.append(("lifecycle", "Lifecycle: how customers moved", body))
-    quad_tbl = p.kpis[p.kpis["segment_kind"] == "portfolio"]
-    sections.append(("portfolio", "Strategic portfolio", _fig(charts.quadrant(c, p.quadrant_splits, m), "chart-quadrant")
-                     + "<p class='muted'>Stars: high value now and later. Develop: small now, high potential. "
-                       "Maintain: valuable now, fading: protect. Review: low now and later.</p>"
-                     + _table(quad_tbl[[k for k in ("segment", "customers", "share", "revenue", "mean_clv")
-                                        if k in quad_tbl]], money_cols=("revenue", "mean_clv"), pct_cols=("share",),
-                              money=m)))
+    quad_tbl = kpis[kpis["segment_kind"] == "portfolio"]
+    if not forecasts:
+        sections.append(("portfolio", "Strategic portfolio", "<p><b>Not estimated.</b> The quadrants weigh "
+                         "current value against predicted value, and this history cannot support a prediction (see "
+                         "<a href='#value'>Customer value</a>).</p>"))
+    else:
+        sections.append(("portfolio", "Strategic portfolio",
+                         _fig(charts.quadrant(c, p.quadrant_splits, m), "chart-quadrant")
+                         + "<p class='muted'>Stars: high value now and later. Develop: small now, high potential. "
+                           "Maintain: valuable now, fading: protect. Review: low now and later.</p>"
+                         + _table(quad_tbl[[k for k in ("segment", "customers", "share", "revenue", "mean_clv")
+                                            if k in quad_tbl]], money_cols=("revenue", "mean_clv"), pct_cols=("share",),
+                                  money=m)))
     if p.clusters is not None:
         personas = p.clusters.personas if hasattr(p.clusters, "personas") else None
         cards_html = ""
@@ -148,7 +199,11 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
         body += f"<p>{_esc(comp.recommendation)}</p>" + _table(comp.table.drop(columns=["note", "converged"],
                                                                                  errors="ignore"))
         sections.append(("validation", "Can these predictions be trusted?", body))
-    if p.clv_cac is not None and len(p.clv_cac):
+    if p.clv_cac is not None and len(p.clv_cac) and not forecasts:
+        sections.append(("acquisition", "Acquisition: CLV to acquisition cost", "<p><b>Not estimated.</b> The ratio "
+                         "needs a forecast of what customers will be worth, which this history cannot support (see "
+                         "<a href='#value'>Customer value</a>).</p>"))
+    elif p.clv_cac is not None and len(p.clv_cac):
         sections.append(("acquisition", "Acquisition: CLV to acquisition cost", _table(
             p.clv_cac, money_cols=("mean_clv", "cac"), money=m)
             + (("<h3>By segment</h3>" + _table(p.clv_cac_by_segment[p.clv_cac_by_segment["segment_kind"].isin(
@@ -165,11 +220,23 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
     notes = "".join(f"<li>{_esc(n)}</li>" for n in p.notes)
     s = p.settings
     model_name = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "paretonbd": "Pareto/NBD"}.get(p.models.get("kind"), "")
-    method = (f"<p class='muted'>CLV: discounted expected purchases (model: {_esc(model_name)}) × "
-              f"expected spend × margin over {s.get('horizon_months')} months at {s.get('discount_rate', 0):.0%} a year; "
-              f"values are {_esc(s.get('value_basis', ''))}. Intervals: {p.customers.attrs.get('interval', 0.8):.0%} "
-              "ranges from the model's parameter uncertainty (delta method); they do not include the randomness of "
-              "each customer's own purchases.</p>")
+    level = p.customers.attrs.get("interval", 0.8)
+    total = s.get("clv_total_interval")
+    if not forecasts:
+        method = (f"<p class='muted'>No purchase model was fitted and nothing is forecast: {_esc(p.support.reason)} "
+                  "(measured in simulations, see benchmarks/min_data.py). The customers file leaves the forecast "
+                  "columns empty and says why in forecast_note.</p>")
+    else:
+        method = (f"<p class='muted'>CLV: discounted expected purchases (model: {_esc(model_name)}) × "
+                  f"expected spend × margin over {s.get('horizon_months')} months at {s.get('discount_rate', 0):.0%} "
+                  f"a year; values are {_esc(s.get('value_basis', ''))}. "
+                  + (f"The range of the total in the summary is a {total['level']:.0%} range from "
+                     f"{total['draws']:,} simulations of the model's own purchase process; it covers "
+                     f"{_esc(total['covers'])}. " if total else "")
+                  + f"Each customer's range in the customers file (clv_low to clv_high) covers at least {level:.0%} "
+                    "of what they may be worth, from the same simulation: whole purchases (so \u201c0 to 1 "
+                    "purchase\u201d where buying nothing is most likely) valued at their expected spend; a customer "
+                    "whose purchases are worth nothing has no range.</p>")
     sections.append(("method", "Notes and method", f"{method}<ul>{notes}</ul>"))
     nav = "".join(f"<a href='#{sid}'>{_esc(title)}</a>" for sid, title, _ in sections)
     body = "".join(f"<section id='{sid}'><h2>{_esc(title)}</h2>{content}</section>" for sid, title, content in sections)

@@ -1,14 +1,12 @@
-"""Per-customer scores: P(alive), expected purchases, CLV with an interval, next order date.
+"""Per-customer scores: P(alive), expected purchases, CLV with a range, next order date.
 
 CLV = sum over future months of (expected purchases in the month) x (expected spend per
 purchase) x (gross margin), discounted to today.  The purchase model gives the expected
 purchases (conditional on each customer's history), the spend model the expected spend.
-The low/high interval comes from the purchase model's parameter uncertainty, by the delta
-method: the sensitivity of each customer's discounted expected purchases to each (log)
-parameter, by finite differences, combined with the fit's covariance matrix, gives a
-standard error; the interval is estimate +/- z x standard error, clipped at zero.  (A
-parameter-draw simulation, `_draw_models`, gives the same intervals within a few percent on
-CDNOW and is kept for checking; it costs one model evaluation per draw.)
+The low/high range is what the customer may be worth, not only where their expected value
+may lie: it is simulated from the purchase model's own process with its parameters drawn from
+their sampling distribution (`clientfolio.scores.intervals`), in whole purchases, each valued at
+the customer's discounted expected value of one purchase.
 """
 
 from __future__ import annotations
@@ -17,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri  # inverse normal CDF (scipy.stats costs ~1 s to import)
 
 from clientfolio.core.errors import SchemaError
+from clientfolio.scores.intervals import purchase_ranges
 
 DAYS_PER_MONTH = 365.25 / 12
 
@@ -84,87 +82,24 @@ def _next_order(curve: np.ndarray, weeks: np.ndarray, cutoff: pd.Timestamp) -> n
     return (cutoff + pd.to_timedelta(days, unit="D")).to_numpy()
 
 
-def _interval_se(model, distinct: pd.DataFrame, unit_days: float, s: ClvSettings, disc: np.ndarray) -> np.ndarray | None:
-    """Delta-method standard errors, computed on histories rounded to whole weeks.
-
-    The relative uncertainty changes slowly with recency and T, so big customer bases need it
-    only once per week-rounded history (several times fewer model evaluations); it is then
-    applied to each customer's exact value.
-    """
-    week = 7.0 / unit_days
-    coarse = distinct[["frequency"]].assign(recency=(distinct["recency"] / week).round() * week,
-                                            T=(distinct["T"] / week).round() * week)
-    coarse["recency"] = np.minimum(coarse["recency"], coarse["T"])
-    uniq = coarse.drop_duplicates().reset_index(drop=True)
-    if len(uniq) > 0.7 * len(distinct):  # rounding would not save much: compute exactly
-        return _delta_se(model, distinct, unit_days, s, disc)
-    base = _discounted_purchases(model, uniq, unit_days, s)[0]
-    se = _delta_se(model, uniq, unit_days, s, base)
-    if se is None:
-        return None
-    rel = pd.Series(np.where(base > 0, se / np.where(base > 0, base, 1.0), 0.0))
-    idx = coarse.merge(uniq.reset_index(), on=["frequency", "recency", "T"], how="left")["index"].to_numpy()
-    return rel.to_numpy()[idx] * disc
-
-
-def _delta_se(model, distinct: pd.DataFrame, unit_days: float, s: ClvSettings, base: np.ndarray) -> np.ndarray | None:
-    """Standard error of each row's discounted expected purchases from the parameters' covariance."""
-    cov = getattr(model, "covariance_", None)
-    if cov is None:
-        return None
-    names = list(model.params_)
-    theta = np.log([model.params_[k] for k in names])
-    cov_log = cov.loc[names, names].to_numpy() / np.outer(np.exp(theta), np.exp(theta))
-    if not np.all(np.isfinite(cov_log)):
-        return None
-    steps = [1e-4 * max(1.0, abs(t)) for t in theta]
-    bumped = []
-    for i, h in enumerate(steps):
-        moved = theta.copy()
-        moved[i] += h
-        try:
-            bumped.append(type(model).from_params(dict(zip(names, np.exp(moved)))))
-        except ValueError:
-            return None
-    values = [_discounted_purchases(m, distinct, unit_days, s)[0] for m in bumped]
-    g = np.column_stack([(v - base) / h for v, h in zip(values, steps)])
-    var = np.einsum("ij,jk,ik->i", g, cov_log, g)
-    return np.sqrt(np.clip(var, 0.0, None))
-
-
-def _draw_models(model, n: int, seed: int) -> list:
-    """Purchase models with parameters drawn from the fit's sampling distribution (log scale)."""
-    cov = getattr(model, "covariance_", None)
-    if cov is None or n <= 0:
-        return []
-    names = list(model.params_)
-    theta = np.log([model.params_[k] for k in names])
-    scale = np.outer(np.exp(theta), np.exp(theta))
-    cov_log = cov.loc[names, names].to_numpy() / scale
-    if not np.all(np.isfinite(cov_log)):
-        return []
-    rng = np.random.default_rng(seed)
-    draws = rng.multivariate_normal(theta, cov_log, size=n, method="eigh")
-    out = []
-    for d in draws:
-        try:
-            out.append(type(model).from_params(dict(zip(names, np.exp(d)))))
-        except ValueError:
-            continue
-    return out
-
-
 def score_customers(
     summary: pd.DataFrame,
     purchase_model,
     spend_model=None,
     settings: ClvSettings | None = None,
+    one_time_alive=None,
 ) -> pd.DataFrame:
     """Score every customer of `summary` (from `rfm_summary`) with fitted models.
 
     Returns one row per customer: ``p_alive``, ``churn_risk``, ``expected_purchases``
     (over the horizon), ``expected_spend`` (per purchase), ``margin``, ``clv``,
     ``clv_low``, ``clv_high`` and ``next_order_date``.
+
+    BG/NBD lets customers drop out only after a repeat purchase, so it gives every one-time buyer
+    P(alive) = 1, however long they have been silent.  `one_time_alive` (a fitted model that can
+    drop a customer right after the first purchase: MBG/NBD) supplies their P(alive) instead, and
+    their expected purchases become BG/NBD's expectation *if still active* times that P(alive);
+    with a BG/NBD and no such model their P(alive) is left unknown (NaN) rather than shown as 1.
     """
     s = settings or ClvSettings()
     s.check()
@@ -183,8 +118,22 @@ def score_customers(
         curve, alive = _curve(purchase_model, times, data), purchase_model.predict_alive(data)
     curve, alive = np.asarray(curve, dtype=float), np.asarray(alive, dtype=float)
     disc, expected = _discount(curve[:, :s.horizon_months], s)
+    factor = np.ones(len(distinct))
+    kept = None  # histories whose P(alive) comes from `one_time_alive`
+    if no_dropout_before_repeat(purchase_model):
+        one_time = distinct["frequency"].to_numpy() == 0
+        if one_time_alive is not None:
+            kept = one_time
+            factor[one_time] = np.asarray(one_time_alive.predict_alive(data[one_time]), dtype=float)
+            alive = np.where(one_time, factor, alive)
+        else:
+            alive = np.where(one_time, np.nan, alive)
+    curve, disc, expected = curve * factor[:, None], disc * factor, expected * factor
+    ranges = None
+    if s.intervals:
+        horizon = s.horizon_months * DAYS_PER_MONTH / unit_days
+        ranges = purchase_ranges(purchase_model, data, alive, horizon, s.interval, keep_alive=kept)
     next_order = _next_order(curve[:, s.horizon_months:], weeks, cutoff)
-    se = _interval_se(purchase_model, distinct, unit_days, s, disc) if s.intervals else None
     per_hist = distinct.assign(_disc=disc, expected_purchases=expected, p_alive=alive, next_order_date=next_order)
     out = summary[["customer_id"] + keys].merge(per_hist, on=keys, how="left")
     row_of = summary[keys].merge(distinct.reset_index(), on=keys, how="left")["index"].to_numpy()
@@ -202,18 +151,28 @@ def score_customers(
     out["expected_spend"] = spend
     out["margin"] = margin
     out["clv"] = out["_disc"].to_numpy() * value
-    if se is not None:
-        z = float(ndtri(0.5 + s.interval / 2))
-        out["clv_low"] = np.clip(disc[row_of] - z * se[row_of], 0.0, None) * value
-        out["clv_high"] = (disc[row_of] + z * se[row_of]) * value
+    if ranges is not None:
+        # whole purchases x the discounted value of one purchase (CLV / expected purchases)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            one = np.where(expected[row_of] > 0, disc[row_of] / expected[row_of], np.nan) * value
+        out["clv_low"] = ranges[0][row_of] * one
+        out["clv_high"] = ranges[1][row_of] * one
+        # no zero-width ranges: where one purchase is worth nothing (no spend) there is no range to state
+        flat = ~(out["clv_high"] > out["clv_low"])
+        out.loc[flat, ["clv_low", "clv_high"]] = np.nan
     else:
-        out["clv_low"] = out["clv_high"] = out["clv"]
+        out["clv_low"] = out["clv_high"] = np.nan
     out = out.drop(columns=["_disc"])
     out.attrs.update(summary.attrs)
     out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
                       "default_margin": s.margin, "interval": s.interval,
-                      "interval_method": "delta method on the purchase model's parameters" if se is not None else "none"})
+                      "interval_method": "simulated purchases, parameters drawn" if ranges is not None else "none"})
     return out
+
+
+def no_dropout_before_repeat(model) -> bool:
+    """True for BG/NBD: its customers cannot drop out before a repeat purchase (P(alive | x = 0) = 1)."""
+    return type(model).__name__ == "BGNBD"
 
 
 def _expected_spend(summary: pd.DataFrame, spend_model) -> np.ndarray:
@@ -240,18 +199,34 @@ def _margin(summary: pd.DataFrame, default: float) -> np.ndarray:
     return np.where(ok, np.clip(m, 0.0, 1.0), default)
 
 
+# Prior exposure (months) of the run rate's shrinkage: a customer's own rate counts for as much
+# as the shop's average once they have been a customer for this long.
+RUN_RATE_PRIOR_MONTHS = 3.0
+
+
 def run_rate_scores(summary: pd.DataFrame, settings: ClvSettings | None = None) -> pd.DataFrame:
     """Scores without a purchase model, for histories too short or odd to fit one.
 
-    Expected purchases = the customer's past purchases per month carried forward over the
-    horizon; CLV = those purchases x average order value x margin, discounted.  P(alive) is
-    unknown (NaN) and there is no interval: say so wherever these are shown.
+    Expected repeat purchases per month = (the customer's repeat purchases + the shop's typical
+    rate x 3 months) / (months since the first purchase + 3 months): each customer's own rate,
+    shrunk towards the shop's typical rate (the median repeat purchases per month of customers
+    seen for 3 months or more; pooled over everyone where there are none) in proportion to how
+    little of them has been seen.  A customer who bought once, yesterday, gets
+    about the shop's average rate -- not one purchase a month, which ranked such a customer above
+    a regular with 49 orders.  CLV = that rate carried forward x spend per order x margin,
+    discounted.  P(alive) is unknown (NaN) and there is no interval: say so wherever shown.
     """
     s = settings or ClvSettings()
     s.check()
     unit_days = _unit_days(summary)
-    months = np.maximum(summary["T"].to_numpy(dtype=float) * unit_days / DAYS_PER_MONTH, 1.0)
-    per_month = (summary["frequency"].to_numpy() + 1) / months
+    months = np.clip(summary["T"].to_numpy(dtype=float) * unit_days / DAYS_PER_MONTH, 0.0, None)
+    repeats = summary["frequency"].to_numpy(dtype=float)
+    w = RUN_RATE_PRIOR_MONTHS
+    seen = months >= w  # the typical rate among customers seen for the prior's length; a few heavy
+    # buyers would pull a pooled rate up and make every newcomer look like them
+    shop_rate = (float(np.median(repeats[seen] / months[seen])) if seen.any()
+                 else repeats.sum() / months.sum() if months.sum() > 0 else 0.0)
+    per_month = (repeats + shop_rate * w) / (months + w)
     disc_months = ((1.0 + s.discount_rate) ** (-np.arange(1, s.horizon_months + 1) / 12.0)).sum()
     spend = _expected_spend(summary, None)
     margin = _margin(summary, s.margin)
@@ -259,8 +234,33 @@ def run_rate_scores(summary: pd.DataFrame, settings: ClvSettings | None = None) 
                         "expected_purchases": per_month * s.horizon_months, "p_alive": np.nan, "churn_risk": np.nan,
                         "next_order_date": pd.NaT, "expected_spend": spend, "margin": margin})
     out["clv"] = per_month * disc_months * spend * margin
-    out["clv_low"] = out["clv_high"] = out["clv"]
+    out["clv_low"] = out["clv_high"] = np.nan  # a run rate has no interval: none is shown rather than a zero-width one
     out.attrs.update(summary.attrs)
     out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
-                      "default_margin": s.margin, "interval": s.interval, "interval_method": "none (run rate)"})
+                      "default_margin": s.margin, "interval": s.interval, "interval_method": "none (run rate)",
+                      "run_rate_shop_per_month": float(shop_rate)})
+    return out
+
+
+FORECAST_COLUMNS = ("p_alive", "churn_risk", "expected_purchases", "expected_spend", "clv", "clv_low", "clv_high",
+                    "next_order_date")
+
+
+def historical_scores(summary: pd.DataFrame, reason: str, settings: ClvSettings | None = None) -> pd.DataFrame:
+    """The score columns left empty, with the reason, for data below the measured minimum.
+
+    Below it a forecast would be a number the data cannot support (a two-customer, one-day shop
+    "worth" millions), so every forecast column is empty and ``forecast_note`` says why; what
+    the history itself says (revenue, orders, recency, ...) stays in the summary's columns.
+    """
+    s = settings or ClvSettings()
+    s.check()
+    out = pd.DataFrame({"customer_id": summary["customer_id"].to_numpy()})
+    for col in FORECAST_COLUMNS:
+        out[col] = pd.NaT if col == "next_order_date" else np.nan
+    out["margin"] = _margin(summary, s.margin)
+    out["forecast_note"] = f"not estimated: {reason}"
+    out.attrs.update(summary.attrs)
+    out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
+                      "default_margin": s.margin, "interval": s.interval, "interval_method": "none (not estimated)"})
     return out

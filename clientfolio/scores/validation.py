@@ -3,7 +3,9 @@
 - `holdout_comparison`: predicted vs actual purchases per customer and by frequency bucket;
 - `tracking`: cumulative repeat purchases per period, actual vs expected (the papers' chart);
 - `compare_models`: BG/NBD, MBG/NBD and Pareto/NBD side by side (log-likelihood, BIC, holdout
-  MAE/RMSE) with a recommendation in plain words.
+  MAE/RMSE) with a recommendation in plain words;
+- `calibration_gap` / `tracking_verdict`: does a model follow the shop's repeat purchases over the
+  period it was fitted on, within `TRACKING_TOLERANCE`?  When none does, the report says so.
 """
 
 from __future__ import annotations
@@ -113,5 +115,35 @@ def compare_models(summary: pd.DataFrame) -> ModelComparison:
         text = (f"{best['model']} predicts the holdout period best: it misses by {best['holdout_mae']:.3f} "
                 f"purchases per customer on average, {gap:.0f}% less than the next model. Use {best['model']}.")
     total_gap = best["predicted_total"] / best["actual_total"] - 1 if best["actual_total"] else float("nan")
-    text += f" In total it predicted {best['predicted_total']:,.0f} purchases against {best['actual_total']:,.0f} actual ({total_gap:+.0%})."
+    text += (f" Over the holdout period it predicted {best['predicted_total']:,.0f} purchases against "
+             f"{best['actual_total']:,.0f} actual ({total_gap:+.0%}).")
     return ModelComparison(table, str(best["model"]), text, fitted)
+
+
+# A model whose expected cumulative repeat purchases at the end of the calibration period miss
+# the actual count by more than this does not describe the shop's buying; the report says so.
+TRACKING_TOLERANCE = 0.10
+
+
+def calibration_gap(track: pd.DataFrame, calibration_end: pd.Timestamp) -> dict[str, float]:
+    """Actual and expected cumulative repeat purchases at the last period end within the calibration period."""
+    inside = track[track["end"] <= pd.Timestamp(calibration_end)]
+    row = inside.iloc[-1] if len(inside) else track.iloc[0]
+    actual, expected = float(row["actual"]), float(row["expected"])
+    return {"end": row["end"], "actual": actual, "expected": expected,
+            "gap": expected / actual - 1 if actual else float("nan")}
+
+
+def tracking_verdict(best: str, gaps: dict[str, dict[str, float]],
+                     tolerance: float = TRACKING_TOLERANCE) -> str | None:
+    """Plain words when no model follows the calibration period within `tolerance`; None when one does."""
+    ok = [name for name, g in gaps.items() if np.isfinite(g["gap"]) and abs(g["gap"]) <= tolerance]
+    if ok or best not in gaps:
+        return None
+    g = gaps[best]
+    others = "; ".join(f"{name} {v['gap']:+.0%}" for name, v in gaps.items() if name != best)
+    return (f"None of the purchase models follows your repeat purchases within {tolerance:.0%} over the period "
+            f"they were fitted on: by {pd.Timestamp(g['end']):%d %b %Y} there were {g['actual']:,.0f} repeat "
+            f"purchases and {best} expected {g['expected']:,.0f} ({g['gap']:+.0%}"
+            + (f"; {others}" if others else "") + "). Treat the forecasts as rough: this shop's buying (for "
+            "example growth, seasons or a change in how customers buy) is not one these models capture.")

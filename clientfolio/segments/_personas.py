@@ -278,6 +278,17 @@ def _cadence_qualifier(means: Mapping[str, float], time_unit: str) -> str:
     return ""
 
 
+def _repeat_buying(means: Mapping[str, float]) -> bool:
+    """Do the cluster's customers buy again?  At least 2 orders on average (or 1 repeat purchase) where
+    the table says so; unknown counts as yes.  Orders per month from a single order over a short
+    tenure look frequent, but nobody in such a group has shown a habit."""
+    orders = _first(means, "orders", "n_orders", "order_count")
+    if orders is not None:
+        return orders >= 2
+    repeats = _first(means, "frequency")
+    return repeats is None or repeats >= 1
+
+
 def _looks_b2b(traits: list[Trait], means: Mapping[str, float], min_z: float, time_unit: str) -> bool:
     """Huge baskets bought on a regular cadence, or most spend in a wholesale category."""
     b2b_traits = [t for t in traits if (feature_family(t.feature) or ("",))[0].startswith("category:")
@@ -322,6 +333,8 @@ def persona_name(traits: list[Trait], means: Mapping[str, float], *, max_traits:
             continue
         family, sign = fam
         high = t.z * sign > 0
+        if family == "frequency" and high and not _repeat_buying(means):
+            continue  # a high rate from one order in a short time is not a habit: no "frequent" / "regulars"
         if family.startswith("category:"):
             cat = family[9:]
             if not high or _is_b2b_category(cat):  # wholesale shares name a group only via the B2B rule

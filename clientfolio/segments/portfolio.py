@@ -19,6 +19,7 @@ import pandas as pd
 from clientfolio.segments._membership import as_of_of, membership
 
 QUADRANTS = ("Stars", "Develop", "Maintain", "Review")
+MIN_CUSTOMERS_FOR_SHARES = 10
 
 
 def portfolio_quadrants(customers: pd.DataFrame, as_of=None, current: str = "value_12m",
@@ -36,7 +37,11 @@ def portfolio_quadrants(customers: pd.DataFrame, as_of=None, current: str = "val
 
 
 def concentration(revenue: pd.Series, points: int = 101) -> tuple[pd.DataFrame, float]:
-    """Pareto curve (share of customers -> share of revenue, best customers first) and top-20% share."""
+    """Pareto curve (share of customers -> share of revenue, best customers first) and top-20% share.
+
+    The top-20% share is NaN below 10 customers: a fifth of fewer than two customers is a fraction
+    of a person, and the number would describe the interpolation, not the shop.
+    """
     r = np.sort(np.clip(revenue.astype(float).fillna(0.0).to_numpy(), 0, None))[::-1]
     total = r.sum()
     if len(r) == 0 or total <= 0:
@@ -44,7 +49,8 @@ def concentration(revenue: pd.Series, points: int = 101) -> tuple[pd.DataFrame, 
     cum = np.concatenate([[0.0], np.cumsum(r) / total])
     x = np.linspace(0, 1, points)
     y = np.interp(x * len(r), np.arange(len(r) + 1), cum)
-    top20 = float(np.interp(0.2 * len(r), np.arange(len(r) + 1), cum))
+    top20 = float(np.interp(0.2 * len(r), np.arange(len(r) + 1), cum)) if len(r) >= MIN_CUSTOMERS_FOR_SHARES \
+        else float("nan")
     return pd.DataFrame({"customer_share": x, "revenue_share": y}), top20
 
 

@@ -1,8 +1,8 @@
 """RFM scores (store-relative quintiles) and the named RFM segments.
 
-R, F and M are scored 1..5 with 5 = best (most recent, most frequent, highest spend).
-Quintiles are taken over ranks, so ties are broken deterministically (by value, then by
-customer id) and every score holds a fifth of the customers.  FM = (F + M) / 2 rounded
+R, F and M are scored 1..5 with 5 = best (most recent, most frequent, highest spend), by the
+quintile cut points of the values (see `quintile_score`): customers with equal values get equal
+scores, so a score holds about a fifth of the customers, less or more where many tie.  FM = (F + M) / 2 rounded
 half up; the named segment comes from the R x FM grid in REFERENCE.md, which any caller
 can replace (every cell must name exactly one segment).
 """
@@ -25,14 +25,25 @@ DEFAULT_GRID: dict[int, tuple[str, str, str, str, str]] = {
 }
 
 
-def quintile_score(values: pd.Series, ids: pd.Series, higher_is_better: bool = True) -> np.ndarray:
-    """Scores 1..5 by quintile of rank; ties ordered by customer id so the result is stable."""
-    order = pd.DataFrame({"v": values.to_numpy(dtype=float), "id": ids.astype(str).to_numpy()})
-    order["v"] = order["v"].fillna(-np.inf if higher_is_better else np.inf)
-    ranked = order.sort_values(["v", "id"], ascending=[higher_is_better, True], kind="mergesort").index
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[ranked] = np.arange(len(order))
-    return (1 + (rank * 5) // max(len(order), 1)).astype(np.int64)
+def quintile_score(values: pd.Series, ids: pd.Series | None = None, higher_is_better: bool = True) -> np.ndarray:
+    """Scores 1..5 by the quintile cut points of the values themselves: equal values, equal scores.
+
+    The cut points are the 20/40/60/80% quantiles of the (non-missing) values; a value's bin is
+    1 + the number of cut points strictly below it (bins closed on the right, in the measure's
+    own units: days, orders, money).  The score is the bin, or 6 - bin where lower is better
+    (days since the last purchase).  A tie is never split by an arbitrary order, so a block of
+    equal values can make a score hold more or fewer than a fifth of the customers -- when every
+    customer bought on the cut-off day, all get R = 5.  Missing values score 1.  (`ids` is
+    accepted for compatibility; the order of customers plays no part.)
+    """
+    v = values.to_numpy(dtype=float)
+    finite = v[np.isfinite(v)]
+    if not len(finite):
+        return np.ones(len(v), dtype=np.int64)
+    cuts = np.quantile(finite, [0.2, 0.4, 0.6, 0.8])
+    bins = 1 + np.searchsorted(cuts, v, side="left")
+    score = bins if higher_is_better else 6 - bins
+    return np.where(np.isfinite(v), score, 1).astype(np.int64)
 
 
 def rfm_scores(customers: pd.DataFrame, as_of=None) -> pd.DataFrame:
@@ -53,7 +64,7 @@ def rfm_scores(customers: pd.DataFrame, as_of=None) -> pd.DataFrame:
     if freq is None or money is None:
         raise SchemaError("rfm_scores needs 'orders' (or 'frequency') and 'revenue' (or 'monetary') columns")
     ids = customers["customer_id"]
-    r = quintile_score(-since.astype(float), ids)  # fewer days since last purchase is better
+    r = quintile_score(since.astype(float), ids, higher_is_better=False)  # fewer days since last purchase is better
     f = quintile_score(freq.astype(float), ids)
     m = quintile_score(money.astype(float), ids)
     fm = np.floor((f + m) / 2 + 0.5).astype(np.int64)

@@ -32,23 +32,30 @@ DIMENSIONS = {
 }
 
 
-def _tiers(values: pd.Series, ids: pd.Series, shares: tuple[float, float], names: tuple[str, str, str]) -> np.ndarray:
-    order = pd.DataFrame({"v": values.to_numpy(dtype=float), "id": ids.astype(str).to_numpy()})
-    order["v"] = order["v"].fillna(-np.inf)
-    ranked = order.sort_values(["v", "id"], ascending=[False, True], kind="mergesort").index
-    pos = np.empty(len(order), dtype=float)
-    pos[ranked] = np.arange(len(order)) / max(len(order), 1)
-    return np.where(pos < shares[0], names[0], np.where(pos < shares[0] + shares[1], names[1], names[2]))
+def _tiers(values: pd.Series, shares: tuple[float, float], names: tuple[str, str, str]) -> np.ndarray:
+    """Tier by cut points on the values: above the (1 - top share) quantile, above the (1 - top - next)
+    quantile, the rest.  Equal values share a tier (a tie at a cut point goes to the lower tier),
+    so the tiers hold about, not exactly, the stated shares.  Missing values are in the last tier."""
+    v = values.to_numpy(dtype=float)
+    finite = v[np.isfinite(v)]
+    if not len(finite):
+        return np.full(len(v), names[2], dtype=object)
+    hi, mid = np.quantile(finite, [1 - shares[0], 1 - shares[0] - shares[1]])
+    ok = np.isfinite(v)
+    return np.where(ok & (v > hi), names[0], np.where(ok & (v > mid), names[1], names[2]))
 
 
 def value_tiers(customers: pd.DataFrame, as_of=None, column: str = "clv", shares: tuple[float, float] = (0.2, 0.3),
                 names: tuple[str, str, str] = VALUE_TIER_NAMES, kind: str = "value_tier") -> pd.DataFrame:
-    """Top `shares[0]` / next `shares[1]` / rest of customers by `column` (predicted CLV by default)."""
+    """Top `shares[0]` / next `shares[1]` / rest of customers by `column` (predicted CLV by default).
+
+    Cut points are on the values, so customers with equal values are always in the same tier.
+    """
     if column not in customers:
         raise SchemaError(f"value_tiers: no {column!r} column; score customers first (clientfolio.scores)")
     if not (0 < shares[0] < 1 and 0 < shares[1] < 1 and sum(shares) < 1):
         raise SchemaError(f"value_tiers: shares must be two fractions summing below 1, got {shares}")
-    tier = _tiers(customers[column], customers["customer_id"], shares, names)
+    tier = _tiers(customers[column], shares, names)
     return membership(customers["customer_id"], kind, pd.Series(tier), as_of_of(customers, as_of))
 
 

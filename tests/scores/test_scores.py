@@ -11,11 +11,13 @@ import pytest
 from clientfolio.core.errors import SchemaError
 from clientfolio.features import daily_activity, rfm_summary
 from clientfolio.ingest import import_files
-from clientfolio.models import BGNBD, GammaGamma
-from clientfolio.scores import ClvSettings, score_customers
-from clientfolio.scores.validation import compare_models, holdout_comparison, tracking
+from clientfolio.models import BGNBD, MBGNBD, GammaGamma
+from clientfolio.scores import ClvSettings, run_rate_scores, score_customers
+from clientfolio.scores.intervals import total_interval
+from clientfolio.scores.validation import (TRACKING_TOLERANCE, calibration_gap, compare_models, holdout_comparison,
+                                           tracking, tracking_verdict)
 from clientfolio.store import open_store
-from tests.conftest import corpus_file
+from tests.conftest import DATA, corpus_file
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +47,14 @@ def test_clv_is_discounted_purchases_times_spend(cdnow) -> None:
     got = scores.set_index("customer_id").loc[one["customer_id"].iloc[0]]
     assert got["clv"] == pytest.approx(want, rel=1e-9)
     assert got["expected_purchases"] == pytest.approx(cum[-1], rel=1e-9)
-    assert (scores["clv_low"] <= scores["clv"]).all() and (scores["clv"] <= scores["clv_high"]).all()
-    assert (scores["clv_high"] > scores["clv_low"]).mean() > 0.9  # parameter uncertainty shows
-    assert scores["p_alive"].between(0, 1).all()
+    ranged = scores.dropna(subset=["clv_low", "clv_high"])
+    assert (ranged["clv_low"] <= ranged["clv"]).all() and (ranged["clv"] <= ranged["clv_high"]).all()
+    assert (ranged["clv_high"] > ranged["clv_low"]).all()  # never zero-width: no range rather than a flat one
+    assert len(ranged) > 0.9 * len(scores)  # parameter uncertainty shows
+    # BG/NBD alone cannot say whether a one-time buyer is still active: unknown, not 1
+    one_time = (summary["frequency"] == 0).to_numpy()
+    assert scores.loc[one_time, "p_alive"].isna().all()
+    assert scores.loc[~one_time, "p_alive"].between(0, 1).all()
     np.testing.assert_allclose(scores["churn_risk"], 1 - scores["p_alive"])
 
 
@@ -121,22 +128,22 @@ def test_clv_to_cac_per_channel() -> None:
     assert list(t.index) == ["ads", "flyers"]  # customers without a channel are left out
 
 
-def test_delta_method_intervals_agree_with_parameter_draws(cdnow) -> None:
-    from clientfolio.scores.clv import _discounted_purchases, _draw_models
+def test_customer_ranges_cover_the_holdout_period(cdnow) -> None:
+    """The ranges are of purchases a customer will make, not of the model's expectation: checked
+    against what CDNOW's customers actually bought in the 39 weeks after the fit."""
+    from clientfolio.scores.intervals import purchase_ranges
 
     summary, _, bg, _ = cdnow
-    s = ClvSettings(interval=0.8)
-    scores = score_customers(summary, bg, settings=s)
-    top = summary.nlargest(50, "frequency")
-    sims = np.column_stack([_discounted_purchases(m, top, 7.0, s)[0] for m in _draw_models(bg, 400, seed=1)])
-    lo, hi = np.quantile(sims, [0.1, 0.9], axis=1)
-    base = _discounted_purchases(bg, top, 7.0, s)[0]
-    got = scores.set_index("customer_id").loc[top["customer_id"]]
-    spend = got["expected_spend"].to_numpy() * got["margin"].to_numpy()
-    width_sim = (hi - lo) * spend
-    width_delta = (got["clv_high"] - got["clv_low"]).to_numpy()
-    np.testing.assert_allclose(width_delta, width_sim, rtol=0.15)
-    assert np.all(base > 0)
+    data = summary[["frequency", "recency", "T"]]
+    horizon = float(summary["duration_holdout"].iloc[0])
+    lo, hi = purchase_ranges(bg, data, bg.predict_alive(data).to_numpy(), horizon, 0.8)
+    actual = summary["frequency_holdout"].to_numpy()
+    inside = (actual >= lo) & (actual <= hi)
+    assert 0.8 <= inside.mean() <= 0.97  # at least 80% (whole purchases), not absurdly wide
+    assert (hi > lo).all()
+    for f in (0, 2, 5):  # separately for light and heavy buyers
+        part = summary["frequency"].to_numpy() >= f
+        assert inside[part].mean() >= 0.75, f
 
 
 def test_clv_to_cac_by_segment_uses_own_or_channel_cost() -> None:
@@ -168,3 +175,74 @@ def test_cdnow_holdout_accuracy_at_least_as_good_as_lifetimes(cdnow) -> None:
         pred = m.conditional_expected_number_of_purchases_up_to_time(39.0, cal["frequency"], cal["recency"], cal["T"])
         their_mae = float(np.mean(np.abs(np.asarray(pred) - actual)))
         assert ours.loc[name, "holdout_mae"] <= their_mae + 1e-4, (name, ours.loc[name, "holdout_mae"], their_mae)
+
+
+def test_one_time_buyers_are_not_surely_alive_under_bgnbd(cdnow) -> None:
+    """BG/NBD gives every one-time buyer P(alive) = 1; their P(alive) comes from MBG/NBD instead."""
+    summary, _, bg, gg = cdnow
+    s = ClvSettings(intervals=False)
+    plain = score_customers(summary, bg, gg, s).set_index("customer_id")
+    mbg = MBGNBD().fit(summary)
+    fixed = score_customers(summary, bg, gg, s, one_time_alive=mbg).set_index("customer_id")
+    one = summary[summary["frequency"] == 0].set_index("customer_id")
+    p = fixed.loc[one.index, "p_alive"]
+    assert p.between(0, 1).all() and p.max() < 0.9
+    # longer silence, lower P(alive) -- as the lifecycle's day counts say
+    assert np.corrcoef(one["T"], p)[0, 1] < -0.9
+    # expected purchases and CLV: BG/NBD's if still active, times that P(alive)
+    np.testing.assert_allclose(fixed.loc[one.index, "clv"], plain.loc[one.index, "clv"] * p, rtol=1e-9)
+    repeat = summary[summary["frequency"] > 0]["customer_id"]
+    np.testing.assert_allclose(fixed.loc[repeat, "clv"], plain.loc[repeat, "clv"], rtol=1e-12)
+
+
+def test_total_range_covers_purchase_randomness(cdnow) -> None:
+    summary, _, bg, gg = cdnow
+    s = ClvSettings()
+    scored = summary.merge(score_customers(summary, bg, gg, s).drop(columns=["frequency", "recency", "T"]),
+                           on="customer_id")
+    scored.attrs.update(summary.attrs)
+    one = (scored["clv"] / scored["expected_purchases"]).to_numpy()
+    horizon = 12 * 365.25 / 12 / 7
+    band = total_interval(scored, bg, one, horizon, 0.8)
+    total = float(scored["clv"].sum())
+    assert band["low"] < total < band["high"]
+    assert "randomness" in band["covers"] and band["level"] == 0.8
+    # the simulation is the model's own process: its mean is the model's expectation
+    draws = [total_interval(scored, bg, one, horizon, 0.8, seed=k) for k in range(3)]
+    mid = np.mean([(d["low"] + d["high"]) / 2 for d in draws])
+    assert mid == pytest.approx(total, rel=0.08)
+
+
+def test_run_rate_ranks_a_regular_above_yesterdays_one_time_buyer() -> None:
+    """No model: a one-order customer from the last day must not outrank a 49-order regular."""
+    orders = pd.read_csv(DATA / "trust" / "thin" / "run_rate_orders.csv", parse_dates=["ts"])
+    summary = rfm_summary(orders, cutoff="2024-12-31", unit="W")
+    scores = run_rate_scores(summary).set_index("customer_id")
+    assert scores["clv"].idxmax() == "regular"
+    assert scores.loc["regular", "clv"] > 2 * scores.loc["yesterday", "clv"]
+    # the newcomer gets the shop's average rate, not one purchase a month
+    shop_rate = scores.attrs["run_rate_shop_per_month"]
+    assert scores.loc["yesterday", "expected_purchases"] == pytest.approx(shop_rate * 12, rel=0.05)
+    assert scores[["clv_low", "clv_high"]].isna().all().all()  # no interval rather than a zero-width one
+    assert scores["p_alive"].isna().all()
+
+
+def test_tracking_verdict_says_when_no_model_follows_the_calibration_period() -> None:
+    gaps = {"BG/NBD": {"end": pd.Timestamp("2024-04-29"), "actual": 34636.0, "expected": 26632.0,
+                       "gap": 26632 / 34636 - 1},
+            "Pareto/NBD": {"end": pd.Timestamp("2024-04-29"), "actual": 34636.0, "expected": 25600.0,
+                           "gap": 25600 / 34636 - 1}}
+    text = tracking_verdict("BG/NBD", gaps)
+    assert text.startswith(f"None of the purchase models follows your repeat purchases within {TRACKING_TOLERANCE:.0%}")
+    assert "34,636" in text and "26,632" in text and "-23%" in text
+    gaps["Pareto/NBD"]["gap"] = 0.05
+    assert tracking_verdict("BG/NBD", gaps) is None
+
+
+def test_calibration_gap_reads_the_tracking_table(cdnow) -> None:
+    summary, tx, bg, _ = cdnow
+    track = tracking(bg, tx, 7.0, "1997-01-01", "1998-06-30")
+    g = calibration_gap(track, pd.Timestamp("1997-09-30"))
+    row = track[track["end"] <= "1997-09-30"].iloc[-1]
+    assert g["actual"] == row["actual"] and g["expected"] == pytest.approx(row["expected"])
+    assert abs(g["gap"]) < TRACKING_TOLERANCE  # BG/NBD tracks CDNOW's calibration period

@@ -391,6 +391,11 @@ def test_describe_cluster_example_from_the_issue():
     ({"share_wholesale_bread": 1.0, "share_cake": 0.8}, {"share_wholesale_bread": 0.1, "share_cake": 0.6},
      "Cake lovers"),
     ({"aov": 0.1, "mystery": 3.0}, {"aov": 10.0}, "Typical customers"),
+    # one order each in a short time (a marketplace sample): a high rate, but nobody came back
+    ({"orders_per_month": 2.0}, {"orders_per_month": 0.91, "orders": 1.0}, "Typical customers"),
+    ({"orders_per_month": 2.0, "weekend_share": 1.0}, {"orders_per_month": 0.91, "orders": 1.02, "weekend_share": 1.0},
+     "Weekend customers"),
+    ({"orders_per_month": 1.5}, {"orders_per_month": 5.0, "orders": 14.0}, "Weekly regulars"),
 ])
 def test_persona_name_from_traits(z, means, expected):
     assert persona_name(rank_traits(z, means), means) == expected

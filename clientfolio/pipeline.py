@@ -209,6 +209,8 @@ def analyze(
         first, last = pd.Timestamp(span["a"].iloc[0]), pd.Timestamp(span["b"].iloc[0])
         if not currency and span["cur"].iloc[0] == 1:
             currency = currency_prefix(span["c"].iloc[0])
+        elif len(currency) == 3 and currency.isalpha():  # an ISO code given by the caller: "EUR" -> "€"
+            currency = currency_prefix(currency)
         as_of = pd.Timestamp(cutoff).normalize() if cutoff is not None else last.normalize()
         has_cost = bool(st.query("SELECT count(cost) AS n FROM transactions")["n"].iloc[0])
         s = ClvSettings(horizon_months=horizon_months, discount_rate=discount_rate, margin=margin or 1.0)

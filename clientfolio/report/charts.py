@@ -104,7 +104,7 @@ def clv_distribution(customers: pd.DataFrame, money: str) -> go.Figure:
     fig.update_xaxes(title=f"predicted value per customer ({currency_unit(money)}); each band "
                            "is a constant factor wider", tickangle=-45)
     fig.update_yaxes(title="customers")
-    return _layout(fig, "What customers are worth over the horizon", height=500)
+    return _layout(fig, "Predicted value per customer", height=500)
 
 
 def palive_matrix(customers: pd.DataFrame) -> go.Figure:
@@ -120,12 +120,13 @@ def palive_matrix(customers: pd.DataFrame) -> go.Figure:
     labels = [f"≤{e} days" for e in r_edges] if r_edges else [str(x) for x in table.columns]
     fig = go.Figure(go.Heatmap(
         z=table.to_numpy(), x=labels, y=[str(i) for i in table.index], colorscale="RdYlGn", zmin=0, zmax=1,
-        customdata=counts.to_numpy(), colorbar={"title": {"text": "P(alive)", "side": "top"}, "thickness": 12},
-        hovertemplate="repeat purchases %{y}, last purchase %{x} ago: P(alive) %{z:.0%} "
+        customdata=counts.to_numpy(),
+        colorbar={"title": {"text": "chance", "side": "top"}, "thickness": 12, "tickformat": ".0%"},
+        hovertemplate="repeat purchases %{y}, last purchase %{x} ago: %{z:.0%} chance of still being a customer "
                       "(%{customdata} customers)<extra></extra>"))
     fig.update_xaxes(title="time since last purchase (groups of equal size)")
     fig.update_yaxes(title="repeat purchases so far")
-    return _layout(fig, "Who is still active: probability of being alive")
+    return _layout(fig, "Chance of still being a customer")
 
 
 def rfm_grid(customers: pd.DataFrame, grid: dict[int, tuple[str, ...]]) -> go.Figure:
@@ -166,7 +167,7 @@ def lifecycle_flow(before: pd.DataFrame, after: pd.DataFrame, label_before: str,
     for x, anchor, text in ((0, "left", label_before), (1, "right", label_after)):
         fig.add_annotation(x=x, y=1, xref="paper", yref="paper", xanchor=anchor, yanchor="top", text=f"<b>{text}</b>",
                            showarrow=False)
-    return _layout(fig, f"How customers moved between {label_before} and {label_after}", height=480)
+    return _layout(fig, "How customers moved between stages", height=480)
 
 
 def quadrant(customers: pd.DataFrame, splits: dict[str, float], money: str) -> go.Figure:
@@ -185,7 +186,7 @@ def quadrant(customers: pd.DataFrame, splits: dict[str, float], money: str) -> g
     unit = currency_unit(money)
     fig.update_xaxes(type="log", title=f"current value: last 12 months ({unit}, log scale)")
     fig.update_yaxes(type="log", title=f"growth potential: predicted value ({unit}, log scale)")
-    return _layout(fig, "Strategic portfolio: current value × growth potential", height=480)
+    return _layout(fig, "Current value × growth potential", height=480)
 
 
 def tracking_chart(track: pd.DataFrame, calibration_end: pd.Timestamp, model_name: str) -> go.Figure:
@@ -197,8 +198,8 @@ def tracking_chart(track: pd.DataFrame, calibration_end: pd.Timestamp, model_nam
     top = float(track["actual"].max())
     fig.add_annotation(x=calibration_end, y=top, text="fitted ", showarrow=False, xanchor="right", yanchor="top")
     fig.add_annotation(x=calibration_end, y=top, text=" predicted", showarrow=False, xanchor="left", yanchor="top")
-    fig.update_yaxes(title="cumulative repeat purchases")
-    return _layout(fig, "Does the model track your sales? (weekly, cumulative)")
+    fig.update_yaxes(title="repeat purchases, cumulative by week")
+    return _layout(fig, "Does the model track your sales?")
 
 
 def holdout_buckets(by: pd.DataFrame, model_name: str) -> go.Figure:

@@ -201,7 +201,8 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
               "ranges from the model's parameter uncertainty (delta method); they do not include the randomness of "
               "each customer's own purchases.</p>")
     if method_notes:
-        method_parts.insert(0, "<ul>" + "".join(f"<li>{_esc(n)}</li>" for n in method_notes) + "</ul>")
+        method_parts.insert(0, "<ul>" + "".join(f"<li>{_esc(n[:1].upper() + n[1:])}</li>" for n in method_notes)
+                            + "</ul>")
     nav = "".join(f"<a href='#{sid}'>{_esc(title)}</a>" for sid, title, _ in sections)
     nav += "<a href='#method'>Method notes</a>"
     body = "".join(f"<section id='{sid}'><h2>{_esc(title)}</h2>{content}</section>" for sid, title, content in sections)

@@ -15,7 +15,8 @@ def test_currency_prefix_is_a_symbol_or_the_code(code, prefix) -> None:
 
 @pytest.mark.parametrize(("value", "prefix", "decimals", "text"), [
     (1234.5, "£", None, "£1,234"), (12.5, "£", None, "£12.50"), (-112.4, "£", None, "-£112"),
-    (-0.13, "£", 2, "-£0.13"), (-0.001, "£", 2, "£0.00"), (3.2, "CHF ", 2, "CHF 3.20"), (590683.29, "₹", 2, "₹590,683.29"),
+    (-0.13, "£", 2, "-£0.13"), (-0.001, "£", 2, "£0.00"), (3.2, "CHF ", 2, "CHF 3.20"),
+    (590683.29, "₹", 2, "₹590,683.29"),
     (float("nan"), "£", 2, "–"),
 ])
 def test_format_money_puts_the_sign_before_the_currency(value, prefix, decimals, text) -> None:

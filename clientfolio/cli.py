@@ -451,13 +451,20 @@ def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parq
     console.print(f"\n[bold]Your customer portfolio[/] as of {pf.as_of:%d %B %Y}")
     for line in pf.headline():
         console.print(f"  • {line}", highlight=False)
+    if pf.currency_note():
+        console.print(f"  {pf.currency_note()}", highlight=False)
     t = Table("lifecycle", "customers", "share")
     life = pf.kpis[pf.kpis["segment_kind"] == "lifecycle"].sort_values("customers", ascending=False)
     for r in life.itertuples():
         t.add_row(r.segment, f"{r.customers:,}", f"{r.share:.0%}")
     console.print(t)
+    from clientfolio.core.notes import audience_of
+
     for note in pf.notes:
-        console.print(f"  note: {note}", highlight=False)
+        if audience_of(note) == "owner":
+            console.print(f"  note: {note}", highlight=False)
+    if any(audience_of(n) == "method" for n in pf.notes):
+        console.print("  technical details: see Method notes at the end of the report", highlight=False)
     console.print(f"\nreport: [bold]{report}[/]\ncustomers with every score and segment: [bold]{table}[/]")
     if own_rejects is not None:
         console.print(f"the imported data: [bold]{where}[/] (this analysis's own store, rebuilt on every run; "

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from clientfolio.core.errors import ClientfolioError, ConvergenceError
+from clientfolio.core.money import currency_prefix
+from clientfolio.core.notes import Note, Notes, method_note
 from clientfolio.features import behaviour_features, daily_activity, rfm_summary
 from clientfolio.models import BGNBD, MBGNBD, GammaGamma, ParetoNBD
 from clientfolio.portfolio import Portfolio
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str, float], None]
 MODELS = {"bgnbd": BGNBD, "mbgnbd": MBGNBD, "paretonbd": ParetoNBD}
 MODEL_NAMES = {"BG/NBD": "bgnbd", "MBG/NBD": "mbgnbd", "Pareto/NBD": "paretonbd"}
+MODEL_LABELS = {v: k for k, v in MODEL_NAMES.items()}
 MIN_DAYS_FOR_HOLDOUT = 180
 COMPARE_SAMPLE = 10_000  # customers: enough to tell the models apart, cheap enough for big shops
 FIT_SAMPLE = 10_000  # customers: beyond this the purchase model's parameters come from a random sample
@@ -56,10 +59,17 @@ def _fit_purchase_model(summary: pd.DataFrame, kind: str, notes: list[str], star
             first_error = first_error or exc
             continue
         if (name, settings) != tries[0]:
-            notes.append(f"{kind} could not be fitted as is ({first_error}); used {name} with a small penalty")
+            notes.append(Note("the purchase model could not be fitted to this history as it is, so it was fitted "
+                              "with a safeguard that keeps its estimates moderate: treat predictions as rough",
+                              topic="purchase model fallback"))
+            notes.append(method_note(f"{MODEL_LABELS[kind]} could not be fitted as is ({first_error}); used "
+                                     f"{MODEL_LABELS[name]} with penalizer_coef={settings['penalizer_coef']}"))
         return model
-    notes.append(f"no purchase model could be fitted to this history ({first_error}); CLV and expected purchases "
-                 "are a simple run rate (past purchases per month carried forward) and P(alive) is unknown")
+    notes.append(Note("no purchase model could be fitted to this history: CLV and expected purchases are a simple "
+                      "run rate (past purchases per month carried forward), and whether each customer is still "
+                      "active is unknown", topic="purchase model fallback"))
+    notes.append(method_note(f"no purchase model converged ({', '.join(MODEL_LABELS[k] for k in MODELS)} tried, "
+                             f"also with penalizer_coef=0.001); first error: {first_error}"))
     return None
 
 
@@ -94,12 +104,13 @@ def _fit_spend_model(summary: pd.DataFrame, notes: list[str]):
         return None
     corr = float(np.corrcoef(repeat["frequency"], repeat["monetary"])[0, 1]) if len(repeat) > 2 else 0.0
     if abs(corr) > 0.3:
-        notes.append(f"spend and purchase frequency are correlated ({corr:+.2f}); the Gamma-Gamma spend model "
-                     "assumes they are not, so expected spend may be biased")
+        notes.append(method_note(f"spend and purchase frequency are correlated ({corr:+.2f}); the Gamma-Gamma "
+                                 "spend model assumes they are not, so expected spend may be biased"))
     try:
         return GammaGamma().fit(repeat)
     except ClientfolioError as exc:
-        notes.append(f"the spend model could not be fitted ({exc}); expected spend is the customer's average")
+        notes.append("the spend model could not be fitted; expected spend is each customer's own average order value")
+        notes.append(method_note(f"Gamma-Gamma spend model not fitted: {exc}"))
         return None
 
 
@@ -133,8 +144,8 @@ def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, not
             # Parameters describe the customer base; a random sample estimates them without bias
             # (their standard errors, and so the CLV intervals, say how precisely).
             fit_on = summary.sample(FIT_SAMPLE, random_state=0)
-            notes.append(f"model parameters estimated on a random sample of {FIT_SAMPLE:,} of {len(summary):,} "
-                         "customers; every customer is scored")
+            notes.append(method_note(f"model parameters estimated on a random sample of {FIT_SAMPLE:,} of "
+                                     f"{len(summary):,} customers; every customer is scored"))
         model = _fit_purchase_model(fit_on, kind, notes, start)
         spend = _fit_spend_model(fit_on, notes)
         alive = _one_time_alive_model(model, fit_on, notes) if model is not None else None
@@ -261,7 +272,7 @@ def analyze(
         check_rules(rules)
     report = progress or (lambda msg, frac: None)
     imported = None
-    notes: list[str] = []
+    notes = Notes()
     tmp = tempfile.TemporaryDirectory(prefix="clientfolio-analyze-")
     own = not isinstance(store, Store)
     st = open_store(store or Path(tmp.name) / "analyze.duckdb") if own else store
@@ -284,10 +295,7 @@ def analyze(
             result = imported = import_files(paths, st, opts, rejects_dir=where)
             if on_import is not None:
                 on_import(result)
-            for f in result.files:
-                if f.rows_rejected:
-                    notes.append(f"{Path(f.path).name}: {f.rows_rejected:,} of {f.rows_in:,} rows were rejected "
-                                 "or excluded (not revenue)")
+            # Rejected rows are told once, by the data check-up (it reads the same import log).
         from clientfolio.store.audit import audit
 
         checkup = audit(st)
@@ -297,7 +305,9 @@ def analyze(
             raise ClientfolioError("there are no orders with a customer to analyse; import an export first")
         first, last = pd.Timestamp(span["a"].iloc[0]), pd.Timestamp(span["b"].iloc[0])
         if not currency and span["cur"].iloc[0] == 1:
-            currency = {"GBP": "£", "USD": "$", "EUR": "€", "INR": "₹", "JPY": "¥"}.get(str(span["c"].iloc[0]).upper(), "")
+            currency = currency_prefix(span["c"].iloc[0])
+        elif len(currency) == 3 and currency.isalpha():  # an ISO code given by the caller: "EUR" -> "€"
+            currency = currency_prefix(currency)
         as_of = pd.Timestamp(cutoff).normalize() if cutoff is not None else last.normalize()
         has_cost = bool(st.query("SELECT count(cost) AS n FROM transactions")["n"].iloc[0])
         s = ClvSettings(horizon_months=horizon_months, discount_rate=discount_rate, margin=margin or 1.0)
@@ -317,7 +327,8 @@ def analyze(
             split = (first + (as_of - first) * 2 / 3).normalize()
             cal = rfm_summary(st, cutoff=split, unit="W", holdout_end=as_of)
             if len(cal) > COMPARE_SAMPLE:
-                notes.append(f"models compared on a random sample of {COMPARE_SAMPLE:,} of {len(cal):,} customers")
+                notes.append(method_note(f"models compared on a random sample of {COMPARE_SAMPLE:,} of {len(cal):,} "
+                                         "customers"))
                 cal = cal.sample(COMPARE_SAMPLE, random_state=0).sort_values("customer_id").reset_index(drop=True)
             try:
                 comp = compare_models(cal)
@@ -337,9 +348,14 @@ def analyze(
                     kind = MODEL_NAMES[comp.best]
                 start = comp.models[comp.best].params_ if MODEL_NAMES[comp.best] == kind else None
             except ClientfolioError as exc:
-                notes.append(f"the holdout check could not run: {exc}")
+                notes.append("the predictions could not be checked against your own recent months (details in "
+                             "the method notes)")
+                notes.append(method_note(f"the holdout comparison could not run: {exc}"))
         elif support.forecasts:
-            notes.append(f"less than {MIN_DAYS_FOR_HOLDOUT} days of history: no holdout check; BG/NBD is used")
+            notes.append(f"less than {MIN_DAYS_FOR_HOLDOUT} days of history: the predictions cannot be checked "
+                         "against your own recent months yet")
+            notes.append(method_note("no holdout comparison of the purchase models (it needs "
+                                     f"{MIN_DAYS_FOR_HOLDOUT} days of history); {MODEL_LABELS[kind]} is used"))
 
         report("scoring customers", 0.35)
         customers, fitted_models = _score_at(st, as_of, kind, s, notes, start, summary=summary_now,
@@ -362,7 +378,7 @@ def analyze(
         notes.extend(beh_notes)
         parts = [members, beh_members]
         vs = value.value_score(customers, sector)
-        notes.extend(vs.notes)
+        notes.extend(method_note(n) for n in vs.notes)  # how the value score weighs its dimensions
         customers = customers.merge(vs.scores, on="customer_id", how="left")
         cluster_result = None
         if clusters and len(customers) >= 50:
@@ -382,9 +398,9 @@ def analyze(
                     cluster_result.membership[["customer_id", "segment"]].rename(columns={"segment": "cluster"}),
                     on="customer_id", how="left")
             except ImportError:
-                notes.append("cluster discovery is not available in this installation")
+                notes.append(method_note("cluster discovery is not available in this installation"))
             except ClientfolioError as exc:
-                notes.append(f"cluster discovery skipped: {exc}")
+                notes.append(method_note(f"cluster discovery skipped: {exc}"))
         if rules is not None:
             from clientfolio.segments.rules import RuleSet
 
@@ -418,7 +434,8 @@ def analyze(
                 prev_customers, prev_members, _ = _segments_at(st, prev_customers, prev_as_of, s.margin, None,
                                                                support.forecasts)
             except ClientfolioError as exc:
-                notes.append(f"no comparison with {prev_as_of:%d %b %Y}: {exc}")
+                notes.append(f"no comparison with {prev_as_of:%d %b %Y} (details in the method notes)")
+                notes.append(method_note(f"scoring at {prev_as_of:%d %b %Y} failed: {exc}"))
         kpis = history.segment_kpis(customers, segments_now, prev_members, prev_customers)
         forecast = (history.markov_forecast(prev_members, segments_now, "lifecycle", steps=4)
                     if prev_members is not None else None)

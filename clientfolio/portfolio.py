@@ -8,8 +8,9 @@ from typing import Any
 
 import pandas as pd
 
+from clientfolio.core.money import format_money
+from clientfolio.core.notes import Notes
 from clientfolio.store.audit import Support
-
 
 # A range whose top is more than this many times the estimate says nothing a reader can use.
 MAX_RANGE_RATIO = 10.0
@@ -42,7 +43,7 @@ class Portfolio:
     quadrant_splits: dict[str, float] = field(default_factory=dict)
     forecast: pd.DataFrame | None = None  # lifecycle sizes projected by the Markov chain of the last period
     settings: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    notes: Notes = field(default_factory=Notes)  # each Note says whether it is for the owner or the method notes
     audit: Any = None
     currency: str = ""
     import_result: Any = None  # ImportResult of the files analyze imported (None: analysed a store as it was)
@@ -53,7 +54,13 @@ class Portfolio:
     # -- plain words ----------------------------------------------------------------------
 
     def money(self, v: float) -> str:
-        return f"{self.currency}{v:,.0f}" if abs(v) >= 100 else f"{self.currency}{v:,.2f}"
+        """An amount with its currency ("£1,234", "-£12.50"); bare only when the export names no currency."""
+        return format_money(v, self.currency)
+
+    def currency_note(self) -> str | None:
+        """When the export names no currency: a sentence saying what unit the amounts are in."""
+        return None if self.currency.strip() else ("Amounts are in the file's own currency: the export does not "
+                                                   "name it.")
 
     def headline(self) -> list[str]:
         """The executive summary as short sentences a shop owner can act on."""

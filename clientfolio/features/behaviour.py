@@ -21,6 +21,7 @@ import re
 
 import pandas as pd
 
+from clientfolio.core.notes import Note
 from clientfolio.features.summary import _date_lit
 
 
@@ -49,7 +50,7 @@ def behaviour_features(store, cutoff, max_categories: int = 8) -> tuple[pd.DataF
                               GROUP BY category ORDER BY s DESC LIMIT {int(max_categories)}""")
         cats = [c for c in top["category"] if c is not None]
     else:
-        notes.append("no product categories in the data: category preference skipped")
+        notes.append(Note("no product categories in the data: category preference skipped", topic="no categories"))
     lit = lambda v: "'" + str(v).replace("'", "''") + "'"  # noqa: E731 - values come from the data itself
     share_cols = "".join(
         f", coalesce(sum(amount) FILTER (WHERE category = {lit(c)}), 0) / nullif(sum(amount) FILTER (WHERE amount > 0), 0) "
@@ -60,7 +61,7 @@ def behaviour_features(store, cutoff, max_categories: int = 8) -> tuple[pd.DataF
     disc_col = (", coalesce(sum(amount) FILTER (WHERE discount > 0), 0) "
                 "/ nullif(sum(amount) FILTER (WHERE amount > 0), 0) AS discount_share") if has["disc"] else ""
     if not has["disc"]:
-        notes.append("no discount column: discount reliance skipped")
+        notes.append(Note("no discount column: discount reliance skipped", topic="no discounts"))
     dow = "extract(dow FROM ts)"
     df = store.query(f"""
         WITH tx AS (SELECT * FROM transactions WHERE customer_id IS NOT NULL AND ts < {end} AND NOT is_refund)
@@ -89,7 +90,7 @@ def behaviour_features(store, cutoff, max_categories: int = 8) -> tuple[pd.DataF
               GROUP BY customer_id, channel) c WHERE k = 1""")
         df = df.merge(ch.rename(columns={"channel": "top_channel"}), on="customer_id", how="left")
     else:
-        notes.append("no sales channel column: channel preference skipped")
+        notes.append(Note("no sales channel column: channel preference skipped", topic="no channels"))
     ev = store.query(f"SELECT count(*) AS n FROM events WHERE ts < {end}")["n"].iloc[0]
     if ev:
         rating = _json_field(kind, "properties", "rating")
@@ -110,7 +111,8 @@ def behaviour_features(store, cutoff, max_categories: int = 8) -> tuple[pd.DataF
         df[counts] = df[counts].fillna(0).astype("int64")
         df["email_click_rate"] = (df["email_clicks"] / df["email_opens"].where(df["email_opens"] > 0)).astype(float)
     else:
-        notes.append("no events: engagement, advocacy and support-heavy segments skipped")
+        notes.append(Note("no events: engagement, advocacy, cart-abandon and support segments skipped",
+                          topic="no events"))
     num = [c for c in df.columns if c not in ("customer_id", "top_category", "top_channel")]
     df[num] = df[num].astype(float)
     return df, notes

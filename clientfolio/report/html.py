@@ -10,23 +10,38 @@ import pandas as pd
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from clientfolio.core.money import format_money
+from clientfolio.core.notes import audience_of
 from clientfolio.report import charts
 from clientfolio.segments.rfm import DEFAULT_GRID
 
+# Fluid from a 390 px phone up: nothing has a fixed width, wide tables scroll inside their own box,
+# charts take their container's width (plotly's responsive mode).
 CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;background:#f6f7f9;color:#222}
+*,*::before,*::after{box-sizing:border-box}
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;background:#f6f7f9;color:#222;
+overflow-wrap:break-word}
 header{background:#2f6f8f;color:#fff;padding:28px 40px}header h1{margin:0 0 6px;font-size:26px}
 header p{margin:0;opacity:.9}main{max-width:1180px;margin:0 auto;padding:24px 32px 60px}
-section{background:#fff;border-radius:10px;box-shadow:0 1px 3px rgba(0,0,0,.08);padding:20px 24px;margin:18px 0}
+section{background:#fff;border-radius:10px;box-shadow:0 1px 3px rgba(0,0,0,.08);padding:20px 24px;margin:18px 0;
+min-width:0}
 h2{font-size:20px;margin:0 0 12px;color:#2f6f8f}.cards{display:flex;flex-wrap:wrap;gap:14px;margin:14px 0}
 .card{flex:1 1 170px;background:#f0f5f8;border-radius:8px;padding:14px 16px}.card b{display:block;font-size:24px}
 .card span{font-size:13px;color:#555}ul.summary li{margin:6px 0;font-size:16px;line-height:1.45}
-table{border-collapse:collapse;width:100%;font-size:13.5px;margin:8px 0}th,td{padding:6px 8px;text-align:left;
-border-bottom:1px solid #e5e7eb}th{background:#f0f5f8}td.num,th.num{text-align:right}
+ul{padding-left:22px}.table-wrap{overflow-x:auto;max-width:100%;margin:8px 0}
+table{border-collapse:collapse;width:100%;font-size:13.5px}th,td{padding:6px 8px;text-align:left;
+border-bottom:1px solid #e5e7eb;vertical-align:top}th{background:#f0f5f8}td.num,th.num{text-align:right;
+white-space:nowrap}td.text{min-width:16em}
+.chart{width:100%;min-width:0;margin:4px 0 10px}
 .persona{border-left:4px solid #81b29a;padding:8px 14px;margin:10px 0;background:#f7faf8}.persona b{font-size:15px}
 .level-good{color:#2e7d32}.level-warn{color:#b26a00}.level-problem{color:#c62828}.muted{color:#666;font-size:13px}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px}@media(max-width:900px){.grid2{grid-template-columns:1fr}}
-nav{font-size:14px;margin-top:10px}nav a{color:#fff;margin-right:14px}
+nav{font-size:14px;margin-top:10px;display:flex;flex-wrap:wrap;gap:4px 14px}nav a{color:#fff}
+details.method>summary{cursor:pointer;font-size:20px;font-weight:600;color:#2f6f8f}
+details.method[open]>summary{margin-bottom:12px}details.method h3{font-size:16px}
+@media(max-width:600px){header{padding:18px 16px}header h1{font-size:22px}main{padding:8px 8px 40px}
+section{padding:14px 12px;margin:12px 0}.card{flex:1 1 130px;padding:10px 12px}.card b{font-size:20px}
+ul.summary li{font-size:15px}}
 """
 
 
@@ -46,8 +61,7 @@ def _table(df: pd.DataFrame, money_cols: tuple[str, ...] = (), pct_cols: tuple[s
         for c in df.columns:
             v = r[c]
             if c in money_cols and pd.notna(v):
-                sign = "-" if v < 0 else ""
-                cells.append(f"<td class='num'>{sign}{_esc(money)}{abs(v):,.2f}</td>")
+                cells.append(f"<td class='num money'>{_esc(format_money(v, money, 2))}</td>")
             elif c in pct_cols and pd.notna(v):
                 cells.append(f"<td class='num'>{v:.0%}</td>")
             elif isinstance(v, (bool, np.bool_)):
@@ -56,16 +70,19 @@ def _table(df: pd.DataFrame, money_cols: tuple[str, ...] = (), pct_cols: tuple[s
                 cells.append(f"<td class='num'>{'' if pd.isna(v) else f'{v:,.2f}'}</td>")
             elif isinstance(v, (int,)) and not isinstance(v, bool):
                 cells.append(f"<td class='num'>{v:,}</td>")
+            elif isinstance(v, str) and len(v) > 60:
+                cells.append(f"<td class='text'>{_esc(v)}</td>")
             else:
                 cells.append(f"<td>{'' if v is None or (isinstance(v, float) and pd.isna(v)) else _esc(v)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     more = f"<p class='muted'>{len(df) - max_rows:,} more rows in the customers file.</p>" if len(df) > max_rows else ""
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+    return (f"<div class='table-wrap'><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            f"</div>{more}")
 
 
 def _fig(fig, div_id: str) -> str:
-    return pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id,
-                       config={"displaylogo": False, "responsive": True})
+    return "<div class='chart'>" + pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id,
+                                               config={"displaylogo": False, "responsive": True}) + "</div>"
 
 
 def _revenue(p) -> tuple[float, float]:  # noqa: ANN001 - a Portfolio
@@ -110,8 +127,8 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
     kpis = p.kpis if forecasts else p.kpis.drop(columns=[k for k in p.kpis if "clv" in k or "p_alive" in k])
     cards = [
         (f"{n_customers:,}", "customers with purchases"),
-        (f"{m}{revenue:,.0f}", "revenue to date" + (" (with guest orders)" if guest else "")),
-        (f"{m}{c['clv'].sum():,.0f}" if forecasts else "not estimated",
+        (format_money(revenue, m, 0), "revenue to date" + (" (with guest orders)" if guest else "")),
+        (format_money(c["clv"].sum(), m, 0) if forecasts else "not estimated",
          f"expected value, next {p.settings.get('horizon_months', 12)} months"
          + ("" if forecasts else ": too little history")),
         (f"{active / max(n_customers, 1):.0%}", "active, new or reactivated"),
@@ -119,7 +136,10 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
     ]
     card_html = "".join(f"<div class='card'><b>{_esc(a)}</b><span>{_esc(b)}</span></div>" for a, b in cards)
     summary = "".join(f"<li>{_esc(line)}</li>" for line in p.headline())
-    sections.append(("summary", "Executive summary", f"<div class='cards'>{card_html}</div><ul class='summary'>{summary}</ul>"))
+    unit = f"<p class='muted currency-note'>{_esc(p.currency_note())}</p>" if p.currency_note() else ""
+    sections.append(("summary", "Executive summary",
+                     f"<div class='cards'>{card_html}</div>{unit}<ul class='summary'>{summary}</ul>"))
+    method_parts: list[str] = []  # technical detail, shown in the collapsed method notes at the end
     if p.audit is not None:
         items = "".join(f"<li class='level-{f.level}'>{_esc(f.text)}</li>" for f in p.audit.findings)
         sections.append(("data", "Your data, checked", f"<ul>{items}</ul>"))
@@ -187,17 +207,23 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
         if personas is not None and len(personas):
             cards_html = "".join(f"<div class='persona'><b>{_esc(r['segment'])}</b><br>{_esc(r['description'])}</div>"
                                  for _, r in personas.iterrows())
-        why = _esc(getattr(p.clusters, "explanation", "") or "")
         sizes = p.clusters.membership["segment"].value_counts().rename_axis("name").reset_index(name="size")
+        # How the number of groups was chosen (a score, the k tried) is method detail.
+        if getattr(p.clusters, "explanation", ""):
+            method_parts.append(f"<h3>Customer groups</h3><p>{_esc(p.clusters.explanation)}</p>")
+        intro = (f"<p>{len(sizes)} group{'s' if len(sizes) != 1 else ''} of customers who buy in similar ways "
+                 "(what, how much, how often, when):</p>")
         sections.append(("clusters", "Customer groups found in your data",
-                         f"<p>{why}</p>{cards_html}" + _fig(charts.cluster_sizes(sizes), "chart-clusters")))
+                         intro + cards_html + _fig(charts.cluster_sizes(sizes), "chart-clusters")))
     v = p.validation
     if v.get("comparison") is not None:
         comp = v["comparison"]
         body = _fig(charts.tracking_chart(v["tracking"], v["calibration_end"], comp.best), "chart-tracking")
         body += _fig(charts.holdout_buckets(v["by_bucket"], comp.best), "chart-holdout")
-        body += f"<p>{_esc(comp.recommendation)}</p>" + _table(comp.table.drop(columns=["note", "converged"],
-                                                                                 errors="ignore"))
+        body += f"<p>{_esc(comp.recommendation)}</p>"
+        # The fit statistics (log-likelihood, BIC, errors) are for whoever checks the method.
+        method_parts.append("<h3>Purchase models compared on a holdout period</h3>" + _table(
+            comp.table.drop(columns=["note", "converged"], errors="ignore")))
         sections.append(("validation", "Can these predictions be trusted?", body))
     if p.clv_cac is not None and len(p.clv_cac) and not forecasts:
         sections.append(("acquisition", "Acquisition: CLV to acquisition cost", "<p><b>Not estimated.</b> The ratio "
@@ -217,7 +243,11 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
         if len(d.segments):
             body += "<h3>Segments that lose money</h3>" + _table(d.segments, money_cols=("profit", "revenue"), money=m)
         sections.append(("divestment", "Customers who cost more than they bring", body))
-    notes = "".join(f"<li>{_esc(n)}</li>" for n in p.notes)
+    owner_notes = [n for n in p.notes if audience_of(n) == "owner"]
+    method_notes = [n for n in p.notes if audience_of(n) == "method"]
+    if owner_notes:
+        sections.append(("notes", "Notes", "<ul>" + "".join(f"<li>{_esc(n[:1].upper() + n[1:])}</li>"
+                                                         for n in owner_notes) + "</ul>"))
     s = p.settings
     model_name = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "paretonbd": "Pareto/NBD"}.get(p.models.get("kind"), "")
     level = p.customers.attrs.get("interval", 0.8)
@@ -237,9 +267,15 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
                     "of what they may be worth, from the same simulation: whole purchases (so \u201c0 to 1 "
                     "purchase\u201d where buying nothing is most likely) valued at their expected spend; a customer "
                     "whose purchases are worth nothing has no range.</p>")
-    sections.append(("method", "Notes and method", f"{method}<ul>{notes}</ul>"))
+    if method_notes:
+        method_parts.insert(0, "<ul>" + "".join(f"<li>{_esc(n[:1].upper() + n[1:])}</li>" for n in method_notes)
+                            + "</ul>")
     nav = "".join(f"<a href='#{sid}'>{_esc(title)}</a>" for sid, title, _ in sections)
+    nav += "<a href='#method'>Method notes</a>"
     body = "".join(f"<section id='{sid}'><h2>{_esc(title)}</h2>{content}</section>" for sid, title, content in sections)
+    # Last, collapsed: how the numbers were made, for whoever checks them (the owner need not read it).
+    body += (f"<section id='method'><details class='method'><summary>Method notes</summary>{method}"
+             f"{''.join(method_parts)}</details></section>")
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>clientfolio report</title>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{CSS}</style>"
             f"<script>{get_plotlyjs()}</script></head><body><header><h1>Your customer portfolio</h1>"

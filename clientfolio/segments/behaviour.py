@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from clientfolio.core.notes import Note
 from clientfolio.segments._membership import as_of_of, membership
 
 
@@ -34,15 +35,15 @@ def behaviour_segments(customers: pd.DataFrame, as_of=None) -> tuple[pd.DataFram
         label = customers["top_category"].fillna("").str.replace("_", " ").str.capitalize() + " lovers"
         add("category_preference", np.where(shares >= 0.5, label, "Mixed basket"))
     else:
-        notes.append("category preference skipped: no product categories")
+        notes.append(Note("category preference skipped: no product categories", topic="no categories"))
     if "top_channel" in customers:
         add("channel_preference", customers["top_channel"].fillna("unknown").str.replace("_", " "))
     else:
-        notes.append("channel preference skipped: no sales channel")
+        notes.append(Note("channel preference skipped: no sales channel", topic="no channels"))
     if "discount_share" in customers:
         add("discount_reliance", np.where(customers["discount_share"].fillna(0) >= 0.3, "Value seekers", "Full price"))
     else:
-        notes.append("discount reliance skipped: no discount column")
+        notes.append(Note("discount reliance skipped: no discount column", topic="no discounts"))
     if "gift_share" in customers or "december_share" in customers:
         occasion = np.maximum(customers.get("gift_share", 0).fillna(0), customers.get("december_share", 0).fillna(0))
         add("occasions", np.where(occasion >= 0.5, "Gift & seasonal buyers", "Everyday buyers"))
@@ -52,5 +53,5 @@ def behaviour_segments(customers: pd.DataFrame, as_of=None) -> tuple[pd.DataFram
         heavy = (tickets >= 2) & (tickets >= customers["orders"] / 5)
         add("support", np.where(heavy, "Support-heavy", "Low support"))
     else:
-        notes.append("cart-abandon and support segments skipped: no events")
+        notes.append(Note("cart-abandon and support segments skipped: no events", topic="no events"))
     return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()), notes

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from clientfolio.core.money import currency_prefix, format_money
 from clientfolio.store.base import Store
 
 Level = Literal["info", "good", "warn", "problem"]
@@ -101,9 +102,12 @@ def audit(store: Store) -> Audit:
     if n_orders == 0:
         a.add("problem", "The store has no orders yet. Import an export with `clientfolio import FILE`.")
         return a
-    rows = _one(store, "SELECT count(*) AS lines, count(DISTINCT currency) AS currencies, "
+    rows = _one(store, "SELECT count(*) AS lines, count(DISTINCT currency) AS currencies, max(currency) AS currency, "
                        "count(cost) AS with_cost, count(category) AS with_category FROM transactions")
     a.metrics.update(rows)
+    # Money carries its currency; with several currencies there is no one unit (a finding says so).
+    cur = currency_prefix(rows.get("currency")) if int(rows.get("currencies") or 0) == 1 else ""
+    money = lambda v: format_money(float(v or 0), cur, 2)  # noqa: E731
     rep = _one(store, """
         SELECT count(*) AS identified, count(*) FILTER (WHERE days >= 2) AS repeat_buyers
         FROM (SELECT customer_id, count(DISTINCT CAST(ts AS DATE)) AS days FROM transactions
@@ -115,8 +119,10 @@ def audit(store: Store) -> Audit:
     a.add("info", f"Orders from {first:%d %b %Y} to {last:%d %b %Y} ({span} days, about {span / 30.4:.0f} months).")
     ident = int(rep.get("identified") or 0)
     repeat = int(rep.get("repeat_buyers") or 0)
+    unit = ("" if cur or int(rows.get("currencies") or 0) > 1
+            else " (in the file's own currency: the export does not name it)")
     a.add("info", f"{n_orders:,} orders ({int(rows['lines']):,} line rows) from {ident:,} identified customers; "
-                  f"revenue {float(m['revenue'] or 0):,.2f}.")
+                  f"revenue {money(m['revenue'])}{unit}.")
     if ident:
         share = repeat / ident
         a.metrics["repeat_share"] = share
@@ -124,16 +130,16 @@ def audit(store: Store) -> Audit:
     guest = int(m.get("guest_orders") or 0)
     if guest:
         a.add("warn", f"{guest:,} orders ({guest / n_orders:.0%}) have no customer id or e-mail; they count in revenue "
-                      f"({float(m['guest_revenue']):,.2f}) but not in customer models.")
+                      f"({money(m['guest_revenue'])}) but not in customer models.")
     if m.get("refund_orders"):
         a.add("info", f"{int(m['refund_orders']):,} orders are refunds or cancellations, totalling "
-                      f"{float(m['refund_amount']):,.2f}.")
+                      f"{money(m['refund_amount'])}.")
     med, p99, mx = m.get("median_order"), m.get("p99_order"), m.get("max_order")
     if med and mx and mx > 20 * max(p99 or 0, med):
         big = _one(store, f"""SELECT count(*) AS n FROM (SELECT sum(amount) AS a FROM transactions
                               GROUP BY source, order_id) o WHERE a > {20 * max(float(p99 or 0), float(med))}""")
         a.add("warn", f"{int(big['n'])} order(s) are more than 20 times the 99th percentile order "
-                      f"(largest {float(mx):,.2f}, median {float(med):,.2f}): check them for typos or wholesale orders.")
+                      f"(largest {money(mx)}, median {money(med)}): check them for typos or wholesale orders.")
     if m.get("zero_orders"):
         a.add("info", f"{int(m['zero_orders']):,} orders have a net amount of zero (free or fully refunded).")
     if int(rows.get("currencies") or 0) > 1:

@@ -3,41 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 CHARTS = ["chart-concentration", "chart-clv", "chart-palive", "chart-rfm", "chart-lifecycle", "chart-quadrant",
           "chart-tracking", "chart-holdout"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            raise RuntimeError("CI must test the report in Chromium: install Debian's chromium (bash .ci/run does)")
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def demo_report(tmp_path_factory) -> tuple[Path, object]:
-    import clientfolio
-    from clientfolio.datasets import demo_shop_paths
-
-    p = demo_shop_paths()
-    pf = clientfolio.analyze([p["customers"], p["transactions"], p["events"], p["marketing_spend"]])
-    out = tmp_path_factory.mktemp("report") / "report.html"
-    pf.report(out)
-    return out, pf
 
 
 @pytest.mark.slow

@@ -324,7 +324,7 @@ def sniff(path: str | Path, workdir: Path) -> FileInfo:
             encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
         else:
             encoding = "cp1252"
-    text = head.decode(encoding, errors="replace")
+    text = _LINE_BOM.sub("", head.decode(encoding, errors="replace"))
     if text.lstrip("\ufeff \t\r\n")[:15].lower().startswith(("<!doctype html", "<html", "<?xml")):
         raise IngestError(p, "is a web page or XML document, not a CSV export",
                           hint="the download probably saved a login or error page; download the export again")

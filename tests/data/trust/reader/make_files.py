@@ -75,6 +75,16 @@ def pasted_exports() -> None:
     (HERE / "repeated_header_and_lines.csv").write_text(H + "".join(rows(5)) + H + "".join(rows(5, start=4)))
 
 
+def pasted_other_formats() -> None:
+    """Two UTF-16 exports (each with its BOM and header) and two CDNOW logs (each with a BOM) pasted together."""
+    part = H + "C1,josé@example.com,1,2024-01-01,10\nC2,b@example.com,2,2024-01-02,20\n"
+    later = part.replace(",1,2024-01-01", ",3,2024-01-03").replace(",2,2024-01-02", ",4,2024-01-04")
+    (HERE / "utf16_pasted.csv").write_bytes(part.encode("utf-16") + later.encode("utf-16"))
+    bom = b"\xef\xbb\xbf"
+    log = b"00001 19970101 1 11.77\r\n00001 19970112 1 12.00\r\n"
+    (HERE / "cdnow_pasted_with_bom.txt").write_bytes(bom + log + bom + b"00002 19970112 2 12.00\r\n")
+
+
 def repeated_lines_no_order_id() -> None:
     """Orders without order ids; 3 lines repeated exactly (rows 5, 9 and 10 repeat rows 2, 3, 3)."""
     lines = [f"C{i % 4},2024-04-{i:02d} 10:00:00,{10 * i}.00\n" for i in range(1, 9)]
@@ -117,5 +127,6 @@ if __name__ == "__main__":
     workbook_dimension_lies()
     pasted_exports()
     repeated_lines_no_order_id()
+    pasted_other_formats()
     long_fields()
     blank_lines_and_many_rejects()

@@ -168,3 +168,9 @@ def test_purchase_log_pasted_with_boms_is_still_a_purchase_log(tmp_path: Path) -
     f, tx, _ = _run(HERE / "cdnow_pasted_with_bom.txt", str(tmp_path / "s.duckdb"), tmp_path)
     assert f.layout == "cdnow" and f.rows_stored == 3
     assert sorted(tx["customer_id"].unique()) == ["00001", "00002"]
+
+
+def test_cp1252_undefined_bytes_keep_customers_apart(tmp_path: Path, store_url: str) -> None:
+    f, tx, _ = _run(HERE / "cp1252_undefined_bytes.csv", store_url, tmp_path)
+    assert f.rows_stored == 3
+    assert sorted(tx["customer_id"]) == ["C\x81", "C\x8d", "José"]  # not 'C\ufffd' twice

@@ -40,6 +40,12 @@ def genuine_cp1252() -> None:
     (HERE / "genuine_cp1252.csv").write_bytes((H + "".join(body)).encode("cp1252"))
 
 
+def cp1252_undefined_bytes() -> None:
+    """CP1252 with two of the five bytes it leaves undefined, as customer ids that must stay apart."""
+    data = b"customer_id,order_id,date,amount\nC\x81,1,2024-01-01,10\nC\x8d,2,2024-01-02,20\nJos\xe9,3,2024-01-03,30\n"
+    (HERE / "cp1252_undefined_bytes.csv").write_bytes(data)
+
+
 def workbook_dimension_lies() -> None:
     """20 data rows, but the sheet's <dimension> says A1:E6 (header + 5 rows)."""
     import io
@@ -124,6 +130,7 @@ def blank_lines_and_many_rejects() -> None:
 if __name__ == "__main__":
     utf8_with_cp1252_bytes()
     genuine_cp1252()
+    cp1252_undefined_bytes()
     workbook_dimension_lies()
     pasted_exports()
     repeated_lines_no_order_id()

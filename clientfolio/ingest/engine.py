@@ -9,7 +9,6 @@ import is rolled back.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -21,7 +20,8 @@ from pathlib import Path
 
 import duckdb
 
-from clientfolio.core.errors import ClientfolioError, IngestError, StoreError
+from clientfolio.core.errors import ClientfolioError, IngestError
+from clientfolio.ingest.failures import plain_failure
 from clientfolio.ingest.money import settle_currencies, store_currencies
 from clientfolio.ingest.layouts import Detection, Layout, builtin_layouts, detect_layout, layout_from_dict
 from clientfolio.ingest.reader import RawTable, load
@@ -456,43 +456,13 @@ def import_files(
     except KeyboardInterrupt:
         raise
     except Exception as exc:
-        plain = _plain_failure(exc, committed)
+        plain = plain_failure(exc, committed)
         if plain is None:
             raise
         raise plain from None
     finally:
         if own_store:
             st.close()
-
-
-_DISK_FULL = (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC))
-_DISK_FULL_TEXT = ("no space left on device", "file too large", "disk quota exceeded")
-
-
-def _plain_failure(exc: BaseException, committed: bool) -> BaseException | None:
-    """An interrupt or a full disk, wherever it surfaced (DuckDB, PostgreSQL, a file write, or
-    wrapped in an IngestError), as the plain exception the caller should see; else None."""
-    seen: list[BaseException] = []
-    e: BaseException | None = exc
-    while e is not None and len(seen) < 20:
-        seen.append(e)
-        e = e.__cause__ or e.__context__
-    for e in seen:
-        if isinstance(e, duckdb.InterruptException) or (
-                isinstance(e, RuntimeError) and "query interrupted" in str(e).lower()):
-            return KeyboardInterrupt()
-    for e in seen:
-        text = str(e).lower()
-        if (isinstance(e, OSError) and e.errno in _DISK_FULL) or any(t in text for t in _DISK_FULL_TEXT):
-            detail = str(e).strip().splitlines()[0][:300]
-            where = (f"the store's disk, {tempfile.gettempdir()} (temporary copies) and the rejects folder")
-            if committed:
-                return StoreError(f"the import was stored, but its rejects file could not be written: the disk is "
-                                  f"full or a file size limit was reached ({detail}). Free some space on {where}.")
-            return StoreError(f"the disk is full or a file size limit was reached while importing ({detail}). "
-                              f"Nothing was imported; the store is unchanged. Free some space on {where}, "
-                              "then run the import again.")
-    return None
 
 
 def _move_into_place(src: Path, dst: Path) -> None:

@@ -207,9 +207,21 @@ def _looks_binary(head: bytes, encoding: str) -> bool:
     return control > len(sample) // 20
 
 
+def _cp1252_as_windows(exc: UnicodeError) -> tuple[str, int]:
+    """The five bytes CP1252 leaves undefined (0x81, 0x8D, 0x8F, 0x90, 0x9D) decode as Windows does,
+    to the control character of the same number: kept distinct, where U+FFFD would make 'C\x81'
+    and 'C\x8d' one customer."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return "".join(chr(b) for b in exc.object[exc.start:exc.end]), exc.end
+
+
+codecs.register_error("clientfolio-cp1252", _cp1252_as_windows)
+
+
 def _transcode(src: Path, compressed: bool, encoding: str, dst: Path) -> None:
     """Stream `src` in `encoding` into a UTF-8 file `dst` (1 MiB at a time)."""
-    decoder = codecs.getincrementaldecoder(encoding)(errors="replace" if encoding == "cp1252" else "strict")
+    decoder = codecs.getincrementaldecoder(encoding)(errors="clientfolio-cp1252" if encoding == "cp1252" else "strict")
     last = ""
     with _open_bytes(src, compressed) as fin, open(dst, "w", encoding="utf-8", newline="") as fout:
         while True:
@@ -324,7 +336,7 @@ def sniff(path: str | Path, workdir: Path) -> FileInfo:
             encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
         else:
             encoding = "cp1252"
-    text = head.decode(encoding, errors="replace")
+    text = _LINE_BOM.sub("", head.decode(encoding, errors="replace"))
     if text.lstrip("\ufeff \t\r\n")[:15].lower().startswith(("<!doctype html", "<html", "<?xml")):
         raise IngestError(p, "is a web page or XML document, not a CSV export",
                           hint="the download probably saved a login or error page; download the export again")

@@ -155,3 +155,22 @@ def test_rejected_rows_keep_their_line_numbers_past_empty_lines(name: str, tmp_p
     f, tx, rejects = _run(path, store_url, tmp_path)
     assert set(rejects["row"].astype(int)) == want and f.rows_rejected == len(want)
     assert not rejects["value"].str.startswith("\n").any()
+
+
+def test_pasted_utf16_exports_and_purchase_logs(tmp_path: Path, store_url: str) -> None:
+    f, tx, rejects = _run(HERE / "utf16_pasted.csv", store_url, tmp_path)
+    assert (f.rows_in, f.rows_stored, f.rows_rejected) == (5, 4, 1)
+    assert rejects["kind"].tolist() == ["repeated header"] and rejects["row"].tolist() == ["4"]
+    assert "josé@example.com" in set(tx["email"]) and not tx["customer_id"].str.contains("\ufeff").any()
+
+
+def test_purchase_log_pasted_with_boms_is_still_a_purchase_log(tmp_path: Path) -> None:
+    f, tx, _ = _run(HERE / "cdnow_pasted_with_bom.txt", str(tmp_path / "s.duckdb"), tmp_path)
+    assert f.layout == "cdnow" and f.rows_stored == 3
+    assert sorted(tx["customer_id"].unique()) == ["00001", "00002"]
+
+
+def test_cp1252_undefined_bytes_keep_customers_apart(tmp_path: Path, store_url: str) -> None:
+    f, tx, _ = _run(HERE / "cp1252_undefined_bytes.csv", store_url, tmp_path)
+    assert f.rows_stored == 3
+    assert sorted(tx["customer_id"]) == ["C\x81", "C\x8d", "José"]  # not 'C\ufffd' twice

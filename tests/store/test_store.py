@@ -81,7 +81,7 @@ def test_reimport_adds_nothing(store, tmp_path: Path) -> None:
     second = import_files([path], store, rejects_dir=tmp_path / "r").files[0]
     assert _totals(store) == before
     assert second.rows_new == 0 and second.rows_updated == 0
-    assert second.rows_deduplicated == first.rows_stored
+    assert second.rows_deduplicated == first.rows_stored + first.rows_deduplicated  # its own repeats again
     log = store.query("SELECT rows_in, rows_stored, rows_rejected, rows_deduplicated FROM imports ORDER BY import_id")
     assert len(log) == 2
     assert (log["rows_in"] == log["rows_stored"] + log["rows_rejected"] + log["rows_deduplicated"]).all()
@@ -125,7 +125,9 @@ def test_same_order_twice_with_different_amounts_in_one_file(store, tmp_path: Pa
     f = import_files([p], store, rejects_dir=tmp_path / "r").files[0]
     assert (f.rows_stored, f.rows_deduplicated, f.rows_rejected) == (2, 1, 1)
     rej = pd.read_csv(next((tmp_path / "r").glob("*.csv")), dtype=str)
-    assert rej["row"].tolist() == ["5"] and "first at row 4" in rej["reason"].iloc[0]
+    conflict, repeat = rej[rej["kind"] == "invalid"], rej[rej["kind"] == "duplicate"]
+    assert conflict["row"].tolist() == ["5"] and "first at row 4" in conflict["reason"].iloc[0]
+    assert repeat["row"].tolist() == ["3"] and "exact repeat of row 2" in repeat["reason"].iloc[0]
 
 
 def test_email_orders_link_to_customer_ids_from_a_customers_file(store, tmp_path: Path) -> None:

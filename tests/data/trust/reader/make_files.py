@@ -40,6 +40,12 @@ def genuine_cp1252() -> None:
     (HERE / "genuine_cp1252.csv").write_bytes((H + "".join(body)).encode("cp1252"))
 
 
+def cp1252_undefined_bytes() -> None:
+    """CP1252 with two of the five bytes it leaves undefined, as customer ids that must stay apart."""
+    data = b"customer_id,order_id,date,amount\nC\x81,1,2024-01-01,10\nC\x8d,2,2024-01-02,20\nJos\xe9,3,2024-01-03,30\n"
+    (HERE / "cp1252_undefined_bytes.csv").write_bytes(data)
+
+
 def workbook_dimension_lies() -> None:
     """20 data rows, but the sheet's <dimension> says A1:E6 (header + 5 rows)."""
     import io
@@ -73,6 +79,16 @@ def pasted_exports() -> None:
     (HERE / "bom_and_header_mid_file.csv").write_bytes(bom + a.encode() + bom + (H + b).encode())
     # the second export overlaps the first by two lines (rows 5 and 6 of the file) and repeats the header
     (HERE / "repeated_header_and_lines.csv").write_text(H + "".join(rows(5)) + H + "".join(rows(5, start=4)))
+
+
+def pasted_other_formats() -> None:
+    """Two UTF-16 exports (each with its BOM and header) and two CDNOW logs (each with a BOM) pasted together."""
+    part = H + "C1,josé@example.com,1,2024-01-01,10\nC2,b@example.com,2,2024-01-02,20\n"
+    later = part.replace(",1,2024-01-01", ",3,2024-01-03").replace(",2,2024-01-02", ",4,2024-01-04")
+    (HERE / "utf16_pasted.csv").write_bytes(part.encode("utf-16") + later.encode("utf-16"))
+    bom = b"\xef\xbb\xbf"
+    log = b"00001 19970101 1 11.77\r\n00001 19970112 1 12.00\r\n"
+    (HERE / "cdnow_pasted_with_bom.txt").write_bytes(bom + log + bom + b"00002 19970112 2 12.00\r\n")
 
 
 def repeated_lines_no_order_id() -> None:
@@ -114,8 +130,10 @@ def blank_lines_and_many_rejects() -> None:
 if __name__ == "__main__":
     utf8_with_cp1252_bytes()
     genuine_cp1252()
+    cp1252_undefined_bytes()
     workbook_dimension_lies()
     pasted_exports()
     repeated_lines_no_order_id()
+    pasted_other_formats()
     long_fields()
     blank_lines_and_many_rejects()

@@ -28,6 +28,9 @@ YMD8 = r"^\d{8}$"
 # An ISO date and time, then whatever follows it (a zone, or junk): split so the zone is read on its own.
 ISO_SPLIT = r"^(\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?)\s*(.*)$"
 FAST_ISO = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
+# The usual offset forms (Z, ±HH, ±HHMM, ±HH:MM with hours up to 14), read with string functions only.
+OFFSET_ISO = (r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)? ?"
+              r"(?:[Zz]|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?)")
 MONTH_NAME = r"^\d{1,2}[ \-/][A-Za-z]{3,9}[ \-/,]+\d{2,4}"
 
 # Names Square (and Rails) write in its "Time Zone" column, mapped to IANA zones.
@@ -173,6 +176,23 @@ def _iso(v: str, tz: str, zones: dict[str, Zone]) -> str:
     return "(CASE " + " ".join(cases) + " END)"
 
 
+def _offset_iso(v: str) -> str:
+    """UTC time of an OFFSET_ISO value: the offset is read from the last characters; outside
+    -12:00..+14:00 it is NULL (rejected with date_problem's reason)."""
+    def num(start: int, n: int) -> str:
+        return f"CAST(substr({v}, {start}, {n}) AS INTEGER)"
+
+    def signed(pos: int, minutes: str) -> str:
+        return f"(CASE WHEN substr({v}, {pos}, 1) = '-' THEN -1 ELSE 1 END) * ({minutes})"
+
+    mins = (f"(CASE WHEN right({v}, 1) IN ('Z', 'z') THEN 0 "
+            f"WHEN substr({v}, -6, 1) IN ('+', '-') THEN {signed(-6, f'{num(-5, 2)} * 60 + {num(-2, 2)}')} "
+            f"WHEN substr({v}, -5, 1) IN ('+', '-') THEN {signed(-5, f'{num(-4, 2)} * 60 + {num(-2, 2)}')} "
+            f"ELSE {signed(-3, f'{num(-2, 2)} * 60')} END)")
+    return (f"(CASE WHEN {mins} BETWEEN -720 AND 840 "
+            f"THEN try_cast({v} AS TIMESTAMP) - to_minutes({mins}) END)")
+
+
 def scan_zones(con: duckdb.DuckDBPyConnection, table: str, col: str, *, path: str, column_name: str,
                tz: str) -> dict[str, Zone]:
     """Read every distinct text after an ISO time in a column once, in Python (see zones.py).
@@ -183,11 +203,14 @@ def scan_zones(con: duckdb.DuckDBPyConnection, table: str, col: str, *, path: st
     rows = con.execute(
         f"""SELECT z, min(v) FROM (
               SELECT v, regexp_extract(v, {lit(ISO_SPLIT)}, 2) AS z FROM (SELECT {text(col)} AS v FROM {table})
-              WHERE v IS NOT NULL AND NOT regexp_full_match(v, {lit(FAST_ISO)}) AND regexp_matches(v, {lit(ISO)}))
-            WHERE z <> '' GROUP BY z LIMIT 10000"""
+              WHERE v IS NOT NULL AND NOT regexp_full_match(v, {lit(FAST_ISO + "|" + OFFSET_ISO)})
+                AND regexp_matches(v, {lit(ISO)}))
+            GROUP BY z LIMIT 10000"""  # no filter on z: DuckDB would run the extract before the cheap test
     ).fetchall()
     zones: dict[str, Zone] = {}
     for z, example in rows:
+        if not z:
+            continue
         res = resolve_zone(z, tz)
         if res.ambiguous:
             raise IngestError(
@@ -232,8 +255,10 @@ def timestamp_sql(col: str, order: str, tz: str, fmt: str | None = None, zones: 
     if fmt:
         return _localize(f"try_strptime({v}, {lit(fmt)})", tz)
     cases = [
-        # the common case first: 'YYYY-MM-DD[ HH:MM[:SS[.ffffff]]]' in UTC, nothing after it
-        *([f"WHEN regexp_full_match({v}, {lit(FAST_ISO)}) THEN try_cast({v} AS TIMESTAMP)"] if tz == "UTC" else []),
+        # the common cases first, without capturing groups: 'YYYY-MM-DD[ HH:MM[:SS[.ffffff]]]' with nothing
+        # after it, or with a numeric offset (DuckDB's TIMESTAMP cast reads the time and ignores the offset)
+        f"WHEN regexp_full_match({v}, {lit(FAST_ISO)}) THEN {_localize(f'try_cast({v} AS TIMESTAMP)', tz)}",
+        f"WHEN regexp_full_match({v}, {lit(OFFSET_ISO)}) THEN {_offset_iso(v)}",
         f"WHEN regexp_matches({v}, {lit(ISO)}) THEN {_iso(v, tz, zones or {})}",
         f"WHEN regexp_matches({v}, {lit(YMD8)}) THEN {_localize(ymd8, tz)}",
         f"WHEN regexp_matches({v}, {lit(NUMERIC_DMY)}) THEN {_localize(_numeric_dmy(v, order if order != 'none' else 'day_first'), tz)}",

@@ -14,6 +14,7 @@ time and time-zone columns.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import duckdb
@@ -272,17 +273,44 @@ def month_name_sql(v: str) -> str:
     return "coalesce(" + ", ".join(f"try_strptime({v}, {lit(f)})" for f in fmts) + ")"
 
 
-def square_timestamp_sql(date_col: str, time_col: str | None, tz_col: str | None, order: str, default_tz: str) -> str:
-    """Square writes Date, Time and Time Zone separately; combine them into UTC."""
+def square_timestamp_sql(date_col: str, time_col: str | None, tz_col: str | None, order: str, default_tz: str,
+                         zones: dict[str, Zone] | None = None) -> str:
+    """Square writes Date, Time and Time Zone separately; combine them into UTC.
+
+    `zones` maps each Time Zone value to its zone (`scan_zone_column`); an unknown zone or an
+    unreadable time gives NULL, so the row is rejected instead of being read as midnight or UTC.
+    """
     date_part = timestamp_sql(date_col, order, "UTC")
     if time_col:
-        t = f"coalesce(try_cast({text(time_col)} AS TIME), TIME '00:00:00')"
+        t = f"(CASE WHEN {text(time_col)} IS NULL THEN TIME '00:00:00' ELSE try_cast({text(time_col)} AS TIME) END)"
         local = f"(CAST({date_part} AS DATE) + {t})"
     else:
         local = date_part
     if not tz_col:
         return _localize(local, default_tz)
-    zone_map = "MAP {" + ", ".join(f"{lit(k)}: {lit(v)}" for k, v in WINDOWS_ZONES.items()) + "}"
-    zone = (f"coalesce({zone_map}[lower(regexp_replace({text(tz_col)}, '^\\(GMT[^)]*\\)\\s*', ''))], "
-            f"CASE WHEN contains({text(tz_col)}, '/') THEN {text(tz_col)} END, {lit(default_tz)})")
-    return f"(timezone({zone}, {local}) AT TIME ZONE 'UTC')"
+    key = text(tz_col)
+    cases = [f"WHEN {key} IS NULL THEN {_localize(local, default_tz)}"]
+    names = {k: z.name for k, z in (zones or {}).items() if z.name is not None}
+    offsets = {k: z.offset for k, z in (zones or {}).items() if z.offset is not None}
+    if names:
+        m = "MAP {" + ", ".join(f"{lit(k)}: {lit(n)}" for k, n in names.items()) + "}"
+        cases.append(f"WHEN {m}[{key}] IS NOT NULL THEN timezone({m}[{key}], {local}) AT TIME ZONE 'UTC'")
+    if offsets:
+        m = "MAP {" + ", ".join(f"{lit(k)}: {int(o)}" for k, o in offsets.items()) + "}"
+        cases.append(f"WHEN {m}[{key}] IS NOT NULL THEN {local} - to_minutes({m}[{key}])")
+    return "(CASE " + " ".join(cases) + " END)"
+
+
+def scan_zone_column(con: duckdb.DuckDBPyConnection, table: str, col: str, *, path: str, column_name: str,
+                     tz: str) -> dict[str, Zone]:
+    """Read each distinct value of a time-zone column ('Pacific Time (US & Canada)', '(GMT+01:00) Paris',
+    'Europe/Paris', '+01:00'); unknown ones are left out (their rows are rejected)."""
+    zones: dict[str, Zone] = {}
+    for (value,) in con.execute(f"SELECT DISTINCT {text(col)} FROM {table} WHERE {text(col)} IS NOT NULL").fetchall():
+        res = resolve_zone(re.sub(r"^\(GMT[^)]*\)\s*", "", value), tz)
+        if res.ambiguous:
+            raise IngestError(path, f"the time zone {value!r}: {res.problem}", column=column_name,
+                              hint="name the shop's time zone with --timezone, e.g. --timezone America/New_York")
+        if res.problem is None:
+            zones[value] = res
+    return zones

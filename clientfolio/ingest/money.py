@@ -224,7 +224,7 @@ def settle_currencies(con: duckdb.DuckDBPyConnection, stages: list[Stage], opts:
                 s.notes.append(f"converted {sum(here.values()):,} rows into {target} with the rates in "
                                f"{Path(opts.rates).name}: " + ", ".join(f"{c} {_rows(n)} at {used[c]:g}"
                                                                          for c, n in here.items()))
-        known = [target]
+        known = [target] if known else []
     elif opts.currency:
         others = [c for c in known if c != opts.currency]
         for s in tx:

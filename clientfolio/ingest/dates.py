@@ -14,6 +14,7 @@ time and time-zone columns.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import duckdb
@@ -28,6 +29,9 @@ YMD8 = r"^\d{8}$"
 # An ISO date and time, then whatever follows it (a zone, or junk): split so the zone is read on its own.
 ISO_SPLIT = r"^(\d{4}-\d{1,2}-\d{1,2}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?)\s*(.*)$"
 FAST_ISO = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?"
+# The usual offset forms (Z, ±HH, ±HHMM, ±HH:MM with hours up to 14), read with string functions only.
+OFFSET_ISO = (r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)? ?"
+              r"(?:[Zz]|[+-](?:0\d|1[0-4])(?::?[0-5]\d)?)")
 MONTH_NAME = r"^\d{1,2}[ \-/][A-Za-z]{3,9}[ \-/,]+\d{2,4}"
 
 # Names Square (and Rails) write in its "Time Zone" column, mapped to IANA zones.
@@ -173,6 +177,23 @@ def _iso(v: str, tz: str, zones: dict[str, Zone]) -> str:
     return "(CASE " + " ".join(cases) + " END)"
 
 
+def _offset_iso(v: str) -> str:
+    """UTC time of an OFFSET_ISO value: the offset is read from the last characters; outside
+    -12:00..+14:00 it is NULL (rejected with date_problem's reason)."""
+    def num(start: int, n: int) -> str:
+        return f"CAST(substr({v}, {start}, {n}) AS INTEGER)"
+
+    def signed(pos: int, minutes: str) -> str:
+        return f"(CASE WHEN substr({v}, {pos}, 1) = '-' THEN -1 ELSE 1 END) * ({minutes})"
+
+    mins = (f"(CASE WHEN right({v}, 1) IN ('Z', 'z') THEN 0 "
+            f"WHEN substr({v}, -6, 1) IN ('+', '-') THEN {signed(-6, f'{num(-5, 2)} * 60 + {num(-2, 2)}')} "
+            f"WHEN substr({v}, -5, 1) IN ('+', '-') THEN {signed(-5, f'{num(-4, 2)} * 60 + {num(-2, 2)}')} "
+            f"ELSE {signed(-3, f'{num(-2, 2)} * 60')} END)")
+    return (f"(CASE WHEN {mins} BETWEEN -720 AND 840 "
+            f"THEN try_cast({v} AS TIMESTAMP) - to_minutes({mins}) END)")
+
+
 def scan_zones(con: duckdb.DuckDBPyConnection, table: str, col: str, *, path: str, column_name: str,
                tz: str) -> dict[str, Zone]:
     """Read every distinct text after an ISO time in a column once, in Python (see zones.py).
@@ -183,11 +204,14 @@ def scan_zones(con: duckdb.DuckDBPyConnection, table: str, col: str, *, path: st
     rows = con.execute(
         f"""SELECT z, min(v) FROM (
               SELECT v, regexp_extract(v, {lit(ISO_SPLIT)}, 2) AS z FROM (SELECT {text(col)} AS v FROM {table})
-              WHERE v IS NOT NULL AND NOT regexp_full_match(v, {lit(FAST_ISO)}) AND regexp_matches(v, {lit(ISO)}))
-            WHERE z <> '' GROUP BY z LIMIT 10000"""
+              WHERE v IS NOT NULL AND NOT regexp_full_match(v, {lit(FAST_ISO + "|" + OFFSET_ISO)})
+                AND regexp_matches(v, {lit(ISO)}))
+            GROUP BY z LIMIT 10000"""  # no filter on z: DuckDB would run the extract before the cheap test
     ).fetchall()
     zones: dict[str, Zone] = {}
     for z, example in rows:
+        if not z:
+            continue
         res = resolve_zone(z, tz)
         if res.ambiguous:
             raise IngestError(
@@ -232,8 +256,10 @@ def timestamp_sql(col: str, order: str, tz: str, fmt: str | None = None, zones: 
     if fmt:
         return _localize(f"try_strptime({v}, {lit(fmt)})", tz)
     cases = [
-        # the common case first: 'YYYY-MM-DD[ HH:MM[:SS[.ffffff]]]' in UTC, nothing after it
-        *([f"WHEN regexp_full_match({v}, {lit(FAST_ISO)}) THEN try_cast({v} AS TIMESTAMP)"] if tz == "UTC" else []),
+        # the common cases first, without capturing groups: 'YYYY-MM-DD[ HH:MM[:SS[.ffffff]]]' with nothing
+        # after it, or with a numeric offset (DuckDB's TIMESTAMP cast reads the time and ignores the offset)
+        f"WHEN regexp_full_match({v}, {lit(FAST_ISO)}) THEN {_localize(f'try_cast({v} AS TIMESTAMP)', tz)}",
+        f"WHEN regexp_full_match({v}, {lit(OFFSET_ISO)}) THEN {_offset_iso(v)}",
         f"WHEN regexp_matches({v}, {lit(ISO)}) THEN {_iso(v, tz, zones or {})}",
         f"WHEN regexp_matches({v}, {lit(YMD8)}) THEN {_localize(ymd8, tz)}",
         f"WHEN regexp_matches({v}, {lit(NUMERIC_DMY)}) THEN {_localize(_numeric_dmy(v, order if order != 'none' else 'day_first'), tz)}",
@@ -247,17 +273,44 @@ def month_name_sql(v: str) -> str:
     return "coalesce(" + ", ".join(f"try_strptime({v}, {lit(f)})" for f in fmts) + ")"
 
 
-def square_timestamp_sql(date_col: str, time_col: str | None, tz_col: str | None, order: str, default_tz: str) -> str:
-    """Square writes Date, Time and Time Zone separately; combine them into UTC."""
+def square_timestamp_sql(date_col: str, time_col: str | None, tz_col: str | None, order: str, default_tz: str,
+                         zones: dict[str, Zone] | None = None) -> str:
+    """Square writes Date, Time and Time Zone separately; combine them into UTC.
+
+    `zones` maps each Time Zone value to its zone (`scan_zone_column`); an unknown zone or an
+    unreadable time gives NULL, so the row is rejected instead of being read as midnight or UTC.
+    """
     date_part = timestamp_sql(date_col, order, "UTC")
     if time_col:
-        t = f"coalesce(try_cast({text(time_col)} AS TIME), TIME '00:00:00')"
+        t = f"(CASE WHEN {text(time_col)} IS NULL THEN TIME '00:00:00' ELSE try_cast({text(time_col)} AS TIME) END)"
         local = f"(CAST({date_part} AS DATE) + {t})"
     else:
         local = date_part
     if not tz_col:
         return _localize(local, default_tz)
-    zone_map = "MAP {" + ", ".join(f"{lit(k)}: {lit(v)}" for k, v in WINDOWS_ZONES.items()) + "}"
-    zone = (f"coalesce({zone_map}[lower(regexp_replace({text(tz_col)}, '^\\(GMT[^)]*\\)\\s*', ''))], "
-            f"CASE WHEN contains({text(tz_col)}, '/') THEN {text(tz_col)} END, {lit(default_tz)})")
-    return f"(timezone({zone}, {local}) AT TIME ZONE 'UTC')"
+    key = text(tz_col)
+    cases = [f"WHEN {key} IS NULL THEN {_localize(local, default_tz)}"]
+    names = {k: z.name for k, z in (zones or {}).items() if z.name is not None}
+    offsets = {k: z.offset for k, z in (zones or {}).items() if z.offset is not None}
+    if names:
+        m = "MAP {" + ", ".join(f"{lit(k)}: {lit(n)}" for k, n in names.items()) + "}"
+        cases.append(f"WHEN {m}[{key}] IS NOT NULL THEN timezone({m}[{key}], {local}) AT TIME ZONE 'UTC'")
+    if offsets:
+        m = "MAP {" + ", ".join(f"{lit(k)}: {int(o)}" for k, o in offsets.items()) + "}"
+        cases.append(f"WHEN {m}[{key}] IS NOT NULL THEN {local} - to_minutes({m}[{key}])")
+    return "(CASE " + " ".join(cases) + " END)"
+
+
+def scan_zone_column(con: duckdb.DuckDBPyConnection, table: str, col: str, *, path: str, column_name: str,
+                     tz: str) -> dict[str, Zone]:
+    """Read each distinct value of a time-zone column ('Pacific Time (US & Canada)', '(GMT+01:00) Paris',
+    'Europe/Paris', '+01:00'); unknown ones are left out (their rows are rejected)."""
+    zones: dict[str, Zone] = {}
+    for (value,) in con.execute(f"SELECT DISTINCT {text(col)} FROM {table} WHERE {text(col)} IS NOT NULL").fetchall():
+        res = resolve_zone(re.sub(r"^\(GMT[^)]*\)\s*", "", value), tz)
+        if res.ambiguous:
+            raise IngestError(path, f"the time zone {value!r}: {res.problem}", column=column_name,
+                              hint="name the shop's time zone with --timezone, e.g. --timezone America/New_York")
+        if res.problem is None:
+            zones[value] = res
+    return zones

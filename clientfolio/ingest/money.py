@@ -35,7 +35,7 @@ MONEY = ("amount", "unit_price", "cost", "discount", "cost_to_serve")
 
 
 def _symbol_map() -> str:
-    pairs = {**{s: c for s, c in SYMBOLS.items()}, **{s: s for s in AMBIGUOUS}}
+    pairs = {**{c: c for c in ISO_4217}, **SYMBOLS, **{s: s for s in AMBIGUOUS}}
     return "MAP {" + ", ".join(f"{lit(k)}: {lit(v)}" for k, v in sorted(pairs.items())) + "}"
 
 
@@ -47,8 +47,7 @@ def code_sql(expr: str) -> str:
     """A marker or currency-column value as an ISO code ('usd' -> 'USD', '€' -> 'EUR'); a shared
     symbol stays itself ('$'); NULL when blank or unknown."""
     t = text(expr)
-    return (f"CASE WHEN length({t}) = 3 AND list_contains({lit_list_sql(sorted(ISO_4217))}, upper({t})) "
-            f"THEN upper({t}) ELSE {_symbol_map()}[{t}] END")
+    return f"{_symbol_map()}[CASE WHEN length({t}) = 3 THEN upper({t}) ELSE {t} END]"
 
 
 def compatible_sql(a: str, b: str) -> str:
@@ -225,7 +224,7 @@ def settle_currencies(con: duckdb.DuckDBPyConnection, stages: list[Stage], opts:
                 s.notes.append(f"converted {sum(here.values()):,} rows into {target} with the rates in "
                                f"{Path(opts.rates).name}: " + ", ".join(f"{c} {_rows(n)} at {used[c]:g}"
                                                                          for c, n in here.items()))
-        known = [target]
+        known = [target] if known else []
     elif opts.currency:
         others = [c for c in known if c != opts.currency]
         for s in tx:

@@ -158,6 +158,7 @@ def number_problem(col: str, decimal: str, what: str = "a number") -> str:
     return (f"CASE WHEN {number(col, ',' if decimal == '.' else '.')} IS NOT NULL THEN {lit(head + fits_other)} "
             f"WHEN lower({t}) IN ('inf', '-inf', '+inf', 'nan', 'infinity', '-infinity') "
             f"THEN {lit(head + 'not a finite number')} "
+            f"WHEN regexp_full_match({t}, '[-+]?[0-9.,]+ ?%') THEN {lit(head + 'a percentage; export the amount itself')} "
             f"WHEN regexp_full_match({t}, {lit(any_full)}) THEN {unknown} "
             f"ELSE {lit(head + grammar)} END")
 

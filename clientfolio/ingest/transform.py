@@ -17,7 +17,9 @@ import duckdb
 
 from clientfolio.core.errors import ClientfolioError, IngestError
 from clientfolio.ingest.currencies import ISO_4217
-from clientfolio.ingest.dates import date_problem, detect_date_style, scan_zones, square_timestamp_sql, timestamp_sql
+from clientfolio.ingest.dates import (
+    date_problem, detect_date_style, scan_zone_column, scan_zones, square_timestamp_sql, timestamp_sql,
+)
 from clientfolio.ingest.layouts import Detection, norm_header
 from clientfolio.ingest.money import code_sql, compatible_sql
 from clientfolio.ingest.reader import RawTable, row_numbers_sql
@@ -222,7 +224,19 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
             style = _style(con, raw, d, path, opts, lay, decimal)
             if style.note:
                 notes.append(style.note)
-            return square_timestamp_sql(d, r.col(spec.get("time")), r.col(spec.get("timezone")), style.order, tz), d
+            tcol, zcol = r.col(spec.get("time")), r.col(spec.get("timezone"))
+            zones = None
+            if zcol:
+                zones = scan_zone_column(con, raw.name, zcol.replace("src.", ""), path=path,
+                                         column_name=_header_of(zcol) or zcol, tz=tz)
+                known = "[" + ", ".join(lit(k) for k in zones) + "]"
+                checks.append((f"{T(zcol)} IS NOT NULL AND NOT list_contains({known}, {T(zcol)})", T(zcol),
+                               "unrecognised time zone (expected e.g. Pacific Time (US & Canada), Europe/Paris "
+                               "or +01:00)"))
+            if tcol:
+                checks.append((f"{T(tcol)} IS NOT NULL AND try_cast({T(tcol)} AS TIME) IS NULL", T(tcol),
+                               "cannot read as a time of day (expected e.g. 14:22:31)"))
+            return square_timestamp_sql(d, tcol, zcol, style.order, tz, zones), d
         c = r.col(spec)
         if c is None:
             return None, None
@@ -275,6 +289,9 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
         sel[canon] = P(number(c, decimal))
         what = "an amount" if canon in MONEY_COLUMNS else f"a {canon.replace('_', ' ')}"
         checks.append((f"{T(c)} IS NOT NULL AND {canon} IS NULL", T(c), Why(number_problem(T(c), decimal, what))))
+        checks.append((f"abs({canon}) > {opts.max_amount!r}", T(c),
+                       f"the {canon.replace('_', ' ')} is implausibly large (over {opts.max_amount:,.0f}; "
+                       "use --max-amount to allow it)"))
         if canon in MONEY_COLUMNS:
             markers.append((sel[canon], P(money_marker(c))))
         else:  # a count or a share: '$5' is no quantity
@@ -328,7 +345,7 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
                        f"the amount is implausibly large (over {opts.max_amount:,.0f}; use --max-amount to allow it)"))
         refund = " OR ".join(condition(c["when"], r.col, decimal) for c in lay.refund) or "FALSE"
         sel["is_refund"] = f"({refund}) OR coalesce({sel['amount']} < 0, FALSE)"
-        sel["amount"] = f"CASE WHEN {refund} THEN -abs({sel['amount']}) ELSE {sel['amount']} END"
+        sel["amount"] = f"CASE WHEN {refund} THEN -abs({sel['amount']}) + 0.0 ELSE {sel['amount']} END"  # no -0
         for rule in lay.set_rules:
             cond = condition(rule["when"], r.col, decimal)
             for k, v in rule.items():
@@ -493,7 +510,10 @@ def _amount_sql(spec: dict, r: _Resolver, decimal: str, order_col: str | None, p
     if extract and r.col(extract.get("column")):
         c = r.col(extract["column"])
         parts = f"regexp_extract_all(coalesce({c}, ''), {lit(extract['pattern'])}, 1)"
-        base = f"({base} - abs(coalesce(list_sum(list_transform({parts}, lambda x: try_cast(x AS DOUBLE))), 0)))"
+        values = P(f"list_transform({parts}, lambda x: {number('x', decimal)})")
+        checks.append((f"list_contains(list_transform({values}, lambda y: y IS NULL), TRUE)", T(c),
+                       f"cannot read a refund amount in this column (expected e.g. amount:12{decimal}50)"))
+        base = f"({base} - abs(coalesce(list_sum({values}), 0)))"
     split = spec.get("split_by")
     if split and order_col:
         cols = [r.col(s) for s in split]

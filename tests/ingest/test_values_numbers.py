@@ -91,3 +91,24 @@ def test_marker_is_read_only_at_the_ends() -> None:
                        "('12.50'), ('-3'), ('1.2E+05')) t(v)").fetchall()
     assert dict(rows) == {"€12.50": "€", "12.50 USD": "USD", "R$ 9,90": "R$", "12.50": None, "-3": None,
                           "1.2E+05": None}
+
+
+def test_quantities_discounts_and_costs_are_checked_like_amounts(tmp_path: Path, store_url: str) -> None:
+    f, tx, rej = _import("lines_odd_values.csv", tmp_path, store_url)
+    assert f.rows_stored == 2 and f.rows_rejected == 4
+    assert tx["amount"].to_dict() == {"1": 20.0, "6": 0.0}
+    assert str(tx.loc["6", "amount"]) == "0.0"  # '-0.00' is zero, not negative zero
+    assert not tx.loc["6", "is_refund"]
+    assert rej.loc["$3", "column"] == "quantity" and "currency sign on a quantity" in rej.loc["$3", "reason"]
+    assert rej.loc["10%", "column"] == "discount" and "a percentage" in rej.loc["10%", "reason"]
+    assert rej.loc["1e300", "column"] == "cost" and "the cost is implausibly large" in rej.loc["1e300", "reason"]
+    assert "cannot read as a quantity" in rej.loc["1,5", "reason"] and "--decimal ," in rej.loc["1,5", "reason"]
+
+
+def test_woocommerce_refund_amount_with_a_decimal_comma_is_not_truncated(tmp_path: Path, store_url: str) -> None:
+    """'amount:62,82' in refund_items was read as a 62 refund (the order kept 0.82 of revenue)."""
+    f, tx, rej = _import("woocommerce_refund_decimal_comma.csv", tmp_path, store_url)
+    assert f.rows_stored == 2 and f.rows_rejected == 1
+    assert tx.loc["4125", "amount"] == 0.0  # 'amount:42.43' refunds the whole order
+    (reason,) = rej["reason"]
+    assert "cannot read a refund amount" in reason and rej["column"].tolist() == ["refund_items"]

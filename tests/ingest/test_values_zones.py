@@ -86,3 +86,17 @@ def test_resolve_zone_refuses(suffix: str, ambiguous: bool) -> None:
 def test_unknown_timezone_option_is_refused() -> None:
     with pytest.raises(ClientfolioError, match="--timezone must be an IANA zone name"):
         ImportOptions(timezone="Mars/Olympus")
+
+
+def test_square_time_zone_column_is_read_or_rejected(tmp_path: Path, store_url: str) -> None:
+    """An unknown zone was read as the default zone, a time such as 25:99 as midnight."""
+    result = import_files([VALUES / "square_time_zones.csv"], store_url, rejects_dir=tmp_path / "rej")
+    (f,) = result.files
+    assert f.balanced and f.rows_stored == 3 and f.rows_rejected == 2
+    with open_store(store_url) as st:
+        ts = sorted(pd.Timestamp(t).to_pydatetime() for t in st.table("transactions")["ts"])
+    # Pacific (PDT, -7), '(GMT+01:00) Paris' (CET before 31 March), Europe/Berlin (CET)
+    assert ts == [datetime(2024, 3, 28, 8, 30), datetime(2024, 3, 28, 11, 0), datetime(2024, 3, 28, 14, 21, 25)]
+    rej = pd.read_csv(result.rejects_path, dtype=str).set_index("row")
+    assert rej.loc["3", "column"] == "Time Zone" and "unrecognised time zone" in rej.loc["3", "reason"]
+    assert rej.loc["6", "column"] == "Time" and "cannot read as a time of day" in rej.loc["6", "reason"]

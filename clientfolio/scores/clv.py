@@ -119,11 +119,9 @@ def score_customers(
     curve, alive = np.asarray(curve, dtype=float), np.asarray(alive, dtype=float)
     disc, expected = _discount(curve[:, :s.horizon_months], s)
     factor = np.ones(len(distinct))
-    kept = None  # histories whose P(alive) comes from `one_time_alive`
     if no_dropout_before_repeat(purchase_model):
         one_time = distinct["frequency"].to_numpy() == 0
         if one_time_alive is not None:
-            kept = one_time
             factor[one_time] = np.asarray(one_time_alive.predict_alive(data[one_time]), dtype=float)
             alive = np.where(one_time, factor, alive)
         else:
@@ -131,7 +129,7 @@ def score_customers(
     curve, disc, expected = curve * factor[:, None], disc * factor, expected * factor
     ranges = None
     if s.intervals:
-        ranges = _ranges_by_week(purchase_model, data, alive, unit_days, s, kept)
+        ranges = _ranges_by_week(purchase_model, data, alive, unit_days, s)
     next_order = _next_order(curve[:, s.horizon_months:], weeks, cutoff)
     per_hist = distinct.assign(_disc=disc, expected_purchases=expected, p_alive=alive, next_order_date=next_order)
     out = summary[["customer_id"] + keys].merge(per_hist, on=keys, how="left")
@@ -169,8 +167,8 @@ def score_customers(
     return out
 
 
-def _ranges_by_week(model, data: pd.DataFrame, alive: np.ndarray, unit_days: float, s: ClvSettings,
-                    kept: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _ranges_by_week(model, data: pd.DataFrame, alive: np.ndarray, unit_days: float,
+                    s: ClvSettings) -> tuple[np.ndarray, np.ndarray]:
     """Purchase ranges simulated once per history rounded to whole weeks, applied to each exact history.
 
     A range of whole purchases barely moves within a week of recency or T, and big bases have
@@ -182,14 +180,12 @@ def _ranges_by_week(model, data: pd.DataFrame, alive: np.ndarray, unit_days: flo
                            "recency": (data["recency"].to_numpy() / week).round() * week})
     coarse["recency"] = np.minimum(coarse["recency"], coarse["T"])
     coarse["alive"] = alive
-    coarse["kept"] = kept if kept is not None else False
     # one P(alive) per rounded history: the mean of the exact ones it stands for
-    groups = coarse.groupby(["frequency", "recency", "T", "kept"], sort=False)
+    groups = coarse.groupby(["frequency", "recency", "T"], sort=False)
     uniq = groups["alive"].mean().reset_index()
     idx = groups.ngroup().to_numpy()
     lo, hi = purchase_ranges(model, uniq[["frequency", "recency", "T"]], uniq["alive"].to_numpy(),
-                             s.horizon_months * DAYS_PER_MONTH / unit_days, s.interval,
-                             keep_alive=uniq["kept"].to_numpy() if kept is not None else None)
+                             s.horizon_months * DAYS_PER_MONTH / unit_days, s.interval)
     return lo[idx], hi[idx]
 
 

@@ -6,7 +6,9 @@ and that is most of the uncertainty.  So the ranges here are simulated from the 
 purchase process, with the parameters drawn from their sampling distribution (the fit's
 covariance, on the log scale):
 
-- BG/NBD and MBG/NBD: a customer still active (probability = their P(alive)) has a purchase
+- BG/NBD and MBG/NBD: a customer still active (probability = their P(alive) at the fitted
+  parameters: recomputing it for every draw of the parameters costs more than it moves the
+  range) has a purchase
   rate drawn from its posterior Gamma(r + x, alpha + T) and a drop-out probability from
   Beta(a, b + x (+ 1 for MBG/NBD)); they buy at that rate over the horizon and, after each
   purchase, leave with that probability;
@@ -51,13 +53,6 @@ def draw_models(model, n: int, seed: int) -> list:
     return out
 
 
-def _alive(model, x: np.ndarray, tx: np.ndarray, t_: np.ndarray, p_point: np.ndarray,
-           keep: np.ndarray | None) -> np.ndarray:
-    """P(alive) under a drawn model; rows in `keep` keep the point value (it came from another model)."""
-    p = np.asarray(model._alive(x, tx, t_), dtype=float)  # arrays already checked: skip re-validating them
-    return np.where(keep, p_point, p) if keep is not None else p
-
-
 def _simulate(model, x: np.ndarray, t_: np.ndarray, p_alive: np.ndarray, horizon: float,
               rng: np.random.Generator) -> np.ndarray:
     """Purchases of each row in the next `horizon` periods: one draw of the model's process."""
@@ -85,26 +80,25 @@ def _draws(model, n: int, seed: int) -> list:
 
 
 def purchase_ranges(model, data: pd.DataFrame, p_alive: np.ndarray, horizon: float, level: float = 0.8,
-                    keep_alive: np.ndarray | None = None, n_draws: int = CUSTOMER_DRAWS,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                    n_draws: int = CUSTOMER_DRAWS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) whole purchases in the next `horizon` periods for each row of `data`.
 
     ``data`` has frequency, recency and T in the model's unit; `p_alive` is each row's P(alive)
-    (rows flagged in `keep_alive` keep it under every parameter draw).  Covers at least `level`;
+    at the fitted parameters.  Covers at least `level`;
     never zero-width.
     """
-    x, tx, t_ = (data[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    x, t_ = (data[c].to_numpy(dtype=float) for c in ("frequency", "T"))
     rng = np.random.default_rng(seed)
     sims = np.empty((len(x), n_draws), dtype=np.int64)
     for j, m in enumerate(_draws(model, n_draws, seed)):
-        sims[:, j] = _simulate(m, x, t_, _alive(m, x, tx, t_, p_alive, keep_alive), horizon, rng)
+        sims[:, j] = _simulate(m, x, t_, p_alive, horizon, rng)
     lo = np.floor(np.quantile(sims, 0.5 - level / 2, axis=1, method="lower"))
     hi = np.ceil(np.quantile(sims, 0.5 + level / 2, axis=1, method="higher"))
     return lo, np.maximum(hi, lo + 1)
 
 
 def total_interval(data: pd.DataFrame, model, value_per_purchase: np.ndarray, horizon: float, level: float = 0.8,
-                   keep_alive: np.ndarray | None = None, seed: int = 0) -> dict | None:
+                   seed: int = 0) -> dict | None:
     """The `level` range of the shop's total over `horizon` periods (one row of `data` per customer).
 
     `data` has frequency, recency, T (model unit) and p_alive; `value_per_purchase` is each
@@ -113,13 +107,12 @@ def total_interval(data: pd.DataFrame, model, value_per_purchase: np.ndarray, ho
     """
     if model is None or not hasattr(model, "params_") or not len(data):
         return None
-    x, tx, t_ = (data[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    x, t_ = (data[c].to_numpy(dtype=float) for c in ("frequency", "T"))
     p_alive = data["p_alive"].to_numpy(dtype=float)
     value = np.nan_to_num(np.asarray(value_per_purchase, dtype=float))
     n_draws = int(np.clip(BUDGET // max(len(x), 1), MIN_DRAWS, MAX_DRAWS))
     rng = np.random.default_rng(seed)
-    totals = np.array([value @ _simulate(m, x, t_, _alive(m, x, tx, t_, p_alive, keep_alive), horizon,
-                                         rng).astype(float)  # float @ float: int64 takes numpy's slow path
+    totals = np.array([value @ _simulate(m, x, t_, p_alive, horizon, rng).astype(float)  # float @ float: fast
                        for m in _draws(model, n_draws, seed)])
     if len(totals) >= MAX_DRAWS:
         lo, hi = np.quantile(totals, [0.5 - level / 2, 0.5 + level / 2])

@@ -6,21 +6,21 @@ and that is most of the uncertainty.  So the ranges here are simulated from the 
 purchase process, with the parameters drawn from their sampling distribution (the fit's
 covariance, on the log scale):
 
-- BG/NBD and MBG/NBD: a customer still active (probability = their P(alive) at the fitted
-  parameters: recomputing it for every draw of the parameters costs more than it moves the
-  range) has a purchase
+- BG/NBD and MBG/NBD: a customer still active (probability = their P(alive)) has a purchase
   rate drawn from its posterior Gamma(r + x, alpha + T) and a drop-out probability from
   Beta(a, b + x (+ 1 for MBG/NBD)); they buy at that rate over the horizon and, after each
   purchase, leave with that probability;
 - Pareto/NBD: rate from Gamma(r + x, alpha + T), remaining lifetime exponential with a rate
   from Gamma(s, beta + T).
 
-Each purchase is valued at the customer's discounted expected value of one purchase (expected
-spend x margin x discounting, as in the CLV); how much a single order varies is not included.
-Big bases get fewer draws of the total (`BUDGET`), and its range is then the normal one from the
-draws' mean and spread.  A customer buys in whole purchases, so a customer's range is of whole purchases and covers *at
-least* the stated share; where the two quantiles coincide (most likely: no purchase) the range
-is widened by one purchase rather than shown with zero width.
+P(alive) is taken at the fitted parameters (recomputing it for every draw costs more than it
+moves the ranges).  Each purchase is valued at the customer's discounted expected value of one
+purchase (expected spend x margin x discounting, as in the CLV); how much a single order varies
+is not included.  Big bases get fewer draws of the total (`BUDGET`), and its range is then the
+normal one from the draws' mean and spread.  A customer buys in whole purchases, so a
+customer's range is of whole purchases and covers *at least* the stated share; where the two
+quantiles coincide (most likely: no purchase) the range is widened by one purchase rather than
+shown with zero width.
 """
 
 from __future__ import annotations

@@ -161,8 +161,7 @@ def _score_at(store: Store, cutoff: pd.Timestamp, kind: str, s: ClvSettings, not
         expected = merged["expected_purchases"].to_numpy(dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             one = np.where(expected > 0, merged["clv"].to_numpy(dtype=float) / expected, 0.0)
-        kept = (merged["frequency"].to_numpy() == 0) if alive is not None else None
-        total = total_interval(merged, model, one, s.horizon_months * DAYS_PER_MONTH / 7.0, s.interval, kept)
+        total = total_interval(merged, model, one, s.horizon_months * DAYS_PER_MONTH / 7.0, s.interval)
     # Models work in weeks; people read days: the customer table says days.
     time_cols = ["recency", "T", "tenure", "ipt_mean", "ipt_std", "last_gap", "first_gap", "ipt_mean_before_last"]
     merged[time_cols] = merged[time_cols] * 7.0

@@ -104,13 +104,13 @@ class Portfolio:
         """What the customers are expected to be worth -- or, below the minimum data, why that cannot be said."""
         c = self.customers
         if not self.support.forecasts:
-            repeat = float((c["orders"] > 1).mean()) if len(c) and "orders" in c else float("nan")
+            repeat = int((c["orders"] > 1).sum()) if "orders" in c else 0
             aov = float(c["revenue"].sum() / max(float(c["orders"].sum()), 1.0)) if "orders" in c else float("nan")
             return [f"What your customers will be worth, whether each is still active and when they will buy "
                     f"again cannot be estimated from this data ({self.support.reason}); the figures here describe "
                     "the history only.",
-                    f"History: {int(c['orders'].sum()):,} orders, {self.money(aov)} per order on average, "
-                    f"{repeat:.0%} of customers ordered more than once."]
+                    f"History: {int(c['orders'].sum()):,} orders, {self.money(aov)} per order on average; "
+                    f"{repeat:,} of {len(c):,} customers ordered more than once."]
         if "clv" not in c or c["clv"].isna().all():
             return []
         h = self.settings.get("horizon_months", 12)

@@ -103,3 +103,20 @@ def test_no_group_is_named_for_a_habit_nobody_has(shop) -> None:
     if repeaters < 0.05:
         assert "regular" not in names and "frequent" not in names, names
 
+
+
+def test_headline_range_says_what_it_covers_and_refuses_a_useless_one() -> None:
+    from clientfolio.portfolio import MAX_RANGE_RATIO, Portfolio
+
+    customers = pd.DataFrame({"customer_id": ["a", "b"], "orders": [3, 1], "revenue": [90.0, 30.0],
+                              "clv": [50.0, 20.0]})
+    covers = "the model's parameter uncertainty and the randomness of who buys how often"
+    pf = Portfolio(customers=customers, segments=pd.DataFrame(), kpis=pd.DataFrame(),
+                   as_of=pd.Timestamp("2024-12-31"), currency="£",
+                   settings={"horizon_months": 12, "clv_total_interval": {"low": 40.0, "high": 110.0, "level": 0.8,
+                                                                         "covers": covers}})
+    line = next(x for x in pf.headline() if "expected to be worth" in x)
+    assert "£70.00" in line and "80% range £40.00 to £110" in line and covers in line
+    pf.settings["clv_total_interval"]["high"] = 70.0 * MAX_RANGE_RATIO * 2
+    line = next(x for x in pf.headline() if "expected to be worth" in x)
+    assert "cannot pin this down" in line and "range" in line and str(int(70 * MAX_RANGE_RATIO * 2)) not in line

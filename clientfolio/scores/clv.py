@@ -119,11 +119,9 @@ def score_customers(
     curve, alive = np.asarray(curve, dtype=float), np.asarray(alive, dtype=float)
     disc, expected = _discount(curve[:, :s.horizon_months], s)
     factor = np.ones(len(distinct))
-    kept = None  # histories whose P(alive) comes from `one_time_alive`
     if no_dropout_before_repeat(purchase_model):
         one_time = distinct["frequency"].to_numpy() == 0
         if one_time_alive is not None:
-            kept = one_time
             factor[one_time] = np.asarray(one_time_alive.predict_alive(data[one_time]), dtype=float)
             alive = np.where(one_time, factor, alive)
         else:
@@ -131,8 +129,7 @@ def score_customers(
     curve, disc, expected = curve * factor[:, None], disc * factor, expected * factor
     ranges = None
     if s.intervals:
-        horizon = s.horizon_months * DAYS_PER_MONTH / unit_days
-        ranges = purchase_ranges(purchase_model, data, alive, horizon, s.interval, keep_alive=kept)
+        ranges = _ranges_by_week(purchase_model, data, alive, unit_days, s)
     next_order = _next_order(curve[:, s.horizon_months:], weeks, cutoff)
     per_hist = distinct.assign(_disc=disc, expected_purchases=expected, p_alive=alive, next_order_date=next_order)
     out = summary[["customer_id"] + keys].merge(per_hist, on=keys, how="left")
@@ -168,6 +165,28 @@ def score_customers(
                       "default_margin": s.margin, "interval": s.interval,
                       "interval_method": "simulated purchases, parameters drawn" if ranges is not None else "none"})
     return out
+
+
+def _ranges_by_week(model, data: pd.DataFrame, alive: np.ndarray, unit_days: float,
+                    s: ClvSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Purchase ranges simulated once per history rounded to whole weeks, applied to each exact history.
+
+    A range of whole purchases barely moves within a week of recency or T, and big bases have
+    many times fewer week-rounded histories than exact ones.
+    """
+    week = 7.0 / unit_days
+    coarse = pd.DataFrame({"frequency": data["frequency"].to_numpy(),
+                           "T": (data["T"].to_numpy() / week).round() * week,
+                           "recency": (data["recency"].to_numpy() / week).round() * week})
+    coarse["recency"] = np.minimum(coarse["recency"], coarse["T"])
+    coarse["alive"] = alive
+    # one P(alive) per rounded history: the mean of the exact ones it stands for
+    groups = coarse.groupby(["frequency", "recency", "T"], sort=False)
+    uniq = groups["alive"].mean().reset_index()
+    idx = groups.ngroup().to_numpy()
+    lo, hi = purchase_ranges(model, uniq[["frequency", "recency", "T"]], uniq["alive"].to_numpy(),
+                             s.horizon_months * DAYS_PER_MONTH / unit_days, s.interval)
+    return lo[idx], hi[idx]
 
 
 def no_dropout_before_repeat(model) -> bool:

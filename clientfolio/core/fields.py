@@ -16,7 +16,8 @@ email_clicks page_views cart_abandons support_tickets reviews avg_rating nps ema
 acquisition_cost R F M FM gross_profit cost_to_serve profit days_since_last rhythm_days revenue_12m value_12m
 economic engagement advocacy strategic value_score"""
 _STRING = """customer_id top_category top_channel region customer_country industry size acquisition_channel RFM
-rfm_segment profitability lifecycle quadrant value_tier historical_value_tier frequency_tier cluster"""
+rfm_segment profitability lifecycle quadrant value_tier historical_value_tier frequency_tier cluster
+forecast_note"""
 _DATE = "first_purchase last_purchase next_order_date first_seen"
 _BOOL = "consent_marketing"
 

@@ -260,7 +260,9 @@ def analyze(
     (+ optional order_id, ...); ``store``: where the data lives or goes (default: a
     temporary store for this call).  ``margin``: gross margin when the data has no cost of
     goods (default: CLV in revenue).  ``model``: "auto" (chosen on a holdout period),
-    "bgnbd", "mbgnbd" or "paretonbd".  ``rules``: a rule file (or dict), checked before
+    "bgnbd", "mbgnbd" or "paretonbd".  ``currency``: the data's currency as an ISO code ("EUR":
+    the import keeps only amounts in it and takes unmarked amounts as it; money is shown as €), or
+    just a symbol to show money with.  ``rules``: a rule file (or dict), checked before
     anything is imported or fitted.  Import settings come as ``options`` (an
     :class:`~clientfolio.ingest.ImportOptions`) or as its fields by keyword; ``rejects_dir``
     is where the rejects file goes; ``on_import(result)`` is called with the
@@ -289,6 +291,8 @@ def analyze(
             if options is not None and import_options:
                 raise ClientfolioError(f"analyze: give import settings either as options= or by keyword "
                                        f"({', '.join(sorted(import_options))}), not both")
+            if options is None and currency and currency.isalpha() and "currency" not in import_options:
+                import_options["currency"] = currency  # an ISO code is the data's currency, for the import too
             opts = options if options is not None else ImportOptions(**import_options)
             where = rejects_dir or (Path(tmp.name) / "rejects" if own and store is None else None)
             result = imported = import_files(paths, st, opts, rejects_dir=where)

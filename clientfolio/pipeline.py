@@ -305,7 +305,14 @@ def analyze(
         span = st.query("SELECT min(ts) AS a, max(ts) AS b, count(DISTINCT currency) AS cur, max(currency) AS c "
                         "FROM transactions WHERE customer_id IS NOT NULL")
         if span.empty or pd.isna(span["b"].iloc[0]):
-            raise ClientfolioError("there are no orders with a customer to analyse; import an export first")
+            if imported is None:
+                raise ClientfolioError("there are no orders with a customer to analyse; import an export first")
+            stored = sum(f.rows_stored for f in imported.files)
+            raise ClientfolioError(
+                f"none of the {imported.rows_in:,} rows imported is an order with a customer ({stored:,} stored: "
+                "guest sales, customer lists or events; the rest rejected"
+                + (f", see {imported.rejects_path}" if imported.rejects_path else "") + "). Customer models need "
+                "orders that name a customer: check the customer column (--customer-col or --email-col)")
         first, last = pd.Timestamp(span["a"].iloc[0]), pd.Timestamp(span["b"].iloc[0])
         if not currency and span["cur"].iloc[0] == 1:
             currency = currency_prefix(span["c"].iloc[0])

@@ -53,10 +53,12 @@ def tiny_shop_report(tmp_path_factory) -> tuple[Path, object]:
 
 @pytest.fixture(scope="session")
 def no_currency_report(tmp_path_factory) -> tuple[Path, object]:
-    """An export without a currency column, 3 repeat buyers of 60: small CLVs, unknown unit."""
+    """CDNOW's purchase log names no currency, and has the history for forecasts (so money axes are drawn)."""
     import clientfolio
 
-    pf = clientfolio.analyze(DATA / "trust" / "no_currency_orders.csv")
+    from tests.conftest import corpus_file
+
+    pf = clientfolio.analyze(corpus_file("cdnow_sample__lifetimes.txt"))
     out = tmp_path_factory.mktemp("nocur") / "report.html"
     pf.report(out)
     return out, pf

@@ -202,11 +202,15 @@ def scan_zones(con: duckdb.DuckDBPyConnection, table: str, col: str, *, path: st
     undecidable date order); other unrecognised suffixes are left out, so their rows are rejected.
     """
     rows = con.execute(
-        f"""SELECT z, min(v) FROM (
-              SELECT v, regexp_extract(v, {lit(ISO_SPLIT)}, 2) AS z FROM (SELECT {text(col)} AS v FROM {table})
-              WHERE v IS NOT NULL AND NOT regexp_full_match(v, {lit(FAST_ISO + "|" + OFFSET_ISO)})
-                AND regexp_matches(v, {lit(ISO)}))
-            GROUP BY z LIMIT 10000"""  # no filter on z: DuckDB would run the extract before the cheap test
+        # The plain forms are skipped first, on the raw text: materialised, or DuckDB would run the
+        # extraction on every row before that cheap test.
+        f"""WITH odd AS MATERIALIZED (
+              SELECT {col} AS c FROM {table}
+              WHERE NOT coalesce(regexp_full_match({col}, {lit(FAST_ISO + "|" + OFFSET_ISO)}), FALSE))
+            SELECT z, min(v) FROM (
+              SELECT v, regexp_extract(v, {lit(ISO_SPLIT)}, 2) AS z FROM (SELECT {text('c')} AS v FROM odd)
+              WHERE v IS NOT NULL AND regexp_matches(v, {lit(ISO)}))
+            GROUP BY z LIMIT 10000"""
     ).fetchall()
     zones: dict[str, Zone] = {}
     for z, example in rows:

@@ -110,7 +110,9 @@ class Portfolio:
                     f"again cannot be estimated from this data ({self.support.reason}); the figures here describe "
                     "the history only.",
                     f"History: {int(c['orders'].sum()):,} orders, {self.money(aov)} per order on average; "
-                    f"{repeat:,} of {len(c):,} customers ordered more than once."]
+                    f"{repeat:,} of {len(c):,} customers placed more than one order"
+                    + (f", {int((c['frequency'] > 0).sum()):,} of them on more than one day."
+                       if "frequency" in c and repeat else ".")]
         if "clv" not in c or c["clv"].isna().all():
             return []
         h = self.settings.get("horizon_months", 12)

@@ -116,7 +116,11 @@ def audit(store: Store) -> Audit:
     first, last = m["first_ts"], m["last_ts"]
     span = (last - first).days if first is not None else 0
     a.metrics["history_days"] = span
-    a.add("info", f"Orders from {first:%d %b %Y} to {last:%d %b %Y} ({span} days, about {span / 30.4:.0f} months).")
+    if first is not None and first.date() == last.date():
+        a.add("info", f"Orders from one day only: {first:%d %b %Y}.")
+    else:
+        a.add("info", f"Orders from {first:%d %b %Y} to {last:%d %b %Y} ({span:,} days, about {span / 30.4:.0f} "
+                      "months).")
     ident = int(rep.get("identified") or 0)
     repeat = int(rep.get("repeat_buyers") or 0)
     unit = ("" if cur or int(rows.get("currencies") or 0) > 1
@@ -129,7 +133,7 @@ def audit(store: Store) -> Audit:
         a.add("info", f"{share:.0%} of customers bought on more than one day ({repeat:,} repeat buyers).")
     guest = int(m.get("guest_orders") or 0)
     if guest:
-        a.add("warn", f"{guest:,} orders ({guest / n_orders:.0%}) have no customer id or e-mail; they count in revenue "
+        a.add("warn", f"{guest:,} order{'s' if guest != 1 else ''} ({guest / n_orders:.0%}) {'have' if guest != 1 else 'has'} no customer id or e-mail; they count in revenue "
                       f"({money(m['guest_revenue'])}) but not in customer models.")
     if m.get("refund_orders"):
         a.add("info", f"{int(m['refund_orders']):,} orders are refunds or cancellations, totalling "

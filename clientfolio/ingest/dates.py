@@ -165,15 +165,20 @@ def _iso(v: str, tz: str, zones: dict[str, Zone]) -> str:
     """
     local = f"try_cast(replace(regexp_extract({v}, {lit(ISO_SPLIT)}, 1), ',', '.') AS TIMESTAMP)"
     zone = f"regexp_extract({v}, {lit(ISO_SPLIT)}, 2)"
-    offsets = {z: r.offset for z, r in zones.items() if r.offset is not None}
-    names = {z: r.name for z, r in zones.items() if r.name is not None}
-    cases = [f"WHEN {zone} = '' THEN {_localize(local, tz)}"]
+    return _zoned(local, zone, f"WHEN {zone} = '' THEN {_localize(local, tz)}", zones)
+
+
+def _zoned(local: str, key: str, naive_case: str, zones: dict[str, Zone] | None) -> str:
+    """SQL: `local` (a naive timestamp) in UTC by the zone text `key` (known zones only, else NULL)."""
+    cases = [naive_case]
+    offsets = {k: z.offset for k, z in (zones or {}).items() if z.offset is not None}
+    names = {k: z.name for k, z in (zones or {}).items() if z.name is not None}
     if offsets:
         m = "MAP {" + ", ".join(f"{lit(k)}: {int(o)}" for k, o in offsets.items()) + "}"
-        cases.append(f"WHEN {m}[{zone}] IS NOT NULL THEN {local} - to_minutes({m}[{zone}])")
+        cases.append(f"WHEN {m}[{key}] IS NOT NULL THEN {local} - to_minutes({m}[{key}])")
     if names:
         m = "MAP {" + ", ".join(f"{lit(k)}: {lit(n)}" for k, n in names.items()) + "}"
-        cases.append(f"WHEN {m}[{zone}] IS NOT NULL THEN timezone({m}[{zone}], {local}) AT TIME ZONE 'UTC'")
+        cases.append(f"WHEN {m}[{key}] IS NOT NULL THEN timezone({m}[{key}], {local}) AT TIME ZONE 'UTC'")
     return "(CASE " + " ".join(cases) + " END)"
 
 
@@ -293,16 +298,7 @@ def square_timestamp_sql(date_col: str, time_col: str | None, tz_col: str | None
     if not tz_col:
         return _localize(local, default_tz)
     key = text(tz_col)
-    cases = [f"WHEN {key} IS NULL THEN {_localize(local, default_tz)}"]
-    names = {k: z.name for k, z in (zones or {}).items() if z.name is not None}
-    offsets = {k: z.offset for k, z in (zones or {}).items() if z.offset is not None}
-    if names:
-        m = "MAP {" + ", ".join(f"{lit(k)}: {lit(n)}" for k, n in names.items()) + "}"
-        cases.append(f"WHEN {m}[{key}] IS NOT NULL THEN timezone({m}[{key}], {local}) AT TIME ZONE 'UTC'")
-    if offsets:
-        m = "MAP {" + ", ".join(f"{lit(k)}: {int(o)}" for k, o in offsets.items()) + "}"
-        cases.append(f"WHEN {m}[{key}] IS NOT NULL THEN {local} - to_minutes({m}[{key}])")
-    return "(CASE " + " ".join(cases) + " END)"
+    return _zoned(local, key, f"WHEN {key} IS NULL THEN {_localize(local, default_tz)}", zones)
 
 
 def scan_zone_column(con: duckdb.DuckDBPyConnection, table: str, col: str, *, path: str, column_name: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,8 @@ class Portfolio:
         return p
 
     def _repr_html_(self) -> str:
-        items = "".join(f"<li>{line}</li>" for line in self.headline())
+        # Channel and segment names come from the shop's data: escaped, like everything a page shows.
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in self.headline())
         sizes = self.segments.groupby(["segment_kind", "segment"]).size().rename("customers").reset_index()
         return (f"<h3>clientfolio portfolio as of {self.as_of:%d %b %Y}</h3><ul>{items}</ul>"
                 f"<details><summary>segment sizes</summary>{sizes.to_html(index=False)}</details>")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from clientfolio.core.errors import ClientfolioError, ConvergenceError
+from clientfolio.core.errors import ClientfolioError
 from clientfolio.core.money import currency_prefix
 from clientfolio.core.notes import Note, Notes, method_note
 from clientfolio.features import behaviour_features, daily_activity, rfm_summary
@@ -88,12 +88,16 @@ def _one_time_alive_model(model, summary: pd.DataFrame, notes: list[str]):
         try:
             alive = MBGNBD(penalizer_coef=0.001).fit(summary)
         except ClientfolioError:
-            notes.append("BG/NBD treats customers without a repeat purchase as surely active, and the model used "
-                         "to correct that (MBG/NBD) could not be fitted: their P(alive) is left unknown")
+            notes.append(Note("for customers who have bought only once, the chance they are still a customer "
+                              "cannot be estimated here, so it is left blank", topic="one-time buyers alive"))
+            notes.append(method_note("BG/NBD treats customers without a repeat purchase as surely active, and the "
+                                     "model used to correct that (MBG/NBD) could not be fitted: their P(alive) is "
+                                     "left unknown"))
             return None
-    notes.append("BG/NBD treats customers without a repeat purchase as surely active; their P(alive) comes from "
-                 "MBG/NBD fitted on the same customers (which allows leaving right after the first purchase), and "
-                 "their expected purchases are BG/NBD's expectation if still active times that P(alive)")
+    notes.append(method_note("BG/NBD treats customers without a repeat purchase as surely active; their P(alive) "
+                             "comes from MBG/NBD fitted on the same customers (which allows leaving right after the "
+                             "first purchase), and their expected purchases are BG/NBD's expectation if still active "
+                             "times that P(alive)"))
     return alive
 
 

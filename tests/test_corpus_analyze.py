@@ -17,7 +17,6 @@ import pytest
 
 import clientfolio
 from clientfolio.core.errors import ClientfolioError
-from clientfolio.core.money import format_money
 from clientfolio.portfolio import MAX_RANGE_RATIO
 from clientfolio.scores.clv import FORECAST_COLUMNS
 from clientfolio.store import open_store

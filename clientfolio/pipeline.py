@@ -273,8 +273,7 @@ def analyze(
     :class:`~clientfolio.ingest.ImportResult` as soon as the data is imported (the
     portfolio keeps it as ``import_result``).
     """
-    if rules is not None:
-        check_rules(rules)
+    checked_rules = check_rules(rules) if rules is not None else None  # read once, before any work
     report = progress or (lambda msg, frac: None)
     imported = None
     notes = Notes()
@@ -415,14 +414,11 @@ def analyze(
                 notes.append(method_note("cluster discovery is not available in this installation"))
             except ClientfolioError as exc:
                 notes.append(method_note(f"cluster discovery skipped: {exc}"))
-        if rules is not None:
-            from clientfolio.segments.rules import RuleSet
-
+        if checked_rules is not None:
             rule_frame = customers.drop(columns=[c for c in customers.columns
                                                  if customers[c].dtype == object and c != "customer_id"
                                                  and customers[c].map(type).isin([list, dict]).any()])
-            ruleset = (RuleSet.from_dict(rules, schema=rule_frame) if isinstance(rules, dict)
-                       else RuleSet.from_yaml(rules, schema=rule_frame))
+            ruleset = checked_rules.with_schema(rule_frame)  # this shop's columns, now that they exist
             tx = st.query("SELECT customer_id, source, order_id, ts, amount, is_refund FROM transactions "
                           "WHERE customer_id IS NOT NULL")
             parts.append(ruleset.evaluate(rule_frame, tx, as_of=as_of))

@@ -51,6 +51,7 @@ class Portfolio:
     # Does the data support forecasts (CLV, P(alive), expected purchases)?  Every output reads this
     # one verdict: below the measured minimum they say so and show the historical view instead.
     support: Support = field(default_factory=lambda: Support(True, "not checked"))
+    state: Any = None  # the fitted clientfolio.state.PortfolioState behind these results
 
     # -- plain words ----------------------------------------------------------------------
 

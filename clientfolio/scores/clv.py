@@ -223,14 +223,29 @@ def _margin(summary: pd.DataFrame, default: float) -> np.ndarray:
 RUN_RATE_PRIOR_MONTHS = 3.0
 
 
-def run_rate_scores(summary: pd.DataFrame, settings: ClvSettings | None = None) -> pd.DataFrame:
+def run_rate_per_month(summary: pd.DataFrame) -> float:
+    """The shop's typical repeat purchases per month: what the run rate shrinks each customer towards.
+
+    The median rate of customers seen for `RUN_RATE_PRIOR_MONTHS` or more (a few heavy buyers would
+    pull a pooled rate up and make every newcomer look like them); pooled over everyone where none is.
+    """
+    unit_days = _unit_days(summary)
+    months = np.clip(summary["T"].to_numpy(dtype=float) * unit_days / DAYS_PER_MONTH, 0.0, None)
+    repeats = summary["frequency"].to_numpy(dtype=float)
+    seen = months >= RUN_RATE_PRIOR_MONTHS
+    return (float(np.median(repeats[seen] / months[seen])) if seen.any()
+            else float(repeats.sum() / months.sum()) if months.sum() > 0 else 0.0)
+
+
+def run_rate_scores(summary: pd.DataFrame, settings: ClvSettings | None = None,
+                    shop_rate: float | None = None) -> pd.DataFrame:
     """Scores without a purchase model, for histories too short or odd to fit one.
 
     Expected repeat purchases per month = (the customer's repeat purchases + the shop's typical
     rate x 3 months) / (months since the first purchase + 3 months): each customer's own rate,
-    shrunk towards the shop's typical rate (the median repeat purchases per month of customers
-    seen for 3 months or more; pooled over everyone where there are none) in proportion to how
-    little of them has been seen.  A customer who bought once, yesterday, gets
+    shrunk towards the shop's typical rate (:func:`run_rate_per_month`, fitted on these
+    customers unless `shop_rate` is given) in proportion to how little of them has been seen.
+    A customer who bought once, yesterday, gets
     about the shop's average rate -- not one purchase a month, which ranked such a customer above
     a regular with 49 orders.  CLV = that rate carried forward x spend per order x margin,
     discounted.  P(alive) is unknown (NaN) and there is no interval: say so wherever shown.
@@ -241,10 +256,7 @@ def run_rate_scores(summary: pd.DataFrame, settings: ClvSettings | None = None) 
     months = np.clip(summary["T"].to_numpy(dtype=float) * unit_days / DAYS_PER_MONTH, 0.0, None)
     repeats = summary["frequency"].to_numpy(dtype=float)
     w = RUN_RATE_PRIOR_MONTHS
-    seen = months >= w  # the typical rate among customers seen for the prior's length; a few heavy
-    # buyers would pull a pooled rate up and make every newcomer look like them
-    shop_rate = (float(np.median(repeats[seen] / months[seen])) if seen.any()
-                 else repeats.sum() / months.sum() if months.sum() > 0 else 0.0)
+    shop_rate = run_rate_per_month(summary) if shop_rate is None else shop_rate
     per_month = (repeats + shop_rate * w) / (months + w)
     disc_months = ((1.0 + s.discount_rate) ** (-np.arange(1, s.horizon_months + 1) / 12.0)).sum()
     spend = _expected_spend(summary, None)

@@ -112,6 +112,97 @@ class ClusterResult:
     scaling: pd.DataFrame
     labels: pd.Series
     notes: tuple[str, ...]
+    assigner: "ClusterAssigner | None" = None  # assigns new or changed customers to these groups
+
+
+@dataclass(frozen=True)
+class ClusterAssigner:
+    """The fitted part of clustering: how to scale a customer's features and which group is nearest.
+
+    Plain numbers only (it is stored with the portfolio state as JSON): the scaling of each column
+    used, and k-means centres or a Gaussian mixture's weights, means and precision factors, with
+    the mapping from the model's group numbers to the persona names.  HDBSCAN cannot place new
+    points, so its groups are assigned by the nearest group mean.
+    """
+
+    method: str
+    scaling: tuple[dict, ...]  # feature, transform, imputed_with, center, scale, weight
+    clip: float
+    centers: tuple[tuple[float, ...], ...]  # k-means centres / mixture means / HDBSCAN group means (scaled)
+    names: tuple[str, ...]  # persona name per model group
+    mix_weights: tuple[float, ...] = ()
+    precisions_chol: tuple = ()  # per component, a d x d factor (Gaussian mixture)
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "scaling": list(self.scaling), "clip": self.clip,
+                "centers": [list(c) for c in self.centers], "names": list(self.names),
+                "mix_weights": list(self.mix_weights),
+                "precisions_chol": [np.asarray(p).tolist() for p in self.precisions_chol]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClusterAssigner":
+        return cls(method=d["method"], scaling=tuple(d["scaling"]), clip=float(d["clip"]),
+                   centers=tuple(tuple(c) for c in d["centers"]), names=tuple(d["names"]),
+                   mix_weights=tuple(d.get("mix_weights", ())),
+                   precisions_chol=tuple(np.asarray(p) for p in d.get("precisions_chol", ())))
+
+    @property
+    def columns(self) -> list[str]:
+        return [row["feature"] for row in self.scaling]
+
+    def matrix(self, features: pd.DataFrame) -> np.ndarray:
+        """The customers' scaled, clipped, weighted feature matrix (missing columns count as missing values)."""
+        cols = []
+        for row in self.scaling:
+            name = row["feature"]
+            v = (pd.to_numeric(features[name], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+                 if name in features else np.full(len(features), np.nan))
+            v = np.where(np.isfinite(v), v, row["imputed_with"])
+            if row["transform"] == "log1p":
+                v = np.log1p(np.maximum(v, 0.0))
+            elif row["transform"] == "signed log1p":
+                v = np.sign(v) * np.log1p(np.abs(v))
+            cols.append(np.clip((v - row["center"]) / row["scale"], -self.clip, self.clip) * row["weight"])
+        return np.column_stack(cols) if cols else np.empty((len(features), 0))
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """The model group of each customer (index into `names`)."""
+        X = self.matrix(features)
+        centers = np.asarray(self.centers, dtype=float)
+        if self.method == "gmm" and self.precisions_chol:
+            scores = []
+            for w, mu, pc in zip(self.mix_weights, centers, self.precisions_chol):
+                pc = np.asarray(pc, dtype=float)
+                y = (X - mu) @ pc
+                scores.append(np.log(w) + np.sum(np.log(np.diag(pc))) - 0.5 * np.sum(y * y, axis=1))
+            return np.argmax(np.column_stack(scores), axis=1)
+        d = ((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+        return np.argmin(d, axis=1)
+
+    def assign(self, features: pd.DataFrame) -> np.ndarray:
+        """Each customer's group name."""
+        return np.asarray(self.names, dtype=object)[self.predict(features)]
+
+
+def _assigner(method: str, model, sf: "ScaledFeatures", clip: float, labels: np.ndarray, raw_labels: np.ndarray | None,
+              names: dict[int, str]) -> ClusterAssigner:
+    """Capture the chosen model as plain numbers (group names mapped through the size relabelling)."""
+    scaling = tuple({k: (float(v) if isinstance(v, (int, float, np.floating)) else v) for k, v in row.items()
+                     if k in ("feature", "transform", "imputed_with", "center", "scale", "weight")}
+                    for row in sf.scaling.to_dict("records"))
+    if method in ("kmeans", "gmm") and raw_labels is not None:
+        k = len(model.means_) if method == "gmm" else len(model.cluster_centers_)
+        lookup = {}
+        for old, new in zip(raw_labels, labels):
+            lookup.setdefault(int(old), int(new))
+        group_names = tuple(names.get(lookup.get(i, -1), UNCLUSTERED) for i in range(k))
+        if method == "gmm":
+            return ClusterAssigner("gmm", scaling, clip, tuple(map(tuple, model.means_.tolist())), group_names,
+                                   tuple(model.weights_.tolist()), tuple(model.precisions_cholesky_))
+        return ClusterAssigner("kmeans", scaling, clip, tuple(map(tuple, model.cluster_centers_.tolist())), group_names)
+    groups = sorted(int(c) for c in np.unique(labels) if c >= 0)
+    centers = tuple(tuple(sf.matrix[labels == c].mean(axis=0).tolist()) for c in groups)
+    return ClusterAssigner("nearest", scaling, clip, centers, tuple(names[c] for c in groups))
 
 
 # --------------------------------------------------------------------------- scaling
@@ -651,6 +742,7 @@ def _discover(features, method, k, k_range, exclude, columns, random_state, as_o
         raise ClusterError(f"discover_clusters: {n} customer(s) with identical features cannot be split into "
                            "groups; add customers or features")
     rows: list[dict] = []
+    chosen_model = raw_labels = None
 
     if method == "hdbscan":
         if len(sample) > HDBSCAN_SAMPLE:  # HDBSCAN's cost grows faster than linearly
@@ -722,7 +814,9 @@ def _discover(features, method, k, k_range, exclude, columns, random_state, as_o
                                                         order[rows[i]["method"]], rows[i]["k"]))
         rows[best]["chosen"] = True
         chosen_method, kk, value = rows[best]["method"], rows[best]["k"], rows[best]["value"]
-        labels = _relabel(np.asarray(fitted[(chosen_method, kk)].predict(X)))
+        chosen_model = fitted[(chosen_method, kk)]
+        raw_labels = np.asarray(chosen_model.predict(X))
+        labels = _relabel(raw_labels)
         k_found = int(labels.max()) + 1
         tried = f"k={ks[0]}" if len(ks) == 1 else f"k={ks[0]}–{ks[-1]}"
         crit_name = {"silhouette": "silhouette score", "bic": "BIC", "icl": "ICL"}[rows[best]["criterion"]]
@@ -762,4 +856,5 @@ def _discover(features, method, k, k_range, exclude, columns, random_state, as_o
         membership=members, profiles=profiles, personas=personas, traits=traits, criterion=criterion,
         chosen_k=int((profiles["cluster"] >= 0).sum()), explanation=explanation, method=chosen_method,
         features_used=tuple(sf.raw.columns), scaling=sf.scaling,
-        labels=pd.Series(labels, index=pd.Index(sf.ids, name=id_col), name="cluster"), notes=tuple(notes))
+        labels=pd.Series(labels, index=pd.Index(sf.ids, name=id_col), name="cluster"), notes=tuple(notes),
+        assigner=_assigner(chosen_method, chosen_model, sf, float(clip), labels, raw_labels, names))

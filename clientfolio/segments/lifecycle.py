@@ -28,22 +28,34 @@ from clientfolio.segments._membership import as_of_of, membership
 STAGES = ("prospect", "new", "active", "at risk", "lapsed", "churned", "reactivated")
 
 
+DEFAULT_WINDOW = 30.0  # days: the return window of a shop where nobody has come back yet
+P_ALIVE_LINES = {"churned": 0.10, "lapsed": 0.30, "at risk": 0.70}
+RHYTHMS = {"churned": 8, "lapsed": 4, "at risk": 2}
+
+
+def return_window(customers: pd.DataFrame, unit_days: float | None = None) -> float:
+    """The fitted part of lifecycle: days within which 75% of returning customers made their second purchase."""
+    u = unit_days or customers.attrs.get("unit_days", 1.0)
+    gaps = customers["first_gap"] if "first_gap" in customers else customers["ipt_mean"]
+    gaps = (gaps.astype(float) * u)[customers["frequency"] >= 1].dropna()
+    window = float(np.quantile(gaps, 0.75)) if len(gaps) else DEFAULT_WINDOW
+    return window if np.isfinite(window) and window > 0 else DEFAULT_WINDOW
+
+
 def lifecycle(customers: pd.DataFrame, as_of=None, prospects: pd.Series | None = None,
-              unit_days: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+              unit_days: float | None = None, window: float | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-customer table with rhythm and stage, membership).
 
     `customers` is a summary from `rfm_summary` (+ ``p_alive`` if scored); `prospects` are
-    ids of known customers without purchases.
+    ids of known customers without purchases; `window` is the shop's return window in days
+    (from :func:`return_window`; by default fitted on these customers).
     """
     as_of = as_of_of(customers, as_of)
     u = unit_days or customers.attrs.get("unit_days", 1.0)
     to_days = lambda col: customers[col].astype(float) * u  # noqa: E731
     since = to_days("T") - to_days("recency")
     own = to_days("ipt_mean")
-    first_gaps = to_days("first_gap") if "first_gap" in customers else own
-    first_gaps = first_gaps[customers["frequency"] >= 1].dropna()
-    window = float(np.quantile(first_gaps, 0.75)) if len(first_gaps) else 30.0
-    window = window if np.isfinite(window) and window > 0 else 30.0
+    window = return_window(customers, u) if window is None else window
     rhythm = own.where((customers["frequency"] >= 1) & (own > 0), window)
     before = to_days("ipt_mean_before_last") if "ipt_mean_before_last" in customers else own
     rhythm_before = before.where(before > 0, window).fillna(window)
@@ -53,9 +65,7 @@ def lifecycle(customers: pd.DataFrame, as_of=None, prospects: pd.Series | None =
     conds = [
         (freq == 0) & (to_days("T") <= window),
         (freq >= 1) & (last_gap > 4 * rhythm_before) & (since <= 2 * rhythm),
-        (p < 0.10) | (since > 8 * rhythm),
-        (p < 0.30) | (since > 4 * rhythm),
-        (p < 0.70) | (since > 2 * rhythm),
+        *((p < P_ALIVE_LINES[s]) | (since > RHYTHMS[s] * rhythm) for s in ("churned", "lapsed", "at risk")),
     ]
     stage = np.select([c.to_numpy() if hasattr(c, "to_numpy") else c for c in conds],
                       ["new", "reactivated", "churned", "lapsed", "at risk"], default="active")

@@ -22,12 +22,21 @@ QUADRANTS = ("Stars", "Develop", "Maintain", "Review")
 MIN_CUSTOMERS_FOR_SHARES = 10
 
 
+def quadrant_splits(customers: pd.DataFrame, current: str = "value_12m", potential: str = "clv") -> dict[str, float]:
+    """The fitted part of the quadrants: the medians of current value and growth potential."""
+    return {"current": float(np.median(customers[current].astype(float).fillna(0.0))),
+            "potential": float(np.median(customers[potential].astype(float).fillna(0.0)))}
+
+
 def portfolio_quadrants(customers: pd.DataFrame, as_of=None, current: str = "value_12m",
-                        potential: str = "clv") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Quadrant per customer with the two coordinates and the split points used."""
+                        potential: str = "clv", splits: dict[str, float] | None = None
+                        ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Quadrant per customer with the two coordinates and the split points used (`splits` from
+    :func:`quadrant_splits`; by default fitted on these customers)."""
     cur = customers[current].astype(float).fillna(0.0)
     pot = customers[potential].astype(float).fillna(0.0)
-    cx, cy = float(np.median(cur)), float(np.median(pot))
+    splits = splits or quadrant_splits(customers, current, potential)
+    cx, cy = splits["current"], splits["potential"]
     hi_c, hi_p = cur > cx, pot > cy
     quad = np.select([hi_c & hi_p, ~hi_c & hi_p, hi_c & ~hi_p], QUADRANTS[:3], default=QUADRANTS[3])
     table = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "current_value": cur.to_numpy(),

@@ -25,6 +25,23 @@ DEFAULT_GRID: dict[int, tuple[str, str, str, str, str]] = {
 }
 
 
+def quintile_cuts(values: pd.Series | np.ndarray) -> list[float] | None:
+    """The 20/40/60/80% quantiles of the non-missing values (None when there are none): what RFM fits."""
+    v = np.asarray(values, dtype=float)
+    finite = v[np.isfinite(v)]
+    return np.quantile(finite, [0.2, 0.4, 0.6, 0.8]).tolist() if len(finite) else None
+
+
+def score_by_cuts(values: pd.Series | np.ndarray, cuts: list[float] | None, higher_is_better: bool = True) -> np.ndarray:
+    """Scores 1..5 against fitted cut points: bin = 1 + cut points strictly below the value; missing scores 1."""
+    v = np.asarray(values, dtype=float)
+    if cuts is None:
+        return np.ones(len(v), dtype=np.int64)
+    bins = 1 + np.searchsorted(np.asarray(cuts, dtype=float), v, side="left")
+    score = bins if higher_is_better else 6 - bins
+    return np.where(np.isfinite(v), score, 1).astype(np.int64)
+
+
 def quintile_score(values: pd.Series, ids: pd.Series | None = None, higher_is_better: bool = True) -> np.ndarray:
     """Scores 1..5 by the quintile cut points of the values themselves: equal values, equal scores.
 
@@ -36,22 +53,11 @@ def quintile_score(values: pd.Series, ids: pd.Series | None = None, higher_is_be
     customer bought on the cut-off day, all get R = 5.  Missing values score 1.  (`ids` is
     accepted for compatibility; the order of customers plays no part.)
     """
-    v = values.to_numpy(dtype=float)
-    finite = v[np.isfinite(v)]
-    if not len(finite):
-        return np.ones(len(v), dtype=np.int64)
-    cuts = np.quantile(finite, [0.2, 0.4, 0.6, 0.8])
-    bins = 1 + np.searchsorted(cuts, v, side="left")
-    score = bins if higher_is_better else 6 - bins
-    return np.where(np.isfinite(v), score, 1).astype(np.int64)
+    return score_by_cuts(values, quintile_cuts(values), higher_is_better)
 
 
-def rfm_scores(customers: pd.DataFrame, as_of=None) -> pd.DataFrame:
-    """R, F, M (1..5) and FM for each customer.
-
-    Needs ``customer_id`` and either ``days_since_last`` or ``last_purchase`` (with an
-    as-of date), ``orders`` or ``frequency``, and ``revenue`` or ``monetary``.
-    """
+def _rfm_inputs(customers: pd.DataFrame, as_of) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(days since the last purchase, orders, revenue) -- or their fallbacks -- of each customer."""
     as_of = as_of_of(customers, as_of)
     if "days_since_last" in customers:
         since = customers["days_since_last"]
@@ -63,12 +69,28 @@ def rfm_scores(customers: pd.DataFrame, as_of=None) -> pd.DataFrame:
     money = customers["revenue"] if "revenue" in customers else customers.get("monetary")
     if freq is None or money is None:
         raise SchemaError("rfm_scores needs 'orders' (or 'frequency') and 'revenue' (or 'monetary') columns")
-    ids = customers["customer_id"]
-    r = quintile_score(since.astype(float), ids, higher_is_better=False)  # fewer days since last purchase is better
-    f = quintile_score(freq.astype(float), ids)
-    m = quintile_score(money.astype(float), ids)
+    return since.astype(float), freq.astype(float), money.astype(float)
+
+
+def rfm_cuts(customers: pd.DataFrame, as_of=None) -> dict[str, list[float] | None]:
+    """The fitted part of RFM: quintile cut points of days since the last order, orders and revenue."""
+    since, freq, money = _rfm_inputs(customers, as_of)
+    return {"recency": quintile_cuts(since), "orders": quintile_cuts(freq), "revenue": quintile_cuts(money)}
+
+
+def rfm_scores(customers: pd.DataFrame, as_of=None, cuts: dict[str, list[float] | None] | None = None) -> pd.DataFrame:
+    """R, F, M (1..5) and FM for each customer, against `cuts` (default: fitted on these customers).
+
+    Needs ``customer_id`` and either ``days_since_last`` or ``last_purchase`` (with an
+    as-of date), ``orders`` or ``frequency``, and ``revenue`` or ``monetary``.
+    """
+    since, freq, money = _rfm_inputs(customers, as_of)
+    cuts = cuts if cuts is not None else rfm_cuts(customers, as_of)
+    r = score_by_cuts(since, cuts["recency"], higher_is_better=False)  # fewer days since last purchase is better
+    f = score_by_cuts(freq, cuts["orders"])
+    m = score_by_cuts(money, cuts["revenue"])
     fm = np.floor((f + m) / 2 + 0.5).astype(np.int64)
-    return pd.DataFrame({"customer_id": ids.to_numpy(), "R": r, "F": f, "M": m, "FM": fm,
+    return pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "R": r, "F": f, "M": m, "FM": fm,
                          "RFM": [f"{a}{b}{c}" for a, b, c in zip(r, f, m)]})
 
 
@@ -78,12 +100,15 @@ def check_grid(grid: dict[int, tuple[str, ...]]) -> None:
         raise SchemaError("an RFM grid needs rows R=5..1, each with 5 segment names for FM=1..5")
 
 
-def rfm_segments(customers: pd.DataFrame, as_of=None, grid: dict[int, tuple[str, ...]] | None = None
-                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(scores table, membership table) with the named RFM segment of every customer."""
+def rfm_segments(customers: pd.DataFrame, as_of=None, grid: dict[int, tuple[str, ...]] | None = None,
+                 cuts: dict[str, list[float] | None] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(scores table, membership table) with the named RFM segment of every customer.
+
+    `cuts` (from :func:`rfm_cuts`) scores against cut points fitted elsewhere; by default they
+    are fitted on these customers."""
     grid = grid or DEFAULT_GRID
     check_grid(grid)
-    scores = rfm_scores(customers, as_of)
+    scores = rfm_scores(customers, as_of, cuts)
     names = np.array([grid[r][fm - 1] for r, fm in zip(scores["R"], scores["FM"])], dtype=object)
     scores["rfm_segment"] = names
     return scores, membership(scores["customer_id"], "rfm", scores["rfm_segment"], as_of_of(customers, as_of))

@@ -32,40 +32,66 @@ DIMENSIONS = {
 }
 
 
-def _tiers(values: pd.Series, shares: tuple[float, float], names: tuple[str, str, str]) -> np.ndarray:
-    """Tier by cut points on the values: above the (1 - top share) quantile, above the (1 - top - next)
-    quantile, the rest.  Equal values share a tier (a tie at a cut point goes to the lower tier),
-    so the tiers hold about, not exactly, the stated shares.  Missing values are in the last tier."""
+def tier_cuts(values: pd.Series, shares: tuple[float, float] = (0.2, 0.3)) -> tuple[float, float] | None:
+    """The fitted part of a tiering: the (1 - top) and (1 - top - next) quantiles of the values."""
     v = values.to_numpy(dtype=float)
     finite = v[np.isfinite(v)]
     if not len(finite):
-        return np.full(len(v), names[2], dtype=object)
+        return None
     hi, mid = np.quantile(finite, [1 - shares[0], 1 - shares[0] - shares[1]])
+    return float(hi), float(mid)
+
+
+def tiers_by_cuts(values: pd.Series, cuts: tuple[float, float] | None, names: tuple[str, str, str]) -> np.ndarray:
+    """Above the top cut, above the middle cut, the rest (a tie at a cut goes to the lower tier;
+    missing values are in the last tier)."""
+    v = values.to_numpy(dtype=float)
+    if cuts is None:
+        return np.full(len(v), names[2], dtype=object)
+    hi, mid = cuts
     ok = np.isfinite(v)
     return np.where(ok & (v > hi), names[0], np.where(ok & (v > mid), names[1], names[2]))
 
 
-def value_tiers(customers: pd.DataFrame, as_of=None, column: str = "clv", shares: tuple[float, float] = (0.2, 0.3),
-                names: tuple[str, str, str] = VALUE_TIER_NAMES, kind: str = "value_tier") -> pd.DataFrame:
-    """Top `shares[0]` / next `shares[1]` / rest of customers by `column` (predicted CLV by default).
-
-    Cut points are on the values, so customers with equal values are always in the same tier.
-    """
+def _check_tiering(customers: pd.DataFrame, column: str, shares: tuple[float, float]) -> None:
     if column not in customers:
         raise SchemaError(f"value_tiers: no {column!r} column; score customers first (clientfolio.scores)")
     if not (0 < shares[0] < 1 and 0 < shares[1] < 1 and sum(shares) < 1):
         raise SchemaError(f"value_tiers: shares must be two fractions summing below 1, got {shares}")
-    tier = _tiers(customers[column], shares, names)
+
+
+def value_tiers(customers: pd.DataFrame, as_of=None, column: str = "clv", shares: tuple[float, float] = (0.2, 0.3),
+                names: tuple[str, str, str] = VALUE_TIER_NAMES, kind: str = "value_tier",
+                cuts: tuple[float, float] | None | str = "fit") -> pd.DataFrame:
+    """Top `shares[0]` / next `shares[1]` / rest of customers by `column` (predicted CLV by default).
+
+    Cut points are on the values, so customers with equal values are always in the same tier.
+    `cuts` (from :func:`tier_cuts`) applies cut points fitted elsewhere; "fit" fits them here.
+    """
+    _check_tiering(customers, column, shares)
+    if isinstance(cuts, str):
+        cuts = tier_cuts(customers[column], shares)
+    tier = tiers_by_cuts(customers[column], cuts, names)
     return membership(customers["customer_id"], kind, pd.Series(tier), as_of_of(customers, as_of))
 
 
-def frequency_tiers(customers: pd.DataFrame, as_of=None) -> pd.DataFrame:
-    """One-time (a single order), frequent (top third of repeat buyers by orders per month), occasional."""
-    orders = customers["orders"].to_numpy()
-    rate = customers["orders_per_month"] if "orders_per_month" in customers else customers["frequency"]
-    repeat = orders > 1
-    cut = np.quantile(rate[repeat], 2 / 3) if repeat.any() else np.inf
-    tier = np.where(~repeat, "One-time", np.where(rate.to_numpy() >= cut, "Frequent", "Occasional"))
+def _tier_rate(customers: pd.DataFrame) -> pd.Series:
+    return customers["orders_per_month"] if "orders_per_month" in customers else customers["frequency"]
+
+
+def frequency_cut(customers: pd.DataFrame) -> float:
+    """The fitted part of frequency tiers: the top third of repeat buyers' orders per month starts here."""
+    rate, repeat = _tier_rate(customers), customers["orders"].to_numpy() > 1
+    return float(np.quantile(rate[repeat], 2 / 3)) if repeat.any() else float("inf")
+
+
+def frequency_tiers(customers: pd.DataFrame, as_of=None, cut: float | None = None) -> pd.DataFrame:
+    """One-time (a single order), frequent (top third of repeat buyers by orders per month), occasional.
+
+    `cut` (from :func:`frequency_cut`) applies a line fitted elsewhere; by default it is fitted here."""
+    cut = frequency_cut(customers) if cut is None else cut
+    repeat = customers["orders"].to_numpy() > 1
+    tier = np.where(~repeat, "One-time", np.where(_tier_rate(customers).to_numpy() >= cut, "Frequent", "Occasional"))
     return membership(customers["customer_id"], "frequency_tier", pd.Series(tier), as_of_of(customers, as_of))
 
 
@@ -94,8 +120,56 @@ class ValueScore:
     notes: list[str]
 
 
-def value_score(customers: pd.DataFrame, weights: dict[str, float] | str = "retail") -> ValueScore:
-    """Multi-dimensional value score 0-100 with user weights or a sector preset."""
+MAX_EXACT_REFERENCE = 4096  # distinct values kept exactly; beyond this a percentile grid of that many points
+
+
+def percentile_reference(values: pd.Series) -> dict[str, list[float] | int] | None:
+    """The fitted part of a percentile: the base's distribution of one input.
+
+    Up to ``MAX_EXACT_REFERENCE`` distinct values it is exact (each value with how many
+    customers have it), so applying it to the base it came from gives pandas' average-rank
+    percentiles; above that it is a grid of quantiles, interpolated (within 1/4096).
+    """
+    v = values.to_numpy(dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return None
+    uniq, counts = np.unique(v, return_counts=True)
+    if len(uniq) <= MAX_EXACT_REFERENCE:
+        return {"values": uniq.tolist(), "counts": counts.tolist(), "n": int(len(v))}
+    grid = np.quantile(v, np.linspace(0, 1, MAX_EXACT_REFERENCE + 1))
+    return {"grid": grid.tolist(), "n": int(len(v))}
+
+
+def percentile_of(values: pd.Series | np.ndarray, ref: dict | None) -> np.ndarray:
+    """Percentile (0..1] of each value within a fitted reference; NaN for missing values."""
+    v = np.asarray(values, dtype=float)
+    if ref is None:
+        return np.full(len(v), np.nan)
+    n = float(ref["n"])
+    if "grid" in ref:
+        grid = np.asarray(ref["grid"])
+        out = np.interp(v, grid, np.linspace(0, 1, len(grid)))
+        return np.where(np.isfinite(v), np.maximum(out, 0.5 / n), np.nan)
+    uniq, counts = np.asarray(ref["values"]), np.asarray(ref["counts"], dtype=float)
+    below = np.concatenate([[0.0], np.cumsum(counts)])  # customers strictly below each distinct value
+    i = np.searchsorted(uniq, v, side="left")
+    # A value equal to a reference value up to float noise is that value (one customer scored alone can
+    # differ from the batch in the last digit: vectorised arithmetic rounds by array length).  Exact
+    # matches first: the base itself can hold values a rounding apart, and pandas ranks them apart.
+    at = np.minimum(i, len(uniq) - 1)
+    exact = (i < len(uniq)) & (uniq[at] == v)
+    near = np.clip(i - 1, 0, len(uniq) - 1)
+    i = np.where(~exact & (i > 0) & np.isclose(uniq[near], v, rtol=1e-12, atol=0.0), i - 1, i)
+    at = np.minimum(i, len(uniq) - 1)
+    hit = (i < len(uniq)) & np.isclose(uniq[at], v, rtol=1e-12, atol=0.0)
+    tie = np.where(hit, counts[at], 0.0)
+    # average rank, as pandas ranks ties; a value the base did not have sits half a customer above those below it
+    rank = np.where(hit, below[i] + (tie + 1.0) / 2.0, below[i] + 0.5)
+    return np.where(np.isfinite(v), rank / n, np.nan)
+
+
+def _weights(weights: dict[str, float] | str) -> dict[str, float]:
     if isinstance(weights, str):
         if weights not in PRESETS:
             raise SchemaError(f"unknown sector preset {weights!r}; use one of {sorted(PRESETS)} or a dict of weights")
@@ -103,15 +177,37 @@ def value_score(customers: pd.DataFrame, weights: dict[str, float] | str = "reta
     bad = set(weights) - set(DIMENSIONS)
     if bad or any(w < 0 for w in weights.values()) or not sum(weights.values()):
         raise SchemaError(f"value weights must be non-negative numbers for {sorted(DIMENSIONS)}, got {weights}")
+    return weights
+
+
+def value_references(customers: pd.DataFrame) -> dict[str, dict]:
+    """The fitted part of the value score: the base's distribution of every input it has."""
+    out = {}
+    for cols in DIMENSIONS.values():
+        for c in cols:
+            if c in customers and customers[c].notna().any():
+                out[c] = percentile_reference(customers[c].astype(float))
+    return out
+
+
+def value_score(customers: pd.DataFrame, weights: dict[str, float] | str = "retail",
+                references: dict[str, dict] | None = None) -> ValueScore:
+    """Multi-dimensional value score 0-100 with user weights or a sector preset.
+
+    Each input is a percentile within `references` (from :func:`value_references`; by default
+    fitted on these customers); which dimensions have data is decided by the references too.
+    """
+    weights = _weights(weights)
+    refs = references if references is not None else value_references(customers)
     out = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy()})
     used, notes = {}, []
     for dim, cols in DIMENSIONS.items():
-        have = [c for c in cols if c in customers and customers[c].notna().any()]
+        have = [c for c in cols if refs.get(c) is not None and c in customers]
         if not have or not weights.get(dim):
             if weights.get(dim):
                 notes.append(f"no {dim} data ({', '.join(cols)}): its weight is shared among the other dimensions")
             continue
-        pct = [customers[c].astype(float).rank(pct=True).fillna(0.0).to_numpy() * 100 for c in have]
+        pct = [np.nan_to_num(percentile_of(customers[c].astype(float), refs[c]), nan=0.0) * 100 for c in have]
         out[dim] = np.mean(pct, axis=0)
         used[dim] = weights[dim]
     total = sum(used.values())

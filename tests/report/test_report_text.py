@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from clientfolio.core.notes import Notes, audience_of
-from clientfolio.pipeline import _fit_purchase_model
+from clientfolio.state.models import fit_purchase_model as _fit_purchase_model
 from clientfolio.report import charts
 from tests.conftest import DATA, ROOT
 

@@ -1,0 +1,51 @@
+"""Every customer's features at a date, read from a store: what a portfolio state is fitted on and applied to.
+
+One row per customer who bought up to the date: the purchase summary (in days), behaviour and
+engagement, the customer's own attributes, and the last 12 months' value.  Known customers
+without a purchase come back separately as prospects.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from clientfolio.features import behaviour_features, rfm_summary
+from clientfolio.store import Store
+
+ATTRIBUTES_SQL = ("SELECT customer_id, region, country AS customer_country, industry, size, acquisition_channel, "
+                  "acquisition_cost, consent_marketing, first_seen FROM customers")
+
+
+def value_12m(store: Store, as_of: pd.Timestamp, customer_ids: list[str] | None = None) -> pd.DataFrame:
+    """Revenue and gross profit of the 12 months up to `as_of` (refunds included), per customer."""
+    end = f"DATE '{pd.Timestamp(as_of).date().isoformat()}'"
+    only, params = "", []
+    if customer_ids is not None:
+        only = f" AND customer_id IN ({', '.join('?' for _ in customer_ids)})" if customer_ids else " AND FALSE"
+        params = list(customer_ids)
+    return store.query(f"""SELECT customer_id, sum(amount) AS revenue_12m,
+                                  sum(amount) - coalesce(sum(cost), 0) AS value_12m
+                           FROM transactions WHERE customer_id IS NOT NULL
+                             AND ts >= CAST({end} - 365 AS TIMESTAMP) AND ts < CAST({end} + 1 AS TIMESTAMP){only}
+                           GROUP BY customer_id""", params)
+
+
+def customer_features(store: Store, as_of: pd.Timestamp) -> tuple[pd.DataFrame, list, pd.Series]:
+    """(features of every customer with purchases up to `as_of`, notes on what was skipped, prospects)."""
+    as_of = pd.Timestamp(as_of).normalize()
+    summary = rfm_summary(store, cutoff=as_of, unit="D")
+    beh, notes = behaviour_features(store, as_of)
+    attrs = store.query(ATTRIBUTES_SQL)
+    features = (summary.merge(beh, on="customer_id", how="left")
+                .merge(attrs, on="customer_id", how="left")
+                .merge(value_12m(store, as_of), on="customer_id", how="left"))
+    features[["value_12m", "revenue_12m"]] = features[["value_12m", "revenue_12m"]].fillna(0.0)
+    features.attrs.update({"cutoff": as_of, "unit": "D", "unit_days": 1.0})
+    prospects = attrs.loc[~attrs["customer_id"].isin(set(summary["customer_id"])), "customer_id"]
+    return features, notes, prospects
+
+
+def rule_transactions(store: Store) -> pd.DataFrame:
+    """The transaction columns windowed rules read ("orders in the last 30 days")."""
+    return store.query("SELECT customer_id, source, order_id, ts, amount, is_refund FROM transactions "
+                       "WHERE customer_id IS NOT NULL")

@@ -1,0 +1,404 @@
+"""The fitted portfolio state: everything learned from the whole customer base at a cut-off.
+
+Fit once, apply everywhere (DESIGN.md).  :meth:`PortfolioState.fit` learns, from the customers'
+features at a cut-off, what depends on the whole base -- purchase, spend and one-time-buyer
+models (with covariance), the run rate of shops too small for a model, RFM cut points, value
+and frequency tier lines, the shop's return window, quadrant splits, value-score references and
+weights, cluster scaling and centres, the rule set and the CAC table.  :meth:`PortfolioState.apply`
+scores and segments any set of customers with that state: the whole base, one customer after an
+event, a partition elsewhere.  It reads nothing but its arguments, so applying a state to the
+customers it was fitted on gives exactly what fitting gave.
+
+Both run through the same steps (`_score`, `_segment`): while fitting, each step first learns its
+part of the state from the customers in front of it, then applies it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clientfolio.core.errors import SchemaError
+from clientfolio.core.notes import Notes, method_note
+from clientfolio.scores import (ClvSettings, clv_to_cac, customer_cac, historical_scores, run_rate_scores,
+                                score_customers)
+from clientfolio.scores.clv import DAYS_PER_MONTH, run_rate_per_month
+from clientfolio.scores.intervals import total_interval
+from clientfolio.segments import behaviour as seg_behaviour
+from clientfolio.segments import lifecycle, portfolio, rfm, value
+from clientfolio.segments.clusters import ClusterAssigner
+from clientfolio.state.models import (fit_one_time_alive_model, fit_purchase_model, fit_spend_model, model_from_dict,
+                                      model_to_dict)
+from clientfolio.store.audit import Support
+
+FORMAT = 1  # version of the stored form; bump when `to_dict` changes incompatibly
+FIT_SAMPLE = 10_000  # customers: beyond this the purchase model's parameters come from a random sample
+CLUSTER_SAMPLE = 5_000  # customers on which the number of groups is chosen (all are assigned)
+# Columns measured in days; the purchase models work in weeks.
+TIME_COLUMNS = ("recency", "T", "tenure", "ipt_mean", "ipt_std", "last_gap", "first_gap", "ipt_mean_before_last")
+HISTORICAL_TIER_NAMES = ("Top 20% by past spend", "Next 30% by past spend", "Other 50% by past spend")
+PREFERENCE_KINDS = ("category_preference", "channel_preference", "discount_reliance")
+
+
+@dataclass
+class Applied:
+    """What applying a state gives: one row per customer with every score and segment, and memberships."""
+
+    customers: pd.DataFrame
+    segments: pd.DataFrame
+
+
+def model_summary(features: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The features in the purchase models' unit (weeks), with the attributes scores read."""
+    summary = features.copy()
+    for col in TIME_COLUMNS:
+        if col in summary:
+            summary[col] = summary[col] / 7.0
+    summary.attrs.update({"unit": "W", "unit_days": 7.0, "cutoff": pd.Timestamp(as_of)})
+    return summary
+
+
+class PortfolioState:
+    """Learned from the whole base at a cut-off; scores and segments customers (scikit-learn's contract).
+
+    Settings go to the constructor; :meth:`fit` learns the attributes ending in ``_``;
+    :meth:`apply` is a pure function of the state and the customers' features (in days, one row
+    per customer: the columns of :func:`clientfolio.state.features.customer_features`).
+    """
+
+    def __init__(self, model: str = "bgnbd", settings: ClvSettings | None = None, sector: str = "retail",
+                 rules: Any = None, clusters: bool = True, currency: str = "") -> None:
+        self.model = model
+        self.settings = settings or ClvSettings()
+        self.sector = sector
+        self.rules = rules
+        self.clusters = clusters
+        self.currency = currency
+
+    # ------------------------------------------------------------------ fit and apply
+    def fit(self, features: pd.DataFrame, as_of: pd.Timestamp, *, support: Support, start: dict | None = None,
+            transactions: pd.DataFrame | None = None, marketing_spend: pd.DataFrame | None = None,
+            prospects: pd.Series | None = None, fitted_on: dict | None = None) -> PortfolioState:
+        """Learn the state from every customer's features at `as_of`; see :meth:`fit_apply`."""
+        self.fit_apply(features, as_of, support=support, start=start, transactions=transactions,
+                       marketing_spend=marketing_spend, prospects=prospects, fitted_on=fitted_on)
+        return self
+
+    def fit_apply(self, features: pd.DataFrame, as_of: pd.Timestamp, *, support: Support, start: dict | None = None,
+                  transactions: pd.DataFrame | None = None, marketing_spend: pd.DataFrame | None = None,
+                  prospects: pd.Series | None = None, fitted_on: dict | None = None) -> Applied:
+        """Fit the state and return its application to the same customers (like ``fit_transform``).
+
+        `support` says whether the data supports forecasts; `start`, parameters to start the
+        purchase model from; `transactions`, the rows windowed rules read; `prospects`, known
+        customers without purchases (lifecycle "prospect").  `fitted_on` records the data
+        (transactions, customers, fingerprint) with the state.
+        """
+        self.settings.check()
+        as_of = pd.Timestamp(as_of).normalize()
+        self.cutoff_ = as_of
+        self.support_ = support
+        self.fitted_on_ = dict(fitted_on or {}, cutoff=as_of.isoformat(), customers=int(len(features)))
+        self.notes_ = Notes()
+        self._fit_models(features, as_of, start)
+        scored = self._score(features, as_of, self.settings, fit=True)
+        applied = self._segment(scored, as_of, transactions, prospects, marketing_spend, fit=True)
+        return applied
+
+    def apply(self, features: pd.DataFrame, as_of: pd.Timestamp | None = None, *,
+              transactions: pd.DataFrame | None = None, prospects: pd.Series | None = None,
+              intervals: bool = True) -> Applied:
+        """Score and segment `features` (one row per customer, in days) with the fitted state at `as_of`.
+
+        `intervals=False` skips the simulated CLV ranges (the look-back needs segments only).
+        """
+        self._check_fitted()
+        as_of = pd.Timestamp(as_of if as_of is not None else self.cutoff_).normalize()
+        s = self.settings if intervals else ClvSettings(horizon_months=self.settings.horizon_months,
+                                                        discount_rate=self.settings.discount_rate,
+                                                        margin=self.settings.margin, intervals=False)
+        scored = self._score(features, as_of, s, fit=False)
+        return self._segment(scored, as_of, transactions, prospects, None, fit=False)
+
+    # ------------------------------------------------------------------ the steps
+    def _fit_models(self, features: pd.DataFrame, as_of: pd.Timestamp, start: dict | None) -> None:
+        self.purchase_model_ = self.spend_model_ = self.alive_model_ = None
+        self.run_rate_ = None
+        self.clv_total_interval_ = None
+        if not self.support_.forecasts:
+            return
+        summary = model_summary(features, as_of)
+        fit_on = summary
+        if len(summary) > FIT_SAMPLE:
+            # Parameters describe the customer base; a random sample estimates them without bias
+            # (their standard errors, and so the CLV intervals, say how precisely).
+            fit_on = summary.sample(FIT_SAMPLE, random_state=0)
+            self.notes_.append(method_note(f"model parameters estimated on a random sample of {FIT_SAMPLE:,} of "
+                                           f"{len(summary):,} customers; every customer is scored"))
+        self.purchase_model_ = fit_purchase_model(fit_on, self.model, self.notes_, start)
+        self.spend_model_ = fit_spend_model(fit_on, self.notes_)
+        if self.purchase_model_ is not None:
+            self.alive_model_ = fit_one_time_alive_model(self.purchase_model_, fit_on, self.notes_)
+        else:
+            self.run_rate_ = run_rate_per_month(summary)
+
+    def _score(self, features: pd.DataFrame, as_of: pd.Timestamp, s: ClvSettings, fit: bool) -> pd.DataFrame:
+        """Forecast columns for every customer (empty, with the reason, where the data cannot support them)."""
+        summary = model_summary(features, as_of)
+        if not self.support_.forecasts:
+            scores = historical_scores(summary, self.support_.reason, s)
+        elif self.purchase_model_ is None:
+            scores = run_rate_scores(summary, s, shop_rate=self.run_rate_)
+        else:
+            scores = score_customers(summary, self.purchase_model_, self.spend_model_, s,
+                                     one_time_alive=self.alive_model_)
+        new = [c for c in scores.columns if c not in features.columns]
+        first = [c for c in features.columns if c in _SUMMARY_ORDER]
+        out = features[first].join(scores[new].set_index(features.index)).join(
+            features[[c for c in features.columns if c not in first]])
+        if fit and self.purchase_model_ is not None and s.intervals:
+            expected = out["expected_purchases"].to_numpy(dtype=float)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                one = np.where(expected > 0, out["clv"].to_numpy(dtype=float) / expected, 0.0)
+            self.clv_total_interval_ = total_interval(model_summary(out, as_of), self.purchase_model_, one,
+                                                      s.horizon_months * DAYS_PER_MONTH / 7.0, s.interval)
+        out.attrs.update({"cutoff": as_of, "unit": "D", "unit_days": 1.0})
+        return out
+
+    def _segment(self, c: pd.DataFrame, as_of: pd.Timestamp, transactions: pd.DataFrame | None,
+                 prospects: pd.Series | None, marketing_spend: pd.DataFrame | None, fit: bool) -> Applied:
+        """Every segment kind, each learning its part of the state first when fitting."""
+        forecasts = self.support_.forecasts
+        parts = []
+        if fit:
+            self.rfm_cuts_ = rfm.rfm_cuts(c, as_of)
+        scores, m = rfm.rfm_segments(c, as_of, cuts=self.rfm_cuts_)
+        c = c.merge(scores, on="customer_id", how="left")
+        parts.append(m)
+        if fit:
+            self.value_tier_cuts_ = value.tier_cuts(c["clv"]) if forecasts else None
+            self.historical_tier_cuts_ = value.tier_cuts(c["revenue"])
+            self.frequency_cut_ = value.frequency_cut(c)
+        if forecasts:
+            parts.append(value.value_tiers(c, as_of, cuts=self.value_tier_cuts_))
+        parts.append(value.value_tiers(c, as_of, column="revenue", kind="historical_value_tier",
+                                       names=HISTORICAL_TIER_NAMES, cuts=self.historical_tier_cuts_))
+        parts.append(value.frequency_tiers(c, as_of, cut=self.frequency_cut_))
+        prof, m = value.profitability(c, default_margin=self.settings.margin, as_of=as_of)
+        c = c.drop(columns=["cost_to_serve"], errors="ignore").merge(prof, on="customer_id", how="left")
+        parts.append(m)
+        if fit:
+            self.return_window_ = lifecycle.return_window(c, 1.0)
+        life, m = lifecycle.lifecycle(c, as_of, prospects=prospects, unit_days=1.0, window=self.return_window_)
+        c = c.merge(life[["customer_id", "days_since_last", "rhythm_days", "lifecycle"]], on="customer_id", how="left")
+        parts.append(m)
+        if "value_12m" not in c:
+            raise SchemaError("apply: the features need value_12m and revenue_12m (the last 12 months); "
+                              "build them with clientfolio.state.features.customer_features")
+        c[["value_12m", "revenue_12m"]] = c[["value_12m", "revenue_12m"]].fillna(0.0)
+        if fit:
+            self.quadrant_splits_ = portfolio.quadrant_splits(c) if forecasts else {}
+        if forecasts:
+            quad, m = portfolio.portfolio_quadrants(c, as_of, splits=self.quadrant_splits_)
+            c = c.merge(quad[["customer_id", "quadrant"]], on="customer_id", how="left")
+            parts.append(m)
+        else:
+            c["quadrant"] = None
+        members = pd.concat(parts, ignore_index=True)
+        for kind in ("value_tier", "historical_value_tier", "frequency_tier"):
+            sub = members[members["segment_kind"] == kind][["customer_id", "segment"]].rename(columns={"segment": kind})
+            c = c.merge(sub, on="customer_id", how="left")
+        parts = [members]
+        beh_members, beh_notes = seg_behaviour.behaviour_segments(c, as_of)
+        if fit:
+            self.notes_.extend(beh_notes)
+        parts.append(beh_members)
+        if fit:
+            self.value_references_ = value.value_references(c)
+        vs = value.value_score(c, self.sector, references=self.value_references_)
+        if fit:
+            self.value_weights_ = vs.weights
+            self.notes_.extend(method_note(n) for n in vs.notes)  # how the value score weighs its dimensions
+        c = c.merge(vs.scores, on="customer_id", how="left")
+        c, cluster_members = self._clusters(c, as_of, fit)
+        if cluster_members is not None:
+            parts.append(cluster_members)
+        if fit:
+            self.rules_ = None
+        if self.rules is not None:
+            rule_frame = c.drop(columns=[col for col in c.columns if c[col].dtype == object and col != "customer_id"
+                                         and c[col].map(type).isin([list, dict]).any()])
+            if fit:
+                self.rules_ = self.rules.with_schema(rule_frame)  # this shop's columns, now that they exist
+            parts.append(self.rules_.evaluate(rule_frame, transactions, as_of=as_of))
+        segments = pd.concat([p for p in parts if len(p)], ignore_index=True)
+        for kind in PREFERENCE_KINDS:
+            sub = segments[segments["segment_kind"] == kind][["customer_id", "segment"]]
+            c = c.merge(sub.rename(columns={"segment": kind}), on="customer_id", how="left")
+        if fit:
+            attrs = [col for col in ("customer_id", "acquisition_channel", "acquisition_cost", "first_seen") if col in c]
+            self.cac_ = clv_to_cac(c, c[attrs], marketing_spend if marketing_spend is not None
+                                   and len(marketing_spend) else None)
+        c["cac"] = customer_cac(c, self.cac_).to_numpy()
+        c.attrs.update({"cutoff": as_of, "unit_days": 1.0})
+        return Applied(c, segments)
+
+    def _clusters(self, c: pd.DataFrame, as_of: pd.Timestamp, fit: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+        """Discovered groups: found when fitting (k chosen on a sample, every customer assigned), then assigned."""
+        if fit:
+            self.cluster_assigner_ = None
+            self.cluster_result_ = None
+            if self.clusters and len(c) >= 50:
+                try:
+                    from clientfolio.segments.clusters import discover_clusters
+
+                    # Groups describe how people buy -- what, how much, how often, when, at what price --
+                    # not what they are worth or whether they are still active: those have their own segments.
+                    cols = [col for col in c.columns if col.startswith("share_")] + [
+                        col for col in ("aov", "orders_per_month", "weekend_share", "discount_share") if col in c]
+                    result = discover_clusters(c, columns=cols, as_of=as_of, currency=self.currency or None,
+                                               sample_size=CLUSTER_SAMPLE)
+                    self.cluster_result_ = result
+                    self.cluster_assigner_ = result.assigner
+                    members = result.membership
+                    c = c.merge(members[["customer_id", "segment"]].rename(columns={"segment": "cluster"}),
+                                on="customer_id", how="left")
+                    return c, members
+                except ImportError:
+                    self.notes_.append(method_note("cluster discovery is not available in this installation"))
+                except Exception as exc:  # ClusterError and SchemaError: no groups, with the reason
+                    from clientfolio.core.errors import ClientfolioError
+
+                    if not isinstance(exc, ClientfolioError):
+                        raise
+                    self.notes_.append(method_note(f"cluster discovery skipped: {exc}"))
+            return c, None
+        if self.cluster_assigner_ is None:
+            return c, None
+        from clientfolio.segments._membership import membership
+
+        names = pd.Series(self.cluster_assigner_.assign(c), index=c.index)
+        c = c.assign(cluster=names.astype(object).to_numpy())
+        return c, membership(c["customer_id"], "cluster", names, as_of)
+
+    # ------------------------------------------------------------------ storing
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "cutoff_"):
+            raise SchemaError("this PortfolioState is not fitted yet: call fit(...) first, or load one from a store "
+                              "with clientfolio.state.load_state(store)")
+
+    def thresholds(self) -> dict:
+        """The state's lines in one plain dict: what change reasons quote."""
+        self._check_fitted()
+        return {"rfm_cuts": self.rfm_cuts_,
+                "value_tier_cuts": {"value_tier": self.value_tier_cuts_, "historical_value_tier": self.historical_tier_cuts_},
+                "frequency_cut": self.frequency_cut_, "return_window": self.return_window_,
+                "quadrant_splits": self.quadrant_splits_,
+                "lifecycle": {"p_alive": dict(lifecycle.P_ALIVE_LINES), "rhythms": dict(lifecycle.RHYTHMS)}}
+
+    def to_dict(self) -> dict:
+        """The fitted state as plain JSON-able values (models as parameters and covariance)."""
+        self._check_fitted()
+        s = self.settings
+        return {
+            "format": FORMAT,
+            "settings": {"model": self.model, "sector": self.sector, "clusters": self.clusters,
+                         "currency": self.currency, "horizon_months": s.horizon_months,
+                         "discount_rate": s.discount_rate, "margin": s.margin, "interval": s.interval,
+                         "intervals": s.intervals},
+            "cutoff": self.cutoff_.isoformat(),
+            "fitted_on": self.fitted_on_,
+            "support": {"forecasts": self.support_.forecasts, "reason": self.support_.reason},
+            "models": {"purchase": model_to_dict(self.purchase_model_), "spend": model_to_dict(self.spend_model_),
+                       "one_time_alive": model_to_dict(self.alive_model_)},
+            "run_rate": self.run_rate_,
+            "clv_total_interval": self.clv_total_interval_,
+            **self.thresholds(),
+            "value_tier_cuts": self.value_tier_cuts_, "historical_tier_cuts": self.historical_tier_cuts_,
+            "value_references": self.value_references_, "value_weights": self.value_weights_,
+            "clusters": self.cluster_assigner_.to_dict() if self.cluster_assigner_ is not None else None,
+            "rules": ({"document": self.rules_.to_dict(), "schema": self.rules_.schema}
+                      if self.rules_ is not None else None),
+            "cac": self.cac_.to_dict("records") if self.cac_ is not None else None,
+            "notes": [{"text": str(n), "audience": getattr(n, "audience", "owner"), "topic": getattr(n, "topic", None)}
+                      for n in self.notes_],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(_plain(self.to_dict()), allow_nan=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PortfolioState:
+        """A state written by :meth:`to_dict`, ready to apply."""
+        if d.get("format") != FORMAT:
+            raise SchemaError(f"this portfolio state has format {d.get('format')}, this clientfolio reads {FORMAT}: "
+                              "run `clientfolio refit` to fit a new one")
+        st = d["settings"]
+        rules = None
+        if d.get("rules"):
+            from clientfolio.segments.rules import load_rules
+
+            rules = load_rules(d["rules"]["document"], schema=d["rules"]["schema"])
+        self = cls(model=st["model"], sector=st["sector"], clusters=st["clusters"], currency=st["currency"],
+                   rules=rules, settings=ClvSettings(horizon_months=st["horizon_months"],
+                                                     discount_rate=st["discount_rate"], margin=st["margin"],
+                                                     interval=st["interval"], intervals=st["intervals"]))
+        self.cutoff_ = pd.Timestamp(d["cutoff"])
+        self.fitted_on_ = d["fitted_on"]
+        self.support_ = Support(d["support"]["forecasts"], d["support"]["reason"])
+        self.purchase_model_ = model_from_dict(d["models"]["purchase"])
+        self.spend_model_ = model_from_dict(d["models"]["spend"])
+        self.alive_model_ = model_from_dict(d["models"]["one_time_alive"])
+        self.run_rate_ = d["run_rate"]
+        self.clv_total_interval_ = d["clv_total_interval"]
+        self.rfm_cuts_ = d["rfm_cuts"]
+        self.value_tier_cuts_ = tuple(d["value_tier_cuts"]) if d["value_tier_cuts"] else None
+        self.historical_tier_cuts_ = tuple(d["historical_tier_cuts"]) if d["historical_tier_cuts"] else None
+        self.frequency_cut_ = float(d["frequency_cut"])
+        self.return_window_ = float(d["return_window"])
+        self.quadrant_splits_ = d["quadrant_splits"]
+        self.value_references_ = d["value_references"]
+        self.value_weights_ = d["value_weights"]
+        self.cluster_assigner_ = ClusterAssigner.from_dict(d["clusters"]) if d.get("clusters") else None
+        self.cluster_result_ = None
+        self.rules_ = rules
+        self.cac_ = pd.DataFrame(d["cac"]) if d.get("cac") is not None else None
+        from clientfolio.core.notes import Note
+
+        self.notes_ = Notes(Note(n["text"], audience=n["audience"], topic=n["topic"]) for n in d.get("notes", []))
+        return self
+
+    @classmethod
+    def from_json(cls, text: str) -> PortfolioState:
+        return cls.from_dict(json.loads(text))
+
+
+# The summary's own columns come first in the customer table, then the scores, then the rest.
+_SUMMARY_ORDER = frozenset({"customer_id", "frequency", "recency", "T", "monetary", "first_purchase", "last_purchase",
+                            "orders", "revenue", "refunds", "cost", "cost_to_serve", "aov", "tenure", "ipt_mean",
+                            "ipt_std", "last_gap", "first_gap", "ipt_mean_before_last"})
+
+
+def _plain(x: Any) -> Any:
+    """Values json can write: numpy numbers and arrays, timestamps, tuples."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _plain(x.tolist())
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    if isinstance(x, (pd.Timestamp, np.datetime64)):
+        return pd.Timestamp(x).isoformat()
+    if x is pd.NaT or (isinstance(x, float) and np.isnan(x)):
+        return None
+    return x

@@ -108,7 +108,8 @@ def test_value_tier_lines() -> None:
     assert explain("value_tier", None, _row(segment="High-Value Regulars", clv=412.0), th, "GBP") == (
         "predicted 12-month value £412 is above the top-20% line (£380)")
     assert explain("value_tier", _row(), _row(segment="Medium-Value Occasionals", clv=200.0), th, "GBP") == (
-        "predicted 12-month value £200 (was £520) is above the top-50% line (£120), not above the top-20% line (£380)")
+        "predicted 12-month value £200 (was £520) is above the top-50% line (£120), "
+        "not above the top-20% line (£380)")
     assert explain("value_tier", None, _row(segment="Low-Value One-Timers", clv=90.0), THRESHOLDS, "GBP") == (
         "predicted value £90 is at or below the top-50% line (£120)")
     assert explain("historical_value_tier", None, _row(segment="Top 20% by past spend", revenue=1250.0),

@@ -66,7 +66,7 @@ def _example(row: pd.Series, kind: str) -> dict[str, Any]:
     if row["transition"] == "entered":
         reason = row["reason"]
     else:
-        to = row["to"]
+        to = _text_or_none(row["to"])  # None may have become NaN in the frame
         reason = f"left for {segment_label(kind, to)}: {row['reason']}" if to is not None else "left"
     return {"customer_id": row["customer_id"], "transition": row["transition"], "reason": reason}
 
@@ -128,7 +128,9 @@ def summary_lines(changes: pd.DataFrame, currency: str = "", limit: int = 8) -> 
     prefix = currency_prefix(currency)
     for _, row in table.head(limit).iterrows():
         kind = str(row["segment_kind"])
-        text = f"{segment_label(kind, row['segment'])} ({kind_label(kind).lower()}): {row['entered']:,} entered"
+        label = kind_label(kind)
+        label = label if label.isupper() else label.lower()
+        text = f"{segment_label(kind, row['segment'])} ({label}): {row['entered']:,} entered"
         if "clv" in moves.columns and row["entered"]:
             ins = moves[(moves["segment_kind"] == kind) & (moves["segment"] == row["segment"])
                         & (moves["transition"] == "entered")]

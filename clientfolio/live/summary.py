@@ -33,6 +33,14 @@ def _text_or_none(v: Any) -> str | None:
     return str(v)
 
 
+def _texts(values: pd.Series) -> pd.Series:
+    """Values as text, missing ones (None, NaN, NA) as None."""
+    present = values.notna().to_numpy()
+    out = np.full(len(values), None, dtype=object)
+    out[present] = values[present].astype(str).to_numpy()
+    return pd.Series(out, dtype=object)
+
+
 def _moves(changes: pd.DataFrame) -> pd.DataFrame:
     """One row per entry or exit: position, customer_id, segment_kind, segment, transition, cause, reason, to."""
     missing = [c for c in NEEDED if c not in changes.columns]
@@ -43,10 +51,10 @@ def _moves(changes: pd.DataFrame) -> pd.DataFrame:
         "position": np.arange(len(changes)),
         "customer_id": changes["customer_id"].to_numpy(),
         "segment_kind": changes["segment_kind"].astype(str).to_numpy(),
-        "from": [_text_or_none(v) for v in changes["from_segment"]],
-        "to": [_text_or_none(v) for v in changes["to_segment"]],
-        "cause": [_text_or_none(v) or "unknown" for v in changes["cause"]],
-        "reason": [_text_or_none(v) or "" for v in changes["reason"]],
+        "from": _texts(changes["from_segment"]),
+        "to": _texts(changes["to_segment"]),
+        "cause": _texts(changes["cause"]).fillna("unknown"),
+        "reason": _texts(changes["reason"]).fillna(""),
     })
     if "clv" in changes.columns:
         base["clv"] = pd.to_numeric(changes["clv"], errors="coerce").to_numpy()
@@ -82,7 +90,10 @@ def changes_summary(changes: pd.DataFrame, examples: int = 3) -> pd.DataFrame:
     """
     if examples < 0:
         raise ValueError(f"changes_summary: examples must be 0 or more, got {examples}")
-    moves = _moves(changes)
+    return _summary(_moves(changes), examples)
+
+
+def _summary(moves: pd.DataFrame, examples: int) -> pd.DataFrame:
     rows = []
     for (kind, segment), group in moves.groupby(["segment_kind", "segment"], sort=False):
         ins, outs = group[group["transition"] == "entered"], group[group["transition"] == "left"]
@@ -123,7 +134,7 @@ def summary_lines(changes: pd.DataFrame, currency: str = "", limit: int = 8) -> 
     moved = moves.drop_duplicates("position")
     lines = [f"{_count(len(moved), 'segment change', 'segment changes')} for "
              f"{_count(moved['customer_id'].nunique(), 'customer', 'customers')}: {_causes_text(_by_cause(moved))}."]
-    table = changes_summary(changes, examples=1)
+    table = _summary(moves, examples=1)
     table = table.assign(_moved=table["entered"] + table["left"]).sort_values("_moved", ascending=False, kind="stable")
     prefix = currency_prefix(currency)
     for _, row in table.head(limit).iterrows():

@@ -27,6 +27,7 @@ from clientfolio.live.kinds import kind_label, segment_label
 __all__ = ["describe_change", "explain"]
 
 Row = Mapping[str, Any]
+Money = Callable[[float, "int | None"], str]  # an amount in the shop's currency (decimals: None = usual)
 
 # The lifecycle rules of clientfolio.segments.lifecycle (first match wins); a fitted state may
 # carry its own under thresholds["lifecycle"].
@@ -119,7 +120,7 @@ def _apart(fmt: Callable[[float, int], str], v: float, cut: float, decimals: int
     return a, b
 
 
-def _money_fn(prefix: str) -> Callable[[float, int | None], str]:
+def _money_fn(prefix: str) -> Money:
     """format_money, except that a whole amount under 100 drops its ".00" ("median £80", not "£80.00")."""
     def money(v: float, d: int | None = None) -> str:
         if d is None and abs(v) < 100 and v == round(v):
@@ -128,7 +129,7 @@ def _money_fn(prefix: str) -> Callable[[float, int | None], str]:
     return money
 
 
-def _money_apart(money: Callable[[float, int | None], str], v: float, cut: float) -> tuple[str, str]:
+def _money_apart(money: Money, v: float, cut: float) -> tuple[str, str]:
     a, b = money(v, None), money(cut, None)
     if a == b and v != cut:
         return _apart(lambda x, d: money(x, d), v, cut, 2)
@@ -173,10 +174,18 @@ def _p_alive_clause(p: float | None, before: Row | None, cut: float | None) -> s
     return f"P(alive) {shown}" + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def _lifecycle(stage: str, before: Row | None, after: Row, thresholds: Mapping, money: Any) -> str:
-    life = thresholds.get("lifecycle", {}) if isinstance(thresholds.get("lifecycle"), Mapping) else {}
-    p_cuts = {**P_ALIVE_CUTS, **{k: float(v) for k, v in dict(life.get("p_alive", {})).items()}}
-    multiples = {**RHYTHM_MULTIPLES, **{k: float(v) for k, v in dict(life.get("rhythms", {})).items()}}
+def _stage_numbers(thresholds: Mapping, which: str) -> dict[str, float]:
+    """thresholds["lifecycle"][which] as {stage: number}, leaving out anything that is not a number."""
+    life = thresholds.get("lifecycle")
+    node = life.get(which) if isinstance(life, Mapping) else None
+    if not isinstance(node, Mapping):
+        return {}
+    return {str(k): v for k, v in ((k, _one_number(node, k)) for k in node) if v is not None}
+
+
+def _lifecycle(stage: str, before: Row | None, after: Row, thresholds: Mapping) -> str:
+    p_cuts = {**P_ALIVE_CUTS, **_stage_numbers(thresholds, "p_alive")}
+    multiples = {**RHYTHM_MULTIPLES, **_stage_numbers(thresholds, "rhythms")}
     window = _return_window(thresholds)
     stage = stage.lower()
     since = _num(after, "days_since_last")
@@ -235,7 +244,7 @@ def _score(v: float | None, cuts: list[float] | None, higher_is_better: bool) ->
     return bin_ if higher_is_better else 6 - bin_
 
 
-def _rfm(before: Row | None, after: Row, thresholds: Mapping, money: Any) -> str:
+def _rfm(before: Row | None, after: Row, thresholds: Mapping, money: Money) -> str:
     def cuts_of(name: str) -> list[float] | None:
         c = _cuts(thresholds, "rfm_cuts", name)
         return c if c is not None and len(c) == 4 else None
@@ -289,7 +298,7 @@ def _rfm(before: Row | None, after: Row, thresholds: Mapping, money: Any) -> str
 
 # ----------------------------------------------------------------------------- value
 
-def _value_tier(kind: str, before: Row | None, after: Row, thresholds: Mapping, money: Any) -> str:
+def _value_tier(kind: str, before: Row | None, after: Row, thresholds: Mapping, money: Money) -> str:
     if kind == "value_tier":
         col = "clv"
         months = _one_number(thresholds, "horizon_months")
@@ -297,8 +306,8 @@ def _value_tier(kind: str, before: Row | None, after: Row, thresholds: Mapping, 
     else:
         col, what = "revenue", "past spend"
     v = _num(after, col)
-    shares = thresholds.get("value_tier_shares", VALUE_TIER_SHARES)
-    top, nxt = float(shares[0]), float(shares[1])
+    shares = _cuts(thresholds, "value_tier_shares")
+    top, nxt = shares if shares is not None and len(shares) == 2 else VALUE_TIER_SHARES
     top_line, mid_line = f"the top-{_dec(top * 100, 1)}% line", f"the top-{_dec((top + nxt) * 100, 1)}% line"
     cuts = _cuts(thresholds, "value_tier_cuts", kind)
     if v is None:
@@ -324,7 +333,7 @@ def _rate(after: Row) -> tuple[float | None, str]:
     return (rate, "orders a month") if rate is not None else (_num(after, "frequency"), "repeat orders")
 
 
-def _frequency_tier(segment: str, before: Row | None, after: Row, thresholds: Mapping, money: Any) -> str:
+def _frequency_tier(segment: str, before: Row | None, after: Row, thresholds: Mapping) -> str:
     orders = _num(after, "orders")
     if segment == "One-time" or (orders is not None and orders <= 1):
         return "one order so far" if orders in (None, 1) else _plural(orders, "order") + " so far"
@@ -341,7 +350,7 @@ def _frequency_tier(segment: str, before: Row | None, after: Row, thresholds: Ma
     return f"{first}{r_text} {unit}{count}, {side} the frequent line ({c_text} {unit})"
 
 
-def _profitability(after: Row, money: Any) -> str:
+def _profitability(after: Row, money: Money) -> str:
     rev, profit = _num(after, "revenue"), _num(after, "profit")
     if profit is None:
         return f"revenue {money(rev, None)}" if rev is not None else "profit unknown"
@@ -361,7 +370,7 @@ def _profitability(after: Row, money: Any) -> str:
     return f"{start} leaves a profit of {money(profit, None)}"
 
 
-def _portfolio(before: Row | None, after: Row, thresholds: Mapping, money: Any) -> str:
+def _portfolio(before: Row | None, after: Row, thresholds: Mapping, money: Money) -> str:
     current, potential = _num(after, "value_12m"), _num(after, "clv")
     current, potential = current or 0.0, potential or 0.0  # as portfolio_quadrants: missing counts as 0
     parts = []
@@ -474,13 +483,13 @@ def explain(kind: str, before: Row | None, after: Row, thresholds: Mapping, curr
     money = _money_fn(prefix)
     thresholds = thresholds if isinstance(thresholds, Mapping) else {}
     if kind == "lifecycle":
-        return _lifecycle(segment, before, after, thresholds, money)
+        return _lifecycle(segment, before, after, thresholds)
     if kind == "rfm":
         return _rfm(before, after, thresholds, money)
     if kind in ("value_tier", "historical_value_tier"):
         return _value_tier(kind, before, after, thresholds, money)
     if kind == "frequency_tier":
-        return _frequency_tier(segment, before, after, thresholds, money)
+        return _frequency_tier(segment, before, after, thresholds)
     if kind == "profitability":
         return _profitability(after, money)
     if kind == "portfolio":

@@ -190,7 +190,10 @@ def test_missing_columns_and_thresholds_never_crash(kind: str) -> None:
     for segment in SEGMENT_NAMES.get(kind, ("Some group",)):
         for after in ({"segment": segment}, {"segment": segment, "p_alive": float("nan"), "orders": None,
                                              "revenue": pd.NA, "days_since_last": "n/a"}):
-            for th in ({}, THRESHOLDS, {"rfm_cuts": {"recency": [1, 2]}, "value_tier_cuts": None}):
+            malformed = {"rfm_cuts": {"recency": [1, 2], "orders": "x"}, "value_tier_cuts": None,
+                         "value_tier_shares": "x", "quadrant_splits": [1], "frequency_cut": "often",
+                         "lifecycle": {"p_alive": {"at risk": "x"}, "rhythms": 5}, "return_window": -3}
+            for th in ({}, THRESHOLDS, malformed):
                 text = explain(kind, {}, after, th, "GBP")
                 assert isinstance(text, str) and text.strip()
                 assert "nan" not in text.lower().replace("nance", "") and "None" not in text

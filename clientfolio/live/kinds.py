@@ -11,10 +11,7 @@ from __future__ import annotations
 from clientfolio.segments.lifecycle import STAGES
 from clientfolio.segments.portfolio import QUADRANTS
 from clientfolio.segments.rfm import DEFAULT_GRID
-from clientfolio.segments.value import VALUE_TIER_NAMES
-
-#: The historical value tiers as `clientfolio.pipeline` names them (value tiers by past spend).
-HISTORICAL_TIER_NAMES = ("Top 20% by past spend", "Next 30% by past spend", "Other 50% by past spend")
+from clientfolio.segments.value import HISTORICAL_TIER_NAMES, VALUE_TIER_NAMES
 
 #: kind -> the segment names its segmenter writes (the default RFM grid; a shop with its own grid
 #: passes its names to `load_triggers`).

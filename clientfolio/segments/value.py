@@ -17,6 +17,8 @@ from clientfolio.core.errors import SchemaError
 from clientfolio.segments._membership import as_of_of, membership
 
 VALUE_TIER_NAMES = ("High-Value Regulars", "Medium-Value Occasionals", "Low-Value One-Timers")
+# The same tiering by past spend (revenue) instead of predicted value.
+HISTORICAL_TIER_NAMES = ("Top 20% by past spend", "Next 30% by past spend", "Other 50% by past spend")
 PRESETS: dict[str, dict[str, float]] = {
     "retail": {"economic": 0.5, "engagement": 0.2, "advocacy": 0.2, "strategic": 0.1},
     "services": {"economic": 0.4, "engagement": 0.2, "advocacy": 0.3, "strategic": 0.1},

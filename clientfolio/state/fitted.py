@@ -40,7 +40,6 @@ FIT_SAMPLE = 10_000  # customers: beyond this the purchase model's parameters co
 CLUSTER_SAMPLE = 5_000  # customers on which the number of groups is chosen (all are assigned)
 # Columns measured in days; the purchase models work in weeks.
 TIME_COLUMNS = ("recency", "T", "tenure", "ipt_mean", "ipt_std", "last_gap", "first_gap", "ipt_mean_before_last")
-HISTORICAL_TIER_NAMES = ("Top 20% by past spend", "Next 30% by past spend", "Other 50% by past spend")
 PREFERENCE_KINDS = ("category_preference", "channel_preference", "discount_reliance")
 
 
@@ -186,7 +185,7 @@ class PortfolioState:
         if forecasts:
             parts.append(value.value_tiers(c, as_of, cuts=self.value_tier_cuts_))
         parts.append(value.value_tiers(c, as_of, column="revenue", kind="historical_value_tier",
-                                       names=HISTORICAL_TIER_NAMES, cuts=self.historical_tier_cuts_))
+                                       names=value.HISTORICAL_TIER_NAMES, cuts=self.historical_tier_cuts_))
         parts.append(value.frequency_tiers(c, as_of, cut=self.frequency_cut_))
         prof, m = value.profitability(c, default_margin=self.settings.margin, as_of=as_of)
         c = c.drop(columns=["cost_to_serve"], errors="ignore").merge(prof, on="customer_id", how="left")

@@ -7,15 +7,17 @@ import inspect
 import numpy as np
 import pandas as pd
 
-from clientfolio import pipeline
 from clientfolio.live.kinds import HISTORICAL_TIER_NAMES, SEGMENT_NAMES, kind_label, segment_label
 from clientfolio.segments import value
 
 
-def test_historical_tier_names_are_the_pipelines() -> None:
-    source = inspect.getsource(pipeline._segments_at)
-    for name in HISTORICAL_TIER_NAMES:
-        assert f'"{name}"' in source, name
+def test_historical_tier_names_are_those_the_state_writes(tmp_path) -> None:
+    """The past-spend tiers the portfolio state writes are the names subscriptions accept."""
+    from clientfolio.state.fitted import PortfolioState
+
+    source = inspect.getsource(PortfolioState._segment)
+    assert "names=value.HISTORICAL_TIER_NAMES" in source
+    assert set(HISTORICAL_TIER_NAMES) == set(SEGMENT_NAMES["historical_value_tier"])
 
 
 def test_value_frequency_and_profit_tiers_write_only_known_names() -> None:

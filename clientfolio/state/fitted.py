@@ -103,6 +103,10 @@ class PortfolioState:
         self.support_ = support
         self.fitted_on_ = dict(fitted_on or {}, cutoff=as_of.isoformat(), customers=int(len(features)))
         self.notes_ = Notes()
+        # Which behaviour columns this shop has: features derived for one customer later must have the same.
+        self.categories_ = [c.removeprefix("share_") for c in features.columns if c.startswith("share_")]
+        self.feature_flags_ = {"discounts": "discount_share" in features, "events": "email_opens" in features,
+                               "channels": "top_channel" in features}
         self._fit_models(features, as_of, start)
         scored = self._score(features, as_of, self.settings, fit=True)
         applied = self._segment(scored, as_of, transactions, prospects, marketing_spend, fit=True)
@@ -315,6 +319,7 @@ class PortfolioState:
             "models": {"purchase": model_to_dict(self.purchase_model_), "spend": model_to_dict(self.spend_model_),
                        "one_time_alive": model_to_dict(self.alive_model_)},
             "run_rate": self.run_rate_,
+            "categories": self.categories_, "feature_flags": self.feature_flags_,
             "clv_total_interval": self.clv_total_interval_,
             **self.thresholds(),
             "value_tier_cuts": self.value_tier_cuts_, "historical_tier_cuts": self.historical_tier_cuts_,
@@ -353,6 +358,8 @@ class PortfolioState:
         self.spend_model_ = model_from_dict(d["models"]["spend"])
         self.alive_model_ = model_from_dict(d["models"]["one_time_alive"])
         self.run_rate_ = d["run_rate"]
+        self.categories_ = list(d["categories"])
+        self.feature_flags_ = dict(d["feature_flags"])
         self.clv_total_interval_ = d["clv_total_interval"]
         self.rfm_cuts_ = d["rfm_cuts"]
         self.value_tier_cuts_ = tuple(d["value_tier_cuts"]) if d["value_tier_cuts"] else None

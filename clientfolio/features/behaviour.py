@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from clientfolio.core.notes import Note
@@ -33,6 +34,20 @@ def _json_field(kind: str, col: str, key: str) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_") or "other"
+
+
+def top_share(shares: np.ndarray, labels: list[str]) -> pd.Series:
+    """Per row, the label of the largest positive share (None if none is positive).
+
+    Shares equal but for rounding (124.35 summed in two orders) are a tie and the first label
+    wins, so the answer does not depend on the order an engine happened to add the amounts in.
+    """
+    if not labels:
+        return pd.Series([None] * len(shares), dtype="str")
+    shares = shares.reshape(len(shares), len(labels))
+    best = shares.max(axis=1, initial=0.0)
+    first = np.argmax(shares >= (best - 1e-9 * np.abs(best))[:, None], axis=1)
+    return pd.Series(np.where(best > 0, np.array(labels, dtype=object)[first], None), dtype="str")
 
 
 def behaviour_features(store, cutoff, max_categories: int = 8) -> tuple[pd.DataFrame, list[str]]:
@@ -79,8 +94,7 @@ def behaviour_features(store, cutoff, max_categories: int = 8) -> tuple[pd.DataF
     if cats:
         share_names = [f"share_{_slug(c)}" for c in cats]
         df[share_names] = df[share_names].astype(float).fillna(0.0)
-        df["top_category"] = df[share_names].idxmax(axis=1).str.removeprefix("share_")
-        df.loc[df[share_names].max(axis=1) <= 0, "top_category"] = None
+        df["top_category"] = top_share(df[share_names].to_numpy(dtype=float), [_slug(c) for c in cats])
     if has["chan"]:
         ch = store.query(f"""
             SELECT customer_id, channel FROM (

@@ -83,7 +83,8 @@ def summary_sql(cutoff: str, unit: Unit, holdout_end: str | None = None, table: 
           SELECT r.customer_id, min(d) AS first_purchase, max(d) AS last_purchase, count(*) - 1 AS frequency,
                  avg(value) FILTER (WHERE k > 1) AS monetary, avg(gap) AS ipt_mean, stddev_samp(gap) AS ipt_std,
                  max(l.last_gap) AS last_gap, max(gap) FILTER (WHERE k = 2) AS first_gap,
-                 (sum(gap) - max(l.last_gap)) / nullif(count(gap) - 1, 0) AS ipt_mean_before_last
+                 CAST(sum(gap) - max(l.last_gap) AS DOUBLE PRECISION) / nullif(count(gap) - 1, 0)
+                     AS ipt_mean_before_last
           FROM ranked r JOIN last_gaps l ON l.customer_id = r.customer_id GROUP BY r.customer_id
         ),
         money AS (

@@ -542,3 +542,53 @@ def stats_frame(rows: list[dict]) -> pd.DataFrame:
     for k in FLOAT_COLS:
         df[k] = df[k].astype("float64")  # None -> NaN
     return _typed(df)
+
+
+_TX_COLUMNS = ["customer_id", "source", "order_id", "ts", "amount", "is_refund", "category", "channel", "discount",
+               "cost", "cost_to_serve", "attributes"]
+_EV_COLUMNS = ["customer_id", "ts", "type", "properties"]
+
+
+def stats_for(store: Any, customer_ids: list[str], new_transactions: pd.DataFrame | None = None,
+              new_events: pd.DataFrame | None = None, cutoff: str | date | datetime | None = None) -> pd.DataFrame:
+    """The statistics of a few customers from their whole history in the store plus rows not stored yet.
+
+    The rescan for the one case :func:`add_order` cannot update (a back-dated order, an edited or
+    cancelled one): their stored rows and the new ones go to an in-memory DuckDB and through the
+    same SQL as :func:`customer_stats`.  Customers with only events are included (``n_days`` 0).
+    """
+    import duckdb
+
+    ids = [str(c) for c in dict.fromkeys(customer_ids)]
+    if not ids:
+        return _typed(pd.DataFrame(columns=STATS_COLUMNS))
+    marks = ", ".join("?" for _ in ids)
+    tx = store.query(f"SELECT {', '.join(_TX_COLUMNS)} FROM transactions WHERE customer_id IN ({marks})", ids)
+    ev = store.query(f"SELECT {', '.join(_EV_COLUMNS)} FROM events WHERE customer_id IN ({marks})", ids)
+    if new_transactions is not None and len(new_transactions):
+        extra = new_transactions.reindex(columns=_TX_COLUMNS)
+        extra = extra[extra["customer_id"].astype(str).isin(ids)]
+        tx = pd.concat([tx.astype({"ts": "datetime64[us]"}), extra.astype({"ts": "datetime64[us]"})], ignore_index=True)
+    if new_events is not None and len(new_events):
+        extra = new_events.reindex(columns=_EV_COLUMNS)
+        extra = extra[extra["customer_id"].astype(str).isin(ids)]
+        ev = pd.concat([ev.astype({"ts": "datetime64[us]"}), extra.astype({"ts": "datetime64[us]"})], ignore_index=True)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        tx = tx.astype({"customer_id": object, "source": object, "order_id": object, "category": object,
+                        "channel": object, "attributes": object, "amount": float, "discount": float, "cost": float,
+                        "cost_to_serve": float, "is_refund": bool})
+        con.register("tx_in", tx)
+        con.register("ev_in", ev.astype({"customer_id": object, "type": object, "properties": object}))
+        con.execute("CREATE TEMP TABLE transactions AS SELECT customer_id::TEXT AS customer_id, source::TEXT AS source, "
+                    "order_id::TEXT AS order_id, ts::TIMESTAMP AS ts, amount::DOUBLE AS amount, is_refund::BOOLEAN AS "
+                    "is_refund, category::TEXT AS category, channel::TEXT AS channel, discount::DOUBLE AS discount, "
+                    "cost::DOUBLE AS cost, cost_to_serve::DOUBLE AS cost_to_serve, attributes::TEXT AS attributes "
+                    "FROM tx_in")
+        con.execute("CREATE TEMP TABLE events AS SELECT customer_id::TEXT AS customer_id, ts::TIMESTAMP AS ts, "
+                    "type::TEXT AS type, properties::TEXT AS properties FROM ev_in")
+        sql = stats_sql("duckdb", _date_lit(cutoff) if cutoff is not None else None, False)
+        return _typed(con.execute(sql).df())
+    finally:
+        con.close()

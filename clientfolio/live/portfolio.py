@@ -1,0 +1,607 @@
+"""The living portfolio: a store's fitted state kept current, customer by customer, with every move explained.
+
+The store holds the current :class:`~clientfolio.state.PortfolioState` and a ``customer_state``
+table: per customer, the sufficient statistics of their history (``stat_*`` columns, see
+:mod:`clientfolio.features.incremental`), the scores and segments the state gives them, and the
+day time alone may next move them.  Four things change it, each in one transaction that also
+appends the change log (customer, kind, from, to, when, why, cause) and the outbox rows the
+subscriptions ask for:
+
+- :meth:`LivePortfolio.update`: new orders, refunds, cancellations and events.  Only the touched
+  customers' statistics change -- incrementally where they allow it (an order after the last
+  one); a back-dated, edited or cancelled order rescans that customer's own history.  Idempotent
+  by event key ("order:<source>:<order_id>", "event:<event_id>", "cancel:<source>:<order_id>").
+- :meth:`LivePortfolio.sweep`: the moves the calendar alone causes, for the customers due.
+- :meth:`LivePortfolio.adopt`: a refit -- a new state -- whose moves are recorded as cause "refit".
+- :func:`start`: what ``analyze`` writes: a state and every customer's row.
+
+Scores kept in a row are as of that customer's last update; :meth:`LivePortfolio.current`
+re-applies the state to every customer's statistics at any date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from clientfolio.core.errors import ClientfolioError
+from clientfolio.features.behaviour import _slug
+from clientfolio.features.incremental import (STATS_COLUMNS, add_event, add_order, customer_stats, derive_features,
+                                              stats_for, stats_frame, stats_rows)
+from clientfolio.live.reasons import describe_change
+from clientfolio.live.timing import next_change_dates
+from clientfolio.live.triggers import Trigger, load_triggers, outbox_rows
+from clientfolio.state import Applied, PortfolioState, value_12m
+from clientfolio.state.features import ATTRIBUTES_SQL
+from clientfolio.store import Store
+
+STAT = "stat_"  # prefix of the statistics columns in customer_state
+SEG = "seg_"  # prefix of the segment columns: one per kind ("rules": the JSON list of rule segments)
+LIVE_SOURCE = "live"  # `source` of orders posted through the Python API or the service without one
+LIVE_IMPORT_ID = 0  # import_id of rows written by live updates (imports count from 1)
+KEPT_COLUMNS = ("p_alive", "churn_risk", "expected_purchases", "expected_spend", "clv", "clv_low", "clv_high",
+                "next_order_date", "value_score", "R", "F", "M", "RFM", "days_since_last", "rhythm_days", "orders",
+                "revenue", "value_12m", "revenue_12m", "frequency", "recency", "T", "orders_per_month", "quadrant",
+                "last_gap", "monetary", "aov", "profit", "top_category", "top_channel", "discount_share",
+                "support_tickets", "cart_abandons", "consent_marketing", "forecast_note")
+
+
+class LiveError(ClientfolioError):
+    """The living portfolio cannot do what was asked (no fitted state, a malformed event)."""
+
+
+@dataclass
+class LiveResult:
+    """What an update, sweep or refit did: the changes it recorded, and counts for people."""
+
+    changes: pd.DataFrame
+    customers_touched: int = 0
+    events_applied: int = 0
+    events_skipped: int = 0  # already applied before: idempotent
+    rescanned: int = 0  # customers whose history was read again (back-dated, edited or cancelled orders)
+    outbox: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- rows of the state table
+
+def segment_columns(segments: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
+    """Memberships as one column per kind, indexed by customer (rule segments: a sorted JSON list)."""
+    out = pd.DataFrame(index=ids)
+    for kind, grp in segments.groupby("segment_kind", sort=True):
+        if kind == "rules":
+            lists = grp.groupby("customer_id")["segment"].agg(lambda s: json.dumps(sorted(map(str, s))))
+            out[SEG + kind] = lists.reindex(ids).fillna("[]")
+        else:
+            out[SEG + kind] = grp.drop_duplicates("customer_id").set_index("customer_id")["segment"].astype(
+                object).reindex(ids)
+    return out
+
+
+def _stats_with_prefix(stats: pd.DataFrame) -> pd.DataFrame:
+    return stats.set_index("customer_id")[STATS_COLUMNS[1:]].add_prefix(STAT)
+
+
+def _stats_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    cols = {STAT + c: c for c in STATS_COLUMNS[1:]}
+    return rows[["customer_id", *cols]].rename(columns=cols)
+
+
+def state_rows(stats: pd.DataFrame, applied: Applied | None, as_of: pd.Timestamp, next_change: pd.Series | None,
+               state_id: int) -> pd.DataFrame:
+    """customer_state rows: statistics, kept scores, segment columns, as_of, next change, state id."""
+    ids = pd.Index(stats["customer_id"].astype(str), name="customer_id")
+    out = _stats_with_prefix(stats).reindex(ids)
+    if applied is not None and len(applied.customers):
+        c = applied.customers.set_index("customer_id")
+        kept = [col for col in KEPT_COLUMNS if col in c]
+        out = out.join(c[kept].reindex(ids))
+        out = out.join(segment_columns(applied.segments, ids))
+    out["as_of"] = pd.Timestamp(as_of)
+    out["next_change"] = next_change.reindex(ids) if next_change is not None else pd.NaT
+    out["state_id"] = int(state_id)
+    return out.reset_index()
+
+
+# ---------------------------------------------------------------------------- the living portfolio
+
+class LivePortfolio:
+    """A store's current state, applied customer by customer as events arrive and days pass."""
+
+    def __init__(self, store: Store, triggers: Any = None) -> None:
+        loaded = store.load_state()
+        if loaded is None:
+            raise LiveError("this store has no fitted portfolio yet: run `clientfolio analyze --store STORE` "
+                            "(or clientfolio.analyze(store=...)) once, then update it")
+        meta, body = loaded
+        self.store = store
+        self.state_id = int(meta["state_id"])
+        self.state = PortfolioState.from_json(body)
+        if triggers is not None:
+            self.set_triggers(triggers)
+        text = store.get_meta("triggers")
+        self.triggers: list[Trigger] = load_triggers(json.loads(text)) if text else []
+
+    # -- settings ---------------------------------------------------------------------------------
+    def set_triggers(self, source: Any) -> list[Trigger]:
+        """Check and keep the subscriptions (YAML file, text or list); later changes follow them."""
+        triggers = load_triggers(source)
+        doc = [{"segment_kind": t.segment_kind, "segment": t.segment, "on": t.on, "action": t.action,
+                "only_with_consent": t.only_with_consent, "on_refit": t.on_refit} for t in triggers]
+        self.store.commit_live(state_rows=None, changes=None, outbox=None, meta={"triggers": json.dumps(doc)})
+        self.triggers = triggers
+        return triggers
+
+    # -- applying the state -------------------------------------------------------------------------
+    def _categories(self, stats: pd.DataFrame) -> list[str]:
+        """The shop's category names whose share columns the state was fitted with, in its order."""
+        wanted = list(self.state.categories_)
+        names: dict[str, str] = {}
+        for text in stats["category_spend"].dropna():
+            for name in json.loads(text) if isinstance(text, str) else text:
+                names.setdefault(_slug(name), name)
+        return [names[s] for s in wanted if s in names]
+
+    def features(self, stats: pd.DataFrame, as_of: pd.Timestamp, v12: pd.DataFrame | None = None,
+                 attrs: pd.DataFrame | None = None) -> pd.DataFrame:
+        """The features `apply` reads, from statistics (no history scan) plus attributes and 12-month value."""
+        flags = self.state.feature_flags_
+        buyers = stats[stats["n_days"] > 0]
+        f = derive_features(buyers, as_of, categories=self._categories(stats), has_discounts=flags["discounts"],
+                            has_events=flags["events"], has_channels=flags["channels"])
+        for slug in self.state.categories_:  # a category none of these customers bought still has its column
+            if f"share_{slug}" not in f:
+                f[f"share_{slug}"] = 0.0
+        ids = list(f["customer_id"])
+        if attrs is None:
+            attrs = self._attributes(ids)
+        if v12 is None:
+            v12 = value_12m(self.store, as_of, ids)
+        f = f.merge(attrs, on="customer_id", how="left").merge(v12, on="customer_id", how="left")
+        f[["value_12m", "revenue_12m"]] = f[["value_12m", "revenue_12m"]].fillna(0.0)
+        f.attrs.update({"cutoff": pd.Timestamp(as_of), "unit": "D", "unit_days": 1.0})
+        return f
+
+    def _attributes(self, ids: list[str]) -> pd.DataFrame:
+        if not ids:
+            return self.store.query(ATTRIBUTES_SQL + " WHERE FALSE")
+        marks = ", ".join("?" for _ in ids)
+        return self.store.query(ATTRIBUTES_SQL + f" WHERE customer_id IN ({marks})", ids)
+
+    def _rule_transactions(self, ids: list[str], extra: pd.DataFrame | None = None) -> pd.DataFrame | None:
+        if self.state.rules_ is None:
+            return None
+        marks = ", ".join("?" for _ in ids) or "NULL"
+        tx = self.store.query("SELECT customer_id, source, order_id, ts, amount, is_refund FROM transactions "
+                              f"WHERE customer_id IN ({marks})", ids)
+        if extra is not None and len(extra):
+            tx = pd.concat([tx, extra[tx.columns]], ignore_index=True)
+        return tx
+
+    def apply(self, stats: pd.DataFrame, as_of: pd.Timestamp, v12: pd.DataFrame | None = None,
+              extra_tx: pd.DataFrame | None = None) -> Applied:
+        """The state applied to these customers' statistics at `as_of`."""
+        f = self.features(stats, as_of, v12)
+        ids = list(f["customer_id"])
+        return self.state.apply(f, as_of, transactions=self._rule_transactions(ids, extra_tx))
+
+    def current(self, as_of: pd.Timestamp | None = None) -> Applied:
+        """Every customer scored and segmented at `as_of` (default: the last sweep or update date)."""
+        rows = self.store.read_customer_state()
+        as_of = pd.Timestamp(as_of or rows["as_of"].max()).normalize()
+        return self.apply(_stats_from_rows(rows), as_of)
+
+    def _next_changes(self, stats: pd.DataFrame, applied: Applied, as_of: pd.Timestamp) -> pd.Series:
+        ids = pd.Index(applied.customers["customer_id"].astype(str))
+        now = segment_columns(applied.segments, ids)
+        by_id = stats.assign(customer_id=stats["customer_id"].astype(str)).set_index("customer_id")
+        v12 = applied.customers.set_index("customer_id")[["value_12m", "revenue_12m"]].reset_index()
+
+        def segments_at(day: pd.Timestamp, which: pd.Index) -> pd.DataFrame:
+            part = by_id.loc[which].reset_index()
+            later = self.apply(part, day, v12=v12[v12["customer_id"].isin(which)])
+            return segment_columns(later.segments, which)
+
+        return next_change_dates(segments_at, now, as_of, self._window_exit(list(ids), as_of))
+
+    def _window_exit(self, ids: list[str], as_of: pd.Timestamp) -> pd.Series:
+        """The day each customer's oldest order of the last 12 months leaves that window."""
+        if not ids:
+            return pd.Series(dtype="datetime64[ns]")
+        end = f"DATE '{pd.Timestamp(as_of).date().isoformat()}'"
+        marks = ", ".join("?" for _ in ids)
+        df = self.store.query(f"""SELECT customer_id, min(CAST(ts AS DATE)) AS first_in_window FROM transactions
+                                  WHERE customer_id IN ({marks}) AND ts >= CAST({end} - 365 AS TIMESTAMP)
+                                    AND ts < CAST({end} + 1 AS TIMESTAMP) GROUP BY customer_id""", ids)
+        return (pd.to_datetime(df.set_index("customer_id")["first_in_window"]) + pd.Timedelta(days=366)).reindex(ids)
+
+    # -- recording moves --------------------------------------------------------------------------
+    def _changes(self, old: pd.DataFrame, new: pd.DataFrame, when: Any, cause: str,
+                 keys: dict[str, str] | None = None) -> pd.DataFrame:
+        """Change rows between old and new state rows (indexed by customer), with reasons."""
+        rows = []
+        kinds = sorted({c for c in old.columns if c.startswith(SEG)} | {c for c in new.columns if c.startswith(SEG)})
+        thresholds = self.state.thresholds()
+        currency = self.state.currency
+        for cid in new.index:
+            after_row = new.loc[cid]
+            before_row = old.loc[cid] if cid in old.index else None
+            for col in kinds:
+                kind = col.removeprefix(SEG)
+                a = _seg_value(after_row, col)
+                b = _seg_value(before_row, col) if before_row is not None else None
+                if kind == "rules":
+                    a_set, b_set = set(json.loads(a or "[]")), set(json.loads(b or "[]"))
+                    moves = [(None, x) for x in sorted(a_set - b_set)] + [(x, None) for x in sorted(b_set - a_set)]
+                else:
+                    moves = [(b, a)] if a != b else []
+                for frm, to in moves:
+                    after = _row_dict(after_row, to)
+                    before = _row_dict(before_row, frm) if before_row is not None else None
+                    reason = describe_change(kind, before, after, thresholds, currency)
+                    rows.append({"customer_id": cid, "segment_kind": kind, "from_segment": frm, "to_segment": to,
+                                 "changed_at": pd.Timestamp(when if not isinstance(when, dict) else when[cid]),
+                                 "cause": cause, "reason": reason, "state_id": self.state_id,
+                                 "event_key": (keys or {}).get(cid)})
+        cols = ["customer_id", "segment_kind", "from_segment", "to_segment", "changed_at", "cause", "reason",
+                "state_id", "event_key"]
+        return pd.DataFrame(rows, columns=cols)
+
+    def _outbox(self, changes: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame | None:
+        if not self.triggers or changes.empty:
+            return None
+        consent = {}
+        if "consent_marketing" in rows:
+            consent = {str(k): v is True or v == 1 for k, v in
+                       zip(rows["customer_id"], rows["consent_marketing"]) if pd.notna(v)}
+        out = outbox_rows(changes.reset_index(drop=True), self.triggers, consent)
+        if out.empty:
+            return None
+        return out.rename(columns={"change_index": "change_id"})
+
+    def _commit(self, rows: pd.DataFrame, old: pd.DataFrame, when: Any, cause: str, keys: dict | None = None,
+                **kw: Any) -> tuple[pd.DataFrame, int]:
+        new = rows.set_index("customer_id")
+        changes = self._changes(old, new, when, cause, keys)
+        outbox = self._outbox(changes, rows)
+        ids = self.store.commit_live(state_rows=rows, changes=changes if len(changes) else None, outbox=outbox, **kw)
+        if len(changes):
+            changes = changes.assign(change_id=ids)
+        return changes, 0 if outbox is None else len(outbox)
+
+    # -- updates ----------------------------------------------------------------------------------
+    def update(self, orders: pd.DataFrame | None = None, events: pd.DataFrame | None = None, *,
+               cancellations: list[tuple[str, str]] | None = None, as_of: Any = None) -> LiveResult:
+        """Apply new orders (and refunds), cancellations and events; record who moved and why.
+
+        ``orders``: one row per order line with ``customer_id``, ``order_id``, ``ts``, ``amount``
+        (negative with ``is_refund`` for a refund) and optionally ``source``, ``line_key``,
+        ``category``, ``channel``, ``discount``, ``cost``, ``cost_to_serve``, ``quantity``,
+        ``product_id``.  ``events``: ``event_id``, ``customer_id``, ``ts``, ``type``,
+        ``properties``.  ``cancellations``: (source, order_id) pairs whose lines are removed.
+        Customers are scored at `as_of` (default: the day of the latest event given).
+        """
+        tx = _canonical_orders(orders) if orders is not None and len(orders) else None
+        ev = _canonical_events(events) if events is not None and len(events) else None
+        cancels = [(str(s), str(o)) for s, o in (cancellations or [])]
+        keyed: dict[str, tuple[str, Any]] = {}  # event key -> (kind, payload)
+        if tx is not None:
+            for (src, oid), lines in tx.groupby(["source", "order_id"], sort=False):
+                keyed[f"order:{src}:{oid}"] = ("order", lines)
+        if ev is not None:
+            for _, e in ev.iterrows():
+                keyed[f"event:{e['event_id']}"] = ("event", e)
+        for src, oid in cancels:
+            keyed[f"cancel:{src}:{oid}"] = ("cancel", (src, oid))
+        done = self.store.applied_event_keys(list(keyed))
+        todo = {k: v for k, v in keyed.items() if k not in done}
+        result = LiveResult(changes=self._changes(pd.DataFrame(), pd.DataFrame(), None, "behaviour"),
+                            events_skipped=len(keyed) - len(todo))
+        if not todo:
+            return result
+        # Who is touched: customers of the orders and events, and of the cancelled orders.
+        touched: dict[str, pd.Timestamp] = {}
+        cancel_owner: dict[tuple[str, str], str] = {}
+        for kind, payload in todo.values():
+            if kind == "order":
+                for cid, ts in zip(payload["customer_id"], payload["ts"]):
+                    touched[cid] = max(touched.get(cid, pd.Timestamp(ts)), pd.Timestamp(ts))
+            elif kind == "event":
+                cid = str(payload["customer_id"])
+                touched[cid] = max(touched.get(cid, pd.Timestamp(payload["ts"])), pd.Timestamp(payload["ts"]))
+        if cancels:
+            found = self.store.query("SELECT DISTINCT source, order_id, customer_id FROM transactions WHERE "
+                                     + " OR ".join("(source = ? AND order_id = ?)" for _ in cancels),
+                                     [x for pair in cancels for x in pair])
+            for src, oid, cid in found.itertuples(index=False):
+                cancel_owner[(src, oid)] = cid
+                touched.setdefault(cid, pd.Timestamp.now(tz="UTC").tz_localize(None))
+        ids = sorted(touched)
+        old = self.store.read_customer_state(ids).set_index("customer_id")
+        stats = {r["customer_id"]: r for r in stats_rows(_stats_from_rows(old.reset_index()))} if len(old) else {}
+        rescan: set[str] = {cid for (src, oid), cid in cancel_owner.items()}
+        existing = self._existing_orders(tx) if tx is not None else set()
+        for key, (kind, payload) in sorted(todo.items(), key=lambda kv: _when(kv[1])):
+            if kind == "order":
+                cid = str(payload["customer_id"].iloc[0])
+                if cid in rescan:
+                    continue
+                if (payload["source"].iloc[0], payload["order_id"].iloc[0]) in existing:
+                    rescan.add(cid)  # an edit of a stored order: its old lines go, so read the history again
+                    continue
+                new = add_order(stats.get(cid), cid, payload.to_dict("records"))
+                if new is None:
+                    rescan.add(cid)  # dated before their last purchase day
+                else:
+                    stats[cid] = new
+            elif kind == "event":
+                cid = str(payload["customer_id"])
+                if cid not in rescan:
+                    stats[cid] = add_event(stats.get(cid), payload.to_dict())
+        # Stored lines that go in this transaction: cancelled orders, and edited ones (their new lines replace them).
+        drop = cancels + sorted(existing)
+        if tx is not None and cancels:
+            tx = tx[~tx.set_index(["source", "order_id"]).index.isin(cancels)]
+        day = pd.Timestamp(as_of).normalize() if as_of is not None else max(touched.values()).normalize()
+        frame = stats_frame([stats[c] for c in ids if c in stats and c not in rescan])
+        if rescan:
+            fresh = stats_for_without(self.store, sorted(rescan), tx, ev, drop)
+            frame = pd.concat([frame, fresh], ignore_index=True) if len(frame) else fresh
+        applied = self.apply(frame, day, v12=self._v12_with(frame["customer_id"].tolist(), day, tx, drop),
+                             extra_tx=tx)
+        nxt = pd.Series(day + pd.Timedelta(days=1), index=applied.customers["customer_id"].astype(str))
+        rows = state_rows(frame, applied, day, nxt, self.state_id)
+        keys = {}
+        for key, (kind, payload) in todo.items():
+            cid = (str(payload["customer_id"].iloc[0]) if kind == "order" else str(payload["customer_id"])
+                   if kind == "event" else cancel_owner.get(payload))
+            if cid is not None:
+                keys[cid] = key
+        when = {cid: touched[cid] for cid in ids}
+        changes, n_out = self._commit(rows, old, when, "behaviour", keys, event_keys=list(todo),
+                                      transactions=tx, events=ev, delete_orders=drop)
+        result.changes, result.outbox = changes, n_out
+        result.customers_touched, result.events_applied, result.rescanned = len(ids), len(todo), len(rescan)
+        return result
+
+    def _existing_orders(self, tx: pd.DataFrame) -> set[tuple[str, str]]:
+        pairs = tx[["source", "order_id"]].drop_duplicates()
+        found = self.store.query("SELECT DISTINCT source, order_id FROM transactions WHERE "
+                                 + " OR ".join("(source = ? AND order_id = ?)" for _ in range(len(pairs))),
+                                 [x for p in pairs.itertuples(index=False) for x in p])
+        return set(map(tuple, found.to_numpy().tolist()))
+
+    def _v12_with(self, ids: list[str], day: pd.Timestamp, tx: pd.DataFrame | None,
+                  cancels: list[tuple[str, str]]) -> pd.DataFrame:
+        """12-month value from the store, plus the new rows, minus cancelled orders (not written yet)."""
+        v12 = value_12m(self.store, day, ids).set_index("customer_id")
+        v12 = v12.reindex(ids).fillna(0.0)
+        start, end = day - pd.Timedelta(days=365), day + pd.Timedelta(days=1)
+        if tx is not None and len(tx):
+            win = tx[(tx["ts"] >= start) & (tx["ts"] < end) & tx["customer_id"].isin(ids)]
+            add = win.groupby("customer_id").agg(r=("amount", "sum"), c=("cost", lambda s: s.fillna(0).sum()))
+            v12.loc[add.index, "revenue_12m"] += add["r"]
+            v12.loc[add.index, "value_12m"] += add["r"] - add["c"]
+        if cancels:
+            gone = self.store.query(
+                "SELECT customer_id, sum(amount) AS r, sum(coalesce(cost, 0)) AS c FROM transactions WHERE ("
+                + " OR ".join("(source = ? AND order_id = ?)" for _ in cancels)
+                + f") AND ts >= CAST(DATE '{start.date().isoformat()}' AS TIMESTAMP) "
+                  f"AND ts < CAST(DATE '{end.date().isoformat()}' AS TIMESTAMP) GROUP BY customer_id",
+                [x for pair in cancels for x in pair]).set_index("customer_id")
+            gone = gone[gone.index.isin(v12.index)]
+            v12.loc[gone.index, "revenue_12m"] -= gone["r"]
+            v12.loc[gone.index, "value_12m"] -= gone["r"] - gone["c"]
+        return v12.reset_index()
+
+    # -- time ---------------------------------------------------------------------------------------
+    def sweep(self, as_of: Any) -> LiveResult:
+        """Apply the moves time alone causes up to `as_of`, for the customers due by then."""
+        day = pd.Timestamp(as_of).normalize()
+        due = self.store.query("SELECT customer_id FROM customer_state WHERE next_change <= ? OR "
+                               "(next_change IS NULL AND stat_n_days > 0)", [day.to_pydatetime()])
+        ids = sorted(due["customer_id"].astype(str))
+        result = LiveResult(changes=self._changes(pd.DataFrame(), pd.DataFrame(), None, "time"))
+        if not ids:
+            self.store.commit_live(state_rows=None, changes=None, outbox=None, meta={"last_sweep": day.isoformat()})
+            return result
+        old = self.store.read_customer_state(ids).set_index("customer_id")
+        stats = _stats_from_rows(old.reset_index())
+        applied = self.apply(stats, day)
+        nxt = self._next_changes(stats, applied, day)
+        rows = state_rows(stats, applied, day, nxt, self.state_id)
+        changes, n_out = self._commit(rows, old, day, "time", meta={"last_sweep": day.isoformat()})
+        result.changes, result.outbox, result.customers_touched = changes, n_out, len(ids)
+        return result
+
+    # -- refits -------------------------------------------------------------------------------------
+    def adopt(self, state: PortfolioState, as_of: Any, reason: str = "refit") -> LiveResult:
+        """Make a newly fitted state current; every move it causes is recorded as cause "refit".
+
+        Time is swept to `as_of` under the old state first, so the refit's own moves stand apart.
+        """
+        day = pd.Timestamp(as_of).normalize()
+        swept = self.sweep(day)
+        old = self.store.read_customer_state().set_index("customer_id")
+        stats = _stats_from_rows(old.reset_index())
+        self.state = state
+        self.state_id = save_state(self.store, state, reason)
+        applied = self.apply(stats, day)
+        nxt = self._next_changes(stats, applied, day)
+        rows = state_rows(stats, applied, day, nxt, self.state_id)
+        changes, n_out = self._commit(rows, old, day, "refit")
+        return LiveResult(changes=pd.concat([swept.changes, changes], ignore_index=True),
+                          customers_touched=len(rows), outbox=swept.outbox + n_out)
+
+    def health(self) -> dict[str, Any]:
+        """How old the state is and how well it still describes the base: for "should I refit?"."""
+        rows = self.store.query("SELECT count(*) AS n, max(as_of) AS last, "
+                                "count(*) FILTER (WHERE stat_first_day > ?) AS new FROM customer_state "
+                                "WHERE stat_n_days > 0", [self.state.cutoff_.to_pydatetime()])
+        n, new = int(rows["n"].iloc[0]), int(rows["new"].iloc[0])
+        last = pd.Timestamp(rows["last"].iloc[0]) if n else self.state.cutoff_
+        age = int((last - self.state.cutoff_).days)
+        tracking = self._tracking_drift(last)
+        advice = []
+        if age > 90:
+            advice.append(f"the state was fitted {age} days ago")
+        if n and new / n > 0.2:
+            advice.append(f"{new / n:.0%} of customers arrived after it was fitted")
+        if tracking is not None and abs(tracking) > 0.2:
+            advice.append(f"repeat purchases since the fit are {tracking:+.0%} off what it predicted")
+        return {"state_id": self.state_id, "fitted_at_cutoff": self.state.cutoff_, "as_of": last, "age_days": age,
+                "customers": n, "new_customers": new, "new_share": new / n if n else 0.0,
+                "tracking_drift": tracking,
+                "advice": ("refit: " + "; ".join(advice)) if advice else "no refit needed yet"}
+
+    def _tracking_drift(self, last: pd.Timestamp) -> float | None:
+        """(actual - predicted) / predicted repeat purchase days since the cut-off, by customers known then."""
+        model = self.state.purchase_model_
+        cut = self.state.cutoff_
+        days = (last - cut).days
+        if model is None or days < 7:
+            return None
+        from clientfolio.features import rfm_summary
+        from clientfolio.state.fitted import model_summary
+
+        then = rfm_summary(self.store, cutoff=cut, unit="D", holdout_end=last)
+        predicted = float(np.nansum(model.predict_purchases(days / 7.0, model_summary(then, cut)
+                                                            [["frequency", "recency", "T"]])))
+        actual = float(then["frequency_holdout"].sum())
+        return (actual - predicted) / predicted if predicted > 0 else None
+
+
+def stats_for_without(store: Store, ids: list[str], new_tx: pd.DataFrame | None, new_ev: pd.DataFrame | None,
+                      cancels: list[tuple[str, str]]) -> pd.DataFrame:
+    """Like `stats_for`, with the stored lines of cancelled or edited orders left out."""
+
+    class _Without:
+        kind = "duckdb"
+
+        def query(self, sql: str, params: list) -> pd.DataFrame:
+            df = store.query(sql, params)
+            if "order_id" in df:
+                drop = df.set_index(["source", "order_id"]).index.isin(cancels)
+                df = df[~drop].reset_index(drop=True)
+            return df
+
+    return stats_for(_Without(), ids, new_tx, new_ev, cutoff=None)
+
+
+def save_state(store: Store, state: PortfolioState, reason: str) -> int:
+    """Store a fitted state as the current one, with what it was fitted on; returns its id."""
+    fitted = state.fitted_on_
+    body = state.to_json()
+    meta = {"created_at": pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime(),
+            "cutoff": state.cutoff_.to_pydatetime(), "format": json.loads(body)["format"], "reason": reason,
+            "fingerprint": fitted.get("fingerprint") or hashlib.sha256(body.encode()).hexdigest()[:16],
+            "transactions": int(fitted.get("transactions", 0)), "customers": int(fitted.get("customers", 0))}
+    return store.save_state(meta, body)
+
+
+def start(store: Store, state: PortfolioState, applied: Applied, reason: str = "analyze") -> LivePortfolio:
+    """Keep a freshly fitted state and every customer's row in the store (what `analyze` does)."""
+    state_id = save_state(store, state, reason)
+    stats = customer_stats(store, state.cutoff_, purchasers_only=False)
+    live = LivePortfolio(store)
+    assert live.state_id == state_id
+    nxt = live._next_changes(stats, applied, state.cutoff_)
+    store.replace_customer_state(state_rows(stats, applied, state.cutoff_, nxt, state_id))
+    return live
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def _seg_value(row: pd.Series | None, col: str) -> str | None:
+    if row is None or col not in row.index:
+        return None
+    v = row[col]
+    return None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA else str(v)
+
+
+def _row_dict(row: pd.Series | None, segment: str | None) -> dict:
+    d = {} if row is None else {k: (None if (isinstance(v, float) and np.isnan(v)) else v)
+                                for k, v in row.items() if not k.startswith(STAT)}
+    d["segment"] = segment
+    return d
+
+
+def _when(item: tuple[str, Any]) -> pd.Timestamp:
+    kind, payload = item
+    if kind == "order":
+        return pd.Timestamp(payload["ts"].min())
+    if kind == "event":
+        return pd.Timestamp(payload["ts"])
+    return pd.Timestamp.max
+
+
+def _utc_naive(s: pd.Series) -> pd.Series:
+    ts = pd.to_datetime(s, utc=True, format="ISO8601") if not pd.api.types.is_datetime64_any_dtype(s) else s
+    if getattr(ts.dt, "tz", None) is not None:
+        ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+    return ts.astype("datetime64[us]")
+
+
+def _hash(values: list) -> str:
+    return hashlib.sha256("\x1f".join("" if v is None else str(v) for v in values).encode()).hexdigest()[:32]
+
+
+def _canonical_orders(orders: pd.DataFrame) -> pd.DataFrame:
+    """Order lines as the store keeps them; plain errors for what is missing or unreadable."""
+    need = [c for c in ("customer_id", "order_id", "ts", "amount") if c not in orders]
+    if need:
+        raise LiveError(f"orders need the column(s) {', '.join(need)}; they have {', '.join(map(str, orders.columns))}")
+    df = orders.copy()
+    if df["customer_id"].isna().any() or df["order_id"].isna().any():
+        raise LiveError("every order line needs a customer_id and an order_id")
+    df["customer_id"] = df["customer_id"].astype(str)
+    df["order_id"] = df["order_id"].astype(str)
+    df["source"] = df["source"].astype(str) if "source" in df else LIVE_SOURCE
+    try:
+        df["ts"] = _utc_naive(df["ts"])
+        df["amount"] = pd.to_numeric(df["amount"], errors="raise").astype(float)
+    except (ValueError, TypeError) as exc:
+        raise LiveError(f"orders: a timestamp or amount cannot be read ({exc}); give ISO 8601 times and numbers") from None
+    if not np.isfinite(df["amount"]).all():
+        raise LiveError("orders: every amount must be a finite number")
+    df["is_refund"] = df["is_refund"].astype(bool) if "is_refund" in df else df["amount"] < 0
+    if "line_key" not in df:
+        df["line_key"] = df.groupby(["source", "order_id"]).cumcount().astype(str)
+    from clientfolio.store.schema import TRANSACTIONS
+
+    for name, sql_type in TRANSACTIONS:
+        if name not in df:
+            df[name] = None
+        if sql_type.startswith("DOUBLE"):
+            df[name] = pd.to_numeric(df[name], errors="coerce").astype(float)
+    df["import_id"] = LIVE_IMPORT_ID
+    cols = [n for n, _ in TRANSACTIONS if n not in ("row_hash", "import_id")]
+    df["row_hash"] = [_hash(list(r)) for r in df[cols].itertuples(index=False)]
+    return df[[n for n, _ in TRANSACTIONS]]
+
+
+def _canonical_events(events: pd.DataFrame) -> pd.DataFrame:
+    need = [c for c in ("event_id", "customer_id", "ts", "type") if c not in events]
+    if need:
+        raise LiveError(f"events need the column(s) {', '.join(need)}; they have {', '.join(map(str, events.columns))}")
+    from clientfolio.store.schema import EVENTS
+
+    df = events.copy()
+    df["ts"] = _utc_naive(df["ts"])
+    for c in ("event_id", "customer_id", "type"):
+        df[c] = df[c].astype(str)
+    if "properties" in df:
+        df["properties"] = [p if p is None or isinstance(p, str) else json.dumps(p) for p in df["properties"]]
+    for name, _ in EVENTS:
+        if name not in df:
+            df[name] = None
+    df["source"] = df["source"].fillna(LIVE_SOURCE)
+    df["import_id"] = LIVE_IMPORT_ID
+    cols = [n for n, _ in EVENTS if n not in ("row_hash", "import_id")]
+    df["row_hash"] = [_hash(list(r)) for r in df[cols].itertuples(index=False)]
+    return df[[n for n, _ in EVENTS]]

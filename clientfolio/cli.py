@@ -530,6 +530,187 @@ def demo_cmd(
     _run_analyze(None, store, out)
 
 
+# ---------------------------------------------------------------------------- the living portfolio
+
+def print_changes(result: Any, title: str) -> None:  # noqa: ANN401 - LiveResult
+    """What an update, sweep or refit moved, in a few plain lines."""
+    from clientfolio.live import summary_lines
+
+    n = len(result.changes)
+    console.print(f"[bold]{title}[/]: {n:,} segment change{'s' if n != 1 else ''} for "
+                  f"{result.changes['customer_id'].nunique() if n else 0:,} customer(s)", highlight=False)
+    if result.events_applied or result.events_skipped:
+        console.print(f"  {result.events_applied:,} order(s)/event(s) applied, {result.events_skipped:,} already "
+                      "applied before (skipped)", highlight=False)
+    if result.rescanned:
+        console.print(f"  {result.rescanned:,} customer(s) read again from their history (back-dated, edited or "
+                      "cancelled orders)", highlight=False)
+    for line in summary_lines(result.changes) if n else []:
+        console.print(f"  • {line}", highlight=False)
+    if result.outbox:
+        console.print(f"  {result.outbox:,} message(s) queued for subscribed actions", highlight=False)
+    for note in result.notes:
+        console.print(f"  note: {note}", highlight=False)
+
+
+TriggersOpt = Annotated[Optional[Path], typer.Option(
+    "--triggers", help="YAML subscriptions (segment kind, segment, entered/left -> action) to keep for this store.")]
+
+
+def _live(st: Any, triggers: Path | None):  # noqa: ANN202
+    from clientfolio.live import LivePortfolio
+
+    return LivePortfolio(st, triggers=triggers)
+
+
+@app.command("update")
+@with_import_options
+def update_cmd(
+    files: Annotated[list[Path], typer.Argument(help="New orders, refunds, events or customers (any layout "
+                                                     "`import` reads).")],
+    store: StoreOpt = "clientfolio.duckdb",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Score the touched customers at this day "
+                                                               "(default: their latest order or event).")] = None,
+    triggers: TriggersOpt = None,
+    *,
+    imports: ImportArgs,
+) -> None:
+    """Add new orders and events to an analysed store and move only the customers they touch.
+
+    The files are imported with the usual row accounting; then each touched customer's
+    statistics are brought up to date (incrementally; a back-dated or edited order reads that
+    customer's history again), re-scored with the stored state and re-segmented.  Every move is
+    recorded with its reason (`clientfolio changes`).  Running it again with the same files
+    changes nothing.
+    """
+    from clientfolio.ingest import import_files
+    from clientfolio.store import open_store
+
+    with _handled("the store holds what was imported; run `clientfolio update` again to finish (nothing is "
+                  "applied twice)."):
+        opts = imports.options()
+        _check_inputs(files)
+        day = _day("--as-of", as_of)
+        with open_store(_existing_store(store)) as st:
+            live = _live(st, triggers)
+            with _progress() as prog:
+                task = prog.add_task("importing", total=1.0)
+                result = import_files(files, st, opts, progress=lambda m, f: prog.update(task, description=m,
+                                                                                         completed=f),
+                                      rejects_dir=imports.rejects_dir)
+            print_import(result)
+            moved = live.catch_up(day)
+    print_changes(moved, "update")
+
+
+@app.command("sweep")
+def sweep_cmd(
+    as_of: Annotated[str, typer.Option("--as-of", help="The day to bring the portfolio to (e.g. today).")],
+    store: StoreOpt = "clientfolio.duckdb",
+    triggers: TriggersOpt = None,
+) -> None:
+    """Apply the moves time alone causes by --as-of (P(alive) decays, customers turn at risk or lapse).
+
+    Each customer's next possible move is known in advance, so a daily sweep touches only the
+    customers who are due.  Run it daily (cron) or let the service do it.
+    """
+    from clientfolio.store import open_store
+
+    with _handled("the store is as before the sweep (a sweep is written whole or not at all)."):
+        day = _day("--as-of", as_of)
+        with open_store(_existing_store(store)) as st:
+            live = _live(st, triggers)
+            pending = live.catch_up(day)
+            result = live.sweep(day)
+    if len(pending.changes):
+        print_changes(pending, "imports not yet applied")
+    print_changes(result, f"sweep to {pd_day(day)}")
+
+
+def pd_day(day: str) -> str:
+    import pandas as pd
+
+    return f"{pd.Timestamp(day):%d %b %Y}"
+
+
+@app.command("refit")
+def refit_cmd(
+    store: StoreOpt = "clientfolio.duckdb",
+    cutoff: Annotated[str | None, typer.Option(help="Fit at this day (default: the last order).")] = None,
+) -> None:
+    """Fit the portfolio state anew; the moves a refit causes are recorded apart from behaviour's.
+
+    `clientfolio status` says when a refit is due (the state's age, share of new customers,
+    how far purchases drift from what it predicted).
+    """
+    from clientfolio.pipeline import refit
+
+    with _handled("the store keeps its previous state."):
+        _day("--cutoff", cutoff)
+        with _progress() as prog:
+            task = prog.add_task("refitting", total=1.0)
+            result = refit(_existing_store(store), cutoff=cutoff,
+                           progress=lambda m, f: prog.update(task, description=m, completed=f))
+    print_changes(result, "refit")
+
+
+@app.command("status")
+def status_cmd(store: StoreOpt = "clientfolio.duckdb") -> None:
+    """How old the fitted state is, how well it still tracks, and whether to refit."""
+    from clientfolio.store import open_store
+
+    with _handled("the store is unchanged."), open_store(_existing_store(store)) as st:
+        h = _live(st, None).health()
+    console.print(f"state {h['state_id']} fitted at {h['fitted_at_cutoff']:%d %b %Y}; customers up to date as of "
+                  f"{h['as_of']:%d %b %Y} ({h['age_days']} days later)", highlight=False)
+    console.print(f"  {h['customers']:,} customers, {h['new_customers']:,} ({h['new_share']:.0%}) arrived since the fit",
+                  highlight=False)
+    if h["tracking_drift"] is not None:
+        console.print(f"  repeat purchases since the fit: {h['tracking_drift']:+.0%} against the prediction",
+                      highlight=False)
+    console.print(f"  {h['advice']}", highlight=False)
+
+
+@app.command("changes")
+def changes_cmd(
+    store: StoreOpt = "clientfolio.duckdb",
+    since: Annotated[str | None, typer.Option(help="Only changes from this day on (default: all).")] = None,
+    customer: Annotated[str | None, typer.Option(help="Only this customer's changes, with every reason.")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this segment kind (lifecycle, rfm, value_tier, ...).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Also write the changes to this CSV (spreadsheet-safe).")] = None,
+) -> None:
+    """What changed since last time: entries and exits per segment, with reasons and example customers."""
+    import pandas as pd
+
+    from clientfolio.live import summary_lines
+    from clientfolio.store import open_store
+
+    with _handled("the store is unchanged."):
+        day = _day("--since", since)
+        with open_store(_existing_store(store)) as st:
+            ch = st.read_changes(since=pd.Timestamp(day) if day else None, customer_id=customer, segment_kind=kind)
+        if out is not None:
+            from clientfolio.core.safecsv import write_frame
+
+            write_frame(ch, out)
+    if ch.empty:
+        console.print("no segment changes recorded" + (f" since {pd_day(day)}" if day else ""), highlight=False)
+        return
+    if customer:
+        t = Table("when", "kind", "from", "to", "cause", "why")
+        for r in ch.itertuples():
+            t.add_row(f"{r.changed_at:%Y-%m-%d}", r.segment_kind, r.from_segment or "", r.to_segment or "", r.cause,
+                      r.reason)
+        console.print(t)
+    else:
+        console.print(f"[bold]{len(ch):,} segment changes[/] for {ch['customer_id'].nunique():,} customers"
+                      + (f" since {pd_day(day)}" if day else ""), highlight=False)
+        for line in summary_lines(ch):
+            console.print(f"  • {line}", highlight=False)
+    if out is not None:
+        console.print(f"all changes: [bold]{out}[/]")
+
+
 def main() -> None:
     app()
 

@@ -230,14 +230,20 @@ def portfolio_view(st: Store, state: PortfolioState, now: Applied, before: Appli
         state=state)
 
 
-def save_results(st: Store, now: Applied, before: Applied | None, notes: Notes) -> None:
-    """Stage 7: the segment snapshots into the store (a store that cannot take them only costs a note)."""
+def save_results(st: Store, state: PortfolioState, now: Applied, before: Applied | None, notes: Notes,
+                 keep_state: bool) -> None:
+    """Stage 7: the segment snapshots into the store, and (`keep_state`) the fitted state with every
+    customer's row, so the portfolio can be kept current (`clientfolio update` / `sweep`)."""
     try:
         st.save_memberships(now.segments)
         if before is not None:
             st.save_memberships(before.segments)
     except ClientfolioError as exc:
         notes.append(f"segment snapshots not saved: {exc}")
+    if keep_state:
+        from clientfolio.live.portfolio import start
+
+        start(st, state, now)
 
 
 def analyze(
@@ -277,7 +283,9 @@ def analyze(
 
     The stages are named functions of this module, in this order: :func:`import_data`,
     :func:`data_span`, :func:`choose_model`, :func:`fit_portfolio` (fit the state, apply it),
-    :func:`look_back`, :func:`save_results`, :func:`portfolio_view`.
+    :func:`look_back`, :func:`save_results`, :func:`portfolio_view`.  A store that is kept (``store=``)
+    also keeps the fitted state and every customer's row, ready for :func:`refit` and
+    :class:`clientfolio.live.LivePortfolio` updates.
     """
     checked_rules = check_rules(rules) if rules is not None else None  # read once, before any work
     report = progress or (lambda msg, frac: None)
@@ -307,7 +315,7 @@ def analyze(
         report("looking back", 0.75)
         before = look_back(st, state, as_of, previous_days, span.first, notes)
         report("portfolio", 0.85)
-        save_results(st, now, before, notes)
+        save_results(st, state, now, before, notes, keep_state=not (own and store is None))
         report("done", 1.0)
         return portfolio_view(st, state, now, before, choice, span, checkup, imported, notes,
                               {"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
@@ -316,3 +324,38 @@ def analyze(
         if own:
             st.close()
         tmp.cleanup()
+
+
+def refit(store: Store | str | Path, *, cutoff: str | pd.Timestamp | None = None, model: str = "auto",
+          progress: Progress | None = None) -> Any:
+    """Fit the store's portfolio anew at `cutoff` (default: the last order) and make it current.
+
+    The settings (horizon, discount rate, margin, sector, rules, clusters) are the current
+    state's; the model is chosen again on a holdout period.  Time is swept under the old state
+    first, then every move the new state causes is recorded as cause "refit".  Returns the
+    :class:`~clientfolio.live.portfolio.LiveResult`.
+    """
+    from clientfolio.live.portfolio import LivePortfolio
+
+    report = progress or (lambda msg, frac: None)
+    own = not isinstance(store, Store)
+    st = open_store(store) if own else store
+    try:
+        live = LivePortfolio(st)
+        old = live.state
+        notes = Notes()
+        span = data_span(st, None, old.currency)
+        as_of = pd.Timestamp(cutoff).normalize() if cutoff is not None else span.last.normalize()
+        support = support_at(rfm_summary(st, cutoff=as_of, unit="W"), span.first, as_of)
+        choice = choose_model(st, span.first, as_of, support, model, notes, report)
+        report("fitting the new state", 0.4)
+        state, _, _ = fit_portfolio(st, as_of, support, choice, old.settings, old.sector, old.rules_, old.clusters,
+                                    old.currency, notes)
+        report("recording the moves it causes", 0.8)
+        result = live.adopt(state, as_of)
+        result.notes.extend(str(n) for n in notes.for_owner())
+        report("done", 1.0)
+        return result
+    finally:
+        if own:
+            st.close()

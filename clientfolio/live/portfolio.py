@@ -289,6 +289,31 @@ class LivePortfolio:
         tx = _canonical_orders(orders) if orders is not None and len(orders) else None
         ev = _canonical_events(events) if events is not None and len(events) else None
         cancels = [(str(s), str(o)) for s, o in (cancellations or [])]
+        return self._apply_batch(tx, ev, cancels, as_of, stored_import=None)
+
+    def catch_up(self, as_of: Any = None) -> LiveResult:
+        """Fold into the state the rows that imports added since it was last brought up to date.
+
+        `clientfolio update FILE` imports the file (with the usual row accounting) and then calls
+        this; if the process stopped in between, the next update or sweep does it.  An import that
+        replaced stored rows, or added lines to an order stored before, rescans those customers.
+        """
+        applied = int(self.store.get_meta("applied_import") or 0)
+        latest = int(self.store.query("SELECT coalesce(max(import_id), 0) AS n FROM imports")["n"].iloc[0])
+        if latest <= applied:
+            return LiveResult(changes=self._changes(pd.DataFrame(), pd.DataFrame(), None, "behaviour"))
+        tx = self.store.query(f"SELECT * FROM transactions WHERE import_id > {applied} AND customer_id IS NOT NULL")
+        ev = self.store.query(f"SELECT * FROM events WHERE import_id > {applied} AND customer_id IS NOT NULL")
+        return self._apply_batch(tx if len(tx) else None, ev if len(ev) else None, [], as_of, stored_import=latest,
+                                 since_import=applied)
+
+    def _apply_batch(self, tx: pd.DataFrame | None, ev: pd.DataFrame | None, cancels: list[tuple[str, str]],
+                     as_of: Any, stored_import: int | None, since_import: int = 0) -> LiveResult:
+        """The one way a batch of orders, events and cancellations reaches the state (see `update`).
+
+        `stored_import`: the rows are already in the store (imports up to this id), so they are
+        not written again and are keyed by the import; otherwise they are written with the state.
+        """
         keyed: dict[str, tuple[str, Any]] = {}  # event key -> (kind, payload)
         if tx is not None:
             for (src, oid), lines in tx.groupby(["source", "order_id"], sort=False):
@@ -325,7 +350,9 @@ class LivePortfolio:
         old = self.store.read_customer_state(ids).set_index("customer_id")
         stats = {r["customer_id"]: r for r in stats_rows(_stats_from_rows(old.reset_index()))} if len(old) else {}
         rescan: set[str] = {cid for (src, oid), cid in cancel_owner.items()}
-        existing = self._existing_orders(tx) if tx is not None else set()
+        existing = self._existing_orders(tx, since_import) if tx is not None else set()
+        if stored_import is not None and self._import_replaced_rows(since_import):
+            rescan |= set(ids)  # stored rows were replaced: what they contributed cannot be subtracted
         for key, (kind, payload) in sorted(todo.items(), key=lambda kv: _when(kv[1])):
             if kind == "order":
                 cid = str(payload["customer_id"].iloc[0])
@@ -363,18 +390,35 @@ class LivePortfolio:
             if cid is not None:
                 keys[cid] = key
         when = {cid: touched[cid] for cid in ids}
-        changes, n_out = self._commit(rows, old, when, "behaviour", keys, event_keys=list(todo),
-                                      transactions=tx, events=ev, delete_orders=drop)
+        if stored_import is None:
+            write = {"transactions": tx, "events": ev, "delete_orders": drop}
+        else:  # already stored by the import; event keys of imported rows are the import's
+            write = {"meta": {"applied_import": str(stored_import)}}
+        changes, n_out = self._commit(rows, old, when, "behaviour", keys,
+                                      event_keys=list(todo) if stored_import is None else [], **write)
         result.changes, result.outbox = changes, n_out
         result.customers_touched, result.events_applied, result.rescanned = len(ids), len(todo), len(rescan)
         return result
 
-    def _existing_orders(self, tx: pd.DataFrame) -> set[tuple[str, str]]:
+    def _existing_orders(self, tx: pd.DataFrame, since_import: int = 0) -> set[tuple[str, str]]:
+        """Orders of the batch the store already holds lines of (from before `since_import`, for imports)."""
         pairs = tx[["source", "order_id"]].drop_duplicates()
-        found = self.store.query("SELECT DISTINCT source, order_id FROM transactions WHERE "
-                                 + " OR ".join("(source = ? AND order_id = ?)" for _ in range(len(pairs))),
-                                 [x for p in pairs.itertuples(index=False) for x in p])
-        return set(map(tuple, found.to_numpy().tolist()))
+        found = set()
+        for i in range(0, len(pairs), 500):
+            part = pairs.iloc[i:i + 500]
+            sql = ("SELECT DISTINCT source, order_id FROM transactions WHERE ("
+                   + " OR ".join("(source = ? AND order_id = ?)" for _ in range(len(part))) + ")")
+            if since_import:
+                sql += f" AND import_id <= {int(since_import)} AND import_id <> {LIVE_IMPORT_ID}"
+            df = self.store.query(sql, [x for p in part.itertuples(index=False) for x in p])
+            found |= set(map(tuple, df.to_numpy().tolist()))
+        return found
+
+    def _import_replaced_rows(self, since_import: int) -> bool:
+        """Did an import after `since_import` replace stored rows (changed values under the same key)?"""
+        df = self.store.query(f"SELECT coalesce(sum(rows_updated), 0) AS n FROM imports WHERE import_id > "
+                              f"{int(since_import)} AND target IN ('transactions', 'events')")
+        return int(df["n"].iloc[0]) > 0
 
     def _v12_with(self, ids: list[str], day: pd.Timestamp, tx: pd.DataFrame | None,
                   cancels: list[tuple[str, str]]) -> pd.DataFrame:

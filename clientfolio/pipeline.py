@@ -231,19 +231,32 @@ def portfolio_view(st: Store, state: PortfolioState, now: Applied, before: Appli
 
 
 def save_results(st: Store, state: PortfolioState, now: Applied, before: Applied | None, notes: Notes,
-                 keep_state: bool) -> None:
+                 keep_state: bool) -> pd.DataFrame | None:
     """Stage 7: the segment snapshots into the store, and (`keep_state`) the fitted state with every
-    customer's row, so the portfolio can be kept current (`clientfolio update` / `sweep`)."""
+    customer's row, so the portfolio can be kept current (`clientfolio update` / `sweep`).
+
+    A store that already holds a state gets this one as a refit: new orders are first applied under
+    the old state, time is swept, then the moves the new state causes are logged as cause "refit".
+    Returns what changed since the previous analysis (None the first time).
+    """
     try:
         st.save_memberships(now.segments)
         if before is not None:
             st.save_memberships(before.segments)
     except ClientfolioError as exc:
         notes.append(f"segment snapshots not saved: {exc}")
-    if keep_state:
-        from clientfolio.live.portfolio import start
+    if not keep_state:
+        return None
+    from clientfolio.live.portfolio import LivePortfolio, start
 
+    previous = st.load_state()
+    if previous is None:
         start(st, state, now)
+        return None
+    live = LivePortfolio(st)
+    live.catch_up(state.cutoff_)
+    live.adopt(state, state.cutoff_, reason="analyze")
+    return st.read_changes(since=pd.Timestamp(previous[0]["created_at"]))
 
 
 def analyze(
@@ -315,11 +328,13 @@ def analyze(
         report("looking back", 0.75)
         before = look_back(st, state, as_of, previous_days, span.first, notes)
         report("portfolio", 0.85)
-        save_results(st, state, now, before, notes, keep_state=not (own and store is None))
+        changes = save_results(st, state, now, before, notes, keep_state=not (own and store is None))
         report("done", 1.0)
-        return portfolio_view(st, state, now, before, choice, span, checkup, imported, notes,
-                              {"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
-                               "value_basis": basis, "sector": sector})
+        pf = portfolio_view(st, state, now, before, choice, span, checkup, imported, notes,
+                            {"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
+                             "value_basis": basis, "sector": sector})
+        pf.changes = changes
+        return pf
     finally:
         if own:
             st.close()

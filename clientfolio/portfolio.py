@@ -52,6 +52,7 @@ class Portfolio:
     # one verdict: below the measured minimum they say so and show the historical view instead.
     support: Support = field(default_factory=lambda: Support(True, "not checked"))
     state: Any = None  # the fitted clientfolio.state.PortfolioState behind these results
+    changes: pd.DataFrame | None = None  # the store's change log since the previous analysis (None: first one)
 
     # -- plain words ----------------------------------------------------------------------
 

@@ -44,18 +44,30 @@ def pg_url() -> str:
     return url
 
 
-@pytest.fixture
-def pg_store_url(pg_url: str):
-    """A URL whose search_path is a fresh schema, dropped after the test."""
+def pg_schema(pg_url: str) -> tuple[str, str]:
+    """(a URL whose search_path is a fresh schema, the schema's name)."""
     import psycopg
 
     schema = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(pg_url, autocommit=True) as c:
         c.execute(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in pg_url else "?"
-    yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    return f"{pg_url}{sep}options=-csearch_path%3D{schema}", schema
+
+
+def drop_pg_schema(pg_url: str, schema: str) -> None:
+    import psycopg
+
     with psycopg.connect(pg_url, autocommit=True) as c:
         c.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_store_url(pg_url: str):
+    """A URL whose search_path is a fresh schema, dropped after the test."""
+    url, schema = pg_schema(pg_url)
+    yield url
+    drop_pg_schema(pg_url, schema)
 
 
 @pytest.fixture(params=["duckdb", "postgresql"])

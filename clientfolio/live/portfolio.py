@@ -556,6 +556,8 @@ def start(store: Store, state: PortfolioState, applied: Applied, reason: str = "
     assert live.state_id == state_id
     nxt = live._next_changes(stats, applied, state.cutoff_)
     store.replace_customer_state(state_rows(stats, applied, state.cutoff_, nxt, state_id))
+    latest = int(store.query("SELECT coalesce(max(import_id), 0) AS n FROM imports")["n"].iloc[0])
+    store.commit_live(state_rows=None, changes=None, outbox=None, meta={"applied_import": str(latest)})
     return live
 
 

@@ -114,6 +114,37 @@ def _rfm_new_note(c: pd.DataFrame) -> str:
             f"shop\u2019s return window{window}. They count different things, so the numbers differ.</p>")
 
 
+CHANGE_KINDS = ("lifecycle", "value_tier", "rfm", "portfolio", "rules", "cluster", "frequency_tier")
+
+
+def _changes_section(p) -> str:  # noqa: ANN001 - a Portfolio
+    """Entries and exits per segment since the previous analysis, with example customers and why they moved."""
+    from clientfolio.live.kinds import kind_label, segment_label
+    from clientfolio.live.summary import changes_summary
+
+    ch = p.changes
+    if ch is None or ch.empty:
+        return "<p>No customer changed segment since the previous analysis.</p>"
+    causes = ch["cause"].value_counts()
+    words = {"behaviour": "their own orders or activity", "time": "time passing without an order",
+             "refit": "this analysis re-estimating the lines between segments"}
+    intro = (f"<p>{len(ch):,} segment changes for {ch['customer_id'].nunique():,} customers since "
+             f"{ch['changed_at'].min():%d %b %Y}: " + ", ".join(f"{n:,} from {words.get(c, c)}"
+                                                                for c, n in causes.items()) + ".</p>")
+    s = changes_summary(ch, examples=2)
+    s = s[s["segment_kind"].isin(CHANGE_KINDS)].copy()
+    s["moved"] = s["entered"] + s["left"]
+    s = s.sort_values("moved", ascending=False).head(15)
+    rows = []
+    for r in s.itertuples():
+        ex = "; ".join(f"{e.get('customer_id')}: {e.get('reason')}" for e in (r.examples or [])[:2])
+        rows.append({"kind": kind_label(r.segment_kind), "segment": segment_label(r.segment_kind, r.segment),
+                     "entered": int(r.entered), "left": int(r.left), "net": f"{int(r.net):+,}", "for example": ex})
+    table = _table(pd.DataFrame(rows)) if rows else ""
+    return intro + table + ("<p class='muted'>Every change, with its reason: <code>clientfolio changes</code> "
+                            "(or the customers' own pages in the service).</p>")
+
+
 def render(p) -> str:  # noqa: ANN001 - a Portfolio
     """The report as one HTML string."""
     c = p.customers
@@ -188,6 +219,8 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
                      f"did over the last {days} days, and no new customers arrive (a Markov chain on the flows above):</p>"
                      + _table(f.rename_axis("stage").reset_index()))
         sections.append(("lifecycle", "Lifecycle: how customers moved", body))
+    if getattr(p, "changes", None) is not None:
+        sections.append(("changes", "What changed since last time", _changes_section(p)))
     quad_tbl = kpis[kpis["segment_kind"] == "portfolio"]
     if not forecasts:
         sections.append(("portfolio", "Strategic portfolio", "<p><b>Not estimated.</b> The quadrants weigh "

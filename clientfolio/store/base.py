@@ -22,7 +22,7 @@ import duckdb
 import pandas as pd
 
 from clientfolio.store.live import STATE_LIST_TYPES, normalize, state_meta, table_types
-from clientfolio.store.schema import LATEST, MIGRATIONS, TABLES
+from clientfolio.store.schema import MIGRATIONS, TABLES
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -165,7 +164,8 @@ class PostgresStore(Store):
                 cur.execute("DROP TABLE customer_state")
                 cur.execute("ALTER TABLE customer_state_next RENAME TO customer_state")
                 cur.execute("ALTER INDEX customer_state_next_pkey RENAME TO customer_state_pkey")
-                cur.execute("ANALYZE customer_state")
+                # the row count and key statistics for the planner now; autovacuum gathers the rest
+                cur.execute("ANALYZE customer_state (customer_id)")
             self.conn.commit()
         except BaseException as exc:
             self.conn.rollback()
@@ -311,17 +311,20 @@ class _Writer:
         return self.cur.fetchall()
 
     def executemany(self, sql: str, rows: list[tuple]) -> None:
-        self.cur.executemany(_pg(sql), rows)
+        if len(rows) == 1:
+            self.cur.execute(_pg(sql), rows[0])
+        else:
+            self.cur.executemany(_pg(sql), rows)
 
     def delete_keys(self, table: str, key: Sequence[str], rows: list[tuple]) -> None:
         if len(rows) <= SMALL_BATCH:
-            self.cur.executemany(_pg(delete_sql(table, key, many=False)), rows)
+            self.executemany(delete_sql(table, key, many=False), rows)
         else:
             self.cur.execute(_pg(delete_sql(table, key, many=True)), [list(col) for col in zip(*rows)])
 
     def insert(self, table: str, rows: Rows) -> None:
         if rows.tuples is not None:
-            self.cur.executemany(_pg(insert_sql(table, rows.types)), rows.tuples)
+            self.executemany(insert_sql(table, rows.types), rows.tuples)
             return
         self.store._copy_frame(self.cur, table, rows.frame, rows.types)
 

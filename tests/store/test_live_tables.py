@@ -284,6 +284,37 @@ def test_commit_live_writes_every_part(store) -> None:
     assert store.get_meta("last_event") == "x"
 
 
+def test_a_few_rows_and_many_rows_are_typed_alike(store) -> None:
+    """Per-event rows are typed value by value, bulk rows column by column: the same rules."""
+    store.replace_customer_state(pd.DataFrame({
+        "customer_id": ["x"], "score": [0.5], "orders": [1], "vip": [True], "seen": [T0], "note": ["n"]}))
+    n = 2 * SMALL_BATCH
+    loose = pd.DataFrame({
+        "customer_id": [f"k{i:04d}" for i in range(n)],
+        "score": [str(i / 4) if i % 2 else i for i in range(n)],  # text and whole numbers into DOUBLE
+        "orders": [float(i) if i % 3 else None for i in range(n)],  # whole floats and None into BIGINT
+        "vip": [i % 2 for i in range(n)],  # 0/1 into BOOLEAN
+        "seen": [pd.Timestamp("2024-03-01 12:00", tz="Europe/Paris") if i % 2 else "2024-03-01T11:00:00Z"
+                 for i in range(n)],  # zone-aware times and ISO text into TIMESTAMP
+        "note": [i if i % 5 else None for i in range(n)],  # numbers into TEXT
+    }, dtype=object)
+    store.commit_live(state_rows=loose, changes=None, outbox=None)  # the bulk path
+    bulk = store.read_customer_state()
+    for start in range(0, n, SMALL_BATCH // 2):  # the row-by-row path, a few rows at a time
+        store.commit_live(state_rows=loose.iloc[start:start + SMALL_BATCH // 2], changes=None, outbox=None)
+    few = store.read_customer_state()
+    pd.testing.assert_frame_equal(few, bulk, check_exact=True)
+    row = few.set_index("customer_id").loc["k0007"]
+    assert (row["score"], row["orders"], row["vip"], row["note"]) == (1.75, 7, True, "7")
+    ks = few.iloc[:n]  # the k... rows (the replaced row "x" sorts last)
+    assert ks["seen"].eq(pd.Timestamp("2024-03-01 11:00")).all() and ks["orders"].isna().sum() == n // 3 + 1
+    for rows in (loose.iloc[:3], loose):
+        with pytest.raises(SchemaError, match="column 'orders' must hold whole numbers"):
+            store.commit_live(state_rows=rows.assign(orders=2.5), changes=None, outbox=None)
+        with pytest.raises(SchemaError, match="column 'vip' must hold true/false values"):
+            store.commit_live(state_rows=rows.assign(vip="yes"), changes=None, outbox=None)
+
+
 def test_an_order_sent_again_replaces_its_lines(store) -> None:
     store.commit_live(state_rows=None, changes=None, outbox=None, transactions=_order_rows("o1", 3, amount=10))
     store.commit_live(state_rows=None, changes=None, outbox=None, transactions=_order_rows("o1", 2, amount=12))
@@ -489,8 +520,11 @@ def _wait_gone(url: str, app: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kill", [True, False], ids=["killed", "finished"])
 @pytest.mark.parametrize("op", ["commit_live", "replace"])
-def test_a_big_write_killed_mid_way_leaves_before_or_after(store_url: str, op: str) -> None:
+def test_a_big_write_killed_mid_way_leaves_before_or_after(store_url: str, op: str, kill: bool) -> None:
+    """kill -9 inside the transaction leaves the store exactly as before; left alone, the same
+    write gives exactly the `after` state (so both ends of the check are real)."""
     n = 200_000
     with open_store(store_url) as st:
         st.save_state({"cutoff": T0, "format": 1, "reason": "analyze"}, "{}")
@@ -506,6 +540,16 @@ def test_a_big_write_killed_mid_way_leaves_before_or_after(store_url: str, op: s
     app = "cf_kill_" + uuid.uuid4().hex[:8]
     url = store_url + (f"&application_name={app}" if store_url.startswith("postgresql") else "")
     proc = subprocess.Popen([sys.executable, "-c", BIG, url, op, str(n)], stdout=subprocess.PIPE, text=True)
+    if not kill:
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0 and out.rstrip().endswith("committed")
+        with open_store(store_url) as st:
+            assert _snapshot(st) == after
+            if op == "commit_live":
+                assert st.read_changes(limit=3)["change_id"].tolist() == [1, 2, 3]
+                assert st.read_outbox(limit=1)["message_id"].tolist() == ["msg_1_winback_email"]
+                assert st.read_outbox()["change_id"].max() == n + 1
+        return
     # Kill once the transaction is under way: the state rows are in, the change rows (or the key) not yet.
     if url.startswith("postgresql"):
         _wait_for_pg(url, app, "COPY segment_changes" if op == "commit_live" else "ALTER TABLE customer_state_next",

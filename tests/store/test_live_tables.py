@@ -451,6 +451,38 @@ def test_both_stores_hand_out_identical_frames(tmp_path: Path, pg_store_url: str
         pd.testing.assert_frame_equal(duck, frames["postgresql"][name], check_exact=True, obj=name)
 
 
+def test_concurrent_writers_on_postgresql_take_turns(pg_store_url: str) -> None:
+    """Two service workers commit at once: change ids stay max+1 with no gaps or clashes."""
+    import threading
+
+    with open_store(pg_store_url) as st:
+        st.replace_customer_state(_state(40))
+    errors: list[BaseException] = []
+
+    def worker(w: int) -> None:
+        try:
+            with open_store(pg_store_url) as st:
+                for i in range(20):
+                    cid = f"c{w * 20 + i:06d}"
+                    st.commit_live(state_rows=pd.DataFrame({"customer_id": [cid], "orders": [w]}),
+                                   changes=_changes([cid]), outbox=_outbox([0], [cid]), event_keys=[f"{w}-{i}"])
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with open_store(pg_store_url) as st:
+        ch = st.read_changes()
+        assert ch["change_id"].tolist() == list(range(1, 41))
+        ob = st.read_outbox().merge(ch[["change_id", "customer_id"]], on="change_id", suffixes=("", "_change"))
+        assert len(ob) == 40 and (ob["customer_id"] == ob["customer_id_change"]).all()
+        assert st.read_customer_state()["orders"].tolist() == [0] * 20 + [1] * 20
+
+
 # --- atomicity under kill -9 ---------------------------------------------------------------------------------
 
 BIG = r"""

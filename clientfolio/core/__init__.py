@@ -3,6 +3,7 @@
 from clientfolio.core.errors import (
     ClientfolioError,
     ConvergenceError,
+    EventAlreadyApplied,
     IngestError,
     MappingError,
     NotFittedError,
@@ -13,6 +14,7 @@ from clientfolio.core.errors import (
 __all__ = [
     "ClientfolioError",
     "ConvergenceError",
+    "EventAlreadyApplied",
     "IngestError",
     "MappingError",
     "NotFittedError",

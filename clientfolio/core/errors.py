@@ -58,6 +58,15 @@ class StoreError(ClientfolioError):
     """The store cannot be opened, migrated or written."""
 
 
+class EventAlreadyApplied(StoreError):
+    """A per-event update names an event the store has already applied; nothing was written."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = list(keys)
+        shown = ", ".join(self.keys[:5]) + (f" and {len(self.keys) - 5} more" if len(self.keys) > 5 else "")
+        super().__init__(f"events already applied: {shown}; nothing was written (skip these events)")
+
+
 class NotFittedError(ClientfolioError, AttributeError):
     """A model was used before `fit` was called."""
 

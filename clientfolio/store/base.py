@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import abc
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from clientfolio.store.schema import LATEST, MIGRATIONS, TABLES
+from clientfolio.store.live import STATE_LIST_TYPES, normalize, state_meta, table_types
+from clientfolio.store.schema import MIGRATIONS, TABLES
 
 
 @dataclass
@@ -87,6 +89,133 @@ class Store(abc.ABC):
     def save_memberships(self, memberships: pd.DataFrame) -> None:
         """Store a segment snapshot, replacing rows of the same dates and segment kinds (atomically)."""
 
+    # --- the living portfolio: fitted states, per-customer state, change log, outbox -------------
+
+    @abc.abstractmethod
+    def save_state(self, meta: dict[str, Any], body: str) -> int:
+        """Store a fitted state (JSON text) as the new current one and return its state_id.
+
+        `meta` holds cutoff, format, reason and optionally created_at (default now), fingerprint,
+        transactions and customers.  The previous current state stops being current in the same
+        transaction.
+        """
+
+    def load_state(self, state_id: int | None = None) -> tuple[dict[str, Any], str] | None:
+        """A stored state as (meta, body): the current one when `state_id` is None; None if there is none."""
+        cols = [c for c in STATE_LIST_TYPES]
+        where, params = ("is_current", []) if state_id is None else ("state_id = ?", [int(state_id)])
+        df = self.query(f"SELECT {', '.join(cols)}, body FROM portfolio_states WHERE {where} "
+                        "ORDER BY state_id DESC LIMIT 1", params)
+        if df.empty:
+            return None
+        body = str(df["body"].iloc[0])
+        meta = normalize(df, STATE_LIST_TYPES)
+        return state_meta(meta.iloc[0].tolist(), cols), body
+
+    def list_states(self) -> pd.DataFrame:
+        """Every stored state's meta (no body), oldest first."""
+        df = self.query(f"SELECT {', '.join(STATE_LIST_TYPES)} FROM portfolio_states ORDER BY state_id")
+        return normalize(df, STATE_LIST_TYPES)
+
+    @abc.abstractmethod
+    def replace_customer_state(self, df: pd.DataFrame) -> None:
+        """Replace the whole customer_state table by `df` (one row per customer_id), atomically.
+
+        The columns are the frame's (float -> DOUBLE PRECISION, int -> BIGINT, bool -> BOOLEAN,
+        datetime -> TIMESTAMP (UTC), else TEXT) and may differ from the stored ones.  If anything
+        fails, the old table stays as it was.
+        """
+
+    @abc.abstractmethod
+    def read_customer_state(self, customer_ids: list[str] | None = None) -> pd.DataFrame:
+        """All rows of customer_state, or those of the given ids, ordered by customer_id.
+
+        Dtypes are the same on every backend: float64, int64 (Int64 when a value is missing),
+        bool (boolean when missing), datetime64[us] and pandas' text dtype.
+        """
+
+    def customer_state_columns(self) -> list[str]:
+        """The columns customer_state has now, in order (customer_id first)."""
+        return list(self._state_types())
+
+    @abc.abstractmethod
+    def _state_types(self) -> dict[str, str]:
+        """customer_state's columns and their clientfolio SQL types, from the catalog."""
+
+    @abc.abstractmethod
+    def commit_live(
+        self,
+        *,
+        state_rows: pd.DataFrame | None,
+        changes: pd.DataFrame | None,
+        outbox: pd.DataFrame | None,
+        event_keys: Sequence[str] = (),
+        meta: dict[str, str] | None = None,
+        transactions: pd.DataFrame | None = None,
+        events: pd.DataFrame | None = None,
+        delete_orders: Sequence[tuple[str, str]] = (),
+    ) -> list[int]:
+        """Write one live update in ONE transaction, all or nothing; return the new change ids.
+
+        In order: delete the transaction rows of the (source, order_id) pairs in `delete_orders`;
+        store the canonical `transactions` / `events` rows (a stored row with the same key is
+        replaced, as an import does); upsert `state_rows` by customer_id (columns the frame lacks
+        are NULL; columns the table lacks are an error); append `changes` with change ids
+        max+1, max+2, ... in row order; append `outbox` rows, whose `change_id` column gives the
+        position of their row in `changes` (message_id defaults to msg_<change_id>_<action>);
+        record `event_keys` as applied; upsert `meta`.  Raises EventAlreadyApplied (writing
+        nothing) when an event key was applied before, StoreError when the database refuses a row.
+        """
+
+    def applied_event_keys(self, keys: Sequence[str]) -> set[str]:
+        """Which of these event keys are already applied."""
+        keys = [str(k) for k in keys]
+        done: set[str] = set()
+        for i in range(0, len(keys), 1000):
+            part = keys[i:i + 1000]
+            df = self.query(f"SELECT event_key FROM applied_events WHERE event_key IN ({', '.join('?' * len(part))})",
+                            part)
+            done.update(str(k) for k in df["event_key"])
+        return done
+
+    def read_changes(
+        self,
+        since: datetime | None = None,
+        customer_id: str | None = None,
+        segment_kind: str | None = None,
+        cause: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """The change log ordered by change_id, filtered by any of: changed_at >= since, customer,
+        segment kind, cause ('behaviour', 'time' or 'refit'); at most `limit` rows."""
+        conds, params = [], []
+        if since is not None:
+            conds.append("changed_at >= ?")
+            params.append(_utc(since))
+        for col, val in (("customer_id", customer_id), ("segment_kind", segment_kind), ("cause", cause)):
+            if val is not None:
+                conds.append(f"{col} = ?")
+                params.append(str(val))
+        sql = "SELECT * FROM segment_changes" + (" WHERE " + " AND ".join(conds) if conds else "")
+        sql += " ORDER BY change_id" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        return normalize(self.query(sql, params), table_types("segment_changes"))
+
+    def read_outbox(self, undelivered_only: bool = True, limit: int | None = None) -> pd.DataFrame:
+        """Outbox messages ordered by change_id, message_id: by default only those not yet delivered."""
+        sql = "SELECT * FROM outbox" + (" WHERE delivered_at IS NULL" if undelivered_only else "")
+        sql += " ORDER BY change_id, message_id" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        return normalize(self.query(sql), table_types("outbox"))
+
+    @abc.abstractmethod
+    def mark_outbox(self, message_ids: Sequence[str], *, delivered: bool, at: datetime | None = None) -> int:
+        """Count one delivery attempt for each message, and mark it delivered (at `at`, default now)
+        when `delivered`; returns how many messages were found."""
+
+    def get_meta(self, key: str) -> str | None:
+        """A live_meta value (e.g. the last sweep date), or None when it was never set."""
+        df = self.query("SELECT value FROM live_meta WHERE key = ?", [key])
+        return None if df.empty else str(df["value"].iloc[0])
+
     def next_import_id(self) -> int:
         v = self.query("SELECT coalesce(max(import_id), 0) + 1 AS n FROM imports")["n"].iloc[0]
         return int(v)
@@ -105,6 +234,14 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _utc(t: datetime) -> datetime:
+    """A time as the store keeps it: UTC without a zone (a zone-aware time is converted)."""
+    ts = pd.Timestamp(t)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.to_pydatetime()
 
 
 def migration_statements(current: int, dialect: str) -> list[tuple[int, str]]:

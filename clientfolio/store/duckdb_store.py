@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
 
 from clientfolio.core.errors import StoreError
 from clientfolio.store.base import ImportLogRow, MergeCounts, Store, migration_statements
+from clientfolio.store.live import (
+    SMALL_BATCH, Rows, Types, catalog_type, check_state_ids, conform, create_state_table, delete_sql, frame_from_rows,
+    insert_sql, normalize, now_utc, prepare_live, quote, run_commit, state_row, state_types, table_types, to_arrow,
+)
 from clientfolio.store.merge import run_merge
-from clientfolio.store.schema import LATEST
+from clientfolio.store.schema import LATEST, customer_state_key
 
 
 class DuckDBStore(Store):
@@ -30,12 +35,14 @@ class DuckDBStore(Store):
             hint = " (is another clientfolio process using it?)" if "lock" in msg.lower() else ""
             raise StoreError(f"{self.path}: cannot open the store: {msg}{hint}") from None
         self.con.execute("SET TimeZone = 'UTC'")
+        self._types: Types | None = None  # customer_state's columns, read once
         self._migrate()
 
     def _migrate(self) -> None:
         con = self.con
         con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)")
-        current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+        # fetchall, not fetchone: DuckDB refuses register() while a result is half read
+        current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
         if current > LATEST:
             raise StoreError(f"{self.path}: the store has schema version {current}, newer than this clientfolio "
                              f"({LATEST}); upgrade clientfolio")
@@ -91,9 +98,162 @@ class DuckDBStore(Store):
         finally:
             con.unregister("__snapshot")
 
+    # --- the living portfolio ------------------------------------------------------------------
+
+    def save_state(self, meta: dict[str, Any], body: str) -> int:
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            state_id = con.execute("SELECT coalesce(max(state_id), 0) + 1 FROM portfolio_states").fetchall()[0][0]
+            row = state_row(meta, int(state_id), body)
+            con.execute("UPDATE portfolio_states SET is_current = FALSE WHERE is_current")
+            con.execute(insert_sql("portfolio_states", table_types("portfolio_states")), row)
+            con.execute("COMMIT")
+        except BaseException as exc:
+            con.execute("ROLLBACK")
+            _refused(exc, "save_state")
+            raise
+        return int(state_id)
+
+    def replace_customer_state(self, df: pd.DataFrame) -> None:
+        types = state_types(df)
+        rows = conform(df, types, "customer_state")
+        check_state_ids(rows)
+        con = self.con
+        con.register("__customer_state_new", to_arrow(rows, types))
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DROP TABLE customer_state")
+            con.execute(create_state_table(types, "customer_state"))
+            cols = ", ".join(quote(c) for c in types)
+            con.execute(f"INSERT INTO customer_state ({cols}) SELECT {cols} FROM __customer_state_new")
+            for stmt in customer_state_key("customer_state", "duckdb"):
+                con.execute(stmt.removeprefix("duckdb: "))
+            con.execute("COMMIT")
+        except BaseException as exc:
+            con.execute("ROLLBACK")
+            _refused(exc, "replace_customer_state")
+            raise
+        finally:
+            con.unregister("__customer_state_new")
+            self._types = None
+
+    def read_customer_state(self, customer_ids: list[str] | None = None) -> pd.DataFrame:
+        types = self._state_types()
+        cols = ", ".join(quote(c) for c in types)
+        if customer_ids is not None and len(customer_ids) <= SMALL_BATCH:
+            # `customer_id IN (?, ...)` goes through the index; few rows are cheaper as Python values
+            ids = [str(i) for i in customer_ids]
+            if not ids:
+                return frame_from_rows([], types)
+            rows = self.con.execute(f"SELECT {cols} FROM customer_state WHERE customer_id IN "
+                                    f"({', '.join('?' * len(ids))}) ORDER BY customer_id", ids).fetchall()
+            return frame_from_rows(rows, types)
+        if customer_ids is None:
+            df = self.con.execute(f"SELECT {cols} FROM customer_state ORDER BY customer_id").df()
+        else:
+            df = self.con.execute(f"SELECT {cols} FROM customer_state WHERE customer_id IN "
+                                  "(SELECT unnest(CAST(? AS TEXT[]))) ORDER BY customer_id",
+                                  [[str(i) for i in customer_ids]]).df()
+        return normalize(df, types)
+
+    def _state_types(self) -> Types:
+        # DuckDB allows one writing process per file, so the columns only change through this object.
+        if self._types is None:
+            rows = self.con.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'customer_state' "
+                "AND schema_name = current_schema() AND database_name = current_database() ORDER BY column_index"
+            ).fetchall()
+            self._types = {c: catalog_type("customer_state", c, t) for c, t in rows}
+        return dict(self._types)
+
+    def commit_live(
+        self,
+        *,
+        state_rows: pd.DataFrame | None,
+        changes: pd.DataFrame | None,
+        outbox: pd.DataFrame | None,
+        event_keys: Sequence[str] = (),
+        meta: dict[str, str] | None = None,
+        transactions: pd.DataFrame | None = None,
+        events: pd.DataFrame | None = None,
+        delete_orders: Sequence[tuple[str, str]] = (),
+    ) -> list[int]:
+        now = now_utc()
+        batch = prepare_live(state_rows=state_rows, changes=changes, outbox=outbox, event_keys=event_keys,
+                             meta=meta, transactions=transactions, events=events, delete_orders=delete_orders,
+                             now=now)
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            ids = run_commit(_Writer(self), batch, now)
+            con.execute("COMMIT")
+        except BaseException as exc:
+            con.execute("ROLLBACK")
+            _refused(exc, "commit_live")
+            raise
+        return ids
+
+    def mark_outbox(self, message_ids: Sequence[str], *, delivered: bool, at: datetime | None = None) -> int:
+        ids = [str(m) for m in message_ids]
+        if not ids:
+            return 0
+        sets = "attempts = attempts + 1" + (", delivered_at = ?" if delivered else "")
+        params = ([at or now_utc()] if delivered else []) + [ids]
+        rows = self.con.execute(f"UPDATE outbox SET {sets} WHERE message_id IN (SELECT unnest(CAST(? AS TEXT[]))) "
+                                "RETURNING message_id", params).fetchall()
+        return len(rows)
+
     @property
     def default_rejects_dir(self) -> Path:
         return self.path.with_name(self.path.stem + ".rejects")
 
     def close(self) -> None:
         self.con.close()
+
+
+class _Writer:
+    """run_commit's statements on DuckDB: parameters row by row for a few rows, Arrow for many."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+        self.con = store.con
+
+    def lock(self) -> None:
+        pass  # one writing process per DuckDB file
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self.con.execute(sql, list(params)).fetchall()
+
+    def executemany(self, sql: str, rows: list[tuple]) -> None:
+        if len(rows) == 1:
+            self.con.execute(sql, rows[0])  # a third cheaper than executemany for one row
+        else:
+            self.con.executemany(sql, rows)
+
+    def delete_keys(self, table: str, key: Sequence[str], rows: list[tuple]) -> None:
+        if len(rows) <= SMALL_BATCH:  # `key = ?` finds the row through customer_state's index
+            self.executemany(delete_sql(table, key, many=False), rows)
+        else:
+            self.con.execute(delete_sql(table, key, many=True), [list(col) for col in zip(*rows)])
+
+    def insert(self, table: str, rows: Rows) -> None:
+        if rows.tuples is not None:
+            self.executemany(insert_sql(table, rows.types), rows.tuples)
+            return
+        self.con.register("__live_rows", to_arrow(rows.frame, rows.types))
+        try:
+            cols = ", ".join(quote(c) for c in rows.types)
+            self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM __live_rows")
+        finally:
+            self.con.unregister("__live_rows")
+
+    def state_types(self) -> Types:
+        return self.store._state_types()
+
+
+def _refused(exc: BaseException, what: str) -> None:
+    """Re-raise a database refusal (a NOT NULL, key or check violation) as a StoreError."""
+    if isinstance(exc, duckdb.Error):
+        msg = str(exc).splitlines()[0]
+        raise StoreError(f"{what}: the store refused the rows, nothing was written: {msg}") from exc

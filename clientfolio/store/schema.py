@@ -86,4 +86,80 @@ MIGRATIONS.append((
     ],
 ))
 
+# The living portfolio (version 3).  Unlike the canonical tables these have keys on DuckDB too:
+# per-event updates look single rows up by key, and the keys guard what must never repeat
+# (a change id, an outbox message, an applied event).
+PORTFOLIO_STATES = [
+    ("state_id", "BIGINT NOT NULL"), ("created_at", "TIMESTAMP NOT NULL"), ("cutoff", "TIMESTAMP NOT NULL"),
+    ("format", "INTEGER NOT NULL"), ("reason", "TEXT NOT NULL"), ("fingerprint", "TEXT"),
+    ("transactions", "BIGINT"), ("customers", "BIGINT"), ("is_current", "BOOLEAN NOT NULL"),
+    ("body", "TEXT NOT NULL"),
+]
+SEGMENT_CHANGES = [
+    ("change_id", "BIGINT NOT NULL"), ("customer_id", "TEXT NOT NULL"), ("segment_kind", "TEXT NOT NULL"),
+    ("from_segment", "TEXT"), ("to_segment", "TEXT"), ("changed_at", "TIMESTAMP NOT NULL"),
+    ("recorded_at", "TIMESTAMP NOT NULL"), ("cause", "TEXT NOT NULL"), ("reason", "TEXT NOT NULL"),
+    ("state_id", "BIGINT NOT NULL"), ("event_key", "TEXT"),
+]
+OUTBOX = [
+    ("message_id", "TEXT NOT NULL"), ("change_id", "BIGINT NOT NULL"), ("customer_id", "TEXT NOT NULL"),
+    ("segment_kind", "TEXT NOT NULL"), ("segment", "TEXT NOT NULL"), ("transition", "TEXT NOT NULL"),
+    ("action", "TEXT NOT NULL"), ("payload", "TEXT NOT NULL"), ("created_at", "TIMESTAMP NOT NULL"),
+    ("delivered_at", "TIMESTAMP"), ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+]
+APPLIED_EVENTS = [("event_key", "TEXT NOT NULL"), ("applied_at", "TIMESTAMP NOT NULL")]
+LIVE_META = [("key", "TEXT NOT NULL"), ("value", "TEXT NOT NULL")]
+LIVE_TABLES = {
+    "portfolio_states": (PORTFOLIO_STATES, ("state_id",), []),
+    "segment_changes": (SEGMENT_CHANGES, ("change_id",), [
+        "cause IN ('behaviour', 'time', 'refit')",
+        "from_segment IS NOT NULL OR to_segment IS NOT NULL",
+        "from_segment IS DISTINCT FROM to_segment",
+    ]),
+    "outbox": (OUTBOX, ("message_id",), ["transition IN ('entered', 'left')"]),
+    "applied_events": (APPLIED_EVENTS, ("event_key",), []),
+    "live_meta": (LIVE_META, ("key",), []),
+}
+# customer_state starts with its key only; its other columns are whatever the caller's frame has
+# (replace_customer_state recreates the table with them).
+CUSTOMER_STATE_KEY = "customer_id"
+
+
+def base_type(sql_type: str) -> str:
+    """The bare SQL type of a column definition ('BIGINT NOT NULL DEFAULT 0' -> 'BIGINT')."""
+    return sql_type.split(" NOT NULL")[0].split(" DEFAULT")[0]
+
+
+def customer_state_key(table: str, dialect: str) -> list[str]:
+    """The unique key on customer_id that makes single-customer reads and updates fast.
+
+    PostgreSQL: a primary key named customer_state_pkey once the table is in place.  DuckDB: a
+    unique index built after the rows are in (faster than checking a key row by row), which its
+    planner uses for `customer_id = ?` and short IN lists.
+    """
+    if dialect == "postgresql":
+        return [f"postgresql: ALTER TABLE {table} ADD CONSTRAINT {table}_pkey PRIMARY KEY ({CUSTOMER_STATE_KEY})"]
+    return [f"duckdb: CREATE UNIQUE INDEX customer_state_key ON {table} ({CUSTOMER_STATE_KEY})"]
+
+
+def _create_live(name: str) -> str:
+    cols, key, checks = LIVE_TABLES[name]
+    body = ",\n  ".join([f"{c} {t}" for c, t in cols] + [f"CHECK ({c})" for c in checks])
+    return f"CREATE TABLE {name} (\n  {body},\n  PRIMARY KEY ({', '.join(key)})\n)"
+
+
+MIGRATIONS.append((
+    3,
+    "the living portfolio: fitted states, per-customer state, change log, outbox",
+    [
+        *(_create_live(t) for t in LIVE_TABLES),
+        f"CREATE TABLE customer_state ({CUSTOMER_STATE_KEY} TEXT NOT NULL)",
+        *customer_state_key("customer_state", "duckdb"),
+        *customer_state_key("customer_state", "postgresql"),
+        "postgresql: CREATE INDEX segment_changes_customer ON segment_changes (customer_id, change_id)",
+        "postgresql: CREATE INDEX segment_changes_changed_at ON segment_changes (changed_at)",
+        "postgresql: CREATE INDEX outbox_undelivered ON outbox (change_id) WHERE delivered_at IS NULL",
+    ],
+))
+
 LATEST = MIGRATIONS[-1][0]

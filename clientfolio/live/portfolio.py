@@ -51,6 +51,11 @@ KEPT_COLUMNS = ("p_alive", "churn_risk", "expected_purchases", "expected_spend",
                 "support_tickets", "cart_abandons", "consent_marketing", "forecast_note")
 
 
+# Store column names are lower-case; the customer table's few upper-case names are kept under these.
+STORED_NAMES = {"R": "rfm_r", "F": "rfm_f", "M": "rfm_m", "RFM": "rfm_code", "T": "t_days"}
+READ_NAMES = {v: k for k, v in STORED_NAMES.items()}
+
+
 class LiveError(ClientfolioError):
     """The living portfolio cannot do what was asked (no fitted state, a malformed event)."""
 
@@ -105,7 +110,7 @@ def state_rows(stats: pd.DataFrame, applied: Applied | None, as_of: pd.Timestamp
     out["as_of"] = pd.Timestamp(as_of)
     out["next_change"] = next_change.reindex(ids) if next_change is not None else pd.NaT
     out["state_id"] = int(state_id)
-    return out.reset_index()
+    return out.rename(columns=STORED_NAMES).reset_index()
 
 
 # ---------------------------------------------------------------------------- the living portfolio
@@ -224,6 +229,7 @@ class LivePortfolio:
     def _changes(self, old: pd.DataFrame, new: pd.DataFrame, when: Any, cause: str,
                  keys: dict[str, str] | None = None) -> pd.DataFrame:
         """Change rows between old and new state rows (indexed by customer), with reasons."""
+        old, new = old.rename(columns=READ_NAMES), new.rename(columns=READ_NAMES)
         rows = []
         kinds = sorted({c for c in old.columns if c.startswith(SEG)} | {c for c in new.columns if c.startswith(SEG)})
         thresholds = self.state.thresholds()

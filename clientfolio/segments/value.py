@@ -130,13 +130,18 @@ def percentile_reference(values: pd.Series) -> dict[str, list[float] | int] | No
 
     Up to ``MAX_EXACT_REFERENCE`` distinct values it is exact (each value with how many
     customers have it), so applying it to the base it came from gives pandas' average-rank
-    percentiles; above that it is a grid of quantiles, interpolated (within 1/4096).
+    percentiles -- with values equal up to float noise (relative 1e-9) taken as one; above that
+    it is a grid of quantiles, interpolated (within 1/4096).
     """
     v = values.to_numpy(dtype=float)
     v = v[np.isfinite(v)]
     if not len(v):
         return None
     uniq, counts = np.unique(v, return_counts=True)
+    # Amounts equal but for float noise (12.5 and 12.500000000000002, sums added in another order) are one value.
+    keep = np.concatenate([[True], ~np.isclose(uniq[1:], uniq[:-1], rtol=1e-9, atol=0.0)])
+    counts = np.bincount(np.cumsum(keep) - 1, weights=counts).astype(np.int64)
+    uniq = uniq[keep]
     if len(uniq) <= MAX_EXACT_REFERENCE:
         return {"values": uniq.tolist(), "counts": counts.tolist(), "n": int(len(v))}
     grid = np.quantile(v, np.linspace(0, 1, MAX_EXACT_REFERENCE + 1))
@@ -162,9 +167,9 @@ def percentile_of(values: pd.Series | np.ndarray, ref: dict | None) -> np.ndarra
     at = np.minimum(i, len(uniq) - 1)
     exact = (i < len(uniq)) & (uniq[at] == v)
     near = np.clip(i - 1, 0, len(uniq) - 1)
-    i = np.where(~exact & (i > 0) & np.isclose(uniq[near], v, rtol=1e-12, atol=0.0), i - 1, i)
+    i = np.where(~exact & (i > 0) & np.isclose(uniq[near], v, rtol=1e-9, atol=0.0), i - 1, i)
     at = np.minimum(i, len(uniq) - 1)
-    hit = (i < len(uniq)) & np.isclose(uniq[at], v, rtol=1e-12, atol=0.0)
+    hit = exact | ((i < len(uniq)) & np.isclose(uniq[at], v, rtol=1e-9, atol=0.0))
     tie = np.where(hit, counts[at], 0.0)
     # average rank, as pandas ranks ties; a value the base did not have sits half a customer above those below it
     rank = np.where(hit, below[i] + (tie + 1.0) / 2.0, below[i] + 0.5)

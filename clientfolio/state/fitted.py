@@ -176,28 +176,30 @@ class PortfolioState:
                  prospects: pd.Series | None, marketing_spend: pd.DataFrame | None, fit: bool) -> Applied:
         """Every segment kind, each learning its part of the state first when fitting."""
         forecasts = self.support_.forecasts
+        c = c.copy()
         parts = []
         if fit:
             self.rfm_cuts_ = rfm.rfm_cuts(c, as_of)
         scores, m = rfm.rfm_segments(c, as_of, cuts=self.rfm_cuts_)
-        c = c.merge(scores, on="customer_id", how="left")
+        _put(c, scores, ["R", "F", "M", "FM", "RFM", "rfm_segment"])
         parts.append(m)
         if fit:
             self.value_tier_cuts_ = value.tier_cuts(c["clv"]) if forecasts else None
             self.historical_tier_cuts_ = value.tier_cuts(c["revenue"])
             self.frequency_cut_ = value.frequency_cut(c)
-        if forecasts:
-            parts.append(value.value_tiers(c, as_of, cuts=self.value_tier_cuts_))
-        parts.append(value.value_tiers(c, as_of, column="revenue", kind="historical_value_tier",
+        tiers = [value.value_tiers(c, as_of, cuts=self.value_tier_cuts_)] if forecasts else []
+        tiers.append(value.value_tiers(c, as_of, column="revenue", kind="historical_value_tier",
                                        names=value.HISTORICAL_TIER_NAMES, cuts=self.historical_tier_cuts_))
-        parts.append(value.frequency_tiers(c, as_of, cut=self.frequency_cut_))
+        tiers.append(value.frequency_tiers(c, as_of, cut=self.frequency_cut_))
+        parts.extend(tiers)
         prof, m = value.profitability(c, default_margin=self.settings.margin, as_of=as_of)
-        c = c.drop(columns=["cost_to_serve"], errors="ignore").merge(prof, on="customer_id", how="left")
+        c = c.drop(columns=["cost_to_serve"], errors="ignore")
+        _put(c, prof, ["gross_profit", "cost_to_serve", "profit", "profitability"])
         parts.append(m)
         if fit:
             self.return_window_ = lifecycle.return_window(c, 1.0)
         life, m = lifecycle.lifecycle(c, as_of, prospects=prospects, unit_days=1.0, window=self.return_window_)
-        c = c.merge(life[["customer_id", "days_since_last", "rhythm_days", "lifecycle"]], on="customer_id", how="left")
+        _put(c, life, ["days_since_last", "rhythm_days", "lifecycle"])
         parts.append(m)
         if "value_12m" not in c:
             raise SchemaError("apply: the features need value_12m and revenue_12m (the last 12 months); "
@@ -207,15 +209,16 @@ class PortfolioState:
             self.quadrant_splits_ = portfolio.quadrant_splits(c) if forecasts else {}
         if forecasts:
             quad, m = portfolio.portfolio_quadrants(c, as_of, splits=self.quadrant_splits_)
-            c = c.merge(quad[["customer_id", "quadrant"]], on="customer_id", how="left")
+            _put(c, quad, ["quadrant"])
             parts.append(m)
         else:
             c["quadrant"] = None
-        members = pd.concat(parts, ignore_index=True)
         for kind in ("value_tier", "historical_value_tier", "frequency_tier"):
-            sub = members[members["segment_kind"] == kind][["customer_id", "segment"]].rename(columns={"segment": kind})
-            c = c.merge(sub, on="customer_id", how="left")
-        parts = [members]
+            m = next((t for t in tiers if len(t) and t["segment_kind"].iloc[0] == kind), None)
+            if m is not None:
+                _put(c, m.rename(columns={"segment": kind}), [kind])
+            else:
+                c[kind] = np.nan
         beh_members, beh_notes = seg_behaviour.behaviour_segments(c, as_of)
         if fit:
             self.notes_.extend(beh_notes)
@@ -226,7 +229,7 @@ class PortfolioState:
         if fit:
             self.value_weights_ = vs.weights
             self.notes_.extend(method_note(n) for n in vs.notes)  # how the value score weighs its dimensions
-        c = c.merge(vs.scores, on="customer_id", how="left")
+        _put(c, vs.scores, [col for col in vs.scores.columns if col != "customer_id"])
         c, cluster_members = self._clusters(c, as_of, fit)
         if cluster_members is not None:
             parts.append(cluster_members)
@@ -240,8 +243,11 @@ class PortfolioState:
             parts.append(self.rules_.evaluate(rule_frame, transactions, as_of=as_of))
         segments = pd.concat([p for p in parts if len(p)], ignore_index=True)
         for kind in PREFERENCE_KINDS:
-            sub = segments[segments["segment_kind"] == kind][["customer_id", "segment"]]
-            c = c.merge(sub.rename(columns={"segment": kind}), on="customer_id", how="left")
+            m = beh_members[beh_members["segment_kind"] == kind] if len(beh_members) else beh_members
+            if len(m):
+                _put(c, m.rename(columns={"segment": kind}), [kind])
+            else:
+                c[kind] = np.nan
         if fit:
             attrs = [col for col in ("customer_id", "acquisition_channel", "acquisition_cost", "first_seen") if col in c]
             self.cac_ = clv_to_cac(c, c[attrs], marketing_spend if marketing_spend is not None
@@ -387,6 +393,20 @@ class PortfolioState:
 _SUMMARY_ORDER = frozenset({"customer_id", "frequency", "recency", "T", "monetary", "first_purchase", "last_purchase",
                             "orders", "revenue", "refunds", "cost", "cost_to_serve", "aov", "tenure", "ipt_mean",
                             "ipt_std", "last_gap", "first_gap", "ipt_mean_before_last"})
+
+
+def _put(c: pd.DataFrame, part: pd.DataFrame, cols: list[str]) -> None:
+    """Columns of a per-customer result into the customer table, row for row.
+
+    Every segmenter returns one row per customer in the order it was given them (lifecycle then
+    appends prospects), so no join is needed; the ids are checked to keep that promise honest.
+    """
+    n = len(c)
+    ids = part["customer_id"].to_numpy()[:n]
+    if len(ids) != n or not np.array_equal(ids.astype(str), c["customer_id"].to_numpy().astype(str)):
+        raise SchemaError("internal: a segmenter returned customers in another order")  # pragma: no cover
+    for col in cols:
+        c[col] = part[col].to_numpy()[:n]
 
 
 def _plain(x: Any) -> Any:

@@ -43,7 +43,7 @@ _TEXT_DTYPE = pd.Series(["a"]).dtype
 _READ_DTYPES = {DOUBLE: np.dtype("float64"), BIGINT: np.dtype("int64"), INTEGER: np.dtype("int64"),
                 BOOLEAN: np.dtype("bool"), TIMESTAMP: np.dtype("datetime64[us]"), TEXT: _TEXT_DTYPE}
 # Up to this many rows a statement is run once per row with parameters; more go through a bulk path.
-SMALL_BATCH = 64
+SMALL_BATCH = 8  # rows: beyond this, bulk paths (Arrow, COPY) beat one statement per row
 
 Types = dict[str, str]
 

@@ -32,7 +32,7 @@ from tests.conftest import drop_pg_schema, pg_schema
 
 D0 = pd.Timestamp("2024-10-31")
 END = pd.Timestamp("2024-12-31")
-ONE_BY_ONE_FROM = pd.Timestamp("2024-12-28")  # from this day on, orders are replayed one at a time
+ONE_BY_ONE_FROM = pd.Timestamp("2024-12-31")  # from this day on, orders are replayed one at a time
 
 
 def held_back_store(url: str) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -34,8 +34,10 @@ def test_analyze_gives_the_results_it_gave_before_fit_and_apply(demo):
     for col in SCORES + ["frequency", "recency", "T", "monetary", "revenue", "clv_low", "clv_high"]:
         np.testing.assert_allclose(new[col].astype(float), old[col].astype(float), rtol=1e-9, atol=1e-9,
                                    equal_nan=True, err_msg=col)
-    # The value score ranks customers; float noise in the last digit can split a tie: within 0.01 points.
-    np.testing.assert_allclose(new["value_score"], old["value_score"], atol=0.01)
+    # The value score ranks customers; amounts equal but for float noise now tie (they did not before):
+    # that moves a few percentiles by a fraction of a point.
+    np.testing.assert_allclose(new["value_score"], old["value_score"], atol=0.05)
+    assert (new["value_score"] - old["value_score"]).abs().mean() < 0.005
     key = ["customer_id", "segment_kind", "segment"]
     before = pd.read_parquet(GOLDEN / "demo_segments.parquet")
     now = pf.segments[key].astype(str)

@@ -256,7 +256,7 @@ def save_results(st: Store, state: PortfolioState, now: Applied, before: Applied
     live = LivePortfolio(st)
     live.catch_up(state.cutoff_)
     live.adopt(state, state.cutoff_, reason="analyze")
-    return st.read_changes(since=pd.Timestamp(previous[0]["created_at"]))
+    return st.read_changes(recorded_since=pd.Timestamp(previous[0]["created_at"]))
 
 
 def analyze(

@@ -380,7 +380,12 @@ class LivePortfolio:
         drop = cancels + sorted(existing)
         if tx is not None and cancels:
             tx = tx[~tx.set_index(["source", "order_id"]).index.isin(cancels)]
-        day = pd.Timestamp(as_of).normalize() if as_of is not None else max(touched.values()).normalize()
+        # Scored at the latest of the events and of what the customers' rows already stand at (a back-dated
+        # order does not move a customer back in time).
+        latest = max(touched.values()).normalize()
+        if len(old) and old["as_of"].notna().any():
+            latest = max(latest, pd.Timestamp(old["as_of"].max()).normalize())
+        day = pd.Timestamp(as_of).normalize() if as_of is not None else latest
         frame = stats_frame([stats[c] for c in ids if c in stats and c not in rescan])
         if rescan:
             fresh = stats_for_without(self.store, sorted(rescan), tx, ev, drop)

@@ -185,13 +185,18 @@ class Store(abc.ABC):
         segment_kind: str | None = None,
         cause: str | None = None,
         limit: int | None = None,
+        recorded_since: datetime | None = None,
     ) -> pd.DataFrame:
         """The change log ordered by change_id, filtered by any of: changed_at >= since, customer,
-        segment kind, cause ('behaviour', 'time' or 'refit'); at most `limit` rows."""
+        segment kind, cause ('behaviour', 'time' or 'refit'), recorded_at >= recorded_since (what
+        was logged after a moment, e.g. the previous analysis); at most `limit` rows."""
         conds, params = [], []
         if since is not None:
             conds.append("changed_at >= ?")
             params.append(_utc(since))
+        if recorded_since is not None:
+            conds.append("recorded_at >= ?")
+            params.append(_utc(recorded_since))
         for col, val in (("customer_id", customer_id), ("segment_kind", segment_kind), ("cause", cause)):
             if val is not None:
                 conds.append(f"{col} = ?")

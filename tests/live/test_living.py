@@ -8,13 +8,6 @@ and time is swept to 31 Dec.  The result must be what applying the same state to
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -23,6 +23,8 @@ from clientfolio.state import customer_features
 from clientfolio.store import open_store
 from tests.conftest import drop_pg_schema, pg_schema
 
+pytestmark = pytest.mark.slow  # two months replayed on each store: about 1.5 minutes each
+
 D0 = pd.Timestamp("2024-10-31")
 END = pd.Timestamp("2024-12-31")
 ONE_BY_ONE_FROM = pd.Timestamp("2024-12-31")  # from this day on, orders are replayed one at a time
@@ -145,3 +147,29 @@ def test_sweep_touches_only_the_customers_due(replayed):
     cols = segment_columns(everyone.segments, pd.Index(everyone.customers["customer_id"]))
     stored = st.read_customer_state().set_index("customer_id").loc[cols.index, cols.columns]
     assert (stored.astype(str).to_numpy() == cols.astype(str).to_numpy()).all()
+
+
+@pytest.mark.slow
+def test_cdnow_replayed_day_by_day_equals_the_batch_apply(tmp_path):
+    """The same property on CDNOW (23,570 customers): its last two months replayed, then swept."""
+    from clientfolio.datasets import cdnow_master_path
+
+    start, end = pd.Timestamp("1998-04-30"), pd.Timestamp("1998-06-30")
+    with open_store(tmp_path / "cdnow.duckdb") as st:
+        import_files([cdnow_master_path()], st)
+        cut = f"CAST(DATE '{(start + pd.Timedelta(days=1)).date()}' AS TIMESTAMP)"
+        tx = st.query(f"SELECT * FROM transactions WHERE ts >= {cut} ORDER BY ts, source, order_id, line_key")
+        st.query(f"DELETE FROM transactions WHERE ts >= {cut}")
+        clientfolio.analyze(store=st, cutoff=start)
+        live = LivePortfolio(st)
+        for day in sorted(set(tx["ts"].dt.normalize())):
+            live.update(tx[(tx["ts"] >= day) & (tx["ts"] < day + pd.Timedelta(days=1))], as_of=day)
+        live.sweep(end)
+        rows = st.read_customer_state().set_index("customer_id")
+        features, _, _ = customer_features(st, end)
+        batch = live.state.apply(features, end)
+    expected = segment_columns(batch.segments, pd.Index(batch.customers["customer_id"]))
+    assert len(expected) == 23_570
+    for col in expected.columns:
+        diff = rows.loc[expected.index, col].astype(str) != expected[col].astype(str)
+        assert not diff.any(), (col, int(diff.sum()))

@@ -252,11 +252,19 @@ def save_results(st: Store, state: PortfolioState, now: Applied, before: Applied
     previous = st.load_state()
     if previous is None:
         start(st, state, now)
-        return None
-    live = LivePortfolio(st)
-    live.catch_up(state.cutoff_)
-    live.adopt(state, state.cutoff_, reason="analyze")
-    return st.read_changes(recorded_since=pd.Timestamp(previous[0]["created_at"]))
+        changes = None
+    else:
+        live = LivePortfolio(st)
+        live.catch_up(state.cutoff_)
+        live.adopt(state, state.cutoff_, reason="analyze")
+        # Since last time: every move logged after the previous analysis had finished (its own refit included
+        # there, not here).
+        seen = int(st.get_meta("analysed_through_change") or 0)
+        changes = st.read_changes(recorded_since=pd.Timestamp(previous[0]["created_at"]))
+        changes = changes[changes["change_id"] > seen].reset_index(drop=True)
+    last = st.query("SELECT coalesce(max(change_id), 0) AS n FROM segment_changes")["n"].iloc[0]
+    st.commit_live(state_rows=None, changes=None, outbox=None, meta={"analysed_through_change": str(int(last))})
+    return changes
 
 
 def analyze(

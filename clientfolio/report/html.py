@@ -34,6 +34,7 @@ border-bottom:1px solid #e5e7eb;vertical-align:top}th{background:#f0f5f8}td.num,
 white-space:nowrap}td.text{min-width:16em}
 .chart{width:100%;min-width:0;margin:4px 0 10px}
 .persona{border-left:4px solid #81b29a;padding:8px 14px;margin:10px 0;background:#f7faf8}.persona b{font-size:15px}
+ul.changes>li{margin:10px 0;line-height:1.4}ul.examples{margin:4px 0 0;padding-left:18px;color:#444;font-size:13px}ul.examples li{margin:3px 0;overflow-wrap:anywhere}
 .level-good{color:#2e7d32}.level-warn{color:#b26a00}.level-problem{color:#c62828}.muted{color:#666;font-size:13px}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px}@media(max-width:900px){.grid2{grid-template-columns:1fr}}
 nav{font-size:14px;margin-top:10px;display:flex;flex-wrap:wrap;gap:4px 14px}nav a{color:#fff}
@@ -135,14 +136,16 @@ def _changes_section(p) -> str:  # noqa: ANN001 - a Portfolio
     s = s[s["segment_kind"].isin(CHANGE_KINDS)].copy()
     s["moved"] = s["entered"] + s["left"]
     s = s.sort_values("moved", ascending=False).head(15)
-    rows = []
+    items = []
     for r in s.itertuples():
-        ex = "; ".join(f"{e.get('customer_id')}: {e.get('reason')}" for e in (r.examples or [])[:2])
-        rows.append({"kind": kind_label(r.segment_kind), "segment": segment_label(r.segment_kind, r.segment),
-                     "entered": int(r.entered), "left": int(r.left), "net": f"{int(r.net):+,}", "for example": ex})
-    table = _table(pd.DataFrame(rows)) if rows else ""
-    return intro + table + ("<p class='muted'>Every change, with its reason: <code>clientfolio changes</code> "
-                            "(or the customers' own pages in the service).</p>")
+        examples = "".join(f"<li><b>{_esc(e.get('customer_id'))}</b>: {_esc(e.get('reason'))}</li>"
+                           for e in (r.examples or [])[:2])
+        items.append(f"<li><b>{_esc(kind_label(r.segment_kind))} · {_esc(segment_label(r.segment_kind, r.segment))}"
+                     f"</b>: {int(r.entered):,} entered, {int(r.left):,} left (net {int(r.net):+,})"
+                     f"<ul class='examples'>{examples}</ul></li>")
+    return (intro + f"<ul class='changes'>{''.join(items)}</ul>"
+            + "<p class='muted'>Every change, with its reason: <code>clientfolio changes</code>; one customer's: "
+              "<code>clientfolio changes --customer ID</code>.</p>")
 
 
 def render(p) -> str:  # noqa: ANN001 - a Portfolio

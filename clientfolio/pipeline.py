@@ -166,6 +166,24 @@ def choose_model(st: Store, first: pd.Timestamp, as_of: pd.Timestamp, support: S
     return ModelChoice(kind, validation, start)
 
 
+def data_fingerprint(st: Store, as_of: pd.Timestamp) -> dict[str, Any]:
+    """What a state was fitted on: rows and customers up to the cut-off, and a fingerprint of them.
+
+    The fingerprint changes when any order up to the cut-off is added, removed or changed in
+    amount or date, so a stored state can tell whether it still describes the data it sits beside.
+    """
+    import hashlib
+
+    end = f"CAST(DATE '{as_of.date().isoformat()}' + 1 AS TIMESTAMP)"
+    row = st.query(f"""SELECT count(*) AS n, count(DISTINCT customer_id) AS customers, sum(amount) AS amount,
+                              min(ts) AS first, max(ts) AS last,
+                              sum(length(order_id) + length(coalesce(customer_id, ''))) AS idlen
+                       FROM transactions WHERE ts < {end}""").iloc[0]
+    text = "|".join(str(row[k]) for k in ("n", "customers", "amount", "first", "last", "idlen"))
+    return {"transactions": int(row["n"]), "buyers": int(row["customers"]),
+            "fingerprint": hashlib.sha256(text.encode()).hexdigest()[:16]}
+
+
 def fit_portfolio(st: Store, as_of: pd.Timestamp, support: Support, choice: ModelChoice, settings: ClvSettings,
                   sector: str, rules: RuleSet | None, clusters: bool, currency: str,
                   notes: Notes) -> tuple[PortfolioState, Applied, pd.DataFrame]:
@@ -174,11 +192,10 @@ def fit_portfolio(st: Store, as_of: pd.Timestamp, support: Support, choice: Mode
     notes.extend(feature_notes)
     state = PortfolioState(model=choice.kind, settings=settings, sector=sector, rules=rules, clusters=clusters,
                            currency=currency)
-    counts = st.query("SELECT count(*) AS n FROM transactions")
     applied = state.fit_apply(features, as_of, support=support, start=choice.start,
                               transactions=rule_transactions(st) if rules is not None else None,
                               marketing_spend=st.query("SELECT * FROM marketing_spend"), prospects=prospects,
-                              fitted_on={"transactions": int(counts["n"].iloc[0])})
+                              fitted_on=data_fingerprint(st, as_of))
     notes.extend(state.notes_)
     return state, applied, features
 

@@ -677,9 +677,16 @@ def changes_cmd(
     since: Annotated[str | None, typer.Option(help="Only changes from this day on (default: all).")] = None,
     customer: Annotated[str | None, typer.Option(help="Only this customer's changes, with every reason.")] = None,
     kind: Annotated[str | None, typer.Option(help="Only this segment kind (lifecycle, rfm, value_tier, ...).")] = None,
+    segment: Annotated[str | None, typer.Option(help="Only moves into or out of this segment (e.g. 'at risk'); "
+                                                     "with --entered, only into it.")] = None,
+    entered: Annotated[bool, typer.Option("--entered", help="With --segment: only customers who entered it.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Also write the changes to this CSV (spreadsheet-safe).")] = None,
 ) -> None:
-    """What changed since last time: entries and exits per segment, with reasons and example customers."""
+    """What changed since last time: entries and exits per segment, with reasons and example customers.
+
+    `clientfolio changes --segment "at risk" --entered --since 2025-01-13 --out at_risk.csv` lists who
+    turned at risk this week, each with the reason.
+    """
     import pandas as pd
 
     from clientfolio.live import summary_lines
@@ -689,6 +696,12 @@ def changes_cmd(
         day = _day("--since", since)
         with open_store(_existing_store(store)) as st:
             ch = st.read_changes(since=pd.Timestamp(day) if day else None, customer_id=customer, segment_kind=kind)
+        if segment is not None:
+            name = segment.casefold()
+            into = ch["to_segment"].fillna("").str.casefold() == name
+            ch = ch[into if entered else into | (ch["from_segment"].fillna("").str.casefold() == name)]
+        elif entered:
+            raise ClientfolioError("--entered needs --segment: which segment's entries to list")
         if out is not None:
             from clientfolio.core.safecsv import write_frame
 

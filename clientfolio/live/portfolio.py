@@ -78,13 +78,17 @@ class LiveResult:
 def segment_columns(segments: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
     """Memberships as one column per kind, indexed by customer (rule segments: a sorted JSON list)."""
     out = pd.DataFrame(index=ids)
-    for kind, grp in segments.groupby("segment_kind", sort=True):
-        if kind == "rules":
-            lists = grp.groupby("customer_id")["segment"].agg(lambda s: json.dumps(sorted(map(str, s))))
-            out[SEG + kind] = lists.reindex(ids).fillna("[]")
-        else:
-            out[SEG + kind] = grp.drop_duplicates("customer_id").set_index("customer_id")["segment"].astype(
-                object).reindex(ids)
+    if segments.empty:
+        return out
+    single = segments[segments["segment_kind"] != "rules"].drop_duplicates(["customer_id", "segment_kind"])
+    if len(single):
+        wide = single.pivot(index="customer_id", columns="segment_kind", values="segment")
+        for kind in sorted(wide.columns):
+            out[SEG + kind] = wide[kind].astype(object).reindex(ids).to_numpy()
+    rules = segments[segments["segment_kind"] == "rules"]
+    if len(rules) or "rules" in set(segments["segment_kind"]):
+        lists = rules.groupby("customer_id")["segment"].agg(lambda s: json.dumps(sorted(map(str, s))))
+        out[SEG + "rules"] = lists.reindex(ids).fillna("[]").to_numpy()
     return out
 
 

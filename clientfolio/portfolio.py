@@ -157,7 +157,9 @@ class Portfolio:
         """
         p = Path(path)
         if p.suffix == ".parquet":
-            self.customers.to_parquet(p, index=False)
+            table = self.customers.copy(deep=False)
+            table.attrs = {}  # in-memory notes (the cut-off as a Timestamp) are not file metadata
+            table.to_parquet(p, index=False)
         else:
             from clientfolio.core.safecsv import write_frame
 

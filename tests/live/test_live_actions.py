@@ -15,13 +15,12 @@ import pandas as pd
 import pytest
 
 import clientfolio
-from clientfolio.datasets import demo_shop_paths
 from clientfolio.features.incremental import customer_stats
-from clientfolio.ingest import import_files
 from clientfolio.live import LivePortfolio
 from clientfolio.live.portfolio import STAT
 from clientfolio.pipeline import refit
 from clientfolio.store import open_store
+from tests.live.shops import held_back_store
 
 D0 = pd.Timestamp("2024-12-10")
 TRIGGERS = """
@@ -41,15 +40,7 @@ TRIGGERS = """
 def fitted(tmp_path_factory):
     """The demo shop up to 10 Dec 2024, analysed; the rest held back.  A copy of the file per test."""
     path = tmp_path_factory.mktemp("fitted") / "shop.duckdb"
-    p = demo_shop_paths()
-    with open_store(path) as st:
-        import_files([p["customers"], p["transactions"], p["events"], p["marketing_spend"]], st)
-        cut = f"CAST(DATE '{(D0 + pd.Timedelta(days=1)).date()}' AS TIMESTAMP)"
-        tx = st.query(f"SELECT * FROM transactions WHERE ts >= {cut} ORDER BY ts, source, order_id, line_key")
-        ev = st.query(f"SELECT * FROM events WHERE ts >= {cut} ORDER BY ts, event_id")
-        st.query(f"DELETE FROM transactions WHERE ts >= {cut}")
-        st.query(f"DELETE FROM events WHERE ts >= {cut}")
-        clientfolio.analyze(store=st, cutoff=D0)
+    tx, ev = held_back_store(str(path), D0)
     return path, tx, ev
 
 
@@ -64,6 +55,7 @@ def shop(fitted, tmp_path):
 KILLER = """
 import sys, pandas as pd
 from clientfolio.store import open_store
+from tests.live.shops import held_back_store
 from clientfolio.live import LivePortfolio
 tx = pd.read_parquet(sys.argv[2])
 with open_store(sys.argv[1]) as st:

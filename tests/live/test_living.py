@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 import clientfolio
-from clientfolio.datasets import demo_shop_paths
 from clientfolio.features.incremental import customer_stats
 from clientfolio.ingest import import_files
 from clientfolio.live import LivePortfolio
@@ -22,26 +21,12 @@ from clientfolio.live.portfolio import STAT, segment_columns
 from clientfolio.state import customer_features
 from clientfolio.store import open_store
 from tests.conftest import drop_pg_schema, pg_schema
+from tests.live.shops import held_back_store
 
 pytestmark = pytest.mark.slow  # two months replayed on each store: about 1.5 minutes each
 
-D0 = pd.Timestamp("2024-10-31")
 END = pd.Timestamp("2024-12-31")
 ONE_BY_ONE_FROM = pd.Timestamp("2024-12-31")  # from this day on, orders are replayed one at a time
-
-
-def held_back_store(url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The demo shop in `url` up to D0 (fitted there); returns the held-back order lines and events."""
-    p = demo_shop_paths()
-    with open_store(url) as st:
-        import_files([p["customers"], p["transactions"], p["events"], p["marketing_spend"]], st)
-        cut = f"CAST(DATE '{(D0 + pd.Timedelta(days=1)).date()}' AS TIMESTAMP)"
-        tx = st.query(f"SELECT * FROM transactions WHERE ts >= {cut} ORDER BY ts, source, order_id, line_key")
-        ev = st.query(f"SELECT * FROM events WHERE ts >= {cut} ORDER BY ts, event_id")
-        st.query(f"DELETE FROM transactions WHERE ts >= {cut}")
-        st.query(f"DELETE FROM events WHERE ts >= {cut}")
-        clientfolio.analyze(store=st, cutoff=D0)
-    return tx, ev
 
 
 def replay(live: LivePortfolio, tx: pd.DataFrame, ev: pd.DataFrame) -> list:

@@ -22,7 +22,9 @@ from clientfolio.core.errors import ClientfolioError
 app = typer.Typer(
     help="clientfolio: a strategic view of your customers from your shop's order history.\n\n"
     "Start with `clientfolio demo`; then `clientfolio analyze orders.csv` writes a report on your own customers "
-    "(`clientfolio import` and `clientfolio audit` load and check data step by step).",
+    "(`clientfolio import` and `clientfolio audit` load and check data step by step).  Analyse into a store you keep "
+    "(`--store shop.duckdb`) and `clientfolio update` / `clientfolio sweep` keep every customer current, with "
+    "`clientfolio changes` saying who moved and why.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -612,7 +614,7 @@ def sweep_cmd(
     """Apply the moves time alone causes by --as-of (P(alive) decays, customers turn at risk or lapse).
 
     Each customer's next possible move is known in advance, so a daily sweep touches only the
-    customers who are due.  Run it daily (cron) or let the service do it.
+    customers who are due.  Run it daily (e.g. from cron: `clientfolio sweep --as-of $(date +%F)`).
     """
     from clientfolio.store import open_store
 

@@ -190,8 +190,8 @@ def test_update_sweep_changes_status_as_a_user_runs_them(shop, tmp_path):
     who = saved["customer_id"].iloc[0]
     one = run("changes", "--store", str(path), "--customer", str(who), cwd=tmp_path)
     assert one.returncode == 0 and str(who) not in ("",) and "why" in one.stdout
-    risk = run("changes", "--store", str(path), "--segment", "At Risk", "--entered", "--out", str(tmp_path / "r.csv"),
-               cwd=tmp_path)
+    risk = run("changes", "--store", str(path), "--kind", "lifecycle", "--segment", "At Risk", "--entered",
+               "--out", str(tmp_path / "r.csv"), cwd=tmp_path)
     assert risk.returncode == 0, risk.stderr
     entered = pd.read_csv(tmp_path / "r.csv")
     assert len(entered) > 0 and set(entered["to_segment"]) == {"at risk"}

@@ -208,7 +208,7 @@ def look_back(st: Store, state: PortfolioState, as_of: pd.Timestamp, previous_da
         return None
     try:
         features, _, prospects = customer_features(st, prev_as_of)
-        return state.apply(features, prev_as_of, prospects=prospects, intervals=False,
+        return state.apply(features, prev_as_of, prospects=prospects, intervals=False, next_order=False,
                            transactions=rule_transactions(st) if state.rules_ is not None else None)
     except ClientfolioError as exc:
         notes.append(f"no comparison with {prev_as_of:%d %b %Y} (details in the method notes)")

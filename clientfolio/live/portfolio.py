@@ -193,11 +193,13 @@ class LivePortfolio:
         return tx
 
     def apply(self, stats: pd.DataFrame, as_of: pd.Timestamp, v12: pd.DataFrame | None = None,
-              extra_tx: pd.DataFrame | None = None, intervals: bool = True) -> Applied:
-        """The state applied to these customers' statistics at `as_of` (`intervals=False`: no simulated ranges)."""
+              extra_tx: pd.DataFrame | None = None, segments_only: bool = False) -> Applied:
+        """The state applied to these customers' statistics at `as_of` (`segments_only`: no simulated ranges
+        and no next order date, for the next-change probes)."""
         f = self.features(stats, as_of, v12)
         ids = list(f["customer_id"])
-        return self.state.apply(f, as_of, transactions=self._rule_transactions(ids, extra_tx), intervals=intervals)
+        return self.state.apply(f, as_of, transactions=self._rule_transactions(ids, extra_tx),
+                                intervals=not segments_only, next_order=not segments_only)
 
     def current(self, as_of: pd.Timestamp | None = None) -> Applied:
         """Every customer scored and segmented at `as_of` (default: the last sweep or update date)."""
@@ -213,7 +215,7 @@ class LivePortfolio:
 
         def segments_at(day: pd.Timestamp, which: pd.Index) -> pd.DataFrame:
             part = by_id.loc[which].reset_index()
-            later = self.apply(part, day, v12=v12[v12["customer_id"].isin(which)], intervals=False)
+            later = self.apply(part, day, v12=v12[v12["customer_id"].isin(which)], segments_only=True)
             return segment_columns(later.segments, which)
 
         return next_change_dates(segments_at, now, as_of, self._window_exit(list(ids), as_of))

@@ -31,6 +31,7 @@ class ClvSettings:
     margin: float = 1.0  # gross margin used when the data has no cost of goods
     interval: float = 0.80  # width of the low/high interval
     intervals: bool = True  # compute clv_low / clv_high (costs one model evaluation per parameter)
+    next_order: bool = True  # compute next_order_date (a weekly curve over the horizon)
 
     def check(self) -> None:
         if not 1 <= self.horizon_months <= 600:
@@ -109,7 +110,7 @@ def score_customers(
     keys = ["frequency", "recency", "T"]
     distinct = summary[keys].drop_duplicates().reset_index(drop=True)
     # One curve for both the monthly CLV steps and the weekly next-order search.
-    weeks = np.arange(1, int(s.horizon_months * DAYS_PER_MONTH / 7) + 2)
+    weeks = np.arange(1, int(s.horizon_months * DAYS_PER_MONTH / 7) + 2) if s.next_order else np.arange(0)
     times = np.concatenate([_month_times(unit_days, s), weeks * 7.0 / unit_days])
     data = distinct[["frequency", "recency", "T"]]
     if hasattr(purchase_model, "predict_purchases_curve"):
@@ -130,7 +131,8 @@ def score_customers(
     ranges = None
     if s.intervals:
         ranges = _ranges_by_week(purchase_model, data, alive, unit_days, s)
-    next_order = _next_order(curve[:, s.horizon_months:], weeks, cutoff)
+    next_order = (_next_order(curve[:, s.horizon_months:], weeks, cutoff) if s.next_order
+                  else np.full(len(distinct), np.datetime64("NaT"), dtype="datetime64[ns]"))
     per_hist = distinct.assign(_disc=disc, expected_purchases=expected, p_alive=alive, next_order_date=next_order)
     out = summary[["customer_id"] + keys].merge(per_hist, on=keys, how="left")
     row_of = summary[keys].merge(distinct.reset_index(), on=keys, how="left")["index"].to_numpy()

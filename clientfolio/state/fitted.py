@@ -114,16 +114,19 @@ class PortfolioState:
 
     def apply(self, features: pd.DataFrame, as_of: pd.Timestamp | None = None, *,
               transactions: pd.DataFrame | None = None, prospects: pd.Series | None = None,
-              intervals: bool = True) -> Applied:
+              intervals: bool = True, next_order: bool = True) -> Applied:
         """Score and segment `features` (one row per customer, in days) with the fitted state at `as_of`.
 
-        `intervals=False` skips the simulated CLV ranges (the look-back needs segments only).
+        `intervals=False` skips the simulated CLV ranges and `next_order=False` the next order date
+        (the look-back and the next-change probes need segments only; a rule reading the date keeps it).
         """
         self._check_fitted()
         as_of = pd.Timestamp(as_of if as_of is not None else self.cutoff_).normalize()
-        s = self.settings if intervals else ClvSettings(horizon_months=self.settings.horizon_months,
-                                                        discount_rate=self.settings.discount_rate,
-                                                        margin=self.settings.margin, intervals=False)
+        next_order = next_order or (self.rules_ is not None and "next_order_date" in self.rules_.fields)
+        s = self.settings if intervals and next_order else ClvSettings(
+            horizon_months=self.settings.horizon_months, discount_rate=self.settings.discount_rate,
+            margin=self.settings.margin, interval=self.settings.interval,
+            intervals=intervals and self.settings.intervals, next_order=next_order)
         scored = self._score(features, as_of, s, fit=False)
         return self._segment(scored, as_of, transactions, prospects, None, fit=False)
 

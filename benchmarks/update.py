@@ -82,6 +82,17 @@ def live_orders(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def peak_mb() -> float:
+    """This process's peak RSS in MB.
+
+    Linux's VmHWM where there is one: ``getrusage`` keeps the parent's peak across a vfork+exec
+    (how Python starts children), so a child that stays below it would report the parent's.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from _shop import make_orders  # benchmarks/_shop.py: the shop the benchmarks share
 
 CHILD = r"""
 import json, resource, sys, time
@@ -42,25 +41,6 @@ print(json.dumps({"customers": len(pf.customers), "segments": len(pf.segments), 
                   "stages": stages[1:], "model": pf.models["kind"],
                   "total_s": total, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
-
-
-def make_orders(path: Path, n_orders: int, n_customers: int, seed: int = 11) -> None:
-    """Orders from customers with gamma-distributed rates and exponential lifetimes over 2 years."""
-    rng = np.random.default_rng(seed)
-    rate = rng.gamma(0.8, 1.0, n_customers)
-    rate *= n_orders / rate.sum()
-    start = rng.uniform(0, 600, n_customers)
-    life = rng.exponential(400, n_customers)
-    cust = rng.choice(n_customers, size=n_orders, p=rate / rate.sum())
-    span = np.minimum(start[cust] + life[cust], 730) - start[cust]
-    day = start[cust] + rng.uniform(0, 1, n_orders) * np.maximum(span, 1)
-    ts = pd.Timestamp("2023-01-01") + pd.to_timedelta(day * 86400, unit="s")
-    cats = np.array(["coffee", "cake", "bread", "pastry", "gift"])
-    amount = rng.gamma(2.0, 12.0, n_orders).round(2)
-    pd.DataFrame({"order_id": np.arange(n_orders), "customer_id": "C" + pd.Series(cust).astype(str),
-                  "order_date": ts.strftime("%Y-%m-%d %H:%M:%S"), "amount": amount,
-                  "category": cats[rng.integers(0, len(cats), n_orders)],
-                  "cost": (amount * rng.uniform(0.3, 0.6, n_orders)).round(2)}).to_csv(path, index=False)
 
 
 def run(paths: list[Path]) -> dict:

@@ -493,8 +493,7 @@ class LivePortfolio:
         self.state = state
         self.state_id = save_state(self.store, state, reason)
         applied = self.apply(stats, day)
-        nxt = self._next_changes(stats, applied, day)
-        rows = state_rows(stats, applied, day, nxt, self.state_id)
+        rows = state_rows(stats, applied, day, None, self.state_id)  # next changes: at the next sweep
         changes, n_out = self._commit(rows, old, day, "refit")
         return LiveResult(changes=pd.concat([swept.changes, changes], ignore_index=True),
                           customers_touched=len(rows), outbox=swept.outbox + n_out)
@@ -571,8 +570,9 @@ def start(store: Store, state: PortfolioState, applied: Applied, reason: str = "
     stats = customer_stats(store, state.cutoff_, purchasers_only=False)
     live = LivePortfolio(store)
     assert live.state_id == state_id
-    nxt = live._next_changes(stats, applied, state.cutoff_)
-    store.replace_customer_state(state_rows(stats, applied, state.cutoff_, nxt, state_id))
+    # Next change dates are left for the first sweep to compute (it treats "unknown" as due): analyze
+    # stays as fast for a one-off report, and only a store that is kept current pays for them.
+    store.replace_customer_state(state_rows(stats, applied, state.cutoff_, None, state_id))
     latest = int(store.query("SELECT coalesce(max(import_id), 0) AS n FROM imports")["n"].iloc[0])
     store.commit_live(state_rows=None, changes=None, outbox=None, meta={"applied_import": str(latest)})
     return live

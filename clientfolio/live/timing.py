@@ -3,7 +3,7 @@
 With no new order, a customer's features still change with the calendar: days since the last
 order grow, P(alive) and predicted value fall, orders per month thin out, old orders leave the
 last-12-months window.  Each customer's *next change date* is found by applying the state at
-future dates (1, 2, 4, ... 256 and 365 days ahead, on the customers not yet moved) and taking the
+future dates (1, 3, 7, 14, ... 240 and 365 days ahead, on the customers not yet moved) and taking the
 day after the last date at which nothing had moved yet.  That is a lower bound: the sweep on that
 day re-applies the customer, and if nothing moved yet it looks again from there with finer steps,
 so a change is found within days of when it happens -- and in practice on the day itself, since the
@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-PROBE_DAYS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 365)
+PROBE_DAYS = (1, 3, 7, 14, 30, 60, 120, 240, 365)
 RECHECK_DAYS = 366  # nothing moves within a year: look again after it
 
 

@@ -629,6 +629,11 @@ def sweep_cmd(
     print_changes(result, f"sweep to {pd_day(day)}")
 
 
+def _text(v: Any) -> str:
+    """A cell for a table: missing (None or NaN) is empty."""
+    return "" if v is None or (isinstance(v, float) and v != v) else str(v)
+
+
 def pd_day(day: str) -> str:
     import pandas as pd
 
@@ -714,8 +719,8 @@ def changes_cmd(
     if customer:
         t = Table("when", "kind", "from", "to", "cause", "why")
         for r in ch.itertuples():
-            t.add_row(f"{r.changed_at:%Y-%m-%d}", r.segment_kind, r.from_segment or "", r.to_segment or "", r.cause,
-                      r.reason)
+            t.add_row(f"{r.changed_at:%Y-%m-%d}", r.segment_kind, _text(r.from_segment), _text(r.to_segment), r.cause,
+                      _text(r.reason))
         console.print(t)
     else:
         console.print(f"[bold]{len(ch):,} segment changes[/] for {ch['customer_id'].nunique():,} customers"

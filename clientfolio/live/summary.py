@@ -71,8 +71,9 @@ def _by_cause(moves: pd.DataFrame) -> dict[str, int]:
 
 
 def _example(row: pd.Series, kind: str) -> dict[str, Any]:
-    if row["transition"] == "entered":
-        reason = row["reason"]
+    said = str(row["reason"])
+    if row["transition"] == "entered" or said.startswith(("left ", "entered ")):
+        reason = said  # a change log's reasons already say where the customer came from and went
     else:
         to = _text_or_none(row["to"])  # None may have become NaN in the frame
         reason = f"left for {segment_label(kind, to)}: {row['reason']}" if to is not None else "left"

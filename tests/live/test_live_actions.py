@@ -187,9 +187,10 @@ def test_update_sweep_changes_status_as_a_user_runs_them(shop, tmp_path):
     assert ch.returncode == 0 and "entered" in ch.stdout
     saved = pd.read_csv(tmp_path / "ch.csv")
     assert set(saved["segment_kind"]) == {"lifecycle"} and saved["reason"].notna().all()
-    who = saved["customer_id"].iloc[0]
-    one = run("changes", "--store", str(path), "--customer", str(who), cwd=tmp_path)
-    assert one.returncode == 0 and str(who) not in ("",) and "why" in one.stdout
+    first_buyer = saved.loc[saved["from_segment"].isna(), "customer_id"].iloc[0]  # their first move has no "from"
+    one = run("changes", "--store", str(path), "--customer", str(first_buyer), cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert "why" in one.stdout and "lifecycle" in one.stdout and "new" in one.stdout
     risk = run("changes", "--store", str(path), "--kind", "lifecycle", "--segment", "At Risk", "--entered",
                "--out", str(tmp_path / "r.csv"), cwd=tmp_path)
     assert risk.returncode == 0, risk.stderr

@@ -461,8 +461,12 @@ class LivePortfolio:
         return v12.reset_index()
 
     # -- time ---------------------------------------------------------------------------------------
-    def sweep(self, as_of: Any) -> LiveResult:
-        """Apply the moves time alone causes up to `as_of`, for the customers due by then."""
+    def sweep(self, as_of: Any, plan_next: bool = True) -> LiveResult:
+        """Apply the moves time alone causes up to `as_of`, for the customers due by then.
+
+        `plan_next=False` leaves their next change dates to the next sweep (a refit replaces the state
+        right after, so dates planned under the old one would be thrown away).
+        """
         day = pd.Timestamp(as_of).normalize()
         due = self.store.query("SELECT customer_id FROM customer_state WHERE next_change <= ? OR "
                                "(next_change IS NULL AND stat_n_days > 0)", [day.to_pydatetime()])
@@ -474,7 +478,7 @@ class LivePortfolio:
         old = self.store.read_customer_state(ids).set_index("customer_id")
         stats = _stats_from_rows(old.reset_index())
         applied = self.apply(stats, day)
-        nxt = self._next_changes(stats, applied, day)
+        nxt = self._next_changes(stats, applied, day) if plan_next else None
         rows = state_rows(stats, applied, day, nxt, self.state_id)
         changes, n_out = self._commit(rows, old, day, "time", meta={"last_sweep": day.isoformat()})
         result.changes, result.outbox, result.customers_touched = changes, n_out, len(ids)
@@ -487,7 +491,7 @@ class LivePortfolio:
         Time is swept to `as_of` under the old state first, so the refit's own moves stand apart.
         """
         day = pd.Timestamp(as_of).normalize()
-        swept = self.sweep(day)
+        swept = self.sweep(day, plan_next=False)
         old = self.store.read_customer_state().set_index("customer_id")
         stats = _stats_from_rows(old.reset_index())
         self.state = state

@@ -17,11 +17,14 @@ memory (RSS) is that case's alone:
 - refit:     ``clientfolio.analyze(held_back_file, store=fitted_store)``: what re-running analyze on the
              kept store does (imports the file, applies it, refits, records the refit's moves).
 
-Targets (issue 9): per-event p99 <= 2 ms; a daily sweep of 1M customers <= 5 s.
+Targets (issue 9): per-event p99 <= 2 ms; a daily sweep of 1M customers <= 5 s.  Peak memory is
+each child's own (VmHWM on Linux).  Needs only the README install.
 
-    python benchmarks/update.py                        # ~100k customers, 1M orders
-    python benchmarks/update.py --customers 1000000    # ~1M customers, 10M orders
-    python benchmarks/update.py --quick                # 10k customers: a smoke run in about a minute
+    python benchmarks/update.py                        # 100k customers, 1M orders (about 20 minutes)
+    python benchmarks/update.py --customers 1000000 --cases events,batch,sweep
+                                                       # 1M customers, 10M orders; the fit alone takes ~13 minutes
+                                                       # and 10 GB, so the first analyze stands in for a re-analyze
+    python benchmarks/update.py --quick                # 10k customers: a smoke run in about two minutes
     python benchmarks/update.py --cases events,sweep --profile sweep   # cProfile of one case's measured call
 """
 

@@ -215,18 +215,22 @@ def scan_zones(con: duckdb.DuckDBPyConnection, table: str, col: str, *, path: st
             SELECT z, min(v) FROM (
               SELECT v, regexp_extract(v, {lit(ISO_SPLIT)}, 2) AS z FROM (SELECT {text('c')} AS v FROM odd)
               WHERE v IS NOT NULL AND regexp_matches(v, {lit(ISO)}))
-            GROUP BY z LIMIT 10000"""
+            GROUP BY z ORDER BY z LIMIT 10000"""
     ).fetchall()
     zones: dict[str, Zone] = {}
+    # Every abbreviation that needs the shop's zone is named at once, in a stable order.
+    unclear = [(z, example, resolve_zone(z, tz)) for z, example in rows if z]
+    unclear = [(z, example, res) for z, example, res in unclear if res.ambiguous]
+    if unclear:
+        names = " and ".join(f"{z!r} (e.g. {example!r})" for z, example, _ in unclear[:5])
+        raise IngestError(
+            path, f"times end with {names}: {unclear[0][2].problem}", column=column_name,
+            hint="name the shop's time zone with --timezone, e.g. --timezone America/New_York, "
+            "Europe/London or Asia/Kolkata; its abbreviations are then read with their offsets")
     for z, example in rows:
         if not z:
             continue
         res = resolve_zone(z, tz)
-        if res.ambiguous:
-            raise IngestError(
-                path, f"times end with {z!r} (e.g. {example!r}): {res.problem}", column=column_name,
-                hint="name the shop's time zone with --timezone, e.g. --timezone America/New_York, "
-                "Europe/London or Asia/Kolkata; its abbreviations are then read with their offsets")
         if res.problem is None:
             zones[z] = res
     return zones

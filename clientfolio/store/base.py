@@ -11,6 +11,7 @@ store is exactly as before.
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import pandas as pd
 
 from clientfolio.store.live import STATE_LIST_TYPES, normalize, state_meta, table_types
 from clientfolio.store.schema import MIGRATIONS, TABLES
+from clientfolio.store.tx import Transaction
 
 
 @dataclass
@@ -220,6 +222,10 @@ class Store(abc.ABC):
         """A live_meta value (e.g. the last sweep date), or None when it was never set."""
         df = self.query("SELECT value FROM live_meta WHERE key = ?", [key])
         return None if df.empty else str(df["value"].iloc[0])
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager["Transaction"]:
+        """A `Transaction` whose statements commit together when the block ends, or roll back on error."""
 
     def next_import_id(self) -> int:
         v = self.query("SELECT coalesce(max(import_id), 0) + 1 AS n FROM imports")["n"].iloc[0]

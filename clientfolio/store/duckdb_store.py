@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from clientfolio.store.live import (
 )
 from clientfolio.store.merge import run_merge
 from clientfolio.store.schema import LATEST, customer_state_key
+from clientfolio.store.tx import Transaction
 
 
 class DuckDBStore(Store):
@@ -193,6 +195,23 @@ class DuckDBStore(Store):
             _refused(exc, "commit_live")
             raise
         return ids
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        con = self.con
+
+        def run(sql: str, params: Sequence[Any]) -> list[tuple]:
+            cur = con.execute(sql, list(params))
+            return cur.fetchall() if cur.description else []
+
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield Transaction(_Writer(self), run)
+            con.execute("COMMIT")
+        except BaseException as exc:
+            con.execute("ROLLBACK")
+            _refused(exc, "transaction")
+            raise
 
     def mark_outbox(self, message_ids: Sequence[str], *, delivered: bool, at: datetime | None = None) -> int:
         ids = [str(m) for m in message_ids]

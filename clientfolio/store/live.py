@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from clientfolio.core.errors import EventAlreadyApplied, SchemaError, StoreError
 from clientfolio.store.schema import (
-    CUSTOMER_STATE_KEY, LIVE_TABLES, PORTFOLIO_STATES, TABLES, base_type,
+    ACTION_TABLES, CUSTOMER_STATE_KEY, LIVE_TABLES, PORTFOLIO_STATES, TABLES, base_type,
 )
 
 TEXT, DOUBLE, BIGINT, INTEGER, BOOLEAN, TIMESTAMP = (
@@ -54,8 +54,8 @@ def now_utc() -> datetime:
 
 
 def table_types(table: str) -> Types:
-    """Column -> SQL type of a canonical or live table with fixed columns."""
-    cols = TABLES[table][0] if table in TABLES else LIVE_TABLES[table][0]
+    """Column -> SQL type of a canonical, live or actions table with fixed columns."""
+    cols = (TABLES.get(table) or LIVE_TABLES.get(table) or ACTION_TABLES[table])[0]
     return {c: base_type(t) for c, t in cols}
 
 

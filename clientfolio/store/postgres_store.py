@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from clientfolio.store.live import (
 )
 from clientfolio.store.merge import run_merge
 from clientfolio.store.schema import LATEST, TABLES, customer_state_key
+from clientfolio.store.tx import Transaction
 
 LIVE_LOCK = 7262  # advisory lock id taken by every writer of the live tables
 COPY_SLICE = 100_000  # rows DuckDB formats at a time for COPY
@@ -238,6 +240,21 @@ class PostgresStore(Store):
             self._refused(exc, "commit_live")
             raise
         return ids
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        try:
+            with self.conn.cursor() as cur:
+                def run(sql: str, params: Sequence[Any]) -> list[tuple]:
+                    cur.execute(_pg(sql), list(params) or None)
+                    return cur.fetchall() if cur.description else []
+
+                yield Transaction(_Writer(self, cur), run)
+            self.conn.commit()
+        except BaseException as exc:
+            self.conn.rollback()
+            self._refused(exc, "transaction")
+            raise
 
     def mark_outbox(self, message_ids: Sequence[str], *, delivered: bool, at: datetime | None = None) -> int:
         ids = [str(m) for m in message_ids]

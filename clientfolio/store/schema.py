@@ -162,4 +162,80 @@ MIGRATIONS.append((
     ],
 ))
 
+# Actions (version 4): consent per purpose and channel, what was sent to whom, approvals, experiments,
+# goals, the owner's own tags, the files clientfolio wrote, and erasures.  Keys on both engines, as above.
+PURPOSES = ("marketing", "personalisation", "nudges")
+CHANNELS = ("email", "sms", "phone", "post", "push", "any")
+CONSENTS = [
+    ("customer_id", "TEXT NOT NULL"), ("purpose", "TEXT NOT NULL"), ("channel", "TEXT NOT NULL"),
+    ("granted", "BOOLEAN NOT NULL"), ("recorded_at", "TIMESTAMP NOT NULL"), ("source", "TEXT NOT NULL"),
+]
+CONTACT_LOG = [
+    ("customer_id", "TEXT NOT NULL"), ("channel", "TEXT NOT NULL"), ("purpose", "TEXT NOT NULL"),
+    ("origin", "TEXT NOT NULL"), ("ref", "TEXT NOT NULL"), ("contacted_at", "TIMESTAMP NOT NULL"),
+]
+APPROVALS = [
+    ("approval_id", "TEXT NOT NULL"), ("kind", "TEXT NOT NULL"), ("created_at", "TIMESTAMP NOT NULL"),
+    ("status", "TEXT NOT NULL"), ("summary", "TEXT NOT NULL"), ("customers", "BIGINT NOT NULL"),
+    ("payload", "TEXT NOT NULL"), ("decided_at", "TIMESTAMP"), ("decided_by", "TEXT"), ("note", "TEXT"),
+]
+EXPERIMENTS = [
+    ("experiment_id", "TEXT NOT NULL"), ("segment_kind", "TEXT NOT NULL"), ("segment", "TEXT NOT NULL"),
+    ("created_at", "TIMESTAMP NOT NULL"), ("started_at", "TIMESTAMP NOT NULL"), ("ended_at", "TIMESTAMP"),
+    ("seed", "TEXT NOT NULL"), ("holdout_share", "DOUBLE PRECISION NOT NULL"), ("metric", "TEXT NOT NULL"),
+    ("window_days", "INTEGER NOT NULL"), ("description", "TEXT"),
+]
+EXPERIMENT_ASSIGNMENTS = [
+    ("experiment_id", "TEXT NOT NULL"), ("customer_id", "TEXT NOT NULL"), ("arm", "TEXT NOT NULL"),
+    ("assigned_at", "TIMESTAMP NOT NULL"),
+]
+GOALS = [
+    ("goal_id", "TEXT NOT NULL"), ("segment_kind", "TEXT NOT NULL"), ("segment", "TEXT NOT NULL"),
+    ("metric", "TEXT NOT NULL"), ("change", "DOUBLE PRECISION NOT NULL"), ("baseline", "DOUBLE PRECISION"),
+    ("baseline_at", "TIMESTAMP NOT NULL"), ("deadline", "TIMESTAMP NOT NULL"), ("created_at", "TIMESTAMP NOT NULL"),
+    ("text", "TEXT NOT NULL"),
+]
+OWNER_TAGS = [
+    ("customer_id", "TEXT NOT NULL"), ("tag", "TEXT NOT NULL"), ("value", "TEXT NOT NULL"),
+    ("set_at", "TIMESTAMP NOT NULL"),
+]
+OUTPUTS = [
+    ("path", "TEXT NOT NULL"), ("kind", "TEXT NOT NULL"), ("written_at", "TIMESTAMP NOT NULL"),
+    ("rows", "BIGINT"), ("pseudonymised", "BOOLEAN NOT NULL"),
+]
+ERASURES = [
+    ("subject", "TEXT NOT NULL"), ("erased_at", "TIMESTAMP NOT NULL"), ("detail", "TEXT NOT NULL"),
+]
+ACTION_TABLES = {
+    "consents": (CONSENTS, ("customer_id", "purpose", "channel"), [
+        "purpose IN ('marketing', 'personalisation', 'nudges')",
+        "channel IN ('email', 'sms', 'phone', 'post', 'push', 'any')",
+    ]),
+    "contact_log": (CONTACT_LOG, ("customer_id", "origin", "ref"), []),
+    "approvals": (APPROVALS, ("approval_id",), ["status IN ('pending', 'approved', 'rejected', 'done')"]),
+    "experiments": (EXPERIMENTS, ("experiment_id",), ["holdout_share > 0 AND holdout_share < 1"]),
+    "experiment_assignments": (EXPERIMENT_ASSIGNMENTS, ("experiment_id", "customer_id"),
+                               ["arm IN ('treatment', 'holdout')"]),
+    "goals": (GOALS, ("goal_id",), []),
+    "owner_tags": (OWNER_TAGS, ("customer_id", "tag"), []),
+    "outputs": (OUTPUTS, ("path",), []),
+    "erasures": (ERASURES, ("subject",), []),
+}
+
+
+def _create_action(name: str) -> str:
+    cols, key, checks = ACTION_TABLES[name]
+    body = ",\n  ".join([f"{c} {t}" for c, t in cols] + [f"CHECK ({c})" for c in checks])
+    return f"CREATE TABLE {name} (\n  {body},\n  PRIMARY KEY ({', '.join(key)})\n)"
+
+
+MIGRATIONS.append((
+    4,
+    "actions: consent, contacts, approvals, experiments, goals, owner tags, written files, erasures",
+    [
+        *(_create_action(t) for t in ACTION_TABLES),
+        "postgresql: CREATE INDEX contact_log_customer ON contact_log (customer_id, contacted_at)",
+    ],
+))
+
 LATEST = MIGRATIONS[-1][0]

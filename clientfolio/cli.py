@@ -13,114 +13,13 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clientfolio.core.errors import ClientfolioError
-
-app = typer.Typer(
-    help="clientfolio: a strategic view of your customers from your shop's order history.\n\n"
-    "Start with `clientfolio demo`; then `clientfolio analyze orders.csv` writes a report on your own customers "
-    "(`clientfolio import` and `clientfolio audit` load and check data step by step).  Analyse into a store you keep "
-    "(`--store shop.duckdb`) and `clientfolio update` / `clientfolio sweep` keep every customer current, with "
-    "`clientfolio changes` saying who moved and why.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+from clientfolio.commands.common import (
+    LEVEL_MARK, LEVEL_STYLE, StoreOpt, app, check_inputs, check_out, console, day_option, err, existing_store, handled,
 )
-console = Console()
-err = Console(stderr=True)
-
-StoreOpt = Annotated[str, typer.Option("--store", help="DuckDB file (created if missing) or postgresql:// URL.",
-                                       envvar="CLIENTFOLIO_STORE")]
-LEVEL_STYLE = {"good": "green", "warn": "yellow", "problem": "bold red", "info": ""}
-LEVEL_MARK = {"good": "✔", "warn": "!", "problem": "✘", "info": "•"}
-
-
-def _fail(exc: Exception | str) -> None:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=1)
-
-
-@contextlib.contextmanager
-def _handled(interrupted: str) -> Iterator[None]:
-    """Library errors become a red message (exit 1); Ctrl-C a plain one (exit 130), never a traceback."""
-    try:
-        yield
-    except ClientfolioError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        err.print(f"[bold red]interrupted:[/] {interrupted}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=130) from None
-    except OSError as exc:  # a full disk, a folder that vanished: say what, no traceback
-        where = f"{exc.filename}: " if exc.filename else ""
-        _fail(f"{where}{exc.strerror or exc}; {interrupted}")
-    except Exception as exc:
-        import duckdb
-
-        if isinstance(exc, duckdb.Error):  # e.g. the disk filled up while the store was written
-            _fail(f"the store could not be read or written: {str(exc).splitlines()[0]}; {interrupted}")
-        raise
-
-
-def _day(option: str, value: str | None) -> str | None:
-    """A date option checked before any work (YYYY-MM-DD)."""
-    import pandas as pd
-
-    if value is not None:
-        try:
-            pd.Timestamp(value)
-        except (ValueError, TypeError):
-            raise ClientfolioError(f"{option} {value!r} is not a date; write it as YYYY-MM-DD, e.g. 2024-06-30") from None
-    return value
-
-
-def _is_url(store: str) -> bool:
-    return store.startswith(("postgresql://", "postgres://"))
-
-
-def _existing_store(store: str) -> str:
-    """`store`, checked to exist: reading commands must not create an empty store by a typo."""
-    if not _is_url(store):
-        p = Path(store)
-        if p.is_dir():
-            raise ClientfolioError(f"--store {store} is a folder; give the store file (e.g. {p / 'clientfolio.duckdb'})")
-        if not p.exists():
-            raise ClientfolioError(f"no store at {store}: import data first (`clientfolio import FILE "
-                                   f"--store {store}`), or give the store that holds it with --store")
-    return store
-
-
-def _check_inputs(files: list[Path] | None) -> None:
-    """Every input file exists, checked before a store is opened (or created)."""
-    from clientfolio.core.errors import IngestError
-
-    for f in files or []:
-        if f.is_dir():
-            raise IngestError(f, "is a folder, not an export file", hint="give the files inside it")
-        if not f.exists():
-            raise IngestError(f, "file not found", hint="check the path and spelling")
-
-
-def _check_out(out: Path, names: tuple[str, ...], option: str = "--out") -> None:
-    """Check an output folder before any work: a folder (made if missing) we can write `names` into."""
-    if out.exists() and not out.is_dir():
-        raise ClientfolioError(f"{option} {out} is a file; {option} takes a folder, where {' and '.join(names)} "
-                               f"{'is' if len(names) == 1 else 'are'} written")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / ".clientfolio-write-test", "w") as fh:
-            fh.write("")
-        os.remove(out / ".clientfolio-write-test")
-    except OSError as exc:
-        raise ClientfolioError(f"{option} {out}: cannot write in this folder ({exc.strerror or exc}); "
-                               f"choose another folder with {option}") from None
-    for name in names:
-        if (out / name).is_dir():
-            raise ClientfolioError(f"{out / name} is a folder, so the {name} file cannot be written there; "
-                                   f"move it away or choose another folder with {option}")
-
+from clientfolio.core.errors import ClientfolioError
 
 # -- import options: defined once here, shared by `import` and `analyze` ---------------------------
 # A new import option is one more entry in IMPORT_OPTIONS (what the user types) and, where it feeds
@@ -176,7 +75,7 @@ class ImportArgs:
         if v["date_order"] not in (None, "day_first", "month_first"):
             raise ClientfolioError(f"--date-order must be day_first or month_first, got {v['date_order']!r}")
         if v["rejects_dir"] is not None:  # written after the import commits: check it before
-            _check_out(v["rejects_dir"], ("the rejects file",), "--rejects-dir")
+            check_out(v["rejects_dir"], ("the rejects file",), "--rejects-dir")
         cols = {k: v[f] for k, f in {"customer_id": "customer_col", "email": "email_col", "order_id": "order_col",
                                      "ts": "date_col", "amount": "amount_col"}.items() if v[f]}
         return ImportOptions(
@@ -265,9 +164,9 @@ def import_cmd(
     from clientfolio.ingest import import_files
     from clientfolio.store import open_store
 
-    with _handled("nothing was imported; the store is unchanged."):
+    with handled("nothing was imported; the store is unchanged."):
         opts = imports.options()
-        _check_inputs(files)
+        check_inputs(files)
         with open_store(store) as st, _progress() as prog:
             task = prog.add_task("importing", total=1.0)
             result = import_files(files, st, opts, progress=lambda msg, frac: prog.update(task, description=msg,
@@ -284,7 +183,7 @@ def audit_cmd(store: StoreOpt = "clientfolio.duckdb") -> None:
     """Plain-language data check-up: what the data covers, what looks wrong, what it is enough for."""
     from clientfolio.store import open_store
 
-    with _handled("the store is unchanged."), open_store(_existing_store(store)) as st:
+    with handled("the store is unchanged."), open_store(existing_store(store)) as st:
         print_audit(st)
 
 
@@ -293,7 +192,7 @@ def imports_cmd(store: StoreOpt = "clientfolio.duckdb") -> None:
     """List past imports with their row accounting and rejects files."""
     from clientfolio.store import open_store
 
-    with _handled("the store is unchanged."), open_store(_existing_store(store)) as st:
+    with handled("the store is unchanged."), open_store(existing_store(store)) as st:
         df = st.query("SELECT * FROM imports ORDER BY import_id, file_no")
     t = Table("import", "when", "file", "layout", "in", "stored", "rejected", "duplicates", "rejects file")
     for r in df.itertuples():
@@ -330,9 +229,9 @@ def validate_cmd(
     from clientfolio.scores.validation import compare_models, holdout_comparison
     from clientfolio.store import open_store
 
-    with _handled("nothing was changed."):
-        _day("--cutoff", cutoff), _day("--end", end)
-        with open_store(_existing_store(store)) as st:
+    with handled("nothing was changed."):
+        day_option("--cutoff", cutoff), day_option("--end", end)
+        with open_store(existing_store(store)) as st:
             span = st.query("SELECT min(ts) AS a, max(ts) AS b FROM transactions WHERE customer_id IS NOT NULL")
             first, last = pd.Timestamp(span["a"].iloc[0]), pd.Timestamp(span["b"].iloc[0])
             if pd.isna(first):
@@ -413,15 +312,15 @@ def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parq
     from clientfolio.store import open_store
 
     table_name = "customers.parquet" if parquet else "customers.csv"
-    with _handled("no report was written; the store is intact (an import is stored whole or not at all)."):
-        _check_out(out, ("report.html", table_name))
-        _day("--cutoff", settings.get("cutoff"))
+    with handled("no report was written; the store is intact (an import is stored whole or not at all)."):
+        check_out(out, ("report.html", table_name))
+        day_option("--cutoff", settings.get("cutoff"))
         if settings.get("rules") is not None:
             from clientfolio.pipeline import check_rules
 
             check_rules(settings["rules"])  # a bad rule file fails here, before any store is touched
         opts = imports.options() if imports is not None and files else None
-        _check_inputs(files)
+        check_inputs(files)
         rejects_dir = imports.rejects_dir if imports is not None else None
         if files and store is None:
             place: Any = _analysis_store(out)  # each analysis of files keeps its own store
@@ -431,7 +330,7 @@ def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parq
                 raise ClientfolioError(f"no store at clientfolio.duckdb; to analyse again what `analyze FILE` "
                                        f"imported, give --store {kept}")
             store = store or "clientfolio.duckdb"
-            place = contextlib.nullcontext((store if files else _existing_store(store), None))
+            place = contextlib.nullcontext((store if files else existing_store(store), None))
         with place as (where, own_rejects), open_store(where) as st, _progress() as prog:
             task = prog.add_task("analysing", total=1.0)
 
@@ -518,8 +417,8 @@ def demo_cmd(
     from clientfolio.ingest import import_files
     from clientfolio.store import open_store
 
-    with _handled("the demo was stopped; run `clientfolio demo` again to finish it."):
-        _check_out(out, ("report.html", "customers.csv"))
+    with handled("the demo was stopped; run `clientfolio demo` again to finish it."):
+        check_out(out, ("report.html", "customers.csv"))
         paths = demo_shop_paths()
         console.print(f"[bold]clientfolio demo[/]: a generated bakery-café, imported into {store}")
         with open_store(store) as st, _progress() as prog:
@@ -588,12 +487,12 @@ def update_cmd(
     from clientfolio.ingest import import_files
     from clientfolio.store import open_store
 
-    with _handled("the store holds what was imported; run `clientfolio update` again to finish (nothing is "
+    with handled("the store holds what was imported; run `clientfolio update` again to finish (nothing is "
                   "applied twice)."):
         opts = imports.options()
-        _check_inputs(files)
-        day = _day("--as-of", as_of)
-        with open_store(_existing_store(store)) as st:
+        check_inputs(files)
+        day = day_option("--as-of", as_of)
+        with open_store(existing_store(store)) as st:
             live = _live(st, triggers)
             with _progress() as prog:
                 task = prog.add_task("importing", total=1.0)
@@ -618,9 +517,9 @@ def sweep_cmd(
     """
     from clientfolio.store import open_store
 
-    with _handled("the store is as before the sweep (a sweep is written whole or not at all)."):
-        day = _day("--as-of", as_of)
-        with open_store(_existing_store(store)) as st:
+    with handled("the store is as before the sweep (a sweep is written whole or not at all)."):
+        day = day_option("--as-of", as_of)
+        with open_store(existing_store(store)) as st:
             live = _live(st, triggers)
             pending = live.catch_up(day)
             result = live.sweep(day)
@@ -652,11 +551,11 @@ def refit_cmd(
     """
     from clientfolio.pipeline import refit
 
-    with _handled("the store keeps its previous state."):
-        _day("--cutoff", cutoff)
+    with handled("the store keeps its previous state."):
+        day_option("--cutoff", cutoff)
         with _progress() as prog:
             task = prog.add_task("refitting", total=1.0)
-            result = refit(_existing_store(store), cutoff=cutoff,
+            result = refit(existing_store(store), cutoff=cutoff,
                            progress=lambda m, f: prog.update(task, description=m, completed=f))
     print_changes(result, "refit")
 
@@ -666,7 +565,7 @@ def status_cmd(store: StoreOpt = "clientfolio.duckdb") -> None:
     """How old the fitted state is, how well it still tracks, and whether to refit."""
     from clientfolio.store import open_store
 
-    with _handled("the store is unchanged."), open_store(_existing_store(store)) as st:
+    with handled("the store is unchanged."), open_store(existing_store(store)) as st:
         h = _live(st, None).health()
     console.print(f"state {h['state_id']} fitted at {h['fitted_at_cutoff']:%d %b %Y}; customers up to date as of "
                   f"{h['as_of']:%d %b %Y} ({h['age_days']} days later)", highlight=False)
@@ -699,9 +598,9 @@ def changes_cmd(
     from clientfolio.live import summary_lines
     from clientfolio.store import open_store
 
-    with _handled("the store is unchanged."):
-        day = _day("--since", since)
-        with open_store(_existing_store(store)) as st:
+    with handled("the store is unchanged."):
+        day = day_option("--since", since)
+        with open_store(existing_store(store)) as st:
             ch = st.read_changes(since=pd.Timestamp(day) if day else None, customer_id=customer, segment_kind=kind)
         if segment is not None:
             name = segment.casefold()
@@ -731,7 +630,15 @@ def changes_cmd(
         console.print(f"all changes: [bold]{out}[/]")
 
 
+# Commands of the other areas, one module each (clientfolio/commands/).
+AREAS: list[str] = []
+
+
 def main() -> None:
+    import importlib
+
+    for area in AREAS:
+        importlib.import_module(f"clientfolio.commands.{area}").register(app)
     app()
 
 

@@ -1,0 +1,1 @@
+"""The `clientfolio` command, area by area (see common.py)."""

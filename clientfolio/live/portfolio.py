@@ -234,15 +234,32 @@ class LivePortfolio:
     # -- recording moves --------------------------------------------------------------------------
     def _changes(self, old: pd.DataFrame, new: pd.DataFrame, when: Any, cause: str,
                  keys: dict[str, str] | None = None) -> pd.DataFrame:
-        """Change rows between old and new state rows (indexed by customer), with reasons."""
+        """Change rows between old and new state rows (indexed by customer), with reasons.
+
+        Whole segment columns are compared first; reasons are built only for the customers who
+        moved (a sweep or refit compares a million rows, and few of them move).
+        """
         old, new = old.rename(columns=READ_NAMES), new.rename(columns=READ_NAMES)
-        rows = []
+        cols = ["customer_id", "segment_kind", "from_segment", "to_segment", "changed_at", "cause", "reason",
+                "state_id", "event_key"]
         kinds = sorted({c for c in old.columns if c.startswith(SEG)} | {c for c in new.columns if c.startswith(SEG)})
+        if new.empty or not kinds:
+            return pd.DataFrame([], columns=cols)
+        present = new.index.isin(old.index)
+        before_all = old.reindex(new.index) if len(old) else pd.DataFrame(index=new.index)
+        moved_pos: set[int] = set()
+        for col in kinds:
+            a = _seg_strings(new[col] if col in new else None, len(new))
+            b = _seg_strings(before_all[col] if col in before_all else None, len(new))
+            b[~present] = None
+            moved_pos.update(np.flatnonzero(a != b).tolist())
+        rows = []
         thresholds = self.state.thresholds()
         currency = self.state.currency
-        for cid in new.index:
-            after_row = new.loc[cid]
-            before_row = old.loc[cid] if cid in old.index else None
+        for pos in sorted(moved_pos):
+            cid = new.index[pos]
+            after_row = new.iloc[pos]
+            before_row = old.loc[cid] if present[pos] else None
             for col in kinds:
                 kind = col.removeprefix(SEG)
                 a = _seg_value(after_row, col)
@@ -260,8 +277,6 @@ class LivePortfolio:
                                  "changed_at": pd.Timestamp(when if not isinstance(when, dict) else when[cid]),
                                  "cause": cause, "reason": reason, "state_id": self.state_id,
                                  "event_key": (keys or {}).get(cid)})
-        cols = ["customer_id", "segment_kind", "from_segment", "to_segment", "changed_at", "cause", "reason",
-                "state_id", "event_key"]
         return pd.DataFrame(rows, columns=cols)
 
     def _outbox(self, changes: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame | None:
@@ -589,6 +604,15 @@ def _seg_value(row: pd.Series | None, col: str) -> str | None:
         return None
     v = row[col]
     return None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA else str(v)
+
+
+def _seg_strings(col: pd.Series | None, n: int) -> np.ndarray:
+    """A segment column as an object array of str or None (missing values all become None)."""
+    if col is None:
+        return np.full(n, None, dtype=object)
+    vals = col.to_numpy(dtype=object).copy()
+    vals[pd.isna(col).to_numpy()] = None
+    return vals
 
 
 def _row_dict(row: pd.Series | None, segment: str | None) -> dict:

@@ -256,22 +256,25 @@ class LivePortfolio:
         rows = []
         thresholds = self.state.thresholds()
         currency = self.state.currency
-        for pos in sorted(moved_pos):
-            cid = new.index[pos]
-            after_row = new.iloc[pos]
-            before_row = old.loc[cid] if present[pos] else None
+        order = sorted(moved_pos)
+        moved_ids = new.index[order]
+        after_recs = _records(new.iloc[order])  # one conversion for all moved rows, not one per row
+        had = [cid for cid, pos in zip(moved_ids, order) if present[pos]]
+        before_recs = dict(zip(had, _records(old.loc[had]))) if had else {}
+        for cid, after_rec in zip(moved_ids, after_recs):
+            before_rec = before_recs.get(cid)
             for col in kinds:
                 kind = col.removeprefix(SEG)
-                a = _seg_value(after_row, col)
-                b = _seg_value(before_row, col) if before_row is not None else None
+                a = _seg_text(after_rec.get(col))
+                b = _seg_text(before_rec.get(col)) if before_rec is not None else None
                 if kind == "rules":
                     a_set, b_set = set(json.loads(a or "[]")), set(json.loads(b or "[]"))
                     moves = [(None, x) for x in sorted(a_set - b_set)] + [(x, None) for x in sorted(b_set - a_set)]
                 else:
                     moves = [(b, a)] if a != b else []
                 for frm, to in moves:
-                    after = _row_dict(after_row, to)
-                    before = _row_dict(before_row, frm) if before_row is not None else None
+                    after = {**after_rec, "segment": to}
+                    before = {**before_rec, "segment": frm} if before_rec is not None else None
                     reason = describe_change(kind, before, after, thresholds, currency)
                     rows.append({"customer_id": cid, "segment_kind": kind, "from_segment": frm, "to_segment": to,
                                  "changed_at": pd.Timestamp(when if not isinstance(when, dict) else when[cid]),
@@ -599,15 +602,13 @@ def start(store: Store, state: PortfolioState, applied: Applied, reason: str = "
 
 # ---------------------------------------------------------------------------- helpers
 
-def _seg_value(row: pd.Series | None, col: str) -> str | None:
-    if row is None or col not in row.index:
-        return None
-    v = row[col]
-    return None if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA else str(v)
+def _seg_text(v: Any) -> str | None:
+    """A segment value as text (None for a missing one)."""
+    return None if v is None else str(v)
 
 
 def _seg_strings(col: pd.Series | None, n: int) -> np.ndarray:
-    """A segment column as an object array of str or None (missing values all become None)."""
+    """A segment column as an object array of values, every missing value None."""
     if col is None:
         return np.full(n, None, dtype=object)
     vals = col.to_numpy(dtype=object).copy()
@@ -615,11 +616,10 @@ def _seg_strings(col: pd.Series | None, n: int) -> np.ndarray:
     return vals
 
 
-def _row_dict(row: pd.Series | None, segment: str | None) -> dict:
-    d = {} if row is None else {k: (None if (isinstance(v, float) and np.isnan(v)) else v)
-                                for k, v in row.items() if not k.startswith(STAT)}
-    d["segment"] = segment
-    return d
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts without the running statistics, every missing value None (what reasons read)."""
+    keep = frame[[c for c in frame.columns if not str(c).startswith(STAT)]].astype(object)
+    return keep.where(keep.notna(), None).to_dict("records")
 
 
 def _when(item: tuple[str, Any]) -> pd.Timestamp:

@@ -38,6 +38,7 @@ import pandas as pd
 from clientfolio.core.errors import SchemaError
 from clientfolio.features.behaviour import _json_field, _slug, top_share
 from clientfolio.features.summary import _UNIT_DAYS, Unit, _date_lit
+from clientfolio.store import IDS_IN
 
 DATE_COLS = ["first_day", "second_day", "prev_day", "last_day"]
 INT_COLS = ["n_days", "sumsq_gap", "orders", "weekend_days", "email_opens", "email_clicks", "page_views",
@@ -562,9 +563,8 @@ def stats_for(store: Any, customer_ids: list[str], new_transactions: pd.DataFram
     ids = [str(c) for c in dict.fromkeys(customer_ids)]
     if not ids:
         return _typed(pd.DataFrame(columns=STATS_COLUMNS))
-    marks = ", ".join("?" for _ in ids)
-    tx = store.query(f"SELECT {', '.join(_TX_COLUMNS)} FROM transactions WHERE customer_id IN ({marks})", ids)
-    ev = store.query(f"SELECT {', '.join(_EV_COLUMNS)} FROM events WHERE customer_id IN ({marks})", ids)
+    tx = store.query(f"SELECT {', '.join(_TX_COLUMNS)} FROM transactions WHERE {IDS_IN}", [ids])
+    ev = store.query(f"SELECT {', '.join(_EV_COLUMNS)} FROM events WHERE {IDS_IN}", [ids])
     if new_transactions is not None and len(new_transactions):
         extra = new_transactions.reindex(columns=_TX_COLUMNS)
         extra = extra[extra["customer_id"].astype(str).isin(ids)]

@@ -23,7 +23,7 @@ import duckdb
 from clientfolio.core.errors import ClientfolioError, IngestError
 from clientfolio.ingest.failures import plain_failure
 from clientfolio.ingest.money import settle_currencies, store_currencies
-from clientfolio.ingest.layouts import Detection, Layout, builtin_layouts, detect_layout, layout_from_dict
+from clientfolio.ingest.layouts import Detection, builtin_layouts, detect_layout, layout_from_dict
 from clientfolio.ingest.reader import RawTable, load
 from clientfolio.ingest.result import FileReport, ImportResult
 from clientfolio.ingest.sniff import sniff

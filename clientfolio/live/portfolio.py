@@ -38,7 +38,7 @@ from clientfolio.live.timing import next_change_dates
 from clientfolio.live.triggers import Trigger, load_triggers, outbox_rows
 from clientfolio.state import Applied, PortfolioState, value_12m
 from clientfolio.state.features import ATTRIBUTES_SQL
-from clientfolio.store import Store
+from clientfolio.store import IDS_IN, Store
 
 STAT = "stat_"  # prefix of the statistics columns in customer_state
 SEG = "seg_"  # prefix of the segment columns: one per kind ("rules": the JSON list of rule segments)
@@ -157,11 +157,17 @@ class LivePortfolio:
         return [names[s] for s in wanted if s in names]
 
     def features(self, stats: pd.DataFrame, as_of: pd.Timestamp, v12: pd.DataFrame | None = None,
-                 attrs: pd.DataFrame | None = None) -> pd.DataFrame:
-        """The features `apply` reads, from statistics (no history scan) plus attributes and 12-month value."""
+                 attrs: pd.DataFrame | None = None, categories: list[str] | None = None) -> pd.DataFrame:
+        """The features `apply` reads, from statistics (no history scan) plus attributes and 12-month value.
+
+        `v12`, `attrs` and `categories` may be given when the caller already has them (the
+        next-change probes apply the same customers at nine dates).
+        """
         flags = self.state.feature_flags_
         buyers = stats[stats["n_days"] > 0]
-        f = derive_features(buyers, as_of, categories=self._categories(stats), has_discounts=flags["discounts"],
+        if categories is None:
+            categories = self._categories(stats)
+        f = derive_features(buyers, as_of, categories=categories, has_discounts=flags["discounts"],
                             has_events=flags["events"], has_channels=flags["channels"])
         for slug in self.state.categories_:  # a category none of these customers bought still has its column
             if f"share_{slug}" not in f:
@@ -179,26 +185,28 @@ class LivePortfolio:
     def _attributes(self, ids: list[str]) -> pd.DataFrame:
         if not ids:
             return self.store.query(ATTRIBUTES_SQL + " WHERE FALSE")
-        marks = ", ".join("?" for _ in ids)
-        return self.store.query(ATTRIBUTES_SQL + f" WHERE customer_id IN ({marks})", ids)
+        return self.store.query(ATTRIBUTES_SQL + f" WHERE {IDS_IN}", [[str(c) for c in ids]])
 
     def _rule_transactions(self, ids: list[str], extra: pd.DataFrame | None = None) -> pd.DataFrame | None:
         if self.state.rules_ is None:
             return None
-        marks = ", ".join("?" for _ in ids) or "NULL"
-        tx = self.store.query("SELECT customer_id, source, order_id, ts, amount, is_refund FROM transactions "
-                              f"WHERE customer_id IN ({marks})", ids)
+        cols = "SELECT customer_id, source, order_id, ts, amount, is_refund FROM transactions"
+        tx = (self.store.query(f"{cols} WHERE {IDS_IN}", [[str(c) for c in ids]]) if ids
+              else self.store.query(f"{cols} WHERE FALSE"))
         if extra is not None and len(extra):
             tx = pd.concat([tx, extra[tx.columns]], ignore_index=True)
         return tx
 
     def apply(self, stats: pd.DataFrame, as_of: pd.Timestamp, v12: pd.DataFrame | None = None,
-              extra_tx: pd.DataFrame | None = None, segments_only: bool = False) -> Applied:
+              extra_tx: pd.DataFrame | None = None, segments_only: bool = False, attrs: pd.DataFrame | None = None,
+              categories: list[str] | None = None, rule_tx: pd.DataFrame | None = None) -> Applied:
         """The state applied to these customers' statistics at `as_of` (`segments_only`: no simulated ranges
-        and no next order date, for the next-change probes)."""
-        f = self.features(stats, as_of, v12)
+        and no next order date, for the next-change probes; `rule_tx`: their transactions, already read)."""
+        f = self.features(stats, as_of, v12, attrs=attrs, categories=categories)
         ids = list(f["customer_id"])
-        return self.state.apply(f, as_of, transactions=self._rule_transactions(ids, extra_tx),
+        if rule_tx is None:
+            rule_tx = self._rule_transactions(ids, extra_tx)
+        return self.state.apply(f, as_of, transactions=rule_tx,
                                 intervals=not segments_only, next_order=not segments_only)
 
     def current(self, as_of: pd.Timestamp | None = None) -> Applied:
@@ -212,10 +220,17 @@ class LivePortfolio:
         now = segment_columns(applied.segments, ids)
         by_id = stats.assign(customer_id=stats["customer_id"].astype(str)).set_index("customer_id")
         v12 = applied.customers.set_index("customer_id")[["value_12m", "revenue_12m"]].reset_index()
+        # Read once, used by all nine probes: attributes, category names, windowed rules' transactions.
+        attrs = self._attributes(list(ids))
+        categories = self._categories(stats)
+        rule_tx = self._rule_transactions(list(ids))
 
         def segments_at(day: pd.Timestamp, which: pd.Index) -> pd.DataFrame:
             part = by_id.loc[which].reset_index()
-            later = self.apply(part, day, v12=v12[v12["customer_id"].isin(which)], segments_only=True)
+            some = set(which)
+            later = self.apply(part, day, v12=v12[v12["customer_id"].isin(some)], segments_only=True,
+                               attrs=attrs[attrs["customer_id"].isin(some)], categories=categories,
+                               rule_tx=None if rule_tx is None else rule_tx[rule_tx["customer_id"].isin(some)])
             return segment_columns(later.segments, which)
 
         return next_change_dates(segments_at, now, as_of, self._window_exit(list(ids), as_of))
@@ -225,10 +240,9 @@ class LivePortfolio:
         if not ids:
             return pd.Series(dtype="datetime64[ns]")
         end = f"DATE '{pd.Timestamp(as_of).date().isoformat()}'"
-        marks = ", ".join("?" for _ in ids)
         df = self.store.query(f"""SELECT customer_id, min(CAST(ts AS DATE)) AS first_in_window FROM transactions
-                                  WHERE customer_id IN ({marks}) AND ts >= CAST({end} - 365 AS TIMESTAMP)
-                                    AND ts < CAST({end} + 1 AS TIMESTAMP) GROUP BY customer_id""", ids)
+                                  WHERE {IDS_IN} AND ts >= CAST({end} - 365 AS TIMESTAMP)
+                                    AND ts < CAST({end} + 1 AS TIMESTAMP) GROUP BY customer_id""", [[str(i) for i in ids]])
         return (pd.to_datetime(df.set_index("customer_id")["first_in_window"]) + pd.Timedelta(days=366)).reindex(ids)
 
     # -- recording moves --------------------------------------------------------------------------

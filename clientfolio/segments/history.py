@@ -6,7 +6,6 @@ two snapshots (the transition matrix) and that no new customers arrive; it says 
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 

@@ -10,19 +10,17 @@ from __future__ import annotations
 import pandas as pd
 
 from clientfolio.features import behaviour_features, rfm_summary
-from clientfolio.store import Store
+from clientfolio.store import IDS_IN, Store
 
 ATTRIBUTES_SQL = ("SELECT customer_id, region, country AS customer_country, industry, size, acquisition_channel, "
                   "acquisition_cost, consent_marketing, first_seen FROM customers")
-
-
 def value_12m(store: Store, as_of: pd.Timestamp, customer_ids: list[str] | None = None) -> pd.DataFrame:
     """Revenue and gross profit of the 12 months up to `as_of` (refunds included), per customer."""
     end = f"DATE '{pd.Timestamp(as_of).date().isoformat()}'"
     only, params = "", []
     if customer_ids is not None:
-        only = f" AND customer_id IN ({', '.join('?' for _ in customer_ids)})" if customer_ids else " AND FALSE"
-        params = list(customer_ids)
+        only = f" AND {IDS_IN}" if customer_ids else " AND FALSE"
+        params = [[str(c) for c in customer_ids]] if customer_ids else []
     return store.query(f"""SELECT customer_id, sum(amount) AS revenue_12m,
                                   sum(amount) - coalesce(sum(cost), 0) AS value_12m
                            FROM transactions WHERE customer_id IS NOT NULL

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clientfolio.store.base import Store
+from clientfolio.store.base import IDS_IN, Store
 from clientfolio.store.duckdb_store import DuckDBStore
 
 DEFAULT_STORE = "clientfolio.duckdb"
@@ -20,4 +20,4 @@ def open_store(location: str | Path | None = None) -> Store:
     return DuckDBStore(Path(loc))
 
 
-__all__ = ["DEFAULT_STORE", "DuckDBStore", "Store", "open_store"]
+__all__ = ["DEFAULT_STORE", "IDS_IN", "DuckDBStore", "Store", "open_store"]

@@ -98,9 +98,17 @@ class Experiment:
 
     @property
     def text(self) -> str:
-        return (f"Experiment '{self.name}' on {self.segment} ({self.segment_kind}): {self.treatment:,} customers "
-                f"get the treatment, {self.holdout:,} are held out ({self.holdout_share:.0%}, seed '{self.seed}'). "
-                f"Read it out after {self.window_end:%Y-%m-%d} ({self.window_days} days).")
+        out = (f"Experiment '{self.name}' on {self.segment} ({self.segment_kind}): {self.treatment:,} customers "
+               f"get the treatment, {self.holdout:,} are held out ({self.holdout_share:.0%}, seed '{self.seed}'). "
+               f"Read it out after {self.window_end:%Y-%m-%d} ({self.window_days} days).")
+        n = self.treatment + self.holdout
+        if n:
+            z = (self.holdout - n * self.holdout_share) / math.sqrt(n * self.holdout_share * (1 - self.holdout_share))
+            if abs(z) > 3:
+                out += (f" Note: by chance the holdout is {self.holdout / n:.1%} of the segment, not "
+                        f"{self.holdout_share:.0%}; the split is still random and the read-out valid, but another "
+                        "seed would give groups closer to the share asked for.")
+        return out
 
 
 def start_experiment(store: Store, name: str, segment_kind: str, segment: str, holdout_share: float = 0.2,

@@ -140,9 +140,8 @@ def tags_wide(tags: pd.DataFrame) -> pd.DataFrame:
     t = tags.assign(customer_id=tags["customer_id"].astype(str))
     built = t[t["tag"].isin(list(TAGS))].pivot(index="customer_id", columns="tag", values="value")
     free = t[~t["tag"].isin(list(TAGS))]
-    other = free.groupby("customer_id").apply(
-        lambda g: "; ".join(f"{a}={b}" if b != "yes" else a for a, b in zip(g["tag"], g["value"])),
-        include_groups=False).rename("other_tags")
+    labels = [a if b == "yes" else f"{a}={b}" for a, b in zip(free["tag"], free["value"])]
+    other = pd.Series(labels, index=free["customer_id"], dtype=object).groupby(level=0).agg("; ".join)
     ids = sorted(set(t["customer_id"]))
     out = pd.DataFrame(index=pd.Index(ids, name="customer_id"))
     for name in TAGS:

@@ -225,7 +225,8 @@ def segment_health(portfolio_or_store: Any, has_action: HasAction = None, *,
                           "overlap_share"]], on=["segment_kind", "segment"], how="left")
     t = _with_stability(t, portfolio_or_store)
     check = _action_check(has_action)
-    t["has_action"] = [check(k, s) if check else None for k, s in zip(t["segment_kind"], t["segment"])]
+    t["has_action"] = pd.Series([bool(check(k, s)) if check else None for k, s in zip(t["segment_kind"], t["segment"])],
+                                index=t.index, dtype=object)  # True / False, or None: not checked
     t["warnings"] = [_warnings(r) for r in t.itertuples(index=False)]
     return t.sort_values(["segment_kind", "customers"], ascending=[True, False]).reset_index(drop=True)
 
@@ -252,7 +253,7 @@ def _with_stability(t: pd.DataFrame, source: Any) -> pd.DataFrame:
 def _warnings(r: Any) -> list[str]:
     out = []
     name = f"'{r.segment}' ({r.segment_kind}, {r.customers:,} customers)"
-    if r.has_action is False:
+    if r.has_action is not None and not r.has_action:
         out.append(f"{name} has no action attached: give it a playbook, or fold it into a segment that has one")
     if r.customers < MIN_SIZE:
         out.append(f"{name} is too small to judge on its own (fewer than {MIN_SIZE}): results and stability "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import inspect
 import os
 import shutil
@@ -630,15 +631,17 @@ def changes_cmd(
         console.print(f"all changes: [bold]{out}[/]")
 
 
-# Commands of the other areas, one module each (clientfolio/commands/).
-AREAS: list[str] = ["experiments", "planning"]
+# Commands of the other areas, one module each (clientfolio/commands/), added to the same app.
+AREAS: list[str] = [
+    "experiments",
+    "planning",
+    "insight",
+]
+for _area in AREAS:
+    importlib.import_module(f"clientfolio.commands.{_area}").register(app)
 
 
 def main() -> None:
-    import importlib
-
-    for area in AREAS:
-        importlib.import_module(f"clientfolio.commands.{area}").register(app)
     app()
 
 

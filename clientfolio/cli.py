@@ -631,7 +631,10 @@ def changes_cmd(
 
 
 # Commands of the other areas, one module each (clientfolio/commands/).
-AREAS: list[str] = []
+AREAS: list[str] = [
+    "approvals",
+    "contacts",
+]
 
 
 def main() -> None:

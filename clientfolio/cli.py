@@ -634,6 +634,7 @@ def changes_cmd(
 AREAS: list[str] = [
     "approvals",
     "contacts",
+    "fairness",
 ]
 
 

@@ -68,3 +68,23 @@ def test_refuses_bad_requests(store) -> None:
         ap.approve(store, aid, by=" ")
     assert ap.get(store, aid).status == "pending"
     assert ap.set_required_kinds(store, []) == [] and not ap.approval_required(store, "export")
+
+
+def test_cli_requires_lists_and_decides_once(demo_store_path) -> None:
+    from clientfolio.store import open_store
+    from tests.test_cli import run
+
+    db = str(demo_store_path)
+    out = run("approvals", "--store", db, "--require", "export", "--require", "webhooks", cwd=demo_store_path.parent)
+    assert out.returncode == 0, out.stderr
+    assert "approval required for: export, webhooks" in out.stdout
+    with open_store(db) as st:
+        aid = ap.submit(st, "export", "Klaviyo export of At Risk", {"segment": "At Risk"}, 412)
+    out = run("approvals", "list", "--store", db, cwd=demo_store_path.parent)
+    assert aid in out.stdout and "Klaviyo export of At Risk" in out.stdout
+    out = run("approvals", "approve", aid, "--by", "anna", "--store", db, cwd=demo_store_path.parent)
+    assert out.returncode == 0 and f"approved {aid}" in out.stdout
+    out = run("approvals", "approve", aid, "--store", db, cwd=demo_store_path.parent)
+    assert out.returncode == 1 and "already approved by anna" in out.stderr
+    out = run("approvals", "reject", "ffffffff", "--note", "no", "--store", db, cwd=demo_store_path.parent)
+    assert out.returncode == 1 and "no approval request 'ffffffff'" in out.stderr

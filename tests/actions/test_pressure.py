@@ -69,3 +69,23 @@ def test_caps_are_a_setting(store) -> None:
     with pytest.raises(ContactCapError, match="missing: ref"):
         log_contacts(store, pd.DataFrame({"customer_id": ["a"], "channel": ["email"], "purpose": ["marketing"],
                                           "origin": ["export"]}))
+
+
+def test_cli_sets_cap_and_shows_a_customer(demo_store_path) -> None:
+    from clientfolio.store import open_store
+    from tests.test_cli import run
+
+    db = str(demo_store_path)
+    out = run("contacts", "--store", db, "--cap", "7d=1", "--cap", "30d=4", cwd=demo_store_path.parent)
+    assert out.returncode == 0, out.stderr
+    assert "contact cap set: at most 1 in 7 days and at most 4 in 30 days" in out.stdout
+    with open_store(db) as st:
+        assert get_caps(st) == {"7d": 1, "30d": 4}
+        log_contacts(st, pd.DataFrame({"customer_id": ["C00001"], "channel": ["email"], "purpose": ["marketing"],
+                                       "origin": ["export"], "ref": ["klaviyo-1"]}))
+    out = run("contacts", "--store", db, "--customer", "C00001", cwd=demo_store_path.parent)
+    assert "may not be contacted now: already contacted 1 time in the last 7 days (cap 1)" in out.stdout
+    out = run("contacts", "--store", db, "--kind", "lifecycle", cwd=demo_store_path.parent)
+    assert out.returncode == 0 and "at risk" in out.stdout
+    out = run("contacts", "--store", db, "--cap", "week=2", cwd=demo_store_path.parent)
+    assert out.returncode == 1 and "is not a length" in out.stderr

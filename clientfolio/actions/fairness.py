@@ -162,14 +162,20 @@ def _segment(frame: pd.DataFrame, kind: str, *aliases: str) -> pd.Series | None:
     return None if col is None else frame[col].astype("string").str.strip()
 
 
-def age_band(values: pd.Series, as_of: pd.Timestamp) -> pd.Series:
-    """Ages (or birth years, or birth dates) as bands: under 25, 25-34, ..., 65 and over."""
+def age_band(values: pd.Series, as_of: pd.Timestamp, ages: bool = False) -> pd.Series:
+    """Ages (``ages=True``) or birth years / birth dates as bands: under 25, 25-34, ..., 65 and over.
+
+    A birth value without a year (a birthday '06-15', a month 6) gives no band rather than a wrong one.
+    """
     num = pd.to_numeric(values, errors="coerce")
-    if num.notna().mean() >= 0.5 * values.notna().mean() and values.notna().any():
-        age = np.where(num > 1900, as_of.year - num, num)  # a birth year or an age
+    if ages:
+        age = num
     else:
-        born = pd.to_datetime(values, errors="coerce", format="mixed")
-        age = ((as_of - born).dt.days / 365.25).to_numpy()
+        year = num.where((num >= 1900) & (num <= as_of.year))
+        text = values.astype("string")
+        dated = text.str.contains(r"\d{4}", regex=True).fillna(False) & num.isna()
+        born = pd.to_datetime(text.where(dated), errors="coerce", format="mixed")
+        age = (as_of.year - year).fillna((as_of - born).dt.days / 365.25)
     age = pd.Series(age, index=values.index, dtype=float).where(lambda a: (a >= 0) & (a < 120))
     bands = pd.cut(age, [0, 25, 35, 45, 55, 65, 200], right=False,
                    labels=["under 25", "25-34", "35-44", "45-54", "55-64", "65 and over"])
@@ -203,7 +209,7 @@ def _attributes(frame: pd.DataFrame, wanted: Sequence[str] | None, as_of: pd.Tim
                 continue
             raw = frame[col]
             if name == "age_band":
-                values = age_band(raw, as_of)
+                values = age_band(raw, as_of, ages=col.lower() == "age")
             elif name == "postcode_area":
                 values = postcode_area(raw)
             else:

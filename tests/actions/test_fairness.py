@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -112,10 +114,16 @@ def test_group_without_service_is_warned(customers) -> None:
 
 def test_attribute_helpers_and_refusals(customers) -> None:
     at = pd.Timestamp("2024-12-31")
-    bands = age_band(pd.Series([19, 30, 1950, "1990", None, 150]), at)
-    assert bands.tolist()[:4] == ["under 25", "25-34", "65 and over", "25-34"] and bands.isna().tolist()[4:] == [True] * 2
-    assert age_band(pd.Series(["1984-06-01", "2001-01-15"]), at).tolist() == ["35-44", "under 25"]
+    assert age_band(pd.Series([19, 30, 70, None, 150]), at, ages=True).fillna("-").tolist() == [
+        "under 25", "25-34", "65 and over", "-", "-"]
+    births = pd.Series([1950, "1990", "1984-06-01", "2001-01-15", "06-15", 6, None])
+    assert age_band(births, at).fillna("-").tolist() == ["65 and over", "25-34", "35-44", "under 25", "-", "-", "-"]
     assert postcode_area(pd.Series(["sw1a 1aa", "M1 1AE", "10115", "?"])).fillna("-").tolist() == ["SW", "M", "10", "-"]
+    # attributes kept as JSON (the store's customers.attributes) are found too
+    c = customers.copy()
+    c["attributes"] = [json.dumps({"gender": g, "birth_year": 1980 + i % 30}) for i, g in
+                       enumerate(_random_gender(c, 7))]
+    assert fairness_audit(c).attributes == ["region", "gender", "age_band"]
     with pytest.raises(FairnessError, match="no gender in the data.*attributes found: region"):
         fairness_audit(customers, attributes=["gender"])
     with pytest.raises(FairnessError, match="unknown attribute 'shoe_size'"):

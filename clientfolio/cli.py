@@ -636,6 +636,9 @@ AREAS: list[str] = [
     "experiments",
     "planning",
     "insight",
+    "approvals",
+    "contacts",
+    "fairness",
 ]
 for _area in AREAS:
     importlib.import_module(f"clientfolio.commands.{_area}").register(app)

@@ -1,0 +1,81 @@
+"""`clientfolio approvals`: the queue of sends waiting for a person's yes, and which kinds must wait."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from clientfolio.commands.common import StoreOpt, console, existing_store, handled
+from clientfolio.core.errors import ClientfolioError
+
+ACTIONS = ("list", "approve", "reject")
+
+
+def approvals_cmd(
+    action: Annotated[str, typer.Argument(help="list (the default), approve ID or reject ID --note WHY.")] = "list",
+    approval_id: Annotated[Optional[str], typer.Argument(help="The request's id, as `approvals list` shows it.")]
+    = None,
+    store: StoreOpt = "clientfolio.duckdb",
+    note: Annotated[Optional[str], typer.Option(help="Why a request is rejected (required for reject).")] = None,
+    by: Annotated[Optional[str], typer.Option(help="Who decides (default: your user name).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="List decided requests too, not only pending ones.")] = False,
+    require: Annotated[Optional[list[str]], typer.Option(help="Make sends of this kind wait for approval "
+                                                              "(export, webhooks, playbook_send); repeatable.")]
+    = None,
+    release: Annotated[Optional[list[str]], typer.Option(help="Let sends of this kind go without approval again; "
+                                                              "repeatable.")] = None,
+) -> None:
+    """The approval queue: exports, webhook batches and playbook sends that wait for a yes.
+
+    Set which kinds must wait with --require (e.g. `clientfolio approvals --require export`);
+    then those sends are queued here instead of leaving, and go once approved.  A request is
+    decided once: approving it twice, or approving a rejected one, is refused.
+    """
+    from clientfolio.actions import approvals as ap
+    from clientfolio.store import open_store
+
+    with handled("the queue is unchanged."):
+        if action not in ACTIONS:
+            raise ClientfolioError(f"unknown action '{action}': use list, approve ID or reject ID --note WHY")
+        if action != "list" and not approval_id:
+            raise ClientfolioError(f"{action} needs the request's id: `clientfolio approvals {action} ID` "
+                                   "(`clientfolio approvals list` shows the ids)")
+        with open_store(existing_store(store)) as st:
+            if require or release:
+                kinds = (set(ap.required_kinds(st)) | set(require or [])) - set(release or [])
+                now = ap.set_required_kinds(st, sorted(kinds))
+                console.print("approval required for: " + (", ".join(now) if now else "nothing (every send goes "
+                                                                                       "out directly)"),
+                              highlight=False)
+                if action == "list" and approval_id is None:
+                    return
+            who = by or getpass.getuser()
+            if action == "approve":
+                a = ap.approve(st, approval_id, who)  # type: ignore[arg-type]
+                console.print(f"[green]approved[/] {a.approval_id}: {a.summary} ({a.customers:,} customers); "
+                              "it is sent the next time its sender runs", highlight=False)
+                return
+            if action == "reject":
+                a = ap.reject(st, approval_id, who, note or "")  # type: ignore[arg-type]
+                console.print(f"[yellow]rejected[/] {a.approval_id}: {a.summary}; nothing is sent", highlight=False)
+                return
+            kinds = ap.required_kinds(st)
+            df = ap.list_approvals(st) if all_ else ap.pending(st)
+    console.print("approval required for: " + (", ".join(kinds) if kinds else "nothing (set it with --require "
+                                                                             "export)"), highlight=False)
+    if df.empty:
+        console.print("no requests" + ("" if all_ else " waiting"), highlight=False)
+        return
+    t = Table("id", "kind", "created (UTC)", "status", "customers", "what", "decided")
+    for r in df.itertuples(index=False):
+        decided = " — ".join(str(v) for v in (r.decided_by, r.note) if isinstance(v, str) and v)
+        t.add_row(r.approval_id, r.kind, f"{r.created_at:%Y-%m-%d %H:%M}", r.status, f"{r.customers:,}", r.summary,
+                  decided)
+    console.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("approvals")(approvals_cmd)

@@ -631,7 +631,7 @@ def changes_cmd(
 
 
 # Commands of the other areas, one module each (clientfolio/commands/).
-AREAS: list[str] = []
+AREAS: list[str] = ["playbooks"]
 
 
 def main() -> None:

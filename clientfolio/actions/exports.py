@@ -302,7 +302,7 @@ def export_segment(store: Store, segment: str, kind: str | None = None, target: 
     except BaseException:
         path.unlink(missing_ok=True)  # an unrecorded file of customer data must not stay behind
         raise
-    notes.extend(layout.notes)
+    notes.extend(n.replace("<the tag>", _tag(kind, name)) for n in layout.notes)
     if not keep:
         notes.append("nobody in the segment could be exported: the file holds only the header row")
     return ExportResult(path=path, target=target, segment_kind=kind, segment=name, rows=len(table),

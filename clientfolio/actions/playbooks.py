@@ -35,7 +35,7 @@ from clientfolio.live.triggers import Trigger, _Loader, _suggest, load_triggers 
 from clientfolio.store.base import Store
 
 __all__ = ["CHANNELS", "LEVERS", "SERVICE_LEVELS", "Lever", "Playbook", "PlaybookError", "Playbooks",
-           "customer_levers", "default_playbooks_text", "load_playbooks", "playbook_table", "playbook_triggers",
+           "customer_levers", "default_playbooks_text", "divestment_ids", "divestment_playbook", "load_playbooks", "playbook_table", "playbook_triggers",
            "trigger_subscriptions", "write_default_playbooks"]
 
 #: Most attention first.  There is nothing below self-service: every segment keeps a service level.
@@ -51,6 +51,7 @@ OPTIONAL = ("levers", "purpose", "on_entry", "steps", "note")
 DEFAULT_FILE = "playbooks.yaml"
 BUILT_IN = "built-in playbooks"
 TRIGGER_ACTION = "playbook"
+DIVESTMENT, DIVESTMENT_SEGMENT = "divestment", "Divestment candidates"  # a row of the table, not a segment kind
 MAX_FILE_BYTES = 1_000_000
 
 GUARDRAIL = "Truthful only; opt-out honoured in every message; never aimed at vulnerable groups."
@@ -379,8 +380,30 @@ def _memberships(source: Any) -> pd.DataFrame:
     return frame
 
 
+def divestment_ids(source: Any) -> list[str]:
+    """Divestment candidates (unprofitable after cost to serve) of a Portfolio or an analysed store."""
+    if isinstance(source, Store):
+        cols = set(source.customer_state_columns())
+        if not {"profit", "stat_cost_to_serve"} <= cols:
+            return []
+        df = source.query("SELECT customer_id FROM customer_state WHERE profit < 0 AND stat_cost_to_serve > 0")
+        return sorted(df["customer_id"].astype(str))
+    d = getattr(source, "divestment", None)
+    customers = getattr(d, "customers", None)
+    return sorted(customers["customer_id"].astype(str)) if customers is not None and len(customers) else []
+
+
+def divestment_playbook(playbooks: Playbooks) -> Playbook:
+    """The phased plan for divestment candidates: the playbook of profitability 'Unprofitable'."""
+    return dataclasses.replace(playbooks.for_segment("profitability", "Unprofitable"), segment_kind=DIVESTMENT,
+                               segment=DIVESTMENT_SEGMENT)
+
+
 def playbook_table(portfolio_or_segments: Any, playbooks: Playbooks | None = None) -> pd.DataFrame:
     """One row per segment present: its size and its playbook, and whether that playbook is tailored.
+
+    With a Portfolio or a store, a last row covers the divestment candidates (unprofitable after
+    cost to serve, whichever profitability segment they are in) with the phased plan.
 
     Columns: segment_kind, segment, size, service_level, offer, channel, angle, cadence, kpi,
     levers (comma-separated), tailored ("yes"/"no": "no" is the generic playbook of a segment
@@ -397,13 +420,20 @@ def playbook_table(portfolio_or_segments: Any, playbooks: Playbooks | None = Non
     for (kind, segment), n in sorted(sizes.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0][0],
                                                                    str(kv[0][1]))):
         pb = playbooks.for_segment(kind, segment)
-        rows.append({"segment_kind": kind, "segment": segment, "size": int(n), "service_level": pb.service_level,
-                     "offer": pb.offer, "channel": pb.channel, "angle": pb.angle, "cadence": pb.cadence,
-                     "kpi": pb.kpi, "levers": ", ".join(pb.levers), "tailored": "yes" if pb.tailored else "no",
-                     "steps": " / ".join(pb.steps)})
+        rows.append(_row(pb, int(n)))
+    if not isinstance(portfolio_or_segments, pd.DataFrame):
+        candidates = divestment_ids(portfolio_or_segments)
+        if candidates:
+            rows.append(_row(divestment_playbook(playbooks), len(candidates)))
     cols = ["segment_kind", "segment", "size", "service_level", "offer", "channel", "angle", "cadence", "kpi",
             "levers", "tailored", "steps"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _row(pb: Playbook, size: int) -> dict[str, Any]:
+    return {"segment_kind": pb.segment_kind, "segment": pb.segment, "size": size, "service_level": pb.service_level,
+            "offer": pb.offer, "channel": pb.channel, "angle": pb.angle, "cadence": pb.cadence, "kpi": pb.kpi,
+            "levers": ", ".join(pb.levers), "tailored": "yes" if pb.tailored else "no", "steps": " / ".join(pb.steps)}
 
 
 def customer_levers(store: Store, playbook: Playbook, customer_ids: Sequence[str]) -> pd.DataFrame:

@@ -633,6 +633,7 @@ def changes_cmd(
 
 # Commands of the other areas, one module each (clientfolio/commands/), added to the same app.
 AREAS: list[str] = [
+    "playbooks",
     "experiments",
     "planning",
     "insight",

@@ -142,8 +142,9 @@ def customer_state_key(table: str, dialect: str) -> list[str]:
     return [f"duckdb: CREATE UNIQUE INDEX customer_state_key ON {table} ({CUSTOMER_STATE_KEY})"]
 
 
-def _create_live(name: str) -> str:
-    cols, key, checks = LIVE_TABLES[name]
+def create_keyed(name: str, spec: tuple[list[tuple[str, str]], tuple[str, ...], list[str]]) -> str:
+    """CREATE TABLE with a primary key (on both engines) and CHECK constraints: spec = (columns, key, checks)."""
+    cols, key, checks = spec
     body = ",\n  ".join([f"{c} {t}" for c, t in cols] + [f"CHECK ({c})" for c in checks])
     return f"CREATE TABLE {name} (\n  {body},\n  PRIMARY KEY ({', '.join(key)})\n)"
 
@@ -152,7 +153,7 @@ MIGRATIONS.append((
     3,
     "the living portfolio: fitted states, per-customer state, change log, outbox",
     [
-        *(_create_live(t) for t in LIVE_TABLES),
+        *(create_keyed(t, spec) for t, spec in LIVE_TABLES.items()),
         f"CREATE TABLE customer_state ({CUSTOMER_STATE_KEY} TEXT NOT NULL)",
         *customer_state_key("customer_state", "duckdb"),
         *customer_state_key("customer_state", "postgresql"),
@@ -223,17 +224,11 @@ ACTION_TABLES = {
 }
 
 
-def _create_action(name: str) -> str:
-    cols, key, checks = ACTION_TABLES[name]
-    body = ",\n  ".join([f"{c} {t}" for c, t in cols] + [f"CHECK ({c})" for c in checks])
-    return f"CREATE TABLE {name} (\n  {body},\n  PRIMARY KEY ({', '.join(key)})\n)"
-
-
 MIGRATIONS.append((
     4,
     "actions: consent, contacts, approvals, experiments, goals, owner tags, written files, erasures",
     [
-        *(_create_action(t) for t in ACTION_TABLES),
+        *(create_keyed(t, spec) for t, spec in ACTION_TABLES.items()),
         "postgresql: CREATE INDEX contact_log_customer ON contact_log (customer_id, contacted_at)",
     ],
 ))

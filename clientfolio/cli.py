@@ -114,7 +114,8 @@ def print_import(result) -> None:  # noqa: ANN001 - ImportResult, kept loose to 
         ok = "[green]balanced[/]" if f.balanced else "[bold red]NOT balanced[/]"
         console.print(f"\n[bold]{f.path}[/]\n  detected layout: [cyan]{f.layout_title}[/] ({f.layout}) → {f.table}")
         console.print(f"  rows in {f.rows_in:,} = stored {f.rows_stored:,} (new {f.rows_new:,}, updated "
-                      f"{f.rows_updated:,}) + rejected {f.rows_rejected:,} + duplicates {f.rows_deduplicated:,}  {ok}")
+                      f"{f.rows_updated:,}) + rejected {f.rows_rejected:,} + duplicates {f.rows_deduplicated:,}"
+                      + (f" + erased on request {f.rows_erased:,}" if f.rows_erased else "") + f"  {ok}")
         if f.identity:
             parts = [f"{k} {v:,}" for k, v in f.identity.items() if v]
             if f.guest_rows:
@@ -128,6 +129,9 @@ def print_import(result) -> None:  # noqa: ANN001 - ImportResult, kept loose to 
             console.print(f"  note: {note}", highlight=False)
     if result.linked_customers:
         console.print(f"\nlinked {result.linked_customers:,} earlier rows keyed by e-mail to customer ids")
+    if result.events_expired:
+        console.print(f"\ndeleted {result.events_expired:,} events older than the store's retention period "
+                      "(`clientfolio retention`)")
     if result.rejects_path:
         console.print(f"\nrejected rows, with file, row, column, value and reason: [bold]{result.rejects_path}[/]")
 

@@ -206,6 +206,11 @@ OUTPUTS = [
 ERASURES = [
     ("subject", "TEXT NOT NULL"), ("erased_at", "TIMESTAMP NOT NULL"), ("detail", "TEXT NOT NULL"),
 ]
+# That a customer's data was corrected (GDPR Art. 16): which field and when, never the old value.
+CORRECTIONS = [
+    ("customer_id", "TEXT NOT NULL"), ("field", "TEXT NOT NULL"), ("corrected_at", "TIMESTAMP NOT NULL"),
+    ("source", "TEXT NOT NULL"),
+]
 ACTION_TABLES = {
     "consents": (CONSENTS, ("customer_id", "purpose", "channel"), [
         "purpose IN ('marketing', 'personalisation', 'nudges')",
@@ -220,6 +225,7 @@ ACTION_TABLES = {
     "owner_tags": (OWNER_TAGS, ("customer_id", "tag"), []),
     "outputs": (OUTPUTS, ("path",), []),
     "erasures": (ERASURES, ("subject",), []),
+    "corrections": (CORRECTIONS, ("customer_id", "field", "corrected_at"), []),
 }
 
 
@@ -231,7 +237,7 @@ def _create_action(name: str) -> str:
 
 MIGRATIONS.append((
     4,
-    "actions: consent, contacts, approvals, experiments, goals, owner tags, written files, erasures",
+    "actions: consent, contacts, approvals, experiments, goals, owner tags, written files, erasures, corrections",
     [
         *(_create_action(t) for t in ACTION_TABLES),
         "postgresql: CREATE INDEX contact_log_customer ON contact_log (customer_id, contacted_at)",

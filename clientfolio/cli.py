@@ -310,7 +310,7 @@ def _remove(p: Path) -> None:
 
 
 def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parquet: bool = False,
-                 imports: ImportArgs | None = None, **settings: Any) -> None:
+                 pseudonymise: bool = False, imports: ImportArgs | None = None, **settings: Any) -> None:
     """`analyze`: outputs checked first, then import (accounting and check-up printed), fit, report."""
     import clientfolio
     from clientfolio.store import open_store
@@ -348,11 +348,20 @@ def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parq
                                      on_import=imported,
                                      progress=lambda m, f: prog.update(task, description=m, completed=f), **settings)
             prog.stop()
+            shown = pf
+            if pseudonymise:  # for sharing: customers named by keyed pseudonyms, contact columns dropped
+                from clientfolio.actions.pseudonym import pseudonym_key, pseudonymise_portfolio
+
+                shown = pseudonymise_portfolio(pf, pseudonym_key(st))
             try:
-                report = pf.report(out / "report.html")
-                table = pf.to_file(out / table_name)
+                report = shown.report(out / "report.html")
+                table = shown.to_file(out / table_name)
             except OSError as exc:
                 raise ClientfolioError(f"cannot write the results into {out}: {exc.strerror or exc}") from None
+            from clientfolio.actions.outputs import record_output  # erasure and access find these files again
+
+            record_output(st, report, "report", len(shown.customers), pseudonymised=pseudonymise)
+            record_output(st, table, "customers", len(shown.customers), pseudonymised=pseudonymise)
     console.print(f"\n[bold]Your customer portfolio[/] as of {pf.as_of:%d %B %Y}")
     for line in pf.headline():
         console.print(f"  • {line}", highlight=False)
@@ -396,6 +405,9 @@ def analyze_cmd(
     rules: Annotated[Optional[Path], typer.Option(help="YAML file of your own rule segments (checked before "
                                                        "anything else runs).")] = None,
     parquet: Annotated[bool, typer.Option(help="Write customers.parquet instead of customers.csv.")] = False,
+    pseudonymise: Annotated[bool, typer.Option(help="For sharing (e.g. with an agency): customers named by keyed "
+                                                    "pseudonyms in the report and customers file; e-mail, names and "
+                                                    "other contact columns left out.")] = False,
     *,
     imports: ImportArgs,
 ) -> None:
@@ -407,7 +419,8 @@ def analyze_cmd(
     concentration, CLV, who is slipping away, RFM, lifecycle flow, the strategic portfolio,
     customer groups, and how well the models predicted your own recent months.
     """
-    _run_analyze(files, store, out, parquet=parquet, imports=imports, cutoff=cutoff, horizon_months=horizon,
+    _run_analyze(files, store, out, parquet=parquet, pseudonymise=pseudonymise, imports=imports, cutoff=cutoff,
+                 horizon_months=horizon,
                  discount_rate=discount_rate, margin=margin, model=model, sector=sector, rules=rules)
 
 
@@ -635,7 +648,7 @@ def changes_cmd(
 
 
 # Commands of the other areas, one module each (clientfolio/commands/).
-AREAS: list[str] = []
+AREAS: list[str] = ["privacy"]
 
 
 def main() -> None:

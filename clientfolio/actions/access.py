@@ -3,7 +3,8 @@
 `access.json` is complete and machine-readable: every row of every table of the store's catalog
 that belongs to or names the customer (see `clientfolio.actions.catalog`), plus the consent
 decision per purpose and channel with its basis, and the files that hold them.  `access.html` is
-the same for a person to read: profile, consents, orders, events, scores and segments with the
+the same for a person to read (a record that also concerns other people, such as an
+approval of a batch, shows where the customer is named but withholds its text): profile, consents, orders, events, scores and segments with the
 reasons they moved, corrections, experiments, contacts and files.  Everything shown is escaped.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from clientfolio.actions.catalog import customer_rows, find_subject, store_tables
+from clientfolio.actions.catalog import Subject, customer_rows, find_subject, names_customer, store_tables, text_columns
 from clientfolio.actions.consent import consent_status
 from clientfolio.actions.customer_files import file_mentions
 from clientfolio.actions.erasure import _files
@@ -44,6 +45,9 @@ SECTIONS = (
     ("Contacts made", "contact_log", "messages sent to you"),
     ("Tags", "owner_tags", "notes the business keeps about you"),
 )
+
+
+WITHHELD = "[withheld: this record also concerns other people]"
 
 
 class AccessError(ClientfolioError):
@@ -77,6 +81,16 @@ def _records(df: pd.DataFrame) -> list[dict]:
     return [{str(k): _plain(v) for k, v in row.items()} for row in df.to_dict("records")]
 
 
+def _named_records(named: pd.DataFrame, text: list[str], subject: Subject) -> list[dict]:
+    """Rows of other records (an approval, a batch) that name the customer: where they are named, and the
+    row's plain fields; text fields are withheld, as they may hold other people's data."""
+    out = []
+    for r in _records(named):
+        where = [c for c in text if isinstance(r.get(c), str) and names_customer(r[c], subject)]
+        out.append({k: (v if k not in text else WITHHELD) for k, v in r.items()} | {"_names_you_in": where})
+    return out
+
+
 def collect(store: Store, customer_id: str) -> dict:
     """Everything held about `customer_id`, as one JSON-ready dict (raises AccessError when nothing is held)."""
     cid = str(customer_id).strip()
@@ -91,8 +105,9 @@ def collect(store: Store, customer_id: str) -> dict:
     if not rows and not files:
         raise AccessError(f"nothing is held about customer '{cid}' (no table row, no file); check the id")
     tables = {}
+    all_cols = store_tables(store)
     for t, (own, named) in rows.items():
-        tables[t] = _records(own) + [dict(r, _names_you_in_text=True) for r in _records(named)]
+        tables[t] = _records(own) + _named_records(named, text_columns(all_cols[t]), subject)
     consents = []
     for purpose in PURPOSES:
         for channel in CHANNELS:

@@ -4,7 +4,7 @@ Columns: customer_id, purpose, channel, granted (required); recorded_at, source 
 value that is not one of the documented ones is rejected, not guessed: `granted` is one of
 true/false, yes/no, 1/0, granted/withdrawn; `recorded_at` an ISO date or time (UTC unless it
 says otherwise), not in the future.  Rejected rows go to `<file>.rejects.csv` next to the file,
-with file, row, column, value and reason.  Rows of customers erased on request are counted and
+with file, row, customer_id, column, value and reason (recorded as an output, so erasure finds it).  Rows of customers erased on request are counted and
 skipped, and not written to the rejects file (that would keep their data again).
 """
 
@@ -84,7 +84,7 @@ def import_consent_file(store: Store, path: str | Path) -> ConsentImport:
                 seen[key] = (row, granted)
         if problem is not None:
             col, value, reason = problem
-            rejects.append((str(p), row, col, value, reason))
+            rejects.append((str(p), row, cid, col, value, reason))
             res.reasons[reason] = res.reasons.get(reason, 0) + 1
             continue
         rec = {"customer_id": cid, "purpose": r["purpose"].strip(), "channel": r["channel"].strip(),
@@ -93,11 +93,11 @@ def import_consent_file(store: Store, path: str | Path) -> ConsentImport:
                "source": (r.get("source") or "").strip() or f"file {p.name}"}
         good.append(rec | {"_row": row})
     # a contradiction found late also takes back the row it contradicts
-    bad_rows = {int(reason.split("row ")[1].split(" ")[0]) for (_f, _r, c, _v, reason) in rejects
+    bad_rows = {int(reason.split("row ")[1].split(" ")[0]) for (*_, reason) in rejects
                 if reason.startswith("contradicts row")}
     for g in [g for g in good if g["_row"] in bad_rows]:
         good.remove(g)
-        rejects.append((str(p), g["_row"], "granted", str(g["granted"]).lower(),
+        rejects.append((str(p), g["_row"], g["customer_id"], "granted", str(g["granted"]).lower(),
                         "contradicted by a later row (same customer, purpose, channel and time)"))
     res.rejected = len(rejects)
     if good:
@@ -106,7 +106,7 @@ def import_consent_file(store: Store, path: str | Path) -> ConsentImport:
     if rejects:
         res.rejects_path = p.with_name(p.name + ".rejects.csv")
         write_frame(pd.DataFrame(sorted(rejects, key=lambda x: x[1]),
-                                 columns=["file", "row", "column", "value", "reason"]), res.rejects_path)
+                                 columns=["file", "row", "customer_id", "column", "value", "reason"]), res.rejects_path)
         record_output(store, res.rejects_path, "consent-rejects", len(rejects))
     assert res.rows_in == res.recorded + res.rejected + res.erased
     return res

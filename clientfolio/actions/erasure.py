@@ -131,7 +131,8 @@ def erase_customer(store: Store, customer_id: str) -> ErasureResult:
                 tx.execute(f"DELETE FROM {t} WHERE {f[0]}", f[1])
                 rows[t] = n
         for t in plan.mentions:
-            mentions[t] = _scrub_table(tx, t, tables[t], plan.subject)
+            if _scrub_table(tx, t, tables[t], plan.subject):
+                mentions[t] = plan.mentions[t]  # rows (a row may name them in several columns)
         for fo in files:
             if fo.action == "deleted":
                 tx.execute("DELETE FROM outputs WHERE path = ?", [fo.path])
@@ -139,7 +140,11 @@ def erase_customer(store: Store, customer_id: str) -> ErasureResult:
                 tx.execute("UPDATE outputs SET rows = rows - ? WHERE path = ? AND rows IS NOT NULL",
                            [fo.rows_removed, fo.path])
         result = ErasureResult(plan.pseudonym, now, rows, mentions, files)
-        detail = dict(result.detail, email_subjects=sorted({email_pseudonym(key, e) for e in plan.subject.emails}))
+        detail = dict(result.detail)
+        for f in detail["files"]:  # an access export's name holds the customer id: not in the tombstone
+            for n in plan.subject.needles:
+                f["path"] = f["path"].replace(n, PLACEHOLDER)
+        detail = dict(detail, email_subjects=sorted({email_pseudonym(key, e) for e in plan.subject.emails}))
         tx.execute("DELETE FROM erasures WHERE subject = ?", [plan.pseudonym])
         tx.execute("INSERT INTO erasures (subject, erased_at, detail) VALUES (?, ?, ?)",
                    [plan.pseudonym, now, json.dumps(detail, sort_keys=True)])
@@ -150,7 +155,7 @@ def erase_customer(store: Store, customer_id: str) -> ErasureResult:
 
 
 def _scrub_table(tx: object, table: str, cols: dict[str, str], subject: Subject) -> int:
-    """Replace the customer's mentions in the text columns of rows that belong to others; rows changed."""
+    """Replace the customer's mentions in the text columns of rows that belong to others; cells changed."""
     changed = 0
     for c in text_columns(cols):
         vals = tx.execute(f"SELECT DISTINCT {c} FROM {table} WHERE "  # type: ignore[attr-defined]

@@ -115,7 +115,8 @@ def print_import(result) -> None:  # noqa: ANN001 - ImportResult, kept loose to 
         ok = "[green]balanced[/]" if f.balanced else "[bold red]NOT balanced[/]"
         console.print(f"\n[bold]{f.path}[/]\n  detected layout: [cyan]{f.layout_title}[/] ({f.layout}) → {f.table}")
         console.print(f"  rows in {f.rows_in:,} = stored {f.rows_stored:,} (new {f.rows_new:,}, updated "
-                      f"{f.rows_updated:,}) + rejected {f.rows_rejected:,} + duplicates {f.rows_deduplicated:,}  {ok}")
+                      f"{f.rows_updated:,}) + rejected {f.rows_rejected:,} + duplicates {f.rows_deduplicated:,}"
+                      + (f" + erased on request {f.rows_erased:,}" if f.rows_erased else "") + f"  {ok}")
         if f.identity:
             parts = [f"{k} {v:,}" for k, v in f.identity.items() if v]
             if f.guest_rows:
@@ -129,6 +130,9 @@ def print_import(result) -> None:  # noqa: ANN001 - ImportResult, kept loose to 
             console.print(f"  note: {note}", highlight=False)
     if result.linked_customers:
         console.print(f"\nlinked {result.linked_customers:,} earlier rows keyed by e-mail to customer ids")
+    if result.events_expired:
+        console.print(f"\ndeleted {result.events_expired:,} events older than the store's retention period "
+                      "(`clientfolio retention`)")
     if result.rejects_path:
         console.print(f"\nrejected rows, with file, row, column, value and reason: [bold]{result.rejects_path}[/]")
 
@@ -307,7 +311,7 @@ def _remove(p: Path) -> None:
 
 
 def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parquet: bool = False,
-                 imports: ImportArgs | None = None, **settings: Any) -> None:
+                 pseudonymise: bool = False, imports: ImportArgs | None = None, **settings: Any) -> None:
     """`analyze`: outputs checked first, then import (accounting and check-up printed), fit, report."""
     import clientfolio
     from clientfolio.store import open_store
@@ -345,11 +349,20 @@ def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parq
                                      on_import=imported,
                                      progress=lambda m, f: prog.update(task, description=m, completed=f), **settings)
             prog.stop()
+            shown = pf
+            if pseudonymise:  # for sharing: customers named by keyed pseudonyms, contact columns dropped
+                from clientfolio.actions.pseudonym import pseudonym_key, pseudonymise_portfolio
+
+                shown = pseudonymise_portfolio(pf, pseudonym_key(st))
             try:
-                report = pf.report(out / "report.html")
-                table = pf.to_file(out / table_name)
+                report = shown.report(out / "report.html")
+                table = shown.to_file(out / table_name)
             except OSError as exc:
                 raise ClientfolioError(f"cannot write the results into {out}: {exc.strerror or exc}") from None
+            from clientfolio.actions.outputs import record_output  # erasure and access find these files again
+
+            record_output(st, report, "report", len(shown.customers), pseudonymised=pseudonymise)
+            record_output(st, table, "customers", len(shown.customers), pseudonymised=pseudonymise)
     console.print(f"\n[bold]Your customer portfolio[/] as of {pf.as_of:%d %B %Y}")
     for line in pf.headline():
         console.print(f"  • {line}", highlight=False)
@@ -393,6 +406,9 @@ def analyze_cmd(
     rules: Annotated[Optional[Path], typer.Option(help="YAML file of your own rule segments (checked before "
                                                        "anything else runs).")] = None,
     parquet: Annotated[bool, typer.Option(help="Write customers.parquet instead of customers.csv.")] = False,
+    pseudonymise: Annotated[bool, typer.Option(help="For sharing (e.g. with an agency): customers named by keyed "
+                                                    "pseudonyms in the report and customers file; e-mail, names and "
+                                                    "other contact columns left out.")] = False,
     *,
     imports: ImportArgs,
 ) -> None:
@@ -404,7 +420,8 @@ def analyze_cmd(
     concentration, CLV, who is slipping away, RFM, lifecycle flow, the strategic portfolio,
     customer groups, and how well the models predicted your own recent months.
     """
-    _run_analyze(files, store, out, parquet=parquet, imports=imports, cutoff=cutoff, horizon_months=horizon,
+    _run_analyze(files, store, out, parquet=parquet, pseudonymise=pseudonymise, imports=imports, cutoff=cutoff,
+                 horizon_months=horizon,
                  discount_rate=discount_rate, margin=margin, model=model, sector=sector, rules=rules)
 
 
@@ -640,6 +657,7 @@ AREAS: list[str] = [
     "approvals",
     "contacts",
     "fairness",
+    "privacy",
 ]
 for _area in AREAS:
     importlib.import_module(f"clientfolio.commands.{_area}").register(app)

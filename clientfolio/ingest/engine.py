@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 
 from clientfolio.core.errors import ClientfolioError, IngestError
+from clientfolio.ingest.erased import ERASED, skip_erased
 from clientfolio.ingest.failures import plain_failure
 from clientfolio.ingest.money import settle_currencies, store_currencies
 from clientfolio.ingest.layouts import Detection, builtin_layouts, detect_layout, layout_from_dict
@@ -327,7 +328,7 @@ def _write_rejects(con: duckdb.DuckDBPyConnection, stages: list[Stage], dst: Pat
                         for part, row, kind, reason in s.raw.skipped)
             cur = con.execute(
                 f"SELECT __part, __row, __column, __value, __reason, CASE WHEN __dup = 'conflict' THEN 'invalid' ELSE __kind END "
-                f"FROM {s.stage} WHERE __kind <> 'ok' OR __dup = 'conflict' ORDER BY __idx"
+                f"FROM {s.stage} WHERE __kind NOT IN ('ok', '{ERASED}') OR __dup = 'conflict' ORDER BY __idx"
             )
             while chunk := cur.fetchmany(_REJECTS_CHUNK):
                 w.writerows([f"{s.path} [sheet {part}]" if part else s.path, row, column or "",
@@ -380,6 +381,7 @@ def import_files(
             settle_currencies(con, stages, opts, store_currencies(st))
             with _watched(con, report, "linking and deduplicating", 0.7, 0.8):
                 join_notes = _join_split_exports(con, stages)
+                skip_erased(con, stages, st)  # customers erased on request are not brought back
                 _build_incoming(con, stages, import_id, opts)
 
             rdir = Path(rejects_dir) if rejects_dir else st.default_rejects_dir
@@ -399,11 +401,13 @@ def import_files(
                 rep.rows_rejected = len(s.raw.rejects) + kinds.get("invalid", 0) + kinds.get("excluded", 0) \
                     + kinds.get("dup_conflict", 0) + len(s.raw.skipped) - skipped_dups
                 rep.rows_deduplicated = kinds.get("dup_dup", 0) + skipped_dups
+                rep.rows_erased = kinds.get(ERASED, 0)
                 for *_, kind, reason in s.raw.skipped:
                     if kind != "duplicate":
                         rep.rejected_by_reason[reason] += 1
                 for reason, k in con.execute(
-                        f"SELECT __reason, count(*) FROM {s.stage} WHERE __kind <> 'ok' OR __dup = 'conflict' GROUP BY 1").fetchall():
+                        f"SELECT __reason, count(*) FROM {s.stage} WHERE __kind NOT IN ('ok', '{ERASED}') OR __dup = 'conflict' "
+                        "GROUP BY 1").fetchall():
                     rep.rejected_by_reason[reason] += k
                 for _row, _c, _v, reason in s.raw.rejects:
                     rep.rejected_by_reason[reason] += 1
@@ -435,12 +439,14 @@ def import_files(
                         raise ClientfolioError(
                             f"internal error: row accounting does not balance for {s.path} "
                             f"({rep.rows_in} in, {rep.rows_stored} stored, {rep.rows_rejected} rejected, "
-                            f"{rep.rows_deduplicated} duplicates); nothing was imported. Please report this.")
+                            f"{rep.rows_deduplicated} duplicates, {rep.rows_erased} erased on request); "
+                            "nothing was imported. Please report this.")
                     rows.append(ImportLogRow(
                         import_id, s.file_no, started, finished, str(s.path), s.sha256,
                         lay.name, s.table, rep.rows_in, rep.rows_stored, rep.rows_new, rep.rows_updated,
                         rep.rows_rejected, rep.rows_deduplicated, str(final) if n_rejects else None,
-                        json.dumps({"notes": rep.notes, "rejected": dict(rep.rejected_by_reason)})))
+                        json.dumps({"notes": rep.notes, "rejected": dict(rep.rejected_by_reason),
+                                    **({"erased_on_request": rep.rows_erased} if rep.rows_erased else {})})))
                 return rows
 
             tables = sorted({s.table for s in stages})
@@ -452,7 +458,8 @@ def import_files(
                 _move_into_place(tmp_rejects, final)
             _drop_temp(con, stages)
         report("done", 1.0)
-        return ImportResult(import_id, reports, final if n_rejects else None, counts.linked)
+        return ImportResult(import_id, reports, final if n_rejects else None, counts.linked,
+                            counts.expired_events)
     except KeyboardInterrupt:
         raise
     except Exception as exc:

@@ -9,7 +9,11 @@ from pathlib import Path
 
 @dataclass
 class FileReport:
-    """Row accounting for one input file: rows_in == stored + rejected + deduplicated."""
+    """Row accounting for one input file: rows_in == stored + rejected + deduplicated + erased.
+
+    `rows_erased`: rows of customers erased on request, skipped (neither stored nor written to
+    the rejects file, which would keep their data again).
+    """
 
     path: str
     layout: str
@@ -21,6 +25,7 @@ class FileReport:
     rows_updated: int = 0
     rows_rejected: int = 0
     rows_deduplicated: int = 0
+    rows_erased: int = 0
     rejected_by_reason: Counter = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
     guest_rows: int = 0
@@ -29,7 +34,7 @@ class FileReport:
 
     @property
     def balanced(self) -> bool:
-        return self.rows_in == self.rows_stored + self.rows_rejected + self.rows_deduplicated
+        return self.rows_in == self.rows_stored + self.rows_rejected + self.rows_deduplicated + self.rows_erased
 
 
 @dataclass
@@ -40,6 +45,7 @@ class ImportResult:
     files: list[FileReport]
     rejects_path: Path | None
     linked_customers: int = 0
+    events_expired: int = 0  # events past the store's retention period, deleted by this import
 
     @property
     def rows_in(self) -> int:
@@ -56,6 +62,10 @@ class ImportResult:
     @property
     def rows_deduplicated(self) -> int:
         return sum(f.rows_deduplicated for f in self.files)
+
+    @property
+    def rows_erased(self) -> int:
+        return sum(f.rows_erased for f in self.files)
 
     @property
     def balanced(self) -> bool:

@@ -157,6 +157,13 @@ def audit(store: Store) -> Audit:
                       "(see the rejects files listed by `clientfolio imports`).")
         for level, text in _reject_findings(store):
             a.add(level, text)
+    from clientfolio.store.pseudonym import erasure_check
+
+    back = erasure_check(store)
+    if len(back):
+        a.add("problem", "Customers erased on request are back in the store (" + ", ".join(
+            f"{r.table}: {r.customers:,}" for r in back.itertuples()) + "), written other than by an import; run "
+            "`clientfolio erase` for them again and stop the tool that wrote them.")
     # What the data is enough for (thresholds measured in simulations, see ENOUGH_DATA).
     a.support = forecast_support(span, ident, repeat)
     if a.support.forecasts:

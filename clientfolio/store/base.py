@@ -39,6 +39,7 @@ class MergeCounts:
     updated: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     same: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     linked: int = 0
+    expired_events: int = 0  # events past the retention period, deleted in the same transaction
 
 
 @dataclass

@@ -12,6 +12,7 @@ from clientfolio.store.base import (
     DROP_EMAIL_KEYED, FALLBACK_EMAIL, INSERT_LOG, LOG_FIELDS, RELINK_STORED, RESOLVE_INCOMING,
     ImportLogRow, MergeCounts, merge_statements,
 )
+from clientfolio.store.retention import expire_events
 
 DERIVE_CUSTOMERS = """
 INSERT INTO inc_customers_derived (customer_id, email, first_seen, country, consent_marketing, source,
@@ -66,6 +67,7 @@ def run_merge(
         after = fetch("SELECT count(*) FROM transactions WHERE customer_id = email")[0][0]
         counts.linked = int(before - after)
         execute(DROP_EMAIL_KEYED)
+    counts.expired_events = expire_events(execute, fetch)
     for row in log(counts):
         values = ", ".join(_sql_value(getattr(row, f)) for f in LOG_FIELDS)
         execute(INSERT_LOG.format(values))

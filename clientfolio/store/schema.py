@@ -207,6 +207,11 @@ OUTPUTS = [
 ERASURES = [
     ("subject", "TEXT NOT NULL"), ("erased_at", "TIMESTAMP NOT NULL"), ("detail", "TEXT NOT NULL"),
 ]
+# That a customer's data was corrected (GDPR Art. 16): which field and when, never the old value.
+CORRECTIONS = [
+    ("customer_id", "TEXT NOT NULL"), ("field", "TEXT NOT NULL"), ("corrected_at", "TIMESTAMP NOT NULL"),
+    ("source", "TEXT NOT NULL"),
+]
 ACTION_TABLES = {
     "consents": (CONSENTS, ("customer_id", "purpose", "channel"), [
         "purpose IN ('marketing', 'personalisation', 'nudges')",
@@ -221,12 +226,13 @@ ACTION_TABLES = {
     "owner_tags": (OWNER_TAGS, ("customer_id", "tag"), []),
     "outputs": (OUTPUTS, ("path",), []),
     "erasures": (ERASURES, ("subject",), []),
+    "corrections": (CORRECTIONS, ("customer_id", "field", "corrected_at"), []),
 }
 
 
 MIGRATIONS.append((
     4,
-    "actions: consent, contacts, approvals, experiments, goals, owner tags, written files, erasures",
+    "actions: consent, contacts, approvals, experiments, goals, owner tags, written files, erasures, corrections",
     [
         *(create_keyed(t, spec) for t, spec in ACTION_TABLES.items()),
         "postgresql: CREATE INDEX contact_log_customer ON contact_log (customer_id, contacted_at)",

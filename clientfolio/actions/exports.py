@@ -29,11 +29,8 @@ What holds for every export:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import re
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,10 +48,10 @@ from clientfolio.core.safecsv import write_frame
 from clientfolio.live.triggers import _suggest
 from clientfolio.store.base import Store
 from clientfolio.store.live import now_utc
+from clientfolio.store.pseudonym import pseudonym_key, pseudonymise_id
 
 __all__ = ["ExportError", "ExportResult", "TARGETS", "export_segment", "pseudonym_key", "pseudonymise_ids"]
 
-PSEUDONYM_KEY = "pseudonym_key"
 PURPOSE = "marketing"
 NO_EMAIL = "no e-mail address"
 
@@ -92,22 +89,11 @@ class ExportResult:
 
 # ----------------------------------------------------------------------------- pseudonyms
 
-def pseudonym_key(store: Store) -> bytes:
-    """The store's secret for pseudonyms (live_meta 'pseudonym_key'), created on first use."""
-    value = store.get_meta(PSEUDONYM_KEY)
-    if value is None:
-        with store.transaction() as tx:
-            tx.execute("INSERT INTO live_meta (key, value) SELECT ?, ? WHERE NOT EXISTS "
-                       "(SELECT 1 FROM live_meta WHERE key = ?)", [PSEUDONYM_KEY, secrets.token_hex(32), PSEUDONYM_KEY])
-        value = store.get_meta(PSEUDONYM_KEY)
-    return bytes.fromhex(str(value))
-
-
 def pseudonymise_ids(store: Store, customer_ids: Sequence[str]) -> list[str]:
-    """Stable pseudonyms (HMAC-SHA256 with the store's secret, 128 bits in hex): the same customer gets
-    the same pseudonym in every file of this store, and nobody without the secret can reverse it."""
+    """The store's pseudonyms of these ids (clientfolio.store.pseudonym): the same as in every other
+    pseudonymised file of this store, so files can be joined and erasure finds them."""
     key = pseudonym_key(store)
-    return ["p" + hmac.new(key, str(c).encode("utf-8"), hashlib.sha256).hexdigest()[:32] for c in customer_ids]
+    return [pseudonymise_id(key, c) for c in customer_ids]
 
 
 # ----------------------------------------------------------------------------- the rows

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from clientfolio.actions.proportions import benjamini_hochberg, wilson
 from clientfolio.core.errors import ClientfolioError
 from clientfolio.core.money import format_money
 from clientfolio.store.base import Store
@@ -208,31 +209,6 @@ def mean_interval(values: np.ndarray, rng: np.random.Generator, level: float = 0
     return float(values.mean() - t * se), float(values.mean() + t * se)
 
 
-def wilson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a proportion k/n."""
-    if n == 0:
-        return float("nan"), float("nan")
-    z = stats.norm.ppf(1 - (1 - level) / 2)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def bh_adjust(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values), in the input order."""
-    p = np.asarray(p, dtype=float)
-    m = len(p)
-    if m == 0:
-        return p
-    order = np.argsort(p)
-    ranked = p[order] * m / np.arange(1, m + 1)
-    q = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty(m)
-    out[order] = np.minimum(q, 1.0)
-    return out
-
-
 # --------------------------------------------------------------------------------- profile
 
 @dataclass
@@ -353,8 +329,8 @@ def _evidence(df: pd.DataFrame, attrs: list[str], rng: np.random.Generator) -> p
     tested = t["p_value"].notna()
     t["q_value"] = np.nan
     t["q_value_low"] = np.nan
-    t.loc[tested, "q_value"] = bh_adjust(t.loc[tested, "p_value"].to_numpy())
-    t.loc[tested, "q_value_low"] = bh_adjust(t.loc[tested, "p_value_low"].to_numpy())
+    t.loc[tested, "q_value"] = benjamini_hochberg(t.loc[tested, "p_value"].to_numpy())
+    t.loc[tested, "q_value_low"] = benjamini_hochberg(t.loc[tested, "p_value_low"].to_numpy())
     t["in_profile"] = tested & (t["q_value"] < FDR) & (t["lift"] > 1)
     t["below_profile"] = tested & (t["q_value_low"] < FDR) & (t["lift"] < 1)
     return t

@@ -1,6 +1,6 @@
 """Comparing two proportions honestly: intervals, tests, strata and many comparisons at once.
 
-Small pure functions on counts, used by the fairness audit:
+Small pure functions on counts, used by the fairness audit, experiment read-outs and the customer profile:
 
 - :func:`wilson` — the Wilson score interval of one proportion (Wilson 1927), good at small
   counts and at rates near 0 or 1, where the textbook normal interval fails.
@@ -12,6 +12,8 @@ Small pure functions on counts, used by the fairness audit:
   Sato (1989) variance, which stays valid with many small strata.
 - :func:`holm` — Holm's step-down adjustment: the chance of any false finding among all
   comparisons stays at most alpha, whatever the dependence between them.
+- :func:`benjamini_hochberg` — adjusted p-values that keep the expected share of false findings
+  among those reported at most alpha (for screening many candidates, as the customer profile does).
 """
 
 from __future__ import annotations
@@ -91,4 +93,18 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     order = idx[np.argsort(p[idx], kind="stable")]
     adjusted = np.maximum.accumulate((m - np.arange(m)) * p[order])
     out[order] = np.minimum(adjusted, 1.0)
+    return out
+
+
+def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values), in the input order."""
+    p = np.asarray(p, dtype=float)
+    m = len(p)
+    if m == 0:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(q, 1.0)
     return out

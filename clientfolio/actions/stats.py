@@ -23,6 +23,8 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri, stdtr
 
+from clientfolio.actions.proportions import newcombe
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -42,28 +44,13 @@ def significant(c: Comparison, alpha: float) -> bool:
     return bool(c.p_value < alpha and (c.ci_low > 0 or c.ci_high < 0))
 
 
-def wilson(successes: float, n: float, z: float) -> tuple[float, float]:
-    """Wilson score interval of a proportion (NaN for an empty group)."""
-    if n <= 0:
-        return math.nan, math.nan
-    p = successes / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z / den * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def two_proportions(x_t: int, n_t: int, x_h: int, n_h: int, alpha: float = 0.05) -> Comparison:
     """Difference of two proportions (treatment - holdout): Newcombe interval, pooled z-test."""
     if n_t <= 0 or n_h <= 0:
         return Comparison(math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, "no customers in an arm")
-    z = float(ndtri(1 - alpha / 2))
     p1, p2 = x_t / n_t, x_h / n_h
-    l1, u1 = wilson(x_t, n_t, z)
-    l2, u2 = wilson(x_h, n_h, z)
     d = p1 - p2
-    low = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
-    high = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    low, high = newcombe(x_t, n_t, x_h, n_h, level=1 - alpha)
     pool = (x_t + x_h) / (n_t + n_h)
     se = math.sqrt(pool * (1 - pool) * (1 / n_t + 1 / n_h))
     p_value = 1.0 if se == 0 else float(2 * ndtr(-abs(d) / se))

@@ -1,99 +1,23 @@
 """Consent per purpose and channel: who may be contacted, for what, and on what basis.
 
-Privacy by default: a customer may be used for a purpose on a channel only when consent for
-it is on record.  The record is the `consents` table (one row per customer, purpose and
-channel; `any` covers every channel); the newest record wins, so a withdrawal for `any`
-overrides an older grant for e-mail.  Where the customers table says a customer does not
-accept e-mail marketing, no grant overrides it (the more restrictive source wins).  Without a
-record, the customers table's
-`consent_marketing` (Shopify's "Accepts Email Marketing", a customers file's column) counts
-as consent to marketing by e-mail only, because that is what those exports mean; nothing
-else is assumed.
+The decision itself lives in :mod:`clientfolio.store.consent` (so the living portfolio's outbox
+uses the same one); this module re-exports it and records consent.
+
+See :mod:`clientfolio.store.consent` for the rules (privacy by default; the newest record
+wins; the more restrictive source wins).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
 
-from clientfolio.core.errors import ClientfolioError
 from clientfolio.store.base import Store
+from clientfolio.store.consent import ConsentError, allowed_ids, check_purpose, consent_map, consent_status
 from clientfolio.store.live import now_utc
-from clientfolio.store.schema import CHANNELS, PURPOSES
 
-_DECIDE = """
-WITH ids AS (SELECT DISTINCT unnest(CAST(? AS TEXT[])) AS customer_id),
-rec AS (
-  SELECT customer_id, granted, recorded_at, source, channel,
-         row_number() OVER (PARTITION BY customer_id
-                            ORDER BY recorded_at DESC, CASE WHEN channel = 'any' THEN 1 ELSE 0 END) AS k
-  FROM consents WHERE purpose = ? AND channel IN (?, 'any')
-    AND customer_id IN (SELECT customer_id FROM ids)
-)
-SELECT ids.customer_id, rec.granted, rec.recorded_at, rec.source, rec.channel, c.consent_marketing
-FROM ids
-LEFT JOIN rec ON rec.customer_id = ids.customer_id AND rec.k = 1
-LEFT JOIN customers c ON c.customer_id = ids.customer_id
-ORDER BY ids.customer_id
-"""
-
-
-class ConsentError(ClientfolioError):
-    """A consent record that does not fit (unknown purpose or channel, missing customer)."""
-
-
-def check_purpose(purpose: str, channel: str) -> None:
-    """Refuse a purpose or channel clientfolio does not know, naming the ones it does."""
-    if purpose not in PURPOSES:
-        raise ConsentError(f"unknown consent purpose '{purpose}': use one of {', '.join(PURPOSES)}")
-    if channel not in CHANNELS:
-        raise ConsentError(f"unknown channel '{channel}': use one of {', '.join(CHANNELS)}")
-
-
-def consent_status(store: Store, customer_ids: Sequence[str], purpose: str = "marketing",
-                   channel: str = "email") -> pd.DataFrame:
-    """Per customer: may they be used for `purpose` on `channel`, and why (or why not).
-
-    Columns: customer_id, allowed (bool), basis (plain words: "granted 2024-03-01 (shopify)",
-    "withdrawn ...", "customers file: accepts e-mail marketing", "no consent on record").
-    """
-    check_purpose(purpose, channel)
-    ids = sorted({str(c) for c in customer_ids})
-    if not ids:
-        return pd.DataFrame({"customer_id": pd.Series([], dtype=object), "allowed": pd.Series([], dtype=bool),
-                             "basis": pd.Series([], dtype=object)})
-    df = store.query(_DECIDE, [ids, purpose, channel])
-    allowed, basis = [], []
-    for granted, at, source, ch, flag in zip(df["granted"], df["recorded_at"], df["source"], df["channel"],
-                                             df["consent_marketing"]):
-        shop_says_no = purpose == "marketing" and channel in ("email", "any") and pd.notna(flag) and not bool(flag)
-        if pd.notna(granted) and bool(granted) and shop_says_no:
-            allowed.append(False)  # two sources disagree: the more restrictive one wins
-            basis.append(f"customers file does not accept e-mail marketing (overrides a grant of "
-                         f"{pd.Timestamp(at):%Y-%m-%d})")
-        elif pd.notna(granted):
-            word = "granted" if bool(granted) else "withdrawn"
-            scope = "" if ch == channel else " for every channel"
-            allowed.append(bool(granted))
-            basis.append(f"{word}{scope} {pd.Timestamp(at):%Y-%m-%d} ({source})")
-        elif purpose == "marketing" and channel in ("email", "any") and pd.notna(flag):
-            allowed.append(bool(flag))
-            basis.append("customers file: accepts e-mail marketing" if bool(flag)
-                         else "customers file: does not accept e-mail marketing")
-        else:
-            allowed.append(False)
-            basis.append(f"no consent on record for {purpose} by {channel}")
-    return pd.DataFrame({"customer_id": df["customer_id"].astype(str).to_numpy(), "allowed": allowed,
-                         "basis": basis})
-
-
-def allowed_ids(store: Store, customer_ids: Sequence[str], purpose: str = "marketing",
-                channel: str = "email") -> set[str]:
-    """The customers among `customer_ids` with consent for `purpose` on `channel`."""
-    st = consent_status(store, customer_ids, purpose, channel)
-    return set(st.loc[st["allowed"], "customer_id"])
+__all__ = ["ConsentError", "allowed_ids", "check_purpose", "consent_map", "consent_status", "record_consent"]
 
 
 def record_consent(store: Store, records: pd.DataFrame, source: str = "manual",

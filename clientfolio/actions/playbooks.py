@@ -35,7 +35,8 @@ from clientfolio.live.triggers import Trigger, _Loader, _suggest, load_triggers 
 from clientfolio.store.base import Store
 
 __all__ = ["CHANNELS", "LEVERS", "SERVICE_LEVELS", "Lever", "Playbook", "PlaybookError", "Playbooks",
-           "customer_levers", "default_playbooks_text", "divestment_ids", "divestment_playbook", "load_playbooks", "playbook_table", "playbook_triggers",
+           "customer_levers", "default_playbooks_text", "divestment_ids", "divestment_playbook",
+           "install_playbook_triggers", "load_playbooks", "playbook_table", "playbook_triggers",
            "trigger_subscriptions", "write_default_playbooks"]
 
 #: Most attention first.  There is nothing below self-service: every segment keeps a service level.
@@ -456,7 +457,8 @@ def playbook_triggers(playbooks: Playbooks, segments: Any = None) -> list[Trigge
     One subscription (``on: entered``, action ``playbook``) per written entry with ``on_entry``;
     kinds whose names come from the data ("*" entries: categories, channels, groups, rules) are
     subscribed for the names in `segments` (a Portfolio, a store, a membership frame, or a
-    mapping kind -> names).  Marketing playbooks fire only for customers with marketing consent;
+    mapping kind -> names).  Marketing playbooks fire only for customers with consent to marketing
+    on the playbook's channel (and below the contact cap);
     service playbooks (e.g. the divestment plan) are a task for the owner and fire for everyone.
     Refits never fire them (a moved threshold is not something the customer did).
     """
@@ -476,13 +478,28 @@ def playbook_triggers(playbooks: Playbooks, segments: Any = None) -> list[Trigge
             if (kind, segment) not in wanted:
                 wanted[(str(kind), str(segment))] = playbooks.for_segment(kind, segment)
     docs = [{"segment_kind": k, "segment": s, "on": "entered", "action": TRIGGER_ACTION,
-             "only_with_consent": pb.purpose == "marketing", "on_refit": False}
+             "only_with_consent": pb.purpose == "marketing", "on_refit": False,
+             "purpose": "marketing", "channel": pb.consent_channel}
             for (k, s), pb in wanted.items() if pb.on_entry]
     return load_triggers(docs, known_segments={k: tuple(set(v) | set(SEGMENT_NAMES.get(k, ())))
                                                for k, v in known.items()})
 
 
+def install_playbook_triggers(store: Store, playbooks: Playbooks | None = None) -> tuple[int, int]:
+    """Subscribe the store's living portfolio to the playbooks (for the segments it holds); returns (kept, installed).
+
+    Subscriptions with the action ``playbook`` installed before are replaced; the owner's other
+    subscriptions are kept.
+    """
+    from clientfolio.live.portfolio import LivePortfolio
+
+    live = LivePortfolio(store)
+    kept = [t for t in live.triggers if t.action != TRIGGER_ACTION]
+    mine = playbook_triggers(playbooks or load_playbooks(), store)
+    live.set_triggers(trigger_subscriptions(kept + mine))
+    return len(kept), len(mine)
+
+
 def trigger_subscriptions(triggers: Sequence[Trigger]) -> list[dict[str, Any]]:
     """Triggers as the subscription list `LivePortfolio.set_triggers` (and a YAML file) takes."""
-    return [{"segment_kind": t.segment_kind, "segment": t.segment, "on": t.on, "action": t.action,
-             "only_with_consent": t.only_with_consent, "on_refit": t.on_refit} for t in triggers]
+    return [t.as_dict() for t in triggers]

@@ -10,7 +10,7 @@
 from clientfolio.live.portfolio import LiveError, LivePortfolio, LiveResult
 from clientfolio.live.reasons import describe_change, explain
 from clientfolio.live.summary import changes_summary, summary_lines
-from clientfolio.live.triggers import Trigger, TriggerError, load_triggers, outbox_rows
+from clientfolio.live.triggers import OutboxPlan, Trigger, TriggerError, load_triggers, outbox_rows, plan_outbox
 
-__all__ = ["LiveError", "LivePortfolio", "LiveResult", "Trigger", "TriggerError", "changes_summary", "describe_change", "explain", "load_triggers",
-           "outbox_rows", "summary_lines"]
+__all__ = ["LiveError", "LivePortfolio", "LiveResult", "OutboxPlan", "Trigger", "TriggerError", "changes_summary", "describe_change", "explain", "load_triggers",
+           "outbox_rows", "plan_outbox", "summary_lines"]

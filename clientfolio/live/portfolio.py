@@ -35,10 +35,12 @@ from clientfolio.features.incremental import (STATS_COLUMNS, add_event, add_orde
                                               stats_for, stats_frame, stats_rows)
 from clientfolio.live.reasons import describe_change
 from clientfolio.live.timing import next_change_dates
-from clientfolio.live.triggers import Trigger, load_triggers, outbox_rows
+from clientfolio.live.triggers import Trigger, load_triggers, plan_outbox
 from clientfolio.state import Applied, PortfolioState, value_12m
 from clientfolio.state.features import ATTRIBUTES_SQL
 from clientfolio.store import IDS_IN, Store
+from clientfolio.store.consent import consent_map
+from clientfolio.store.contacts import contact_allowance
 
 STAT = "stat_"  # prefix of the statistics columns in customer_state
 SEG = "seg_"  # prefix of the segment columns: one per kind ("rules": the JSON list of rule segments)
@@ -70,6 +72,7 @@ class LiveResult:
     events_skipped: int = 0  # already applied before: idempotent
     rescanned: int = 0  # customers whose history was read again (back-dated, edited or cancelled orders)
     outbox: int = 0
+    outbox_left_out: dict[str, int] = field(default_factory=dict)  # reason -> messages not written (consent, cap)
     notes: list[str] = field(default_factory=list)
 
 
@@ -140,8 +143,7 @@ class LivePortfolio:
     def set_triggers(self, source: Any) -> list[Trigger]:
         """Check and keep the subscriptions (YAML file, text or list); later changes follow them."""
         triggers = load_triggers(source)
-        doc = [{"segment_kind": t.segment_kind, "segment": t.segment, "on": t.on, "action": t.action,
-                "only_with_consent": t.only_with_consent, "on_refit": t.on_refit} for t in triggers]
+        doc = [t.as_dict() for t in triggers]
         self.store.commit_live(state_rows=None, changes=None, outbox=None, meta={"triggers": json.dumps(doc)})
         self.triggers = triggers
         return triggers
@@ -296,27 +298,36 @@ class LivePortfolio:
                                  "event_key": (keys or {}).get(cid)})
         return pd.DataFrame(rows, columns=cols)
 
-    def _outbox(self, changes: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame | None:
+    def _outbox(self, changes: pd.DataFrame) -> tuple[pd.DataFrame | None, dict[str, int]]:
+        """The outbox rows of these changes, with consent per subscription's purpose and channel decided
+        by the store (clientfolio.store.consent) and the contact cap applied; and who was left out."""
         if not self.triggers or changes.empty:
-            return None
-        consent = {}
-        if "consent_marketing" in rows:
-            consent = {str(k): v is True or v == 1 for k, v in
-                       zip(rows["customer_id"], rows["consent_marketing"]) if pd.notna(v)}
-        out = outbox_rows(changes.reset_index(drop=True), self.triggers, consent)
-        if out.empty:
-            return None
-        return out.rename(columns={"change_index": "change_id"})
+            return None, {}
+        kinds = {t.segment_kind for t in self.triggers}
+        ids = sorted(set(changes.loc[changes["segment_kind"].isin(kinds), "customer_id"].astype(str)))
+        if not ids:
+            return None, {}
+        pairs = {(t.purpose, t.channel) for t in self.triggers if t.only_with_consent}
+        consent_by = {(p, c): consent_map(self.store, ids, p, c) for p, c in sorted(pairs)}
+        allowance = None
+        if any(t.capped for t in self.triggers):
+            at = pd.to_datetime(changes["changed_at"]).max()
+            allowance = contact_allowance(self.store, ids, at=None if pd.isna(at) else at)
+        plan = plan_outbox(changes.reset_index(drop=True), self.triggers, None, consent_by=consent_by,
+                           allowance=allowance)
+        if plan.rows.empty:
+            return None, plan.left_out
+        return plan.rows.rename(columns={"change_index": "change_id"}), plan.left_out
 
     def _commit(self, rows: pd.DataFrame, old: pd.DataFrame, when: Any, cause: str, keys: dict | None = None,
-                **kw: Any) -> tuple[pd.DataFrame, int]:
+                **kw: Any) -> tuple[pd.DataFrame, int, dict[str, int]]:
         new = rows.set_index("customer_id")
         changes = self._changes(old, new, when, cause, keys)
-        outbox = self._outbox(changes, rows)
+        outbox, left_out = self._outbox(changes)
         ids = self.store.commit_live(state_rows=rows, changes=changes if len(changes) else None, outbox=outbox, **kw)
         if len(changes):
             changes = changes.assign(change_id=ids)
-        return changes, 0 if outbox is None else len(outbox)
+        return changes, 0 if outbox is None else len(outbox), left_out
 
     # -- updates ----------------------------------------------------------------------------------
     def update(self, orders: pd.DataFrame | None = None, events: pd.DataFrame | None = None, *,
@@ -443,9 +454,9 @@ class LivePortfolio:
             write = {"transactions": tx, "events": ev, "delete_orders": drop}
         else:  # already stored by the import; event keys of imported rows are the import's
             write = {"meta": {"applied_import": str(stored_import)}}
-        changes, n_out = self._commit(rows, old, when, "behaviour", keys,
-                                      event_keys=list(todo) if stored_import is None else [], **write)
-        result.changes, result.outbox = changes, n_out
+        changes, n_out, left_out = self._commit(rows, old, when, "behaviour", keys,
+                                                event_keys=list(todo) if stored_import is None else [], **write)
+        result.changes, result.outbox, result.outbox_left_out = changes, n_out, left_out
         result.customers_touched, result.events_applied, result.rescanned = len(ids), len(todo), len(rescan)
         return result
 
@@ -512,8 +523,9 @@ class LivePortfolio:
         applied = self.apply(stats, day)
         nxt = self._next_changes(stats, applied, day) if plan_next else None
         rows = state_rows(stats, applied, day, nxt, self.state_id)
-        changes, n_out = self._commit(rows, old, day, "time", meta={"last_sweep": day.isoformat()})
+        changes, n_out, left_out = self._commit(rows, old, day, "time", meta={"last_sweep": day.isoformat()})
         result.changes, result.outbox, result.customers_touched = changes, n_out, len(ids)
+        result.outbox_left_out = left_out
         return result
 
     # -- refits -------------------------------------------------------------------------------------
@@ -530,9 +542,12 @@ class LivePortfolio:
         self.state_id = save_state(self.store, state, reason)
         applied = self.apply(stats, day)
         rows = state_rows(stats, applied, day, None, self.state_id)  # next changes: at the next sweep
-        changes, n_out = self._commit(rows, old, day, "refit")
+        changes, n_out, left_out = self._commit(rows, old, day, "refit")
+        merged = dict(swept.outbox_left_out)
+        for reason, n in left_out.items():
+            merged[reason] = merged.get(reason, 0) + n
         return LiveResult(changes=pd.concat([swept.changes, changes], ignore_index=True),
-                          customers_touched=len(rows), outbox=swept.outbox + n_out)
+                          customers_touched=len(rows), outbox=swept.outbox + n_out, outbox_left_out=merged)
 
     def health(self) -> dict[str, Any]:
         """How old the state is and how well it still describes the base: for "should I refit?"."""

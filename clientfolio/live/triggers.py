@@ -6,8 +6,16 @@ A subscription file is a YAML list (or a mapping with one key ``triggers`` holdi
       segment: at risk
       on: entered            # entered | left | both
       action: winback_email
-      only_with_consent: true   # optional, default true: customers without marketing consent get nothing
+      only_with_consent: true   # optional, default true: customers without consent for the purpose get nothing
+      purpose: marketing        # optional, default marketing (or personalisation, nudges): the consent it needs
+      channel: email            # optional, default email (sms, phone, post, push, any): the channel it uses
       on_refit: false           # optional, default false (see below)
+
+Consent is decided by :func:`clientfolio.store.consent.consent_status` for each subscription's
+purpose and channel, so a customer who consented to e-mail marketing but withdrew
+personalisation gets no personalisation message.  Subscriptions that need consent and whose
+purpose is promotion (marketing, nudges) also respect the contact cap
+(:mod:`clientfolio.store.contacts`): a customer at the cap gets no message, and is counted.
 
 Booleans are YAML 1.2's ``true``/``false`` only: ``on``/``yes``/``no`` are words, so the key
 ``on:`` stays a key and a segment called ``No`` stays a name.
@@ -28,7 +36,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,15 +46,19 @@ import yaml
 
 from clientfolio.core.errors import ClientfolioError, SchemaError
 from clientfolio.live.kinds import OPEN_KINDS, SEGMENT_NAMES
+from clientfolio.store.contacts import CAPPED_PURPOSES
+from clientfolio.store.schema import CHANNELS, PURPOSES
 
-__all__ = ["CHANGE_COLUMNS", "OUTBOX_COLUMNS", "Trigger", "TriggerError", "load_triggers", "outbox_rows"]
+__all__ = ["CHANGE_COLUMNS", "OUTBOX_COLUMNS", "OutboxPlan", "Trigger", "TriggerError", "load_triggers", "outbox_rows",
+           "plan_outbox"]
 
 On = Literal["entered", "left", "both"]
 REFIT = "refit"
 CHANGE_COLUMNS = ("customer_id", "segment_kind", "from_segment", "to_segment", "changed_at", "cause", "reason")
 OUTBOX_COLUMNS = ("change_index", "customer_id", "segment_kind", "segment", "transition", "action", "payload")
 REQUIRED = ("segment_kind", "segment", "on", "action")
-OPTIONAL = ("only_with_consent", "on_refit")
+OPTIONAL = ("only_with_consent", "on_refit", "purpose", "channel")
+FLAGS = ("only_with_consent", "on_refit")
 MAX_FILE_CHARS = 1_000_000
 MAX_TRIGGERS = 10_000
 
@@ -65,6 +77,19 @@ class Trigger:
     action: str
     only_with_consent: bool = True
     on_refit: bool = False
+    purpose: str = "marketing"
+    channel: str = "email"
+
+    @property
+    def capped(self) -> bool:
+        """Does a message of this subscription count towards (and stop at) the contact cap?"""
+        return self.only_with_consent and self.purpose in CAPPED_PURPOSES
+
+    def as_dict(self) -> dict[str, Any]:
+        """The subscription as a list entry of a subscription file."""
+        return {"segment_kind": self.segment_kind, "segment": self.segment, "on": self.on, "action": self.action,
+                "only_with_consent": self.only_with_consent, "on_refit": self.on_refit, "purpose": self.purpose,
+                "channel": self.channel}
 
     def transitions(self) -> tuple[str, ...]:
         """The transitions this subscription fires on: ("entered",), ("left",) or both."""
@@ -181,12 +206,20 @@ def _entry(raw: Any, where: str, names: Mapping[str, Sequence[str]]) -> tuple[Tr
                             + (" (quote it in YAML: 'No', '2024')" if not isinstance(v, str) and v is not None else ""))
             continue
         values[key] = v.strip() if key != "segment" else v
-    for key in OPTIONAL:
+    for key in FLAGS:
         if key in raw:
             if not isinstance(raw[key], bool):
                 problems.append(f"{where}: {key!r} must be true or false, got {raw[key]!r}")
             else:
                 values[key] = raw[key]
+    for key, options in (("purpose", PURPOSES), ("channel", CHANNELS)):
+        if key in raw:
+            v = raw[key]
+            if isinstance(v, str) and v.strip() in options:
+                values[key] = v.strip()
+            else:
+                problems.append(f"{where}: {key!r} must be one of {', '.join(options)}, got {v!r}"
+                                + (_suggest(v, options) if isinstance(v, str) else ""))
     kind = values.get("segment_kind")
     if kind is not None and kind not in names and kind not in OPEN_KINDS:
         problems.append(f"{where}: unknown segment_kind {kind!r}{_suggest(kind, list(names) + list(OPEN_KINDS))}; "
@@ -202,7 +235,8 @@ def _entry(raw: Any, where: str, names: Mapping[str, Sequence[str]]) -> tuple[Tr
         return None, problems
     return Trigger(segment_kind=values["segment_kind"], segment=values["segment"], on=values["on"],
                    action=values["action"], only_with_consent=values.get("only_with_consent", True),
-                   on_refit=values.get("on_refit", False)), []
+                   on_refit=values.get("on_refit", False), purpose=values.get("purpose", "marketing"),
+                   channel=values.get("channel", "email")), []
 
 
 def load_triggers(source: str | Path | Sequence[Mapping[str, Any]],
@@ -271,20 +305,48 @@ def _iso(v: Any) -> str | None:
     return None if pd.isna(ts) else ts.isoformat()
 
 
-def outbox_rows(changes: pd.DataFrame, triggers: Sequence[Trigger],
-                consent: Mapping[str, bool] | None) -> pd.DataFrame:
+@dataclass
+class OutboxPlan:
+    """The outbox rows of a batch of changes, and the messages left out, counted by reason."""
+
+    rows: pd.DataFrame
+    left_out: dict[str, int] = field(default_factory=dict)
+
+
+OVER_CAP = "over the contact cap"
+
+
+def _no_consent(t: Trigger) -> str:
+    return f"no consent for {t.purpose} by {t.channel}"
+
+
+def outbox_rows(changes: pd.DataFrame, triggers: Sequence[Trigger], consent: Mapping[str, bool] | None, *,
+                consent_by: Mapping[tuple[str, str], Mapping[str, bool]] | None = None,
+                allowance: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """The outbox messages a batch of segment changes produces; see :func:`plan_outbox`."""
+    return plan_outbox(changes, triggers, consent, consent_by=consent_by, allowance=allowance).rows
+
+
+def plan_outbox(changes: pd.DataFrame, triggers: Sequence[Trigger], consent: Mapping[str, bool] | None, *,
+                consent_by: Mapping[tuple[str, str], Mapping[str, bool]] | None = None,
+                allowance: Mapping[str, int] | None = None) -> OutboxPlan:
     """The outbox messages a batch of segment changes produces under the subscriptions.
 
     A change from A to B is "left A" and "entered B" (a change into or out of no segment is one
     of them).  A subscription matches a transition of its kind and segment; then:
 
-    - ``only_with_consent`` (the default): only customers whose ``consent[customer_id]`` is
-      ``True`` get a row; missing, unknown or any other value is no consent;
+    - ``only_with_consent`` (the default): only customers whose consent is ``True`` get a row;
+      missing, unknown or any other value is no consent.  Consent is read from
+      ``consent_by[(purpose, channel)]`` (one decision per purpose and channel, from
+      :func:`clientfolio.store.consent.consent_map`) when given, else from ``consent``;
+    - ``allowance`` (customer -> contacts the cap still allows): capped subscriptions
+      (:attr:`Trigger.capped`) use one each, and a customer with none left gets no row;
     - a change with ``cause == "refit"`` gets a row only from subscriptions with ``on_refit``
       (a refit moving thresholds is not something the customer did).
 
     Rows come in change order, "left" before "entered", subscriptions in file order.
-    ``payload`` is JSON text (keys sorted, so equal messages are equal text).
+    ``payload`` is JSON text (keys sorted, so equal messages are equal text).  Messages left out
+    for consent or the cap are counted under their reason in ``left_out``.
     """
     missing = [c for c in CHANGE_COLUMNS if c not in changes.columns]
     if missing:
@@ -295,6 +357,12 @@ def outbox_rows(changes: pd.DataFrame, triggers: Sequence[Trigger],
         for transition in t.transitions():
             by_key.setdefault((t.segment_kind, t.segment, transition), []).append(t)
     consent = consent or {}
+    free = None if allowance is None else {str(k): int(v) for k, v in allowance.items()}
+    left_out: dict[str, int] = {}
+
+    def leave(reason: str) -> None:
+        left_out[reason] = left_out.get(reason, 0) + 1
+
     rows = []
     # Only changes of a subscribed kind can match: a refit can change every customer's every kind.
     positions = np.flatnonzero(changes["segment_kind"].isin({t.segment_kind for t in triggers}).to_numpy())
@@ -310,8 +378,16 @@ def outbox_rows(changes: pd.DataFrame, triggers: Sequence[Trigger],
             for t in by_key.get((str(kind), segment, transition), ()):
                 if refit and not t.on_refit:
                     continue
-                if t.only_with_consent and not _consented(consent.get(cid, consent.get(str(cid)))):
-                    continue
+                if t.only_with_consent:
+                    said = consent if consent_by is None else consent_by.get((t.purpose, t.channel), {})
+                    if not _consented(said.get(cid, said.get(str(cid)))):
+                        leave(_no_consent(t))
+                        continue
+                if t.capped and free is not None:
+                    if free.get(str(cid), 0) <= 0:
+                        leave(OVER_CAP)
+                        continue
+                    free[str(cid)] -= 1
                 payload = {"customer_id": cid, "segment_kind": kind, "segment": segment, "transition": transition,
                            "from": was, "to": now, "reason": _segment_or_none(reason), "changed_at": _iso(at),
                            "cause": _segment_or_none(cause)}
@@ -319,4 +395,4 @@ def outbox_rows(changes: pd.DataFrame, triggers: Sequence[Trigger],
                              json.dumps(payload, ensure_ascii=False, sort_keys=True, default=str)))
     out = pd.DataFrame(rows, columns=list(OUTBOX_COLUMNS))
     out["change_index"] = out["change_index"].astype("int64")
-    return out
+    return OutboxPlan(out, left_out)

@@ -55,6 +55,7 @@ class Approval:
     decided_at: datetime | None
     decided_by: str | None
     note: str | None
+    result: dict[str, Any] | None = None  # what carrying it out did (file, rows, left out), once done
 
 
 def _check_kind(kind: str) -> str:
@@ -156,7 +157,8 @@ def get(store: Store, approval_id: str) -> Approval:
                     summary=str(r["summary"]), customers=int(r["customers"]), payload=json.loads(r["payload"]),
                     created_at=pd.Timestamp(r["created_at"]).to_pydatetime(),
                     decided_at=None if pd.isna(r["decided_at"]) else pd.Timestamp(r["decided_at"]).to_pydatetime(),
-                    decided_by=nat(r["decided_by"]), note=nat(r["note"]))
+                    decided_by=nat(r["decided_by"]), note=nat(r["note"]),
+                    result=json.loads(r["result"]) if "result" in r and isinstance(r["result"], str) else None)
 
 
 def _state_words(a: Approval) -> str:
@@ -168,13 +170,17 @@ def _state_words(a: Approval) -> str:
             "pending": "it is still waiting for approval"}[a.status]
 
 
-def _move(store: Store, approval_id: str, to: str, frm: str, by: str | None, note: str | None) -> Approval:
+def _move(store: Store, approval_id: str, to: str, frm: str, by: str | None, note: str | None,
+          result: dict[str, Any] | None = None) -> Approval:
     """Move a request from state `frm` to `to` in one conditional update, so only one decision wins."""
     current = get(store, approval_id)
     if by is not None and not str(by).strip():
         raise ApprovalError("say who decides (by): a name or e-mail, kept with the decision")
     sets = "status = ?" + (", decided_at = ?, decided_by = ?, note = ?" if to in ("approved", "rejected") else "")
     params: list = [to] + ([now_utc(), str(by), note] if to in ("approved", "rejected") else [])
+    if result is not None:
+        sets += ", result = ?"
+        params.append(json.dumps(result, sort_keys=True, default=_json_default))
     with store.transaction() as tx:
         moved = tx.execute(f"UPDATE approvals SET {sets} WHERE approval_id = ? AND status = ? RETURNING approval_id",
                            [*params, current.approval_id, frm])
@@ -197,6 +203,6 @@ def reject(store: Store, approval_id: str, by: str, note: str) -> Approval:
     return _move(store, approval_id, "rejected", "pending", by, str(note))
 
 
-def mark_done(store: Store, approval_id: str) -> Approval:
-    """Record that an approved request has been carried out (sent, written or delivered)."""
-    return _move(store, approval_id, "done", "approved", None, None)
+def mark_done(store: Store, approval_id: str, result: dict[str, Any] | None = None) -> Approval:
+    """Record that an approved request has been carried out (sent, written or delivered), with its outcome."""
+    return _move(store, approval_id, "done", "approved", None, None, result)

@@ -11,8 +11,16 @@ What holds for every export:
   carry e-mail addresses) holds only customers with consent for marketing on the tool's channel,
   decided by :func:`clientfolio.actions.consent.consent_status`.  Everyone else is counted under
   the reason: withdrawn, refused in the customers file, no consent on record.
-- **Exclusions.**  `exclude` (customer id -> reason, e.g. from a contact-frequency cap) leaves
-  those customers out and counts them under their reason.
+- **Contact cap.**  A marketing export leaves out the customers the contact cap
+  (:mod:`clientfolio.store.contacts`) does not allow another contact now, counted under one
+  reason that states the cap.
+- **Exclusions.**  `exclude` (customer id -> reason) leaves those customers out and counts them
+  under their reason.
+- **Approval.**  When the owner requires approval for exports
+  (`clientfolio approvals --require export`), nothing is written: the export's parameters wait in
+  the approval queue and the result carries the request's id; once approved,
+  :func:`clientfolio.actions.release.carry_out` runs the export (consent and cap judged again
+  then) and records what it wrote with the request.
 - **Nothing invented.**  clientfolio holds no names or phone numbers; those columns stay empty.
   A customer without an e-mail address cannot be imported into an e-mail tool and is counted.
 - **Safe files.**  Written to a temporary file and renamed when complete; CSVs through
@@ -39,21 +47,26 @@ from typing import Any
 
 import pandas as pd
 
+from clientfolio.actions import approvals as ap
 from clientfolio.actions.consent import consent_status
 from clientfolio.actions.export_layouts import LAYOUTS, PSEUDONYMOUS_TARGETS, SCORE_COLUMNS, TARGETS, Layout
 from clientfolio.actions.members import current_members, resolve_segment, segment_title
 from clientfolio.actions.outputs import record_output
 from clientfolio.core.errors import ClientfolioError
 from clientfolio.core.safecsv import write_frame
+from clientfolio.store.contacts import _window_words, get_caps, over_cap
 from clientfolio.live.triggers import _suggest
 from clientfolio.store.base import Store
 from clientfolio.store.live import now_utc
 from clientfolio.store.pseudonym import pseudonym_key, pseudonymise_id
 
-__all__ = ["ExportError", "ExportResult", "TARGETS", "export_segment", "pseudonym_key", "pseudonymise_ids"]
+__all__ = ["APPROVAL_KIND", "ExportError", "ExportResult", "TARGETS", "cap_reason", "export_segment", "pseudonym_key",
+           "pseudonymise_ids"]
 
 PURPOSE = "marketing"
 NO_EMAIL = "no e-mail address"
+APPROVAL_KIND = "export"
+SENDER = "export_segment"  # in an approval's payload: clientfolio.actions.release carries it out
 
 _IDS = "WITH ids AS (SELECT DISTINCT unnest(CAST(? AS TEXT[])) AS customer_id) "
 
@@ -76,12 +89,24 @@ class ExportResult:
     pseudonymised: bool = False
     ref: str = ""  # the contact-log reference: file name and time
     notes: list[str] = field(default_factory=list)
+    approval_id: str | None = None  # set when the export waits in the approval queue (nothing written yet)
+
+    @property
+    def pending(self) -> bool:
+        """Is the export waiting for approval (no file written)?"""
+        return self.approval_id is not None
 
     def summary(self) -> list[str]:
         """The result in a few plain lines."""
-        lines = [f"{self.rows:,} of {self.members:,} customers in {segment_title(self.segment_kind, self.segment)} "
-                 f"written to {self.path} ({LAYOUTS[self.target].title}"
-                 + (", pseudonymised" if self.pseudonymised else "") + ")"]
+        title = segment_title(self.segment_kind, self.segment)
+        if self.pending:
+            lines = [f"waiting for approval {self.approval_id}: {self.rows:,} of {self.members:,} customers in "
+                     f"{title} would be written to {self.path} ({LAYOUTS[self.target].title}); nothing is written "
+                     f"until `clientfolio approvals approve {self.approval_id}`"]
+        else:
+            lines = [f"{self.rows:,} of {self.members:,} customers in {title} "
+                     f"written to {self.path} ({LAYOUTS[self.target].title}"
+                     + (", pseudonymised" if self.pseudonymised else "") + ")"]
         for reason, n in sorted(self.left_out.items(), key=lambda kv: -kv[1]):
             lines.append(f"left out: {n:,} - {reason}")
         return lines + [f"note: {n}" for n in self.notes]
@@ -144,6 +169,12 @@ def _consent_reason(basis: str, channel: str) -> str:
     return f"no consent for marketing by {channel}"
 
 
+def cap_reason(store: Store) -> str:
+    """The reason under which customers at the contact cap are counted, with the cap in words."""
+    caps = get_caps(store)
+    return "over the contact cap (" + " and ".join(f"at most {n} in {_window_words(w)}" for w, n in caps.items()) + ")"
+
+
 def _valid_email(v: str | None) -> bool:
     return bool(v) and "@" in str(v) and not any(ch.isspace() for ch in str(v).strip())
 
@@ -179,7 +210,8 @@ def _default_path(target: str, kind: str, segment: str, pseudonymised: bool) -> 
 
 def export_segment(store: Store, segment: str, kind: str | None = None, target: str = "csv",
                    out: str | Path | None = None, since: Any = None, exclude: Mapping[str, str] | None = None,
-                   pseudonymise: bool = False, at: datetime | None = None) -> ExportResult:
+                   pseudonymise: bool = False, at: datetime | None = None,
+                   approved: str | None = None) -> ExportResult:
     """Write the current members of `segment` in `target`'s import layout; see the module docstring.
 
     Parameters
@@ -191,7 +223,10 @@ def export_segment(store: Store, segment: str, kind: str | None = None, target: 
         and are still in it.
     exclude : customer id -> reason; these customers are left out and counted under the reason.
     pseudonymise : ids replaced by the store's HMAC pseudonyms, e-mails dropped (csv/parquet only).
-    at : the time of the export (default now), recorded in the contact log.
+    at : the time of the export (default now), recorded in the contact log and used for the cap.
+    approved : the id of the approval that releases this export (set by
+        :func:`clientfolio.actions.release.carry_out`); without it, an export waits in the queue
+        when approval is required for exports.
     """
     if target not in LAYOUTS:
         raise ExportError(f"unknown export target {target!r}{_suggest(target, TARGETS)}; use one of "
@@ -230,6 +265,11 @@ def export_segment(store: Store, segment: str, kind: str | None = None, target: 
             leave(str(reason), list(grp["customer_id"]))
         allowed = set(st.loc[st["allowed"], "customer_id"])
         keep = [i for i in keep if i in allowed]
+    when = at or now_utc()
+    if marketing and keep:
+        capped = over_cap(store, keep, at=when)
+        leave(cap_reason(store), [i for i in keep if i in capped])
+        keep = [i for i in keep if i not in capped]
     if exclude:
         ex = {str(k): str(v) for k, v in exclude.items()}
         by_reason: dict[str, list[str]] = {}
@@ -269,12 +309,22 @@ def export_segment(store: Store, segment: str, kind: str | None = None, target: 
     if missing:  # a layout bug, never a silent wrong file
         raise ExportError(f"the {layout.title} layout lost its required column(s) {', '.join(missing)}")
 
-    when = at or now_utc()
     path = Path(out) if out is not None else _default_path(target, kind, name, pseudonymise)
     if path.is_dir():
         raise ExportError(f"{path} is a folder; give a file name, e.g. {path / _default_path(target, kind, name, pseudonymise)}")
     if not path.parent.exists():
         raise ExportError(f"{path}: the folder {path.parent} does not exist; create it or choose another --out")
+    if approved is None and ap.approval_required(store, APPROVAL_KIND):
+        payload = {"sender": SENDER, "segment": name, "kind": kind, "target": target, "out": str(path.resolve()),
+                   "since": None if since is None else str(pd.Timestamp(since).date()),
+                   "exclude": {str(k): str(v) for k, v in (exclude or {}).items()}, "pseudonymise": pseudonymise}
+        what = (f"{layout.title} export of {segment_title(kind, name)}: {len(table):,} customers to {path.resolve()}"
+                + (" (pseudonymised)" if pseudonymise else ""))
+        approval_id = ap.submit(store, APPROVAL_KIND, what, payload, len(table))
+        notes.append("consent and the contact cap are judged again when the export is approved")
+        return ExportResult(path=path, target=target, segment_kind=kind, segment=name, rows=len(table),
+                            members=n_members, left_out=left_out, pseudonymised=pseudonymise, notes=notes,
+                            approval_id=approval_id)
     ref = f"{path.name}@{pd.Timestamp(when):%Y-%m-%dT%H:%M:%S}"
     _write(table, path, layout)
     try:

@@ -10,6 +10,7 @@ import pytest
 
 from clientfolio.actions.consent import record_consent
 from clientfolio.actions.exports import ExportError, export_segment
+from clientfolio.actions.pressure import set_caps
 from clientfolio.store import open_store
 from clientfolio.store.pseudonym import pseudonymise_id
 
@@ -89,6 +90,7 @@ def test_no_customer_without_consent_in_any_marketing_export(consent_store, tmp_
     allowed = consenting - no_mail  # with consent but no address: nothing to import, counted
     assert consenting & no_mail  # the demo has such customers; the test must see them
     refused = set(plan["withdrawn"] + plan["withdrawn_any"] + plan["sms_only"] + plan["file_no"])
+    set_caps(st, {"7d": 100})  # the same customers are exported 8 times here; the cap is tested in test_wiring
     for target in MARKETING:
         out = tmp_path / f"{target}.{'parquet' if target == 'parquet' else 'csv'}"
         r = export_segment(st, "At Risk", kind="rfm", target=target, out=out)
@@ -154,6 +156,7 @@ def test_formula_looking_emails_are_neutralised(demo_store_path: Path, tmp_path:
         with st.transaction() as tx:
             tx.execute("UPDATE customers SET email = ? WHERE customer_id = ?", ["=HYPERLINK(\"x\")@evil.example", a])
             tx.execute("UPDATE customers SET email = ? WHERE customer_id = ?", ["+1-2@evil.example", b])
+        set_caps(st, {"7d": 100})  # exported three times; the cap is tested in test_wiring
         for target in ("mailchimp", "shopify", "csv"):
             r = export_segment(st, "Champions", target=target, out=tmp_path / f"{target}.csv")
             _, rows = _read(r.path)

@@ -11,11 +11,12 @@ from rich.table import Table
 from clientfolio.commands.common import StoreOpt, console, existing_store, handled
 from clientfolio.core.errors import ClientfolioError
 
-ACTIONS = ("list", "approve", "reject")
+ACTIONS = ("list", "approve", "reject", "send")
 
 
 def approvals_cmd(
-    action: Annotated[str, typer.Argument(help="list (the default), approve ID or reject ID --note WHY.")] = "list",
+    action: Annotated[str, typer.Argument(help="list (the default), approve ID, reject ID --note WHY, or send ID (carry out "
+                                             "an approved request whose sending was interrupted).")] = "list",
     approval_id: Annotated[Optional[str], typer.Argument(help="The request's id, as `approvals list` shows it.")]
     = None,
     store: StoreOpt = "clientfolio.duckdb",
@@ -31,15 +32,17 @@ def approvals_cmd(
     """The approval queue: exports, webhook batches and playbook sends that wait for a yes.
 
     Set which kinds must wait with --require (e.g. `clientfolio approvals --require export`);
-    then those sends are queued here instead of leaving, and go once approved.  A request is
-    decided once: approving it twice, or approving a rejected one, is refused.
+    then those sends are queued here instead of leaving.  Approving an export or a playbook send
+    carries it out at once (consent and the contact cap judged again then); a webhook batch is
+    delivered by the webhook worker.  A request is decided once: approving it twice, or
+    approving a rejected one, is refused, so nothing is sent twice.
     """
     from clientfolio.actions import approvals as ap
     from clientfolio.store import open_store
 
     with handled("the queue is unchanged."):
         if action not in ACTIONS:
-            raise ClientfolioError(f"unknown action '{action}': use list, approve ID or reject ID --note WHY")
+            raise ClientfolioError(f"unknown action '{action}': use list, approve ID, reject ID --note WHY or send ID")
         if action != "list" and not approval_id:
             raise ClientfolioError(f"{action} needs the request's id: `clientfolio approvals {action} ID` "
                                    "(`clientfolio approvals list` shows the ids)")
@@ -53,10 +56,20 @@ def approvals_cmd(
                 if action == "list" and approval_id is None:
                     return
             who = by or getpass.getuser()
-            if action == "approve":
-                a = ap.approve(st, approval_id, who)  # type: ignore[arg-type]
-                console.print(f"[green]approved[/] {a.approval_id}: {a.summary} ({a.customers:,} customers); "
-                              "it is sent the next time its sender runs", highlight=False)
+            if action in ("approve", "send"):
+                from clientfolio.actions.release import approve_and_carry_out, carry_out
+
+                if action == "approve":
+                    a = approve_and_carry_out(st, approval_id, who)  # type: ignore[arg-type]
+                else:
+                    a = carry_out(st, approval_id)  # type: ignore[arg-type]
+                if a.status == "done":
+                    console.print(f"[green]approved and done[/] {a.approval_id}: {a.summary}", highlight=False)
+                    for line in (a.result or {}).get("summary", []):
+                        console.print(f"  {line}", highlight=False)
+                else:
+                    console.print(f"[green]approved[/] {a.approval_id}: {a.summary} ({a.customers:,} customers); "
+                                  "its sender sends it the next time it runs", highlight=False)
                 return
             if action == "reject":
                 a = ap.reject(st, approval_id, who, note or "")  # type: ignore[arg-type]

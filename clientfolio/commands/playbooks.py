@@ -1,4 +1,5 @@
-"""`clientfolio playbooks` and `clientfolio export`: what to do per segment, and the segment in your tools' layouts."""
+"""`clientfolio playbooks`, `clientfolio act` and `clientfolio export`: what to do per segment, the send list that
+does it, and the segment in your tools' layouts."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import typer
 from rich.table import Table
 
 from clientfolio.commands.common import StoreOpt, console, day_option, existing_store, handled
+from clientfolio.core.errors import ClientfolioError
 
 
 def playbooks_cmd(
@@ -20,6 +22,11 @@ def playbooks_cmd(
         "--file", help="Your playbook file (YAML), merged over the built-in defaults and checked entry by entry.")] = None,
     write: Annotated[Optional[Path], typer.Option(
         "--write", help="Write the built-in playbooks to this file for you to edit (an existing file is kept).")] = None,
+    install_triggers: Annotated[bool, typer.Option(
+        "--install-triggers", help="Subscribe the living portfolio (--store) to the playbooks: a customer entering a "
+                                   "segment gets that segment's playbook in the outbox (consent and the contact cap "
+                                   "applied).  Replaces the playbook subscriptions installed before; others stay.")]
+    = False,
 ) -> None:
     """What to do for each segment: service level, offer, channel, angle, cadence and the KPI that says it works.
 
@@ -31,7 +38,8 @@ def playbooks_cmd(
     Start with `clientfolio playbooks --write playbooks.yaml`, edit it, then
     `clientfolio playbooks --file playbooks.yaml --store shop.duckdb`.
     """
-    from clientfolio.actions.playbooks import load_playbooks, playbook_table, write_default_playbooks
+    from clientfolio.actions.playbooks import install_playbook_triggers, load_playbooks, playbook_table, \
+        write_default_playbooks
     from clientfolio.store import open_store
 
     with handled("nothing was changed."):
@@ -41,6 +49,14 @@ def playbooks_cmd(
                           f"--file {write}", highlight=False)
             return
         pb = load_playbooks(file)
+        if install_triggers:
+            if store is None:
+                raise ClientfolioError("--install-triggers needs the analysed store: --store shop.duckdb")
+            with open_store(existing_store(store)) as st:
+                kept, installed = install_playbook_triggers(st, pb)
+            console.print(f"installed {installed:,} playbook subscription(s) (on entry, with consent and the contact "
+                          f"cap); {kept:,} other subscription(s) kept", highlight=False)
+            return
         if store is not None:
             with open_store(existing_store(store)) as st:
                 table = playbook_table(st, pb)
@@ -95,8 +111,10 @@ def export_cmd(
 
     Only customers with consent to marketing on the tool's channel are exported; the others are
     counted by reason.  Names and phone numbers are not held by clientfolio, so those columns
-    are empty.  The file is safe to open in a spreadsheet, and each exported customer is logged
-    as contacted (so a contact cap counts it).  Example:
+    are empty.  Customers at the contact cap are left out and counted.  The file is safe to open
+    in a spreadsheet, and each exported customer is logged as contacted (so the cap counts it).
+    When exports need approval (`clientfolio approvals --require export`) nothing is written:
+    the export waits in the queue and its id is printed.  Example:
     `clientfolio export --segment "At Risk" --kind rfm --to klaviyo --store shop.duckdb`.
     """
     from clientfolio.actions.exports import export_segment
@@ -113,7 +131,40 @@ def export_cmd(
         console.print(f"  {line}", highlight=False)
 
 
+def act_cmd(
+    segment: Annotated[str, typer.Option("--segment", help="The segment to act on, e.g. \"At Risk\" (any case).")],
+    kind: Annotated[Optional[str], typer.Option("--kind", help="The segment's kind when its name is in several "
+                                                                "(rfm, lifecycle, value_tier, ...).")] = None,
+    to: Annotated[Optional[Path], typer.Option("--to", help="The send list to write (CSV; default "
+                                                            "send-<kind>-<segment>.csv here).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say who would get it and who is left out; write and "
+                                                            "log nothing.")] = False,
+    file: Annotated[Optional[Path], typer.Option("--file", help="Your playbook file (YAML), merged over the "
+                                                                "built-in ones.")] = None,
+    store: StoreOpt = "clientfolio.duckdb",
+) -> None:
+    """Write the send list of a segment's playbook: customer, e-mail, offer, channel, angle and the levers allowed.
+
+    Only customers with consent to the playbook's purpose on its channel and below the contact
+    cap are listed; levers only for those who consented to nudges.  The others are counted by
+    reason.  Each listed customer is logged as contacted.  When sends need approval
+    (`clientfolio approvals --require playbook_send`), the send waits in the queue.  Example:
+    `clientfolio act --segment "At Risk" --kind lifecycle --to at-risk.csv --store shop.duckdb`.
+    """
+    from clientfolio.actions.sends import act
+    from clientfolio.store import open_store
+
+    with handled("no file was written."):
+        with open_store(existing_store(store)) as st:
+            result = act(st, segment, kind=kind, out=to, playbooks=file, dry_run=dry_run)
+    lines = result.summary()
+    console.print(f"[bold]{lines[0]}[/]", highlight=False)
+    for line in lines[1:]:
+        console.print(f"  {line}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `playbooks` and `export` to the CLI."""
+    """Add `playbooks`, `act` and `export` to the CLI."""
     app.command("playbooks")(playbooks_cmd)
+    app.command("act")(act_cmd)
     app.command("export")(export_cmd)

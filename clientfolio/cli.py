@@ -468,6 +468,8 @@ def print_changes(result: Any, title: str) -> None:  # noqa: ANN401 - LiveResult
         console.print(f"  • {line}", highlight=False)
     if result.outbox:
         console.print(f"  {result.outbox:,} message(s) queued for subscribed actions", highlight=False)
+    for reason, k in sorted(result.outbox_left_out.items(), key=lambda kv: -kv[1]):
+        console.print(f"  {k:,} message(s) not queued: {reason}", highlight=False)
     for note in result.notes:
         console.print(f"  note: {note}", highlight=False)
 

@@ -222,3 +222,21 @@ def test_install_triggers_and_cli_act_and_approve(demo_store_path: Path, tmp_pat
     assert "approved and done" in ok.stdout and (tmp_path / "s.csv").exists()
     twice = run("approvals", "approve", approval_id, "--store", db, "--by", "owner", cwd=tmp_path)
     assert twice.returncode == 1 and "has been sent" in twice.stderr
+
+
+def test_cli_export_prints_the_approval_id_and_writes_nothing(demo_store_path: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from clientfolio.cli import app
+
+    with open_store(demo_store_path) as st:
+        ap.set_required_kinds(st, ["export"])
+    out = tmp_path / "k.csv"
+    r = CliRunner().invoke(app, ["export", "--segment", "At Risk", "--kind", "rfm", "--to", "klaviyo", "--out", str(out),
+                                 "--store", str(demo_store_path)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    with open_store(demo_store_path) as st:
+        waiting = ap.pending(st)
+    assert len(waiting) == 1 and waiting["approval_id"].iloc[0] in r.output and not out.exists()
+    assert "waiting for approval" in r.output and "left out:" in r.output
+    assert waiting["customers"].iloc[0] > 0 and "RFM: At Risk" in waiting["summary"].iloc[0]

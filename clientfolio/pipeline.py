@@ -273,7 +273,9 @@ def action_plan(st: Store, pf: Portfolio, playbooks: Playbooks) -> Portfolio:
     pf.reach = reach_from_store(st, pf.customers["customer_id"])
     pf.actions = plan_actions(pf, playbooks, reach=pf.reach)
     makers: dict[str, Callable[[], Any]] = {
-        "fairness": lambda: fairness_audit(pf, service_levels=pf.actions.service_levels(), store=st),
+        # the store adds attributes (its customers table) once it holds analysed customers (a kept store)
+        "fairness": lambda: fairness_audit(pf, service_levels=pf.actions.service_levels(),
+                                           store=st if "seg_lifecycle" in st.customer_state_columns() else None),
         "profile": lambda: ideal_customer_profile(pf, st, model=False),
         "advice": lambda: retention_vs_acquisition(pf),
     }

@@ -241,6 +241,10 @@ class Advice:
 def portfolio_values(portfolio: Any, kind: str) -> pd.DataFrame:
     """:func:`customer_values` from an analysed Portfolio's customers table (no store needed)."""
     c = portfolio.customers
+    support = getattr(portfolio, "support", None)
+    if support is not None and not support.forecasts:
+        raise BudgetError(f"what keeping a customer is worth needs a forecast of their value, which this data cannot "
+                          f"support ({support.reason})")
     if kind not in c:
         raise BudgetError(f"the portfolio has no '{kind}' segments; use one of: "
                           f"{', '.join(sorted(portfolio.segments['segment_kind'].unique()))}")

@@ -324,6 +324,10 @@ def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parq
             from clientfolio.pipeline import check_rules
 
             check_rules(settings["rules"])  # a bad rule file fails here, before any store is touched
+        if settings.get("playbooks") is not None:
+            from clientfolio.pipeline import check_playbooks
+
+            settings["playbooks"] = check_playbooks(settings["playbooks"])  # so does a bad playbooks file
         opts = imports.options() if imports is not None and files else None
         check_inputs(files)
         rejects_dir = imports.rejects_dir if imports is not None else None
@@ -373,6 +377,10 @@ def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parq
     for r in life.itertuples():
         t.add_row(r.segment, f"{r.customers:,}", f"{r.share:.0%}")
     console.print(t)
+    if pf.actions is not None:
+        console.print("[bold]What to do[/] (the report's \u201cWhat to do\u201d section has every segment)")
+        for line in pf.actions.lines(top=3):
+            console.print(f"  • {line}", highlight=False)
     from clientfolio.core.notes import audience_of
 
     for note in pf.notes:
@@ -405,6 +413,9 @@ def analyze_cmd(
     sector: Annotated[str, typer.Option(help="Value-score weights: retail, services, b2b, subscription, non-profit.")] = "retail",
     rules: Annotated[Optional[Path], typer.Option(help="YAML file of your own rule segments (checked before "
                                                        "anything else runs).")] = None,
+    playbooks: Annotated[Optional[Path], typer.Option(help="Your playbooks file (YAML; `clientfolio playbooks "
+                                                           "--write FILE` gives one to edit), merged over the "
+                                                           "built-in playbooks for the report's action plan.")] = None,
     parquet: Annotated[bool, typer.Option(help="Write customers.parquet instead of customers.csv.")] = False,
     pseudonymise: Annotated[bool, typer.Option(help="For sharing (e.g. with an agency): customers named by keyed "
                                                     "pseudonyms in the report and customers file; e-mail, names and "
@@ -422,7 +433,8 @@ def analyze_cmd(
     """
     _run_analyze(files, store, out, parquet=parquet, pseudonymise=pseudonymise, imports=imports, cutoff=cutoff,
                  horizon_months=horizon,
-                 discount_rate=discount_rate, margin=margin, model=model, sector=sector, rules=rules)
+                 discount_rate=discount_rate, margin=margin, model=model, sector=sector, rules=rules,
+                 playbooks=playbooks)
 
 
 @app.command("demo")

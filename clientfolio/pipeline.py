@@ -30,6 +30,7 @@ from clientfolio.store import Store, open_store
 from clientfolio.store.audit import Support, forecast_support
 
 if TYPE_CHECKING:
+    from clientfolio.actions.playbooks import Playbooks
     from clientfolio.segments.rules import RuleSet
 
 Progress = Callable[[str, float], None]
@@ -55,6 +56,16 @@ def check_rules(rules: str | Path | dict) -> RuleSet:
 
     ruleset = load_rules(rules)  # structure, operators, values, limits
     return ruleset.with_schema(customer_fields_for(ruleset.fields))
+
+
+def check_playbooks(playbooks: str | Path | Playbooks | None) -> Playbooks:
+    """The playbooks in force: the built-in ones with the owner's file merged over them, checked before any work.
+
+    Raises :class:`~clientfolio.actions.PlaybookError` naming the file, line or entry and the fix.
+    """
+    from clientfolio.actions.playbooks import Playbooks, load_playbooks
+
+    return playbooks if isinstance(playbooks, Playbooks) else load_playbooks(playbooks)
 
 
 @dataclass
@@ -247,6 +258,35 @@ def portfolio_view(st: Store, state: PortfolioState, now: Applied, before: Appli
         state=state)
 
 
+def action_plan(st: Store, pf: Portfolio, playbooks: Playbooks) -> Portfolio:
+    """Stage 8: what to do -- the action plan (playbook, reach, priority per segment), and the fairness audit,
+    ideal customer profile and retention-versus-acquisition advice, each made while the store is open.
+
+    Whatever cannot be made (no sensitive attribute to audit, too few established customers for a
+    profile) is kept as the sentence saying why, for the report to show in its place.
+    """
+    from clientfolio.actions.acquisition import ideal_customer_profile
+    from clientfolio.actions.budget import retention_vs_acquisition
+    from clientfolio.actions.fairness import fairness_audit
+    from clientfolio.actions.plan import plan_actions, reach_from_store
+
+    pf.reach = reach_from_store(st, pf.customers["customer_id"])
+    pf.actions = plan_actions(pf, playbooks, reach=pf.reach)
+    makers: dict[str, Callable[[], Any]] = {
+        # the store adds attributes (its customers table) once it holds analysed customers (a kept store)
+        "fairness": lambda: fairness_audit(pf, service_levels=pf.actions.service_levels(),
+                                           store=st if "seg_lifecycle" in st.customer_state_columns() else None),
+        "profile": lambda: ideal_customer_profile(pf, st, model=False),
+        "advice": lambda: retention_vs_acquisition(pf),
+    }
+    for key, make in makers.items():
+        try:
+            pf.insight[key] = make()
+        except ClientfolioError as exc:
+            pf.insight[key] = str(exc)
+    return pf
+
+
 def save_results(st: Store, state: PortfolioState, now: Applied, before: Applied | None, notes: Notes,
                  keep_state: bool) -> pd.DataFrame | None:
     """Stage 7: the segment snapshots into the store, and (`keep_state`) the fitted state with every
@@ -296,6 +336,7 @@ def analyze(
     model: str = "auto",
     sector: str = "retail",
     rules: str | Path | dict | None = None,
+    playbooks: str | Path | Playbooks | None = None,
     clusters: bool = True,
     currency: str = "",
     progress: Progress | None = None,
@@ -313,7 +354,8 @@ def analyze(
     "bgnbd", "mbgnbd" or "paretonbd".  ``currency``: the data's currency as an ISO code ("EUR":
     the import keeps only amounts in it and takes unmarked amounts as it; money is shown as €), or
     just a symbol to show money with.  ``rules``: a rule file (or dict), checked before
-    anything is imported or fitted.  Import settings come as ``options`` (an
+    anything is imported or fitted.  ``playbooks``: the owner's playbooks file (YAML, merged over the
+    built-in ones; checked before any work too), or a :class:`~clientfolio.actions.Playbooks`.  Import settings come as ``options`` (an
     :class:`~clientfolio.ingest.ImportOptions`) or as its fields by keyword; ``rejects_dir``
     is where the rejects file goes; ``on_import(result)`` is called with the
     :class:`~clientfolio.ingest.ImportResult` as soon as the data is imported (the
@@ -321,11 +363,12 @@ def analyze(
 
     The stages are named functions of this module, in this order: :func:`import_data`,
     :func:`data_span`, :func:`choose_model`, :func:`fit_portfolio` (fit the state, apply it),
-    :func:`look_back`, :func:`save_results`, :func:`portfolio_view`.  A store that is kept (``store=``)
+    :func:`look_back`, :func:`save_results`, :func:`portfolio_view`, :func:`action_plan`.  A store that is kept (``store=``)
     also keeps the fitted state and every customer's row, ready for :func:`refit` and
     :class:`clientfolio.live.LivePortfolio` updates.
     """
     checked_rules = check_rules(rules) if rules is not None else None  # read once, before any work
+    checked_playbooks = check_playbooks(playbooks)
     report = progress or (lambda msg, frac: None)
     notes = Notes()
     tmp = tempfile.TemporaryDirectory(prefix="clientfolio-analyze-")
@@ -354,11 +397,13 @@ def analyze(
         before = look_back(st, state, as_of, previous_days, span.first, notes)
         report("portfolio", 0.85)
         changes = save_results(st, state, now, before, notes, keep_state=not (own and store is None))
-        report("done", 1.0)
         pf = portfolio_view(st, state, now, before, choice, span, checkup, imported, notes,
                             {"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
                              "value_basis": basis, "sector": sector})
         pf.changes = changes
+        report("what to do", 0.95)
+        pf = action_plan(st, pf, checked_playbooks)
+        report("done", 1.0)
         return pf
     finally:
         if own:

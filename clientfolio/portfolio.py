@@ -5,13 +5,21 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from clientfolio.core.money import format_money
 from clientfolio.core.notes import Notes
 from clientfolio.store.audit import Support
+
+if TYPE_CHECKING:
+    from clientfolio.actions.acquisition import Profile
+    from clientfolio.actions.budget import Advice, Assumptions
+    from clientfolio.actions.fairness import FairnessReport
+    from clientfolio.actions.plan import ActionPlan
+    from clientfolio.actions.playbooks import Playbooks
+    from clientfolio.store.base import Store
 
 # A range whose top is more than this many times the estimate says nothing a reader can use.
 MAX_RANGE_RATIO = 10.0
@@ -53,6 +61,12 @@ class Portfolio:
     support: Support = field(default_factory=lambda: Support(True, "not checked"))
     state: Any = None  # the fitted clientfolio.state.PortfolioState behind these results
     changes: pd.DataFrame | None = None  # the store's change log since the previous analysis (None: first one)
+    # What to do (the analyze stage `action_plan`): the ActionPlan, who may be contacted (Reach, read from the store
+    # while it was open), and the fairness audit, ideal customer profile and retention advice the report shows
+    # (each the result, or a sentence saying why it could not be made).
+    actions: Any = None
+    reach: Any = None
+    insight: dict[str, Any] = field(default_factory=dict)
 
     # -- plain words ----------------------------------------------------------------------
 
@@ -140,6 +154,73 @@ class Portfolio:
 
     def summary_text(self) -> str:
         return "\n".join(self.headline())
+
+    # -- what to do (clientfolio.actions) ---------------------------------------------------------
+
+    def playbooks(self, file: str | Path | None = None) -> pd.DataFrame:
+        """One row per segment: its size and playbook (service level, offer, channel, angle, cadence, KPI).
+
+        ``file``: the owner's playbooks YAML, merged over the built-in ones (default: the ones
+        the analysis used).
+        """
+        from clientfolio.actions.playbooks import load_playbooks, playbook_table
+
+        pbs = load_playbooks(file) if file is not None else getattr(self.actions, "playbooks", None)
+        return playbook_table(self, pbs)
+
+    def plan_actions(self, playbooks: Playbooks | str | Path | None = None, *,
+                     store: Store | None = None) -> ActionPlan:
+        """The :class:`~clientfolio.actions.plan.ActionPlan`: per segment the playbook, reach and priority.
+
+        ``playbooks``: a file or :class:`~clientfolio.actions.Playbooks` (default: those of the
+        analysis); ``store``: read consent and the contact log now (default: as read by analyze).
+        """
+        from clientfolio.actions.plan import plan_actions
+
+        if playbooks is None and self.actions is not None:
+            playbooks = self.actions.playbooks
+        return plan_actions(self, playbooks, store=store, reach=None if store is not None else self.reach)
+
+    def fairness(self, attributes: list[str] | None = None, *, min_group: int | None = None,
+                 store: Store | None = None) -> FairnessReport:
+        """The fairness audit (:func:`~clientfolio.actions.fairness.fairness_audit`) with the plan's service levels.
+
+        Without arguments: the audit made by analyze (if it could be made).
+        """
+        from clientfolio.actions.fairness import MIN_GROUP, fairness_audit
+
+        cached = self.insight.get("fairness")
+        if attributes is None and min_group is None and store is None and cached is not None \
+                and not isinstance(cached, str):
+            return cached
+        levels = self.actions.service_levels() if self.actions is not None else None
+        return fairness_audit(self, attributes, service_levels=levels, min_group=min_group or MIN_GROUP, store=store)
+
+    def segment_health(self, kinds: list[str] | None = None) -> pd.DataFrame:
+        """Per segment: size, overlap, stability and whether the action plan gives it an action of its own."""
+        from clientfolio.actions.health import segment_health
+
+        check = self.actions.has_action if self.actions is not None else None
+        return segment_health(self, check, kinds=kinds)
+
+    def ideal_customer_profile(self, *, store: Store | None = None, top_share: float = 0.2,
+                               model: bool = False) -> Profile:
+        """Which channels, regions and first purchases bring the best customers, with sample sizes.
+
+        Without arguments: the profile made by analyze (it read the first orders from the store).
+        """
+        from clientfolio.actions.acquisition import ideal_customer_profile
+
+        cached = self.insight.get("profile")
+        if store is None and top_share == 0.2 and not model and cached is not None and not isinstance(cached, str):
+            return cached
+        return ideal_customer_profile(self, store, top_share=top_share, model=model)
+
+    def retention_advice(self, kind: str = "lifecycle", assumptions: Assumptions | None = None) -> Advice:
+        """Retention spend per segment against CLV:CAC per acquisition channel, with every assumption stated."""
+        from clientfolio.actions.budget import retention_vs_acquisition
+
+        return retention_vs_acquisition(self, kind, assumptions)
 
     # -- outputs ----------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -238,15 +238,49 @@ class Advice:
     assumptions: list[str]
 
 
-def retention_vs_acquisition(store: Store, kind: str = "lifecycle", assumptions: Assumptions | None = None) -> Advice:
-    """Compare the return of retention spend per segment with CLV:CAC per acquisition channel."""
+def portfolio_values(portfolio: Any, kind: str) -> pd.DataFrame:
+    """:func:`customer_values` from an analysed Portfolio's customers table (no store needed)."""
+    c = portfolio.customers
+    support = getattr(portfolio, "support", None)
+    if support is not None and not support.forecasts:
+        raise BudgetError(f"what keeping a customer is worth needs a forecast of their value, which this data cannot "
+                          f"support ({support.reason})")
+    if kind not in c:
+        raise BudgetError(f"the portfolio has no '{kind}' segments; use one of: "
+                          f"{', '.join(sorted(portfolio.segments['segment_kind'].unique()))}")
+    source = {"clv": "clv", "clv_low": "clv_low", "clv_high": "clv_high", "p_alive": "p_alive",
+              "expected_purchases": "expected_purchases", "stat_cost_to_serve": "cost_to_serve",
+              "stat_orders": "orders", "value_12m": "value_12m", "revenue_12m": "revenue_12m"}
+    df = pd.DataFrame({"customer_id": c["customer_id"].astype(str), "segment": c[kind]})
+    for col, name in source.items():
+        df[col] = pd.to_numeric(c[name], errors="coerce").astype(float) if name in c else np.nan
+    df = df[df["segment"].notna()].sort_values("customer_id").reset_index(drop=True)
+    df["segment"] = df["segment"].astype(str)
+    df["clv"] = df["clv"].fillna(0.0)
+    per_order = (df["stat_cost_to_serve"].fillna(0.0) / df["stat_orders"].where(df["stat_orders"] > 0)).fillna(0.0)
+    df["cts_ahead"] = per_order * df["expected_purchases"].fillna(0.0)
+    return df
+
+
+def retention_vs_acquisition(source: Any, kind: str = "lifecycle", assumptions: Assumptions | None = None) -> Advice:
+    """Compare the return of retention spend per segment with CLV:CAC per acquisition channel.
+
+    `source`: an analysed store (its current customers) or a :class:`~clientfolio.Portfolio`.
+    """
     a = assumptions or Assumptions()
-    money = _money(store)
-    t = segment_table(customer_values(store, kind), a)
+    if isinstance(source, Store):
+        store = source
+        money = _money(store)
+        values, ch = customer_values(store, kind), channel_returns(store)
+    else:
+        money = lambda v: format_money(v, getattr(source, "currency", ""))  # noqa: E731
+        values = portfolio_values(source, kind)
+        ch = source.clv_cac.copy() if source.clv_cac is not None else pd.DataFrame(
+            columns=["channel", "customers", "mean_clv", "cac", "clv_cac", "healthy", "cac_source"])
+    t = segment_table(values, a)
     t["return_per_unit"] = t["max_margin"] / t["scale"]  # the first unit spent on the segment
     seg = t.reset_index()[["segment", "customers", "response_rate", "value_per_response", "return_per_unit"]]
     seg = seg.sort_values("return_per_unit", ascending=False).reset_index(drop=True)
-    ch = channel_returns(store)
     lines = []
     top = seg.iloc[0] if len(seg) else None
     paid = ch.dropna(subset=["clv_cac"]) if len(ch) else ch

@@ -206,7 +206,10 @@ def _parse_text(text: str, name: str) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        raise PlaybookError(f"{name}: {where}not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        raise PlaybookError(f"{name}: {where}not valid YAML: {getattr(exc, 'problem', None) or exc} (check the "
+                            "indentation there: each segment under its kind, each key under its segment, two spaces "
+                            "deeper; put a text with ':' or '#' in quotes; `clientfolio playbooks --write FILE` "
+                            "writes a valid file to start from)") from None
 
 
 def _text_list(v: Any, key: str, where: str, problems: list[str]) -> tuple[str, ...] | None:

@@ -218,3 +218,22 @@ def cluster_sizes(profiles: pd.DataFrame) -> go.Figure:
                            hovertemplate="%{y}: %{x} customers<extra></extra>"))
     fig.update_xaxes(title="customers")
     return _layout(fig, "Discovered customer groups", height=max(260, 60 * len(profiles)))
+
+
+def value_at_stake(segments: pd.DataFrame, money: str) -> go.Figure:
+    """Value at stake per segment (highest priority at the top), split into what can be reached and what cannot.
+
+    `segments`: rows of an action plan with label, reachable_value, value_at_stake.
+    """
+    t = segments.iloc[::-1]  # plotly draws the first bar at the bottom
+    unit = currency_unit(money)
+    label = [wrap(v, 18) for v in t["label"]]  # short lines: the names share a phone's width with the bars
+    fig = go.Figure()
+    fig.add_trace(go.Bar(y=label, x=t["reachable_value"], orientation="h", name="customers you can reach",
+                         marker_color=PALETTE[0], hovertemplate="%{y}: %{x:,.0f} reachable<extra></extra>"))
+    fig.add_trace(go.Bar(y=label, x=(t["value_at_stake"] - t["reachable_value"]).clip(lower=0), orientation="h",
+                         name="no consent or at the contact cap", marker_color="#c9d3dc",
+                         hovertemplate="%{y}: %{x:,.0f} out of reach<extra></extra>"))
+    fig.update_layout(barmode="stack")
+    fig.update_xaxes(title=f"value at stake ({unit})")  # what it measures: the text above the chart
+    return _layout(fig, "Value at stake, in the order to act", height=max(320, 46 * len(t) + 160))

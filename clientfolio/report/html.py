@@ -36,6 +36,7 @@ white-space:nowrap}td.text{min-width:16em}
 .persona{border-left:4px solid #81b29a;padding:8px 14px;margin:10px 0;background:#f7faf8}.persona b{font-size:15px}
 ul.changes>li{margin:10px 0;line-height:1.4}ul.examples{margin:4px 0 0;padding-left:18px;color:#444;font-size:13px}ul.examples li{margin:3px 0;overflow-wrap:anywhere}
 .level-good{color:#2e7d32}.level-warn{color:#b26a00}.level-problem{color:#c62828}.muted{color:#666;font-size:13px}
+ol.plan>li{margin:8px 0;line-height:1.45}details.kind{margin:6px 0}details.kind>summary{cursor:pointer;font-weight:600}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px}@media(max-width:900px){.grid2{grid-template-columns:1fr}}
 nav{font-size:14px;margin-top:10px;display:flex;flex-wrap:wrap;gap:4px 14px}nav a{color:#fff}
 details.method>summary{cursor:pointer;font-size:20px;font-weight:600;color:#2f6f8f}
@@ -279,6 +280,11 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
         if len(d.segments):
             body += "<h3>Segments that lose money</h3>" + _table(d.segments, money_cols=("profit", "revenue"), money=m)
         sections.append(("divestment", "Customers who cost more than they bring", body))
+    if getattr(p, "actions", None) is not None:
+        from clientfolio.report import actions
+
+        sections.append(("actions", "What to do", actions.what_to_do(p)))
+        sections.append(("fairness", "Fairness, best customers, where to spend", actions.fairness_and_spend(p)))
     owner_notes = [n for n in p.notes if audience_of(n) == "owner"]
     method_notes = [n for n in p.notes if audience_of(n) == "method"]
     if owner_notes:

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python -m tests.report.screenshots docs/
 
-Writes report-summary.png and report-portfolio.png (the demo at laptop width), report-phone.png
+Writes report-summary.png, report-portfolio.png and report-actions.png (the demo at laptop width), report-phone.png
 (the demo on two 390 px phone screens) and report-tiny-shop.png (a real 2-customer Shopify export
 from ../shared/corpus, else the small one in tests/data/trust/).  Look at each before committing.
 """
@@ -41,6 +41,13 @@ def shoot(demo: Path, tiny: Path, docs: Path) -> None:
         page.wait_for_timeout(2500)
         page.query_selector("#summary").screenshot(path=str(docs / "report-summary.png"))
         page.query_selector("#portfolio").screenshot(path=str(docs / "report-portfolio.png"))
+        # What to do: the contact-first list and the value-at-stake chart (the rest of the section is tables).
+        page.evaluate("window.scrollTo(0, 0)")  # boxes relative to the top of the page, as full_page clips are
+        top = page.query_selector("#actions").bounding_box()
+        chart = page.query_selector("#chart-value-at-stake").bounding_box()
+        page.screenshot(path=str(docs / "report-actions.png"), full_page=True,
+                        clip={"x": top["x"], "y": top["y"], "width": top["width"],
+                              "height": chart["y"] + chart["height"] + 12 - top["y"]})
         page.close()
         # Two phone screens side by side: the top of the report, and the customer-value chart.
         frame = "width:390px;height:844px;border:1px solid #999;background:#fff"

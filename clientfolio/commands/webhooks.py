@@ -197,6 +197,8 @@ def deliver_cmd(
     lease: Annotated[float, typer.Option(help="Seconds a claimed delivery is held before another worker may "
                                               "retry it (after a crash).")] = 60.0,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a receiver's answer.")] = 5.0,
+    batch: Annotated[int, typer.Option(help="Deliveries claimed per pass.")] = 50,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 8,
 ) -> None:
     """Send due webhook messages: once, or with --loop as a long-running worker."""
     from clientfolio.service.webhooks import SPEC_SCHEDULE, WebhookWorker
@@ -206,7 +208,8 @@ def deliver_cmd(
         with open_store(existing_store(store)) as st:
             worker = WebhookWorker(st, policy=_policy(st, allow_private, allow),
                                    schedule=_schedule(retry_schedule) or SPEC_SCHEDULE,
-                                   lease=timedelta(seconds=lease), timeout=timeout)
+                                   lease=timedelta(seconds=lease), timeout=timeout, batch=batch,
+                                   concurrency=concurrency)
             with worker:
                 if not loop:
                     _print_pass(worker.deliver_due())

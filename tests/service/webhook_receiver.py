@@ -3,7 +3,8 @@
 It verifies every request with the `standardwebhooks` package (the reference verifier) against
 each secret it was given, and appends one JSON line per request to --log: the webhook-id, whether
 it verified and with which secret, whether the id was seen before (ids from an earlier run of the
-receiver with the same log count as seen: a receiver that deduplicates by webhook-id), and the body.
+receiver with the same log count as seen: a receiver that deduplicates by webhook-id), and the body.  With --delay the answer comes that
+much later than the log line, so a sender killed in between has the request in flight.
 
     python webhook_receiver.py --port 8123 --log hits.jsonl --secret whsec_... [--status 410] [--delay 0.2]
 """
@@ -41,8 +42,6 @@ def main() -> None:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            if args.delay:
-                time.sleep(args.delay)
             headers = {k.lower(): v for k, v in self.headers.items()}
             ok = []
             for i, w in enumerate(verifiers):
@@ -61,6 +60,8 @@ def main() -> None:
                        "body": json.loads(body or b"null")}
                 with open(args.log, "a") as fh:
                     fh.write(json.dumps(rec) + "\n")
+            if args.delay:  # processed and logged; the answer is slow (a sender killed now has it in flight)
+                time.sleep(args.delay)
             self.send_response(args.status if ok else 401)
             self.send_header("content-length", "0")
             self.end_headers()

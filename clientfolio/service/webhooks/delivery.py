@@ -113,7 +113,7 @@ class WebhookWorker:
         self.concurrency = int(concurrency)
         # a claim must outlast the slowest pass: every request of the batch timing out in turn
         rounds = -(-self.batch // self.concurrency)
-        self.lease = max(lease, timedelta(seconds=rounds * self.timeout + 5))
+        self.lease = max(lease, timedelta(seconds=rounds * self.timeout + 1))
         self.jitter = float(jitter)
         self._rng = random.Random(seed)
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"

@@ -323,6 +323,38 @@ def test_with_approval_required_a_batch_waits_until_approved(store, receivers) -
     assert sorted(h["id"] for h in r.hits()) == sorted(ids)
 
 
+def test_two_workers_on_postgresql_never_send_the_same_delivery(pg_store_url: str, receivers) -> None:
+    """Two workers (two connections) pass side by side; the conditional claim keeps them apart."""
+    import threading
+
+    r = receivers([], delay=0.02)
+    with open_store(pg_store_url) as st:
+        ep, secret = add_endpoint(st, r.url, policy=LOOPBACK)
+        customers = [f"p{i:02d}" for i in range(30)]
+        consent(st, dict.fromkeys(customers, True))
+        expected = set(moves(st, customers))
+    r.secrets = [secret]
+    r.start()
+    claimed: list[int] = []
+
+    def work() -> None:
+        with open_store(pg_store_url) as st, WebhookWorker(st, policy=LOOPBACK, schedule=FAST, batch=3) as w:
+            for _ in range(40):
+                got = w.deliver_due()
+                claimed.append(got["claimed"])
+                if len(deliveries(st, status="delivered")) == len(expected):
+                    return
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    hits = r.hits()
+    assert sorted(h["id"] for h in hits) == sorted(expected)  # every one, and none twice on the wire
+    assert sum(claimed) == len(expected)  # no delivery claimed by both
+
+
 # ----------------------------------------------------------------------------- a worker killed mid-delivery
 
 def _worker(store_url: str, *extra: str) -> subprocess.Popen:

@@ -672,6 +672,7 @@ AREAS: list[str] = [
     "contacts",
     "fairness",
     "privacy",
+    "webhooks",
 ]
 for _area in AREAS:
     importlib.import_module(f"clientfolio.commands.{_area}").register(app)

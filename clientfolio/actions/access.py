@@ -40,6 +40,7 @@ SECTIONS = (
     ("Segment history", "segment_memberships", "the segments you were in at each analysis"),
     ("Why you moved between segments", "segment_changes", "each move with its reason"),
     ("Messages queued for other tools", "outbox", "notifications of your segment moves to other tools"),
+    ("Messages sent to other tools", "webhook_deliveries", "each notification sent (or not) to a connected tool"),
     ("Corrections", "corrections", "fields of your data that were corrected (when, not the old value)"),
     ("Experiments", "experiment_assignments", "tests you were part of, and in which group"),
     ("Contacts made", "contact_log", "messages sent to you"),

@@ -169,7 +169,7 @@ class Store(abc.ABC):
         replaced, as an import does); upsert `state_rows` by customer_id (columns the frame lacks
         are NULL; columns the table lacks are an error); append `changes` with change ids
         max+1, max+2, ... in row order; append `outbox` rows, whose `change_id` column gives the
-        position of their row in `changes` (message_id defaults to msg_<change_id>_<action>);
+        position of their row in `changes` (message_id defaults to msg_<change_id>_<transition>_<action>);
         record `event_keys` as applied; upsert `meta`.  Raises EventAlreadyApplied (writing
         nothing) when an event key was applied before, StoreError when the database refuses a row.
         """

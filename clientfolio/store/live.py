@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from clientfolio.core.errors import EventAlreadyApplied, SchemaError, StoreError
 from clientfolio.store.schema import (
-    ACTION_TABLES, CUSTOMER_STATE_KEY, LIVE_TABLES, PORTFOLIO_STATES, TABLES, base_type,
+    ACTION_TABLES, CUSTOMER_STATE_KEY, LIVE_TABLES, PORTFOLIO_STATES, TABLES, WEBHOOK_TABLES, base_type,
 )
 
 TEXT, DOUBLE, BIGINT, INTEGER, BOOLEAN, TIMESTAMP = (
@@ -54,8 +54,8 @@ def now_utc() -> datetime:
 
 
 def table_types(table: str) -> Types:
-    """Column -> SQL type of a canonical, live or actions table with fixed columns."""
-    cols = (TABLES.get(table) or LIVE_TABLES.get(table) or ACTION_TABLES[table])[0]
+    """Column -> SQL type of a canonical, live, actions or webhook table with fixed columns."""
+    cols = (TABLES.get(table) or LIVE_TABLES.get(table) or ACTION_TABLES.get(table) or WEBHOOK_TABLES[table])[0]
     return {c: base_type(t) for c, t in cols}
 
 
@@ -484,7 +484,9 @@ def run_commit(db: LiveWriter, b: LiveBatch, now: datetime) -> list[int]:
         db.insert("segment_changes", b.changes.with_column("change_id", ids))
     if b.outbox is not None:
         change_ids = [ids[p] for p in b.outbox.column("change_id")]
-        auto = [f"msg_{c}_{a}" for c, a in zip(change_ids, b.outbox.column("action"))]
+        # One change can be "left A" and "entered B" for the same action: the transition keeps the ids apart.
+        auto = [f"msg_{c}_{t}_{a}" for c, t, a in zip(change_ids, b.outbox.column("transition"),
+                                                      b.outbox.column("action"))]
         given = b.outbox.column("message_id")
         ob = b.outbox.with_column("change_id", change_ids).with_column(
             "message_id", [m if m is not None else a for m, a in zip(given, auto)])

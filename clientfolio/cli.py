@@ -658,6 +658,7 @@ AREAS: list[str] = [
     "contacts",
     "fairness",
     "privacy",
+    "service",
 ]
 for _area in AREAS:
     importlib.import_module(f"clientfolio.commands.{_area}").register(app)

@@ -35,19 +35,25 @@ class BodyLimit:
                     await problem(400, "Content-Length is not a number")(scope, receive, send)
                     return
         seen = 0
-        started = False
+        exceeded = started = False
 
         async def counted() -> Any:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    exceeded = True
                     raise _TooLarge()
             return message
 
         async def tracked(message: Any) -> None:
             nonlocal started
+            if exceeded:  # a parser (e.g. multipart) caught the overflow and answers something else: say 413
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await problem(413, too_big)(scope, receive, send)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)

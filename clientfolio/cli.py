@@ -673,6 +673,7 @@ AREAS: list[str] = [
     "fairness",
     "privacy",
     "webhooks",
+    "service",
 ]
 for _area in AREAS:
     importlib.import_module(f"clientfolio.commands.{_area}").register(app)

@@ -1,0 +1,105 @@
+"""What every route receives: the caller's workspace context, resolved from its key in one place.
+
+Routes declare the scope they need with ``ReadCtx``, ``WriteCtx`` or ``AdminCtx``; the
+dependency checks the key, spends a rate-limit token, checks the scope and hands over the
+workspace's store (from :meth:`Registry.store_for`, the one place stores come from).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from clientfolio.service.auth import KeyInfo, Scope, allows
+from clientfolio.service.errors import Forbidden, Unauthorized
+from clientfolio.service.workspaces import OpenStore
+from clientfolio.store import Store
+
+if TYPE_CHECKING:
+    from clientfolio.live import LivePortfolio
+    from clientfolio.service.app import Service
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cf_...`")
+
+
+@dataclass
+class Ctx:
+    """A request's workspace: its key, its store (use inside `session()`), its own folder for files."""
+
+    key: KeyInfo
+    held: OpenStore
+    files: Path
+    service: "Service"
+
+    @property
+    def workspace(self) -> str:
+        return self.key.workspace
+
+    @contextmanager
+    def session(self) -> Iterator[Store]:
+        """The workspace's store, used by this request alone until the block ends."""
+        with self.held.lock:
+            yield self.held.store
+
+    def live(self, store: Store) -> "LivePortfolio":
+        """The workspace's living portfolio (kept between requests while its state and triggers stay the same)."""
+        return self.service.live_for(self.workspace, store)
+
+
+def _context(needed: Scope) -> Any:
+    def resolve(request: Request,
+                creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None) -> Ctx:
+        svc: Service = request.app.state.service
+        info = svc.registry.resolve(creds.credentials) if creds is not None else None
+        if info is None:
+            raise Unauthorized()
+        svc.limiter.take(info.key_id)
+        if not allows(info.scope, needed):
+            raise Forbidden(f"this key has the {info.scope} scope; this request needs {needed} "
+                            f"(`clientfolio key create --scope {needed}`)")
+        held = svc.registry.store_for(info)
+        return Ctx(info, held, svc.files_for(info.workspace), svc)
+
+    return resolve
+
+
+ReadCtx = Annotated[Ctx, Depends(_context("read"))]
+WriteCtx = Annotated[Ctx, Depends(_context("write"))]
+AdminCtx = Annotated[Ctx, Depends(_context("admin"))]
+
+
+class LiveCache:
+    """One LivePortfolio per workspace, rebuilt when the store's current state or triggers change."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[tuple[int, str], Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, workspace: str, store: Store) -> "LivePortfolio":
+        from clientfolio.live import LivePortfolio
+
+        cur = store.query("SELECT state_id FROM portfolio_states WHERE is_current")
+        sig = (int(cur["state_id"].iloc[0]) if len(cur) else -1, store.get_meta("triggers") or "")
+        with self._lock:
+            hit = self._items.get(workspace)
+        if hit is not None and hit[0] == sig:
+            return hit[1]
+        live = LivePortfolio(store)
+        with self._lock:
+            self._items[workspace] = (sig, live)
+        return live
+
+
+def records(frame: Any) -> list[dict[str, Any]]:
+    """A DataFrame as JSON-ready rows: missing values null, times ISO 8601."""
+    if frame is None or len(frame) == 0:
+        return []
+    return json.loads(frame.to_json(orient="records", date_format="iso", date_unit="s"))

@@ -1,0 +1,98 @@
+"""Keys, scopes, rate and size limits of a real server: what gets through and what is refused, over HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.service.conftest import Server, copy_shop, start_server
+
+WRITE_OPS = {("post", "/v1/orders"), ("post", "/v1/refunds"), ("post", "/v1/cancellations"), ("post", "/v1/events"),
+             ("post", "/v1/batch"), ("post", "/v1/imports"), ("post", "/v1/exports")}
+ADMIN_OPS = {("post", "/v1/refit"), ("post", "/v1/sweep"), ("get", "/v1/jobs")}
+
+
+def operations(server: Server) -> list[tuple[str, str]]:
+    """Every (method, path) of the OpenAPI spec, path parameters filled with a harmless value."""
+    spec = httpx.get(server.url + "/openapi.json").json()
+    out = []
+    for path, item in spec["paths"].items():
+        for method in item:
+            filled = path
+            for name in ("customer_id", "segment_kind", "segment", "name"):
+                filled = filled.replace("{" + name + "}", "x")
+            out.append((method, filled.replace("{export_id}", "exp_0000000000000000"), path))
+    return out
+
+
+def test_every_endpoint_but_health_needs_a_valid_unrevoked_key(duck_server: Server) -> None:
+    ops = operations(duck_server)
+    assert len(ops) >= 20
+    for key in (None, "cf_" + "A" * 43, "not-a-key", duck_server.keys["revoked"]):
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        bodies = set()
+        for method, path, template in ops:
+            r = httpx.request(method, duck_server.url + path, headers=headers, json={} if method == "post" else None)
+            if template == "/v1/health":
+                assert r.status_code == 200
+                continue
+            assert r.status_code == 401, (method, path, key, r.text)
+            assert r.headers["www-authenticate"] == "Bearer"
+            bodies.add(r.text)
+        assert len(bodies) == 1  # unknown, malformed and revoked keys are indistinguishable
+
+
+def test_scopes_nest_read_write_admin(duck_server: Server) -> None:
+    ops = [(m, p, t) for m, p, t in operations(duck_server) if t != "/v1/health"]
+    for scope, refused in (("read", WRITE_OPS | ADMIN_OPS), ("write", ADMIN_OPS), ("admin", set())):
+        key = duck_server.keys[scope]
+        for method, path, template in ops:
+            r = httpx.request(method, duck_server.url + path, headers={"Authorization": f"Bearer {key}"},
+                              json={"as_of": "2024-07-21"} if template == "/v1/sweep" else
+                              ({} if method == "post" else None), timeout=120)
+            if (method, template) in refused:
+                assert r.status_code == 403, (scope, method, path, r.text)
+                assert "scope" in r.json()["detail"]
+            else:
+                assert r.status_code not in (401, 403), (scope, method, path, r.text)
+                assert r.status_code < 500, (scope, method, path, r.text)
+
+
+@pytest.fixture(scope="module")
+def limited(fitted_shop: dict, tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("limited")
+    server = start_server(copy_shop(fitted_shop, tmp), tmp, CLIENTFOLIO_RATE="1", CLIENTFOLIO_BURST="3",
+                          CLIENTFOLIO_MAX_BODY="4096")
+    server.keys = dict(fitted_shop["keys"])
+    yield server
+    server.stop()
+
+
+def test_rate_limit_per_key_with_retry_after(limited: Server) -> None:
+    with limited.client(limited.keys["read"]) as c:
+        codes = [c.get("/segments").status_code for _ in range(4)]
+        assert codes[:3] == [200, 200, 200] and codes[3] == 429
+        r = c.get("/segments")
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert r.headers["content-type"] == "application/problem+json"
+    with limited.client(limited.keys["write"]) as other:  # another key has its own bucket
+        assert other.get("/segments").status_code == 200
+
+
+def test_body_size_limit_by_length_and_while_streaming(limited: Server) -> None:
+    key = {"Authorization": f"Bearer {limited.keys['admin']}"}
+    big = {"orders": [{"order_id": f"o{i}", "customer_id": "C00001", "ts": "2024-07-01T00:00:00Z", "amount": 1.0}
+                      for i in range(100)]}
+    r = httpx.post(limited.url + "/v1/batch", json=big, headers=key)
+    assert r.status_code == 413 and "4,096 bytes" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit holds while the body streams
+        for _ in range(10):
+            yield b"x" * 1000
+
+    r = httpx.post(limited.url + "/v1/imports", content=chunks(),
+                   headers={**key, "content-type": "multipart/form-data; boundary=zzz"})
+    assert r.status_code == 413
+    small = httpx.post(limited.url + "/v1/orders", headers=key, json={
+        "order_id": "small-1", "customer_id": "C00010", "ts": "2024-07-01T00:00:00Z", "amount": 5.0})
+    assert small.status_code == 200, small.text

@@ -56,7 +56,7 @@ def main() -> None:
                 dup = wid in seen
                 if ok and args.status == 200:
                     seen.add(wid)
-                rec = {"id": wid, "verified": bool(ok), "secrets": ok, "dup": dup, "host": headers.get("host"),
+                rec = {"id": wid, "path": self.path, "verified": bool(ok), "secrets": ok, "dup": dup, "host": headers.get("host"),
                        "signatures": len(headers.get("webhook-signature", "").split()),
                        "body": json.loads(body or b"null")}
                 with open(args.log, "a") as fh:
@@ -64,6 +64,8 @@ def main() -> None:
             if args.delay:  # processed and logged; the answer is slow (a sender killed now has it in flight)
                 time.sleep(args.delay)
             self.send_response(args.status if ok else 401)
+            if 300 <= args.status < 400:  # a redirect to another path here: a sender that follows it shows up
+                self.send_header("location", "/followed")
             self.send_header("content-length", "0")
             self.end_headers()
 

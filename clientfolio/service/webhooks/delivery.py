@@ -184,9 +184,12 @@ class WebhookWorker:
                                    {"deliveries": new[["endpoint_id", "message_id"]].values.tolist()},
                                    customers=int(new["customer_id"].nunique()))
             with self.store.transaction() as tx:
-                tx.execute(f"UPDATE webhook_deliveries SET approval_id = ? WHERE status = 'awaiting_approval' "
-                           f"AND approval_id IS NULL AND {_KEYS}",
-                           [aid, new["endpoint_id"].tolist(), new["message_id"].tolist()])
+                taken = tx.execute(f"UPDATE webhook_deliveries SET approval_id = ? WHERE status = 'awaiting_approval' "
+                                   f"AND approval_id IS NULL AND {_KEYS} RETURNING message_id",
+                                   [aid, new["endpoint_id"].tolist(), new["message_id"].tolist()])
+            if not taken:  # another worker queued the same messages a moment earlier: withdraw this request
+                approvals.reject(self.store, aid, by="clientfolio", note="a duplicate of a request another worker "
+                                                                         "made for the same messages")
         decided = self.store.query(
             "SELECT DISTINCT a.approval_id, a.status FROM approvals a JOIN webhook_deliveries d "
             "ON d.approval_id = a.approval_id WHERE d.status = 'awaiting_approval' AND a.status IN "

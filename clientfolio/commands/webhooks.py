@@ -218,12 +218,8 @@ def deliver_cmd(
                 signal.signal(signal.SIGTERM, lambda *_: stop.set())
                 console.print(f"delivering webhooks from {st.url if st.kind == 'duckdb' else 'PostgreSQL'}; "
                               "stop with Ctrl-C", highlight=False)
-                while not stop.is_set():
-                    r = worker.deliver_due()
-                    if any(v for k, v in r.items() if k != "awaiting_approval"):
-                        _print_pass(r)
-                    if not r.get("claimed"):
-                        stop.wait(interval)
+                worker.run(interval, stop, on_pass=lambda r: _print_pass(r) if any(
+                    v for k, v in r.items() if k != "awaiting_approval") else None)
 
 
 def _print_pass(r: dict[str, int]) -> None:

@@ -278,7 +278,7 @@ MIGRATIONS.append((
     "webhooks: endpoints, signing secrets, deliveries",
     [
         *(create_keyed(t, spec) for t, spec in WEBHOOK_TABLES.items()),
-        "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)",
+        "postgresql: CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)",
     ],
 ))
 

@@ -236,8 +236,10 @@ def test_receiver_down_then_back_gets_every_message_once_and_never_a_non_consent
     assert (skipped["attempts"] == 0).all()
 
 
-def test_after_the_last_attempt_a_delivery_fails_and_stays_failed(store, receivers) -> None:
-    r = receivers([], status=503)
+@pytest.mark.parametrize("answer", [503, 307])
+def test_after_the_last_attempt_a_delivery_fails_and_stays_failed(store, receivers, answer: int) -> None:
+    """A receiver that keeps failing, or keeps redirecting (redirects are never followed)."""
+    r = receivers([], status=answer)
     ep, secret = add_endpoint(store, r.url, policy=LOOPBACK)
     r.secrets = [secret]
     r.start()
@@ -247,8 +249,10 @@ def test_after_the_last_attempt_a_delivery_fails_and_stays_failed(store, receive
         run_until(w, lambda: statuses(store) == {"msg_1_entered_crm_sync": "failed"})
         assert w.deliver_due()["claimed"] == 0
     log = deliveries(store)
-    assert log["attempts"].tolist() == [3] and log["last_status"].tolist() == [503]
-    assert len(r.hits()) == 3 and all(h["verified"] for h in r.hits())
+    assert log["attempts"].tolist() == [3] and log["last_status"].tolist() == [answer]
+    assert len(r.hits()) == 3 and all(h["verified"] and h["path"] == "/hooks" for h in r.hits())
+    if answer == 307:
+        assert "redirects are not followed" in log["last_error"].iloc[0]
 
 
 def test_410_gone_disables_the_endpoint_and_its_messages_wait(store, receivers) -> None:

@@ -40,6 +40,7 @@ def main() -> None:
     verifiers = [Webhook(s) for s in args.secret]
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver behind a web server would
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             headers = {k.lower(): v for k, v in self.headers.items()}
@@ -55,7 +56,7 @@ def main() -> None:
                 dup = wid in seen
                 if ok and args.status == 200:
                     seen.add(wid)
-                rec = {"id": wid, "verified": bool(ok), "secrets": ok, "dup": dup, "host": headers.get("host"),
+                rec = {"id": wid, "path": self.path, "verified": bool(ok), "secrets": ok, "dup": dup, "host": headers.get("host"),
                        "signatures": len(headers.get("webhook-signature", "").split()),
                        "body": json.loads(body or b"null")}
                 with open(args.log, "a") as fh:
@@ -63,6 +64,8 @@ def main() -> None:
             if args.delay:  # processed and logged; the answer is slow (a sender killed now has it in flight)
                 time.sleep(args.delay)
             self.send_response(args.status if ok else 401)
+            if 300 <= args.status < 400:  # a redirect to another path here: a sender that follows it shows up
+                self.send_header("location", "/followed")
             self.send_header("content-length", "0")
             self.end_headers()
 

@@ -32,7 +32,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -58,6 +58,7 @@ USER_AGENT = "clientfolio-webhooks/1"
 _LOG_COLUMNS = [c for c, _ in table_types("webhook_deliveries").items() if c not in ("body", "claim_token")]
 _KEYS = ("EXISTS (SELECT 1 FROM (SELECT unnest(CAST(? AS TEXT[])) AS e, unnest(CAST(? AS TEXT[])) AS m) k "
          "WHERE k.e = webhook_deliveries.endpoint_id AND k.m = webhook_deliveries.message_id)")
+_INSERT_ROWS = 100
 _DUE = "((status = 'pending' AND next_attempt_at <= ?) OR (status = 'claimed' AND lease_until < ?))"
 
 
@@ -162,9 +163,12 @@ class WebhookWorker:
                 rows.append((ep.endpoint_id, m.message_id, int(m.change_id), m.customer_id, f"segment.{m.transition}",
                              _body(m), "awaiting_approval" if waits else "pending", 0, now, now))
         with self.store.transaction() as tx:
-            tx.executemany("INSERT INTO webhook_deliveries (endpoint_id, message_id, change_id, customer_id, "
-                           "event_type, body, status, attempts, next_attempt_at, created_at) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", rows)
+            for i in range(0, len(rows), _INSERT_ROWS):  # many rows per statement: per-statement cost dominates
+                part = rows[i:i + _INSERT_ROWS]
+                tx.execute("INSERT INTO webhook_deliveries (endpoint_id, message_id, change_id, customer_id, "
+                           "event_type, body, status, attempts, next_attempt_at, created_at) VALUES "
+                           + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(part)) + " ON CONFLICT DO NOTHING",
+                           [v for row in part for v in row])
             tx.execute(UPSERT_META, [CURSOR_KEY, str(upper)])
         return len(rows), len(ids) >= limit
 
@@ -180,9 +184,12 @@ class WebhookWorker:
                                    {"deliveries": new[["endpoint_id", "message_id"]].values.tolist()},
                                    customers=int(new["customer_id"].nunique()))
             with self.store.transaction() as tx:
-                tx.execute(f"UPDATE webhook_deliveries SET approval_id = ? WHERE status = 'awaiting_approval' "
-                           f"AND approval_id IS NULL AND {_KEYS}",
-                           [aid, new["endpoint_id"].tolist(), new["message_id"].tolist()])
+                taken = tx.execute(f"UPDATE webhook_deliveries SET approval_id = ? WHERE status = 'awaiting_approval' "
+                                   f"AND approval_id IS NULL AND {_KEYS} RETURNING message_id",
+                                   [aid, new["endpoint_id"].tolist(), new["message_id"].tolist()])
+            if not taken:  # another worker queued the same messages a moment earlier: withdraw this request
+                approvals.reject(self.store, aid, by="clientfolio", note="a duplicate of a request another worker "
+                                                                         "made for the same messages")
         decided = self.store.query(
             "SELECT DISTINCT a.approval_id, a.status FROM approvals a JOIN webhook_deliveries d "
             "ON d.approval_id = a.approval_id WHERE d.status = 'awaiting_approval' AND a.status IN "
@@ -253,27 +260,35 @@ class WebhookWorker:
     def _record(self, outcomes: list[_Outcome], now: datetime, endpoints: dict[str, Endpoint]) -> dict[str, int]:
         counts = {"delivered": 0, "retrying": 0, "failed": 0}
         gone: dict[str, str] = {}
+        delivered: list[_Claim] = []
+        rest = []  # (claim, status, next attempt, answer, error)
+        for o in outcomes:
+            c = o.claim
+            if o.status is not None and 200 <= o.status < 300:
+                delivered.append(c)
+            elif o.status == 410:
+                gone[c.endpoint_id] = f"the receiver answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC"
+                rest.append((c, "pending", now, o.status, o.error))
+            elif c.attempts >= len(self.schedule):
+                counts["failed"] += 1
+                rest.append((c, "failed", now, o.status, o.error))
+            else:
+                counts["retrying"] += 1
+                delay = self.schedule[c.attempts] * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
+                rest.append((c, "pending", now + timedelta(seconds=delay), o.status, o.error))
+        counts["delivered"] = len(delivered)
+        done = ", claim_token = NULL, lease_until = NULL"
         with self.store.transaction() as tx:
-            for o in outcomes:
-                c = o.claim
-                if o.status is not None and 200 <= o.status < 300:
-                    status, nxt, done = "delivered", now, now
-                elif o.status == 410:
-                    status, nxt, done = "pending", now, None
-                    gone[c.endpoint_id] = f"the receiver answered 410 Gone on {now:%Y-%m-%d %H:%M} UTC"
-                elif c.attempts >= len(self.schedule):
-                    status, nxt, done = "failed", now, None
-                else:
-                    delay = self.schedule[c.attempts] * self._rng.uniform(1 - self.jitter, 1 + self.jitter)
-                    status, nxt, done = "pending", now + timedelta(seconds=delay), None
-                if status in counts:
-                    counts[status] += 1
-                elif status == "pending" and o.status != 410:
-                    counts["retrying"] += 1
-                tx.execute("UPDATE webhook_deliveries SET status = ?, next_attempt_at = ?, delivered_at = ?, "
-                           "last_status = ?, last_error = ?, claim_token = NULL, lease_until = NULL "
-                           "WHERE endpoint_id = ? AND message_id = ? AND claim_token = ?",
-                           [status, nxt, done, o.status, o.error, c.endpoint_id, c.message_id, c.token])
+            # Only the worker that still holds the claim records (its token): a claim taken over after
+            # the lease ran out belongs to the other worker now.
+            for token, code in {(o.claim.token, o.status) for o in outcomes if o.claim in delivered}:
+                mine = [o.claim for o in outcomes if o.claim.token == token and o.status == code]
+                tx.execute(f"UPDATE webhook_deliveries SET status = 'delivered', delivered_at = ?, last_status = ?, "
+                           f"last_error = NULL{done} WHERE claim_token = ? AND {_KEYS}",
+                           [now, code, token, [c.endpoint_id for c in mine], [c.message_id for c in mine]])
+            tx.executemany(f"UPDATE webhook_deliveries SET status = ?, next_attempt_at = ?, last_status = ?, "
+                           f"last_error = ?{done} WHERE endpoint_id = ? AND message_id = ? AND claim_token = ?",
+                           [(st, nxt, code, err, c.endpoint_id, c.message_id, c.token) for c, st, nxt, code, err in rest])
         for endpoint_id, reason in gone.items():
             if endpoints[endpoint_id].enabled:
                 disable_endpoint(self.store, endpoint_id, reason, at=now)
@@ -315,12 +330,18 @@ class WebhookWorker:
             result.update(self._record(outcomes, now_utc(), endpoints))
         return result
 
-    def run(self, interval: float = 2.0, stop: threading.Event | None = None, max_seconds: float | None = None) -> None:
-        """Pass after pass until `stop` is set (or `max_seconds` pass); idle passes wait `interval` seconds."""
+    def run(self, interval: float = 2.0, stop: threading.Event | None = None, max_seconds: float | None = None,
+            on_pass: Callable[[dict[str, int]], None] | None = None) -> None:
+        """Pass after pass until `stop` is set (or `max_seconds` pass); idle passes wait `interval` seconds.
+
+        `on_pass` gets each pass's counts (the CLI prints the passes that did something).
+        """
         stop = stop or threading.Event()
         end = None if max_seconds is None else time.monotonic() + max_seconds
         while not stop.is_set() and (end is None or time.monotonic() < end):
             r = self.deliver_due()
+            if on_pass is not None:
+                on_pass(r)
             if not r.get("claimed"):
                 stop.wait(interval)
 

@@ -17,7 +17,7 @@ import pytest
 from clientfolio.core.errors import EventAlreadyApplied, SchemaError, StoreError
 from clientfolio.store import open_store
 from clientfolio.store.live import SMALL_BATCH
-from clientfolio.store.schema import LATEST
+from clientfolio.store.schema import LATEST, MIGRATIONS
 
 TEXT = pd.Series(["a"]).dtype  # pandas' own text dtype ('str' on pandas 3, object before)
 T0 = pd.Timestamp("2024-06-30")
@@ -137,7 +137,7 @@ def test_a_version_2_store_is_migrated_to_the_latest_when_opened(store_url: str)
     _make_v2_store(store_url)
     with open_store(store_url) as st:
         versions = st.query("SELECT version FROM schema_version ORDER BY version")["version"].tolist()
-        assert versions == list(range(1, LATEST + 1))
+        assert versions == sorted(v for v, _, _ in MIGRATIONS)  # every step once (numbers may skip between branches)
         assert len(st.table("transactions")) == 1  # data kept
         assert st.customer_state_columns() == ["customer_id"]
         sid = st.save_state({"cutoff": T0, "format": 1, "reason": "analyze"}, "{}")
@@ -146,7 +146,7 @@ def test_a_version_2_store_is_migrated_to_the_latest_when_opened(store_url: str)
         assert ids == [1]
     with open_store(store_url) as st:  # opening again applies nothing twice
         st.replace_customer_state(_state(4))  # the first call on a reopened store (DuckDB: nothing half read)
-        assert st.query("SELECT count(*) AS n FROM schema_version")["n"].iloc[0] == LATEST
+        assert st.query("SELECT count(*) AS n FROM schema_version")["n"].iloc[0] == len(MIGRATIONS)
         assert len(st.read_customer_state()) == 4
 
 

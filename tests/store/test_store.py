@@ -17,7 +17,7 @@ import pytest
 from clientfolio.core.errors import IngestError
 from clientfolio.ingest import import_files
 from clientfolio.store import open_store
-from clientfolio.store.schema import LATEST
+from clientfolio.store.schema import LATEST, MIGRATIONS
 from tests.conftest import corpus_file
 
 UCI = "uci_online_retail__by_day_2010-12-01__spark_definitive_guide.csv"
@@ -40,7 +40,7 @@ def _totals(st) -> tuple[int, float]:
 def test_store_is_migrated_once(store) -> None:
     assert store.schema_version() == LATEST
     versions = store.query("SELECT version FROM schema_version ORDER BY version")["version"].tolist()
-    assert versions == list(range(1, LATEST + 1))
+    assert versions == sorted(v for v, _, _ in MIGRATIONS)  # every step once (numbers may skip between branches)
 
 
 def test_an_older_store_is_upgraded_when_opened(tmp_path: Path) -> None:

@@ -40,7 +40,8 @@ from clientfolio.state import Applied, PortfolioState, value_12m
 from clientfolio.state.features import ATTRIBUTES_SQL
 from clientfolio.store import IDS_IN, Store
 from clientfolio.store.consent import consent_map
-from clientfolio.store.contacts import contact_allowance
+from clientfolio.store.contacts import contact_allowance, get_caps, window_length
+from clientfolio.store.live import now_utc
 
 STAT = "stat_"  # prefix of the statistics columns in customer_state
 SEG = "seg_"  # prefix of the segment columns: one per kind ("rules": the JSON list of rule segments)
@@ -300,7 +301,8 @@ class LivePortfolio:
 
     def _outbox(self, changes: pd.DataFrame) -> tuple[pd.DataFrame | None, dict[str, int]]:
         """The outbox rows of these changes, with consent per subscription's purpose and channel decided
-        by the store (clientfolio.store.consent) and the contact cap applied; and who was left out."""
+        by the store (clientfolio.store.consent) and the contact cap applied (contacts logged, plus capped
+        messages still waiting in the outbox); and who was left out, counted by reason."""
         if not self.triggers or changes.empty:
             return None, {}
         kinds = {t.segment_kind for t in self.triggers}
@@ -310,9 +312,21 @@ class LivePortfolio:
         pairs = {(t.purpose, t.channel) for t in self.triggers if t.only_with_consent}
         consent_by = {(p, c): consent_map(self.store, ids, p, c) for p, c in sorted(pairs)}
         allowance = None
-        if any(t.capped for t in self.triggers):
+        capped = sorted({t.action for t in self.triggers if t.capped})
+        if capped:
             at = pd.to_datetime(changes["changed_at"]).max()
             allowance = contact_allowance(self.store, ids, at=None if pd.isna(at) else at)
+            # messages queued but not yet delivered are contacts about to happen (the deliverer logs them
+            # in contact_log when it sends them, and then they count there)
+            end = pd.Timestamp(now_utc()) if pd.isna(at) else pd.Timestamp(at)
+            end = end.tz_convert("UTC").tz_localize(None) if end.tzinfo is not None else end
+            since = end - max(window_length(w) for w in get_caps(self.store))
+            waiting = self.store.query(f"SELECT customer_id, count(*) AS n FROM outbox WHERE delivered_at IS NULL "
+                                       f"AND created_at > ? AND action IN ({', '.join('?' * len(capped))}) "
+                                       f"AND {IDS_IN} GROUP BY customer_id",
+                                       [since.to_pydatetime(), *capped, ids])
+            for cid, n in zip(waiting["customer_id"].astype(str), waiting["n"]):
+                allowance[cid] = max(0, allowance.get(cid, 0) - int(n))
         plan = plan_outbox(changes.reset_index(drop=True), self.triggers, None, consent_by=consent_by,
                            allowance=allowance)
         if plan.rows.empty:

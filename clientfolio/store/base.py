@@ -263,7 +263,7 @@ def _utc(t: datetime) -> datetime:
 def migration_statements(current: int, dialect: str) -> list[tuple[int, str]]:
     """Statements to bring a store from `current` to the latest schema version."""
     out = []
-    for version, _title, stmts in MIGRATIONS:
+    for version, _title, stmts in sorted(MIGRATIONS, key=lambda m: m[0]):  # in number order, however listed
         if version <= current:
             continue
         for s in stmts:

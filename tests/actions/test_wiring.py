@@ -191,6 +191,15 @@ def test_live_outbox_honours_purpose_withdrawal_and_cap(demo_store_path: Path) -
                    (who[2], "welcome_back"), (who[2], "picks_for_you"), (who[3], "picks_for_you")}
     assert r.outbox == 6 and r.outbox_left_out == {"no consent for personalisation by email": 1, OVER_CAP: 1}
     assert all(json.loads(p)["transition"] == "left" for p in box["payload"])
+    # queued but undelivered messages count towards the cap: with one contact a week, who[0] (one welcome-back
+    # waiting in the outbox) gets no second marketing message, only the uncapped personalisation one
+    with open_store(demo_store_path) as st:
+        set_caps(st, {"7d": 1})
+        live = LivePortfolio(st)
+        again = pd.DataFrame({"customer_id": [who[0]], "segment_kind": "lifecycle", "from_segment": "at risk",
+                              "to_segment": "active", "changed_at": day, "cause": "behaviour", "reason": "ordered"})
+        rows, left_out = live._outbox(again)
+    assert rows["action"].tolist() == ["picks_for_you"] and left_out == {OVER_CAP: 1}
 
 
 @pytest.mark.slow
@@ -240,3 +249,20 @@ def test_cli_export_prints_the_approval_id_and_writes_nothing(demo_store_path: P
     assert len(waiting) == 1 and waiting["approval_id"].iloc[0] in r.output and not out.exists()
     assert "waiting for approval" in r.output and "left out:" in r.output
     assert waiting["customers"].iloc[0] > 0 and "RFM: At Risk" in waiting["summary"].iloc[0]
+
+
+def test_an_interrupted_carry_out_stays_approved_and_can_be_sent_again(store, tmp_path: Path) -> None:
+    _shop(store)
+    ap.set_required_kinds(store, ["export"])
+    folder = tmp_path / "out"
+    folder.mkdir()
+    r = export_segment(store, "At Risk", target="csv", out=folder / "x.csv")
+    folder.rmdir()  # the folder went away while the request waited
+    with pytest.raises(Exception, match="does not exist"):
+        approve_and_carry_out(store, r.approval_id, "owner")
+    assert ap.get(store, r.approval_id).status == "approved"  # approved, not done: nothing was written
+    with pytest.raises(ap.ApprovalError, match="already approved"):
+        approve_and_carry_out(store, r.approval_id, "owner")  # a second approval does not send it
+    folder.mkdir()
+    done = carry_out(store, r.approval_id)  # `clientfolio approvals send ID`
+    assert done.status == "done" and len(_rows(folder / "x.csv")) == 2

@@ -234,6 +234,11 @@ def test_receiver_down_then_back_gets_every_message_once_and_never_a_non_consent
     assert sorted(skipped["customer_id"]) == ["c11", "c3", "c7"]
     assert skipped["last_error"].str.contains("no consent for marketing by email").all()
     assert (skipped["attempts"] == 0).all()
+    # each delivered message is one contact towards the contact cap, logged once by its id
+    logged = store.query("SELECT customer_id, origin, ref, purpose, channel FROM contact_log")
+    assert sorted(logged["ref"]) == sorted(expected)
+    assert set(logged["origin"]) == {"webhook"} and set(logged["purpose"]) == {"marketing"}
+    assert set(logged["customer_id"]) == set(customers) - {"c3", "c7", "c11"}
 
 
 @pytest.mark.parametrize("answer", [503, 307])

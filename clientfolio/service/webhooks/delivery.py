@@ -43,6 +43,7 @@ import pandas as pd
 
 from clientfolio.actions import approvals
 from clientfolio.actions.consent import allowed_ids
+from clientfolio.actions.pressure import log_contacts
 from clientfolio.core.errors import ClientfolioError
 from clientfolio.service.webhooks.endpoints import Endpoint, disable_endpoint, list_endpoints, store_policy, valid_secrets
 from clientfolio.service.webhooks.signing import sign_headers
@@ -289,11 +290,23 @@ class WebhookWorker:
             tx.executemany(f"UPDATE webhook_deliveries SET status = ?, next_attempt_at = ?, last_status = ?, "
                            f"last_error = ?{done} WHERE endpoint_id = ? AND message_id = ? AND claim_token = ?",
                            [(st, nxt, code, err, c.endpoint_id, c.message_id, c.token) for c, st, nxt, code, err in rest])
+        self._log_contacts(delivered, endpoints, now)
         for endpoint_id, reason in gone.items():
             if endpoints[endpoint_id].enabled:
                 disable_endpoint(self.store, endpoint_id, reason, at=now)
         counts["endpoints_disabled"] = len(gone)
         return counts
+
+    def _log_contacts(self, delivered: list[_Claim], endpoints: dict[str, Endpoint], now: datetime) -> None:
+        """A delivered message is a contact: it counts against the contact cap like an export or a send.
+
+        Logged by message id, so a delivery retried after a lost answer counts once.
+        """
+        rows = [(c.customer_id, endpoints[c.endpoint_id].channel, endpoints[c.endpoint_id].purpose, "webhook",
+                 c.message_id, now) for c in delivered if c.endpoint_id in endpoints]
+        if rows:
+            log_contacts(self.store, pd.DataFrame(rows, columns=["customer_id", "channel", "purpose", "origin", "ref",
+                                                                 "contacted_at"]))
 
     # -- one pass -----------------------------------------------------------------------------------
     def deliver_due(self, now: datetime | None = None) -> dict[str, int]:

@@ -212,7 +212,7 @@ def plan_actions(portfolio: Any, playbooks: Playbooks | str | Path | None = None
     per_pair = [pbs_of[key] for key in m[["segment_kind", "segment"]].drop_duplicates().itertuples(index=False,
                                                                                                     name=None)]
     service = np.array([pb.purpose == "service" for pb in per_pair], dtype=bool)[codes]
-    channel = np.array([CONSENT_CHANNELS.index(pb.consent_channel) for pb in per_pair])[codes]
+    channel = np.array([CONSENT_CHANNELS.index(pb.consent_channel) for pb in per_pair], dtype=int)[codes]
     ok = service | consent[np.arange(len(m)), channel]
     reached = ok & (service | ~capped)
     frame = pd.DataFrame({"segment_kind": m["segment_kind"].to_numpy(), "segment": m["segment"].to_numpy(),

@@ -162,17 +162,6 @@ def _value(customers: pd.DataFrame, forecasts: bool, horizon: int) -> tuple[pd.S
     return customers[col].fillna(0.0).astype(float), f"{words} (this data cannot support forecasts)"
 
 
-def _reachable(members: pd.DataFrame, pb: Playbook, reach: Reach) -> tuple[int, int, np.ndarray]:
-    """(consented, of them at the cap, reachable mask) for the members of one segment under its playbook."""
-    ids = members["customer_id"].to_numpy()
-    if pb.purpose == "service":  # how the customer is served: no marketing consent needed, not capped
-        return len(ids), 0, np.ones(len(ids), dtype=bool)
-    col = pb.consent_channel
-    ok = reach.consent[col].reindex(ids).fillna(False).to_numpy(dtype=bool)
-    capped = np.fromiter((c in reach.at_cap for c in ids), dtype=bool, count=len(ids))
-    return int(ok.sum()), int((ok & capped).sum()), ok & ~capped
-
-
 def _flag(pb: Playbook, reachable: int) -> str:
     if not pb.tailored:
         return ("no playbook of its own: the generic one applies (add one: `clientfolio playbooks --write "
@@ -207,21 +196,41 @@ def plan_actions(portfolio: Any, playbooks: Playbooks | str | Path | None = None
     if reach is None:
         reach = reach_from_store(store, c["customer_id"]) if store is not None else reach_from_customers(c)
     value, basis = _value(c, portfolio.support.forecasts, int(portfolio.settings.get("horizon_months", 12)))
-    value = pd.Series(value.to_numpy(), index=c["customer_id"].astype(str).to_numpy())
     m = portfolio.segments[["customer_id", "segment_kind", "segment"]].dropna().astype(str).drop_duplicates()
+    m = pd.DataFrame({col: m[col].to_numpy(dtype=object) for col in m.columns})  # plain objects: fast lookups
+    # One pass over every membership: the customer's row in the consent table, value and cap, looked up once.
+    ids = m["customer_id"].to_numpy()
+    row = pd.Index(c["customer_id"].astype(str).to_numpy(dtype=object)).get_indexer(ids)
+    vals = np.where(row >= 0, value.to_numpy()[row], 0.0)
+    crow = pd.Index(reach.consent.index.to_numpy(dtype=object)).get_indexer(ids)
+    consent = np.vstack([np.zeros(len(CONSENT_CHANNELS), dtype=bool),
+                         reach.consent[list(CONSENT_CHANNELS)].to_numpy(dtype=bool)])[crow + 1]  # not found: none
+    capped = pd.Index(ids).isin(list(reach.at_cap))
+    grouped = m.groupby(["segment_kind", "segment"], sort=False)
+    codes = grouped.ngroup().to_numpy()
+    pbs_of = {key: pbs.for_segment(*key) for key in grouped.groups}
+    per_pair = [pbs_of[key] for key in m[["segment_kind", "segment"]].drop_duplicates().itertuples(index=False,
+                                                                                                    name=None)]
+    service = np.array([pb.purpose == "service" for pb in per_pair], dtype=bool)[codes]
+    channel = np.array([CONSENT_CHANNELS.index(pb.consent_channel) for pb in per_pair], dtype=int)[codes]
+    ok = service | consent[np.arange(len(m)), channel]
+    reached = ok & (service | ~capped)
+    frame = pd.DataFrame({"segment_kind": m["segment_kind"].to_numpy(), "segment": m["segment"].to_numpy(),
+                          "value": vals, "ok": ok, "capped": ok & capped & ~service, "reached": reached,
+                          "reached_value": np.where(reached, vals, 0.0)})
+    g = frame.groupby(["segment_kind", "segment"], sort=False).agg(
+        customers=("ok", "size"), value_at_stake=("value", "sum"), consented=("ok", "sum"), at_cap=("capped", "sum"),
+        reachable=("reached", "sum"), reachable_value=("reached_value", "sum"))
     order = {k: i for i, k in enumerate(KINDS)}
     rows = []
-    for (kind, segment), members in m.groupby(["segment_kind", "segment"], sort=False):
-        pb = pbs.for_segment(kind, segment)
-        consented, capped, mask = _reachable(members, pb, reach)
-        vals = value.reindex(members["customer_id"].to_numpy()).fillna(0.0).to_numpy()
-        reachable = int(mask.sum())
-        rows.append({"segment_kind": kind, "segment": segment, "customers": len(members),
-                     "value_at_stake": float(vals.sum()), "service_level": pb.service_level, "offer": pb.offer,
+    for (kind, segment), r in zip(g.index, g.itertuples(index=False)):
+        pb = pbs_of[(kind, segment)]
+        rows.append({"segment_kind": kind, "segment": segment, "customers": int(r.customers),
+                     "value_at_stake": float(r.value_at_stake), "service_level": pb.service_level, "offer": pb.offer,
                      "channel": pb.channel, "angle": pb.angle, "cadence": pb.cadence, "kpi": pb.kpi,
                      "levers": ", ".join(pb.levers), "purpose": pb.purpose, "tailored": pb.tailored,
-                     "consented": consented, "at_cap": capped, "reachable": reachable,
-                     "reachable_value": float(vals[mask].sum()), "flag": _flag(pb, reachable)})
+                     "consented": int(r.consented), "at_cap": int(r.at_cap), "reachable": int(r.reachable),
+                     "reachable_value": float(r.reachable_value), "flag": _flag(pb, int(r.reachable))})
     t = pd.DataFrame(rows, columns=[c for c in SEGMENT_COLUMNS if c != "priority"])
     t["_kind"] = t["segment_kind"].map(lambda k: order.get(k, len(order)))
     t = t.sort_values(["_kind", "segment_kind", "value_at_stake"], ascending=[True, True, False]).drop(columns="_kind")

@@ -172,3 +172,30 @@ def test_portfolio_methods_answer_from_the_analysis(demo_analysed) -> None:
         from_store = retention_vs_acquisition(st)
     assert advice.text == from_store.text  # the Portfolio and its store give the same advice
     pd.testing.assert_frame_equal(advice.segments, from_store.segments)
+
+
+@pytest.mark.slow
+def test_the_plan_reads_consent_from_a_postgresql_store(pg_store_url: str) -> None:
+    import numpy as np
+
+    import clientfolio
+
+    rng = np.random.default_rng(7)
+    n = 120
+    orders = pd.DataFrame({"customer_id": [f"c{i:03d}" for i in rng.integers(0, n, 600)],
+                           "ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 360, 600), unit="D"),
+                           "amount": rng.gamma(2.0, 15.0, 600).round(2)})
+    orders["order_id"] = [f"o{i}" for i in range(len(orders))]
+    pf = clientfolio.analyze(orders, store=pg_store_url)
+    life = pf.actions.segments[pf.actions.segments["segment_kind"] == "lifecycle"]
+    assert life["customers"].sum() == orders["customer_id"].nunique() and life["consented"].sum() == 0
+    granted = sorted(orders["customer_id"].unique())[:10]
+    with open_store(pg_store_url) as st:
+        record_consent(st, pd.DataFrame({"customer_id": granted, "purpose": "marketing", "channel": "email",
+                                         "granted": True}))
+        plan = pf.plan_actions(store=st)
+    life = plan.segments[plan.segments["segment_kind"] == "lifecycle"]
+    marketing = life[life["purpose"] == "marketing"]
+    members = pf.segments[pf.segments["segment_kind"] == "lifecycle"]
+    expected = members[members["customer_id"].isin(granted) & members["segment"].isin(marketing["segment"])]
+    assert marketing["consented"].sum() == marketing["reachable"].sum() == len(expected) > 0

@@ -47,15 +47,17 @@ def test_scopes_nest_read_write_admin(duck_server: Server) -> None:
     for scope, refused in (("read", WRITE_OPS | ADMIN_OPS), ("write", ADMIN_OPS), ("admin", set())):
         key = duck_server.keys[scope]
         for method, path, template in ops:
+            # a body no endpoint accepts: a key that may write gets 422 (past the key check), and no
+            # refit or import actually runs
             r = httpx.request(method, duck_server.url + path, headers={"Authorization": f"Bearer {key}"},
-                              json={"as_of": "2024-07-21"} if template == "/v1/sweep" else
-                              ({} if method == "post" else None), timeout=120)
+                              json={"not a field": 1} if method == "post" else None, timeout=120)
             if (method, template) in refused:
                 assert r.status_code == 403, (scope, method, path, r.text)
                 assert "scope" in r.json()["detail"]
+            elif method == "post":
+                assert r.status_code == 422, (scope, method, path, r.text)
             else:
-                assert r.status_code not in (401, 403), (scope, method, path, r.text)
-                assert r.status_code < 500, (scope, method, path, r.text)
+                assert r.status_code in (200, 404), (scope, method, path, r.text)
 
 
 @pytest.fixture(scope="module")

@@ -135,6 +135,11 @@ def fitted_shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
             responses = fill_shop(c)
     finally:
         server.stop()
+    from clientfolio.actions.experiments import start_experiment
+    from clientfolio.store import open_store
+
+    with open_store(store) as st:  # an experiment started in April, read out through the API
+        start_experiment(st, "april-winback", "lifecycle", "active", at=pd.Timestamp("2024-04-01").to_pydatetime())
     return {"store": store, "files": tmp / "files", "keys": keys, "revoked": revoked, "responses": responses}
 
 

@@ -125,7 +125,14 @@ def test_segments_playbooks_exports_and_experiments(duck_server: Server) -> None
         for line in got.text.splitlines()[1:]:  # only consenting customers go into a marketing export
             assert "@" in line
         assert meta["export_id"] in [e["export_id"] for e in c.get("/exports").json()["exports"]]
-        assert c.get("/experiments").json() == {"experiments": []}
+        (exp,) = c.get("/experiments").json()["experiments"]
+        assert exp["name"] == "april-winback" and exp["treatment"] > 0 and exp["holdout"] > 0
+        readout = c.get("/experiments/april-winback").json()
+        assert readout["complete"] is True and readout["text"].startswith("april-winback")
+        by_metric = {m["metric"]: m for m in readout["results"]}
+        assert by_metric["conversion"]["treatment_n"] == exp["treatment"]
+        assert by_metric["conversion"]["ci_low"] <= by_metric["conversion"]["difference"] <= \
+            by_metric["conversion"]["ci_high"]
         assert c.get("/experiments/nothing").status_code == 404
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from clientfolio.core.errors import ClientfolioError
+from clientfolio.core.errors import ClientfolioError, StoreError
 from clientfolio.service.auth import KeyInfo, Scope, check_scope, key_hash, looks_like_key, new_key, new_key_id, same_hash
 from clientfolio.store import Store, open_store
 
@@ -166,7 +166,14 @@ class Registry:
             self._sql = _SQL(self.url)
         else:
             self.multi = False
-            shop = open_store(self.url)  # creates and migrates the file
+            try:
+                shop = open_store(self.url)  # creates and migrates the file
+            except StoreError as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                raise WorkspaceError(f"{exc}.  A DuckDB store is open in one process at a time: stop `clientfolio "
+                                     "serve` to manage its keys, or serve a PostgreSQL URL, whose workspaces and "
+                                     "keys can be managed while it runs") from None
             self._sql = _SQL(self.url, duck=shop.con)  # type: ignore[attr-defined]
             if not self._sql.run("SELECT 1 FROM cf_workspaces"):
                 self._sql.run("INSERT INTO cf_workspaces VALUES (1, ?, '', ?)", [DUCKDB_WORKSPACE, _now()])

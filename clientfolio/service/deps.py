@@ -51,7 +51,7 @@ class Ctx:
 
     def live(self, store: Store) -> "LivePortfolio":
         """The workspace's living portfolio (kept between requests while its state and triggers stay the same)."""
-        return self.service.live_for(self.workspace, store)
+        return self.service.live_for(self.held.workspace.uid, store)
 
 
 def _context(needed: Scope) -> Any:
@@ -68,7 +68,7 @@ def _context(needed: Scope) -> Any:
             raise Forbidden(f"this key has the {info.scope} scope; this request needs {needed} "
                             f"(`clientfolio key create --scope {needed}`)")
         held = svc.registry.store_for(info)
-        return Ctx(info, held, svc.files_for(info.workspace), svc)
+        return Ctx(info, held, svc.files_for(held.workspace), svc)
 
     return resolve
 

@@ -128,12 +128,19 @@ def test_keys_revoked_and_workspaces_deleted_while_the_service_runs(shops: tuple
         reg.revoke_key([k for k in listed if k["scope"] == "read"][0]["key_id"])
         assert c.get("/segments").status_code == 401
         reg.create_workspace("shop-c")
-        c_key = reg.create_key("shop-c", "read")[1]
-        with server.client(c_key) as new:
-            assert new.get("/customers").json() == {"items": [], "next_after": None}
+        c_key = reg.create_key("shop-c", "write")[1]
+        one_order = b"customer_id,order_id,ts,amount\nC00001,c-1,2024-07-01T00:00:00Z,5\n"
+        with server.client(c_key) as old:
+            assert old.get("/customers").json() == {"items": [], "next_after": None}
+            assert old.post("/imports", files={"file": ("o.csv", one_order, "text/csv")}).status_code == 200
+            assert old.get("/status").json()["transactions"] == 1
             reg.delete_workspace("shop-c")
-            assert new.get("/customers").status_code == 401
+            assert old.get("/customers").status_code == 401
         assert "shop-c" not in [w.name for w in reg.workspaces()]
+        reg.create_workspace("shop-c")  # the same name again is a new, empty shop
+        with server.client(reg.create_key("shop-c", "read")[1]) as new:
+            assert new.get("/status").json() == {"fitted": False, "transactions": 0, "advice": new.get(
+                "/status").json()["advice"]}
 
 
 def test_schemathesis_finds_no_server_error(shops: tuple[Server, dict], tmp_path) -> None:  # noqa: ANN001

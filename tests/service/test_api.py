@@ -44,6 +44,14 @@ def test_import_returns_rejected_rows_with_reasons(duck_server: Server) -> None:
     assert body["changes"] is not None  # applied to the fitted portfolio at once
 
 
+def test_an_unreadable_upload_is_a_plain_400_naming_the_file(duck_server: Server) -> None:
+    with duck_server.client(duck_server.keys["write"]) as c:
+        r = c.post("/imports", files={"file": ("prices.csv", io.BytesIO(b"sku,price\nA,1\n"), "text/csv")})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    detail = r.json()["detail"]
+    assert detail.startswith("prices.csv") and "/tmp" not in detail and "cf-import" not in detail
+
+
 def test_posted_order_moves_the_customer_with_a_reason(duck_server: Server) -> None:
     with duck_server.client(duck_server.keys["write"]) as c:
         before = c.get("/customers/C00001").json()

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import pandas as pd
 from fastapi import APIRouter, File, UploadFile
 
+from clientfolio.core.errors import ClientfolioError
 from clientfolio.service.deps import WriteCtx
 from clientfolio.service.errors import ApiError
 from clientfolio.service.schemas import BatchIn, CancellationIn, EventIn, OrderIn, RefundIn, UpdateOut
@@ -166,7 +167,10 @@ def post_import(ctx: WriteCtx, file: Annotated[UploadFile, File(description="An 
             while chunk := file.file.read(1 << 20):
                 fh.write(chunk)
         with ctx.session() as st:
-            result = import_files([path], st, rejects_dir=ctx.files / "rejects")
+            try:
+                result = import_files([path], st, rejects_dir=ctx.files / "rejects")
+            except ClientfolioError as exc:  # said about the uploaded file, not the server's temporary copy
+                raise ApiError(str(exc).replace(str(path), name).replace(tmp, "")) from None
             moved = None
             if st.load_state() is not None:
                 moved = ctx.live(st).catch_up()

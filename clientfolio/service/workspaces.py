@@ -112,6 +112,10 @@ class _SQL:
             self._con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
         for sql in TABLES:
             self.run(sql)
+        # registries made before workspaces had a uid get one per workspace
+        self.run("ALTER TABLE cf_workspaces ADD COLUMN IF NOT EXISTS uid TEXT")
+        for (wid,) in self.run("SELECT workspace_id FROM cf_workspaces WHERE uid IS NULL"):
+            self.run("UPDATE cf_workspaces SET uid = ? WHERE workspace_id = ?", [secrets.token_hex(8), wid])
 
     def run(self, sql: str, params: list | None = None) -> list[tuple]:
         with self._lock:

@@ -25,7 +25,7 @@ from clientfolio.service import errors
 from clientfolio.service.deps import LiveCache
 from clientfolio.service.limits import BodyLimit, RateLimiter
 from clientfolio.service.scheduler import Scheduler
-from clientfolio.service.workspaces import Registry, is_postgres
+from clientfolio.service.workspaces import Registry, Workspace, is_postgres
 from clientfolio.store import Store
 
 API_VERSION = "1"
@@ -85,14 +85,18 @@ class Service:
         else:
             self.files_root = Path(registry_url).with_name(Path(registry_url).name + ".files")
 
-    def files_for(self, workspace: str) -> Path:
-        """The workspace's own folder for exports, reports and rejects files (made on first use)."""
-        p = self.files_root / workspace
+    def files_for(self, workspace: Workspace) -> Path:
+        """The workspace's own folder for exports, reports and rejects files (made on first use).
+
+        Named by name and uid: a workspace deleted and created again never sees the old one's files.
+        """
+        p = self.files_root / f"{workspace.name}-{workspace.uid}"
         p.mkdir(parents=True, exist_ok=True)
         return p
 
-    def live_for(self, workspace: str, store: Store) -> Any:
-        return self._live.get(workspace, store)
+    def live_for(self, workspace_uid: str, store: Store) -> Any:
+        """The workspace's LivePortfolio, kept between requests (by workspace uid, never by name)."""
+        return self._live.get(workspace_uid, store)
 
     def close(self) -> None:
         self.registry.close()

@@ -68,3 +68,4 @@ class KeyInfo:
     key_id: str
     workspace: str
     scope: Scope
+    workspace_uid: str = ""

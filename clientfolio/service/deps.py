@@ -19,7 +19,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from clientfolio.service.auth import KeyInfo, Scope, allows
-from clientfolio.service.errors import Forbidden, Unauthorized
+from clientfolio.service.errors import ApiError, Forbidden, Unauthorized
 from clientfolio.service.workspaces import OpenStore
 from clientfolio.store import Store
 
@@ -51,13 +51,15 @@ class Ctx:
 
     def live(self, store: Store) -> "LivePortfolio":
         """The workspace's living portfolio (kept between requests while its state and triggers stay the same)."""
-        return self.service.live_for(self.workspace, store)
+        return self.service.live_for(self.held.workspace.uid, store)
 
 
 def _context(needed: Scope) -> Any:
     def resolve(request: Request,
                 creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)] = None) -> Ctx:
         svc: Service = request.app.state.service
+        if "\x00" in request.url.path or "%00" in request.url.query.lower() or "\x00" in request.url.query:
+            raise ApiError("the path or query holds a NUL byte, which no id or name can contain", status=422)
         info = svc.registry.resolve(creds.credentials) if creds is not None else None
         if info is None:
             raise Unauthorized()
@@ -66,7 +68,7 @@ def _context(needed: Scope) -> Any:
             raise Forbidden(f"this key has the {info.scope} scope; this request needs {needed} "
                             f"(`clientfolio key create --scope {needed}`)")
         held = svc.registry.store_for(info)
-        return Ctx(info, held, svc.files_for(info.workspace), svc)
+        return Ctx(info, held, svc.files_for(held.workspace), svc)
 
     return resolve
 

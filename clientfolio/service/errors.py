@@ -56,6 +56,10 @@ class Conflict(ApiError):
     status = 409
 
 
+class BodyTooLarge(Exception):
+    """Raised while a request body streams past the size limit (answered 413 by limits.BodyLimit)."""
+
+
 def problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """A JSON problem response."""
     body = {"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status, "detail": detail}
@@ -91,6 +95,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, BodyTooLarge):  # the body limit, met while a route read the body: no error to log
+            return problem(413, "the request body is larger than this service accepts")
         ref = secrets.token_hex(4)
         log.exception("unexpected error %s on %s %s", ref, request.method, request.url.path)
         return problem(500, f"the service hit an unexpected error (reference {ref}, in the service log); "

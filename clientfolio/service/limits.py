@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from clientfolio.service.errors import ApiError, problem
+from clientfolio.service.errors import ApiError, BodyTooLarge, problem
 
 Scope = dict[str, Any]
 
@@ -44,7 +44,7 @@ class BodyLimit:
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
                     exceeded = True
-                    raise _TooLarge()
+                    raise BodyTooLarge()
             return message
 
         async def tracked(message: Any) -> None:
@@ -60,13 +60,9 @@ class BodyLimit:
 
         try:
             await self.app(scope, counted, tracked)
-        except _TooLarge:
+        except BodyTooLarge:
             if not started:
                 await problem(413, too_big)(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class RateLimiter:

@@ -78,7 +78,9 @@ class Scheduler:
     def due(self, now: float) -> list[tuple[str, PeriodicJob]]:
         """(workspace, job) pairs whose interval has passed since their last run (never run: due)."""
         out = []
+        self._uids = {}
         for ws in self.registry.workspaces():
+            self._uids[ws.name] = ws.uid
             for job in self.jobs:
                 prev = self.last.get((ws.name, job.name))
                 if prev is None or now - prev.started >= job.every_seconds:
@@ -89,7 +91,7 @@ class Scheduler:
         """Run one job now, in this thread, holding the workspace's lock; a failure is logged, not raised."""
         started = time.time()
         try:
-            held = self.registry.open_workspace(workspace)
+            held = self.registry.open_workspace(workspace, getattr(self, "_uids", {}).get(workspace))
             with held.lock:
                 result = job.run(held.store, workspace)
             run = JobRun(started, time.time() - started, True, dict(result or {}))

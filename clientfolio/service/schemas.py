@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
 
-Id = Field(min_length=1, max_length=200)
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL bytes: refuse them at the door
+Id = Field(min_length=1, max_length=200, pattern=NO_NUL)
+Text = Annotated[str, StringConstraints(max_length=200, pattern=NO_NUL)]
 
 
 class In(BaseModel):
@@ -16,8 +20,8 @@ class In(BaseModel):
 
 class OrderLineIn(In):
     amount: float = Field(allow_inf_nan=False, ge=-1e9, le=1e9, description="Net amount of the line.")
-    product_id: str | None = Field(None, max_length=200)
-    category: str | None = Field(None, max_length=200)
+    product_id: Text | None = None
+    category: Text | None = None
     quantity: float | None = Field(None, allow_inf_nan=False, ge=-1e6, le=1e6)
     cost: float | None = Field(None, allow_inf_nan=False, ge=-1e9, le=1e9)
     discount: float | None = Field(None, allow_inf_nan=False, ge=-1e9, le=1e9)
@@ -32,8 +36,8 @@ class OrderIn(In):
     amount: float | None = Field(None, allow_inf_nan=False, ge=-1e9, le=1e9,
                                  description="Net amount of a one-line order (or give `lines`).")
     lines: list[OrderLineIn] | None = Field(None, min_length=1, max_length=1000)
-    source: str | None = Field(None, max_length=100, description="Where the order came from (default 'live').")
-    channel: str | None = Field(None, max_length=100)
+    source: Text | None = Field(None, description="Where the order came from (default 'live').")
+    channel: Text | None = None
 
 
 class RefundIn(In):
@@ -43,21 +47,21 @@ class RefundIn(In):
     customer_id: str = Id
     ts: datetime
     amount: float = Field(gt=0, le=1e9, allow_inf_nan=False, description="The amount refunded (positive).")
-    source: str | None = Field(None, max_length=100)
+    source: Text | None = None
 
 
 class CancellationIn(In):
     """An order taken back whole: its lines are removed."""
 
     order_id: str = Id
-    source: str = Field("live", max_length=100)
+    source: Text = "live"
 
 
 class EventIn(In):
     event_id: str = Id
     customer_id: str = Id
     ts: datetime
-    type: str = Field(min_length=1, max_length=100, description="page_view, email_open, support_ticket, ...")
+    type: str = Field(min_length=1, max_length=100, pattern=NO_NUL, description="page_view, email_open, support_ticket, ...")
     properties: dict[str, Any] | None = None
 
 
@@ -106,9 +110,9 @@ class RefitIn(In):
 
 
 class ExportIn(In):
-    segment: str = Field(min_length=1, max_length=200)
-    segment_kind: str | None = Field(None, max_length=100)
-    target: str = Field("csv", max_length=40, description="mailchimp, klaviyo, hubspot, zoho, salesforce, shopify, "
+    segment: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    segment_kind: Text | None = None
+    target: str = Field("csv", max_length=40, pattern=NO_NUL, description="mailchimp, klaviyo, hubspot, zoho, salesforce, shopify, "
                                                           "csv or parquet")
     since: date | None = None
     pseudonymise: bool = False

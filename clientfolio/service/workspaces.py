@@ -16,6 +16,7 @@ the key to its workspace and returns that workspace's store.  Nothing else opens
 from __future__ import annotations
 
 import re
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from clientfolio.core.errors import ClientfolioError
+from clientfolio.core.errors import ClientfolioError, StoreError
 from clientfolio.service.auth import KeyInfo, Scope, check_scope, key_hash, looks_like_key, new_key, new_key_id, same_hash
 from clientfolio.store import Store, open_store
 
@@ -33,7 +34,7 @@ DUCKDB_WORKSPACE = "default"
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 TABLES = [
     "CREATE TABLE IF NOT EXISTS cf_workspaces (workspace_id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
-    "schema_name TEXT NOT NULL, created_at TIMESTAMP NOT NULL)",
+    "schema_name TEXT NOT NULL, created_at TIMESTAMP NOT NULL, uid TEXT NOT NULL UNIQUE)",
     "CREATE TABLE IF NOT EXISTS cf_api_keys (key_id TEXT PRIMARY KEY, workspace_id INTEGER NOT NULL, "
     "key_hash TEXT NOT NULL UNIQUE, scope TEXT NOT NULL, label TEXT, created_at TIMESTAMP NOT NULL, "
     "revoked_at TIMESTAMP)",
@@ -46,12 +47,13 @@ class WorkspaceError(ClientfolioError):
 
 @dataclass(frozen=True)
 class Workspace:
-    """A shop: its name, id and (PostgreSQL) schema."""
+    """A shop: its name, id, (PostgreSQL) schema, and a uid no later workspace of the same name shares."""
 
     workspace_id: int
     name: str
     schema_name: str
     created_at: datetime
+    uid: str
 
 
 @dataclass
@@ -110,6 +112,10 @@ class _SQL:
             self._con.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
         for sql in TABLES:
             self.run(sql)
+        # registries made before workspaces had a uid get one per workspace
+        self.run("ALTER TABLE cf_workspaces ADD COLUMN IF NOT EXISTS uid TEXT")
+        for (wid,) in self.run("SELECT workspace_id FROM cf_workspaces WHERE uid IS NULL"):
+            self.run("UPDATE cf_workspaces SET uid = ? WHERE workspace_id = ?", [secrets.token_hex(8), wid])
 
     def run(self, sql: str, params: list | None = None) -> list[tuple]:
         with self._lock:
@@ -166,19 +172,27 @@ class Registry:
             self._sql = _SQL(self.url)
         else:
             self.multi = False
-            shop = open_store(self.url)  # creates and migrates the file
+            try:
+                shop = open_store(self.url)  # creates and migrates the file
+            except StoreError as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                raise WorkspaceError(f"{exc}.  A DuckDB store is open in one process at a time: stop `clientfolio "
+                                     "serve` to manage its keys, or serve a PostgreSQL URL, whose workspaces and "
+                                     "keys can be managed while it runs") from None
             self._sql = _SQL(self.url, duck=shop.con)  # type: ignore[attr-defined]
             if not self._sql.run("SELECT 1 FROM cf_workspaces"):
-                self._sql.run("INSERT INTO cf_workspaces VALUES (1, ?, '', ?)", [DUCKDB_WORKSPACE, _now()])
+                self._sql.run("INSERT INTO cf_workspaces VALUES (1, ?, '', ?, ?)",
+                              [DUCKDB_WORKSPACE, _now(), secrets.token_hex(8)])
             ws = self.workspace(DUCKDB_WORKSPACE)
             self._stores[DUCKDB_WORKSPACE] = OpenStore(ws, shop, threading.Lock())
 
     # -- workspaces ---------------------------------------------------------------------------------
     def workspaces(self) -> list[Workspace]:
         """Every workspace, oldest first."""
-        rows = self._sql.run("SELECT workspace_id, name, schema_name, created_at FROM cf_workspaces "
+        rows = self._sql.run("SELECT workspace_id, name, schema_name, created_at, uid FROM cf_workspaces "
                              "ORDER BY workspace_id")
-        return [Workspace(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
+        return [Workspace(int(r[0]), str(r[1]), str(r[2]), r[3], str(r[4])) for r in rows]
 
     def workspace(self, name: str) -> Workspace:
         """The workspace called `name` (an error listing the known names otherwise)."""
@@ -203,7 +217,7 @@ class Registry:
             n = int(tx.run("SELECT coalesce(max(workspace_id), 0) + 1 FROM cf_workspaces")[0][0])
             schema = f"{self._sql.schema}_ws_{n}"
             tx.run(f'CREATE SCHEMA "{schema}"')
-            tx.run("INSERT INTO cf_workspaces VALUES (?, ?, ?, ?)", [n, name, schema, _now()])
+            tx.run("INSERT INTO cf_workspaces VALUES (?, ?, ?, ?, ?)", [n, name, schema, _now(), secrets.token_hex(8)])
         ws = self.workspace(name)
         open_store(with_search_path(self.url, schema)).close()  # create the shop's tables now
         return ws
@@ -268,12 +282,13 @@ class Registry:
         if not looks_like_key(key):
             return None
         h = key_hash(key)
-        rows = self._sql.run("SELECT k.key_id, k.key_hash, k.scope, w.name FROM cf_api_keys k JOIN cf_workspaces w "
-                             "ON w.workspace_id = k.workspace_id WHERE k.key_hash = ? AND k.revoked_at IS NULL", [h])
+        rows = self._sql.run("SELECT k.key_id, k.key_hash, k.scope, w.name, w.uid FROM cf_api_keys k "
+                             "JOIN cf_workspaces w ON w.workspace_id = k.workspace_id "
+                             "WHERE k.key_hash = ? AND k.revoked_at IS NULL", [h])
         if not rows or not same_hash(str(rows[0][1]), h):
             return None
         scope: Scope = check_scope(str(rows[0][2]))
-        return KeyInfo(str(rows[0][0]), str(rows[0][3]), scope)
+        return KeyInfo(str(rows[0][0]), str(rows[0][3]), scope, str(rows[0][4]))
 
     # -- stores -----------------------------------------------------------------------------------------
     def store_for(self, key: KeyInfo) -> OpenStore:
@@ -281,18 +296,32 @@ class Registry:
 
         Every route reads and writes through what this returns, so a key can only ever reach
         its own workspace's tables (on PostgreSQL, a connection whose search_path is that
-        workspace's schema alone).
+        workspace's schema alone).  A workspace deleted and created again under the same name
+        is another workspace (another uid): nothing kept for the old one is handed out.
         """
-        return self.open_workspace(key.workspace)
+        held = self.open_workspace(key.workspace, key.workspace_uid)
+        if held.workspace.uid != key.workspace_uid:
+            raise WorkspaceError("the key's workspace was replaced while it was used; send the request again")
+        return held
 
-    def open_workspace(self, name: str) -> OpenStore:
-        """A workspace's store, opened once and kept (for the scheduler and `store_for`)."""
+    def open_workspace(self, name: str, uid: str | None = None) -> OpenStore:
+        """A workspace's store, opened once and kept (for the scheduler and `store_for`).
+
+        With `uid`, a store kept for an older workspace of the same name is closed and the
+        current one opened.
+        """
         with self._stores_lock:
             held = self._stores.get(name)
-            if held is not None:
+            if held is not None and (uid is None or held.workspace.uid == uid):
                 return held
+            if held is not None:
+                del self._stores[name]
+                with held.lock:
+                    held.store.close()
             ws = self.workspace(name)
-            st = open_store(with_search_path(self.url, ws.schema_name))
+            st = open_store(with_search_path(self.url, ws.schema_name)) if self.multi else None
+            if st is None:
+                raise WorkspaceError(f"workspace {name!r} of a DuckDB store has no second store")
             held = self._stores[name] = OpenStore(ws, st, threading.Lock())
             return held
 

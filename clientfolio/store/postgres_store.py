@@ -282,6 +282,9 @@ class PostgresStore(Store):
 
         tab = to_arrow(frame, types)
         con = self.staging()
+        # DuckDB refuses register() while a result is half read, and a failed import can leave one behind
+        # (a long-lived store, as the service keeps, then failed every later bulk write): finish it first.
+        con.execute("SELECT 1").fetchall()
         cols = ", ".join(quote(c) for c in types)
         with tempfile.TemporaryDirectory(prefix="clientfolio-pg-") as tmp, \
                 cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv, NULL '\\N')",

@@ -35,19 +35,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `clientfolio ...` in a real process."""
-    return subprocess.run([sys.executable, "-m", "clientfolio.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=60)
-
-
 def new_key(store: str, *, scope: str, workspace: str | None = None) -> str:
-    args = ["key", "create", "--store", store, "--scope", scope] + (["--workspace", workspace] if workspace else [])
-    done = cli(*args)
-    assert done.returncode == 0, done.stderr
-    key = done.stdout.strip()
-    assert key.startswith("cf_") and "shown only this once" in done.stderr
-    return key
+    """A key made through the registry (in this process: the CLI's start-up costs seconds; it is tested apart)."""
+    from clientfolio.service.workspaces import Registry
+
+    with Registry(store) as reg:
+        return reg.create_key(workspace, scope)[1]
 
 
 @dataclass
@@ -131,16 +124,22 @@ def fitted_shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("shop")
     store = str(tmp / "shop.duckdb")
     keys = {scope: new_key(store, scope=scope) for scope in ("read", "write", "admin")}
-    revoked = new_key(store, scope="admin")
-    listed = cli("key", "list", "--store", store)
-    key_id = [line.split()[1] for line in listed.stdout.splitlines() if "key_" in line][-1]
-    assert cli("key", "revoke", key_id, "--store", store).returncode == 0
+    from clientfolio.service.workspaces import Registry
+
+    with Registry(store) as reg:
+        key_id, revoked = reg.create_key(None, "admin", "revoked at once")
+        reg.revoke_key(key_id)
     server = start_server(store, tmp)
     try:
         with server.client(keys["admin"]) as c:
             responses = fill_shop(c)
     finally:
         server.stop()
+    from clientfolio.actions.experiments import start_experiment
+    from clientfolio.store import open_store
+
+    with open_store(store) as st:  # an experiment started in April, read out through the API
+        start_experiment(st, "april-winback", "lifecycle", "active", at=pd.Timestamp("2024-04-01").to_pydatetime())
     return {"store": store, "files": tmp / "files", "keys": keys, "revoked": revoked, "responses": responses}
 
 

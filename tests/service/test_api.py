@@ -44,6 +44,14 @@ def test_import_returns_rejected_rows_with_reasons(duck_server: Server) -> None:
     assert body["changes"] is not None  # applied to the fitted portfolio at once
 
 
+def test_an_unreadable_upload_is_a_plain_400_naming_the_file(duck_server: Server) -> None:
+    with duck_server.client(duck_server.keys["write"]) as c:
+        r = c.post("/imports", files={"file": ("prices.csv", io.BytesIO(b"sku,price\nA,1\n"), "text/csv")})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    detail = r.json()["detail"]
+    assert detail.startswith("prices.csv") and "/tmp" not in detail and "cf-import" not in detail
+
+
 def test_posted_order_moves_the_customer_with_a_reason(duck_server: Server) -> None:
     with duck_server.client(duck_server.keys["write"]) as c:
         before = c.get("/customers/C00001").json()
@@ -125,7 +133,14 @@ def test_segments_playbooks_exports_and_experiments(duck_server: Server) -> None
         for line in got.text.splitlines()[1:]:  # only consenting customers go into a marketing export
             assert "@" in line
         assert meta["export_id"] in [e["export_id"] for e in c.get("/exports").json()["exports"]]
-        assert c.get("/experiments").json() == {"experiments": []}
+        (exp,) = c.get("/experiments").json()["experiments"]
+        assert exp["name"] == "april-winback" and exp["treatment"] > 0 and exp["holdout"] > 0
+        readout = c.get("/experiments/april-winback").json()
+        assert readout["complete"] is True and readout["text"].startswith("april-winback")
+        by_metric = {m["metric"]: m for m in readout["results"]}
+        assert by_metric["conversion"]["treatment_n"] == exp["treatment"]
+        assert by_metric["conversion"]["ci_low"] <= by_metric["conversion"]["difference"] <= \
+            by_metric["conversion"]["ci_high"]
         assert c.get("/experiments/nothing").status_code == 404
 
 

@@ -1,0 +1,63 @@
+"""Periodic jobs: run per workspace when due, failures kept to their workspace, the daily sweep inside the service."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from clientfolio.service.scheduler import PERIODIC_JOBS, PeriodicJob, Scheduler, daily_sweep
+from clientfolio.service.workspaces import Registry
+from tests.service.conftest import copy_shop, start_server
+
+
+def test_jobs_run_when_due_and_a_failure_stays_in_its_run(tmp_path: Path) -> None:
+    calls: list[tuple[str, int]] = []
+
+    def count(store, workspace: str) -> dict:  # noqa: ANN001
+        n = int(store.query("SELECT count(*) AS n FROM transactions")["n"].iloc[0])
+        calls.append((workspace, n))
+        return {"transactions": n}
+
+    def broken(store, workspace: str) -> dict:  # noqa: ANN001
+        raise RuntimeError("receiver exploded")
+
+    with Registry(tmp_path / "shop.duckdb") as reg:
+        sched = Scheduler(reg, [PeriodicJob("count", 60, count), PeriodicJob("broken", 60, broken)])
+        runs = sched.run_due(now=1000.0)
+        assert [r.ok for r in runs] == [True, False] and calls == [("default", 0)]
+        assert runs[0].result == {"transactions": 0} and "receiver exploded" in runs[1].result["error"]
+        assert sched.due(now=time.time() + 30) == []  # ran a moment ago: not due before 60 s
+        assert [j.name for _, j in sched.due(now=time.time() + 61)] == ["count", "broken"]
+        status = {s["job"]: s for s in sched.status("default")}
+        assert status["count"]["ok"] is True and status["broken"]["ok"] is False
+    assert PERIODIC_JOBS[0].name == "sweep" and PERIODIC_JOBS[0].run is daily_sweep
+
+
+def test_daily_sweep_skips_an_unfitted_shop(tmp_path: Path) -> None:
+    with Registry(tmp_path / "shop.duckdb") as reg:
+        held = reg.open_workspace("default")
+        assert daily_sweep(held.store, "default") == {"skipped": "no fitted portfolio yet"}
+
+
+@pytest.mark.slow
+def test_the_service_sweeps_each_shop_to_today_on_its_own(fitted_shop: dict, tmp_path: Path) -> None:
+    server = start_server(copy_shop(fitted_shop, tmp_path), tmp_path, CLIENTFOLIO_SCHEDULER="0.5")
+    try:
+        with server.client(fitted_shop["keys"]["admin"]) as c:
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                sweep = c.get("/jobs").json()["jobs"][0]
+                if sweep["last_run"] is not None:
+                    break
+                time.sleep(0.3)
+            assert sweep["job"] == "sweep" and sweep["ok"] is True, sweep
+            today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
+            assert sweep["result"]["as_of"] == f"{today:%Y-%m-%d}" and sweep["result"]["changes"] > 0
+            assert pd.Timestamp(c.get("/status").json()["as_of"]) == today
+            time_moves = c.get("/changes", params={"cause": "time", "limit": 5}).json()["items"]
+            assert time_moves and all(m["reason"] for m in time_moves)
+    finally:
+        server.stop()

@@ -5,7 +5,7 @@ Settings come from arguments or the environment (checked at start-up):
 default 50; 0 turns the limit off), ``CLIENTFOLIO_BURST`` (default 100), ``CLIENTFOLIO_FILES``
 (folder for exports, reports and rejects files; default beside a DuckDB store, else
 ./clientfolio-files), ``CLIENTFOLIO_SCHEDULER`` (seconds between scheduler ticks; 0 turns the
-periodic jobs off; default 30).
+periodic jobs off; default 5: webhook deliveries go out within seconds).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Settings:
     rate_per_second: float = 50.0
     burst: int = 100
     files_dir: Path | None = None
-    scheduler_tick: float = 30.0
+    scheduler_tick: float = 5.0
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":
@@ -76,7 +76,7 @@ class Service:
         self.settings = settings
         self.registry = Registry(registry_url)
         self.limiter = RateLimiter(settings.rate_per_second, settings.burst)
-        self.scheduler = Scheduler(self.registry, tick=settings.scheduler_tick or 30.0)
+        self.scheduler = Scheduler(self.registry, tick=settings.scheduler_tick or 5.0)
         self._live = LiveCache()
         if settings.files_dir is not None:
             self.files_root = settings.files_dir

@@ -51,8 +51,17 @@ def daily_sweep(store: Store, workspace: str) -> dict:
             "customers_touched": int(result.customers_touched)}
 
 
+def deliver_webhooks(store: Store, workspace: str) -> dict:
+    """Send the workspace's due webhook deliveries (one pass of the worker; retries wait their turn)."""
+    from clientfolio.service.webhooks.delivery import WebhookWorker
+
+    with WebhookWorker(store) as worker:
+        return worker.deliver_due()
+
+
 PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("sweep", 24 * 3600, daily_sweep),
+    PeriodicJob("webhooks", 5, deliver_webhooks),
 ]
 
 

@@ -283,13 +283,13 @@ MIGRATIONS.append((
 ))
 
 
-# Version 7 (5 and 6 add other tables): an approval keeps the outcome of what was carried out once
+# Version 6: an approval keeps the outcome of what was carried out once
 # approved (the file written, rows, customers left out), as JSON text.  Migration 4 above was built
 # before this column is added to the spec, so a new store gets it from this step, like an old one.
 APPROVAL_RESULT = ("result", "TEXT")
 ACTION_TABLES["approvals"] = (APPROVALS + [APPROVAL_RESULT], *ACTION_TABLES["approvals"][1:])
 MIGRATIONS.append((
-    7,
+    6,
     "approvals keep the outcome of the send they released",
     ["ALTER TABLE approvals ADD COLUMN result TEXT"],
 ))

@@ -61,3 +61,34 @@ def test_the_service_sweeps_each_shop_to_today_on_its_own(fitted_shop: dict, tmp
             assert time_moves and all(m["reason"] for m in time_moves)
     finally:
         server.stop()
+
+
+def test_the_service_delivers_webhooks_on_its_own_schedule(tmp_path: Path) -> None:
+    """Segment moves queued in the outbox reach a real receiver with no process besides `clientfolio serve`."""
+    from clientfolio.service.webhooks import add_endpoint, set_allowed
+    from clientfolio.store import open_store
+    from tests.service.test_webhooks import Receiver, consent, moves
+
+    store = str(tmp_path / "shop.duckdb")
+    Registry(store).close()  # a one-shop service file
+    with open_store(store) as st:
+        set_allowed(st, ["127.0.0.0/8"])  # the operator allows the loopback receiver of this test
+        receiver = Receiver(tmp_path, [])
+        _, secret = add_endpoint(st, receiver.url, segment_kinds=["lifecycle"])
+        receiver.secrets = [secret]
+        consent(st, {"c1": True, "c2": True, "c3": False})
+        ids = dict(zip(["c1", "c2", "c3"], moves(st, ["c1", "c2", "c3"])))
+    receiver.start()
+    server = start_server(store, tmp_path, CLIENTFOLIO_SCHEDULER="0.5")
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and len(receiver.hits()) < 2:
+            time.sleep(0.2)
+        hits = receiver.hits()
+        assert sorted(h["id"] for h in hits) == sorted([ids["c1"], ids["c2"]])  # each once; c3 never consented
+        assert all(h["verified"] for h in hits)
+    finally:
+        server.stop()
+        receiver.stop()
+    with open_store(store) as st:
+        assert st.query("SELECT count(*) AS n FROM contact_log WHERE origin = 'webhook'")["n"].iloc[0] == 2

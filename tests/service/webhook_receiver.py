@@ -56,7 +56,7 @@ def main() -> None:
                 dup = wid in seen
                 if ok and args.status == 200:
                     seen.add(wid)
-                rec = {"id": wid, "path": self.path, "verified": bool(ok), "secrets": ok, "dup": dup, "host": headers.get("host"),
+                rec = {"id": wid, "at": time.time(), "path": self.path, "verified": bool(ok), "secrets": ok, "dup": dup, "host": headers.get("host"),
                        "signatures": len(headers.get("webhook-signature", "").split()),
                        "body": json.loads(body or b"null")}
                 with open(args.log, "a") as fh:

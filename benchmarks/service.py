@@ -1,0 +1,247 @@
+"""The service under load on loopback: events/s and per-event latency over HTTP, and webhook enqueue/delivery.
+
+A synthetic shop (benchmarks/_shop.py) is fitted with ``clientfolio.analyze`` on all but its last
+`--holdback-days` days into a store (a DuckDB file, and with ``--pg URL`` a fresh PostgreSQL
+schema), the playbooks are installed as segment triggers, every customer consents to e-mail
+marketing and one webhook endpoint points at a real receiver process (tests/service/
+webhook_receiver.py, which verifies each signature with `standardwebhooks` and logs the arrival
+time).  Then `clientfolio serve` runs as its own process and this script, as the shop would:
+
+- single:   `--events` held-back orders POSTed one at a time to /v1/orders, in time order:
+            latency p50/p99 seen by the client (the outbox message for a moved customer is written
+            in the same transaction, so this is also the webhook enqueue latency);
+- batch:    the next held-back orders POSTed to /v1/batch `--batch-size` at a time for
+            `--seconds`: sustained events/s;
+- webhooks: for each message that reached the receiver, arrival time minus the end of the customer's
+            last POST (the service's own delivery job runs every 5 s);
+- peer:     the same kind of single order applied in-process with ``LivePortfolio.update`` on a
+            copy of the fitted store (no HTTP): the ratio says what the service adds.
+
+Targets (issue 10): >= 1,000 events/s; per-event p99 <= 10 ms in the service.  Bounded: loopback
+only, a 5,000-customer shop by default, a few minutes.
+
+    python benchmarks/service.py                                   # DuckDB
+    python benchmarks/service.py --pg postgresql://user:pw@127.0.0.1:5432/db   # DuckDB and PostgreSQL
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from _shop import DAYS, START, shop_orders  # benchmarks/_shop.py: the shop the benchmarks share
+
+ROOT = Path(__file__).resolve().parents[1]
+RECEIVER = ROOT / "tests" / "service" / "webhook_receiver.py"
+TARGET_EVENTS_PER_S = 1000.0
+TARGET_P99_MS = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def order_json(row: pd.Series) -> dict:
+    return {"order_id": f"live-{row['order_id']}", "customer_id": row["customer_id"],
+            "ts": pd.Timestamp(row["order_date"]).isoformat(),
+            "lines": [{"amount": float(row["amount"]), "category": row["category"], "cost": float(row["cost"])}]}
+
+
+def prepare(store: str, fitted_csv: Path, cutoff: str, receiver_url: str) -> tuple[str, str]:
+    """Fit the shop into `store`, subscribe the playbooks, consent everyone, add the endpoint; (admin key, secret)."""
+    import clientfolio
+    from clientfolio.actions import install_playbook_triggers
+    from clientfolio.actions.consent import record_consent
+    from clientfolio.service.webhooks import add_endpoint, set_allowed
+    from clientfolio.service.workspaces import Registry, with_search_path
+    from clientfolio.store import open_store
+
+    with Registry(store) as reg:
+        workspace = reg.create_workspace("bench") if reg.multi else None
+        key = reg.create_key(workspace.name if workspace else None, "admin")[1]
+        shop = with_search_path(store, workspace.schema_name) if workspace else store
+    clientfolio.analyze([fitted_csv], store=shop, cutoff=cutoff)
+    with open_store(shop) as st:
+        ids = st.query("SELECT customer_id FROM customer_state")["customer_id"].tolist()
+        record_consent(st, pd.DataFrame({"customer_id": ids, "purpose": "marketing", "channel": "email",
+                                         "granted": True}))
+        install_playbook_triggers(st)
+        set_allowed(st, ["127.0.0.0/8"])
+        _, secret = add_endpoint(st, receiver_url)
+    return key, secret
+
+
+def serve(store: str, tmp: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "CLIENTFOLIO_SCHEDULER": "0.5", "CLIENTFOLIO_RATE": "0", "CLIENTFOLIO_FILES": str(tmp / "files")}
+    proc = subprocess.Popen([sys.executable, "-m", "clientfolio.cli", "serve", "--store", store, "--port", str(port),
+                             "--log-level", "warning"], env=env, stdout=open(tmp / f"serve-{port}.log", "w"),
+                            stderr=subprocess.STDOUT)
+    import httpx
+
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"the service did not start: {(tmp / f'serve-{port}.log').read_text()[-2000:]}")
+
+
+def run_store(label: str, store: str, args: argparse.Namespace, tmp: Path, fitted_csv: Path, cutoff: str,
+              held: pd.DataFrame) -> dict:
+    import httpx
+
+    log = tmp / f"hits-{label}.jsonl"
+    port = free_port()
+    t = time.perf_counter()
+    key, secret = prepare(store, fitted_csv, cutoff, f"http://localhost:{port}/hooks")
+    print(f"[{label}] fitted and subscribed in {time.perf_counter() - t:.1f} s", flush=True)
+    receiver = subprocess.Popen([sys.executable, str(RECEIVER), "--port", str(port), "--log", str(log),
+                                 "--secret", secret], stdout=subprocess.PIPE, text=True)
+    assert receiver.stdout.readline().strip() == "ready"
+    proc, url = serve(store, tmp)
+    out: dict = {}
+    try:
+        with httpx.Client(base_url=url + "/v1", headers={"Authorization": f"Bearer {key}"}, timeout=120) as c:
+            single = held.iloc[: args.events]
+            lat, ended, customers, queued = [], [], [], 0
+            for _, row in single.iterrows():
+                t0 = time.perf_counter()
+                r = c.post("/orders", json=order_json(row))
+                lat.append((time.perf_counter() - t0) * 1000)
+                ended.append(time.time())
+                if r.status_code != 200:
+                    raise SystemExit(f"POST /v1/orders answered {r.status_code}: {r.text[:500]}")
+                queued += r.json()["outbox"]
+                customers.append(row["customer_id"])
+            out["single_p50_ms"], out["single_p99_ms"] = pct(lat[1:], 50), pct(lat[1:], 99)
+            out["single_events_per_s"] = 1000 / float(np.mean(lat[1:]))
+            out["queued"] = queued
+            rest = held.iloc[args.events:]
+            sent, t0, i = 0, time.perf_counter(), 0
+            while time.perf_counter() - t0 < args.seconds and i < len(rest):
+                part = rest.iloc[i: i + args.batch_size]
+                r = c.post("/batch", json={"orders": [order_json(row) for _, row in part.iterrows()]})
+                if r.status_code != 200:
+                    raise SystemExit(f"POST /v1/batch answered {r.status_code}: {r.text[:500]}")
+                queued += r.json()["outbox"]
+                now = time.time()
+                ended.extend([now] * len(part))
+                customers.extend(part["customer_id"])
+                sent += len(part)
+                i += args.batch_size
+            out["batch_events_per_s"] = sent / (time.perf_counter() - t0)
+            out["batch_events"] = sent
+        time.sleep(7)  # one more run of the delivery job (every 5 s)
+        last_end = dict(zip(customers, ended))  # a message can only come from the customer's last POST or earlier
+        hits = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+        delays = [h["at"] - last_end[h["body"]["data"]["customer_id"]] for h in hits
+                  if h["body"]["data"]["customer_id"] in last_end]
+        out["webhooks"] = len(hits)
+        out["webhooks_verified"] = sum(h["verified"] for h in hits)
+        out["webhook_p50_s"], out["webhook_p99_s"] = pct(delays, 50), pct(delays, 99)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        receiver.kill()
+    return out
+
+
+def peer(store: str, held: pd.DataFrame, n: int) -> dict:
+    """The same single orders applied in-process (no HTTP, no JSON) on a copy of the fitted DuckDB store."""
+    from clientfolio.live import LivePortfolio
+    from clientfolio.store import open_store
+
+    lat = []
+    with open_store(store) as st:
+        live = LivePortfolio(st)
+        for _, row in held.iloc[:n].iterrows():
+            one = pd.DataFrame([{"order_id": f"peer-{row['order_id']}", "customer_id": row["customer_id"],
+                                 "ts": pd.Timestamp(row["order_date"]), "amount": row["amount"],
+                                 "category": row["category"], "cost": row["cost"]}])
+            t0 = time.perf_counter()
+            live.update(one)
+            lat.append((time.perf_counter() - t0) * 1000)
+    return {"p50_ms": pct(lat[1:], 50), "p99_ms": pct(lat[1:], 99)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--customers", type=int, default=5000, help="customers in the shop (default 5,000)")
+    ap.add_argument("--events", type=int, default=200, help="orders POSTed one at a time (default 200)")
+    ap.add_argument("--batch-size", type=int, default=100, help="orders per POST /v1/batch (default 100)")
+    ap.add_argument("--seconds", type=float, default=20.0, help="how long to send batches (default 20)")
+    ap.add_argument("--holdback-days", type=int, default=28)
+    ap.add_argument("--pg", default=None, help="also on PostgreSQL at this URL (a fresh schema, dropped after)")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        shop = shop_orders(args.customers * 10, args.customers, every_customer=True)
+        cut = START + pd.Timedelta(days=DAYS - args.holdback_days)
+        late = shop["order_date"] >= cut.strftime("%Y-%m-%d")
+        fitted_csv = tmp / "fitted.csv"
+        shop[~late].to_csv(fitted_csv, index=False)
+        held = shop[late].sort_values(["order_date", "order_id"]).reset_index(drop=True)
+        cutoff = (cut - pd.Timedelta(days=1)).date().isoformat()
+        print(f"{len(shop):,} orders from {args.customers:,} customers; {len(held):,} held back to replay", flush=True)
+
+        results = {"DuckDB": run_store("DuckDB", str(tmp / "shop.duckdb"), args, tmp, fitted_csv, cutoff, held)}
+        if args.pg:
+            import psycopg
+
+            schema = "bench_" + uuid.uuid4().hex[:10]
+            with psycopg.connect(args.pg, autocommit=True) as c:
+                c.execute(f"CREATE SCHEMA {schema}")
+            sep = "&" if "?" in args.pg else "?"
+            try:
+                results["PostgreSQL"] = run_store("PostgreSQL", f"{args.pg}{sep}options=-csearch_path%3D{schema}",
+                                                  args, tmp, fitted_csv, cutoff, held)
+            finally:
+                with psycopg.connect(args.pg, autocommit=True) as c:
+                    for (s,) in c.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                                          (schema + "%",)).fetchall():
+                        c.execute(f"DROP SCHEMA {s} CASCADE")
+        peer_store = tmp / "peer.duckdb"
+        shutil.copyfile(tmp / "shop.duckdb", peer_store)
+        ref = peer(str(peer_store), held, args.events)
+
+    print(f"\nper event, in-process LivePortfolio.update (the peer): p50 {ref['p50_ms']:.1f} ms, p99 {ref['p99_ms']:.1f} ms")
+    for label, r in results.items():
+        print(f"\n{label}")
+        print(f"  single POST /v1/orders   p50 {r['single_p50_ms']:8.1f} ms  p99 {r['single_p99_ms']:8.1f} ms  "
+              f"({r['single_p50_ms'] / ref['p50_ms']:.2f}x the in-process update; target p99 <= {TARGET_P99_MS:.0f} ms: "
+              f"{'met' if r['single_p99_ms'] <= TARGET_P99_MS else 'MISSED'})")
+        print(f"  sustained, one at a time {r['single_events_per_s']:8.1f} events/s")
+        print(f"  sustained, batches of {args.batch_size:<4} {r['batch_events_per_s']:8.1f} events/s over {r['batch_events']:,} "
+              f"orders (target >= {TARGET_EVENTS_PER_S:,.0f}: "
+              f"{'met' if r['batch_events_per_s'] >= TARGET_EVENTS_PER_S else 'MISSED'})")
+        print(f"  webhook enqueue          in the same transaction as the change: the POST latency above "
+              f"({r['queued']} messages queued in all)")
+        print(f"  webhook delivered        {r['webhooks']} received ({r['webhooks_verified']} verified); after the POST "
+              f"p50 {r['webhook_p50_s']:.2f} s, p99 {r['webhook_p99_s']:.2f} s (the delivery job runs every 5 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -244,9 +244,9 @@ def checkup(ctx: Ctx) -> dict[str, Any]:
 
 
 def fmt_money(v: float | None, prefix: str = "") -> str:
-    """A sum of money with thousands separators, no cents above 1,000 (``€12,345``, ``€9.50``)."""
+    """A sum of money with thousands separators, no cents from 100 up (``€12,345``, ``€9.50``)."""
     if v is None or v != v:
         return "–"
     sign = "-" if v < 0 else ""
     v = abs(float(v))
-    return f"{sign}{prefix}{v:,.0f}" if v >= 1000 else f"{sign}{prefix}{v:,.2f}"
+    return f"{sign}{prefix}{v:,.0f}" if v >= 100 else f"{sign}{prefix}{v:,.2f}"

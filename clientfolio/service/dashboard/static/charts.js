@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   function money(prefix, v) {
-    return prefix + Number(v).toLocaleString("en", {maximumFractionDigits: v >= 1000 ? 0 : 2});
+    return prefix + Number(v).toLocaleString("en", {maximumFractionDigits: v >= 100 ? 0 : 2});
   }
   function draw(el) {
     var spec = JSON.parse(document.getElementById(el.getAttribute("data-chart")).textContent);

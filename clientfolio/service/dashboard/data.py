@@ -176,7 +176,7 @@ def playbooks(ctx: Ctx) -> dict[str, Any]:
     for r in rows:
         if "segment_kind" in r and "segment" in r:
             r["label"] = segment_label(str(r["segment_kind"]), str(r["segment"]))
-    return {"playbooks": rows}
+    return {"playbooks": rows, "labels": {"kpi": "Measure of success", "size": "Customers"}}
 
 
 def exports(ctx: Ctx) -> dict[str, Any]:

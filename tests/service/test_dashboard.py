@@ -6,7 +6,9 @@ HTML); shop "beta" has only its customers imported.  Screenshots of the main pag
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import re
 from pathlib import Path
 from urllib.parse import quote
@@ -51,7 +53,7 @@ def shops(pg_registry: str, tmp_path_factory: pytest.TempPathFactory):
             people = shop_files("B-", customers=10)[1]
             assert c.post("/imports", files={"file": ("beta-people.csv", io.BytesIO(people), "text/csv")}
                           ).status_code == 200
-        yield {"server": server, "keys": keys}
+        yield {"server": server, "keys": keys, "registry": pg_registry}
     finally:
         server.stop()
 
@@ -124,6 +126,22 @@ def test_signed_out_pages_redirect_and_forged_sessions_are_refused(shops: dict) 
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
         assert shops["keys"]["read"] not in cookie  # the session holds the key's id, not the key
         assert c.get("/dashboard/").status_code == 200
+
+
+def test_revoking_a_key_ends_its_sessions(shops: dict) -> None:
+    from clientfolio.service.workspaces import Registry
+
+    with Registry(shops["registry"]) as reg:
+        key_id, key = reg.create_key("alpha", "read", "revoked in a test")
+    with httpx.Client(base_url=shops["server"].url) as c:
+        token = re.search(r'name="csrf" value="([^"]+)"', c.get("/dashboard/signin").text).group(1)
+        assert c.post("/dashboard/signin", data={"key": key, "csrf": token}).status_code == 303
+        assert key_id in json.loads(base64.urlsafe_b64decode(c.cookies["cf_session"].split(".")[0] + "=="))["k"]
+        assert c.get("/dashboard/segments").status_code == 200
+        with Registry(shops["registry"]) as reg:
+            reg.revoke_key(key_id)
+        r = c.get("/dashboard/segments")
+        assert r.status_code == 303 and r.headers["location"].startswith("/dashboard/signin")
 
 
 def test_every_page_opens_cleanly_on_desktop_and_phone(shops: dict, browser) -> None:  # noqa: ANN001

@@ -39,7 +39,7 @@ def overview(ctx: Ctx) -> dict[str, Any]:
     """The headline numbers, a plain-language summary and value by segment."""
     with ctx.session() as st:
         cols = state_columns(st)
-        if not cols:
+        if not cols or st.load_state() is None:
             n = int(st.query("SELECT count(*) AS n FROM transactions")["n"].iloc[0])
             return {"fitted": False, "transactions": n}
         money = currency(ctx, st)

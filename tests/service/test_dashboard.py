@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -237,6 +238,31 @@ def test_webhook_deliveries_are_listed_when_the_table_exists(shops: dict, browse
         text = w.page.inner_text("main")
         assert "msg_1" in text and "https://crm.example/<b>hook</b>" in text and "01 Jul 2024 10:00" in text
         assert "whsec_" not in w.page.content() and w.page.locator("main b").count() == 0
+        assert w.problems == [], w.problems
+    finally:
+        w.close()
+
+
+def test_an_experiment_is_listed_and_read_out(shops: dict, browser) -> None:  # noqa: ANN001
+    from clientfolio.actions.experiments import start_experiment
+    from clientfolio.service.workspaces import Registry, with_search_path
+    from clientfolio.store import open_store
+
+    with Registry(shops["registry"]) as reg:
+        schema = reg.workspace("alpha").schema_name
+    st = open_store(with_search_path(shops["registry"], schema))
+    try:
+        start_experiment(st, "win-back <june>", "lifecycle", "churned", holdout_share=0.5, at=datetime(2024, 5, 1))
+    finally:
+        st.close()
+    w = Watched(browser, shops["server"].url)
+    try:
+        w.sign_in(shops["keys"]["read"])
+        w.open("/dashboard/experiments")
+        w.page.click("text=win-back <june>")
+        w.page.wait_for_url(re.compile(r".*/experiments/win-back%20%3Cjune%3E$"))
+        assert w.page.locator("h1").inner_text() == "Experiment win-back <june>"
+        assert len(w.page.inner_text("section.card p")) > 20  # the read-out in words
         assert w.problems == [], w.problems
     finally:
         w.close()

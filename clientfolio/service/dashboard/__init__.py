@@ -1,4 +1,10 @@
-"""The dashboard: server-rendered pages under /dashboard for shop owners, signed in with an API key."""
+"""The dashboard: server-rendered pages under /dashboard for shop owners, signed in with an API key.
+
+``CLIENTFOLIO_SESSION_SECRET`` (32+ characters) signs the session cookies; without it a random
+secret is made at start-up, so a restart signs everyone out.  Pages: pages.py; what they read:
+data.py; sign-in, cookies and CSRF: session.py; Jinja2 templates (autoescaped) and CSS/JS are
+served from this package (plotly.js from the installed plotly package: no CDN, works offline).
+"""
 
 from __future__ import annotations
 

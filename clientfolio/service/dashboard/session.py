@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from clientfolio.core.errors import ClientfolioError
 from clientfolio.service.auth import KeyInfo, check_scope
 from clientfolio.service.workspaces import Registry
 
@@ -33,7 +34,12 @@ MAX_AGE = 12 * 3600
 def new_secret() -> bytes:
     """The signing secret: CLIENTFOLIO_SESSION_SECRET if set (sessions survive restarts), else random."""
     raw = os.environ.get("CLIENTFOLIO_SESSION_SECRET")
-    return raw.encode("utf-8") if raw else secrets.token_bytes(32)
+    if not raw:
+        return secrets.token_bytes(32)
+    if len(raw) < 32:
+        raise ClientfolioError("CLIENTFOLIO_SESSION_SECRET must be at least 32 characters; make one with "
+                               "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+    return raw.encode("utf-8")
 
 
 def _b64(data: bytes) -> str:

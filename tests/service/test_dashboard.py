@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.service.conftest import fill_shop, shop_files, start_server
+from tests.service.conftest import fill_shop, new_key, shop_files, start_server
 
 pytestmark = pytest.mark.slow
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -331,3 +331,29 @@ def test_exports_need_the_form_token_and_a_write_key(shops: dict, browser) -> No
         assert [p for p in w.problems if "403" not in p] == [], w.problems
     finally:
         w.close()
+
+
+def test_every_page_works_on_a_duckdb_shop(tmp_path: Path, browser) -> None:  # noqa: ANN001
+    """The same pages on the single-shop DuckDB store (its SQL differs from PostgreSQL's)."""
+    store = str(tmp_path / "shop.duckdb")
+    admin = new_key(store, scope="admin")
+    server = start_server(store, tmp_path)
+    try:
+        with server.client(admin) as c:
+            fill_shop(c, prefix="D-", customers=30)
+        w = Watched(browser, server.url)
+        try:
+            w.sign_in(admin)
+            for path in PAGES:
+                assert w.open(path.replace("A-C0", "D-C0")).status == 200, path
+            w.open("/dashboard/customers/D-C00004")
+            assert w.page.locator("table").last.locator("tbody tr").count() == 34  # every order and refund
+            assert "33 orders and 1 refund." in w.page.inner_text("main")  # as the orders score counts them
+            assert w.page.locator(".kpi", has_text="Orders").locator("b").inner_text() == "33"
+            w.open("/dashboard/webhooks")
+            assert "No webhooks set up" in w.page.inner_text("main")
+            assert w.problems == [], w.problems
+        finally:
+            w.close()
+    finally:
+        server.stop()

@@ -158,15 +158,16 @@ def customer(ctx: Ctx, customer_id: str) -> dict[str, Any]:
                           "string_agg(DISTINCT category, ', ') AS categories, min(channel) AS channel "
                           "FROM transactions WHERE customer_id = ? GROUP BY order_id ORDER BY 2 DESC LIMIT 200",
                           [customer_id])
-        n_orders = int(st.query("SELECT count(DISTINCT order_id) AS n FROM transactions WHERE customer_id = ?",
-                                [customer_id])["n"].iloc[0])
+        counts = st.query("SELECT count(DISTINCT CASE WHEN is_refund THEN NULL ELSE order_id END) AS orders, "
+                          "count(DISTINCT CASE WHEN is_refund THEN order_id END) AS refunds FROM transactions "
+                          "WHERE customer_id = ?", [customer_id]).iloc[0]
     why = []
     for kind, entries in c["why"].items():
         for e in entries:
             why.append({**e, "kind": kind, "kind_label": kind_label(kind), "label": segment_label(kind, e["segment"])})
     changes = [{**ch, "kind_label": kind_label(ch["segment_kind"])} for ch in reversed(c["changes"])]
     return {"c": c, "s": c["scores"], "money": money, "level": level, "orders": records(orders),
-            "orders_total": n_orders, "why": why, "changes": changes}
+            "orders_total": int(counts["orders"]), "refunds_total": int(counts["refunds"]), "why": why, "changes": changes}
 
 
 def playbooks(ctx: Ctx) -> dict[str, Any]:

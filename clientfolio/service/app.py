@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from clientfolio.core.errors import ClientfolioError
-from clientfolio.service import errors
+from clientfolio.service import dashboard, errors
 from clientfolio.service.deps import LiveCache
 from clientfolio.service.limits import BodyLimit, RateLimiter
 from clientfolio.service.scheduler import Scheduler
@@ -135,5 +135,6 @@ def create_app(registry_url: str | Path, settings: Settings | None = None) -> Fa
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router, prefix="/v1")
+    dashboard.install(app)  # the pages under /dashboard
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -290,6 +290,15 @@ class Registry:
         scope: Scope = check_scope(str(rows[0][2]))
         return KeyInfo(str(rows[0][0]), str(rows[0][3]), scope, str(rows[0][4]))
 
+    def resolve_id(self, key_id: str) -> KeyInfo | None:
+        """What a live key grants, by its public id (a dashboard session holds the id, never the key)."""
+        rows = self._sql.run("SELECT k.key_id, k.scope, w.name, w.uid FROM cf_api_keys k "
+                             "JOIN cf_workspaces w ON w.workspace_id = k.workspace_id "
+                             "WHERE k.key_id = ? AND k.revoked_at IS NULL", [key_id])
+        if not rows:
+            return None
+        return KeyInfo(str(rows[0][0]), str(rows[0][2]), check_scope(str(rows[0][1])), str(rows[0][3]))
+
     # -- stores -----------------------------------------------------------------------------------------
     def store_for(self, key: KeyInfo) -> OpenStore:
         """THE one place a request gets a store: the store of the workspace its key belongs to.

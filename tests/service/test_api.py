@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from urllib.parse import quote
 
 import pytest
 
@@ -122,6 +123,9 @@ def test_segments_playbooks_exports_and_experiments(duck_server: Server) -> None
         one = c.get(f"/segments/lifecycle/{name}").json()
         assert one["customers"] == max(s["customers"] for s in life) and one["trend"]
         assert c.get("/segments/lifecycle/no such segment").status_code == 404
+        for s in segs:  # every segment opens, also those nobody entered or left lately (an empty window)
+            r = c.get(f"/segments/{quote(s['segment_kind'], safe='')}/{quote(s['segment'], safe='')}", params={"days": 1})
+            assert r.status_code == 200 and r.json()["recent"]["entered"] >= 0, (s, r.text)
         assert c.get("/playbooks").json()["playbooks"]
         ex = c.post("/exports", json={"segment": name, "segment_kind": "lifecycle", "target": "mailchimp"})
         assert ex.status_code == 201, ex.text

@@ -1,7 +1,8 @@
 """The dashboard in real headless Chromium against a real `clientfolio serve` on PostgreSQL with two shops.
 
 Shop "alpha" is imported and fitted through the API (with one customer whose id and order hold
-HTML); shop "beta" has only its customers imported.  Screenshots of the main pages go to docs/.
+HTML); shop "beta" has only its customers imported.  Screenshots of the main pages go to the test's
+temporary folder, or to docs/ with CLIENTFOLIO_SCREENSHOTS=1 (how docs/dashboard-*.png are refreshed).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -126,7 +128,8 @@ def test_signed_out_pages_redirect_and_forged_sessions_are_refused(shops: dict) 
         cookie = ok.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
         assert shops["keys"]["read"] not in cookie  # the session holds the key's id, not the key
-        assert c.get("/dashboard/").status_code == 200
+        home = c.get("/dashboard/")
+        assert home.status_code == 200, home.text[-1500:]
 
 
 def test_revoking_a_key_ends_its_sessions(shops: dict) -> None:
@@ -145,12 +148,12 @@ def test_revoking_a_key_ends_its_sessions(shops: dict) -> None:
         assert r.status_code == 303 and r.headers["location"].startswith("/dashboard/signin")
 
 
-def test_every_page_opens_cleanly_on_desktop_and_phone(shops: dict, browser) -> None:  # noqa: ANN001
+def test_every_page_opens_cleanly_on_desktop_and_phone(shops: dict, browser, tmp_path: Path) -> None:  # noqa: ANN001
     server = shops["server"]
     with server.client(shops["keys"]["read"]) as api:
         segs = api.get("/segments").json()["segments"]
     active = next(s for s in segs if s["segment_kind"] == "lifecycle" and s["segment"] == "active")
-    DOCS.mkdir(exist_ok=True)
+    shots = DOCS if os.environ.get("CLIENTFOLIO_SCREENSHOTS") else tmp_path
     for width in (1280, 390):
         w = Watched(browser, server.url, width)
         try:
@@ -162,7 +165,7 @@ def test_every_page_opens_cleanly_on_desktop_and_phone(shops: dict, browser) -> 
                 overflow = w.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
                 assert overflow <= 1, f"{path} is {overflow}px wider than a {width}px screen"
                 if path in SHOTS:
-                    w.page.screenshot(path=str(DOCS / f"dashboard-{SHOTS[path]}-{width}.png"))
+                    w.page.screenshot(path=str(shots / f"dashboard-{SHOTS[path]}-{width}.png"))
             w.open("/dashboard/")
             assert w.page.locator(".chart .main-svg").count() >= 1  # plotly drew, from the service itself
             kpi = w.page.locator(".kpi", has_text="Customers").locator("b").inner_text()
@@ -218,26 +221,32 @@ def test_html_from_the_data_is_shown_as_text(shops: dict, browser) -> None:  # n
         w.close()
 
 
-def test_webhook_deliveries_are_listed_when_the_table_exists(shops: dict, browser) -> None:  # noqa: ANN001
-    """Beta gets a webhook_deliveries table (as the webhooks migration makes); alpha has none."""
-    import psycopg
-
+def test_webhook_endpoints_and_deliveries_are_listed(shops: dict, browser) -> None:  # noqa: ANN001
+    """Beta gets an endpoint and queued deliveries through the webhooks library; alpha has none."""
+    from clientfolio.service.webhooks import Policy, WebhookWorker, add_endpoint
     from clientfolio.service.workspaces import Registry, with_search_path
+    from clientfolio.store import open_store
+    from tests.service.test_webhooks import consent, moves
 
     with Registry(shops["registry"]) as reg:
         schema = reg.workspace("beta").schema_name
-    with psycopg.connect(with_search_path(shops["registry"], schema), autocommit=True) as con:
-        con.execute("CREATE TABLE IF NOT EXISTS webhook_deliveries (delivery_id TEXT, endpoint TEXT, status TEXT, "
-                    "attempts INTEGER, attempted_at TIMESTAMP, secret TEXT)")
-        con.execute("INSERT INTO webhook_deliveries VALUES ('msg_1', 'https://crm.example/<b>hook</b>', "
-                    "'delivered', 2, '2024-07-01 10:00:00', 'whsec_dontshowme')")
+    loopback = Policy(allow=("127.0.0.0/8",))
+    with open_store(with_search_path(shops["registry"], schema)) as st:
+        _, secret = add_endpoint(st, "http://127.0.0.1:9/hooks", segment_kinds=["lifecycle"],
+                                 description="<b>CRM</b> sync", policy=loopback)
+        consent(st, {"B-W1": True, "B-W2": True})
+        ids = moves(st, ["B-W1", "B-W2"])
+        with WebhookWorker(st, policy=loopback) as worker:
+            assert worker.enqueue() == 2
     w = Watched(browser, shops["server"].url)
     try:
         w.sign_in(shops["keys"]["beta"])
         w.open("/dashboard/webhooks")
         text = w.page.inner_text("main")
-        assert "msg_1" in text and "https://crm.example/<b>hook</b>" in text and "01 Jul 2024 10:00" in text
-        assert "whsec_" not in w.page.content() and w.page.locator("main b").count() == 0
+        assert "http://127.0.0.1:9/hooks" in text and "<b>CRM</b> sync" in text  # shown as text
+        assert "entered and left every segment of lifecycle" in text and "sending" in text
+        assert all(i in text for i in ids) and "2 pending" in text
+        assert secret not in w.page.content() and w.page.locator("main b").count() == 0
         assert w.problems == [], w.problems
     finally:
         w.close()

@@ -213,17 +213,21 @@ def has_table(st: Store, name: str) -> bool:
 
 
 def webhooks(ctx: Ctx, limit: int = 200) -> dict[str, Any]:
-    """The latest webhook deliveries, or `set_up: False` when the store has no webhook tables."""
+    """The shop's webhook endpoints (what each hears about, enabled or why not) and the latest deliveries."""
+    from clientfolio.service.webhooks import deliveries, list_endpoints
+
     with ctx.session() as st:
-        if not has_table(st, "webhook_deliveries"):
-            return {"set_up": False}
-        df = st.query(f"SELECT * FROM webhook_deliveries LIMIT {int(limit)}")
-    order = next((c for c in ("attempted_at", "created_at", "delivered_at", "delivery_id") if c in df), None)
-    if order is not None and len(df):
-        df = df.sort_values(order, ascending=False)
-    hidden = {"secret", "body", "payload", "signature", "headers"}
-    cols = [c for c in df.columns if c not in hidden]
-    return {"set_up": True, "columns": cols, "rows": records(df[cols])}
+        endpoints = list_endpoints(st)
+        log = deliveries(st, limit=limit) if endpoints else None
+    if not endpoints:
+        return {"set_up": False}
+    eps = [{"endpoint_id": e.endpoint_id, "url": e.url, "hears": e.describe(), "enabled": e.enabled,
+            "disabled_reason": e.disabled_reason, "description": e.description} for e in endpoints]
+    counts = log["status"].value_counts().to_dict() if log is not None and len(log) else {}
+    cols = ["created_at", "endpoint_id", "message_id", "customer_id", "event_type", "status", "attempts",
+            "last_status", "last_error", "next_attempt_at", "delivered_at"]
+    rows = records(log[[c for c in cols if c in log.columns]]) if log is not None and len(log) else []
+    return {"set_up": True, "endpoints": eps, "counts": counts, "rows": rows}
 
 
 def checkup(ctx: Ctx) -> dict[str, Any]:

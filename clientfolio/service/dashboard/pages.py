@@ -85,7 +85,7 @@ def signed_in(request: Request) -> tuple[Ctx, session.Session] | None:
         return None
     svc.limiter.take(info.key_id)
     held = svc.registry.store_for(info)
-    return Ctx(info, held, svc.files_for(info.workspace), svc), sess
+    return Ctx(info, held, svc.files_for(held.workspace), svc), sess
 
 
 def to_signin(request: Request) -> RedirectResponse:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from clientfolio.core.errors import ClientfolioError
-from clientfolio.service.auth import KeyInfo, check_scope
+from clientfolio.service.auth import KeyInfo
 from clientfolio.service.workspaces import Registry
 
 COOKIE = "cf_session"
@@ -86,10 +86,7 @@ def decode(secret: bytes, value: str | None) -> Session | None:
 
 def key_info(registry: Registry, key_id: str) -> KeyInfo | None:
     """The workspace and scope of a live (not revoked) key, by its public id."""
-    for k in registry.keys():
-        if k["key_id"] == key_id and k["revoked_at"] is None:
-            return KeyInfo(str(k["key_id"]), str(k["workspace"]), check_scope(str(k["scope"])))
-    return None
+    return registry.resolve_id(key_id)
 
 
 def csrf_token(secret: bytes, session: Session) -> str:

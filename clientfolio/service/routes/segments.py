@@ -64,14 +64,18 @@ def get_segment(ctx: ReadCtx, segment_kind: Kind, segment: Segment,
         trend = st.query("SELECT as_of, count(*) AS customers FROM segment_memberships WHERE segment_kind = ? "
                          "AND segment = ? GROUP BY as_of ORDER BY as_of", [segment_kind, segment])
         since = pd.Timestamp.now(tz="UTC").tz_localize(None) - pd.Timedelta(days=days)
-        moves = st.query("SELECT sum(CASE WHEN to_segment = ? THEN 1 ELSE 0 END) AS entered, "
-                         "sum(CASE WHEN from_segment = ? THEN 1 ELSE 0 END) AS left_ FROM segment_changes "
+        moves = st.query("SELECT coalesce(sum(CASE WHEN to_segment = ? THEN 1 ELSE 0 END), 0) AS entered, "
+                         "coalesce(sum(CASE WHEN from_segment = ? THEN 1 ELSE 0 END), 0) AS left_ FROM segment_changes "
                          "WHERE segment_kind = ? AND recorded_at >= ?",
                          [segment, segment, segment_kind, since.to_pydatetime()])
     m = moves.iloc[0] if len(moves) else None
     return {**sizes[0], "trend": records(trend),
-            "recent": {"days": days, "entered": int(m["entered"] or 0) if m is not None else 0,
-                       "left": int(m["left_"] or 0) if m is not None else 0}}
+            "recent": {"days": days, "entered": _count(m, "entered"), "left": _count(m, "left_")}}
+
+
+def _count(row: pd.Series | None, col: str) -> int:
+    """A count from a one-row aggregate: none (no row, NULL or NaN from an empty window) is 0."""
+    return 0 if row is None or pd.isna(row[col]) else int(row[col])
 
 
 def change_page(st: Store, *, after: int = 0, limit: int = 100, customer_id: str | None = None,

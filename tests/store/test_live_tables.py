@@ -137,7 +137,7 @@ def test_a_version_2_store_is_migrated_to_the_latest_when_opened(store_url: str)
     _make_v2_store(store_url)
     with open_store(store_url) as st:
         versions = st.query("SELECT version FROM schema_version ORDER BY version")["version"].tolist()
-        assert versions == sorted(v for v, _, _ in MIGRATIONS)  # every step once (numbers may skip between branches)
+        assert versions == sorted(v for v, _, _ in MIGRATIONS)  # every step once, in order
         assert len(st.table("transactions")) == 1  # data kept
         assert st.customer_state_columns() == ["customer_id"]
         sid = st.save_state({"cutoff": T0, "format": 1, "reason": "analyze"}, "{}")
@@ -271,7 +271,7 @@ def test_commit_live_writes_every_part(store) -> None:
     assert ch["to_segment"].tolist() == ["at_risk", "new"] and (ch["event_key"] == "order:o3").all()
     assert ch["recorded_at"].notna().all() and ch["changed_at"].tolist() == [T0, T0 + pd.Timedelta(days=1)]
     ob = store.read_outbox()
-    assert ob["message_id"].tolist() == ["msg_1_winback_email", "custom-1", "msg_2_winback_email"]
+    assert ob["message_id"].tolist() == ["msg_1_entered_winback_email", "custom-1", "msg_2_entered_winback_email"]
     assert ob["change_id"].tolist() == [1, 2, 2] and ob["attempts"].tolist() == [0, 0, 0]
     assert ob["delivered_at"].isna().all() and ob["created_at"].notna().all()
     assert store.applied_event_keys(["order:o3", "order:o4"]) == {"order:o3"}
@@ -422,14 +422,23 @@ def test_read_changes_filters(store) -> None:
 
 def test_outbox_delivery_is_counted(store) -> None:
     store.commit_live(state_rows=None, changes=_changes(["a", "b"]), outbox=_outbox([0, 1], ["a", "b"]))
-    assert store.mark_outbox(["msg_1_winback_email", "missing"], delivered=False) == 1
-    assert store.mark_outbox(["msg_1_winback_email"], delivered=True, at=datetime(2024, 7, 1)) == 1
+    assert store.mark_outbox(["msg_1_entered_winback_email", "missing"], delivered=False) == 1
+    assert store.mark_outbox(["msg_1_entered_winback_email"], delivered=True, at=datetime(2024, 7, 1)) == 1
     pending = store.read_outbox()
-    assert pending["message_id"].tolist() == ["msg_2_winback_email"]
+    assert pending["message_id"].tolist() == ["msg_2_entered_winback_email"]
     every = store.read_outbox(undelivered_only=False).set_index("message_id")
-    assert every.loc["msg_1_winback_email", "attempts"] == 2
-    assert every.loc["msg_1_winback_email", "delivered_at"] == pd.Timestamp("2024-07-01")
+    assert every.loc["msg_1_entered_winback_email", "attempts"] == 2
+    assert every.loc["msg_1_entered_winback_email", "delivered_at"] == pd.Timestamp("2024-07-01")
     assert len(store.read_outbox(undelivered_only=False, limit=1)) == 1
+
+
+def test_a_move_that_leaves_and_enters_for_one_action_gets_two_message_ids(store) -> None:
+    """A -> B is "left A" and "entered B"; one action subscribed to both must not collide on the key."""
+    ob = pd.DataFrame({"change_id": [0, 0], "customer_id": "a", "segment_kind": "lifecycle",
+                       "segment": ["active", "at_risk"], "transition": ["left", "entered"], "action": "crm_sync",
+                       "payload": "{}"})
+    store.commit_live(state_rows=None, changes=_changes(["a"]), outbox=ob)
+    assert store.read_outbox()["message_id"].tolist() == ["msg_1_entered_crm_sync", "msg_1_left_crm_sync"]
 
 
 def test_both_stores_hand_out_identical_frames(tmp_path: Path, pg_store_url: str) -> None:
@@ -580,7 +589,7 @@ def test_a_big_write_killed_mid_way_leaves_before_or_after(store_url: str, op: s
             assert _snapshot(st) == after
             if op == "commit_live":
                 assert st.read_changes(limit=3)["change_id"].tolist() == [1, 2, 3]
-                assert st.read_outbox(limit=1)["message_id"].tolist() == ["msg_1_winback_email"]
+                assert st.read_outbox(limit=1)["message_id"].tolist() == ["msg_1_entered_winback_email"]
                 assert st.read_outbox()["change_id"].max() == n + 1
         return
     # Kill once the transaction is under way: the state rows are in, the change rows (or the key) not yet.

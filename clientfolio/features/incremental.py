@@ -332,6 +332,31 @@ def derive_features(
     return out
 
 
+# Columns of derive_features that depend on the day they are derived at (with no new event): the rest do not.
+DAY_COLUMNS = ("T", "tenure", "orders_per_month")
+
+
+def features_at(features: pd.DataFrame, as_of: str | date | datetime) -> pd.DataFrame:
+    """Features from :func:`derive_features` (unit "D") moved to another day with no event in between.
+
+    Only :data:`DAY_COLUMNS` change, computed exactly as :func:`derive_features` computes them,
+    so looking at many future days costs one derivation instead of one per day.  Extra columns
+    (attributes, 12-month value) are carried along unchanged.
+    """
+    if features.attrs.get("unit_days", 1.0) != 1.0:
+        raise SchemaError("features_at: the features must be in days (unit 'D')")
+    cut = pd.Timestamp(pd.Timestamp(as_of).date())
+    first = features["first_purchase"].astype("datetime64[us]")
+    t_days = ((cut - first) / pd.Timedelta(days=1)).to_numpy(dtype=float)
+    out = features.copy()
+    out["T"] = t_days
+    out["tenure"] = t_days
+    out["orders_per_month"] = features["orders"].to_numpy(dtype="int64") * 30.4375 / np.maximum(t_days, 30.4375)
+    out.attrs.update(features.attrs)
+    out.attrs["cutoff"] = cut
+    return out
+
+
 # --------------------------------------------------------------------------- one customer, one event
 
 def empty_stats(customer_id: str) -> dict:

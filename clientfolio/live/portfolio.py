@@ -32,7 +32,7 @@ import pandas as pd
 from clientfolio.core.errors import ClientfolioError
 from clientfolio.features.behaviour import _slug
 from clientfolio.features.incremental import (STATS_COLUMNS, add_event, add_order, customer_stats, derive_features,
-                                              stats_for, stats_frame, stats_rows)
+                                              empty_stats, features_at, stats_for, stats_frame, stats_rows)
 from clientfolio.live.reasons import describe_change
 from clientfolio.live.timing import next_change_dates
 from clientfolio.live.triggers import Trigger, load_triggers, plan_outbox
@@ -47,6 +47,7 @@ STAT = "stat_"  # prefix of the statistics columns in customer_state
 SEG = "seg_"  # prefix of the segment columns: one per kind ("rules": the JSON list of rule segments)
 LIVE_SOURCE = "live"  # `source` of orders posted through the Python API or the service without one
 LIVE_IMPORT_ID = 0  # import_id of rows written by live updates (imports count from 1)
+FEW = 64  # customers: up to this many, rows are built with plain Python (pandas' per-call cost dominates)
 KEPT_COLUMNS = ("p_alive", "churn_risk", "expected_purchases", "expected_spend", "clv", "clv_low", "clv_high",
                 "next_order_date", "value_score", "R", "F", "M", "RFM", "days_since_last", "rhythm_days", "orders",
                 "revenue", "value_12m", "revenue_12m", "frequency", "recency", "T", "orders_per_month", "quadrant",
@@ -84,16 +85,47 @@ def segment_columns(segments: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
     out = pd.DataFrame(index=ids)
     if segments.empty:
         return out
-    single = segments[segments["segment_kind"] != "rules"].drop_duplicates(["customer_id", "segment_kind"])
-    if len(single):
-        wide = single.pivot(index="customer_id", columns="segment_kind", values="segment")
-        for kind in sorted(wide.columns):
-            out[SEG + kind] = wide[kind].astype(object).reindex(ids).to_numpy()
-    rules = segments[segments["segment_kind"] == "rules"]
-    if len(rules) or "rules" in set(segments["segment_kind"]):
+    if len(ids) <= FEW:
+        return _few_segment_columns(segments, ids)
+    # NumPy instead of a pivot: each kind's column filled at the positions of its customers.
+    kinds = segments["segment_kind"].to_numpy(dtype=object)
+    seg = segments["segment"].to_numpy(dtype=object)
+    pos = ids.get_indexer(pd.Index(segments["customer_id"].to_numpy(dtype=object)))
+    for kind in sorted(set(kinds.tolist()) - {"rules"}):
+        at = np.flatnonzero((kinds == kind) & (pos >= 0))
+        first = np.unique(pos[at], return_index=True)[1]  # one membership per customer: the first, as drop_duplicates
+        col = np.full(len(ids), np.nan, dtype=object)
+        col[pos[at[first]]] = seg[at[first]]
+        col[pd.isna(col)] = np.nan  # pd.NA of a string segment reads as missing, like the pivot's NaN
+        out[SEG + kind] = col
+    rules = segments[kinds == "rules"]
+    if len(rules):
         lists = rules.groupby("customer_id")["segment"].agg(lambda s: json.dumps(sorted(map(str, s))))
         out[SEG + "rules"] = lists.reindex(ids).fillna("[]").to_numpy()
     return out
+
+
+def _few_segment_columns(segments: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
+    """`segment_columns` for a few customers: plain Python instead of a pivot (the same columns and values)."""
+    single: dict[str, dict[str, Any]] = {}
+    rules: dict[str, list[str]] = {}
+    has_rules = False
+    for cid, kind, seg in zip(segments["customer_id"].tolist(), segments["segment_kind"].tolist(),
+                              segments["segment"].tolist()):
+        if kind == "rules":
+            has_rules = True
+            rules.setdefault(cid, []).append(str(seg))
+        else:
+            single.setdefault(kind, {}).setdefault(cid, seg)  # the first membership, as drop_duplicates keeps
+    cols: dict[str, Any] = {}
+    for kind in sorted(single):
+        vals = single[kind]
+        col = np.empty(len(ids), dtype=object)
+        col[:] = [_or_nan(vals.get(c)) for c in ids]
+        cols[SEG + kind] = col
+    if has_rules:
+        cols[SEG + "rules"] = [json.dumps(sorted(rules.get(c, []))) for c in ids]
+    return pd.DataFrame(cols, index=ids)
 
 
 def _stats_with_prefix(stats: pd.DataFrame) -> pd.DataFrame:
@@ -221,19 +253,17 @@ class LivePortfolio:
     def _next_changes(self, stats: pd.DataFrame, applied: Applied, as_of: pd.Timestamp) -> pd.Series:
         ids = pd.Index(applied.customers["customer_id"].astype(str))
         now = segment_columns(applied.segments, ids)
-        by_id = stats.assign(customer_id=stats["customer_id"].astype(str)).set_index("customer_id")
-        v12 = applied.customers.set_index("customer_id")[["value_12m", "revenue_12m"]].reset_index()
-        # Read once, used by all nine probes: attributes, category names, windowed rules' transactions.
-        attrs = self._attributes(list(ids))
-        categories = self._categories(stats)
+        v12 = applied.customers[["customer_id", "value_12m", "revenue_12m"]]
+        # Derived once, moved to each probe's day (only T, tenure and orders per month change with the day);
+        # the windowed rules' transactions are read once too.
+        base = self.features(stats, as_of, v12, attrs=self._attributes(list(ids)), categories=self._categories(stats))
+        base = base.set_index(base["customer_id"].astype(str), drop=False)
         rule_tx = self._rule_transactions(list(ids))
 
         def segments_at(day: pd.Timestamp, which: pd.Index) -> pd.DataFrame:
-            part = by_id.loc[which].reset_index()
-            some = set(which)
-            later = self.apply(part, day, v12=v12[v12["customer_id"].isin(some)], segments_only=True,
-                               attrs=attrs[attrs["customer_id"].isin(some)], categories=categories,
-                               rule_tx=None if rule_tx is None else rule_tx[rule_tx["customer_id"].isin(some)])
+            part = features_at(base.loc[which].reset_index(drop=True), day)
+            tx = None if rule_tx is None else rule_tx[rule_tx["customer_id"].isin(set(which))]
+            later = self.state.apply(part, day, transactions=tx, intervals=False, next_order=False)
             return segment_columns(later.segments, which)
 
         return next_change_dates(segments_at, now, as_of, self._window_exit(list(ids), as_of))
@@ -250,8 +280,10 @@ class LivePortfolio:
 
     # -- recording moves --------------------------------------------------------------------------
     def _changes(self, old: pd.DataFrame, new: pd.DataFrame, when: Any, cause: str,
-                 keys: dict[str, str] | None = None) -> pd.DataFrame:
+                 keys: dict[str, str] | None = None, why_left: dict[str, str] | None = None) -> pd.DataFrame:
         """Change rows between old and new state rows (indexed by customer), with reasons.
+
+        `why_left`: for customers who leave every segment (nothing left to score), the reason.
 
         Whole segment columns are compared first; reasons are built only for the customers who
         moved (a sweep or refit compares a million rows, and few of them move).
@@ -293,6 +325,8 @@ class LivePortfolio:
                     after = {**after_rec, "segment": to}
                     before = {**before_rec, "segment": frm} if before_rec is not None else None
                     reason = describe_change(kind, before, after, thresholds, currency)
+                    if to is None and why_left and cid in why_left:
+                        reason = f"{reason}: {why_left[cid]}"
                     rows.append({"customer_id": cid, "segment_kind": kind, "from_segment": frm, "to_segment": to,
                                  "changed_at": pd.Timestamp(when if not isinstance(when, dict) else when[cid]),
                                  "cause": cause, "reason": reason, "state_id": self.state_id,
@@ -334,9 +368,9 @@ class LivePortfolio:
         return plan.rows.rename(columns={"change_index": "change_id"}), plan.left_out
 
     def _commit(self, rows: pd.DataFrame, old: pd.DataFrame, when: Any, cause: str, keys: dict | None = None,
-                **kw: Any) -> tuple[pd.DataFrame, int, dict[str, int]]:
+                why_left: dict[str, str] | None = None, **kw: Any) -> tuple[pd.DataFrame, int, dict[str, int]]:
         new = rows.set_index("customer_id")
-        changes = self._changes(old, new, when, cause, keys)
+        changes = self._changes(old, new, when, cause, keys, why_left)
         outbox, left_out = self._outbox(changes)
         ids = self.store.commit_live(state_rows=rows, changes=changes if len(changes) else None, outbox=outbox, **kw)
         if len(changes):
@@ -384,11 +418,12 @@ class LivePortfolio:
         not written again and are keyed by the import; otherwise they are written with the state.
         """
         keyed: dict[str, tuple[str, Any]] = {}  # event key -> (kind, payload)
+        # Orders as lists of their lines and events as dicts: one conversion for the batch, not one per order.
         if tx is not None:
-            for (src, oid), lines in tx.groupby(["source", "order_id"], sort=False):
-                keyed[f"order:{src}:{oid}"] = ("order", lines)
+            for line in tx.to_dict("records"):
+                keyed.setdefault(f"order:{line['source']}:{line['order_id']}", ("order", []))[1].append(line)
         if ev is not None:
-            for _, e in ev.iterrows():
+            for e in ev.to_dict("records"):
                 keyed[f"event:{e['event_id']}"] = ("event", e)
         for src, oid in cancels:
             keyed[f"cancel:{src}:{oid}"] = ("cancel", (src, oid))
@@ -403,7 +438,8 @@ class LivePortfolio:
         cancel_owner: dict[tuple[str, str], str] = {}
         for kind, payload in todo.values():
             if kind == "order":
-                for cid, ts in zip(payload["customer_id"], payload["ts"]):
+                for line in payload:
+                    cid, ts = line["customer_id"], line["ts"]
                     touched[cid] = max(touched.get(cid, pd.Timestamp(ts)), pd.Timestamp(ts))
             elif kind == "event":
                 cid = str(payload["customer_id"])
@@ -424,13 +460,13 @@ class LivePortfolio:
             rescan |= set(ids)  # stored rows were replaced: what they contributed cannot be subtracted
         for key, (kind, payload) in sorted(todo.items(), key=lambda kv: _when(kv[1])):
             if kind == "order":
-                cid = str(payload["customer_id"].iloc[0])
+                cid = str(payload[0]["customer_id"])
                 if cid in rescan:
                     continue
-                if (payload["source"].iloc[0], payload["order_id"].iloc[0]) in existing:
+                if (payload[0]["source"], payload[0]["order_id"]) in existing:
                     rescan.add(cid)  # an edit of a stored order: its old lines go, so read the history again
                     continue
-                new = add_order(stats.get(cid), cid, payload.to_dict("records"))
+                new = add_order(stats.get(cid), cid, payload)
                 if new is None:
                     rescan.add(cid)  # dated before their last purchase day
                 else:
@@ -438,7 +474,7 @@ class LivePortfolio:
             elif kind == "event":
                 cid = str(payload["customer_id"])
                 if cid not in rescan:
-                    stats[cid] = add_event(stats.get(cid), payload.to_dict())
+                    stats[cid] = add_event(stats.get(cid), payload)
         # Stored lines that go in this transaction: cancelled orders, and edited ones (their new lines replace them).
         drop = cancels + sorted(existing)
         if tx is not None and cancels:
@@ -452,14 +488,26 @@ class LivePortfolio:
         frame = stats_frame([stats[c] for c in ids if c in stats and c not in rescan])
         if rescan:
             fresh = stats_for_without(self.store, sorted(rescan), tx, ev, drop)
+            # Customers with nothing left (their only order cancelled) keep a row of empty statistics.
+            gone = sorted(set(rescan) - set(fresh["customer_id"]))
+            if gone:
+                fresh = pd.concat([fresh, stats_frame([empty_stats(c) for c in gone])], ignore_index=True)
             frame = pd.concat([frame, fresh], ignore_index=True) if len(frame) else fresh
-        applied = self.apply(frame, day, v12=self._v12_with(frame["customer_id"].tolist(), day, tx, drop),
-                             extra_tx=tx)
-        nxt = pd.Series(day + pd.Timedelta(days=1), index=applied.customers["customer_id"].astype(str))
+        buyers = frame[frame["n_days"] > 0]
+        applied = None
+        if len(buyers):
+            applied = self.apply(buyers, day, v12=self._v12_with(buyers["customer_id"].tolist(), day, tx, drop),
+                                 extra_tx=tx)
+        # No purchase left (every order cancelled or refunded away): no scores, no segments, and the
+        # moves out of their segments say why.
+        emptied = {c: "no purchases left" + (" after the cancellation" if c in cancel_owner.values() else "")
+                   for c in frame.loc[frame["n_days"] == 0, "customer_id"].astype(str)}
+        nxt = None if applied is None else pd.Series(day + pd.Timedelta(days=1),
+                                                     index=applied.customers["customer_id"].astype(str))
         rows = state_rows(frame, applied, day, nxt, self.state_id)
         keys = {}
         for key, (kind, payload) in todo.items():
-            cid = (str(payload["customer_id"].iloc[0]) if kind == "order" else str(payload["customer_id"])
+            cid = (str(payload[0]["customer_id"]) if kind == "order" else str(payload["customer_id"])
                    if kind == "event" else cancel_owner.get(payload))
             if cid is not None:
                 keys[cid] = key
@@ -468,7 +516,7 @@ class LivePortfolio:
             write = {"transactions": tx, "events": ev, "delete_orders": drop}
         else:  # already stored by the import; event keys of imported rows are the import's
             write = {"meta": {"applied_import": str(stored_import)}}
-        changes, n_out, left_out = self._commit(rows, old, when, "behaviour", keys,
+        changes, n_out, left_out = self._commit(rows, old, when, "behaviour", keys, why_left=emptied,
                                                 event_keys=list(todo) if stored_import is None else [], **write)
         result.changes, result.outbox, result.outbox_left_out = changes, n_out, left_out
         result.customers_touched, result.events_applied, result.rescanned = len(ids), len(todo), len(rescan)
@@ -476,17 +524,13 @@ class LivePortfolio:
 
     def _existing_orders(self, tx: pd.DataFrame, since_import: int = 0) -> set[tuple[str, str]]:
         """Orders of the batch the store already holds lines of (from before `since_import`, for imports)."""
-        pairs = tx[["source", "order_id"]].drop_duplicates()
-        found = set()
-        for i in range(0, len(pairs), 500):
-            part = pairs.iloc[i:i + 500]
-            sql = ("SELECT DISTINCT source, order_id FROM transactions WHERE ("
-                   + " OR ".join("(source = ? AND order_id = ?)" for _ in range(len(part))) + ")")
-            if since_import:
-                sql += f" AND import_id <= {int(since_import)} AND import_id <> {LIVE_IMPORT_ID}"
-            df = self.store.query(sql, [x for p in part.itertuples(index=False) for x in p])
-            found |= set(map(tuple, df.to_numpy().tolist()))
-        return found
+        pairs = set(zip(tx["source"].tolist(), tx["order_id"].tolist()))
+        # One query on the order ids (a list parameter, as IDS_IN), then the exact (source, order_id) pairs here.
+        sql = "SELECT DISTINCT source, order_id FROM transactions WHERE order_id IN (SELECT unnest(CAST(? AS TEXT[])))"
+        if since_import:
+            sql += f" AND import_id <= {int(since_import)} AND import_id <> {LIVE_IMPORT_ID}"
+        df = self.store.query(sql, [sorted({str(o) for _, o in pairs})])
+        return {p for p in zip(df["source"].tolist(), df["order_id"].tolist()) if p in pairs}
 
     def _import_replaced_rows(self, since_import: int) -> bool:
         """Did an import after `since_import` replace stored rows (changed values under the same key)?"""
@@ -502,7 +546,17 @@ class LivePortfolio:
         start, end = day - pd.Timedelta(days=365), day + pd.Timedelta(days=1)
         if tx is not None and len(tx):
             win = tx[(tx["ts"] >= start) & (tx["ts"] < end) & tx["customer_id"].isin(ids)]
-            add = win.groupby("customer_id").agg(r=("amount", "sum"), c=("cost", lambda s: s.fillna(0).sum()))
+            if len(win) <= FEW:  # a few lines: sums in Python, without a groupby
+                r: dict[str, float] = {}
+                c: dict[str, float] = {}
+                for cid, amount, cost in zip(win["customer_id"].tolist(), win["amount"].tolist(),
+                                             win["cost"].tolist()):
+                    r[cid] = r.get(cid, 0.0) + amount
+                    c[cid] = c.get(cid, 0.0) + (0.0 if _missing(cost) else cost)
+                add = pd.DataFrame({"r": r, "c": c}, dtype=float)
+            else:
+                add = (win.assign(r=win["amount"], c=win["cost"].fillna(0.0)).groupby("customer_id")[["r", "c"]]
+                       .sum())
             v12.loc[add.index, "revenue_12m"] += add["r"]
             v12.loc[add.index, "value_12m"] += add["r"] - add["c"]
         if cancels:
@@ -661,14 +715,32 @@ def _seg_strings(col: pd.Series | None, n: int) -> np.ndarray:
 
 def _records(frame: pd.DataFrame) -> list[dict]:
     """Rows as dicts without the running statistics, every missing value None (what reasons read)."""
-    keep = frame[[c for c in frame.columns if not str(c).startswith(STAT)]].astype(object)
+    cols = [c for c in frame.columns if not str(c).startswith(STAT)]
+    if len(frame) <= FEW:
+        out = []
+        for row in frame[cols].astype(object).itertuples(index=False, name=None):
+            out.append({c: None if _missing(v) else v for c, v in zip(cols, row)})
+        return out
+    keep = frame[cols].astype(object)
     return keep.where(keep.notna(), None).to_dict("records")
+
+
+def _or_nan(v: Any) -> Any:
+    """A segment value, every kind of missing as NaN (as `segment_columns` gives it for many customers)."""
+    return np.nan if _missing(v) else v
+
+
+def _missing(v: Any) -> bool:
+    """Is a cell missing (None, NaN, NaT, pd.NA)? Lists and other containers are not."""
+    if v is None or v is pd.NaT or v is pd.NA:
+        return True
+    return isinstance(v, float) and v != v
 
 
 def _when(item: tuple[str, Any]) -> pd.Timestamp:
     kind, payload = item
     if kind == "order":
-        return pd.Timestamp(payload["ts"].min())
+        return pd.Timestamp(min(line["ts"] for line in payload))
     if kind == "event":
         return pd.Timestamp(payload["ts"])
     return pd.Timestamp.max

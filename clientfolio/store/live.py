@@ -8,7 +8,9 @@ same order on DuckDB and PostgreSQL, the way `merge.run_merge` does for imports.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -402,7 +404,7 @@ def prepare_live(
     """Check and type everything commit_live was given, before the transaction starts."""
     b = LiveBatch(delete_orders=[(str(s), str(o)) for s, o in delete_orders], event_keys=[str(k) for k in event_keys],
                   meta=dict(meta or {}))
-    dup = sorted({k for k in b.event_keys if b.event_keys.count(k) > 1})
+    dup = sorted(k for k, n in Counter(b.event_keys).items() if n > 1)
     if dup:
         raise SchemaError(f"commit_live: event keys {dup} are given more than once")
     bad = {k: v for k, v in b.meta.items() if not isinstance(k, str) or not isinstance(v, str)}
@@ -472,6 +474,8 @@ def run_commit(db: LiveWriter, b: LiveBatch, now: datetime) -> list[int]:
             key = TABLES[table][1]
             db.delete_keys(table, key, list(zip(*(rows.column(k) for k in key))))
             db.insert(table, rows)
+    if b.transactions is not None:
+        _insert_new_customers(db, b.transactions)
     if b.state_rows is not None:
         state = rows_for(b.state_rows, db.state_types(),
                          "commit_live state_rows (replace_customer_state adds columns)")
@@ -497,3 +501,54 @@ def run_commit(db: LiveWriter, b: LiveBatch, now: datetime) -> list[int]:
     if b.meta:
         db.executemany(UPSERT_META, list(b.meta.items()))
     return ids
+
+
+def new_customer_rows(transactions: Rows) -> list[tuple]:
+    """A `customers` row per customer of these order lines, derived as an import derives them.
+
+    An import inserts a customers row for every new customer id of its transactions (first seen
+    at the first line, e-mail, country and the latest consent given with an order); orders posted
+    live get the same, so customer lists, exports and erasure find a customer who only ever
+    ordered through the Python API or the service.
+    """
+    by: dict[str, dict[str, Any]] = {}
+    cols = ("customer_id", "email", "ts", "country", "consent_marketing", "source", "import_id")
+    for cid, email, ts, country, consent, source, import_id in zip(*(transactions.column(c) for c in cols)):
+        if cid is None:
+            continue
+        d = by.setdefault(cid, {"email": None, "first_seen": ts, "country": None, "consent": None, "consent_ts": None,
+                                "source": None, "import_id": import_id})
+        d["email"] = email if d["email"] is None or (email is not None and email > d["email"]) else d["email"]
+        d["country"] = country if d["country"] is None or (country is not None and country > d["country"]) \
+            else d["country"]
+        d["source"] = source if d["source"] is None or (source is not None and source > d["source"]) else d["source"]
+        d["first_seen"] = min(d["first_seen"], ts)
+        if d["consent_ts"] is None or ts > d["consent_ts"]:
+            d["consent"], d["consent_ts"] = consent, ts
+    names = [c for c, _ in TABLES["customers"][0]]
+    out = []
+    for cid, d in by.items():
+        consent = None if d["consent"] is None else str(bool(d["consent"])).lower()
+        digest = hashlib.md5("|".join(v for v in (cid, d["email"], d["country"], consent) if v is not None)
+                             .encode()).hexdigest()
+        row = {"customer_id": cid, "email": d["email"], "first_seen": d["first_seen"], "country": d["country"],
+               "consent_marketing": d["consent"], "source": d["source"], "row_hash": digest,
+               "import_id": d["import_id"]}
+        out.append(tuple(row.get(n) for n in names))
+    return out
+
+
+def _insert_new_customers(db: LiveWriter, transactions: Rows) -> None:
+    """Insert the customers rows of order lines whose customer the store does not know yet."""
+    rows = new_customer_rows(transactions)
+    if not rows:
+        return
+    ids = [r[0] for r in rows]
+    known: set[str] = set()
+    for i in range(0, len(ids), 1000):
+        part = ids[i:i + 1000]
+        known |= {r[0] for r in db.fetch(f"SELECT customer_id FROM customers WHERE customer_id IN "
+                                         f"({', '.join('?' * len(part))})", part)}
+    new = [r for r in rows if r[0] not in known]
+    if new:
+        db.insert("customers", Rows(table_types("customers"), tuples=new))

@@ -220,3 +220,54 @@ def test_health_advises_a_refit_when_the_state_grows_old(shop):
         h = live.health()
     assert h["age_days"] == 120 and h["advice"].startswith("refit:") and "120 days ago" in h["advice"]
     assert h["tracking_drift"] is not None and np.isfinite(h["tracking_drift"])
+
+
+def test_cancelling_the_only_order_leaves_no_scores_and_says_why(shop):
+    path, _, _ = shop
+    new = pd.DataFrame({"customer_id": ["walk-in-7"], "order_id": ["w7-1"], "ts": [D0 + pd.Timedelta(hours=30)],
+                        "amount": [42.0], "category": ["cake"]})
+    with open_store(path) as st:
+        live = LivePortfolio(st)
+        entered = live.update(new).changes
+        assert "lifecycle" in set(entered["segment_kind"])
+        r = live.update(cancellations=[("live", "w7-1")], as_of=D0 + pd.Timedelta(days=2))
+        row = st.read_customer_state(["walk-in-7"]).iloc[0]
+        log = st.read_changes()
+        assert r.rescanned == 1 and r.customers_touched == 1
+        # every segment the order put them in is left, each with the reason, and nothing stale stays behind
+        left = r.changes.set_index("segment_kind")
+        assert set(left.index) == set(entered["segment_kind"])
+        assert left["to_segment"].isna().all()
+        assert left["reason"].str.endswith("no purchases left after the cancellation").all()
+        assert all(pd.isna(row[c]) for c in row.index if c.startswith("seg_"))
+        assert pd.isna(row["clv"]) and pd.isna(row["p_alive"]) and int(row[STAT + "n_days"]) == 0
+        assert st.query("SELECT count(*) AS n FROM transactions WHERE order_id = 'w7-1'")["n"].iloc[0] == 0
+        assert len(log[log["customer_id"] == "walk-in-7"]) == len(entered) + len(r.changes)
+        # the next sweep leaves them alone; a new order brings them back
+        assert "walk-in-7" not in set(live.sweep(D0 + pd.Timedelta(days=3)).changes["customer_id"])
+        back = live.update(new.assign(order_id="w7-2", ts=D0 + pd.Timedelta(days=3, hours=10)))
+        assert (back.changes.loc[back.changes["segment_kind"] == "lifecycle", "to_segment"] == "new").all()
+
+
+def test_orders_of_a_new_customer_through_the_python_api_create_their_customers_row(shop):
+    path, _, _ = shop
+    lines = pd.DataFrame({"customer_id": ["api-1", "api-1", "api-2"], "order_id": ["a1", "a1", "a2"],
+                          "ts": [D0 + pd.Timedelta(hours=36), D0 + pd.Timedelta(hours=36),
+                                 D0 + pd.Timedelta(hours=40)],
+                          "amount": [10.0, 5.0, 8.0], "email": ["one@example.org", "one@example.org", None],
+                          "consent_marketing": [True, True, None]})
+    with open_store(path) as st:
+        known = st.query("SELECT customer_id FROM customers LIMIT 1")["customer_id"].iloc[0]
+        before = st.query(f"SELECT * FROM customers WHERE customer_id = '{known}'")
+        LivePortfolio(st).update(pd.concat([lines, pd.DataFrame(
+            {"customer_id": [known], "order_id": ["k1"], "ts": [D0 + pd.Timedelta(hours=41)], "amount": [3.0],
+             "email": ["changed@example.org"]})], ignore_index=True))
+        rows = st.query("SELECT * FROM customers WHERE customer_id IN ('api-1', 'api-2') ORDER BY customer_id")
+        after = st.query(f"SELECT * FROM customers WHERE customer_id = '{known}'")
+    assert list(rows["customer_id"]) == ["api-1", "api-2"]
+    one = rows.iloc[0]
+    assert one["email"] == "one@example.org" and bool(one["consent_marketing"]) is True
+    assert pd.Timestamp(one["first_seen"]) == D0 + pd.Timedelta(hours=36)
+    assert pd.isna(rows.iloc[1]["email"]) and int(rows.iloc[1]["import_id"]) == 0
+    # a customer the store knew keeps their row as it was
+    pd.testing.assert_frame_equal(before, after)

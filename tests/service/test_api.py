@@ -100,6 +100,20 @@ def test_same_batch_twice_records_nothing_new(duck_server: Server) -> None:
         assert c.post("/cancellations", json={"order_id": "T-b2", "source": "live"}).json()["skipped"] == 1
 
 
+def test_cancelling_a_new_customers_only_order_leaves_them_without_segments(duck_server: Server) -> None:
+    with duck_server.client(duck_server.keys["write"]) as c:
+        r = c.post("/orders", json={"order_id": "T-only-1", "customer_id": "NEW-ONLY", "ts": "2024-07-05T10:00:00Z",
+                                    "amount": 30.0})
+        assert r.status_code == 200, r.text
+        assert c.get("/customers/NEW-ONLY").json()["segments"]["lifecycle"] == "new"
+        gone = c.post("/cancellations", json={"order_id": "T-only-1", "source": "live"})
+        assert gone.status_code == 200, gone.text
+        left = [ch for ch in gone.json()["changes"] if ch["segment_kind"] == "lifecycle"]
+        assert left and left[0]["from_segment"] == "new" and left[0]["to_segment"] is None
+        assert "no purchases left after the cancellation" in left[0]["reason"]
+        assert c.get("/customers/NEW-ONLY").json()["segments"].get("lifecycle") is None
+
+
 def test_change_log_pages_and_filters(duck_server: Server) -> None:
     with duck_server.client(duck_server.keys["read"]) as c:
         everything = c.get("/changes", params={"limit": 1000}).json()["items"]

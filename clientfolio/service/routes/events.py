@@ -86,7 +86,6 @@ def _check_known(st: Any, batch: BatchIn) -> None:
     # customers who buy in this batch: an order with a line that is not a refund (amount 0 or more)
     buyers = {o.customer_id for o in batch.orders
               if (o.amount is not None and o.amount >= 0) or any(line.amount >= 0 for line in o.lines or [])}
-    cancelled = {(c.source, c.order_id) for c in batch.cancellations}
     done = st.applied_event_keys([f"cancel:{c.source}:{c.order_id}" for c in batch.cancellations])
     for c in batch.cancellations:
         if (c.source, c.order_id) in posted or f"cancel:{c.source}:{c.order_id}" in done:
@@ -95,15 +94,6 @@ def _check_known(st: Any, batch: BatchIn) -> None:
                          [c.source, c.order_id])
         if found.empty:
             raise ApiError(f"no order {c.order_id!r} from source {c.source!r} in this shop to cancel", status=404)
-        # Known limitation of the living portfolio (being fixed in clientfolio/live): a customer left with no
-        # order cannot be re-scored.  Refuse plainly rather than fail midway; drop this once live/ handles it.
-        owner = str(found["customer_id"].iloc[0])
-        orders = st.query("SELECT DISTINCT source, order_id FROM transactions WHERE customer_id = ? AND NOT is_refund",
-                          [owner])
-        left = {(str(s), str(o)) for s, o in orders.itertuples(index=False)} - cancelled
-        if not left and owner not in buyers:
-            raise ApiError(f"order {c.order_id!r} is the customer's only order; cancelling a customer's last "
-                           "order is not supported yet (post a refund of its amount instead)", status=409)
     wanted = sorted(({e.customer_id for e in batch.events} | {r.customer_id for r in batch.refunds}
                      | {o.customer_id for o in batch.orders}) - buyers)
     if wanted:

@@ -27,7 +27,9 @@ def _sizes(st: Store, kind: str | None = None, segment: str | None = None) -> li
     if kind is not None:
         kinds = [kind_column(st, kind)] if kind != "rules" else []
     kpis = [f"{fn}({c}) AS {name}" for c, (name, fn) in KPI_COLUMNS.items() if c in cols]
-    total = int(st.query("SELECT count(*) AS n FROM customer_state")["n"].iloc[0]) or 1
+    # the base is the customers who have bought (one whose only order was cancelled has no segments)
+    buyers = " WHERE stat_n_days > 0" if "stat_n_days" in cols else ""
+    total = int(st.query(f"SELECT count(*) AS n FROM customer_state{buyers}")["n"].iloc[0]) or 1
     out = []
     for col in kinds:
         where, params = f'"{col}" IS NOT NULL', []

@@ -396,13 +396,13 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_doubles_nothing(store_ur
     r.secrets = [secret]
     r.start()
     pg = not store_url.endswith(".duckdb")
-    # On PostgreSQL two workers run side by side (claims keep them apart); a DuckDB file has one writer.
-    workers = [_worker(store_url) for _ in range(2 if pg else 1)]
+    # One worker starts and is killed while it holds claims with requests in flight; then one worker is
+    # restarted (a DuckDB file has one writer), or two side by side on PostgreSQL (claims keep them apart).
+    first = _worker(store_url)
     _wait(lambda: len(r.hits()) >= 6, 30, "the first deliveries did not arrive")
-    workers[0].send_signal(signal.SIGKILL)
-    workers[0].wait()
-    if not pg:
-        workers[0] = _worker(store_url)  # restarted
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    workers = [first] + [_worker(store_url) for _ in range(2 if pg else 1)]
     killed = time.monotonic()
 
     def settled() -> bool:
@@ -412,7 +412,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_doubles_nothing(store_ur
         return expected <= {h["id"] for h in hits} and time.monotonic() - killed > 2.5 and quiet
 
     _wait(settled, 40, "not every message arrived")
-    for w in workers[1 if pg else 0:]:
+    for w in workers[1:]:
         w.send_signal(signal.SIGTERM)
         assert w.wait(timeout=20) == 0, w.stderr.read()
     hits = r.hits()

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from clientfolio.core.errors import ClientfolioError
 from clientfolio.store import Store
 
 if TYPE_CHECKING:
@@ -51,17 +54,36 @@ def daily_sweep(store: Store, workspace: str) -> dict:
             "customers_touched": int(result.customers_touched)}
 
 
+def _seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment (checked: a typo must not pass as the default)."""
+    raw = os.environ.get(name, "")
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        raise ClientfolioError(f"{name}={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise ClientfolioError(f"{name}={raw!r} must be more than 0 seconds")
+    return value
+
+
 def deliver_webhooks(store: Store, workspace: str) -> dict:
-    """Send the workspace's due webhook deliveries (one pass of the worker; retries wait their turn)."""
+    """Send the workspace's due webhook deliveries (one pass of the worker; retries wait their turn).
+
+    ``CLIENTFOLIO_WEBHOOK_TIMEOUT`` (5 s) bounds each request; a delivery claimed by a service that
+    stopped mid-send is sent again once its lease (``CLIENTFOLIO_WEBHOOK_LEASE``, 60 s, at least what
+    one pass can take) has run out.
+    """
     from clientfolio.service.webhooks.delivery import WebhookWorker
 
-    with WebhookWorker(store) as worker:
+    timeout = _seconds("CLIENTFOLIO_WEBHOOK_TIMEOUT", 5.0)
+    lease = timedelta(seconds=_seconds("CLIENTFOLIO_WEBHOOK_LEASE", 60.0))
+    with WebhookWorker(store, timeout=timeout, lease=lease) as worker:
         return worker.deliver_due()
 
 
 PERIODIC_JOBS: list[PeriodicJob] = [
     PeriodicJob("sweep", 24 * 3600, daily_sweep),
-    PeriodicJob("webhooks", 5, deliver_webhooks),
+    PeriodicJob("webhooks", _seconds("CLIENTFOLIO_WEBHOOK_EVERY", 5.0), deliver_webhooks),
 ]
 
 

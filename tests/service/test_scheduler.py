@@ -92,3 +92,54 @@ def test_the_service_delivers_webhooks_on_its_own_schedule(tmp_path: Path) -> No
         receiver.stop()
     with open_store(store) as st:
         assert st.query("SELECT count(*) AS n FROM contact_log WHERE origin = 'webhook'")["n"].iloc[0] == 2
+
+
+@pytest.mark.slow
+def test_the_service_killed_mid_delivery_and_restarted_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    """SIGKILL on `clientfolio serve` while webhook requests are in flight; the restarted service sends the rest."""
+    import signal
+
+    from clientfolio.service.webhooks import add_endpoint, deliveries, set_allowed
+    from clientfolio.store import open_store
+    from tests.service.test_webhooks import Receiver, consent, moves
+
+    store = str(tmp_path / "shop.duckdb")
+    Registry(store).close()
+    customers = [f"s{i:02d}" for i in range(24)]
+    with open_store(store) as st:
+        set_allowed(st, ["127.0.0.0/8"])
+        receiver = Receiver(tmp_path, [], delay=0.3)  # answers late: requests are in flight when the kill comes
+        _, secret = add_endpoint(st, receiver.url, segment_kinds=["lifecycle"])
+        receiver.secrets = [secret]
+        consent(st, dict.fromkeys(customers, True))
+        expected = set(moves(st, customers))
+    receiver.start()
+    env = {"CLIENTFOLIO_SCHEDULER": "0.2", "CLIENTFOLIO_WEBHOOK_EVERY": "0.2", "CLIENTFOLIO_WEBHOOK_TIMEOUT": "0.5",
+           "CLIENTFOLIO_WEBHOOK_LEASE": "1"}
+    server = start_server(store, tmp_path, **env)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and len(receiver.hits()) < 4:
+            time.sleep(0.02)
+        assert len(receiver.hits()) >= 4, "the first deliveries did not arrive"
+        server.proc.send_signal(signal.SIGKILL)
+        server.proc.wait()
+        assert len({h["id"] for h in receiver.hits()}) < len(expected)  # killed before it was done
+        server = start_server(store, tmp_path, **env)  # restarted on the same store
+        deadline = time.time() + 40
+        while time.time() < deadline and {h["id"] for h in receiver.hits()} != expected:
+            time.sleep(0.2)
+        time.sleep(1.0)  # nothing more should come
+    finally:
+        server.stop()
+        receiver.stop()
+    hits = receiver.hits()
+    assert {h["id"] for h in hits} == expected and all(h["verified"] for h in hits)  # nothing lost
+    first_time = sorted(h["id"] for h in hits if not h["dup"])
+    assert first_time == sorted(expected)  # the receiver accepted each id once
+    assert len(hits) - len(first_time) <= 8  # only what was in flight at the kill (the worker sends 8 at a time)
+    with open_store(store) as st:
+        log = deliveries(st)
+        assert set(log["message_id"]) == expected and (log["status"] == "delivered").all()
+        assert (log["attempts"] >= 2).any()  # claims of the killed service were taken over after their lease
+        assert st.query("SELECT count(*) AS n FROM contact_log WHERE origin = 'webhook'")["n"].iloc[0] == len(expected)

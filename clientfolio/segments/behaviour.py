@@ -33,7 +33,9 @@ def behaviour_segments(customers: pd.DataFrame, as_of=None) -> tuple[pd.DataFram
     if "top_category" in customers:
         shares = customers[[c for c in customers if c.startswith("share_")]].max(axis=1)
         label = customers["top_category"].fillna("").str.replace("_", " ").str.capitalize() + " lovers"
-        add("category_preference", np.where(shares >= 0.5, label, "Mixed basket"))
+        # rounded: a share of exactly one half is a favourite however its sums were added up (a batch
+        # and an order-by-order update add the same amounts in another order)
+        add("category_preference", np.where(shares.round(9) >= 0.5, label, "Mixed basket"))
     else:
         notes.append(Note("category preference skipped: no product categories", topic="no categories"))
     if "top_channel" in customers:

@@ -231,3 +231,17 @@ def test_analyze_a_dataframe() -> None:
     pf = clientfolio.analyze(df, clusters=False, cutoff="1997-09-30")
     assert len(pf.customers) == 2357
     assert pf.validation["comparison"].table["log_likelihood"].notna().all()
+
+
+def test_a_half_share_is_a_favourite_whatever_the_order_of_its_sums() -> None:
+    """Half of 0.1 + 0.2 + 0.3 is 0.3, or 0.1 + 0.2 when added up in another order: both make a favourite."""
+    from clientfolio.segments.behaviour import behaviour_segments
+
+    total = 0.1 + 0.2 + 0.3
+    a, b = 0.3 / total, (0.1 + 0.2) / total
+    assert a < 0.5 <= b  # the floating-point shares really fall on either side of the line
+    customers = pd.DataFrame({"customer_id": ["x", "y"], "top_category": ["coffee", "coffee"],
+                              "share_coffee": [a, b], "as_of": pd.Timestamp("2024-12-31")})
+    rows, _ = behaviour_segments(customers)
+    got = rows[rows["segment_kind"] == "category_preference"].set_index("customer_id")["segment"]
+    assert got.to_dict() == {"x": "Coffee lovers", "y": "Coffee lovers"}

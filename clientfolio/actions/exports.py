@@ -208,6 +208,16 @@ def _default_path(target: str, kind: str, segment: str, pseudonymised: bool) -> 
     return Path(f"{target}-{kind}-{_slug(segment)}{'-pseudonymised' if pseudonymised else ''}.{ext}")
 
 
+def segment_customers(store: Store, segment: str, kind: str | None = None) -> tuple[str, str, list[str]]:
+    """(kind, segment name, sorted customer ids) of a segment as the store holds it now; the name as typed."""
+    members = current_members(store, kind)
+    if members.empty:
+        raise ExportError("the store holds no segments yet: run `clientfolio analyze --store STORE` first")
+    kind, name = resolve_segment(members, segment, kind)
+    chosen = (members["segment_kind"] == kind) & (members["segment"] == name)
+    return kind, name, sorted(set(members.loc[chosen, "customer_id"].astype(str)))
+
+
 def export_segment(store: Store, segment: str, kind: str | None = None, target: str = "csv",
                    out: str | Path | None = None, since: Any = None, exclude: Mapping[str, str] | None = None,
                    pseudonymise: bool = False, at: datetime | None = None,
@@ -237,12 +247,7 @@ def export_segment(store: Store, segment: str, kind: str | None = None, target: 
                           f"{target} keys its contacts on the e-mail address, which a pseudonymised file leaves out, "
                           f"so it would be useless there; export it --to csv or --to parquet with --pseudonymise, "
                           f"or without --pseudonymise for {target} (only customers with marketing consent go in)")
-    members = current_members(store, kind)
-    if members.empty:
-        raise ExportError("the store holds no segments yet: run `clientfolio analyze --store STORE` first")
-    kind, name = resolve_segment(members, segment, kind)
-    ids = sorted(set(members.loc[(members["segment_kind"] == kind) & (members["segment"] == name), "customer_id"]
-                     .astype(str)))
+    kind, name, ids = segment_customers(store, segment, kind)
     notes: list[str] = []
     if since is not None:
         entered = _entered_since(store, kind, name, since)

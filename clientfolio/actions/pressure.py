@@ -1,13 +1,7 @@
 """Contact pressure: a cap on how often any customer is contacted, across every playbook, export and trigger.
 
-Every marketing contact that leaves clientfolio (an export row sent, a webhook, a playbook
-send) is logged in `contact_log`.  A cap is a set of rolling windows, each with the most
-contacts a customer may receive inside it; the default is at most 2 contacts in 7 days and 6 in
-30 days (:data:`DEFAULT_CAPS`), counting every channel and every origin together, for the
-purposes that are promotion (marketing and behavioural nudges; :data:`CAPPED_PURPOSES`).
-A window of 7 days at a moment `at` holds the contacts with ``at - 7 days < contacted_at <= at``:
-a contact exactly 7 days old has left it.  The owner's own caps live in the store (live_meta key
-``contact_caps``, JSON such as ``{"7d": 2, "30d": 6}``).
+How caps and windows are judged is :mod:`clientfolio.store.contacts` (re-exported here); this
+module writes the contact log and reads pressure per customer and per segment.
 """
 
 from __future__ import annotations

@@ -27,8 +27,9 @@ import pandas as pd
 
 from clientfolio.actions import approvals as ap
 from clientfolio.actions.consent import consent_status
-from clientfolio.actions.exports import NO_EMAIL, ExportError, _consent_reason, _emails, _slug, _valid_email, cap_reason
-from clientfolio.actions.members import current_members, resolve_segment, segment_title
+from clientfolio.actions.exports import (NO_EMAIL, ExportError, _consent_reason, _emails, _slug, _valid_email, cap_reason,
+                                         segment_customers)
+from clientfolio.actions.members import segment_title
 from clientfolio.actions.outputs import record_output
 from clientfolio.actions.playbooks import Playbook, Playbooks, customer_levers, load_playbooks
 from clientfolio.core.safecsv import write_frame
@@ -124,12 +125,7 @@ def act(store: Store, segment: str, kind: str | None = None, out: str | Path | N
     approved : the approval id that releases this send (set by :mod:`clientfolio.actions.release`).
     """
     pbs = playbooks if isinstance(playbooks, Playbooks) else load_playbooks(playbooks)
-    members = current_members(store, kind)
-    if members.empty:
-        raise ExportError("the store holds no segments yet: run `clientfolio analyze --store STORE` first")
-    kind, name = resolve_segment(members, segment, kind)
-    ids = sorted(set(members.loc[(members["segment_kind"] == kind) & (members["segment"] == name), "customer_id"]
-                     .astype(str)))
+    kind, name, ids = segment_customers(store, segment, kind)
     pb = pbs.for_segment(kind, name)
     when = at or now_utc()
     rows, left_out = _select(store, pb, ids, when)

@@ -134,3 +134,56 @@ def simulate_gammagamma(
     z = np.zeros_like(x)
     z[pos] = rng.gamma(params["p"] * x[pos], 1.0 / (nu[pos] * x[pos]))
     return pd.DataFrame({"frequency": x, "monetary": z})
+
+
+def simulate_with_covariates(
+    model: str,
+    params: Mapping[str, float],
+    coefficients: Mapping[str, ArrayLike],
+    covariates: ArrayLike,
+    T: ArrayLike,
+    *,
+    seed: int | np.random.Generator | None = None,
+) -> pd.DataFrame:
+    """Customers of BG/NBD or Pareto/NBD with time-invariant covariates (Fader & Hardie 2007, note 019).
+
+    ``model`` is ``"bgnbd"`` (``params`` r, alpha0, a0, b0; ``coefficients`` ``purchase``,
+    ``dropout_a``, ``dropout_b``) or ``"paretonbd"`` (r, alpha0, s, beta0; ``purchase``, ``dropout``).
+    ``covariates`` is an (n, k) numeric matrix shared by both processes; each coefficient vector has k
+    entries (missing ones are 0).  Customer i has ``alpha_i = alpha0 exp(-purchase' x_i)`` and, for
+    Pareto/NBD, ``beta_i = beta0 exp(-dropout' x_i)``; for BG/NBD ``a_i = a0 exp(dropout_a' x_i)``,
+    ``b_i = b0 exp(dropout_b' x_i)``.  Returns ``frequency, recency, T`` and ``x0..x{k-1}``.
+    """
+    rng = _rng(seed)
+    x = np.atleast_2d(np.asarray(covariates, dtype=float))
+    if x.shape[0] == 1 and np.ndim(covariates) == 1:
+        x = x.T
+    n, k = x.shape
+    t_obs = np.broadcast_to(np.asarray(T, dtype=float), (n,)).copy()
+
+    def eff(name: str) -> np.ndarray:
+        g = np.asarray(coefficients.get(name, np.zeros(k)), dtype=float).reshape(k)
+        return x @ g
+
+    alpha = params["alpha0"] * np.exp(-eff("purchase"))
+    lam = rng.gamma(params["r"], 1.0 / alpha)
+    if model == "bgnbd":
+        a = params["a0"] * np.exp(eff("dropout_a"))
+        b = params["b0"] * np.exp(eff("dropout_b"))
+        p = rng.beta(a, b)
+        purchases = rng.poisson(lam * t_obs)
+        kmax = rng.geometric(p)
+        freq = np.minimum(purchases, kmax)
+        rec = np.where(freq > 0, t_obs * rng.beta(np.maximum(freq, 1), purchases - freq + 1.0), 0.0)
+    elif model == "paretonbd":
+        beta = params["beta0"] * np.exp(-eff("dropout"))
+        mu = rng.gamma(params["s"], 1.0 / beta)
+        horizon = np.minimum(rng.exponential(1.0, n) / mu, t_obs)
+        freq = rng.poisson(lam * horizon)
+        rec = np.where(freq > 0, horizon * rng.beta(np.maximum(freq, 1), 1.0), 0.0)
+    else:
+        raise ValueError(f"simulate_with_covariates: model must be 'bgnbd' or 'paretonbd', got {model!r}")
+    out = pd.DataFrame({"frequency": freq.astype(float), "recency": rec, "T": t_obs})
+    for j in range(k):
+        out[f"x{j}"] = x[:, j]
+    return out

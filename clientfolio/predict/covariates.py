@@ -29,6 +29,7 @@ from clientfolio.models.covariates import COVARIATE_MODELS, PLAIN_MODELS, Groupe
 from clientfolio.predict.verdict import Comparison, Metric
 
 LABELS = {"bgnbd": "BG/NBD", "paretonbd": "Pareto/NBD"}
+PENALTY = 0.01  # L2 on the covariate coefficients, only when the unpenalised fit does not converge
 _FIRST_DAY_SQL = """SELECT customer_id, min(CAST(ts AS DATE)) AS first_day FROM transactions
                     WHERE customer_id IS NOT NULL AND NOT is_refund GROUP BY customer_id"""
 
@@ -178,6 +179,7 @@ def compare_covariate_models(
 
     candidates: dict[str, Any] = {}
     failures: dict[str, str] = {}
+    penalised: list[str] = []
     try:
         candidates[label] = PLAIN_MODELS[model]().fit(cal[["frequency", "recency", "T"]])
     except ClientfolioError as exc:
@@ -190,12 +192,19 @@ def compare_covariate_models(
             failures[name] = str(exc)
     if covariates:
         name = f"{label} with covariates ({', '.join(covariates)})"
+        settings = {"purchase_covariates": list(covariates), "dropout_covariates": list(covariates),
+                    "reference": reference}
         try:
-            candidates[name] = COVARIATE_MODELS[model](purchase_covariates=list(covariates),
-                                                       dropout_covariates=list(covariates),
-                                                       reference=reference).fit(cal)
-        except ClientfolioError as exc:
-            failures[name] = str(exc)
+            candidates[name] = COVARIATE_MODELS[model](**settings).fit(cal)
+        except ClientfolioError as first_error:
+            # A level whose customers (almost) never drop out sends its coefficient to infinity: a small
+            # L2 penalty on the coefficients keeps it finite.  Said in the details.
+            try:
+                candidates[name] = COVARIATE_MODELS[model](**settings, penalizer_coef=PENALTY).fit(cal)
+                penalised.append(f"{name}: fitted with an L2 penalty {PENALTY} on the coefficients "
+                                 f"(without it: {first_error})")
+            except ClientfolioError as exc:
+                failures[name] = str(exc)
 
     unseen = _unseen_to_reference(candidates, everyone)
     if unseen:
@@ -221,7 +230,8 @@ def compare_covariate_models(
     details: dict[str, object] = {"candidates": table.drop(columns="tracking").reset_index().to_dict("records"),
                                   "tracking": {k: v for k, v in table["tracking"].items()},
                                   "failures": failures, "models": candidates,
-                                  "calibration_end": split, "holdout_end": end, **details_unseen}
+                                  "calibration_end": split, "holdout_end": end, "penalised": penalised,
+                                  **details_unseen}
     if others.empty:
         sentence = (f"The single {label} is used: the alternatives could not be fitted ("
                     + "; ".join(f"{k}: {v}" for k, v in failures.items()) + ").")

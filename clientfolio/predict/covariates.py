@@ -12,7 +12,8 @@ and measures each on the holdout period (mean absolute error of each customer's 
 purchases) and on the tracking chart (cumulative repeat purchases of all customers, actual against
 expected, at the end of the calibration period and over the holdout period).  It returns a
 :class:`~clientfolio.predict.verdict.Comparison`: the better of the two candidates against the plain
-model, chosen only when its holdout error is lower.
+model, chosen only when its holdout error is more than 2% lower (closer than that, the simpler plain
+model is kept, as in `clientfolio.scores.validation.compare_models`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from clientfolio.models.covariates import COVARIATE_MODELS, PLAIN_MODELS, Groupe
 from clientfolio.predict.verdict import Comparison, Metric
 
 LABELS = {"bgnbd": "BG/NBD", "paretonbd": "Pareto/NBD"}
+MIN_GAIN = 0.02  # holdout errors within 2% count as equal (as compare_models): the simpler, plain model is kept
 PENALTY = 0.01  # L2 on the covariate coefficients, only when the unpenalised fit does not converge
 _FIRST_DAY_SQL = """SELECT customer_id, min(CAST(ts AS DATE)) AS first_day FROM transactions
                     WHERE customer_id IS NOT NULL AND NOT is_refund GROUP BY customer_id"""
@@ -50,13 +52,27 @@ def first_purchase_days(data: Any) -> pd.DataFrame:
     return out
 
 
-def customer_attributes(data: Any) -> pd.DataFrame:
-    """The store's ``customers`` table columns usable as covariates (one row per customer)."""
+def customer_attributes(data: Any, launch_weeks: int | None = 8) -> pd.DataFrame:
+    """The store's ``customers`` columns usable as covariates, one row per customer who bought.
+
+    With ``launch_weeks``, also ``launch_cohort``: ``"first {n} weeks"`` for customers whose first
+    recorded purchase falls in the first ``n`` weeks of the history, else ``"later"``.  When a shop
+    starts recording (a new till, a loyalty app), its existing customers all appear "new" in those
+    weeks; their history is cut off on the left, and a model that treats them as newly acquired
+    under-predicts them.  The attribute lets a grouped or covariate model tell them apart.
+    """
     from clientfolio.store import Store
 
     if not isinstance(data, Store):
         raise SchemaError("customer_attributes: needs a Store (or pass the attributes DataFrame yourself)")
-    return data.query("SELECT customer_id, region, country, industry, size, acquisition_channel FROM customers")
+    attrs = data.query("SELECT customer_id, region, country, industry, size, acquisition_channel FROM customers")
+    firsts = first_purchase_days(data)
+    out = firsts[["customer_id"]].merge(attrs, on="customer_id", how="left")
+    if launch_weeks:
+        start = firsts["first_day"].min()
+        early = firsts["first_day"] < start + pd.Timedelta(weeks=launch_weeks)
+        out["launch_cohort"] = np.where(early.to_numpy(), f"first {launch_weeks} weeks", "later")
+    return out
 
 
 def _with_attributes(frame: pd.DataFrame, attributes: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -150,7 +166,7 @@ def compare_covariate_models(
     row gets the level ``"(missing)"``.  The calibration period ends at two thirds of the history
     unless ``calibration_end`` is given; time is in weeks.  The candidate (grouped or covariate
     model, whichever has the lower holdout error) is chosen only when its mean absolute error on the
-    holdout period is lower than the plain model's.
+    holdout period is more than ``MIN_GAIN`` (2%) below the plain model's.
     """
     if model not in PLAIN_MODELS:
         raise ValueError(f"model must be one of {sorted(PLAIN_MODELS)}, got {model!r}")
@@ -259,14 +275,19 @@ def compare_covariate_models(
         Metric("BIC (calibration fit, penalises extra parameters)", float(best["bic"]), float(base["bic"]), "lower",
                f"{int(best['n_params'])} against {int(base['n_params'])} parameters"),
     )
-    wins = bool(best["holdout_mae"] < base["holdout_mae"])
-    track_text = (f"it follows the repeat purchases of the calibration period within "
-                  f"{best['calibration_tracking_gap']:+.0%} where the single model is off by "
-                  f"{base['calibration_tracking_gap']:+.0%}")
+    gain = 1 - float(best["holdout_mae"]) / float(base["holdout_mae"]) if base["holdout_mae"] else 0.0
+    wins = gain > MIN_GAIN
+    closer = abs(best["calibration_tracking_gap"]) < abs(base["calibration_tracking_gap"])
+    track_text = (f"it follows the repeat purchases of the calibration period {'more' if closer else 'less'} closely "
+                  f"({best['calibration_tracking_gap']:+.0%} at its end, against {base['calibration_tracking_gap']:+.0%})")
     if wins:
         sentence = (f"{best_name} is used: on the holdout period it misses by {best['holdout_mae']:.2f} purchases "
-                    f"per customer against {base['holdout_mae']:.2f} for one {label} for everyone, and "
-                    f"{track_text}.")
+                    f"per customer against {base['holdout_mae']:.2f} for one {label} for everyone "
+                    f"({gain:.0%} less), and {track_text}.")
+    elif gain > 0:
+        sentence = (f"The single {label} is kept: {best_name} predicts the holdout period only {gain:.1%} better "
+                    f"({best['holdout_mae']:.2f} against {base['holdout_mae']:.2f} purchases per customer), within "
+                    f"the {MIN_GAIN:.0%} treated as equal, where the simpler model is preferred; {track_text}.")
     else:
         tried = "; ".join(f"{k} {v:.2f}" for k, v in others["holdout_mae"].items())
         sentence = (f"The single {label} is kept: it misses the holdout period by {base['holdout_mae']:.2f} "

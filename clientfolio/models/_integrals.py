@@ -34,6 +34,7 @@ Array = NDArray[np.float64]
 
 _SERIES_MAX_TERMS = 400.0
 _SERIES_REL_TOL = 1e-17
+_F1_CHECKS = (16, 40, 100, 250, 400)
 _QUAD_CHUNK = 512
 
 # Double-exponential (tanh-sinh / exp-sinh) abscissae in the index variable.
@@ -55,20 +56,29 @@ def log_j(
     q = np.asarray(q, dtype=float)
     n = t.shape[0]
     out = [np.empty(n) for _ in range(5)]
-    # Two series: in z1 = (alpha-beta)/(alpha+t) with b = q, or (Pfaff) in
-    # z2 = (beta-alpha)/(beta+t) with b = p.  Pick the one needing fewer terms.
+    # Three series: in z1 = (alpha-beta)/(alpha+t) with b = q, or (Pfaff) in
+    # z2 = (beta-alpha)/(beta+t) with b = p, or (Euler) the positive series in
+    # rho = |alpha-beta|/(max(alpha, beta)+t).  Pick the one needing fewest terms.
     z1 = (alpha - beta) / (alpha + t)
     z2 = (beta - alpha) / (beta + t)
-    n1 = _series_cost(q, z1)
-    n2 = _series_cost(p, z2)
-    use2 = n2 < n1
-    cost = np.where(use2, n2, n1)
+    alpha_small = alpha <= beta
+    small = (alpha if alpha_small else beta) + t
+    big = (beta if alpha_small else alpha) + t
+    p_small, q_big = (p, q) if alpha_small else (q, p)
+    rho = abs(alpha - beta) / big
+    costs = np.stack([_series_cost(q, z1), _series_cost(p, z2), _f1_cost(p_small, q_big, rho)])
+    method = np.argmin(costs, axis=0)
+    cost = np.min(costs, axis=0)
     pending = np.ones(n, dtype=bool)
-    for swap in (False, True):
-        idx = np.flatnonzero((use2 == swap) & (cost <= _SERIES_MAX_TERMS))
+    for which in (0, 1, 2):
+        idx = np.flatnonzero((method == which) & (cost <= _SERIES_MAX_TERMS))
         if not idx.size:
             continue
-        if swap:
+        if which == 2:
+            res, ok = _log_j_f1(small[idx], big[idx], p_small[idx], q_big[idx], rho[idx])
+            lv, d_m, d_big, d_ps, d_qb = res
+            res = (lv, d_m, d_big, d_ps, d_qb) if alpha_small else (lv, d_big, d_m, d_qb, d_ps)
+        elif which == 1:
             res, ok = _log_j_series(t[idx], beta, alpha, q[idx], p[idx], z2[idx])
             res = (res[0], res[2], res[1], res[4], res[3])
         else:
@@ -84,6 +94,88 @@ def log_j(
         for o, r in zip(out, res, strict=True):
             o[part] = r
     return out[0], out[1], out[2], out[3], out[4]
+
+
+def _f1_cost(p_small: Array, q_big: Array, rho: Array) -> Array:
+    """Terms the series ``sum_n (Q)_n/(A+1)_n rho^n`` needs (an upper bound; inf if over the cap).
+
+    Its terms fall monotonically (ratio ``(Q+n)/(A+1+n) rho < 1``), the tail after term ``n``
+    is at most ``c_n / (1 - ratio_n)``, and ``log c_n <= n log rho - P log(1 + n/(A+1))``.
+    """
+    a1 = p_small + q_big
+    lr = np.log(np.maximum(rho, 1e-300))
+    cost = np.full(rho.shape, np.inf)
+    for n in _F1_CHECKS[::-1]:
+        bound = n * lr - p_small * np.log1p(n / a1) + np.log(_f1_tail(p_small, a1 - 1.0 + n, rho))
+        cost = np.where(bound < -39.0, float(n), cost)
+    return cost
+
+
+def _f1_tail(p_small: Array, a_n: Array, rho: Array) -> Array:
+    """Bound on (sum of terms from n on) / c_n: ``1/(1-rho)``, and ``(A+n)/(P-1)`` when ``P > 1``."""
+    by_rho = 1.0 / np.maximum(1.0 - rho, 1e-300)
+    by_p = np.where(p_small > 1.0, a_n / np.maximum(p_small - 1.0, 1e-300), np.inf)
+    return np.minimum(by_rho, by_p)
+
+
+def _log_j_f1(
+    small: Array, big: Array, p_small: Array, q_big: Array, rho: Array
+) -> tuple[tuple[Array, Array, Array, Array, Array], NDArray[np.bool_]]:
+    """``log J`` from ``J = m^(1-P) M^-Q / A * 2F1(1, Q; A+1; rho)`` and its derivatives.
+
+    ``m = small``, ``M = big`` are the two bases at ``t`` (``m <= M``), ``P``/``Q`` their
+    exponents, ``rho = 1 - m/M``.  The series has positive terms ``c_n = (Q)_n/(A+1)_n rho^n``,
+    falling at every step, so it converges without cancellation wherever ``P`` is large or
+    ``rho`` is not close to 1 (Euler's transformation of FH05's hypergeometric term).
+    Returns ``log J`` and its derivatives in ``m, M, P, Q``, and the rows that converged.
+    """
+    a = p_small + q_big - 1.0
+    n_rows = rho.shape[0]
+    res = [np.ones(n_rows), np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)]
+    done = np.zeros(n_rows, dtype=bool)
+    active = np.arange(n_rows)
+    s, s_p, s_q, s_r = (np.ones(n_rows), np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows))
+    pa = p_small
+    c = np.ones(n_rows)
+    h_a = np.zeros(n_rows)   # sum_{k<n} 1/(A+1+k)   (-d log c_n / dP)
+    h_q = np.zeros(n_rows)   # sum_{k<n} 1/(Q+k)
+    qa, aa, ra = q_big, a, rho
+    for k in range(int(_SERIES_MAX_TERMS) + 8):
+        qk = qa + k
+        ak = aa + (1.0 + k)
+        u = c * (qk / ak)                 # c_{k+1} / rho
+        c = u * ra
+        h_a = h_a + 1.0 / ak
+        h_q = h_q + 1.0 / qk
+        s += c
+        s_p -= c * h_a
+        s_q += c * (h_q - h_a)
+        s_r += (k + 1.0) * u
+        if k % 8 != 7:
+            continue
+        small_term = c * _f1_tail(pa, ak, ra) <= _SERIES_REL_TOL * s
+        if not small_term.any():
+            continue
+        rows = active[small_term]
+        res[0][rows], res[1][rows], res[2][rows], res[3][rows] = (
+            s[small_term], s_p[small_term], s_q[small_term], s_r[small_term])
+        done[rows] = True
+        keep = ~small_term
+        if not keep.any():
+            break
+        active = active[keep]
+        s, s_p, s_q, s_r, c, h_a, h_q = (v[keep] for v in (s, s_p, s_q, s_r, c, h_a, h_q))
+        qa, aa, ra, pa = qa[keep], aa[keep], ra[keep], pa[keep]
+    f, f_p, f_q, f_r = res
+    f = np.where(done, f, 1.0)
+    log_m, log_big = np.log(small), np.log(big)
+    g_r = f_r / f
+    log_val = (1.0 - p_small) * log_m - q_big * log_big - np.log(a) + np.log(f)
+    d_m = (1.0 - p_small) / small - g_r / big
+    d_big = -q_big / big + g_r * small / big**2
+    d_p = -log_m - 1.0 / a + f_p / f
+    d_q = -log_big - 1.0 / a + f_q / f
+    return (log_val, d_m, d_big, d_p, d_q), done
 
 
 def _series_cost(b: Array, z: Array) -> Array:

@@ -285,11 +285,30 @@ def paretonbd_loglik(
 def paretonbd_log_bracket(
     params: tuple[float, float, float, float], x: Array, tx: Array, t_: Array
 ) -> Array:
-    """``log[s J(t_x) + (r+x) J(T)]``: the part of the likelihood P(alive) divides by."""
+    """``log[s J(t_x) + (r+x) J(T)]``: the part of the likelihood P(alive) divides by.
+
+    ``J(t_x)`` is evaluated once per distinct ``(x, t_x)`` and ``J(T)`` once per distinct
+    ``(x, T)``, so scoring a million customers costs what their distinct histories cost.
+    """
     r, alpha, s, beta = params
-    l1 = log_j(tx, alpha, beta, r + x, np.full_like(x, s + 1.0))[0]
-    l2 = log_j(t_, alpha, beta, r + x + 1.0, np.full_like(x, s))[0]
-    return np.logaddexp(np.log(s) + l1, np.log(r + x) + l2)
+    x, tx, t_ = np.broadcast_arrays(_arr(x), _arr(tx), _arr(t_))
+    c1, (x1, t1) = _distinct_pairs(x, tx)
+    c2, (x2, t2) = _distinct_pairs(x, t_)
+    l1 = log_j(t1, alpha, beta, r + x1, np.full_like(x1, s + 1.0))[0]
+    l2 = log_j(t2, alpha, beta, r + x2 + 1.0, np.full_like(x2, s))[0]
+    return np.logaddexp(np.log(s) + l1[c1], (np.log(r + x2) + l2)[c2])
+
+
+def _distinct_pairs(a: Array, b: Array) -> tuple[NDArray[np.intp], tuple[Array, Array]]:
+    """Row codes into the distinct ``(a, b)`` pairs, and those pairs."""
+    import pandas as pd
+
+    if a.size < 64:
+        return np.arange(a.size), (a, b)
+    ca, ua = pd.factorize(a, sort=False)
+    cb, ub = pd.factorize(b, sort=False)
+    code, key = _pairs(ca.astype(np.intp), cb.astype(np.intp), max(len(ub), 1))
+    return code, (np.asarray(ua, dtype=float)[key // max(len(ub), 1)], np.asarray(ub, dtype=float)[key % max(len(ub), 1)])
 
 
 def paretonbd_loglik_sum(

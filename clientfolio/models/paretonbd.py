@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from clientfolio.models._base import Array, BaseModel, Collapsed, Data, _dot, as_output, per_row, read_rfm
-from clientfolio.models._likelihoods import paretonbd_log_bracket, paretonbd_loglik_sum
+from clientfolio.models._likelihoods import paretonbd_derivatives, paretonbd_log_bracket, paretonbd_loglik_sum
 from clientfolio.models.bgnbd import _nbd_start
 
 
@@ -48,6 +48,11 @@ class ParetoNBD(BaseModel):
 
     def _loglik(self, log_params: Array, stats: Collapsed, gradient: bool) -> tuple[float, Array | None]:
         return paretonbd_loglik_sum(log_params, stats, gradient)
+
+    def _loglik_hessian(self, log_params: Array, stats: Collapsed) -> tuple[float, Array, Array]:
+        ll, grad, hess = paretonbd_derivatives(log_params, stats, 2)
+        assert grad is not None and hess is not None
+        return ll, grad, hess
 
     def _initial_params(self, stats: Collapsed) -> dict[str, float]:
         start = _nbd_start(stats)

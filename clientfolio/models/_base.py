@@ -293,6 +293,9 @@ class BaseModel:
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ()
+    # customers in the warm-start sample of big fits (a model whose evaluations cost little per
+    # row, but much per call, takes fewer)
+    _warm_start_customers: ClassVar[int] = _SUBSAMPLE_CUSTOMERS
 
     def __init__(
         self,
@@ -519,7 +522,7 @@ class BaseModel:
         rng = np.random.default_rng(12345)
         # customers drawn with replacement: rows in proportion to their weights
         cum = np.cumsum(stats.weights)
-        draws = np.sort(rng.random(_SUBSAMPLE_CUSTOMERS)) * cum[-1]  # sorted: faster search
+        draws = np.sort(rng.random(self._warm_start_customers)) * cum[-1]  # sorted: faster search
         picks = np.searchsorted(cum, draws, side="right")
         rows, counts = np.unique(np.minimum(picks, stats.n_rows - 1), return_counts=True)
         sample = stats.subset(rows, counts.astype(float))

@@ -12,11 +12,20 @@ import itertools
 
 import mpmath
 import numpy as np
+import pandas as pd
 import pytest
+from scipy import optimize
 
 from clientfolio.models import ParetoNBD
+from clientfolio.models._base import collapse
 from clientfolio.models._integrals import _log_j_quadrature, log_j
-from clientfolio.models._likelihoods import paretonbd_loglik, paretonbd_log_bracket
+from clientfolio.models._likelihoods import (
+    paretonbd_derivatives,
+    paretonbd_log_bracket,
+    paretonbd_loglik,
+    paretonbd_loglik_sum,
+)
+from clientfolio.models.simulate import simulate_paretonbd
 
 # (alpha, beta) pairs: CDNOW's published fit, the 1M-order shop's fit, its mirror image, and extremes.
 REGIONS = [(10.578, 11.669), (1.505, 141.6), (141.6, 1.505), (0.02, 3000.0), (3000.0, 0.02), (5.0, 5.0)]
@@ -121,3 +130,49 @@ def test_likelihood_and_p_alive_agree_with_mpmath_in_the_shop_region() -> None:
     expected = np.exp(-(r + x) * np.log(alpha + t_) - s * np.log(beta + t_) - bracket)
     np.testing.assert_allclose(alive, np.minimum(expected, 1.0), rtol=1e-12)
     assert 0.0 < alive.min() and alive.max() <= 1.0
+
+
+SHOP = {"r": 0.777, "alpha": 1.505, "s": 3.654, "beta": 141.6}  # the 1M-order shop's fitted region
+
+
+def _shop_customers(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    t_obs = (730 - rng.integers(0, 730, n)) / 7.0
+    return simulate_paretonbd(SHOP, t_obs, seed=seed + 1, resolution=1 / 7)
+
+
+def test_analytic_hessian_matches_differences_of_the_gradient() -> None:
+    data = _shop_customers(3000, 5)
+    stats = collapse({c: data[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")})
+    for params in (SHOP, {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669},
+                   {"r": 1.3, "alpha": 90.0, "s": 0.4, "beta": 1.2}):
+        theta = np.log(list(params.values()))
+        _, grad, hess = paretonbd_derivatives(theta, stats, 2)
+        assert grad is not None and hess is not None
+        np.testing.assert_allclose(grad, paretonbd_derivatives(theta, stats, 1)[1], rtol=1e-12)
+        step = 1e-6
+        fd = np.column_stack([
+            (paretonbd_derivatives(theta + step * e, stats, 1)[1] - paretonbd_derivatives(theta - step * e, stats, 1)[1])
+            / (2 * step) for e in np.eye(4)])
+        np.testing.assert_allclose(hess, fd, rtol=1e-5, atol=1e-6 * np.abs(fd).max())
+
+
+def test_big_fit_in_the_shop_region_reaches_the_full_data_optimum() -> None:
+    """Warm start on a sample + exact Newton on all rows land where plain BFGS to 1e-12 does."""
+    data = _shop_customers(80_000, 9)
+    m = ParetoNBD().fit(data)
+    assert m.n_distinct_ > 40_000  # the warm-started path
+    stats = collapse({c: data[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T")})
+    total = stats.total_weight
+
+    def fun(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        ll, grad = paretonbd_loglik_sum(theta, stats, True)
+        assert grad is not None
+        return -ll / total, -grad / total
+
+    res = optimize.minimize(fun, np.log([0.553, 10.578, 0.606, 11.669]), jac=True, method="BFGS",
+                            options={"gtol": 1e-12, "maxiter": 10_000})
+    ref = dict(zip(("r", "alpha", "s", "beta"), np.exp(res.x), strict=True))
+    for k, v in ref.items():
+        assert m.params_[k] == pytest.approx(v, rel=1e-6)
+    assert m.log_likelihood_ >= -res.fun * total - 1e-6

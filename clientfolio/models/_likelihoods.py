@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import betaln, digamma, gammaln, polygamma
 
 from clientfolio.models._base import _dot
-from clientfolio.models._integrals import HESSIAN_PAIRS, log_j, log_j_derivatives
+from clientfolio.models._integrals import HESSIAN_PAIRS, log_j_derivatives
 
 if TYPE_CHECKING:
     from clientfolio.models._base import Collapsed
@@ -274,8 +274,8 @@ def paretonbd_loglik(
     """
     r, alpha, s, beta = params
     x, tx, t_ = np.broadcast_arrays(_arr(frequency), _arr(recency), _arr(T))
-    l1 = log_j(tx, alpha, beta, r + x, np.full_like(x, s + 1.0))[0]
-    l2 = log_j(t_, alpha, beta, r + x + 1.0, np.full_like(x, s))[0]
+    l1 = log_j_derivatives(tx, alpha, beta, r + x, np.full_like(x, s + 1.0), order=0)[0]
+    l2 = log_j_derivatives(t_, alpha, beta, r + x + 1.0, np.full_like(x, s), order=0)[0]
     return (
         gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
         + np.logaddexp(np.log(s) + l1, np.log(r + x) + l2)
@@ -307,8 +307,9 @@ def _distinct_pairs(a: Array, b: Array) -> tuple[NDArray[np.intp], tuple[Array, 
         return np.arange(a.size), (a, b)
     ca, ua = pd.factorize(a, sort=False)
     cb, ub = pd.factorize(b, sort=False)
-    code, key = _pairs(ca.astype(np.intp), cb.astype(np.intp), max(len(ub), 1))
-    return code, (np.asarray(ua, dtype=float)[key // max(len(ub), 1)], np.asarray(ub, dtype=float)[key % max(len(ub), 1)])
+    nb = max(len(ub), 1)
+    code, key = _pairs(ca.astype(np.intp), cb.astype(np.intp), nb)
+    return code, (np.asarray(ua, dtype=float)[key // nb], np.asarray(ub, dtype=float)[key % nb])
 
 
 def paretonbd_loglik_sum(

@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str, float], None]
 MIN_DAYS_FOR_HOLDOUT = 180
-COMPARE_SAMPLE = 10_000  # customers: enough to tell the models apart, cheap enough for big shops
 
 
 def support_at(summary: pd.DataFrame, first: pd.Timestamp, cutoff: pd.Timestamp) -> Support:
@@ -144,10 +143,6 @@ def choose_model(st: Store, first: pd.Timestamp, as_of: pd.Timestamp, support: S
         progress("checking models on a holdout period", 0.15)
         split = (first + (as_of - first) * 2 / 3).normalize()
         cal = rfm_summary(st, cutoff=split, unit="W", holdout_end=as_of)
-        if len(cal) > COMPARE_SAMPLE:
-            notes.append(method_note(f"models compared on a random sample of {COMPARE_SAMPLE:,} of {len(cal):,} "
-                                     "customers"))
-            cal = cal.sample(COMPARE_SAMPLE, random_state=0).sort_values("customer_id").reset_index(drop=True)
         try:
             comp = compare_models(cal)
             validation = {"comparison": comp, "calibration_end": split, "holdout_end": as_of}

@@ -33,6 +33,7 @@ _LOG_BOUND = 30.0          # |log parameter| limit: parameters within e^-30 .. e
 _GRAD_TOL = 1e-5           # max |gradient| of the mean log-likelihood at the optimum
 _SUBSAMPLE_ROWS = 40_000   # above this many distinct rows, warm-start on a sample
 _SUBSAMPLE_CUSTOMERS = 50_000
+_NEWTON_TOL = 1e-9         # max |gradient| of the mean log-likelihood where exact Newton stops
 _Z95 = 1.959963984540054
 _SE_LOG_LIMIT = 10.0       # a log-parameter standard error above this: a 95% interval wider than e^+-20
 
@@ -292,6 +293,9 @@ class BaseModel:
     """
 
     _param_names: ClassVar[tuple[str, ...]] = ()
+    # customers in the warm-start sample of big fits (a model whose evaluations cost little per
+    # row, but much per call, takes fewer)
+    _warm_start_customers: ClassVar[int] = _SUBSAMPLE_CUSTOMERS
 
     def __init__(
         self,
@@ -472,7 +476,6 @@ class BaseModel:
         return fgh
 
     def _fit_collapsed(self, stats: Collapsed) -> None:
-        name = type(self).__name__
         theta0 = self._start(stats)
         fun = self._objective(stats)
         exact = self._exact(stats, fun.counter)  # type: ignore[attr-defined]
@@ -480,31 +483,37 @@ class BaseModel:
         n_iter = 0
         if self.initial_params is None and stats.n_rows > _SUBSAMPLE_ROWS:
             theta0, hess = self._warm_start(stats, theta0, need_hessian=exact is None)
-        f0, g0 = fun(theta0)
-        if not np.isfinite(f0):
-            raise ConvergenceError(
-                f"{name}: the log-likelihood is not finite at the starting values "
-                f"{self._named(np.exp(theta0))}. Pass initial_params=... closer to "
-                "plausible values, or check the data's time unit."
-            )
-        theta, f, g = theta0, f0, g0
         done = False
         if exact is not None and hess is None and stats.n_rows > _SUBSAMPLE_ROWS:
-            # warm-started: exact Newton converges in two or three steps
-            theta, f, g, hess, done = _newton_exact(exact, theta, max_steps=8, tol=1e-10)
-        elif hess is not None:
-            theta, f, g, done = _newton(fun, theta, f, g, hess, max_steps=12, tol=1e-7)
+            # warm-started (or given a start): exact Newton converges in a few steps
+            theta, f, g, hess, done = _newton_exact(exact, theta0, max_steps=8, tol=_NEWTON_TOL)
+            if not np.isfinite(f):
+                self._not_finite(theta0)
+        else:
+            f, g = fun(theta0)
+            if not np.isfinite(f):
+                self._not_finite(theta0)
+            theta = theta0
+            if hess is not None:
+                theta, f, g, done = _newton(fun, theta, f, g, hess, max_steps=12, tol=1e-7)
         if not done:
             res = _minimize(fun, theta, int(self.max_iter))
             theta, f, g, n_iter = res.x, float(res.fun), np.asarray(res.jac), int(res.nit)
             if exact is not None:
-                theta, f, g, hess, _ = _newton_exact(exact, theta, max_steps=3, tol=1e-10)
+                theta, f, g, hess, _ = _newton_exact(exact, theta, max_steps=3, tol=_NEWTON_TOL)
         if exact is None:
             # Polish with Newton steps on a fresh Hessian, which also gives the errors.
             hess = _fd_hessian(fun, theta, g)
             theta, f, g, _ = _newton(fun, theta, f, g, hess, max_steps=3, tol=1e-10)
         assert hess is not None
         self._finish(stats, fun, theta, f, g, hess, n_iter)
+
+    def _not_finite(self, theta0: Array) -> None:
+        raise ConvergenceError(
+            f"{type(self).__name__}: the log-likelihood is not finite at the starting values "
+            f"{self._named(np.exp(theta0))}. Pass initial_params=... closer to "
+            "plausible values, or check the data's time unit."
+        )
 
     def _warm_start(
         self, stats: Collapsed, theta0: Array, need_hessian: bool = True
@@ -513,7 +522,7 @@ class BaseModel:
         rng = np.random.default_rng(12345)
         # customers drawn with replacement: rows in proportion to their weights
         cum = np.cumsum(stats.weights)
-        draws = np.sort(rng.random(_SUBSAMPLE_CUSTOMERS)) * cum[-1]  # sorted: faster search
+        draws = np.sort(rng.random(self._warm_start_customers)) * cum[-1]  # sorted: faster search
         picks = np.searchsorted(cum, draws, side="right")
         rows, counts = np.unique(np.minimum(picks, stats.n_rows - 1), return_counts=True)
         sample = stats.subset(rows, counts.astype(float))

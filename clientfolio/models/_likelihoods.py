@@ -32,7 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import betaln, digamma, gammaln, polygamma
 
 from clientfolio.models._base import _dot
-from clientfolio.models._integrals import log_j
+from clientfolio.models._integrals import HESSIAN_PAIRS, log_j_derivatives
 
 if TYPE_CHECKING:
     from clientfolio.models._base import Collapsed
@@ -274,8 +274,8 @@ def paretonbd_loglik(
     """
     r, alpha, s, beta = params
     x, tx, t_ = np.broadcast_arrays(_arr(frequency), _arr(recency), _arr(T))
-    l1 = log_j(tx, alpha, beta, r + x, np.full_like(x, s + 1.0))[0]
-    l2 = log_j(t_, alpha, beta, r + x + 1.0, np.full_like(x, s))[0]
+    l1 = log_j_derivatives(tx, alpha, beta, r + x, np.full_like(x, s + 1.0), order=0)[0]
+    l2 = log_j_derivatives(t_, alpha, beta, r + x + 1.0, np.full_like(x, s), order=0)[0]
     return (
         gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
         + np.logaddexp(np.log(s) + l1, np.log(r + x) + l2)
@@ -285,11 +285,31 @@ def paretonbd_loglik(
 def paretonbd_log_bracket(
     params: tuple[float, float, float, float], x: Array, tx: Array, t_: Array
 ) -> Array:
-    """``log[s J(t_x) + (r+x) J(T)]``: the part of the likelihood P(alive) divides by."""
+    """``log[s J(t_x) + (r+x) J(T)]``: the part of the likelihood P(alive) divides by.
+
+    ``J(t_x)`` is evaluated once per distinct ``(x, t_x)`` and ``J(T)`` once per distinct
+    ``(x, T)``, so scoring a million customers costs what their distinct histories cost.
+    """
     r, alpha, s, beta = params
-    l1 = log_j(tx, alpha, beta, r + x, np.full_like(x, s + 1.0))[0]
-    l2 = log_j(t_, alpha, beta, r + x + 1.0, np.full_like(x, s))[0]
-    return np.logaddexp(np.log(s) + l1, np.log(r + x) + l2)
+    x, tx, t_ = np.broadcast_arrays(_arr(x), _arr(tx), _arr(t_))
+    c1, (x1, t1) = _distinct_pairs(x, tx)
+    c2, (x2, t2) = _distinct_pairs(x, t_)
+    l1 = log_j_derivatives(t1, alpha, beta, r + x1, np.full_like(x1, s + 1.0), order=0)[0]
+    l2 = log_j_derivatives(t2, alpha, beta, r + x2 + 1.0, np.full_like(x2, s), order=0)[0]
+    return np.logaddexp(np.log(s) + l1[c1], (np.log(r + x2) + l2)[c2])
+
+
+def _distinct_pairs(a: Array, b: Array) -> tuple[NDArray[np.intp], tuple[Array, Array]]:
+    """Row codes into the distinct ``(a, b)`` pairs, and those pairs."""
+    import pandas as pd
+
+    if a.size < 64:
+        return np.arange(a.size), (a, b)
+    ca, ua = pd.factorize(a, sort=False)
+    cb, ub = pd.factorize(b, sort=False)
+    nb = max(len(ub), 1)
+    code, key = _pairs(ca.astype(np.intp), cb.astype(np.intp), nb)
+    return code, (np.asarray(ua, dtype=float)[key // nb], np.asarray(ub, dtype=float)[key % nb])
 
 
 def paretonbd_loglik_sum(
@@ -300,12 +320,36 @@ def paretonbd_loglik_sum(
     ``J(t_x)`` is evaluated once per distinct ``(x, t_x)`` and ``J(T)`` once per
     distinct ``(x, T)``; gradient sums are aggregated by those pairs.
     """
+    ll, grad, _ = paretonbd_derivatives(log_params, stats, 1 if gradient else 0)
+    return ll, grad
+
+
+def paretonbd_derivatives(
+    log_params: Array, stats: Collapsed, order: int
+) -> tuple[float, Array | None, Array | None]:
+    """`paretonbd_loglik_sum` with, for ``order=2``, the analytic Hessian on log-parameters.
+
+    Per customer ``log L = part(x) + logaddexp(g1, g2)`` with ``g1 = log s + log J(t_x)`` and
+    ``g2 = log(r+x) + log J(T)``; the Hessian of the logaddexp is ``w H1 + (1-w) H2 +
+    w (1-w) d d'`` (``w`` the weight of ``g1``, ``d`` the difference of the gradients).
+    Parameter order ``(r, alpha, s, beta)``.
+    """
     r, alpha, s, beta = np.exp(log_params)
     d = _paretonbd_design(stats)
     ux, wx, total_w = d["ux"], d["wx"], d["total_w"]
     x1, t1, x2, t2 = d["x1"], d["t1"], d["x2"], d["t2"]
-    l1, a1, b1, p1, q1 = log_j(t1, alpha, beta, r + x1, np.full_like(x1, s + 1.0))
-    l2, a2, b2, p2, q2 = log_j(t2, alpha, beta, r + x2 + 1.0, np.full_like(x2, s))
+    jobs = [(t1, r + x1, np.full_like(x1, s + 1.0)), (t2, r + x2 + 1.0, np.full_like(x2, s))]
+
+    def run(job: tuple[Array, Array, Array]) -> tuple[Array, list[Array] | None, list[Array] | None]:
+        return log_j_derivatives(job[0], alpha, beta, job[1], job[2], order=order)
+
+    if x1.size + x2.size >= _PNBD_PARALLEL_PAIRS:
+        # numpy releases the GIL: J(t_x) and J(T) in two threads
+        from clientfolio.models._base import _pool
+
+        (l1, gr1, he1), (l2, gr2, he2) = _pool().map(run, jobs)
+    else:
+        (l1, gr1, he1), (l2, gr2, he2) = (run(j) for j in jobs)
     e1 = np.log(s) + l1
     e2 = np.log(r + x2) + l2
     c1, c2, w = d["code1"], d["code2"], d["w"]
@@ -313,17 +357,50 @@ def paretonbd_loglik_sum(
     m = np.logaddexp(g1, g2)
     ll = _dot(wx, (gammaln(r + ux) - gammaln(r)))
     ll += total_w * (r * np.log(alpha) + s * np.log(beta)) + _dot(w, m)
-    if not gradient:
-        return ll, None
+    if order == 0:
+        return ll, None, None
+    assert gr1 is not None and gr2 is not None
     omega = np.exp(g1 - m)
-    o1 = np.bincount(c1, weights=w * omega, minlength=x1.size)
-    o2 = np.bincount(c2, weights=w * (1.0 - omega), minlength=x2.size)
-    g_r = _dot(wx, (digamma(r + ux) - digamma(r))) + total_w * np.log(alpha)
-    g_r += _dot(o1, p1) + _dot(o2, (1.0 / (r + x2) + p2))
-    g_alpha = total_w * r / alpha + _dot(o1, a1) + _dot(o2, a2)
-    g_s = total_w * np.log(beta) + _dot(o1, (1.0 / s + q1)) + _dot(o2, q2)
-    g_beta = total_w * s / beta + _dot(o1, b1) + _dot(o2, b2)
-    return ll, np.array([g_r * r, g_alpha * alpha, g_s * s, g_beta * beta])
+    w_omega = w * omega
+    o1 = np.bincount(c1, weights=w_omega, minlength=x1.size)
+    o2 = np.bincount(c2, weights=w - w_omega, minlength=x2.size)
+    # gradients of g1, g2 per pair, in (r, alpha, s, beta); log J's are in (alpha, beta, p, q)
+    inv_rx2 = 1.0 / (r + x2)
+    grad1 = [gr1[2], gr1[0], 1.0 / s + gr1[3], gr1[1]]
+    grad2 = [inv_rx2 + gr2[2], gr2[0], gr2[3], gr2[1]]
+    g = np.array([_dot(o1, a) + _dot(o2, b) for a, b in zip(grad1, grad2, strict=True)])
+    g[0] += _dot(wx, (digamma(r + ux) - digamma(r))) + total_w * np.log(alpha)
+    g[1] += total_w * r / alpha
+    g[2] += total_w * np.log(beta)
+    g[3] += total_w * s / beta
+    p = np.array([r, alpha, s, beta])
+    if order == 1:
+        return ll, g * p, None
+    assert he1 is not None and he2 is not None
+    to_jq = (2, 0, 3, 1)          # (r, alpha, s, beta) -> index in (alpha, beta, p, q)
+    pos = {pair: k for k, pair in enumerate(HESSIAN_PAIRS)}
+    h = np.zeros((4, 4))
+    v = w_omega * (1.0 - omega)   # w omega (1 - omega) per row
+    v1 = np.bincount(c1, weights=v, minlength=x1.size)
+    v2 = np.bincount(c2, weights=v, minlength=x2.size)
+    cross = [np.bincount(c1, weights=v * b[c2], minlength=x1.size) for b in grad2]
+    for i in range(4):
+        for j in range(i, 4):
+            k = pos[tuple(sorted((to_jq[i], to_jq[j])))]  # type: ignore[index]
+            h[i, j] = (_dot(o1, he1[k]) + _dot(o2, he2[k]) + _dot(v1, grad1[i] * grad1[j])
+                       + _dot(v2, grad2[i] * grad2[j]) - _dot(grad1[i], cross[j]) - _dot(grad1[j], cross[i]))
+    h[2, 2] -= _dot(o1, np.full_like(o1, 1.0 / s**2))
+    h[0, 0] -= _dot(o2, inv_rx2**2)
+    h[0, 0] += _dot(wx, polygamma(1, r + ux) - polygamma(1, r))
+    h[0, 1] += total_w / alpha
+    h[1, 1] -= total_w * r / alpha**2
+    h[2, 3] += total_w / beta
+    h[3, 3] -= total_w * s / beta**2
+    h = np.triu(h) + np.triu(h, 1).T
+    return ll, g * p, h * np.outer(p, p) + np.diag(g * p)
+
+
+_PNBD_PARALLEL_PAIRS = 20_000
 
 
 def _paretonbd_design(stats: Collapsed) -> dict[str, Any]:

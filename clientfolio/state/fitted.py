@@ -36,7 +36,6 @@ from clientfolio.state.models import (fit_one_time_alive_model, fit_purchase_mod
 from clientfolio.store.audit import Support
 
 FORMAT = 1  # version of the stored form; bump when `to_dict` changes incompatibly
-FIT_SAMPLE = 10_000  # customers: beyond this the purchase model's parameters come from a random sample
 CLUSTER_SAMPLE = 5_000  # customers on which the number of groups is chosen (all are assigned)
 # Columns measured in days; the purchase models work in weeks.
 TIME_COLUMNS = ("recency", "T", "tenure", "ipt_mean", "ipt_std", "last_gap", "first_gap", "ipt_mean_before_last")
@@ -138,13 +137,7 @@ class PortfolioState:
         if not self.support_.forecasts:
             return
         summary = model_summary(features, as_of)
-        fit_on = summary
-        if len(summary) > FIT_SAMPLE:
-            # Parameters describe the customer base; a random sample estimates them without bias
-            # (their standard errors, and so the CLV intervals, say how precisely).
-            fit_on = summary.sample(FIT_SAMPLE, random_state=0)
-            self.notes_.append(method_note(f"model parameters estimated on a random sample of {FIT_SAMPLE:,} of "
-                                           f"{len(summary):,} customers; every customer is scored"))
+        fit_on = summary  # every customer: fits cost what the distinct (x, t_x, T) histories cost
         self.purchase_model_ = fit_purchase_model(fit_on, self.model, self.notes_, start)
         self.spend_model_ = fit_spend_model(fit_on, self.notes_)
         if self.purchase_model_ is not None:

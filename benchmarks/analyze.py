@@ -131,7 +131,10 @@ def child(code: str, args: list[str], env: dict[str, str], timeout: float) -> di
     if out.returncode != 0:
         tail = (out.stderr.strip().splitlines() or ["(no message)"])[-1]
         return {"error": f"exit {out.returncode}: {tail}"}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    for text in reversed(out.stdout.strip().splitlines()):  # the result line, whatever else was printed
+        if text.startswith("{"):
+            return json.loads(text)
+    return {"error": "no result printed: " + (out.stdout.strip().splitlines() or ["(nothing)"])[-1][:200]}
 
 
 def has_lifetimes() -> bool:

@@ -84,9 +84,11 @@ def timed(fn):
             if pareto["depth"] == 0:
                 pareto["s"] += time.perf_counter() - t0
     return wrapper
-for name, fn in list(vars(paretonbd.ParetoNBD).items()):
-    if callable(fn) and (name in ("fit", "_alive") or name.startswith("predict") or name.startswith("expected")):
-        setattr(paretonbd.ParetoNBD, name, timed(fn))
+for name in dir(paretonbd.ParetoNBD):  # inherited ones (fit) too, wrapped on this class only
+    if name in ("fit", "_alive") or name.startswith(("predict", "expected", "conditional")):
+        fn = getattr(paretonbd.ParetoNBD, name)
+        if callable(fn):
+            setattr(paretonbd.ParetoNBD, name, timed(fn))
 stages, last = [], [t, "start"]
 def progress(msg, frac):
     now = time.perf_counter()

@@ -43,6 +43,16 @@ def support_at(summary: pd.DataFrame, first: pd.Timestamp, cutoff: pd.Timestamp)
                             int((summary["frequency"] > 0).sum()))
 
 
+def store_support(st: Store, first: pd.Timestamp, cutoff: pd.Timestamp) -> Support:
+    """:func:`support_at` counted in the store: the same customers and repeat buyers as the summary at
+    `cutoff`, without bringing one row per customer into Python."""
+    from clientfolio.features.summary import _date_lit, summary_sql
+
+    row = st.query(f"SELECT count(*) AS n, count(*) FILTER (WHERE frequency > 0) AS repeat "
+                   f"FROM ({summary_sql(_date_lit(cutoff), 'W')}) AS s").iloc[0]
+    return forecast_support((cutoff.normalize() - first.normalize()).days, int(row["n"]), int(row["repeat"]))
+
+
 def check_rules(rules: str | Path | dict) -> RuleSet:
     """Read and check a rule file before any work: structure, operators, limits, field names.
 
@@ -383,7 +393,7 @@ def analyze(
         settings = ClvSettings(horizon_months=horizon_months, discount_rate=discount_rate, margin=margin or 1.0)
         basis = "gross profit" if span.has_cost else ("profit at the stated margin" if margin else "revenue")
         # Below the measured minimum nothing is fitted or forecast; Portfolio.support carries the reason.
-        support = support_at(rfm_summary(st, cutoff=as_of, unit="W"), span.first, as_of)
+        support = store_support(st, span.first, as_of)
         choice = choose_model(st, span.first, as_of, support, model, notes, report)
         report("scoring and segmenting customers", 0.35)
         state, now, _ = fit_portfolio(st, as_of, support, choice, settings, sector, checked_rules, clusters,
@@ -426,7 +436,7 @@ def refit(store: Store | str | Path, *, cutoff: str | pd.Timestamp | None = None
         notes = Notes()
         span = data_span(st, None, old.currency)
         as_of = pd.Timestamp(cutoff).normalize() if cutoff is not None else span.last.normalize()
-        support = support_at(rfm_summary(st, cutoff=as_of, unit="W"), span.first, as_of)
+        support = store_support(st, span.first, as_of)
         choice = choose_model(st, span.first, as_of, support, model, notes, report)
         report("fitting the new state", 0.4)
         state, _, _ = fit_portfolio(st, as_of, support, choice, old.settings, old.sector, old.rules_, old.clusters,

@@ -258,13 +258,15 @@ def _service_per_customer(frame: pd.DataFrame, service: Mapping | pd.Series) -> 
              "discount_reliance", "occasions", "support", "cart_abandoners")
     for col in [c for c in frame.columns if c in kinds or c.startswith(("seg_", "rule_"))]:
         kind = {"rfm_segment": "rfm", "quadrant": "portfolio"}.get(col, col.removeprefix("seg_"))
-        seg = frame[col].astype("string")
+        # Each distinct segment name folded once (not once per playbook key and customer).
+        codes, names = pd.factorize(frame[col].astype("string"))
+        folded = pd.Series(names, dtype="string").str.casefold()
         for key, level in service.items():
             k_kind, k_seg = (key if isinstance(key, tuple) else
                              tuple(key.split(":", 1)) if ":" in key else (None, key))
             if k_kind is not None and k_kind != kind:
                 continue
-            hit = (seg.str.casefold() == str(k_seg).casefold()).fillna(False).to_numpy()
+            hit = np.isin(codes, np.flatnonzero((folded == str(k_seg).casefold()).fillna(False).to_numpy()))
             best[hit] = np.minimum(best[hit], rank[str(level).lower()])
     return best.map(lambda i: SERVICE_LEVELS[int(i)] if i < len(SERVICE_LEVELS) else None).astype("string")
 

@@ -714,8 +714,11 @@ def discover_clusters(
     if max_corr is not None and not (isinstance(max_corr, (int, float)) and 0 < max_corr <= 1):
         raise ClusterError(f"The 'max_corr' parameter of discover_clusters must be a number in (0, 1] or None. "
                            f"Got {max_corr!r} instead.")
+    import sklearn.cluster  # noqa: F401 -- loads scikit-learn's OpenMP runtime before the limit below
     from threadpoolctl import threadpool_limits
 
+    # threadpoolctl limits only the thread pools already loaded: scikit-learn's OpenMP must be in
+    # before the `with`, or k-means ran on 2 spinning threads (3-10x slower on a busy machine).
     # The matrices are small (a 10k sample): BLAS/OpenMP threads bring little, and on a busy
     # machine their spin-waiting made k-means and EM 5-10x slower (measured).  Only this call
     # is affected.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from clientfolio.core.errors import ClientfolioError
@@ -65,28 +66,31 @@ def consent_status(store: Store, customer_ids: Sequence[str], purpose: str = "ma
         return pd.DataFrame({"customer_id": pd.Series([], dtype=object), "allowed": pd.Series([], dtype=bool),
                              "basis": pd.Series([], dtype=object)})
     df = store.query(_DECIDE, [ids, purpose, channel])
-    allowed, basis = [], []
-    for granted, at, source, ch, flag in zip(df["granted"], df["recorded_at"], df["source"], df["channel"],
-                                             df["consent_marketing"]):
-        shop_says_no = purpose == "marketing" and channel in ("email", "any") and pd.notna(flag) and not bool(flag)
-        if pd.notna(granted) and bool(granted) and shop_says_no:
-            allowed.append(False)  # two sources disagree: the more restrictive one wins
-            basis.append(f"customers file does not accept e-mail marketing (overrides a grant of "
-                         f"{pd.Timestamp(at):%Y-%m-%d})")
-        elif pd.notna(granted):
+    n = len(df)
+    email_marketing = purpose == "marketing" and channel in ("email", "any")
+    has_record = df["granted"].notna().to_numpy()
+    flag = df["consent_marketing"]
+    has_flag = flag.notna().to_numpy() & email_marketing
+    flag_yes = flag.astype(object).where(flag.notna(), False).astype(bool).to_numpy()
+    # Without a record (most customers): the customers file's flag, or nothing -- decided column-wise.
+    allowed = np.where(has_flag, flag_yes, False)
+    basis = np.where(has_flag, np.where(flag_yes, "customers file: accepts e-mail marketing",
+                                        "customers file: does not accept e-mail marketing"),
+                     f"no consent on record for {purpose} by {channel}").astype(object)
+    for i in np.flatnonzero(has_record):  # customers with a consent record: their newest record decides
+        granted, at, source, ch = (df["granted"].iat[i], df["recorded_at"].iat[i], df["source"].iat[i],
+                                   df["channel"].iat[i])
+        if bool(granted) and has_flag[i] and not flag_yes[i]:
+            allowed[i] = False  # two sources disagree: the more restrictive one wins
+            basis[i] = (f"customers file does not accept e-mail marketing (overrides a grant of "
+                        f"{pd.Timestamp(at):%Y-%m-%d})")
+        else:
             word = "granted" if bool(granted) else "withdrawn"
             scope = "" if ch == channel else " for every channel"
-            allowed.append(bool(granted))
-            basis.append(f"{word}{scope} {pd.Timestamp(at):%Y-%m-%d} ({source})")
-        elif purpose == "marketing" and channel in ("email", "any") and pd.notna(flag):
-            allowed.append(bool(flag))
-            basis.append("customers file: accepts e-mail marketing" if bool(flag)
-                         else "customers file: does not accept e-mail marketing")
-        else:
-            allowed.append(False)
-            basis.append(f"no consent on record for {purpose} by {channel}")
-    return pd.DataFrame({"customer_id": df["customer_id"].astype(str).to_numpy(), "allowed": allowed,
-                         "basis": basis})
+            allowed[i] = bool(granted)
+            basis[i] = f"{word}{scope} {pd.Timestamp(at):%Y-%m-%d} ({source})"
+    return pd.DataFrame({"customer_id": df["customer_id"].astype(str).to_numpy(), "allowed": allowed.astype(bool),
+                         "basis": basis if n else np.array([], dtype=object)})
 
 
 def allowed_ids(store: Store, customer_ids: Sequence[str], purpose: str = "marketing",

@@ -76,7 +76,14 @@ def _simulate(model, x: np.ndarray, t_: np.ndarray, p_alive: np.ndarray, horizon
 
 
 def _draws(model, n: int, seed: int) -> list:
-    return draw_models(model, n, seed) or [model] * n
+    """The drawn models, kept on the fitted model: a one-customer update should not redraw them
+    (a fitted model's parameters and covariance do not change)."""
+    cache = model.__dict__.setdefault("_range_draws", {})
+    key = (n, seed, tuple(sorted(model.params_.items())))
+    if key not in cache:
+        cache.clear()
+        cache[key] = draw_models(model, n, seed) or [model] * n
+    return cache[key]
 
 
 def _params(models: list) -> dict[str, np.ndarray]:

@@ -21,6 +21,10 @@ normal one from the draws' mean and spread.  A customer buys in whole purchases,
 customer's range is of whole purchases and covers *at least* the stated share; where the two
 quantiles coincide (most likely: no purchase) the range is widened by one purchase rather than
 shown with zero width.
+
+Each customer's range is drawn from a random stream of its own history (frequency and T in whole
+weeks), seeded from that history: a customer gets the same range scored alone after an event as
+scored with the whole base.
 """
 
 from __future__ import annotations

@@ -171,24 +171,10 @@ def score_customers(
 
 def _ranges_by_week(model, data: pd.DataFrame, alive: np.ndarray, unit_days: float,
                     s: ClvSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Purchase ranges simulated once per history rounded to whole weeks, applied to each exact history.
-
-    A range of whole purchases barely moves within a week of recency or T, and big bases have
-    many times fewer week-rounded histories than exact ones.
-    """
-    week = 7.0 / unit_days
-    coarse = pd.DataFrame({"frequency": data["frequency"].to_numpy(),
-                           "T": (data["T"].to_numpy() / week).round() * week,
-                           "recency": (data["recency"].to_numpy() / week).round() * week})
-    coarse["recency"] = np.minimum(coarse["recency"], coarse["T"])
-    coarse["alive"] = alive
-    # one P(alive) per rounded history: the mean of the exact ones it stands for
-    groups = coarse.groupby(["frequency", "recency", "T"], sort=False)
-    uniq = groups["alive"].mean().reset_index()
-    idx = groups.ngroup().to_numpy()
-    lo, hi = purchase_ranges(model, uniq[["frequency", "recency", "T"]], uniq["alive"].to_numpy(),
-                             s.horizon_months * DAYS_PER_MONTH / unit_days, s.interval)
-    return lo[idx], hi[idx]
+    """Purchase ranges simulated once per history rounded to whole weeks, each exact history keeping
+    its own P(alive); the same for a customer scored alone or with the whole base (see `purchase_ranges`)."""
+    return purchase_ranges(model, data[["frequency", "recency", "T"]], alive,
+                           s.horizon_months * DAYS_PER_MONTH / unit_days, s.interval, week=7.0 / unit_days)
 
 
 def no_dropout_before_repeat(model) -> bool:

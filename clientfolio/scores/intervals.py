@@ -21,6 +21,10 @@ normal one from the draws' mean and spread.  A customer buys in whole purchases,
 customer's range is of whole purchases and covers *at least* the stated share; where the two
 quantiles coincide (most likely: no purchase) the range is widened by one purchase rather than
 shown with zero width.
+
+Each customer's range is drawn from a random stream of its own history (frequency and T in whole
+weeks), seeded from that history: a customer gets the same range scored alone after an event as
+scored with the whole base.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import pandas as pd
 from scipy.special import ndtri  # inverse normal CDF (scipy.stats costs ~1 s to import)
 
 MAX_DRAWS, MIN_DRAWS, BUDGET = 200, 30, 2_000_000  # simulated customer-horizons for the total
-CUSTOMER_DRAWS = 60  # per week-rounded history, for each customer's range
+CUSTOMER_DRAWS = 60  # per history, for each customer's range
 
 
 def draw_models(model, n: int, seed: int) -> list:
@@ -76,22 +80,79 @@ def _simulate(model, x: np.ndarray, t_: np.ndarray, p_alive: np.ndarray, horizon
 
 
 def _draws(model, n: int, seed: int) -> list:
-    return draw_models(model, n, seed) or [model] * n
+    """The drawn models, kept on the fitted model: a one-customer update should not redraw them
+    (a fitted model's parameters and covariance do not change)."""
+    cache = model.__dict__.setdefault("_range_draws", {})
+    key = (n, seed, tuple(sorted(model.params_.items())))
+    if key not in cache:
+        cache.clear()
+        cache[key] = draw_models(model, n, seed) or [model] * n
+    return cache[key]
+
+
+def _params(models: list) -> dict[str, np.ndarray]:
+    """The drawn models' parameters as arrays (one value per draw), to simulate all draws at once."""
+    return {k: np.array([m.params_[k] for m in models], dtype=float) for k in models[0].params_}
+
+
+def _history_seed(seed: int, x: float, t_: float) -> list[int]:
+    """Entropy for one history's random stream: the seed and the exact bits of (frequency, T).
+
+    A stream per history, not per call, makes a customer's range the same whether they are
+    scored alone after an event or with the whole base (the batch and one-event paths agree).
+    """
+    bits = np.array([x, t_], dtype=np.float64).view(np.uint64)
+    return [int(seed), int(bits[0]), int(bits[1])]
+
+
+def _conditional_buys(model, p: dict[str, np.ndarray], x: float, t_: float, horizon: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Purchases in `horizon` of one history if still active, one value per drawn model (same process
+    as `_simulate`)."""
+    lam = rng.gamma(p["r"] + x, 1.0 / (p["alpha"] + t_))
+    if "s" in p:  # Pareto/NBD
+        mu = rng.gamma(p["s"], 1.0 / (p["beta"] + t_))
+        life = rng.exponential(1.0 / np.maximum(mu, 1e-300))
+        return rng.poisson(lam * np.minimum(life, horizon))
+    buys = rng.poisson(lam * horizon)
+    k = 1.0 if type(model).__name__ == "MBGNBD" else 0.0
+    drop = rng.beta(p["a"], p["b"] + x + k)
+    return np.where(buys > 0, np.minimum(buys, rng.geometric(np.clip(drop, 1e-12, 1.0))), 0)
 
 
 def purchase_ranges(model, data: pd.DataFrame, p_alive: np.ndarray, horizon: float, level: float = 0.8,
-                    n_draws: int = CUSTOMER_DRAWS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                    n_draws: int = CUSTOMER_DRAWS, seed: int = 0,
+                    week: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(low, high) whole purchases in the next `horizon` periods for each row of `data`.
 
     ``data`` has frequency, recency and T in the model's unit; `p_alive` is each row's P(alive)
-    at the fitted parameters.  Covers at least `level`;
-    never zero-width.
+    at the fitted parameters.  Covers at least `level`; never zero-width.
+
+    Each history (frequency, and T rounded to whole `week`s when given: a range of whole
+    purchases barely moves within a week) has its own random stream, seeded from `seed` and the
+    history itself: the draws of whether it is still active and of what it buys then.  A row's
+    range therefore depends only on its own history and P(alive), never on which other rows are
+    scored in the same call.
     """
-    x, t_ = (data[c].to_numpy(dtype=float) for c in ("frequency", "T"))
-    rng = np.random.default_rng(seed)
-    sims = np.empty((len(x), n_draws), dtype=np.int64)
-    for j, m in enumerate(_draws(model, n_draws, seed)):
-        sims[:, j] = _simulate(m, x, t_, p_alive, horizon, rng)
+    x = data["frequency"].to_numpy(dtype=float)
+    t_ = data["T"].to_numpy(dtype=float)
+    if week:
+        t_ = np.round(t_ / week) * week
+    alive = np.nan_to_num(np.asarray(p_alive, dtype=float), nan=1.0)
+    if not len(x):
+        return np.zeros(0), np.ones(0)
+    models = _draws(model, n_draws, seed)
+    p = _params(models)
+    keys = np.column_stack([x, t_])
+    uniq, idx = np.unique(keys, axis=0, return_inverse=True)
+    idx = np.asarray(idx).reshape(-1)
+    u = np.empty((len(uniq), len(models)))
+    buys = np.empty((len(uniq), len(models)), dtype=np.int64)
+    for i, (xi, ti) in enumerate(uniq.tolist()):
+        rng = np.random.default_rng(_history_seed(seed, xi, ti))
+        u[i] = rng.random(len(models))
+        buys[i] = _conditional_buys(model, p, xi, ti, horizon, rng)
+    sims = np.where(u[idx] < alive[:, None], buys[idx], 0)  # only those still active buy
     lo = np.floor(np.quantile(sims, 0.5 - level / 2, axis=1, method="lower"))
     hi = np.ceil(np.quantile(sims, 0.5 + level / 2, axis=1, method="higher"))
     return lo, np.maximum(hi, lo + 1)

@@ -67,7 +67,8 @@ def canonical(tx: Any) -> Any:  # noqa: ANN401
     defaults = {"source": F.lit("parquet"), "is_refund": F.lit(False), "cost": F.lit(None).cast("double"),
                 "cost_to_serve": F.lit(None).cast("double"), "category": F.lit(None).cast("string"),
                 "channel": F.lit(None).cast("string"), "discount": F.lit(None).cast("double"),
-                "attributes": F.lit(None).cast("string")}
+                "attributes": F.lit(None).cast("string"), "country": F.lit(None).cast("string"),
+                "consent_marketing": F.lit(None).cast("boolean")}
     cols = [F.col(c).cast("string").alias(c) for c in ("customer_id", "order_id")]
     cols += [F.col("ts").cast("timestamp").alias("ts"), F.col("amount").cast("double").alias("amount")]
     for name, default in defaults.items():
@@ -241,5 +242,7 @@ def finish(features: pd.DataFrame, shape: Shape, cutoff: pd.Timestamp) -> pd.Dat
     if shape.categories:
         names = [f"share_{_slug(c)}" for c in shape.categories]
         df["top_category"] = top_share(df[names].to_numpy(dtype=float), [_slug(c) for c in shape.categories])
+    if "top_channel" in df:  # after top_category, as the store's features have it
+        df = df[[c for c in df.columns if c != "top_channel"] + ["top_channel"]]
     df.attrs.update({"cutoff": pd.Timestamp(cutoff).normalize(), "unit": "D", "unit_days": 1.0})
     return df

@@ -99,17 +99,34 @@ def read_transactions(spark: Any, paths: str | Path | Sequence[str | Path]) -> A
     return frames.canonical(spark.read.parquet(*paths))
 
 
-def with_attributes(features: Any, customers: Any | None) -> Any:  # noqa: ANN401
-    """The customers' attributes joined to the features (null columns when there is no customers table)."""
+def with_attributes(features: Any, customers: Any | None, tx: Any | None = None) -> Any:  # noqa: ANN401
+    """The customers' attributes joined to the features.
+
+    As the store derives them on import, each customer's ``first_seen`` (first order), country
+    and latest marketing consent come from the transactions `tx`; a customers table's own values
+    win where it has them.  Without either, the columns are null.
+    """
     F = frames.api_of(features).F
+    derived = None
+    if tx is not None:
+        derived = (tx.where(F.col("customer_id").isNotNull()).groupBy("customer_id")
+                   .agg(F.min("ts").alias("_first_seen"), F.max("country").alias("_customer_country"),
+                        F.max_by("consent_marketing", "ts").alias("_consent_marketing")))
     have = set(customers.columns) if customers is not None else set()
+    source = {"customer_country": "country"}
     if customers is not None:
-        source = {"customer_country": "country"}
         cols = [F.col("customer_id").cast("string").alias("customer_id")]
         cols += [(F.col(source.get(c, c)).cast(t) if source.get(c, c) in have else F.lit(None).cast(t)).alias(c)
                  for c, t in ATTRIBUTES.items()]
-        return features.join(customers.select(*cols), on="customer_id", how="left")
-    return features.select("*", *[F.lit(None).cast(t).alias(c) for c, t in ATTRIBUTES.items()])
+        out = features.join(customers.select(*cols), on="customer_id", how="left")
+    else:
+        out = features.select("*", *[F.lit(None).cast(t).alias(c) for c, t in ATTRIBUTES.items()])
+    if derived is None:
+        return out
+    out = out.join(derived, on="customer_id", how="left")
+    fill = {c: F.coalesce(F.col(c), F.col(f"_{c}")).alias(c) for c in ("first_seen", "customer_country",
+                                                                         "consent_marketing")}
+    return out.select(*[fill.get(c, F.col(c)) for c in out.columns if not c.startswith("_")])
 
 
 def to_pandas_features(batch: pd.DataFrame, shape: frames.Shape, cutoff: pd.Timestamp) -> pd.DataFrame:
@@ -251,7 +268,7 @@ def analyze_spark(orders: str | Path | Sequence[str | Path], out: str | Path | N
     as_of = pd.Timestamp(cutoff if cutoff is not None else span["b"]).normalize()
     feats, shape = frames.features_frame(tx, as_of)
     cust = spark.read.parquet(str(customers)) if customers is not None else None
-    feats = with_attributes(feats, cust).cache()
+    feats = with_attributes(feats, cust, tx).cache()
     collected = to_pandas_features(feats.toPandas(), shape, as_of)
     secs["features"] = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -140,13 +140,19 @@ def to_pandas_features(batch: pd.DataFrame, shape: frames.Shape, cutoff: pd.Time
         elif t == "boolean":
             df[c] = pd.array(pd.Series(col, dtype=object).where(pd.notna(col), None), dtype="boolean")
         elif t == "timestamp":
-            df[c] = pd.to_datetime(pd.Series(col)).astype("datetime64[us]").to_numpy()
+            df[c] = _naive_utc(pd.Series(col)).to_numpy()
         else:
             df[c] = pd.Series(col, dtype=object).where(pd.notna(col), None).to_numpy()
     order = [c for c in df.columns if c not in ("value_12m", "revenue_12m")] + ["revenue_12m", "value_12m"]
     out = df[order]
     out.attrs.update(df.attrs)
     return out
+
+
+def _naive_utc(s: pd.Series) -> pd.Series:
+    """Timestamps as naive UTC microseconds, the store's form (an engine may hand them back zoned)."""
+    s = pd.to_datetime(s, utc=True)
+    return s.dt.tz_localize(None).astype("datetime64[us]")
 
 
 def support_of(features: pd.DataFrame, first: pd.Timestamp, cutoff: pd.Timestamp) -> Support:
@@ -181,7 +187,7 @@ def _conform(df: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
         elif t == "boolean":
             out[c] = s.astype("boolean")
         else:
-            out[c] = pd.to_datetime(s).astype("datetime64[us]")
+            out[c] = _naive_utc(s)
     return pd.DataFrame(out, index=df.index)
 
 

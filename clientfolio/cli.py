@@ -394,6 +394,24 @@ def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parq
                       f"`clientfolio audit --store {where}` reads it)", highlight=False)
 
 
+def _run_spark(files: list[Path] | None, out: Path, master: str, **settings: Any) -> None:
+    """`analyze --engine spark`: Parquet in, Parquet out (clientfolio.scale.spark)."""
+    with handled("nothing was written to the output folder's tables."):
+        if not files:
+            raise ClientfolioError("--engine spark needs the Parquet file(s) or folder(s) of the transactions")
+        day_option("--cutoff", settings.get("cutoff"))
+        from clientfolio.scale.spark import analyze_spark
+
+        console.print(f"[bold]clientfolio analyze[/] on Spark ({master})", highlight=False)
+        res, _, _ = analyze_spark(files, out, master=master, **settings)
+        console.print(f"{res.customers:,} customers scored and segmented; "
+                      + ", ".join(f"{k} {v:.1f} s" for k, v in res.seconds.items()), highlight=False)
+        for note in res.notes:
+            console.print(f"  note: {note}", highlight=False)
+        console.print(f"customers: [bold]{out / 'customers.parquet'}[/]\nmemberships: "
+                      f"[bold]{out / 'segments.parquet'}[/]\nfitted state: [bold]{out / 'state.json'}[/]")
+
+
 @app.command("analyze")
 @with_import_options
 def analyze_cmd(
@@ -420,6 +438,13 @@ def analyze_cmd(
     pseudonymise: Annotated[bool, typer.Option(help="For sharing (e.g. with an agency): customers named by keyed "
                                                     "pseudonyms in the report and customers file; e-mail, names and "
                                                     "other contact columns left out.")] = False,
+    engine: Annotated[str, typer.Option(help="duckdb (default: import, report, everything) or spark: FILES are "
+                                             "Parquet of the canonical transactions (customer_id, order_id, ts, "
+                                             "amount, ...); features on Spark, fit on the driver, apply per "
+                                             "partition; writes customers.parquet, segments.parquet, state.json "
+                                             "(no import, no report). See docs/scaling.md.")] = "duckdb",
+    spark_master: Annotated[str, typer.Option(help="Spark master URL for --engine spark (local[2], "
+                                                   "spark://host:7077, yarn).")] = "local[2]",
     *,
     imports: ImportArgs,
 ) -> None:
@@ -431,6 +456,12 @@ def analyze_cmd(
     concentration, CLV, who is slipping away, RFM, lifecycle flow, the strategic portfolio,
     customer groups, and how well the models predicted your own recent months.
     """
+    if engine == "spark":
+        _run_spark(files, out, spark_master, cutoff=cutoff, model=model, horizon_months=horizon,
+                   discount_rate=discount_rate, margin=margin, sector=sector)
+        return
+    if engine != "duckdb":
+        raise typer.BadParameter(f"--engine must be duckdb or spark, got {engine!r}")
     _run_analyze(files, store, out, parquet=parquet, pseudonymise=pseudonymise, imports=imports, cutoff=cutoff,
                  horizon_months=horizon,
                  discount_rate=discount_rate, margin=margin, model=model, sector=sector, rules=rules,

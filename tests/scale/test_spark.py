@@ -1,0 +1,148 @@
+"""DuckDB (the store's SQL) and Spark (local mode) give the same features, scores and memberships.
+
+One small shop (about 700 customers, two years) goes into a DuckDB store the usual way; the
+store's transactions table, written to Parquet, is what Spark reads.  One Spark session serves
+the whole module.  The SQLFrame test runs the same PySpark-API feature code on DuckDB without a JVM.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clientfolio.features import rfm_summary
+from clientfolio.ingest import import_files
+from clientfolio.pipeline import support_at
+from clientfolio.scale import frames
+from clientfolio.scale.spark import java_missing
+from clientfolio.state import PortfolioState, customer_features
+from clientfolio.store import open_store
+
+# Monte Carlo ranges: their random stream runs across the rows applied together, so a customer's
+# range depends on which other customers share the batch (on one machine: all of them; on Spark:
+# the partition).  Both are valid 80% ranges; they are checked for validity, not equality.
+SIMULATED = ("clv_low", "clv_high")
+
+
+def _shop(n_customers: int = 700, seed: int = 5) -> pd.DataFrame:
+    """Orders with refunds, categories, channels and discounts over two years."""
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(1.0, 1.0, n_customers) * 3
+    start = rng.uniform(0, 500, n_customers)
+    rows = []
+    for c in range(n_customers):
+        n = 1 + rng.poisson(rate[c])
+        days = np.sort(start[c] + rng.uniform(0, 730 - start[c], n))
+        days[0] = start[c]
+        for i, d in enumerate(days):
+            rows.append((f"C{c:04d}", f"O{c}-{i}", pd.Timestamp("2023-01-01") + pd.Timedelta(days=float(d)),
+                         round(float(rng.gamma(2.0, 15.0)), 2)))
+    df = pd.DataFrame(rows, columns=["customer_id", "order_id", "ts", "amount"])
+    n = len(df)
+    df["category"] = rng.choice(["coffee", "cake", "bread", "gift"], n)
+    df["channel"] = rng.choice(["web", "store"], n, p=[0.6, 0.4])
+    df["discount"] = np.where(rng.random(n) < 0.2, 2.0, 0.0)
+    df["cost"] = (df["amount"] * 0.4).round(2)
+    refunds = df.sample(frac=0.03, random_state=seed).assign(
+        order_id=lambda d: "R" + d["order_id"], amount=lambda d: -d["amount"],
+        ts=lambda d: d["ts"] + pd.Timedelta(days=3))
+    return pd.concat([df, refunds], ignore_index=True).assign(ts=lambda d: d["ts"].dt.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The DuckDB side: store, features, fitted state applied; and the Parquet the engines read."""
+    d = tmp_path_factory.mktemp("shop")
+    _shop().to_csv(d / "orders.csv", index=False)
+    with open_store(d / "s.duckdb") as st:
+        import_files([d / "orders.csv"], st)
+        st.con.execute(f"COPY (SELECT * FROM transactions) TO '{d / 'tx.parquet'}' (FORMAT parquet)")
+        span = st.query("SELECT min(ts) AS a, max(ts) AS b FROM transactions")
+        as_of = pd.Timestamp(span["b"].iloc[0]).normalize()
+        features, _, _ = customer_features(st, as_of)
+        support = support_at(rfm_summary(st, cutoff=as_of, unit="W"), pd.Timestamp(span["a"].iloc[0]), as_of)
+    assert support.forecasts, support.reason  # the comparison must cover the model scores
+    assert features["refunds"].lt(0).any() and "top_channel" in features and "discount_share" in features
+    state = PortfolioState(model="bgnbd")
+    applied = state.fit_apply(features, as_of, support=support)
+    return {"dir": d, "as_of": as_of, "features": features, "state": state, "applied": applied}
+
+
+def _close(a: object, b: object) -> bool:
+    """Equal, numbers to 1e-12 relative (Spark adds the same amounts in another order)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return a == b or abs(a - b) <= 1e-12 * max(abs(a), abs(b))
+    return a == b
+
+
+def _same(a: pd.Series, b: pd.Series, name: str) -> None:
+    if pd.api.types.is_numeric_dtype(a) and not pd.api.types.is_bool_dtype(a):
+        np.testing.assert_allclose(b.to_numpy(float), a.to_numpy(float), rtol=1e-12, atol=1e-12, equal_nan=True,
+                                   err_msg=name)
+    else:
+        text = lambda s: [None if pd.isna(v) else str(v) for v in s]  # noqa: E731
+        assert text(b) == text(a), name
+
+
+def test_sqlframe_on_duckdb_gives_the_store_features(shop: dict) -> None:
+    """The portable feature code, run on DuckDB through SQLFrame (no JVM), equals the store's SQL."""
+    import duckdb
+    from sqlframe.duckdb import DuckDBSession
+
+    con = duckdb.connect()
+    tx = frames.canonical(DuckDBSession(conn=con).read.parquet(str(shop["dir"] / "tx.parquet")))
+    lazy, shape = frames.features_frame(tx, shop["as_of"])
+    got = frames.finish(con.execute(lazy.sql(dialect="duckdb")).df(), shape, shop["as_of"])
+    ref = shop["features"]
+    assert len(got) == len(ref) > 600
+    assert shape.categories and shape.channels and shape.discounts
+    for col in got.columns:
+        assert str(got[col].dtype) == str(ref[col].dtype), col
+        _same(ref[col], got[col], col)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(java_missing() is not None, reason=f"Spark cannot start: {java_missing()}")
+def test_spark_gives_the_same_features_scores_and_memberships(shop: dict, tmp_path: Path) -> None:
+    """analyze on Spark local[2]: features on Spark, fit on the driver, apply per partition, Parquet out."""
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'clientfolio[test]')")
+    from clientfolio.scale.spark import analyze_spark, spark_session
+
+    spark = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "2"})
+    try:
+        # Small batches: apply runs on several pieces per partition, as on a big base.
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "150")
+        res, _, _ = analyze_spark(shop["dir"] / "tx.parquet", tmp_path / "out", spark=spark, model="bgnbd")
+    finally:
+        spark.stop()
+    ref_state, ref = shop["state"], shop["applied"]
+    # The state fitted on the driver is the one-machine state (models, cut points, clusters).
+    mine, theirs = json.loads(res.state.to_json()), json.loads(ref_state.to_json())
+    for key in ("models", "rfm_cuts", "value_tier_cuts", "historical_tier_cuts", "frequency_cut", "return_window",
+                "quadrant_splits", "value_references", "clusters", "categories", "feature_flags"):
+        assert _close(mine[key], theirs[key]), key
+    customers = pd.read_parquet(tmp_path / "out" / "customers.parquet").sort_values("customer_id",
+                                                                                  ignore_index=True)
+    want = ref.customers.sort_values("customer_id", ignore_index=True)
+    assert res.customers == len(customers) == len(want)
+    assert list(customers.columns) == list(want.columns)
+    for col in want.columns:
+        if col not in SIMULATED:
+            _same(want[col], customers[col], col)
+    low, clv, high = (customers[c].to_numpy(float) for c in ("clv_low", "clv", "clv_high"))
+    assert np.array_equal(np.isnan(low), np.isnan(want["clv_low"].to_numpy(float)))
+    assert np.all((low <= clv + 1e-9) & (clv <= high + 1e-9) | np.isnan(low))
+    keys = ["customer_id", "segment_kind", "segment"]
+    segments = pd.read_parquet(tmp_path / "out" / "segments.parquet")
+    assert (segments["as_of"] == shop["as_of"]).all()
+    a = ref.segments[keys].astype(str).sort_values(keys, ignore_index=True)
+    b = segments[keys].astype(str).sort_values(keys, ignore_index=True)
+    assert len(b) == len(a) and b.equals(a)

@@ -57,3 +57,16 @@ def test_evaluation_table_and_choice_follow_the_metrics(shop, demo):
     assert r.next_order.chosen == ("model" if mae.model < mae.baseline else "baseline")
     assert len(r.customers) > 1000 and r.customers["churn_risk"].between(0, 1).all()
     print(shop, [c.rows() for c in r.comparisons])
+
+
+def test_predict_command_writes_one_row_per_customer(tmp_path):
+    from typer.testing import CliRunner
+
+    from clientfolio.cli import app
+
+    out = tmp_path / "pred.csv"
+    r = CliRunner().invoke(app, ["predict", "--demo", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "AUC" in r.output and "MAE" in r.output
+    df = pd.read_csv(out)
+    assert len(df) == 3600 and df["churn_risk"].between(0, 1).all()

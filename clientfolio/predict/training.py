@@ -251,7 +251,10 @@ def btyd_scores(rfm: pd.DataFrame, horizon_days: int, model: Any = None) -> tupl
 
     data = rfm[["frequency", "recency", "T"]].astype(float)
     if model is None:
-        model = BGNBD().fit(data)
+        try:
+            model = BGNBD().fit(data)
+        except Exception:  # parameters not identified (e.g. no visible drop-out): a light penalty, as the model suggests
+            model = BGNBD(penalizer_coef=0.001).fit(data)
     p = model.params_
     r, alpha = p["r"], p["alpha"]
     alive = np.asarray(model.predict_alive(data), dtype=float)
@@ -324,6 +327,9 @@ def build_training_set(source: Any, cutoff: Any, horizon_days: int, *, events: p
         try:
             scores, model = btyd_scores(feats, horizon_days)
             feats = feats.join(scores)
+            if getattr(model, "penalizer_coef", 0):
+                notes.append(f"BG/NBD at {cutoff.date()} was fitted with a light penalty ({model.penalizer_coef}): "
+                             "without it its parameters were not identified by these data")
         except Exception as exc:  # a model that cannot be fitted leaves its scores out, said in notes
             notes.append(f"the BG/NBD scores were left out: {exc}")
     num = [c for c in feats.columns if c not in CATEGORICAL]

@@ -705,6 +705,7 @@ AREAS: list[str] = [
     "privacy",
     "webhooks",
     "service",
+    "predict",
 ]
 for _area in AREAS:
     importlib.import_module(f"clientfolio.commands.{_area}").register(app)

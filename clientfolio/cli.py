@@ -674,6 +674,7 @@ AREAS: list[str] = [
     "privacy",
     "webhooks",
     "service",
+    "recommend",
 ]
 for _area in AREAS:
     importlib.import_module(f"clientfolio.commands.{_area}").register(app)

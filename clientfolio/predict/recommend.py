@@ -100,11 +100,12 @@ class _Fitted:
             svd = TruncatedSVD(n_components=k, random_state=random_state)
             u = svd.fit_transform(self.binary)
             return "scikit-learn TruncatedSVD", None, u, svd.components_.T
-        als = AlternatingLeastSquares(factors=k, iterations=15, regularization=0.05, random_state=random_state,
-                                      num_threads=1)
+        self.weighted = sp.csr_matrix(np.log1p(self.counts.toarray()) * 20.0)  # confidence grows with repeats
         with threadpool_limits(1, "blas"), warnings.catch_warnings():  # one thread: same seed, same factors
             warnings.filterwarnings("ignore", message="OpenBLAS is configured", category=RuntimeWarning)
-            als.fit(sp.csr_matrix(np.log1p(self.counts.toarray()) * 20.0), show_progress=False)
+            als = AlternatingLeastSquares(factors=k, iterations=15, regularization=0.05, random_state=random_state,
+                                          num_threads=1)
+            als.fit(self.weighted, show_progress=False)
         return "implicit ALS", als, np.asarray(als.user_factors), np.asarray(als.item_factors)
 
     def scores(self, method: Method, rows: np.ndarray) -> np.ndarray:
@@ -130,7 +131,7 @@ class _Fitted:
             from threadpoolctl import threadpool_limits
 
             with threadpool_limits(1, "blas"):
-                _, contrib, _ = self.als.explain(row, self.counts[row], item, N=n)  # type: ignore[attr-defined]
+                _, contrib, _ = self.als.explain(row, self.weighted, item, N=n)  # type: ignore[attr-defined]
             return [str(self.products[i]) for i, w in contrib if w > 0][:n]
         if method == "factorisation":
             sim = self.item_f[bought] @ self.item_f[item]
@@ -273,9 +274,11 @@ class Recommender:
         out: list[dict[str, object]] = []
         if len(rows) == 0:
             return pd.DataFrame(columns=["customer_id", "kind", "rank", "product_id", "category", "method", "because"])
-        top = _top_k(f.scores(self.method_, rows), n)
+        scores = f.scores(self.method_, rows)
+        top = _top_k(scores, n)
         up = {p: list(zip(g["product_id_to"], g["movers"])) for p, g in self.upsell_.groupby("product_id_from")}
-        for r, c, items in zip(rows, ids, top):
+        for j, (r, c, items) in enumerate(zip(rows, ids, top)):
+            items = [i for i in items if np.isfinite(scores[j, i])]  # never a product already bought
             for rank, i in enumerate(items, 1):
                 if self.method_ == "popular":
                     why = f"one of the shop's most popular products ({int(f.popularity[i])} customers)"

@@ -62,7 +62,7 @@ def recommend_cmd(
         table = Table("method", f"hit rate@{k}", f"recall@{k}", f"coverage@{k}", title=(
             f"Recommendations tested on {source}: fitted up to {comp.cutoff}, judged on the next "
             f"{comp.horizon_days} days ({comp.n_test} customers bought something new to them)"))
-        names = {"cooccurrence": "item co-occurrence", "factorisation": "ALS factorisation",
+        names = {"cooccurrence": "item co-occurrence", "factorisation": "factorisation",
                  "popular": "most popular (baseline)"}
         for m, r in comp.details["methods"].items():  # type: ignore[union-attr]
             label = names[m] + (f" [{r['library']}]" if "library" in r else "")

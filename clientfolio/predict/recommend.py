@@ -39,7 +39,7 @@ __all__ = ["Recommender", "Method", "MIN_EVAL_CUSTOMERS"]
 Method = Literal["cooccurrence", "factorisation", "popular"]
 MIN_EVAL_CUSTOMERS = 30  # fewer customers buying something new after the cut-off: too thin to judge
 MIN_PRODUCTS = 5
-_NAMES = {"cooccurrence": "item co-occurrence", "factorisation": "ALS factorisation", "popular": "most popular"}
+_NAMES = {"cooccurrence": "item co-occurrence", "factorisation": "factorisation", "popular": "most popular"}
 
 
 def _prepare(transactions: pd.DataFrame) -> pd.DataFrame:
@@ -212,6 +212,9 @@ class Recommender:
         cut = pd.Timestamp(cutoff) if cutoff is not None else last - pd.Timedelta(days=self.horizon_days)
         res, n_train, n_test, thin = self._evaluate(t, cut)
         k = self.k
+        self.fitted_ = _Fitted(t, self.factors, self.random_state)
+        self.names_ = {**_NAMES, "factorisation": f"factorisation ({self.fitted_.factor_lib})"}
+        names = self.names_
         if thin:
             nan = float("nan")
             best = "cooccurrence"
@@ -231,20 +234,19 @@ class Recommender:
             chosen = "model" if metrics[0].model_wins else "baseline"
             hb, hp, ho = res[best]["hit_rate"], res["popular"]["hit_rate"], res[other]["hit_rate"]
             if chosen == "model":
-                sentence = (f"{_NAMES[best].capitalize()} is used: {hb:.0%} of customers bought one of its {k} "
+                sentence = (f"{names[best].capitalize()} is used: {hb:.0%} of customers bought one of its {k} "
                             f"suggestions in the next {self.horizon_days} days, against {hp:.0%} for the most "
-                            f"popular products and {ho:.0%} for {_NAMES[other]}.")
+                            f"popular products and {ho:.0%} for {names[other]}.")
             else:
                 sentence = (f"Most popular products are recommended: neither personalised method beat them "
-                            f"(hit rate@{k} {hp:.0%} against {hb:.0%} for {_NAMES[best]} and {ho:.0%} for "
-                            f"{_NAMES[other]}).")
+                            f"(hit rate@{k} {hp:.0%} against {hb:.0%} for {names[best]} and {ho:.0%} for "
+                            f"{names[other]}).")
         self.comparison_ = Comparison(
-            task="recommendations", model_name=_NAMES[best], baseline_name="most popular", metrics=metrics,
+            task="recommendations", model_name=names[best], baseline_name="most popular", metrics=metrics,
             chosen=chosen, sentence=sentence, cutoff=cut.date(), horizon_days=int(self.horizon_days),
             n_train=n_train, n_test=n_test, details={"methods": res, "thin": thin})
         auto: Method = best if chosen == "model" else "popular"  # type: ignore[assignment]
         self.method_: Method = auto if self.method == "auto" else self.method  # type: ignore[assignment]
-        self.fitted_ = _Fitted(t, self.factors, self.random_state)
         self.upsell_ = self._upsell_table(t)
         return self
 
@@ -286,7 +288,7 @@ class Recommender:
                     names = f.because(self.method_, int(r), int(i))
                     why = ("because you bought " + " and ".join(names)) if names else "popular with similar customers"
                 out.append({"customer_id": c, "kind": "cross-sell", "rank": rank, "product_id": str(f.products[i]),
-                            "category": str(f.category[i]), "method": _NAMES[self.method_], "because": why})
+                            "category": str(f.category[i]), "method": self.names_[self.method_], "because": why})
             counts = f.counts[r]
             favourites: dict[str, tuple[float, str]] = {}
             for j, v in zip(counts.indices, counts.data):

@@ -141,6 +141,20 @@ class _Fitted:
         return [str(self.products[bought[i]]) for i in order[:n] if sim[i] > 0]
 
 
+def _hit_gap(res: dict[str, dict[str, float]], best: str) -> float:
+    """Hit rate of ``best`` minus that of most popular."""
+    return res[best]["hit_rate"] - res["popular"]["hit_rate"]
+
+
+def _paired_interval(a: np.ndarray, b: np.ndarray, seed: int, draws: int = 2000) -> tuple[float, float]:
+    """95% bootstrap interval of mean(a) - mean(b), resampling the same customers for both (paired)."""
+    rng = np.random.default_rng(seed)
+    d = a.astype(float) - b.astype(float)
+    idx = rng.integers(0, len(d), size=(draws, len(d)))
+    means = d[idx].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k best scores per row, best first (stable on ties)."""
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
@@ -189,10 +203,12 @@ class Recommender:
             return {}, n_train, len(users), thin
         truth = new[users]
         res: dict[str, dict[str, float]] = {}
+        self._hits: dict[str, np.ndarray] = {}
         for m in ("cooccurrence", "factorisation", "popular"):
             top = _top_k(fit.scores(m, users), k)  # type: ignore[arg-type]
             hits = np.take_along_axis(truth.toarray(), top, axis=1)
             n_new = np.asarray(truth.sum(axis=1)).ravel()
+            self._hits[m] = hits.sum(axis=1) > 0
             res[m] = {"hit_rate": float((hits.sum(axis=1) > 0).mean()),
                       "recall": float((hits.sum(axis=1) / n_new).mean()),
                       "coverage": float(len(np.unique(top)) / len(fit.products))}
@@ -232,19 +248,23 @@ class Recommender:
                        Metric(f"coverage@{k}", res[best]["coverage"], res["popular"]["coverage"], "higher",
                               "share of products recommended to anyone"))
             chosen = "model" if metrics[0].model_wins else "baseline"
+            lo, hi = _paired_interval(self._hits[best], self._hits["popular"], self.random_state)
+            ci = (f"; {names[best]} minus most popular: {_hit_gap(res, best) * 100:+.1f} points, 95% paired "
+                  f"bootstrap interval over these {n_test} customers {lo * 100:+.1f} to {hi * 100:+.1f}")
             hb, hp, ho = res[best]["hit_rate"], res["popular"]["hit_rate"], res[other]["hit_rate"]
             if chosen == "model":
                 sentence = (f"{names[best].capitalize()} is used: {hb:.0%} of customers bought one of its {k} "
                             f"suggestions in the next {self.horizon_days} days, against {hp:.0%} for the most "
-                            f"popular products and {ho:.0%} for {names[other]}.")
+                            f"popular products and {ho:.0%} for {names[other]}{ci}.")
             else:
                 sentence = (f"Most popular products are recommended: neither personalised method beat them "
                             f"(hit rate@{k} {hp:.0%} against {hb:.0%} for {names[best]} and {ho:.0%} for "
-                            f"{names[other]}).")
+                            f"{names[other]}{ci}).")
         self.comparison_ = Comparison(
             task="recommendations", model_name=names[best], baseline_name="most popular", metrics=metrics,
             chosen=chosen, sentence=sentence, cutoff=cut.date(), horizon_days=int(self.horizon_days),
-            n_train=n_train, n_test=n_test, details={"methods": res, "thin": thin})
+            n_train=n_train, n_test=n_test,
+            details={"methods": res, "thin": thin, "hit_rate_difference_95ci": None if thin else (lo, hi)})
         auto: Method = best if chosen == "model" else "popular"  # type: ignore[assignment]
         self.method_: Method = auto if self.method == "auto" else self.method  # type: ignore[assignment]
         self.upsell_ = self._upsell_table(t)
@@ -286,7 +306,8 @@ class Recommender:
                     why = f"one of the shop's most popular products ({int(f.popularity[i])} customers)"
                 else:
                     names = f.because(self.method_, int(r), int(i))
-                    why = ("because you bought " + " and ".join(names)) if names else "popular with similar customers"
+                    why = ("because you bought " + " and ".join(names) if names else
+                           f"no close link to what you bought; bought by {int(f.popularity[i])} customers")
                 out.append({"customer_id": c, "kind": "cross-sell", "rank": rank, "product_id": str(f.products[i]),
                             "category": str(f.category[i]), "method": self.names_[self.method_], "because": why})
             counts = f.counts[r]

@@ -95,3 +95,31 @@ def test_tiny_shop_says_too_thin_and_falls_back_to_most_popular() -> None:
 def test_unfitted_raises_a_clear_error() -> None:
     with pytest.raises(NotFittedError, match="fit"):
         Recommender().recommend(["a"])
+
+
+def test_personalised_method_chosen_when_it_beats_most_popular() -> None:
+    """Ten product pairs: customers of a pair buy its first product, then its second; co-occurrence
+    learns the pairs (from earlier customers who bought both) and most popular cannot."""
+    rng = np.random.default_rng(1)
+    rows, n = [], 0
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    for c in range(400):
+        pair = int(rng.integers(0, 10))
+        late = c >= 200  # the second half buys the partner product only after the cut-off
+        days = [int(rng.integers(0, 150)), int(rng.integers(160, 180) if late else rng.integers(0, 150))]
+        for prod, day in zip((f"p{2 * pair}", f"p{2 * pair + 1}"), days):
+            n += 1
+            rows.append({"customer_id": f"c{c}", "order_id": f"o{n}", "ts": start + pd.Timedelta(days=day),
+                         "amount": 2.0, "quantity": 1, "product_id": prod, "category": "k"})
+    rows.append({"customer_id": "solo", "order_id": "o-solo", "ts": start, "amount": 2.0, "quantity": 1,
+                 "product_id": "p6", "category": "k"})
+    tx = pd.DataFrame(rows)
+    rec = Recommender(k=2, horizon_days=30).fit(tx, cutoff=pd.Timestamp("2024-06-02").date())
+    c, m = rec.comparison_, rec.comparison_.details["methods"]
+    assert m["cooccurrence"]["hit_rate"] > 0.95 and m["popular"]["hit_rate"] < 0.4
+    assert c.chosen == "model" and rec.method_ in ("cooccurrence", "factorisation")
+    assert c.sentence.split(" is used")[0].lower() == c.model_name
+    lo, hi = c.details["hit_rate_difference_95ci"]
+    assert 0 < lo <= hi
+    solo = rec.recommend(["solo"], n=1).iloc[0]
+    assert (solo["product_id"], solo["because"]) == ("p7", "because you bought p6")

@@ -171,9 +171,11 @@ class CategoryPropensity:
             m = (test["category"] == c).to_numpy()
             y = test["bought"].to_numpy()[m]
             pos = int(y.sum())
-            row: dict[str, float] = {"buyers": pos, "customers": int(m.sum()), "base_rate": float(y.mean()) if m.any() else 0.0}
+            row: dict[str, float] = {"buyers": pos, "customers": int(m.sum()),
+                                     "base_rate": float(y.mean()) if m.any() else 0.0}
             if pos >= MIN_POSITIVES and pos < m.sum() and p_model is not None:
-                row.update(auc_model=float(roc_auc_score(y, p_model[m])), auc_baseline=float(roc_auc_score(y, p_base[m])),
+                row.update(auc_model=float(roc_auc_score(y, p_model[m])),
+                           auc_baseline=float(roc_auc_score(y, p_base[m])),
                            pr_auc_model=float(average_precision_score(y, p_model[m])),
                            pr_auc_baseline=float(average_precision_score(y, p_base[m])))
                 aucs_m.append(row["auc_model"])
@@ -192,7 +194,8 @@ class CategoryPropensity:
             sentence = ("The customer's own past category share is used: the data are too thin to train and judge "
                         "a model (" + "; ".join(thin) + ").")
         else:
-            note = f"mean over {len(aucs_m)} categories with ≥{MIN_POSITIVES} buyers; customers active before the cut-off"
+            note = (f"mean over {len(aucs_m)} categories with ≥{MIN_POSITIVES} buyers; customers active before the "
+                    "cut-off")
             metrics = (Metric("mean AUC", float(np.mean(aucs_m)), float(np.mean(aucs_b)), "higher", note),
                        Metric("mean PR-AUC", float(np.mean(prs_m)), float(np.mean(prs_b)), "higher", note))
             wins = all(m.model_wins for m in metrics)

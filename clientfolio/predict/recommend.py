@@ -84,7 +84,8 @@ class _Fitted:
         co = (self.binary.T @ self.binary).toarray()
         np.fill_diagonal(co, 0.0)
         self.similarity = co / np.outer(norms, norms)  # cosine between products over customers
-        self.category = t.drop_duplicates("product_id").set_index("product_id")["category"].reindex(self.products).to_numpy()
+        first = t.drop_duplicates("product_id").set_index("product_id")
+        self.category = first["category"].reindex(self.products).to_numpy()
         unit = (t["amount"] / t["quantity"].where(t["quantity"] > 0)).groupby(t["product_id"]).median()
         self.price = unit.reindex(self.products).to_numpy(dtype=float)
         self.factor_lib, self.als, self.user_f, self.item_f = self._factorise(factors, random_state)

@@ -80,7 +80,8 @@ def test_same_seed_same_recommendations(tx: pd.DataFrame) -> None:
 def test_tiny_shop_says_too_thin_and_falls_back_to_most_popular() -> None:
     rows = []
     for i, (c, p) in enumerate([("a", "x"), ("a", "y"), ("b", "x"), ("c", "z"), ("b", "y"), ("c", "x")]):
-        rows.append({"customer_id": c, "order_id": f"o{i}", "ts": pd.Timestamp("2024-01-01") + pd.Timedelta(days=20 * i),
+        rows.append({"customer_id": c, "order_id": f"o{i}",
+                     "ts": pd.Timestamp("2024-01-01") + pd.Timedelta(days=20 * i),
                      "amount": 3.0, "quantity": 1, "product_id": p, "category": "k"})
     rec = Recommender(k=2, horizon_days=30).fit(pd.DataFrame(rows))
     c = rec.comparison_

@@ -706,6 +706,7 @@ AREAS: list[str] = [
     "webhooks",
     "service",
     "predict",
+    "recommend",
 ]
 for _area in AREAS:
     importlib.import_module(f"clientfolio.commands.{_area}").register(app)

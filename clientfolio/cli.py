@@ -672,6 +672,7 @@ AREAS: list[str] = [
     "contacts",
     "fairness",
     "privacy",
+    "text",
     "webhooks",
     "service",
 ]

@@ -11,7 +11,9 @@ before ``as_of`` has ``a − W`` days of usable follow-up.  One who has not laps
 last ``W`` days) is censored there — never counted as lost; censoring at the last purchase instead
 would keep them "at risk" over days where their lapse could not yet be seen and flatter the curve.
 Customers acquired less than ``W`` days before ``as_of`` are too recent to say anything yet; they are
-counted (``too_recent``) and left out of the curves.
+counted (``too_recent``) and left out of the curves.  Customers first seen within ``W`` days of the start of the data
+may have been buying before it (``before_data``): their cohort is marked, and the trend leaves them
+out, since old regulars would otherwise make the earliest cohort look better than any new one.
 
 ``W`` defaults to the shop's own rhythm: each repeat customer's usual (median) gap between purchase
 days, and of those the 90th percentile, each customer counted once (so daily regulars do not set
@@ -159,7 +161,9 @@ def retention_times(transactions: pd.DataFrame, as_of: Any, lapse_days: int | No
     stayed = (last - first).dt.days
     out = pd.DataFrame({"first": first, "last": last,
                         "duration": np.where(lapsed, stayed, np.minimum(stayed, followup)).astype(float),
-                        "lapsed": lapsed.astype(bool), "too_recent": followup < 0})
+                        "lapsed": lapsed.astype(bool), "too_recent": followup < 0,
+                        # first seen within W days of the data's start: may be an older customer
+                        "before_data": first < days["day"].min() + pd.Timedelta(days=w)})
     out.index.name = "customer_id"
     out.attrs["lapse_days"] = w
     out.attrs["as_of"] = end
@@ -253,7 +257,9 @@ def retention_curves(times: pd.DataFrame, groups: pd.Series | None = None, *, by
             s_d, _ = survival_at(km, d)
             lo, hi = _interval_at(km, d)
             row[f"retained_{d}d"], row[f"low_{d}d"], row[f"high_{d}d"] = s_d, lo, hi
-        row["note"] = ""
+        share = float(every["before_data"].mean())
+        row["note"] = (f"{share:.0%} first seen within {w} days of the data's start: may include earlier customers"
+                       if share > 0 else "")
         rows.append(row)
     table = pd.DataFrame(rows)
     table.attrs["coverage"] = COVERAGE
@@ -282,8 +288,9 @@ def retention_trend(times: pd.DataFrame, *, day: int | None = None, recent_month
     day = int(day if day is not None else 90)
     stop = end - pd.Timedelta(days=day + w)  # everyone recent has `day` days of usable follow-up
     start = stop - pd.DateOffset(months=recent_months)
-    recent = times[(times["first"] > start) & (times["first"] <= stop)]
-    earlier = times[times["first"] <= start]
+    known = times[~times["before_data"]] if "before_data" in times else times
+    recent = known[(known["first"] > start) & (known["first"] <= stop)]
+    earlier = known[known["first"] <= start]
     rl = f"acquired {start.date() + pd.Timedelta(days=1)} to {stop.date()}"
     if len(recent) < min_customers or len(earlier) < min_customers:
         return Trend(day, rl, len(recent), len(earlier), *[float("nan")] * 6,
@@ -307,7 +314,8 @@ def retention_trend(times: pd.DataFrame, *, day: int | None = None, recent_month
     else:
         verdict = "no clear change"
     sentence = (f"{label[:1].upper() + label[1:]}: of those {rl}, {sr:.0%} were still buying {day} days after their first "
-                f"purchase, against {se_:.0%} of those acquired before (difference {diff * 100:+.0f} points, 95% "
+                f"purchase, against {se_:.0%} of those acquired before (not counting those already buying when the data "
+                f"starts; difference {diff * 100:+.0f} points, 95% "
                 f"interval {lo * 100:+.0f} to {hi * 100:+.0f} for this one comparison; log-rank p = {p:.2g}): "
                 f"{verdict}.")
     return Trend(day, rl, len(recent), len(earlier), sr, se_, diff, lo, hi, p, sentence)
@@ -322,6 +330,9 @@ def retention(transactions: pd.DataFrame, as_of: Any, *, segments: pd.Series | N
                            min_customers=min_customers)
     overall = retention_trend(times, recent_months=recent_months, min_customers=min_customers, label="all customers")
     res.trend["all customers"] = overall
+    if segments is not None:
+        res.definition += (f" Segments are today's memberships: a {by.replace('_', ' ')} that is itself defined by "
+                           "recent buying (value tier, lifecycle) partly describes the retention it is compared on.")
     if segments is not None:
         s = segments.copy()
         s.index = s.index.astype(str)

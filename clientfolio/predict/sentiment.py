@@ -246,9 +246,9 @@ def customer_signals(events: pd.DataFrame, as_of: Any, *, recent_days: int = REC
 def with_signals(customers: pd.DataFrame, signals: pd.DataFrame) -> pd.DataFrame:
     """`customers` (with a customer_id column) plus the signal columns; customers without texts get 0 counts.
 
-    The result feeds rule segments (``RuleSet.evaluate``: e.g. ``{field: negative_texts_90d, gte: 1}``),
-    the value score and the fairness audit (``fairness_audit(..., signals=...)`` adds the outcome
-    "unhappy": a negative text in the last 90 days or an open complaint).
+    The result feeds rule segments as it is (``RuleSet.evaluate(with_signals(p.customers, sig))`` with
+    e.g. ``{field: negative_texts_90d, gte: 1}`` or ``{field: open_complaints, gte: 1}``), and any
+    scorer or audit that reads the customers frame (``fairness_audit`` keeps unknown columns).
     """
     sig = signals.copy()
     sig.index = sig.index.astype(str)

@@ -86,8 +86,11 @@ def kaplan_meier(durations: Sequence[float] | np.ndarray, observed: Sequence[boo
 
 
 def survival_at(curve: pd.DataFrame, day: float) -> tuple[float, float]:
-    """(S(day), its Greenwood standard error) from a :func:`kaplan_meier` table; NaN past the last time."""
-    if curve.empty or day > curve["time"].max():
+    """(S(day), its Greenwood standard error) from a :func:`kaplan_meier` table.
+
+    NaN past the last follow-up time (unknown), unless the curve has reached 0 by then.
+    """
+    if curve.empty or (day > curve["time"].max() and curve["survival"].iloc[-1] > 0):
         return float("nan"), float("nan")
     before = curve[curve["time"] <= day]
     if before.empty:
@@ -268,7 +271,7 @@ def retention_curves(times: pd.DataFrame, groups: pd.Series | None = None, *, by
 
 
 def _interval_at(km: pd.DataFrame, day: float) -> tuple[float, float]:
-    if km.empty or day > km["time"].max():
+    if km.empty or (day > km["time"].max() and km["survival"].iloc[-1] > 0):
         return float("nan"), float("nan")
     before = km[km["time"] <= day]
     if before.empty:

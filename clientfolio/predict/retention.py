@@ -319,7 +319,7 @@ def retention_trend(times: pd.DataFrame, *, day: int | None = None, recent_month
     sentence = (f"{label[:1].upper() + label[1:]}: of those {rl}, {sr:.0%} were still buying {day} days after their first "
                 f"purchase, against {se_:.0%} of those acquired before (not counting those already buying when the data "
                 f"starts; difference {diff * 100:+.0f} points, 95% "
-                f"interval {lo * 100:+.0f} to {hi * 100:+.0f} for this one comparison; log-rank p = {p:.2g}): "
+                f"interval {lo * 100:+.1f} to {hi * 100:+.1f} for this one comparison; log-rank p = {p:.2g}): "
                 f"{verdict}.")
     return Trend(day, rl, len(recent), len(earlier), sr, se_, diff, lo, hi, p, sentence)
 

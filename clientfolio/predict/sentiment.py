@@ -291,8 +291,13 @@ class ThemeModel:
         words = self.vectorizer_.get_feature_names_out()
         self.themes_ = []
         for comp in self.nmf_.components_:
-            top = [words[i] for i in np.argsort(comp)[::-1][: self.top_words]]
-            self.themes_.append({"theme": ", ".join(top[:3]), "words": top})
+            top = [words[i] for i in np.argsort(comp)[::-1][: self.top_words * 3]]
+            name, seen = [], set()
+            for term in top:  # "lovely staff" after "lovely" and "staff" adds nothing to the name
+                if not set(term.split()) <= seen:
+                    name.append(term)
+                    seen |= set(term.split())
+            self.themes_.append({"theme": ", ".join(name[:3]), "words": top[: self.top_words]})
         return self
 
     def transform(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,7 @@
-"""`clientfolio sentiment` and `clientfolio retention`: what customers write, and how long they keep buying."""
+"""`clientfolio sentiment` and `clientfolio retention-curves`: what customers write, and how long they keep buying.
+
+(`clientfolio retention` is taken: it is the data-retention policy of the privacy commands.)
+"""
 
 from __future__ import annotations
 
@@ -145,4 +148,4 @@ def retention_cmd(store: StoreOpt = "clientfolio.duckdb", by: ByOpt = None, as_o
 
 def register(app: typer.Typer) -> None:
     app.command("sentiment")(sentiment_cmd)
-    app.command("retention")(retention_cmd)
+    app.command("retention-curves")(retention_cmd)

@@ -117,7 +117,7 @@ def test_cli_sentiment_and_retention_write_csv(tmp_path: Path) -> None:
     assert "English" in r.stdout and "rank correlation" in r.stdout
     table = pd.read_csv(out)
     assert {"segment", "theme", "share", "example"} <= set(table.columns)
-    r = subprocess.run([sys.executable, "-m", "clientfolio.cli", "retention", "--store", str(db), "--to",
+    r = subprocess.run([sys.executable, "-m", "clientfolio.cli", "retention-curves", "--store", str(db), "--to",
                         str(tmp_path / "ret.csv")], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "95% interval" in r.stdout and "too recent" in r.stdout

@@ -703,6 +703,7 @@ AREAS: list[str] = [
     "contacts",
     "fairness",
     "privacy",
+    "text",
     "webhooks",
     "service",
     "predict",

@@ -57,7 +57,7 @@ from clientfolio.models._base import (
     per_row,
     read_rfm,
 )
-from clientfolio.models._integrals import _log_j_quadrature, _log_j_series, _series_cost
+from clientfolio.models._integrals_rows import _log_j_quadrature, _log_j_series, _series_cost
 from clientfolio.models.bgnbd import BGNBD
 from clientfolio.models.paretonbd import ParetoNBD, _power_ratio_term
 

@@ -67,6 +67,9 @@ class Portfolio:
     actions: Any = None
     reach: Any = None
     insight: dict[str, Any] = field(default_factory=dict)
+    # Churn risk and next order (clientfolio.predict.ShopPredictions) when analyze was asked for them, or a
+    # sentence saying why they could not be made; None when they were not asked for.
+    predictions: Any = None
 
     # -- plain words ----------------------------------------------------------------------
 

@@ -189,6 +189,10 @@ def coverage_label(coverage: float, n: int) -> str:
     return f"80% interval; covered {coverage:.0%} of {n:,} test customers"
 
 
+def _held(coverage: float, n: int) -> str:
+    return f"80% interval held the actual day for {coverage:.0%} of the {n:,} test customers"
+
+
 def evaluate_next_order(train: TrainingSet, test: TrainingSet, *, random_state: int = 0,
                         thin: str | None = None) -> tuple[Comparison, NextOrderModel | None]:
     """Days to the next order (capped at N) by quantile boosted trees against BG/NBD's median wait.
@@ -209,7 +213,7 @@ def evaluate_next_order(train: TrainingSet, test: TrainingSet, *, random_state: 
     b_label = coverage_label(b_cov, len(y))
     if thin is not None:
         sentence = (f"Next order uses the purchase model (BG/NBD): no machine-learning model was trained, {thin}. "
-                    f"Its {b_label}.")
+                    f"Its {_held(b_cov, len(y))}.")
         return Comparison(metrics=(Metric("MAE (days)", float("nan"), b_mae, "lower", note),), chosen="baseline",
                           sentence=sentence, details={"thin": thin, "interval": INTERVAL,
                                                       "baseline_interval_coverage": b_cov,
@@ -223,10 +227,10 @@ def evaluate_next_order(train: TrainingSet, test: TrainingSet, *, random_state: 
     m_label = coverage_label(coverage, len(y))
     if wins:
         sentence = (f"Next order uses the boosted trees: on the last {n} days they were off by {m_mae:.1f} days on "
-                    f"average against {b_mae:.1f} for BG/NBD; their {m_label}.")
+                    f"average against {b_mae:.1f} for BG/NBD; their {_held(coverage, len(y))}.")
     else:
         sentence = (f"Next order uses the purchase model (BG/NBD): on the last {n} days the boosted trees were off by "
-                    f"{m_mae:.2f} days on average, not better than BG/NBD's {b_mae:.2f}; its {b_label}.")
+                    f"{m_mae:.2f} days on average, not better than BG/NBD's {b_mae:.2f}; its {_held(b_cov, len(y))}.")
     details = {"interval_coverage": coverage, "baseline_interval_coverage": b_cov, "interval": INTERVAL,
                "interval_label": m_label if wins else b_label,
                "importance": _importance(model, test.features, y, "neg_mean_absolute_error", random_state)}
@@ -256,9 +260,22 @@ def reason(row: pd.Series | dict) -> str:
     return "; ".join(parts)
 
 
+def _check_support(tables: Tables) -> None:
+    """Below the measured minimum for forecasts nothing is predicted: the verdict every output reads."""
+    from clientfolio.core.errors import ClientfolioError
+    from clientfolio.store.audit import forecast_support
+
+    tx = tables.transactions[~tables.transactions["is_refund"]]
+    per = tx.assign(d=tx["ts"].dt.normalize()).groupby("customer_id")["d"].nunique()
+    support = forecast_support((tables.last_day - tables.first_day).days, int(len(per)), int((per > 1).sum()))
+    if not support.forecasts:
+        raise ClientfolioError(f"predict: churn risk and next order are forecasts, and {support.reason}. "
+                               "No predictions were made")
+
+
 def predict_shop(source: Any, *, horizon_days: int | None = None, random_state: int = 0,
                  events: pd.DataFrame | None = None, customers: pd.DataFrame | None = None,
-                 as_of: Any = None) -> ShopPredictions:
+                 as_of: Any = None, require_support: bool = True) -> ShopPredictions:
     """Evaluate churn and next order on the shop's time split, choose per task, score every customer.
 
     `source`: a store, a dict of tables (as load_demo_shop gives) or a transactions DataFrame.
@@ -266,7 +283,9 @@ def predict_shop(source: Any, *, horizon_days: int | None = None, random_state: 
     Returns the comparisons and, per customer with an order by the end of the data, churn risk
     and next order from the chosen method (``churn_source``/``next_order_source`` say which),
     BG/NBD's values beside them, and a reason.  Raises ClientfolioError saying what the data
-    lacks when it cannot support the time split.
+    lacks when it is below the product's measured minimum for forecasts (the same verdict as
+    analyze's, :func:`clientfolio.store.audit.forecast_support`; `require_support=False` skips it,
+    to study the models on such data) or too short for the time split.
     """
     from clientfolio.core.errors import ClientfolioError
 
@@ -280,6 +299,8 @@ def predict_shop(source: Any, *, horizon_days: int | None = None, random_state: 
         if tx.empty:
             raise ClientfolioError(f"predict: there are no orders with a customer up to {end_day - DAY:%Y-%m-%d}")
         tables = Tables(tx, tables.events[tables.events["ts"] < end_day], tables.customers)
+    if require_support:
+        _check_support(tables)
     horizon, c_train, c_test, end = _cut_offs(tables, horizon_days)
     if c_train <= tables.first_day + horizon * DAY:
         covered = (end - tables.first_day).days + 1

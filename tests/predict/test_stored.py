@@ -41,7 +41,7 @@ def shop_orders(customers: int, days: int, seed: int = 7, start: str = "2023-01-
 @pytest.fixture(scope="module")
 def shop_csv(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("shop") / "orders.csv"
-    shop_orders(500, 365).to_csv(p, index=False)
+    shop_orders(600, 420).to_csv(p, index=False)
     return p
 
 
@@ -84,7 +84,8 @@ def test_next_order_interval_says_what_it_covers_and_how_often_it_held(shop_resu
     chosen = c.details["interval_coverage"] if c.chosen == "model" else c.details["baseline_interval_coverage"]
     assert int(m.group(1)) == round(chosen * 100)
     assert 0.5 < c.details["baseline_interval_coverage"] <= 1.0
-    assert label in c.sentence and "10% to 90%" in c.details["interval"]
+    assert f"80% interval held the actual day for {m.group(1)}% of the {m.group(2)} test" in c.sentence
+    assert "10% to 90%" in c.details["interval"]
 
 
 def test_btyd_interval_holds_its_median_and_quantiles():
@@ -125,23 +126,28 @@ def test_analyze_predict_fills_the_portfolio_the_state_and_the_kept_store(tmp_pa
 
 @pytest.mark.slow
 def test_analyze_predict_at_a_cutoff_uses_no_later_data(shop_csv):
-    pf = clientfolio.analyze(shop_csv, cutoff="2023-11-30", predict=True, clusters=False)
-    assert pf.predictions.customers.attrs["as_of"] == pd.Timestamp("2023-11-30")
-    assert pf.predictions.churn.cutoff < pd.Timestamp("2023-11-30").date()
+    pf = clientfolio.analyze(shop_csv, cutoff="2024-01-31", predict=True, clusters=False)
+    assert pf.predictions.customers.attrs["as_of"] == pd.Timestamp("2024-01-31")
+    assert pf.predictions.churn.cutoff < pd.Timestamp("2024-01-31").date()
 
 
 def test_tiny_shops_get_a_plain_sentence_not_a_number(tmp_path):
     two = clientfolio.analyze(DATA / "trust" / "thin" / "shopify_two_customers_one_day.csv", predict=True)
     assert isinstance(two.predictions, str)
-    assert "covers 1 day" in two.predictions and "No predictions were made" in two.predictions
+    assert "you have 0 days, 2 customers" in two.predictions and "No predictions were made" in two.predictions
     small = tmp_path / "thirty.csv"
     shop_orders(30, 90, seed=1).to_csv(small, index=False)
     pf = clientfolio.analyze(small, predict=True)
-    assert isinstance(pf.predictions, str) and re.search(r"covers \d+ days; .* need at least 271", pf.predictions)
+    assert isinstance(pf.predictions, str) and re.search(r"forecasts need at least .* 30 customers", pf.predictions)
+    # Above the minimum for forecasts but too short for the time split: said as plainly.
+    with pytest.raises(ClientfolioError, match=r"covers 1[45]\d days; .* need at least 211"):
+        predict_shop(shop_orders(2000, 150, seed=2), horizon_days=70, require_support=False)
     with pytest.raises(ClientfolioError, match="no transactions with a customer"):
         predict_shop(pd.DataFrame({"customer_id": [None], "ts": ["2024-01-01"], "amount": [1.0]}))
     with pytest.raises(ClientfolioError, match="between 1 and 3650"):
         predict_shop(pd.read_csv(small), horizon_days=0)
+    with pytest.raises(ClientfolioError, match="no orders with a customer up to 2020-01-01"):
+        predict_shop(pd.read_csv(small), as_of="2020-01-01")
 
 
 def _cli(args: list[str]):
@@ -173,7 +179,8 @@ def test_predict_command_writes_the_store_and_a_safe_csv(tmp_path, shop_csv):
     out = tmp_path / "pred.csv"
     r = _cli(["predict", "--store", str(st), "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert re.search(r"80% interval; covered \d+% of [\d,]+ test customers", re.sub(r"\s+", " ", r.output))
+    assert re.search(r"80% interval held the actual day for \d+% of the [\d,]+ test customers",
+                     re.sub(r"\s+", " ", r.output))
     assert "Stored" in r.output and "live updates do not recompute them" in r.output
     with open_store(st) as s:
         assert len(read_predictions(s)) == len(pd.read_csv(out)) > 300

@@ -88,14 +88,24 @@ def _churn_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
 
 
 def _importance(model: Any, X: pd.DataFrame, y: np.ndarray, scoring: str, seed: int) -> list[tuple[str, float]]:
-    """Permutation importance on the test window (a sample): how much the score drops without each feature."""
+    """Permutation importance on the test window (a sample): how much the score drops without each feature.
+
+    Permutes the columns of the model's own numeric matrix and scores its fitted estimator (the
+    calibrated classifier, or the median regressor) directly: the same importances as permuting the
+    frame, without converting the frame again for every column and repeat (two thirds of the time).
+    """
     from sklearn.inspection import permutation_importance
 
+    from clientfolio.predict.churn import one_thread
+
     if len(X) > IMPORTANCE_SAMPLE:
-        pick = np.random.default_rng(seed).choice(len(X), IMPORTANCE_SAMPLE, replace=False)
-        X, y = X.iloc[np.sort(pick)], y[np.sort(pick)]
-    r = permutation_importance(model, X, y, scoring=scoring, n_repeats=2, random_state=seed)
-    ranked = sorted(zip(X.columns, r.importances_mean), key=lambda t: -t[1])
+        pick = np.sort(np.random.default_rng(seed).choice(len(X), IMPORTANCE_SAMPLE, replace=False))
+        X, y = X.iloc[pick], y[pick]
+    inner = model.model_ if hasattr(model, "model_") else model.median_
+    with one_thread():
+        r = permutation_importance(inner, model.features_.matrix(X), y, scoring=scoring, n_repeats=2,
+                                   random_state=seed)
+    ranked = sorted(zip(model.features_.columns, r.importances_mean), key=lambda t: -t[1])
     return [(str(c), float(v)) for c, v in ranked[:10]]
 
 

@@ -201,3 +201,14 @@ def test_cdnow_head_is_scored_or_told_plainly(tmp_path):
         assert c.sentence.startswith(("Churn risk uses", "Next order uses"))
         assert all(np.isfinite(m.baseline) for m in c.metrics)
     assert r.customers["churn_risk"].between(0, 1).all()
+
+
+def test_analyze_predict_flag_on_a_tiny_shop_prints_why_there_are_none(tmp_path):
+    r = _cli(["analyze", str(DATA / "trust" / "thin" / "shopify_two_customers_one_day.csv"), "--predict",
+              "--out", str(tmp_path / "rep")])
+    text = re.sub(r"\s+", " ", r.output)
+    assert r.exit_code == 0, r.output
+    assert "Churn risk and next order as of" in text and "none: churn risk and next order are forecasts" in text
+    assert "No predictions were made" in text and "AUC" not in text
+    help_text = re.sub(r"\s+", " ", re.sub(r"[│╭╮╰╯─]", " ", _cli(["analyze", "--help"]).output))
+    assert "--predict" in help_text and "a minute per 100,000 customers" in help_text

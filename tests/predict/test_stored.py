@@ -117,9 +117,29 @@ def test_analyze_predict_fills_the_portfolio_the_state_and_the_kept_store(tmp_pa
         assert '"predictions": {' in body and (stored["state_id"] == meta["state_id"]).all()
         assert len(stored) == len(p.customers)
         assert (pd.to_datetime(stored["as_of"]) == pf.as_of).all()
+    from clientfolio.live.portfolio import LivePortfolio
     from clientfolio.state.fitted import PortfolioState
 
     assert PortfolioState.from_json(body).predictions_ == pf.state.predictions_
+    # A live order moves the customer's live scores, not their predictions: those stay as of the fit.
+    who = str(stored["customer_id"].iloc[0])
+    with open_store(store) as st:
+        LivePortfolio(st).update(pd.DataFrame({"customer_id": [who], "order_id": ["LIVE-1"], "amount": [20.0],
+                                               "ts": [pf.as_of + pd.Timedelta(days=3, hours=10)]}))
+        after = read_predictions(st)
+        assert st.query("SELECT count(*) AS n FROM transactions WHERE order_id = 'LIVE-1'")["n"].iloc[0] == 1
+    pd.testing.assert_frame_equal(stored, after)
+    # A refit does not recompute them (they keep the older state's id); writing them again takes the new one.
+    from clientfolio.pipeline import refit
+
+    refit(store)
+    with open_store(store) as st:
+        meta2, _ = st.load_state()
+        assert (read_predictions(st)["state_id"] == meta["state_id"]).all()
+        save_predictions(st, p)
+        again = read_predictions(st)
+    assert meta2["state_id"] != meta["state_id"] and (again["state_id"] == meta2["state_id"]).all()
+    assert len(again) == len(p.customers) and again["customer_id"].is_unique
     # Off by default: nothing is trained, nothing is claimed.
     assert clientfolio.analyze(shop_csv, clusters=False).predictions is None
 

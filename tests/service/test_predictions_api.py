@@ -3,6 +3,9 @@ do not recompute them."""
 
 from __future__ import annotations
 
+import re
+
+import httpx
 import pytest
 
 from tests.service.conftest import copy_shop, start_server
@@ -24,6 +27,11 @@ def test_customer_endpoint_shows_stored_predictions_as_of_their_fit(fitted_shop:
     try:
         with server.client(fitted_shop["keys"]["read"]) as c:
             body = c.get(f"/customers/{row['customer_id']}").json()
+        with httpx.Client(base_url=server.url, follow_redirects=False, timeout=60) as c:  # the dashboard's page
+            token = re.search(r'name="csrf" value="([^"]+)"', c.get("/dashboard/signin").text).group(1)
+            assert c.post("/dashboard/signin", data={"key": fitted_shop["keys"]["read"], "csrf": token}
+                          ).status_code == 303
+            page = c.get(f"/dashboard/customers/{row['customer_id']}").text
     finally:
         server.stop()
     p = body["predictions"]
@@ -33,3 +41,6 @@ def test_customer_endpoint_shows_stored_predictions_as_of_their_fit(fitted_shop:
     assert p["next_order_low"] <= p["next_order_days"] <= p["next_order_high"]
     # The live score of the same name (1 - P(alive), empty below the minimum for forecasts) stays where it was.
     assert "churn_risk" in body["scores"]
+    as_of = f"{result.customers.attrs['as_of']:%d %b %Y}"
+    assert f"Churn risk and next order, as of {as_of}" in page and "live updates do not recompute them" in page
+    assert f"{row['churn_risk']:.0%}" in page and "80% interval" in page

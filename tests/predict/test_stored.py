@@ -111,6 +111,11 @@ def test_analyze_predict_fills_the_portfolio_the_state_and_the_kept_store(tmp_pa
     assert not isinstance(p, str), p
     assert {c.task for c in p.comparisons} == {"churn", "next order"}
     assert pf.state.predictions_["as_of"].startswith(str(pf.as_of.date()))
+    from clientfolio.actions.pseudonym import pseudonymise_portfolio
+
+    shared = pseudonymise_portfolio(pf, "ab" * 32).predictions  # for sharing: no real id left in them
+    assert not set(shared.customers["customer_id"]) & set(p.customers["customer_id"])
+    assert len(shared.customers) == len(p.customers) and shared.customers.attrs["as_of"] == pf.as_of
     with open_store(store) as st:
         meta, body = st.load_state()
         stored = read_predictions(st)

@@ -349,6 +349,8 @@ def predict_shop(source: Any, *, horizon_days: int | None = None, random_state: 
         out["next_order_days"] = X["btyd_days_median"]
         out["next_order_low"], out["next_order_high"] = biv["low"], biv["high"]
     out["next_order_source"] = "boosted trees" if nxt.chosen == "model" else "BG/NBD"
+    out["next_order_interval"] = (f"80% interval (10% to 90% quantile), capped at {horizon} days; "
+                                  + str(nxt.details["interval_label"]).split("; ", 1)[1])
     out["reason"] = [reason(r) for r in X[["days_since_last", "gap_median", "days_90d", "trend_90d",
                                           "btyd_p_alive"]].to_dict("records")]
     out.attrs["as_of"] = end

@@ -209,6 +209,9 @@ def test_predict_command_writes_the_store_and_a_safe_csv(tmp_path, shop_csv):
     assert "Stored" in r.output and "live updates do not recompute them" in r.output
     with open_store(st) as s:
         assert len(read_predictions(s)) == len(pd.read_csv(out)) > 300
+    said = pd.read_csv(out)["next_order_interval"].unique()  # every row says what its interval covers
+    assert len(said) == 1 and re.fullmatch(r"80% interval \(10% to 90% quantile\), capped at \d+ days; "
+                                           r"covered \d+% of [\d,]+ test customers", said[0])
     assert _cli(["predict", "--store", str(st)]).exit_code == 0  # re-running replaces, never appends
     with open_store(st) as s:
         assert len(read_predictions(s)) == len(pd.read_csv(out))

@@ -102,6 +102,9 @@ class PortfolioState:
         self.support_ = support
         self.fitted_on_ = dict(fitted_on or {}, cutoff=as_of.isoformat(), customers=int(len(features)))
         self.notes_ = Notes()
+        # Churn risk and next order made at this fit (analyze --predict sets a summary; the scores themselves
+        # live in the store's predictions table and are not recomputed by live updates).
+        self.predictions_: dict | None = None
         # Which behaviour columns this shop has: features derived for one customer later must have the same.
         self.categories_ = [c.removeprefix("share_") for c in features.columns if c.startswith("share_")]
         self.feature_flags_ = {"discounts": "discount_share" in features, "events": "email_opens" in features,
@@ -330,6 +333,7 @@ class PortfolioState:
             "rules": ({"document": self.rules_.to_dict(), "schema": self.rules_.schema}
                       if self.rules_ is not None else None),
             "cac": self.cac_.to_dict("records") if self.cac_ is not None else None,
+            "predictions": getattr(self, "predictions_", None),
             "notes": [{"text": str(n), "audience": getattr(n, "audience", "owner"), "topic": getattr(n, "topic", None)}
                       for n in self.notes_],
         }
@@ -375,6 +379,7 @@ class PortfolioState:
         self.cluster_result_ = None
         self.rules_ = rules
         self.cac_ = pd.DataFrame(d["cac"]) if d.get("cac") is not None else None
+        self.predictions_ = d.get("predictions")  # absent in states stored before predictions existed
         from clientfolio.core.notes import Note
 
         self.notes_ = Notes(Note(n["text"], audience=n["audience"], topic=n["topic"]) for n in d.get("notes", []))

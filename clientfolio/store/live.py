@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from clientfolio.core.errors import EventAlreadyApplied, SchemaError, StoreError
 from clientfolio.store.schema import (
-    ACTION_TABLES, CUSTOMER_STATE_KEY, LIVE_TABLES, PORTFOLIO_STATES, TABLES, WEBHOOK_TABLES, base_type,
+    ACTION_TABLES, CUSTOMER_STATE_KEY, LIVE_TABLES, PORTFOLIO_STATES, PREDICTION_TABLES, TABLES, WEBHOOK_TABLES,
+    base_type,
 )
 
 TEXT, DOUBLE, BIGINT, INTEGER, BOOLEAN, TIMESTAMP = (
@@ -57,7 +58,8 @@ def now_utc() -> datetime:
 
 def table_types(table: str) -> Types:
     """Column -> SQL type of a canonical, live, actions or webhook table with fixed columns."""
-    cols = (TABLES.get(table) or LIVE_TABLES.get(table) or ACTION_TABLES.get(table) or WEBHOOK_TABLES[table])[0]
+    cols = (TABLES.get(table) or LIVE_TABLES.get(table) or ACTION_TABLES.get(table) or PREDICTION_TABLES.get(table)
+            or WEBHOOK_TABLES[table])[0]
     return {c: base_type(t) for c, t in cols}
 
 

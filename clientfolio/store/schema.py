@@ -294,5 +294,29 @@ MIGRATIONS.append((
     ["ALTER TABLE approvals ADD COLUMN result TEXT"],
 ))
 
+# Version 7: churn risk and next order per customer (clientfolio.predict), written by `clientfolio predict`
+# and `analyze --predict`.  A table of its own, not columns of customer_state: customer_state is rebuilt
+# with whatever columns each fit gives and upserted by every live update, while predictions belong to the
+# fit they were made at (``as_of``, ``state_id``) and live updates do not recompute them.  Each write
+# replaces the whole table in one transaction.
+PREDICTIONS = [
+    ("customer_id", "TEXT NOT NULL"), ("churn_risk", "DOUBLE PRECISION"), ("churn_source", "TEXT NOT NULL"),
+    ("next_order_days", "DOUBLE PRECISION"), ("next_order_low", "DOUBLE PRECISION"),
+    ("next_order_high", "DOUBLE PRECISION"), ("next_order_source", "TEXT NOT NULL"),
+    ("horizon_days", "INTEGER NOT NULL"), ("reason", "TEXT"), ("as_of", "TIMESTAMP NOT NULL"),
+    ("state_id", "BIGINT"), ("made_at", "TIMESTAMP NOT NULL"),
+]
+PREDICTION_TABLES = {
+    "predictions": (PREDICTIONS, ("customer_id",), [
+        "churn_risk IS NULL OR (churn_risk >= 0 AND churn_risk <= 1)",
+        "horizon_days > 0",
+    ]),
+}
+MIGRATIONS.append((
+    7,
+    "predictions: churn risk and next order per customer, as of the fit they were made at",
+    [create_keyed(t, spec) for t, spec in PREDICTION_TABLES.items()],
+))
+
 MIGRATIONS.sort(key=lambda m: m[0])  # branches add steps in any order; they run by number
 LATEST = MIGRATIONS[-1][0]

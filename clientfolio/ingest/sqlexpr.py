@@ -41,7 +41,8 @@ def lit_list_sql(values: Iterable[object]) -> str:
 
 def text(col: str) -> str:
     """Trimmed text without NUL characters (PostgreSQL refuses them), NULL when blank."""
-    return f"nullif(trim(replace({col}, chr(0), '')), '')"
+    # replace() copies every value; only the rare one holding a NUL needs it
+    return f"nullif(trim(CASE WHEN contains({col}, chr(0)) THEN replace({col}, chr(0), '') ELSE {col} END), '')"
 
 
 def ident_value(col: str) -> str:

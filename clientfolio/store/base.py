@@ -300,9 +300,9 @@ def merge_statements(table: str, inc: str) -> dict[str, str]:
         update = None
         delete = (f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {inc} i WHERE {on_target} "
                   f"AND i.row_hash <> {table}.row_hash)")
-    insert = (f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join('i.' + n for n in names)} FROM {inc} i "
-              f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {on})")
-    return {"counts": counts, "update": update, "delete": delete, "insert": insert}
+    insert_all = f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join('i.' + n for n in names)} FROM {inc} i"
+    insert = f"{insert_all} WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {on})"
+    return {"counts": counts, "update": update, "delete": delete, "insert": insert, "insert_all": insert_all}
 
 
 # Link rows keyed by e-mail to the customer id a customers file gives that e-mail.

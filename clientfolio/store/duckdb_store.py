@@ -77,7 +77,8 @@ class DuckDBStore(Store):
         assert con is self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            counts = run_merge(lambda s: con.execute(s), lambda s: con.execute(s).fetchall(), tables, log)
+            counts = run_merge(lambda s: con.execute(s), lambda s: con.execute(s).fetchall(), tables, log,
+                               dialect="duckdb")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -32,7 +32,7 @@ import pandas as pd
 from clientfolio.core.errors import ClientfolioError
 from clientfolio.features.behaviour import _slug
 from clientfolio.features.incremental import (STATS_COLUMNS, add_event, add_order, customer_stats, derive_features,
-                                              empty_stats, features_at, stats_for, stats_frame, stats_rows)
+                                              empty_stats, stats_for, stats_frame, stats_rows)
 from clientfolio.live.reasons import describe_change
 from clientfolio.live.timing import next_change_dates
 from clientfolio.live.triggers import Trigger, load_triggers, plan_outbox
@@ -251,22 +251,11 @@ class LivePortfolio:
         return self.apply(_stats_from_rows(rows), as_of)
 
     def _next_changes(self, stats: pd.DataFrame, applied: Applied, as_of: pd.Timestamp) -> pd.Series:
+        """Each applied customer's next change date by time alone (see :mod:`clientfolio.live.timing`)."""
         ids = pd.Index(applied.customers["customer_id"].astype(str))
-        now = segment_columns(applied.segments, ids)
         v12 = applied.customers[["customer_id", "value_12m", "revenue_12m"]]
-        # Derived once, moved to each probe's day (only T, tenure and orders per month change with the day);
-        # the windowed rules' transactions are read once too.
         base = self.features(stats, as_of, v12, attrs=self._attributes(list(ids)), categories=self._categories(stats))
-        base = base.set_index(base["customer_id"].astype(str), drop=False)
-        rule_tx = self._rule_transactions(list(ids))
-
-        def segments_at(day: pd.Timestamp, which: pd.Index) -> pd.DataFrame:
-            part = features_at(base.loc[which].reset_index(drop=True), day)
-            tx = None if rule_tx is None else rule_tx[rule_tx["customer_id"].isin(set(which))]
-            later = self.state.apply(part, day, transactions=tx, intervals=False, next_order=False)
-            return segment_columns(later.segments, which)
-
-        return next_change_dates(segments_at, now, as_of, self._window_exit(list(ids), as_of))
+        return next_change_dates(self.state, base, as_of, self._window_exit(list(ids), as_of))
 
     def _window_exit(self, ids: list[str], as_of: pd.Timestamp) -> pd.Series:
         """The day each customer's oldest order of the last 12 months leaves that window."""

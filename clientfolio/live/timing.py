@@ -1,49 +1,222 @@
 """When will time alone next move a customer?  So a daily sweep touches only the customers who are due.
 
-With no new order, a customer's features still change with the calendar: days since the last
-order grow, P(alive) and predicted value fall, orders per month thin out, old orders leave the
-last-12-months window.  Each customer's *next change date* is found by applying the state at
-future dates (1, 3, 7, 14, ... 240 and 365 days ahead, on the customers not yet moved) and taking the
-day after the last date at which nothing had moved yet.  That is a lower bound: the sweep on that
-day re-applies the customer, and if nothing moved yet it looks again from there with finer steps,
-so a change is found within days of when it happens -- and in practice on the day itself, since the
-steps restart at one day.  The day an order leaves the 12-month window is added exactly.
+With no new order or event, only the calendar moves a customer's features: days since the last
+order, T and tenure grow by one a day, orders per month thin out (after the first month), and
+orders leave the last-12-months window.  Everything else a segment reads is fixed.
+
+The *time-moving kinds* and why each moves one way only (its membership, once changed, never comes
+back), which makes "has this kind changed since today?" monotone in the day:
+
+- ``rfm``: R falls as days since the last order pass the fitted recency cut points; F and M are fixed.
+- ``lifecycle``: "new" and "reactivated" can only stop holding, "at risk" / "lapsed" / "churned" can
+  only start (day counts grow; P(alive) falls -- see below), and the first that holds wins.
+- ``value_tier`` and ``portfolio``: CLV falls with silence; the 12-month value is fixed until an
+  order leaves the window (handled apart, below).
+- ``frequency_tier``: orders per month only fall.
+- ``cluster`` (k-means, or nearest group mean): only orders per month moves, monotonically, along
+  one axis of the scaled space; a line leaves a convex Voronoi cell once and never re-enters.
+
+P(alive) and CLV fall monotonically with silence (T grows, x and t_x fixed) for BG/NBD,
+MBG/NBD and Pareto/NBD, and for the one-time-buyer model (tested in tests/live/test_timing.py).
+So the first day a customer's memberships differ from today's is found *exactly* by one bisection
+over all customers at once (about nine evaluations of the time-moving kinds -- scores and the
+segmenters above, not the whole `apply` -- on ever fewer customers).
+
+Not monotone, handled otherwise:
+
+- Gaussian-mixture clusters: cells need not be convex, so a customer could leave a group and come
+  back.  Their group is scanned day by day (exact, slower; only stores whose clusters are a mixture).
+- Rule segments that read a time-moving field, a date, or a transaction window ("orders in the last
+  30 days"): any rule can switch back and forth, so those customers are re-checked every day
+  (conservative: next change = tomorrow).
+- The day an order leaves the 12-month window: the 12-month value changes that day, so a customer
+  whose memberships have not moved by then is re-checked on that day (conservative: the sweep
+  re-applies them and plans again).  Likewise a customer nothing moves for a year is re-checked
+  after ``RECHECK_DAYS``.
+
+A conservative date is never later than the true change: the customer is swept on it, nothing (or
+the right thing) moves, and a new date is planned from there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-PROBE_DAYS = (1, 3, 7, 14, 30, 60, 120, 240, 365)
+from clientfolio.scores import ClvSettings
+from clientfolio.segments import lifecycle, portfolio, rfm, value
+
 RECHECK_DAYS = 366  # nothing moves within a year: look again after it
+MONTH = 30.4375  # days in the orders-per-month denominator (as derive_features)
+#: What moves with the calendar alone (features, scores and segments); a rule reading one is time-dependent.
+TIME_FIELDS = frozenset({
+    "T", "tenure", "orders_per_month", "days_since_last", "p_alive", "churn_risk", "expected_purchases", "clv",
+    "clv_low", "clv_high", "next_order_date", "value_score", "economic", "engagement", "advocacy", "strategic",
+    "R", "FM", "RFM", "rfm_segment", "lifecycle", "quadrant", "value_tier", "frequency_tier", "cluster",
+    "value_12m", "revenue_12m", "current_value", "growth_potential", "rhythm_days"})
+TIME_KINDS = ("rfm", "value_tier", "frequency_tier", "lifecycle", "portfolio", "cluster")
+ALL_KINDS = (*TIME_KINDS, "rules")
 
 
-def next_change_dates(segments_at: Callable[[pd.Timestamp, pd.Index], pd.DataFrame], now: pd.DataFrame,
-                      as_of: pd.Timestamp, window_exit: pd.Series | None = None) -> pd.Series:
-    """Per customer (the index of `now`): the first day on which a segment may have moved by time alone.
+def rules_move_with_time(state: Any) -> bool:
+    """Can the state's rule segments change with the calendar alone (windows, dates, time-moving fields)?"""
+    rules = getattr(state, "rules_", None)
+    if rules is None:
+        return False
+    if rules.windows:
+        return True
+    schema = rules.schema or {}
+    return any(f in TIME_FIELDS or str(schema.get(f, "")).startswith("date") for f in rules.fields)
 
-    `segments_at(date, ids)` gives the segment columns of customers `ids` at `date` (same
-    columns as `now`, indexed by customer_id); `window_exit` the day each customer's oldest
-    order of the last 12 months leaves the window (NaT: none).
+
+def shift(base: pd.DataFrame, days: np.ndarray) -> pd.DataFrame:
+    """Features (in days, as `derive_features` gives them at one date) moved `days[i]` days later per customer.
+
+    Exactly as :func:`clientfolio.features.incremental.features_at` moves them, but each customer
+    by their own number of days; ``days_since_last`` is added (RFM reads it, as T - recency).
     """
-    as_of = pd.Timestamp(as_of).normalize()
-    nxt = pd.Series(as_of + pd.Timedelta(days=RECHECK_DAYS), index=now.index)
-    todo = now.index
-    last_still = 0
-    for days in PROBE_DAYS:
+    t = base["T"].to_numpy(dtype=float) + np.asarray(days, dtype=float)
+    out = base.copy(deep=False)
+    out["T"] = t
+    out["tenure"] = t
+    out["orders_per_month"] = base["orders"].to_numpy(dtype="int64") * MONTH / np.maximum(t, MONTH)
+    out["days_since_last"] = t - base["recency"].to_numpy(dtype=float)
+    return out
+
+
+class TimeKinds:
+    """The time-moving segment kinds of a fitted state, evaluated cheaply on features at any days ahead.
+
+    The same segmenters and fitted lines :meth:`PortfolioState.apply` uses, without the kinds time
+    cannot move (profitability, behaviour, past-spend tier), the value score and the CAC.
+    """
+
+    def __init__(self, state: Any, as_of: pd.Timestamp, kinds: tuple[str, ...] = TIME_KINDS) -> None:
+        self.state = state
+        self.only = frozenset(kinds)
+        self.as_of = pd.Timestamp(as_of).normalize()
+        s = state.settings
+        self.settings = ClvSettings(horizon_months=s.horizon_months, discount_rate=s.discount_rate, margin=s.margin,
+                                    interval=s.interval, intervals=False, next_order=False)
+        assigner = state.cluster_assigner_
+        self.assigner = assigner
+        self.mixture = (assigner is not None and "cluster" in self.only and assigner.method == "gmm"
+                        and bool(assigner.precisions_chol))
+        forecasts = state.support_.forecasts
+        #: the kinds evaluated, in the order of `memberships`' columns
+        self.kinds = tuple(k for k in TIME_KINDS if k in self.only and (forecasts or k not in ("value_tier", "portfolio"))
+                           and (k != "cluster" or assigner is not None))
+
+    def memberships(self, features: pd.DataFrame, with_cluster: bool = True) -> np.ndarray:
+        """One row per customer, one column per time-moving kind: the segment names (as text)."""
+        st, as_of = self.state, self.as_of
+        c = st._score(features, as_of, self.settings, fit=False)
+        cols = []
+        want = self.only
+        if "rfm" in want:
+            scores, _ = rfm.rfm_segments(c, as_of, cuts=st.rfm_cuts_)
+            cols.append(scores["rfm_segment"].to_numpy(dtype=object))
+        forecasts = st.support_.forecasts
+        if forecasts and "value_tier" in want:
+            cols.append(value.tiers_by_cuts(c["clv"], st.value_tier_cuts_, value.VALUE_TIER_NAMES))
+        if "frequency_tier" in want:
+            cols.append(value.frequency_tiers(c, as_of, cut=st.frequency_cut_)["segment"].to_numpy(dtype=object))
+        if "lifecycle" in want:
+            life, _ = lifecycle.lifecycle(c, as_of, unit_days=1.0, window=st.return_window_)
+            cols.append(life["lifecycle"].to_numpy(dtype=object))
+        if forecasts and "portfolio" in want:
+            c12 = c.assign(value_12m=c["value_12m"].astype(float).fillna(0.0))
+            quad, _ = portfolio.portfolio_quadrants(c12, as_of, splits=st.quadrant_splits_)
+            cols.append(quad["quadrant"].to_numpy(dtype=object))
+        if with_cluster and self.assigner is not None and "cluster" in want:
+            cols.append(self.assigner.assign(c))
+        if not cols:
+            return np.empty((len(features), 0), dtype=object)
+        return np.column_stack([np.asarray(col, dtype=object).astype(str) for col in cols])
+
+    def cluster_at(self, features: pd.DataFrame) -> np.ndarray:
+        """Each customer's group (index) on these features."""
+        return self.assigner.predict(features)
+
+
+def change_days(kinds: TimeKinds, base: pd.DataFrame, cap: np.ndarray) -> np.ndarray:
+    """Days ahead (1..cap[i]) of each customer's first membership change by time alone; cap[i] where none comes sooner.
+
+    Exact for every monotone kind by bisection over all customers at once (see the module text);
+    mixture clusters by a day-by-day scan.  `base`: features at ``kinds.as_of``.
+    """
+    n = len(base)
+    cap = np.clip(np.asarray(cap, dtype=np.int64), 1, RECHECK_DAYS)
+    out = cap.copy()
+    if not n:
+        return out
+    monotone_cluster = not kinds.mixture
+    now = kinds.memberships(shift(base, np.zeros(n)), with_cluster=monotone_cluster)
+
+    def moved(idx: np.ndarray, days: np.ndarray) -> np.ndarray:
+        later = kinds.memberships(shift(base.iloc[idx], days), with_cluster=monotone_cluster)
+        return (later != now[idx]).any(axis=1)
+
+    # Has anything moved by the last day before the cap?  Only those customers are bisected.
+    last = cap - 1
+    idx = np.flatnonzero(last >= 1)
+    hit = moved(idx, last[idx]) if len(idx) else np.zeros(0, dtype=bool)
+    idx = idx[hit]
+    lo = np.zeros(len(idx), dtype=np.int64)  # nothing moved yet on day lo
+    hi = last[idx].copy()  # moved by day hi
+    while len(idx):
+        open_ = hi - lo > 1
+        if not open_.any():
+            break
+        which = np.flatnonzero(open_)
+        mid = (lo[which] + hi[which]) // 2
+        m = moved(idx[which], mid)
+        hi[which[m]] = mid[m]
+        lo[which[~m]] = mid[~m]
+    out[idx] = hi
+    if kinds.mixture:
+        out = np.minimum(out, _scan_clusters(kinds, base, out))
+    return out
+
+
+def _scan_clusters(kinds: TimeKinds, base: pd.DataFrame, upto: np.ndarray) -> np.ndarray:
+    """First day (< upto[i]) a mixture assigns another group, scanned day by day; upto[i] where none."""
+    n = len(base)
+    out = np.asarray(upto, dtype=np.int64).copy()
+    now = kinds.cluster_at(shift(base, np.zeros(n)))
+    todo = np.flatnonzero(out > 1)
+    day = 1
+    while len(todo):
+        todo = todo[out[todo] > day]
         if not len(todo):
             break
-        later = segments_at(as_of + pd.Timedelta(days=days), todo).reindex(todo)
-        before = now.loc[todo, later.columns]
-        same = (later.astype(str).to_numpy() == before.astype(str).to_numpy()).all(axis=1)
-        moved = todo[~same]
-        nxt.loc[moved] = as_of + pd.Timedelta(days=last_still + 1)
-        todo = todo[same]
-        last_still = days
-    if window_exit is not None:
-        exit_ = pd.to_datetime(window_exit.reindex(nxt.index))
-        nxt = pd.Series(np.where(exit_.notna() & (exit_ < nxt), exit_, nxt), index=nxt.index)
-    return pd.to_datetime(nxt)
+        g = kinds.cluster_at(shift(base.iloc[todo], np.full(len(todo), day)))
+        moved = g != now[todo]
+        out[todo[moved]] = day
+        todo = todo[~moved]
+        day += 1
+    return out
+
+
+def next_change_dates(state: Any, base: pd.DataFrame, as_of: pd.Timestamp,
+                      window_exit: pd.Series | None = None, kinds: tuple[str, ...] = ALL_KINDS) -> pd.Series:
+    """Per customer of `base` (features at `as_of`, from ``LivePortfolio.features``): the next day time moves them.
+
+    `window_exit`: per customer id, the day their oldest order of the last 12 months leaves the
+    window (NaT: none) -- a re-check date.  `kinds`: only these time-moving kinds (tests look at one
+    at a time).  Indexed by customer_id (text).
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    ids = pd.Index(base["customer_id"].astype(str), name="customer_id")
+    cap = np.full(len(ids), RECHECK_DAYS, dtype=np.int64)
+    if window_exit is not None and len(ids):
+        exit_ = pd.to_datetime(window_exit.reindex(ids)).to_numpy(dtype="datetime64[ns]")
+        ok = ~np.isnat(exit_)
+        k = (exit_[ok] - np.datetime64(as_of, "ns")) // np.timedelta64(1, "D")
+        cap[ok] = np.minimum(cap[ok], np.maximum(k.astype(np.int64), 1))
+    if rules_move_with_time(state) and "rules" in kinds:
+        cap[:] = 1  # a rule can switch back and forth with the calendar: look again tomorrow
+    days = change_days(TimeKinds(state, as_of, kinds), base.reset_index(drop=True), cap) if len(ids) else cap
+    return pd.Series(as_of + pd.to_timedelta(days, unit="D"), index=ids)

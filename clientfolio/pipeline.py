@@ -292,6 +292,64 @@ def action_plan(st: Store, pf: Portfolio, playbooks: Playbooks) -> Portfolio:
     return pf
 
 
+MAX_TEXTS = 10_000  # reviews and tickets scored by analyze; more are sampled (the report states the sample)
+RETENTION_SEGMENTS = ("acquisition_channel", "value_tier", "historical_value_tier")
+
+
+def retention_and_texts(st: Store, pf: Portfolio, max_texts: int = MAX_TEXTS, seed: int = 0) -> Portfolio:
+    """Stage 9: retention curves (per acquisition cohort and per segment) and what customers write.
+
+    ``pf.insight["retention"]``: a list of :class:`~clientfolio.predict.retention.RetentionResult`
+    (cohorts; then the first of acquisition channel, value tier, historical value tier the customers
+    have); ``pf.insight["sentiment"]``: (scored texts, themes by lifecycle stage or None, the sample
+    sentence or None) when the store holds reviews or tickets with text.  Each is the sentence saying
+    why when it cannot be made.  Cheap: one row per customer and purchase day, and at most
+    `max_texts` texts (a seeded random sample beyond that, said so).
+    """
+    from clientfolio.predict import retention as ret
+    from clientfolio.predict import sentiment as sent
+
+    end = f"CAST(DATE '{pf.as_of.date().isoformat()}' + 1 AS TIMESTAMP)"
+    try:
+        days = st.query("SELECT customer_id, date_trunc('day', ts) AS ts, 1.0 AS amount FROM transactions "
+                        f"WHERE customer_id IS NOT NULL AND amount > 0 AND ts < {end} GROUP BY 1, 2")
+        days["ts"] = pd.to_datetime(days["ts"])
+        results = [ret.retention(days, pf.as_of)]
+        c = pf.customers.set_index(pf.customers["customer_id"].astype(str))
+        kind = next((k for k in RETENTION_SEGMENTS if k in c and c[k].nunique() > 1), None)
+        if kind is not None:
+            results.append(ret.retention(days, pf.as_of, segments=c[kind].dropna().astype(str), by=kind,
+                                         lapse_days=results[0].lapse_days))
+        pf.insight["retention"] = results
+    except ClientfolioError as exc:
+        pf.insight["retention"] = str(exc)
+    ev = st.query("SELECT customer_id, ts, type, properties FROM events WHERE type IN ('review', 'support_ticket') "
+                  f"AND customer_id IS NOT NULL AND ts < {end}")
+    if ev.empty:
+        return pf  # no texts in this store: no section
+    sample = None
+    if len(ev) > max_texts:
+        sample = (f"{max_texts:,} of the {len(ev):,} reviews and tickets, drawn at random (seed {seed}), are "
+                  "scored here; the shares and means are estimates from that sample.")
+        ev = ev.sample(max_texts, random_state=seed).sort_values("ts", kind="stable")
+    ev["ts"] = pd.to_datetime(ev["ts"], utc=True)
+    try:
+        texts = sent.scored_texts(ev)
+        if not texts["text"].notna().any():
+            return pf
+        themes = None
+        if "lifecycle" in pf.customers:
+            try:
+                themes = sent.themes_by_segment(texts, pf.customers.set_index(
+                    pf.customers["customer_id"].astype(str))["lifecycle"], random_state=seed)
+            except ClientfolioError:
+                themes = None  # too few texts for themes: the summary still shows
+        pf.insight["sentiment"] = (texts, themes, sample)
+    except ClientfolioError as exc:
+        pf.insight["sentiment"] = str(exc)
+    return pf
+
+
 def save_results(st: Store, state: PortfolioState, now: Applied, before: Applied | None, notes: Notes,
                  keep_state: bool) -> pd.DataFrame | None:
     """Stage 7: the segment snapshots into the store, and (`keep_state`) the fitted state with every
@@ -368,7 +426,8 @@ def analyze(
 
     The stages are named functions of this module, in this order: :func:`import_data`,
     :func:`data_span`, :func:`choose_model`, :func:`fit_portfolio` (fit the state, apply it),
-    :func:`look_back`, :func:`save_results`, :func:`portfolio_view`, :func:`action_plan`.  A store that is kept (``store=``)
+    :func:`look_back`, :func:`save_results`, :func:`portfolio_view`, :func:`action_plan`,
+    :func:`retention_and_texts`.  A store that is kept (``store=``)
     also keeps the fitted state and every customer's row, ready for :func:`refit` and
     :class:`clientfolio.live.LivePortfolio` updates.
     """
@@ -408,6 +467,7 @@ def analyze(
         pf.changes = changes
         report("what to do", 0.95)
         pf = action_plan(st, pf, checked_playbooks)
+        pf = retention_and_texts(st, pf)
         report("done", 1.0)
         return pf
     finally:

@@ -314,12 +314,26 @@ def retention_and_texts(st: Store, pf: Portfolio, max_texts: int = MAX_TEXTS, se
         days = st.query("SELECT customer_id, date_trunc('day', ts) AS ts, 1.0 AS amount FROM transactions "
                         f"WHERE customer_id IS NOT NULL AND amount > 0 AND ts < {end} GROUP BY 1, 2")
         days["ts"] = pd.to_datetime(days["ts"])
-        results = [ret.retention(days, pf.as_of)]
+        times = ret.retention_times(days, pf.as_of)  # once, for cohorts and segments alike
+        cohorts = ret.retention_curves(times)
+        cohorts.trend["all customers"] = ret.retention_trend(times, label="all customers")
+        results = [cohorts]
         c = pf.customers.set_index(pf.customers["customer_id"].astype(str))
         kind = next((k for k in RETENTION_SEGMENTS if k in c and c[k].nunique() > 1), None)
         if kind is not None:
-            results.append(ret.retention(days, pf.as_of, segments=c[kind].dropna().astype(str), by=kind,
-                                         lapse_days=results[0].lapse_days))
+            seg = c[kind].dropna().astype(str)
+            by_seg = ret.retention_curves(times, seg, by=kind)
+            by_seg.definition = ("The same definition and lapse window as above"
+                                 + ("; the channel is where each customer came from." if kind == "acquisition_channel"
+                                    else f". Segments are today's memberships: a {kind.replace('_', ' ')} is itself "
+                                    "defined by recent buying, so it partly describes the retention it is compared "
+                                    "on."))
+            group = times.index.to_series().map(seg)
+            for name in by_seg.curves:
+                sub = times[group == name]
+                sub.attrs = times.attrs
+                by_seg.trend[name] = ret.retention_trend(sub, label=f"{kind.replace('_', ' ')} {name}")
+            results.append(by_seg)
         pf.insight["retention"] = results
     except ClientfolioError as exc:
         pf.insight["retention"] = str(exc)

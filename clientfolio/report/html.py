@@ -226,7 +226,7 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
     if getattr(p, "changes", None) is not None:
         sections.append(("changes", "What changed since last time", _changes_section(p)))
     retention = getattr(p, "insight", {}).get("retention")
-    if isinstance(retention, list) and retention:
+    if isinstance(retention, list) and any(r.curves for r in retention):  # a tiny shop has no curve to show
         from clientfolio.report import retention as retention_report
 
         sections.append(("retention", "How long customers keep buying", "".join(

@@ -126,11 +126,12 @@ def _horizon(pred: Any) -> str:
 def _split(comp: Any) -> str:
     start = pd.Timestamp(comp.cutoff)
     n = comp.horizon_days
-    return (f"<p class='muted'>How this was measured: both methods learned from the data up to "
-            f"{(start - pd.Timedelta(days=n)):%d %b %Y} and what happened in the {n} days after; they were then "
-            f"judged on the last {n} days ({start:%d %b %Y} to {(start + pd.Timedelta(days=n)):%d %b %Y}), which "
-            f"neither had seen: {comp.n_test:,} customers with an order by {start:%d %b %Y} "
-            f"({comp.n_train:,} in the learning window).</p>")
+    day = pd.Timedelta(days=n)
+    return (f"<p class='muted'>How this was measured: the boosted trees learned from the history up to "
+            f"{start - day:%d %b %Y} and what happened in the {n} days after; BG/NBD was fitted on the history up "
+            f"to {start:%d %b %Y}. Both were then judged on the last {n} days ({start:%d %b %Y} to "
+            f"{start + day:%d %b %Y}), which neither had seen: {comp.n_test:,} customers with an order by "
+            f"{start:%d %b %Y} ({comp.n_train:,} in the learning window).</p>")
 
 
 def _importance(comp: Any, unit: str) -> str:
@@ -214,8 +215,10 @@ def at_risk_table(pred: Any, customers: pd.DataFrame | None = None, money: str =
     t = t.head(rows)
     low = t["next_order_low"] if "next_order_low" in t else pd.Series(np.nan, index=t.index)
     high = t["next_order_high"] if "next_order_high" in t else pd.Series(np.nan, index=t.index)
+    # the reason right after the risk: on a phone the first columns are what shows without scrolling
     show = pd.DataFrame({"customer": t["customer_id"].to_numpy(),
-                         "churn risk": [f"{v:.0%}" for v in t["churn_risk"]]})
+                         "churn risk": [f"{v:.0%}" for v in t["churn_risk"]],
+                         "why": t["reason"].fillna("").to_numpy()})
     nxt = [_next_words(d, lo, hi, n) for d, lo, hi in zip(t["next_order_days"], low, high, strict=True)]
     if len(set(nxt)) > 1:  # all "not within N days" says nothing the risk does not
         show["next order"] = nxt
@@ -223,7 +226,6 @@ def at_risk_table(pred: Any, customers: pd.DataFrame | None = None, money: str =
         show["stage"] = t["stage"].to_numpy()
     if spend is not None:
         show["spent, last 12 months"] = [format_money(v, money, 0) for v in t["spend"]]
-    show["why"] = t["reason"].fillna("").to_numpy()
     src = str(t["churn_source"].iloc[0]) if "churn_source" in t else ""
     intro = (f"<p>Customers more likely than not to place no order in the next {n} days"
              + (f" (risk from {_esc(src)})" if src else "") + f", {_esc(order)}. {_esc(left_out)}</p>")

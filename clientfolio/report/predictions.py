@@ -68,23 +68,32 @@ def _num(v: float, digits: int = 3) -> str:
 
 
 def _metric_table(comp: Any) -> str:
-    """Model against baseline, one row per metric, the used one marked; interval coverage where there is one."""
+    """Model against baseline, one row per metric, the used one marked; interval coverage where there is one.
+
+    What each metric says follows the table as a short list (a column of it would not fit a phone).
+    """
     used = comp.model_name if comp.chosen == "model" else comp.baseline_name
-    rows = []
+    rows, words = [], []
     for m in comp.metrics:
-        digits = 1 if "days" in m.name else (2 if "lift" in m.name else 3)
+        digits = 2 if "days" in m.name else 3
+        # more digits where these would print two different values the same (and one side "better")
+        while digits < 6 and m.model != m.baseline and _num(m.model, digits) == _num(m.baseline, digits):
+            digits += 1
         trained = np.isfinite(m.model)
-        rows.append({"metric": m.name, comp.model_name: _num(m.model, digits), comp.baseline_name: _num(m.baseline, digits),
-                     "better": (comp.model_name if m.model_wins else comp.baseline_name) if trained else "",
-                     "what it says": METRIC_WORDS.get(m.name, m.note)})
+        rows.append({"metric": m.name, comp.model_name: _num(m.model, digits),
+                     comp.baseline_name: _num(m.baseline, digits),
+                     "better": (comp.model_name if m.model_wins else comp.baseline_name) if trained else ""})
+        words.append((m.name, METRIC_WORDS.get(m.name, m.note)))
     cov = comp.details.get("interval_coverage")
     if cov is not None and np.isfinite(cov):
         level = str(comp.details.get("interval", "80%")).split()[0]
-        rows.append({"metric": f"{level} interval held the actual day", comp.model_name: f"{cov:.0%}",
-                     comp.baseline_name: "no interval", "better": "",
-                     "what it says": f"should be close to {level} (the interval's intended coverage)"})
+        name = f"{level} interval held the actual day"
+        rows.append({"metric": name, comp.model_name: f"{cov:.0%}", comp.baseline_name: "no interval", "better": ""})
+        words.append((name, f"the share of customers whose next order fell inside their interval; it should be "
+                            f"close to {level}"))
     t = pd.DataFrame(rows).rename(columns={used: f"{used} (used)"})
-    return _table(t)
+    says = "".join(f"<li><b>{_esc(k)}</b>: {_esc(v)}</li>" for k, v in words if v)
+    return _table(t) + (f"<ul class='muted'>{says}</ul>" if says else "")
 
 
 def calibration_chart(comp: Any) -> go.Figure:
@@ -105,8 +114,8 @@ def calibration_chart(comp: Any) -> go.Figure:
                                  customdata=b["n"],
                                  hovertemplate=f"{_esc(name)}: predicted %{{x:.0f}}%, observed %{{y:.0f}}% "
                                                "(%{customdata:,} customers)<extra></extra>"))
-    fig.update_xaxes(title="predicted churn risk (%), mean per group", range=[0, 100])
-    fig.update_yaxes(title="share who did not order (%)", range=[0, 101])
+    fig.update_xaxes(title="predicted risk (%), mean per group", range=[0, 100], dtick=20)
+    fig.update_yaxes(title="share who did not order (%)", range=[0, 101], dtick=20)
     return charts._layout(fig, "Predicted against what happened", height=440)
 
 

@@ -33,11 +33,14 @@ def test_section_shows_the_evaluation_the_choice_and_the_horizon(demo_pred) -> N
     out = pr.section(demo_pred)
     churn, nxt = demo_pred.churn, demo_pred.next_order
     for m in churn.metrics:  # every metric, both methods, with the digits that tell them apart
-        digits = 2 if "lift" in m.name else 3
         row = re.search(rf"<td>{re.escape(m.name)}</td><td>([^<]*)</td><td>([^<]*)</td>", out)
         assert row, m.name
-        assert row.groups() == (f"{m.model:.{digits}f}", f"{m.baseline:.{digits}f}"), m.name
-    assert "MAE (days)" in out and f"{nxt.metrics[0].baseline:.1f}" in out
+        digits = len(row.group(1).split(".")[1])
+        assert digits >= 3 and row.groups() == (f"{m.model:.{digits}f}", f"{m.baseline:.{digits}f}"), m.name
+        assert m.model == m.baseline or row.group(1) != row.group(2), m.name  # a "better" side is visible
+    mae = re.search(r"<td>MAE \(days\)</td><td>([^<]*)</td><td>([^<]*)</td>", out)
+    assert mae and float(mae.group(2)) == pytest.approx(nxt.metrics[0].baseline, abs=0.01)
+    assert mae.group(1) != mae.group(2)
     used = churn.model_name if churn.chosen == "model" else churn.baseline_name
     assert f"{html.escape(used)} (used)" in out
     assert html.escape(churn.sentence) in out and html.escape(nxt.sentence) in out  # the choice and why

@@ -136,11 +136,15 @@ def _split(comp: Any) -> str:
     start = pd.Timestamp(comp.cutoff)
     n = comp.horizon_days
     day = pd.Timedelta(days=n)
+    judged = (f"the last {n} days ({start:%d %b %Y} to {start + day:%d %b %Y}), which it had not seen: "
+              f"{comp.n_test:,} customers with an order by {start:%d %b %Y}")
+    if comp.details.get("thin"):
+        return (f"<p class='muted'>How this was measured: BG/NBD was fitted on the history up to {start:%d %b %Y} "
+                f"and judged on {judged}. No machine-learning model was trained: {_esc(comp.details['thin'])}.</p>")
     return (f"<p class='muted'>How this was measured: the boosted trees learned from the history up to "
             f"{start - day:%d %b %Y} and what happened in the {n} days after; BG/NBD was fitted on the history up "
-            f"to {start:%d %b %Y}. Both were then judged on the last {n} days ({start:%d %b %Y} to "
-            f"{start + day:%d %b %Y}), which neither had seen: {comp.n_test:,} customers with an order by "
-            f"{start:%d %b %Y} ({comp.n_train:,} in the learning window).</p>")
+            f"to {start:%d %b %Y}. Both were then judged on {judged.replace('it had', 'neither had')} "
+            f"({comp.n_train:,} in the learning window).</p>")
 
 
 def _importance(comp: Any, unit: str) -> str:
@@ -265,9 +269,6 @@ def section(pred: Any, customers: pd.DataFrame | None = None, money: str = "") -
     parts.append(f"<h3>Next order: days until the next order</h3><p><b>{_esc(nxt.sentence)}</b></p>")
     parts.append(_metric_table(nxt))
     parts.append(_importance(nxt, "days"))
-    thin = churn.details.get("thin") or nxt.details.get("thin")
-    if thin:
-        parts.append(f"<p class='muted'>No machine-learning model was trained: {_esc(thin)}.</p>")
     parts.append("<h3>Customers most at risk</h3>")
     parts.append(at_risk_table(pred, customers, money))
     if pred.notes:

@@ -183,3 +183,20 @@ def test_report_with_the_new_sections_in_chromium(browser, demo_report, demo_pre
         assert errors == []
     finally:
         page.close()
+
+
+def test_too_few_customers_for_a_model_is_said_and_nothing_is_made_up() -> None:
+    """280 demo customers: below the minimum for boosted trees; BG/NBD alone is measured, and the page says why."""
+    from clientfolio.datasets import load_demo_shop
+    from clientfolio.predict.evaluation import predict_shop
+
+    shop = load_demo_shop()
+    keep = set(shop["customers"]["customer_id"].iloc[:280])
+    pred = predict_shop({k: v[v["customer_id"].isin(keep)] if "customer_id" in v else v for k, v in shop.items()})
+    assert pred.churn.details.get("thin")
+    out = pr.section(pred)
+    assert out.count("No machine-learning model was trained") == 1 and "boosted trees learned" not in out
+    assert re.search(r"<td>AUC</td><td>not trained</td><td>0\.\d{3}</td><td></td>", out)
+    assert "What the boosted trees lean on" not in out  # no importance of a model that was never trained
+    names = [t.name for t in pr.calibration_chart(pred.churn).data]
+    assert names == ["predicted = observed", "BG/NBD (used)"]

@@ -16,6 +16,7 @@ import pytest
 
 from clientfolio.report import predictions as pr
 from clientfolio.report.html import render
+from tests.report.test_report_text import JARGON
 
 EVIL = "<script>alert(1)</script>"
 
@@ -32,6 +33,8 @@ def demo_pred():
 def test_section_shows_the_evaluation_the_choice_and_the_horizon(demo_pred) -> None:
     out = pr.section(demo_pred)
     churn, nxt = demo_pred.churn, demo_pred.next_order
+    words = html.unescape(re.sub(r"<script\b.*?</script>|<[^>]+>", " ", out, flags=re.S))
+    assert not JARGON.findall(words), JARGON.findall(words)  # the owner reads this section
     for m in churn.metrics:  # every metric, both methods, with the digits that tell them apart
         row = re.search(rf"<td>{re.escape(m.name)}</td><td>([^<]*)</td><td>([^<]*)</td>", out)
         assert row, m.name

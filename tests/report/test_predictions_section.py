@@ -145,12 +145,20 @@ def test_the_text_stage_samples_beyond_its_cap(tmp_path: Path) -> None:
         import_files([tmp_path / "orders.csv", tmp_path / "events.csv"], st)
         pf = Portfolio(customers=pd.DataFrame({"customer_id": [f"c{i}" for i in range(30)]}),
                        segments=pd.DataFrame(), kpis=pd.DataFrame(), as_of=pd.Timestamp("2024-03-01"))
-        retention_and_texts(st, pf, max_texts=25)
+        retention_and_texts(st, pf, max_texts=25, max_customers=12)
+        again = Portfolio(customers=pf.customers, segments=pd.DataFrame(), kpis=pd.DataFrame(), as_of=pf.as_of)
+        retention_and_texts(st, again, max_texts=25, max_customers=12)
     finally:
         st.close()
     texts, themes, sample = pf.insight["sentiment"]
     assert len(texts) == 25 and sample.startswith("25 of the 60 reviews and tickets")
-    assert isinstance(pf.insight["retention"], list)
+    assert EVIL in " ".join(texts["text"].dropna())  # kept as written: the report escapes it
+    cohorts = pf.insight["retention"][0]
+    assert "drawn from 12 of the 30 customers" in cohorts.definition
+    assert int(cohorts.table["customers"].sum()) == 12  # the table counts the sample, as it says
+    same = again.insight["retention"][0]  # same seed, same sample, same numbers
+    pd.testing.assert_frame_equal(cohorts.table, same.table)
+    pd.testing.assert_frame_equal(texts, again.insight["sentiment"][0])
 
 
 @pytest.mark.slow

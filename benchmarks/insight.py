@@ -1,8 +1,8 @@
 """What analyze's retention-and-texts stage adds, against analyze itself, on the same store in the same run.
 
 The stage (clientfolio.pipeline.retention_and_texts) computes the report's retention curves (per
-acquisition cohort and per segment) and scores reviews and tickets (VADER, themes; at most
-MAX_TEXTS, sampled beyond).  It must not slow analyze of a big shop noticeably: this prints its
+acquisition cohort and per segment; from at most MAX_RETENTION_CUSTOMERS customers, a seeded sample
+beyond) and scores reviews and tickets (VADER, themes; at most MAX_TEXTS, sampled beyond).  It must not slow analyze of a big shop noticeably: this prints its
 wall and CPU time as a share of analyze's on
 
 - the demo bakery (131k order lines, 732 reviews and tickets), and

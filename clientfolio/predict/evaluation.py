@@ -354,4 +354,5 @@ def predict_shop(source: Any, *, horizon_days: int | None = None, random_state: 
     out["reason"] = [reason(r) for r in X[["days_since_last", "gap_median", "days_90d", "trend_90d",
                                           "btyd_p_alive"]].to_dict("records")]
     out.attrs["as_of"] = end
+    out.attrs["horizon_given"] = horizon_days is not None  # N asked for, or set from the shop's rhythm
     return ShopPredictions(churn, nxt, out.reset_index(), horizon, notes)

@@ -489,6 +489,13 @@ class BaseModel:
             theta, f, g, hess, done = _newton_exact(exact, theta0, max_steps=8, tol=_NEWTON_TOL)
             if not np.isfinite(f):
                 self._not_finite(theta0)
+            if not done and self.initial_params is not None:
+                # the given start is too far for Newton (its Hessian not positive definite there): get
+                # close on a sample first, as without a start -- far cheaper than BFGS on every row
+                near, _ = self._warm_start(stats, theta, need_hessian=False)
+                theta, f, g, hess, done = _newton_exact(exact, near, max_steps=8, tol=_NEWTON_TOL)
+                if not np.isfinite(f):
+                    theta, f, g, hess = theta0, *exact(theta0)
         else:
             f, g = fun(theta0)
             if not np.isfinite(f):

@@ -202,9 +202,13 @@ def data_fingerprint(st: Store, as_of: pd.Timestamp) -> dict[str, Any]:
 
 def fit_portfolio(st: Store, as_of: pd.Timestamp, support: Support, choice: ModelChoice, settings: ClvSettings,
                   sector: str, rules: RuleSet | None, clusters: bool, currency: str,
-                  notes: Notes) -> tuple[PortfolioState, Applied, pd.DataFrame]:
-    """Stage 4: fit the portfolio state on every customer at the cut-off and apply it to them."""
-    features, feature_notes, prospects = customer_features(st, as_of)
+                  notes: Notes, features: tuple[pd.DataFrame, list, pd.Series] | None = None,
+                  ) -> tuple[PortfolioState, Applied, pd.DataFrame]:
+    """Stage 4: fit the portfolio state on every customer at the cut-off and apply it to them.
+
+    `features`: what :func:`~clientfolio.state.customer_features` returned at `as_of`, when an
+    earlier stage has already read it (analyze reads it once, for the support check too)."""
+    features, feature_notes, prospects = features if features is not None else customer_features(st, as_of)
     notes.extend(feature_notes)
     state = PortfolioState(model=choice.kind, settings=settings, sector=sector, rules=rules, clusters=clusters,
                            currency=currency)
@@ -392,12 +396,14 @@ def analyze(
         as_of = pd.Timestamp(cutoff).normalize() if cutoff is not None else span.last.normalize()
         settings = ClvSettings(horizon_months=horizon_months, discount_rate=discount_rate, margin=margin or 1.0)
         basis = "gross profit" if span.has_cost else ("profit at the stated margin" if margin else "revenue")
+        # Every customer's features at the cut-off, read once: the support check counts them, the fit uses them.
+        features = customer_features(st, as_of)
         # Below the measured minimum nothing is fitted or forecast; Portfolio.support carries the reason.
-        support = store_support(st, span.first, as_of)
+        support = support_at(features[0], span.first, as_of)
         choice = choose_model(st, span.first, as_of, support, model, notes, report)
         report("scoring and segmenting customers", 0.35)
         state, now, _ = fit_portfolio(st, as_of, support, choice, settings, sector, checked_rules, clusters,
-                                      span.currency, notes)
+                                      span.currency, notes, features=features)
         report("looking back", 0.75)
         before = look_back(st, state, as_of, previous_days, span.first, notes)
         report("portfolio", 0.85)

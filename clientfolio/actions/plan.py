@@ -57,14 +57,12 @@ class Reach:
 
 def reach_from_store(store: Store, customer_ids: Sequence[str]) -> Reach:
     """Consent per channel (the store's consent records and customers file) and the contact cap, now."""
-    from clientfolio.actions.consent import consent_status
     from clientfolio.actions.pressure import over_cap
+    from clientfolio.store.consent import consent_matrix
 
     ids = sorted({str(c) for c in customer_ids})
-    consent = pd.DataFrame(index=pd.Index(ids, name="customer_id"))
-    for ch in CONSENT_CHANNELS:
-        st = consent_status(store, ids, "marketing", ch)
-        consent[ch] = st.set_index("customer_id")["allowed"].reindex(consent.index).fillna(False).astype(bool)
+    consent = consent_matrix(store, ids, "marketing", CONSENT_CHANNELS)  # every channel in one read
+    consent.index = pd.Index(ids, name="customer_id")
     return Reach(consent, over_cap(store, ids),
                  "consent records and the customers file; contact cap from the contact log")
 

@@ -122,8 +122,12 @@ def import_data(data: Any, st: Store, workdir: Path, options: Any, import_option
 
 def data_span(st: Store, imported: Any, currency: str) -> DataSpan:
     """Stage 2: is there anything to analyse, over which dates, in which currency."""
-    span = st.query("SELECT min(ts) AS a, max(ts) AS b, count(DISTINCT currency) AS cur, max(currency) AS c "
-                    "FROM transactions WHERE customer_id IS NOT NULL")
+    # one scan: the span of orders with a customer, and whether any row at all has a cost
+    span = st.query("SELECT min(ts) FILTER (WHERE customer_id IS NOT NULL) AS a, "
+                    "max(ts) FILTER (WHERE customer_id IS NOT NULL) AS b, "
+                    "count(DISTINCT currency) FILTER (WHERE customer_id IS NOT NULL) AS cur, "
+                    "max(currency) FILTER (WHERE customer_id IS NOT NULL) AS c, count(cost) AS has_cost "
+                    "FROM transactions")
     if span.empty or pd.isna(span["b"].iloc[0]):
         if imported is None:
             raise ClientfolioError("there are no orders with a customer to analyse; import an export first")
@@ -137,7 +141,7 @@ def data_span(st: Store, imported: Any, currency: str) -> DataSpan:
         currency = currency_prefix(span["c"].iloc[0])
     elif len(currency) == 3 and currency.isalpha():  # an ISO code given by the caller: "EUR" -> "€"
         currency = currency_prefix(currency)
-    has_cost = bool(st.query("SELECT count(cost) AS n FROM transactions")["n"].iloc[0])
+    has_cost = bool(span["has_cost"].iloc[0])
     return DataSpan(pd.Timestamp(span["a"].iloc[0]), pd.Timestamp(span["b"].iloc[0]), currency, has_cost)
 
 
@@ -202,14 +206,21 @@ def data_fingerprint(st: Store, as_of: pd.Timestamp) -> dict[str, Any]:
 
 def fit_portfolio(st: Store, as_of: pd.Timestamp, support: Support, choice: ModelChoice, settings: ClvSettings,
                   sector: str, rules: RuleSet | None, clusters: bool, currency: str,
-                  notes: Notes) -> tuple[PortfolioState, Applied, pd.DataFrame]:
-    """Stage 4: fit the portfolio state on every customer at the cut-off and apply it to them."""
-    features, feature_notes, prospects = customer_features(st, as_of)
+                  notes: Notes, features: tuple[pd.DataFrame, list, pd.Series] | None = None,
+                  transactions: pd.DataFrame | None = None) -> tuple[PortfolioState, Applied, pd.DataFrame]:
+    """Stage 4: fit the portfolio state on every customer at the cut-off and apply it to them.
+
+    `features`: what :func:`~clientfolio.state.customer_features` returned at `as_of`, when an
+    earlier stage has already read it (analyze reads it once, for the support check too);
+    `transactions`: :func:`~clientfolio.state.rule_transactions`, when already read (rules only)."""
+    features, feature_notes, prospects = features if features is not None else customer_features(st, as_of)
+    if rules is not None and transactions is None:
+        transactions = rule_transactions(st)
     notes.extend(feature_notes)
     state = PortfolioState(model=choice.kind, settings=settings, sector=sector, rules=rules, clusters=clusters,
                            currency=currency)
     applied = state.fit_apply(features, as_of, support=support, start=choice.start,
-                              transactions=rule_transactions(st) if rules is not None else None,
+                              transactions=transactions if rules is not None else None,
                               marketing_spend=st.query("SELECT * FROM marketing_spend"), prospects=prospects,
                               fitted_on=data_fingerprint(st, as_of))
     notes.extend(state.notes_)
@@ -217,15 +228,18 @@ def fit_portfolio(st: Store, as_of: pd.Timestamp, support: Support, choice: Mode
 
 
 def look_back(st: Store, state: PortfolioState, as_of: pd.Timestamp, previous_days: int, first: pd.Timestamp,
-              notes: Notes) -> Applied | None:
-    """Stage 5: the same state applied one period earlier, so moves come from behaviour, not re-estimation."""
+              notes: Notes, transactions: pd.DataFrame | None = None) -> Applied | None:
+    """Stage 5: the same state applied one period earlier, so moves come from behaviour, not re-estimation.
+
+    `transactions`: the rules' transactions as the fit read them (rules only), not read again."""
     prev_as_of = as_of - pd.Timedelta(days=previous_days)
     if prev_as_of <= first + pd.Timedelta(days=30):
         return None
     try:
         features, _, prospects = customer_features(st, prev_as_of)
         return state.apply(features, prev_as_of, prospects=prospects, intervals=False, next_order=False,
-                           transactions=rule_transactions(st) if state.rules_ is not None else None)
+                           transactions=(transactions if transactions is not None else rule_transactions(st))
+                           if state.rules_ is not None else None)
     except ClientfolioError as exc:
         notes.append(f"no comparison with {prev_as_of:%d %b %Y} (details in the method notes)")
         notes.append(method_note(f"scoring at {prev_as_of:%d %b %Y} failed: {exc}"))
@@ -506,14 +520,18 @@ def analyze(
         as_of = pd.Timestamp(cutoff).normalize() if cutoff is not None else span.last.normalize()
         settings = ClvSettings(horizon_months=horizon_months, discount_rate=discount_rate, margin=margin or 1.0)
         basis = "gross profit" if span.has_cost else ("profit at the stated margin" if margin else "revenue")
+        # Every customer's features at the cut-off, read once: the support check counts them, the fit uses them.
+        features = customer_features(st, as_of)
         # Below the measured minimum nothing is fitted or forecast; Portfolio.support carries the reason.
-        support = store_support(st, span.first, as_of)
+        support = support_at(features[0], span.first, as_of)
         choice = choose_model(st, span.first, as_of, support, model, notes, report)
         report("scoring and segmenting customers", 0.35)
+        # the windowed rules read the orders themselves: once, for the fit and the look-back
+        rule_tx = rule_transactions(st) if checked_rules is not None else None
         state, now, _ = fit_portfolio(st, as_of, support, choice, settings, sector, checked_rules, clusters,
-                                      span.currency, notes)
+                                      span.currency, notes, features=features, transactions=rule_tx)
         report("looking back", 0.75)
-        before = look_back(st, state, as_of, previous_days, span.first, notes)
+        before = look_back(st, state, as_of, previous_days, span.first, notes, transactions=rule_tx)
         predicted = predictions(st, state, as_of, report) if predict else None
         report("portfolio", 0.85)
         keep = not (own and store is None)

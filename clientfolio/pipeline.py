@@ -353,7 +353,7 @@ def retention_and_texts(st: Store, pf: Portfolio, max_texts: int = MAX_TEXTS,
 
     end = f"CAST(DATE '{pf.as_of.date().isoformat()}' + 1 AS TIMESTAMP)"
     try:
-        days = st.query("SELECT customer_id, date_trunc('day', ts) AS ts, 1.0 AS amount FROM transactions "
+        days = st.query("SELECT customer_id, date_trunc('day', ts) AS ts FROM transactions "
                         f"WHERE customer_id IS NOT NULL AND amount > 0 AND ts < {end} GROUP BY 1, 2")
         days["ts"] = pd.to_datetime(days["ts"])
         ids = np.sort(days["customer_id"].unique())  # sorted: the same seed picks the same customers

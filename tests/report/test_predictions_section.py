@@ -121,44 +121,37 @@ def test_analyze_fills_retention_and_texts_for_the_report(demo_report) -> None:
     assert not re.search(r"\d\.?\d*e-\d+", re.sub(r"<script\b.*?</script>", "", page, flags=re.S))
 
 
-def test_the_text_stage_samples_beyond_its_cap(tmp_path: Path) -> None:
-    """More reviews than the cap: a seeded sample is scored and the sentence says how many of how many."""
+def test_the_stage_samples_beyond_its_caps_on_both_stores(store, tmp_path: Path) -> None:
+    """More reviews and customers than the caps (DuckDB and PostgreSQL): seeded samples, and the text says so."""
     import json
 
     import pandas as pd
 
+    from clientfolio.ingest import import_files
     from clientfolio.pipeline import retention_and_texts
     from clientfolio.portfolio import Portfolio
-    from clientfolio.store import open_store
 
-    st = open_store(tmp_path / "s.duckdb")
-    try:
-        ts = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(60), unit="D")
-        tx = pd.DataFrame({"customer_id": [f"c{i % 30}" for i in range(60)], "ts": ts, "amount": 5.0})
-        ev = pd.DataFrame({"customer_id": [f"c{i % 30}" for i in range(60)], "ts": ts, "type": "review",
-                           "properties": [json.dumps({"rating": 5, "text": f"Lovely bread {EVIL} number {i}"})
-                                          for i in range(60)]})
-        tx.to_csv(tmp_path / "orders.csv", index=False)
-        ev.to_csv(tmp_path / "events.csv", index=False)
-        from clientfolio.ingest import import_files
-
-        import_files([tmp_path / "orders.csv", tmp_path / "events.csv"], st)
+    ts = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(60), unit="D")
+    who = [f"c{i % 30}" for i in range(60)]
+    pd.DataFrame({"customer_id": who, "ts": ts, "amount": 5.0}).to_csv(tmp_path / "orders.csv", index=False)
+    pd.DataFrame({"customer_id": who, "ts": ts, "type": "review",
+                  "properties": [json.dumps({"rating": 5, "text": f"Lovely bread {EVIL} number {i}"})
+                                 for i in range(60)]}).to_csv(tmp_path / "events.csv", index=False)
+    import_files([tmp_path / "orders.csv", tmp_path / "events.csv"], store)
+    runs = []
+    for _ in range(2):
         pf = Portfolio(customers=pd.DataFrame({"customer_id": [f"c{i}" for i in range(30)]}),
                        segments=pd.DataFrame(), kpis=pd.DataFrame(), as_of=pd.Timestamp("2024-03-01"))
-        retention_and_texts(st, pf, max_texts=25, max_customers=12)
-        again = Portfolio(customers=pf.customers, segments=pd.DataFrame(), kpis=pd.DataFrame(), as_of=pf.as_of)
-        retention_and_texts(st, again, max_texts=25, max_customers=12)
-    finally:
-        st.close()
-    texts, themes, sample = pf.insight["sentiment"]
+        runs.append(retention_and_texts(store, pf, max_texts=25, max_customers=12))
+    texts, themes, sample = runs[0].insight["sentiment"]
     assert len(texts) == 25 and sample.startswith("25 of the 60 reviews and tickets")
     assert EVIL in " ".join(texts["text"].dropna())  # kept as written: the report escapes it
-    cohorts = pf.insight["retention"][0]
+    cohorts = runs[0].insight["retention"][0]
     assert "drawn from 12 of the 30 customers" in cohorts.definition
     assert int(cohorts.table["customers"].sum()) == 12  # the table counts the sample, as it says
-    same = again.insight["retention"][0]  # same seed, same sample, same numbers
-    pd.testing.assert_frame_equal(cohorts.table, same.table)
-    pd.testing.assert_frame_equal(texts, again.insight["sentiment"][0])
+    # same seed, same sample, same numbers
+    pd.testing.assert_frame_equal(cohorts.table, runs[1].insight["retention"][0].table)
+    pd.testing.assert_frame_equal(texts, runs[1].insight["sentiment"][0])
 
 
 @pytest.mark.slow

@@ -105,7 +105,8 @@ pf.report(out / "report.html")
 pf.to_file(out / "customers.csv")
 total = time.perf_counter() - t
 rows = pf.import_result.rows_in
-print(json.dumps({"seconds": t_analyze, "cpu_s": cpu_analyze, "rows": rows, "customers": len(pf.customers), "segments": len(pf.segments),
+print(json.dumps({"seconds": t_analyze, "cpu_s": cpu_analyze, "rows": rows, "customers": len(pf.customers),
+                  "segments": len(pf.segments),
                   "stages": stages[1:], "model": pf.models["kind"], "pareto_s": pareto["s"], "total_s": total,
                   "peak_mb": peak_analyze, "peak_total_mb": peak_mb()}))
 """

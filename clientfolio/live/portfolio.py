@@ -250,12 +250,11 @@ class LivePortfolio:
         as_of = pd.Timestamp(as_of or rows["as_of"].max()).normalize()
         return self.apply(_stats_from_rows(rows), as_of)
 
-    def _next_changes(self, stats: pd.DataFrame, applied: Applied, as_of: pd.Timestamp) -> pd.Series:
-        """Each applied customer's next change date by time alone (see :mod:`clientfolio.live.timing`)."""
-        ids = pd.Index(applied.customers["customer_id"].astype(str))
-        v12 = applied.customers[["customer_id", "value_12m", "revenue_12m"]]
-        base = self.features(stats, as_of, v12, attrs=self._attributes(list(ids)), categories=self._categories(stats))
-        return next_change_dates(self.state, base, as_of, self._window_exit(list(ids), as_of))
+    def _next_changes(self, base: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
+        """Each customer's next change date by time alone, from their features at `as_of` (see
+        :mod:`clientfolio.live.timing`)."""
+        ids = list(base["customer_id"].astype(str))
+        return next_change_dates(self.state, base, as_of, self._window_exit(ids, as_of))
 
     def _window_exit(self, ids: list[str], as_of: pd.Timestamp) -> pd.Series:
         """The day each customer's oldest order of the last 12 months leaves that window."""
@@ -564,26 +563,80 @@ class LivePortfolio:
     def sweep(self, as_of: Any, plan_next: bool = True) -> LiveResult:
         """Apply the moves time alone causes up to `as_of`, for the customers due by then.
 
-        `plan_next=False` leaves their next change dates to the next sweep (a refit replaces the state
-        right after, so dates planned under the old one would be thrown away).
+        Customers without a next change date yet (after analyze or a refit) are planned first from
+        their own rows, at the day those rows stand at: only those due by `as_of` are applied; the
+        others get just their date (one multi-row write after the sweep's transaction -- if it is
+        lost, they are planned again next time).  `plan_next=False` leaves next change dates to the
+        next sweep and applies every unplanned customer (a refit replaces the state right after).
         """
         day = pd.Timestamp(as_of).normalize()
-        due = self.store.query("SELECT customer_id FROM customer_state WHERE next_change <= ? OR "
-                               "(next_change IS NULL AND stat_n_days > 0)", [day.to_pydatetime()])
-        ids = sorted(due["customer_id"].astype(str))
         result = LiveResult(changes=self._changes(pd.DataFrame(), pd.DataFrame(), None, "time"))
-        if not ids:
+        planned = self._plan_unplanned(day) if plan_next else None
+        sql = "SELECT customer_id FROM customer_state WHERE next_change <= ?"
+        if not plan_next:
+            sql += " OR (next_change IS NULL AND stat_n_days > 0)"
+        due = set(self.store.query(sql, [day.to_pydatetime()])["customer_id"].astype(str))
+        if planned is not None:
+            due |= set(planned.index[planned.to_numpy() <= np.datetime64(day)])
+        ids = sorted(due)
+        if ids:
+            old = self.store.read_customer_state(ids).set_index("customer_id")
+            stats = _stats_from_rows(old.reset_index())
+            base = self.features(stats, day)  # derived once: for the apply and for the next change dates
+            applied = self.state.apply(base, day, transactions=self._rule_transactions(list(base["customer_id"])))
+            nxt = self._next_changes(base, day) if plan_next else None
+            rows = state_rows(stats, applied, day, nxt, self.state_id)
+            changes, n_out, left_out = self._commit(rows, old, day, "time", meta={"last_sweep": day.isoformat()})
+            result.changes, result.outbox, result.customers_touched = changes, n_out, len(ids)
+            result.outbox_left_out = left_out
+        else:
             self.store.commit_live(state_rows=None, changes=None, outbox=None, meta={"last_sweep": day.isoformat()})
-            return result
-        old = self.store.read_customer_state(ids).set_index("customer_id")
-        stats = _stats_from_rows(old.reset_index())
-        applied = self.apply(stats, day)
-        nxt = self._next_changes(stats, applied, day) if plan_next else None
-        rows = state_rows(stats, applied, day, nxt, self.state_id)
-        changes, n_out, left_out = self._commit(rows, old, day, "time", meta={"last_sweep": day.isoformat()})
-        result.changes, result.outbox, result.customers_touched = changes, n_out, len(ids)
-        result.outbox_left_out = left_out
+        if planned is not None:
+            later = planned[planned.to_numpy() > np.datetime64(day)]
+            if len(later):
+                self._write_next_changes(later)
         return result
+
+    def _plan_unplanned(self, day: pd.Timestamp) -> pd.Series | None:
+        """Next change dates of the customers who have none, from their rows (no apply); None if there are none."""
+        rows = self.store.query("SELECT customer_id, as_of FROM customer_state WHERE next_change IS NULL "
+                                "AND stat_n_days > 0")
+        if rows.empty:
+            return None
+        rows["as_of"] = pd.to_datetime(rows["as_of"]).dt.normalize()
+        if rows["as_of"].isna().any() or (rows["as_of"] > day).any():
+            # rows with no date, or ahead of the sweep: simply applied at the sweep's day
+            return pd.Series(day, index=pd.Index(rows["customer_id"].astype(str))).astype("datetime64[ns]")
+        total = int(self.store.query("SELECT count(*) AS n FROM customer_state")["n"].iloc[0])
+        # Most often (after analyze) nearly everyone: one read of the table beats a list of a million ids.
+        full = self.store.read_customer_state(None if len(rows) > total // 2 else sorted(rows["customer_id"].astype(str)))
+        full = full[full["next_change"].isna().to_numpy() & (full["stat_n_days"].to_numpy() > 0)]
+        categories = self._store_categories()
+        parts = []
+        for at, part in full.groupby(pd.to_datetime(full["as_of"]).dt.normalize()):
+            base = self.features(_stats_from_rows(part), at, categories=categories)
+            parts.append(self._next_changes(base, at))
+        return pd.concat(parts).astype("datetime64[ns]")
+
+    def _store_categories(self) -> list[str]:
+        """The category names of the state's share columns, from the store's distinct categories (not from
+        every customer's statistics, as `_categories` reads them: the same names, read once for many customers)."""
+        if not self.state.categories_:
+            return []
+        names: dict[str, str] = {}
+        for name in sorted(self.store.query("SELECT DISTINCT category FROM transactions WHERE category IS NOT NULL")
+                           ["category"].astype(str)):
+            names.setdefault(_slug(name), name)
+        return [names[s] for s in self.state.categories_ if s in names]
+
+    def _write_next_changes(self, dates: pd.Series) -> None:
+        """Set next_change for these customers (indexed by id) in one statement, nothing else of their rows."""
+        ids = [str(c) for c in dates.index]
+        when = [pd.Timestamp(d).to_pydatetime() for d in dates.to_numpy()]
+        with self.store.transaction() as tx:
+            tx.execute("UPDATE customer_state SET next_change = u.d FROM (SELECT unnest(CAST(? AS TEXT[])) AS id, "
+                       "unnest(CAST(? AS TIMESTAMP[])) AS d) AS u WHERE customer_state.customer_id = u.id",
+                       [ids, when])
 
     # -- refits -------------------------------------------------------------------------------------
     def adopt(self, state: PortfolioState, as_of: Any, reason: str = "refit") -> LiveResult:

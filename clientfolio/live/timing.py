@@ -58,6 +58,8 @@ TIME_FIELDS = frozenset({
     "value_12m", "revenue_12m", "current_value", "growth_potential", "rhythm_days"})
 TIME_KINDS = ("rfm", "value_tier", "frequency_tier", "lifecycle", "portfolio", "cluster")
 ALL_KINDS = (*TIME_KINDS, "rules")
+# The default RFM grid as an array: [R - 1, FM - 1] -> name (the state scores RFM on the default grid).
+_GRID = np.array([list(rfm.DEFAULT_GRID[r]) for r in range(1, 6)], dtype=object)
 
 
 def rules_move_with_time(state: Any) -> bool:
@@ -115,26 +117,35 @@ class TimeKinds:
         c = st._score(features, as_of, self.settings, fit=False)
         cols = []
         want = self.only
-        if "rfm" in want:
-            scores, _ = rfm.rfm_segments(c, as_of, cuts=st.rfm_cuts_)
-            cols.append(scores["rfm_segment"].to_numpy(dtype=object))
+        if "rfm" in want:  # as rfm.rfm_segments, in NumPy: R, F, M against the fitted cuts, then the grid
+            since, freq, money = rfm._rfm_inputs(c, as_of)
+            cuts = st.rfm_cuts_
+            r = rfm.score_by_cuts(since, cuts["recency"], higher_is_better=False)
+            fm = np.floor((rfm.score_by_cuts(freq, cuts["orders"]) + rfm.score_by_cuts(money, cuts["revenue"])) / 2
+                          + 0.5).astype(np.int64)
+            cols.append(_GRID[r - 1, fm - 1])
         forecasts = st.support_.forecasts
         if forecasts and "value_tier" in want:
             cols.append(value.tiers_by_cuts(c["clv"], st.value_tier_cuts_, value.VALUE_TIER_NAMES))
-        if "frequency_tier" in want:
-            cols.append(value.frequency_tiers(c, as_of, cut=st.frequency_cut_)["segment"].to_numpy(dtype=object))
+        if "frequency_tier" in want:  # as value.frequency_tiers
+            repeat = c["orders"].to_numpy() > 1
+            rate = value._tier_rate(c).to_numpy()
+            cols.append(np.where(~repeat, "One-time", np.where(rate >= st.frequency_cut_, "Frequent", "Occasional")))
         if "lifecycle" in want:
             life, _ = lifecycle.lifecycle(c, as_of, unit_days=1.0, window=st.return_window_)
             cols.append(life["lifecycle"].to_numpy(dtype=object))
-        if forecasts and "portfolio" in want:
-            c12 = c.assign(value_12m=c["value_12m"].astype(float).fillna(0.0))
-            quad, _ = portfolio.portfolio_quadrants(c12, as_of, splits=st.quadrant_splits_)
-            cols.append(quad["quadrant"].to_numpy(dtype=object))
+        if forecasts and "portfolio" in want:  # as portfolio.portfolio_quadrants
+            cur = c["value_12m"].astype(float).fillna(0.0).to_numpy()
+            pot = c["clv"].astype(float).fillna(0.0).to_numpy()
+            splits = st.quadrant_splits_ or portfolio.quadrant_splits(c)
+            hi_c, hi_p = cur > splits["current"], pot > splits["potential"]
+            cols.append(np.select([hi_c & hi_p, ~hi_c & hi_p, hi_c & ~hi_p], portfolio.QUADRANTS[:3],
+                                  default=portfolio.QUADRANTS[3]))
         if with_cluster and self.assigner is not None and "cluster" in want:
             cols.append(self.assigner.assign(c))
         if not cols:
             return np.empty((len(features), 0), dtype=object)
-        return np.column_stack([np.asarray(col, dtype=object).astype(str) for col in cols])
+        return np.column_stack([np.asarray(col, dtype=object) for col in cols])
 
     def cluster_at(self, features: pd.DataFrame) -> np.ndarray:
         """Each customer's group (index) on these features."""

@@ -141,6 +141,7 @@ def test_cdnow_next_changes_equal_applying_day_by_day(tmp_path):
     start = pd.Timestamp("1998-03-31")
     with open_store(tmp_path / "cdnow.duckdb") as st:
         import_files([cdnow_master_path()], st)
+        st.query(f"DELETE FROM transactions WHERE ts >= CAST(DATE '{(start + pd.Timedelta(days=1)).date()}' AS TIMESTAMP)")
         clientfolio.analyze(store=st, cutoff=start)
         live = LivePortfolio(st)
         ids = sorted(st.read_customer_state()["customer_id"].astype(str))

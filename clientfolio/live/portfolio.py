@@ -209,6 +209,8 @@ class LivePortfolio:
         for slug in self.state.categories_:  # a category none of these customers bought still has its column
             if f"share_{slug}" not in f:
                 f[f"share_{slug}"] = 0.0
+        if self.state.categories_ and "top_category" not in f:  # none bought a category: no favourite, as a rescan
+            f["top_category"] = pd.Series([None] * len(f), dtype="str")
         ids = list(f["customer_id"])
         if attrs is None:
             attrs = self._attributes(ids)
@@ -640,6 +642,8 @@ class LivePortfolio:
         n = len(sc["customer_id"])
         for slug in self.state.categories_:  # a category none of these customers bought still has its column
             f.setdefault(f"share_{slug}", np.zeros(n))
+        if self.state.categories_:  # none bought a category: no favourite, as a rescan says
+            f.setdefault("top_category", np.full(n, None, dtype=object))
         ids = [str(c) for c in f["customer_id"]]
         acols, arows = self.store.fetch(ATTRIBUTES_SQL + f" WHERE customer_id IN ({', '.join('?' * len(ids))})", ids)
         by = {str(r[0]): r for r in arows}

@@ -60,7 +60,9 @@ class Clock:
         self.depth = 0
 
     def wrap(self, obj: Any, name: str, label: str) -> None:
-        fn = getattr(obj, name)
+        fn = getattr(obj, name, None)
+        if fn is None:  # an older store without this method
+            return
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             if self.depth:
@@ -142,22 +144,25 @@ def child(case: str, work: Path, store: Path, n: int, profile: bool) -> dict:
         clock = Clock()
         clock.wrap(st, "commit_live", "commit")
         clock.wrap(st, "query", "reads")
+        clock.wrap(st, "fetch", "reads")
         clock.wrap(st, "read_customer_state", "reads")
         out: dict[str, Any] = {"open_s": opened}
         if case == "events":
             orders = live_orders(held.iloc[:n])
-            total, commit, reads, changes, rescanned = [], [], [], 0, 0
+            total, cpu, commit, reads, changes, rescanned = [], [], [], [], 0, 0
             for i in range(len(orders)):
                 one = orders.iloc[[i]]
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 r = live.update(one)
                 total.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
                 spent = clock.take()
                 commit.append(spent.get("commit", 0.0))
                 reads.append(spent.get("reads", 0.0))
                 changes += len(r.changes)
                 rescanned += r.rescanned
-            out.update({"total_ms": [x * 1000 for x in total], "commit_ms": [x * 1000 for x in commit],
+            out.update({"total_ms": [x * 1000 for x in total], "cpu_ms": [x * 1000 for x in cpu],
+                        "commit_ms": [x * 1000 for x in commit],
                         "reads_ms": [x * 1000 for x in reads], "changes": changes, "rescanned": rescanned})
         elif case == "batch":
             orders = live_orders(held.iloc[:n])
@@ -235,6 +240,8 @@ def main() -> None:
     ap.add_argument("--profile", default="", help="cProfile this case's measured call (batch or sweep)")
     ap.add_argument("--quick", action="store_true", help="defaults of 10k customers, 100 events, a batch of 2,000")
     ap.add_argument("--keep", type=Path, default=None, help="keep the generated files and stores in this folder")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --keep: start from the shop and fitted store a previous run kept there (same sizes)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -269,6 +276,13 @@ def main() -> None:
 
 def bench(args: argparse.Namespace, work: Path, n_orders: int, cases: list[str]) -> None:
     """Generate, fit once, run each case on a copy of the fitted store, print the table."""
+    fitted = work / "fitted.duckdb"
+    if args.reuse and (work / "fit.json").exists() and fitted.exists():
+        fit = json.loads((work / "fit.json").read_text())
+        print(f"reusing the fitted store in {work} ({fit['customers']:,} customers; analyze took "
+              f"{fit['seconds']:.1f} s then)", flush=True)
+        run_cases(args, work, fitted, fit, cases)
+        return
     t = time.perf_counter()
     shop = shop_orders(n_orders, args.customers, every_customer=True)
     cut = START + pd.Timedelta(days=DAYS - args.holdback_days)  # first held-back day
@@ -284,11 +298,15 @@ def bench(args: argparse.Namespace, work: Path, n_orders: int, cases: list[str])
     if args.events > n_held or args.batch > n_held:
         raise SystemExit(f"only {n_held:,} orders are held back: lower --events/--batch or raise --holdback-days")
 
-    fitted = work / "fitted.duckdb"
     fit = run_child(["fit", str(work), str(fitted), cutoff])
+    (work / "fit.json").write_text(json.dumps(fit))
     print(f"analyze (fit at {cutoff}): {fit['customers']:,} customers in the store, {fit['seconds']:.1f} s, "
           f"peak {fit['peak_mb']:,.0f} MB", flush=True)
+    run_cases(args, work, fitted, fit, cases)
 
+
+def run_cases(args: argparse.Namespace, work: Path, fitted: Path, fit: dict, cases: list[str]) -> None:
+    """Each case on its own copy of the fitted store, then the table."""
     results: dict[str, dict] = {}
     for case in cases:
         store = work / f"{case}.duckdb"
@@ -319,10 +337,13 @@ def report(results: dict[str, dict], fit: dict) -> None:
         r = results["events"]
         tot, com, rd = r["total_ms"][1:], r["commit_ms"][1:], r["reads_ms"][1:]
         comp = [a - b - c for a, b, c in zip(tot, com, rd)]
+        cpu = r.get("cpu_ms", [float("nan")] * len(r["total_ms"]))[1:]
         rows.append((f"1 order per update (x{len(tot)})",
                      f"p50 {pct(tot, 50):.1f} ms, p99 {pct(tot, 99):.1f} ms, max {max(tot):.1f} ms",
                      f"p50 split: compute {pct(comp, 50):.1f} + reads {pct(rd, 50):.1f} + commit "
-                     f"{pct(com, 50):.1f} ms; first update {r['total_ms'][0]:.0f} ms; {r['changes']} moves",
+                     f"{pct(com, 50):.1f} ms (p99: {pct(comp, 99):.1f} / {pct(rd, 99):.1f} / {pct(com, 99):.1f}); "
+                     f"CPU p50 {pct(cpu, 50):.1f} ms, p99 {pct(cpu, 99):.1f} ms; first update "
+                     f"{r['total_ms'][0]:.0f} ms; {r['changes']} moves",
                      f"{r['peak_mb']:,.0f} MB"))
     if "batch" in results:
         r = results["batch"]

@@ -31,8 +31,9 @@ import pandas as pd
 
 from clientfolio.core.errors import ClientfolioError
 from clientfolio.features.behaviour import _slug
-from clientfolio.features.incremental import (STATS_COLUMNS, add_event, add_order, customer_stats, derive_features,
-                                              empty_stats, stats_for, stats_frame, stats_rows)
+from clientfolio.features.incremental import (DATE_COLS, FLOAT_COLS, INT_COLS, MAP_COLS, STATS_COLUMNS, add_event,
+                                              add_order, customer_stats, derive_features, empty_stats, feature_columns,
+                                              stats_columns, stats_for, stats_frame, stats_rows)
 from clientfolio.live.reasons import describe_change
 from clientfolio.live.timing import next_change_dates
 from clientfolio.live.triggers import Trigger, load_triggers, plan_outbox
@@ -42,6 +43,7 @@ from clientfolio.store import IDS_IN, Store
 from clientfolio.store.consent import consent_map
 from clientfolio.store.contacts import contact_allowance, get_caps, window_length
 from clientfolio.store.live import now_utc
+from clientfolio.store.schema import TRANSACTIONS
 
 STAT = "stat_"  # prefix of the statistics columns in customer_state
 SEG = "seg_"  # prefix of the segment columns: one per kind ("rules": the JSON list of rule segments)
@@ -207,6 +209,8 @@ class LivePortfolio:
         for slug in self.state.categories_:  # a category none of these customers bought still has its column
             if f"share_{slug}" not in f:
                 f[f"share_{slug}"] = 0.0
+        if self.state.categories_ and "top_category" not in f:  # none bought a category: no favourite, as a rescan
+            f["top_category"] = pd.Series([None] * len(f), dtype="str")
         ids = list(f["customer_id"])
         if attrs is None:
             attrs = self._attributes(ids)
@@ -290,36 +294,40 @@ class LivePortfolio:
             b = _seg_strings(before_all[col] if col in before_all else None, len(new))
             b[~present] = None
             moved_pos.update(np.flatnonzero(a != b).tolist())
-        rows = []
+        rows: list[dict] = []
         thresholds = self.state.thresholds()
-        currency = self.state.currency
         order = sorted(moved_pos)
         moved_ids = new.index[order]
         after_recs = _records(new.iloc[order])  # one conversion for all moved rows, not one per row
         had = [cid for cid, pos in zip(moved_ids, order) if present[pos]]
         before_recs = dict(zip(had, _records(old.loc[had]))) if had else {}
         for cid, after_rec in zip(moved_ids, after_recs):
-            before_rec = before_recs.get(cid)
-            for col in kinds:
-                kind = col.removeprefix(SEG)
-                a = _seg_text(after_rec.get(col))
-                b = _seg_text(before_rec.get(col)) if before_rec is not None else None
-                if kind == "rules":
-                    a_set, b_set = set(json.loads(a or "[]")), set(json.loads(b or "[]"))
-                    moves = [(None, x) for x in sorted(a_set - b_set)] + [(x, None) for x in sorted(b_set - a_set)]
-                else:
-                    moves = [(b, a)] if a != b else []
-                for frm, to in moves:
-                    after = {**after_rec, "segment": to}
-                    before = {**before_rec, "segment": frm} if before_rec is not None else None
-                    reason = describe_change(kind, before, after, thresholds, currency)
-                    if to is None and why_left and cid in why_left:
-                        reason = f"{reason}: {why_left[cid]}"
-                    rows.append({"customer_id": cid, "segment_kind": kind, "from_segment": frm, "to_segment": to,
-                                 "changed_at": pd.Timestamp(when if not isinstance(when, dict) else when[cid]),
-                                 "cause": cause, "reason": reason, "state_id": self.state_id,
-                                 "event_key": (keys or {}).get(cid)})
+            self._moves(rows, cid, before_recs.get(cid), after_rec, kinds, thresholds, when, cause, keys, why_left)
         return pd.DataFrame(rows, columns=cols)
+
+    def _moves(self, rows: list[dict], cid: str, before_rec: dict | None, after_rec: dict, kinds: list[str],
+               thresholds: dict, when: Any, cause: str, keys: dict[str, str] | None,
+               why_left: dict[str, str] | None) -> None:
+        """Append one customer's change rows (one per segment kind that moved, with its reason) to `rows`."""
+        for col in kinds:
+            kind = col.removeprefix(SEG)
+            a = _seg_text(after_rec.get(col))
+            b = _seg_text(before_rec.get(col)) if before_rec is not None else None
+            if kind == "rules":
+                a_set, b_set = set(json.loads(a or "[]")), set(json.loads(b or "[]"))
+                moves = [(None, x) for x in sorted(a_set - b_set)] + [(x, None) for x in sorted(b_set - a_set)]
+            else:
+                moves = [(b, a)] if a != b else []
+            for frm, to in moves:
+                after = {**after_rec, "segment": to}
+                before = {**before_rec, "segment": frm} if before_rec is not None else None
+                reason = describe_change(kind, before, after, thresholds, self.state.currency)
+                if to is None and why_left and cid in why_left:
+                    reason = f"{reason}: {why_left[cid]}"
+                rows.append({"customer_id": cid, "segment_kind": kind, "from_segment": frm, "to_segment": to,
+                             "changed_at": pd.Timestamp(when if not isinstance(when, dict) else when[cid]),
+                             "cause": cause, "reason": reason, "state_id": self.state_id,
+                             "event_key": (keys or {}).get(cid)})
 
     def _outbox(self, changes: pd.DataFrame) -> tuple[pd.DataFrame | None, dict[str, int]]:
         """The outbox rows of these changes, with consent per subscription's purpose and channel decided
@@ -417,7 +425,7 @@ class LivePortfolio:
             keyed[f"cancel:{src}:{oid}"] = ("cancel", (src, oid))
         done = self.store.applied_event_keys(list(keyed))
         todo = {k: v for k, v in keyed.items() if k not in done}
-        result = LiveResult(changes=self._changes(pd.DataFrame(), pd.DataFrame(), None, "behaviour"),
+        result = LiveResult(changes=pd.DataFrame([], columns=CHANGE_COLUMNS),
                             events_skipped=len(keyed) - len(todo))
         if not todo:
             return result
@@ -440,6 +448,10 @@ class LivePortfolio:
                 cancel_owner[(src, oid)] = cid
                 touched.setdefault(cid, pd.Timestamp.now(tz="UTC").tz_localize(None))
         ids = sorted(touched)
+        if stored_import is None and not cancels and len(ids) <= FEW:
+            few = self._apply_few(todo, touched, tx, ev, as_of, result)
+            if few is not None:
+                return few
         old = self.store.read_customer_state(ids).set_index("customer_id")
         stats = {r["customer_id"]: r for r in stats_rows(_stats_from_rows(old.reset_index()))} if len(old) else {}
         rescan: set[str] = {cid for (src, oid), cid in cancel_owner.items()}
@@ -509,6 +521,145 @@ class LivePortfolio:
         result.changes, result.outbox, result.outbox_left_out = changes, n_out, left_out
         result.customers_touched, result.events_applied, result.rescanned = len(ids), len(todo), len(rescan)
         return result
+
+    def _apply_few(self, todo: dict[str, tuple[str, Any]], touched: dict[str, pd.Timestamp],
+                   tx: pd.DataFrame | None, ev: pd.DataFrame | None, as_of: Any, result: LiveResult
+                   ) -> LiveResult | None:
+        """`_apply_batch` for a few customers whose new orders and events apply incrementally: the same
+        statistics, the state applied with :meth:`PortfolioState.apply_columns` (NumPy, no DataFrame), the
+        same change rows, written as dicts in one commit.  None when a customer needs their history read
+        again (an edited or back-dated order): the general path does that."""
+        ids = sorted(touched)
+        which = "customer_id = ?" if len(ids) == 1 else f"customer_id IN ({', '.join('?' * len(ids))})"
+        cols, fetched = self.store.fetch(f"SELECT * FROM customer_state WHERE {which}", ids)  # through its index
+        old = {str(r[0]): dict(zip(cols, r)) for r in fetched}
+        day0 = pd.Timestamp(as_of).normalize() if as_of is not None else None
+        if day0 is None:
+            latest = max(touched.values()).normalize()
+            olds = [pd.Timestamp(r["as_of"]) for r in old.values() if r.get("as_of") is not None]
+            day0 = max([latest, *(o.normalize() for o in olds)])
+        v12, edited = self._few_reads(ids, tx, day0)
+        if edited:
+            return None  # an edit of a stored order: its old lines go, so its customer's history is read again
+        stats = {cid: _stats_of_record(rec) for cid, rec in old.items()}
+        for key, (kind, payload) in sorted(todo.items(), key=lambda kv: _when(kv[1])):
+            if kind == "order":
+                cid = str(payload[0]["customer_id"])
+                new = add_order(stats.get(cid), cid, payload)
+                if new is None:
+                    return None  # dated before their last purchase day: the general path rescans them
+                stats[cid] = new
+            elif kind == "event":
+                cid = str(payload["customer_id"])
+                stats[cid] = add_event(stats.get(cid), payload)
+        day = day0  # the latest of the events and of what the rows stand at, as `_apply_batch` scores
+        rows = [stats[c] for c in ids if c in stats]
+        buyers = [r for r in rows if r["n_days"] > 0]
+        if any(r["last_day"] is not None and pd.Timestamp(r["last_day"]) > day for r in buyers) or any(
+                r["last_event_ts"] is not None and pd.Timestamp(r["last_event_ts"]) >= day + pd.Timedelta(days=1)
+                for r in buyers):
+            return None  # purchases or events after the scoring day: the general path says why it cannot score them
+        applied: tuple[dict[str, np.ndarray], list[tuple[str, str, Any]]] | None = None
+        if buyers:
+            f = self._few_features(buyers, day, tx, v12)
+            rule_tx = self._rule_transactions(list(f["customer_id"]), tx)
+            applied = self.state.apply_columns(f, day, transactions=rule_tx)
+        emptied = {str(r["customer_id"]): "no purchases left" for r in rows if r["n_days"] == 0}
+        new_rows = _few_state_rows(rows, applied, day, self.state_id)
+        # change rows, as `_changes` gives them
+        kinds = sorted({c for c in cols if c.startswith(SEG)} | {k for r in new_rows for k in r if k.startswith(SEG)})
+        keys = {}
+        for key, (kind, payload) in todo.items():
+            keys[str(payload[0]["customer_id"]) if kind == "order" else str(payload["customer_id"])] = key
+        when = {cid: touched[cid] for cid in ids}
+        changes: list[dict] = []
+        if kinds:
+            thresholds = self.state.thresholds()
+            for rec in new_rows:
+                cid = rec["customer_id"]
+                before = old.get(cid)
+                after_rec = _read_record(rec)
+                before_rec = _read_record(before) if before is not None else None
+                if before_rec is not None and all(_seg_text(after_rec.get(k)) == _seg_text(before_rec.get(k))
+                                                  for k in kinds):
+                    continue
+                self._moves(changes, cid, before_rec, after_rec, kinds, thresholds, when, "behaviour", keys, emptied)
+        frame = pd.DataFrame(changes, columns=CHANGE_COLUMNS)
+        outbox, left_out = self._outbox(frame)
+        change_ids = self.store.commit_live(state_rows=new_rows, changes=changes or None, outbox=outbox,
+                                            event_keys=list(todo), transactions=tx, events=ev, delete_orders=[])
+        if changes:
+            frame = frame.assign(change_id=change_ids)
+        result.changes, result.outbox, result.outbox_left_out = frame, 0 if outbox is None else len(outbox), left_out
+        result.customers_touched, result.events_applied, result.rescanned = len(ids), len(todo), 0
+        return result
+
+    def _few_reads(self, ids: list[str], tx: pd.DataFrame | None, day: pd.Timestamp
+                   ) -> tuple[dict[str, tuple[float, float]], bool]:
+        """For a few customers: their stored 12-month (revenue, value) at `day` (as `value_12m` reads it), and
+        whether the store already holds lines of an order among `tx` (an edit).  Both scan the transactions
+        (the store has no index on them): with a filter each, which DuckDB pushes down (one scan with OR cost more)."""
+        end = f"DATE '{day.date().isoformat()}'"
+        mine = "customer_id = ?" if len(ids) == 1 else f"customer_id IN ({', '.join('?' * len(ids))})"
+        _, rows = self.store.fetch(f"""SELECT customer_id, sum(amount) AS revenue_12m,
+                                              sum(amount) - coalesce(sum(cost), 0) AS value_12m
+                                       FROM transactions WHERE {mine}
+                                         AND ts >= CAST({end} - 365 AS TIMESTAMP) AND ts < CAST({end} + 1 AS TIMESTAMP)
+                                       GROUP BY customer_id""", ids)
+        v12 = {str(c): (float(r), float(v)) for c, r, v in rows if r is not None}
+        if tx is None:
+            return v12, False
+        pairs = set(zip(tx["source"].tolist(), tx["order_id"].tolist()))
+        oids = sorted({str(o) for _, o in pairs})
+        which = "order_id = ?" if len(oids) == 1 else f"order_id IN ({', '.join('?' * len(oids))})"
+        _, found = self.store.fetch(f"SELECT DISTINCT source, order_id FROM transactions WHERE {which}", oids)
+        return v12, any((a, b) in pairs for a, b in found)
+
+    def _few_features(self, buyers: list[dict], day: pd.Timestamp, tx: pd.DataFrame | None,
+                      v12: dict[str, tuple[float, float]]) -> dict[str, Any]:
+        """`features` for a few customers' statistics rows, as NumPy columns (the same derivation, no DataFrame)."""
+        flags = self.state.feature_flags_
+        names: dict[str, str] = {}
+        for r in buyers:
+            for name in r["category_spend"] or {}:
+                names.setdefault(_slug(name), name)
+        categories = [names[s] for s in self.state.categories_ if s in names]
+        sc = stats_columns(buyers)
+        f = feature_columns(sc, pd.Timestamp(day.date()), categories, flags["discounts"], flags["events"],
+                            flags["channels"])
+        n = len(sc["customer_id"])
+        for slug in self.state.categories_:  # a category none of these customers bought still has its column
+            f.setdefault(f"share_{slug}", np.zeros(n))
+        if self.state.categories_:  # none bought a category: no favourite, as a rescan says
+            f.setdefault("top_category", np.full(n, None, dtype=object))
+        ids = [str(c) for c in f["customer_id"]]
+        acols, arows = self.store.fetch(ATTRIBUTES_SQL + f" WHERE customer_id IN ({', '.join('?' * len(ids))})", ids)
+        by = {str(r[0]): r for r in arows}
+        for j, col in enumerate(acols[1:], start=1):
+            f[col] = np.array([by[c][j] if c in by else None for c in ids], dtype=object)
+        if "acquisition_cost" in f:
+            f["acquisition_cost"] = np.array([np.nan if v is None else v for v in f["acquisition_cost"]], dtype=float)
+        start, end = day - pd.Timedelta(days=365), day + pd.Timedelta(days=1)
+        add: dict[str, list[float]] = {}
+        wanted = set(ids)
+        if tx is not None:  # the new lines, not written yet, as `_v12_with` adds them
+            for cid, ts, amount, cost in zip(tx["customer_id"].tolist(), tx["ts"].tolist(), tx["amount"].tolist(),
+                                             tx["cost"].tolist()):
+                if cid in wanted:
+                    if start <= ts < end:
+                        a = add.setdefault(cid, [0.0, 0.0])
+                        a[0] += amount
+                        a[1] += 0.0 if _missing(cost) else cost
+        rev, val = [], []
+        for c in ids:
+            r, v = v12.get(c, (0.0, 0.0))
+            if c in add:
+                r, v = r + add[c][0], v + (add[c][0] - add[c][1])
+            rev.append(r)
+            val.append(v)
+        f["revenue_12m"] = np.array(rev, dtype=float)
+        f["value_12m"] = np.array(val, dtype=float)
+        return f
 
     def _existing_orders(self, tx: pd.DataFrame, since_import: int = 0) -> set[tuple[str, str]]:
         """Orders of the batch the store already holds lines of (from before `since_import`, for imports)."""
@@ -741,6 +892,90 @@ def start(store: Store, state: PortfolioState, applied: Applied, reason: str = "
 
 # ---------------------------------------------------------------------------- helpers
 
+_TX_NAMES = frozenset(n for n, _ in TRANSACTIONS)
+CHANGE_COLUMNS = ["customer_id", "segment_kind", "from_segment", "to_segment", "changed_at", "cause", "reason",
+                  "state_id", "event_key"]
+
+
+def _stats_of_record(rec: dict) -> dict:
+    """A customer_state row (stored names, Python values) -> statistics as `stats_rows` gives them."""
+    r = {c: rec.get(STAT + c) for c in STATS_COLUMNS[1:]}
+    r["customer_id"] = str(rec["customer_id"])
+    for k in DATE_COLS:
+        r[k] = None if _missing(r[k]) else pd.Timestamp(r[k]).date()
+    if not _missing(r["last_event_ts"]):
+        r["last_event_ts"] = pd.Timestamp(r["last_event_ts"]).to_pydatetime()
+    else:
+        r["last_event_ts"] = None
+    for k in INT_COLS:
+        r[k] = int(r[k])
+    for k in FLOAT_COLS:
+        r[k] = None if _missing(r[k]) else float(r[k])
+    for k in MAP_COLS:
+        r[k] = json.loads(r[k]) if isinstance(r[k], str) else dict(r[k] or {})
+    return r
+
+
+def _plain(v: Any) -> Any:
+    """A NumPy scalar as the value pandas' object conversion gives (dates as Timestamps); missing as None."""
+    if isinstance(v, np.datetime64):
+        return None if np.isnat(v) else pd.Timestamp(v)
+    if _missing(v):
+        return None
+    return v
+
+
+def _few_state_rows(rows: list[dict], applied: tuple[dict, list] | None, day: pd.Timestamp,
+                    state_id: int) -> list[dict]:
+    """`state_rows` for a few customers, as dicts (stored names): statistics, kept scores, segment columns."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        rec: dict[str, Any] = {"customer_id": str(r["customer_id"])}
+        for c in STATS_COLUMNS[1:]:
+            v = r[c]
+            if c in MAP_COLS:
+                v = json.dumps(v or {}, sort_keys=True)
+            elif c in DATE_COLS and v is not None:
+                v = pd.Timestamp(v).to_pydatetime()
+            rec[STAT + c] = v
+        out[rec["customer_id"]] = rec
+    if applied is not None:
+        cols, members = applied
+        ids = [str(c) for c in cols["customer_id"]]
+        kept = [c for c in KEPT_COLUMNS if c in cols]
+        for i, cid in enumerate(ids):
+            rec = out[cid]
+            for c in kept:
+                rec[STORED_NAMES.get(c, c)] = _plain(cols[c][i])
+        single: dict[str, dict[str, Any]] = {}
+        rules: dict[str, list[str]] = {}
+        has_rules = False
+        for cid, kind, seg in members:
+            if kind == "rules":
+                has_rules = True
+                rules.setdefault(cid, []).append(str(seg))
+            else:
+                single.setdefault(kind, {}).setdefault(cid, seg)  # the first membership, as segment_columns keeps
+        for kind, vals in single.items():
+            for cid, rec in out.items():
+                rec[SEG + kind] = vals.get(cid)
+        if has_rules:
+            for cid, rec in out.items():
+                rec[SEG + "rules"] = json.dumps(sorted(rules.get(cid, [])))
+        for cid in ids:
+            out[cid]["next_change"] = (day + pd.Timedelta(days=1)).to_pydatetime()
+    for rec in out.values():
+        rec["as_of"] = day.to_pydatetime()
+        rec.setdefault("next_change", None)
+        rec["state_id"] = int(state_id)
+    return list(out.values())
+
+
+def _read_record(rec: dict) -> dict:
+    """A state row (stored names) as `_records` gives it to reasons: read names, no statistics, None for missing."""
+    return {READ_NAMES.get(k, k): (None if _missing(v) else v) for k, v in rec.items() if not str(k).startswith(STAT)}
+
+
 def _seg_text(v: Any) -> str | None:
     """A segment value as text (None for a missing one)."""
     return None if v is None else str(v)
@@ -800,37 +1035,49 @@ def _hash(values: list) -> str:
 
 
 def _canonical_orders(orders: pd.DataFrame) -> pd.DataFrame:
-    """Order lines as the store keeps them; plain errors for what is missing or unreadable."""
+    """Order lines as the store keeps them; plain errors for what is missing or unreadable.
+
+    Built column by column into one frame (one order's update pays pandas' per-column cost once, not per step).
+    """
     need = [c for c in ("customer_id", "order_id", "ts", "amount") if c not in orders]
     if need:
         raise LiveError(f"orders need the column(s) {', '.join(need)}; they have {', '.join(map(str, orders.columns))}")
-    df = orders.copy()
+    df = orders.reset_index(drop=True)
+    n = len(df)
     if df["customer_id"].isna().any() or df["order_id"].isna().any():
         raise LiveError("every order line needs a customer_id and an order_id")
-    df["customer_id"] = df["customer_id"].astype(str)
-    df["order_id"] = df["order_id"].astype(str)
-    df["source"] = df["source"].astype(str) if "source" in df else LIVE_SOURCE
+    out: dict[str, Any] = {"customer_id": df["customer_id"].astype(str), "order_id": df["order_id"].astype(str),
+                           "source": df["source"].astype(str) if "source" in df else [LIVE_SOURCE] * n}
     try:
-        df["ts"] = _utc_naive(df["ts"])
-        df["amount"] = pd.to_numeric(df["amount"], errors="raise").astype(float)
+        out["ts"] = _utc_naive(df["ts"])
+        out["amount"] = pd.to_numeric(df["amount"], errors="raise").astype(float)
     except (ValueError, TypeError) as exc:
         raise LiveError(f"orders: a timestamp or amount cannot be read ({exc}); give ISO 8601 times and numbers") from None
-    if not np.isfinite(df["amount"]).all():
+    if not np.isfinite(out["amount"]).all():
         raise LiveError("orders: every amount must be a finite number")
-    df["is_refund"] = df["is_refund"].astype(bool) if "is_refund" in df else df["amount"] < 0
-    if "line_key" not in df:
-        df["line_key"] = df.groupby(["source", "order_id"]).cumcount().astype(str)
-    from clientfolio.store.schema import TRANSACTIONS
-
+    out["is_refund"] = df["is_refund"].astype(bool) if "is_refund" in df else out["amount"] < 0
+    if "line_key" not in df:  # the line's number within its order (source, order_id), in the given order
+        seen: dict[tuple[str, str], int] = {}
+        keys = []
+        for key in zip(list(out["source"]), out["order_id"].tolist()):
+            keys.append(str(seen.get(key, 0)))
+            seen[key] = seen.get(key, 0) + 1
+        out["line_key"] = keys
     for name, sql_type in TRANSACTIONS:
-        if name not in df:
-            df[name] = None
+        col = out[name] if name in out else df[name] if name in df else None
         if sql_type.startswith("DOUBLE"):
-            df[name] = pd.to_numeric(df[name], errors="coerce").astype(float)
-    df["import_id"] = LIVE_IMPORT_ID
+            col = (pd.to_numeric(col, errors="coerce").astype(float) if col is not None
+                   else np.full(n, np.nan))
+        elif col is None:
+            col = [None] * n
+        out[name] = col
+    out["import_id"] = LIVE_IMPORT_ID
+    out["row_hash"] = ""
+    frame = pd.DataFrame({name: (v.to_numpy() if isinstance(v, pd.Series) else v) for name, v in out.items()
+                          if name in _TX_NAMES})
     cols = [n for n, _ in TRANSACTIONS if n not in ("row_hash", "import_id")]
-    df["row_hash"] = [_hash(list(r)) for r in df[cols].itertuples(index=False)]
-    return df[[n for n, _ in TRANSACTIONS]]
+    frame["row_hash"] = [_hash(list(r)) for r in frame[cols].itertuples(index=False, name=None)]
+    return frame[[n for n, _ in TRANSACTIONS]]
 
 
 def _canonical_events(events: pd.DataFrame) -> pd.DataFrame:

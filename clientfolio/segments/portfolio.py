@@ -33,16 +33,34 @@ def portfolio_quadrants(customers: pd.DataFrame, as_of=None, current: str = "val
                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Quadrant per customer with the two coordinates and the split points used (`splits` from
     :func:`quadrant_splits`; by default fitted on these customers)."""
-    cur = customers[current].astype(float).fillna(0.0)
-    pot = customers[potential].astype(float).fillna(0.0)
     splits = splits or quadrant_splits(customers, current, potential)
     cx, cy = splits["current"], splits["potential"]
-    hi_c, hi_p = cur > cx, pot > cy
-    quad = np.select([hi_c & hi_p, ~hi_c & hi_p, hi_c & ~hi_p], QUADRANTS[:3], default=QUADRANTS[3])
-    table = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "current_value": cur.to_numpy(),
-                          "growth_potential": pot.to_numpy(), "quadrant": quad})
+    cur, pot, quad = quadrant_arrays(customers[current], customers[potential], splits)
+    table = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "current_value": cur,
+                          "growth_potential": pot, "quadrant": quad})
     table.attrs.update({"current_split": cx, "potential_split": cy})
     return table, membership(table["customer_id"], "portfolio", table["quadrant"], as_of_of(customers, as_of))
+
+
+def quadrant_arrays(current, potential, splits: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(current value, growth potential, quadrant) per customer from arrays, against fitted `splits`."""
+    cur = np.nan_to_num(_floats(current), nan=0.0, posinf=np.inf, neginf=-np.inf)
+    pot = np.nan_to_num(_floats(potential), nan=0.0, posinf=np.inf, neginf=-np.inf)
+    hi_c, hi_p = cur > splits["current"], pot > splits["potential"]
+    quad = np.select([hi_c & hi_p, ~hi_c & hi_p, hi_c & ~hi_p], QUADRANTS[:3], default=QUADRANTS[3])
+    return cur, pot, quad
+
+
+def portfolio_arrays(cols, splits: dict[str, float], current: str = "value_12m",
+                     potential: str = "clv") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`quadrant_arrays` of columns (a frame or a dict of arrays)."""
+    return quadrant_arrays(cols[current], cols[potential], splits)
+
+
+def _floats(col) -> np.ndarray:
+    if hasattr(col, "to_numpy"):
+        return col.to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(col, dtype=float)
 
 
 def concentration(revenue: pd.Series, points: int = 101) -> tuple[pd.DataFrame, float]:

@@ -26,7 +26,9 @@ from clientfolio.core.errors import SchemaError
 from clientfolio.core.notes import Notes, method_note
 from clientfolio.scores import (ClvSettings, clv_to_cac, customer_cac, historical_scores, run_rate_scores,
                                 score_customers)
-from clientfolio.scores.clv import DAYS_PER_MONTH, run_rate_per_month
+from clientfolio.scores.acquisition import cac_array, cac_lookup
+from clientfolio.scores.clv import (DAYS_PER_MONTH, historical_arrays, run_rate_arrays, run_rate_per_month,
+                                    score_arrays)
 from clientfolio.scores.intervals import total_interval
 from clientfolio.segments import behaviour as seg_behaviour
 from clientfolio.segments import lifecycle, portfolio, rfm, value
@@ -68,8 +70,11 @@ class PortfolioState:
     per customer: the columns of :func:`clientfolio.state.features.customer_features`).
     """
 
+    _cac_lookup: Any = None  # the CAC table as a dict, made once for apply_columns
+
     def __init__(self, model: str = "bgnbd", settings: ClvSettings | None = None, sector: str = "retail",
                  rules: Any = None, clusters: bool = True, currency: str = "") -> None:
+        self._cac_lookup = _UNSET
         self.model = model
         self.settings = settings or ClvSettings()
         self.sector = sector
@@ -124,13 +129,102 @@ class PortfolioState:
         """
         self._check_fitted()
         as_of = pd.Timestamp(as_of if as_of is not None else self.cutoff_).normalize()
+        scored = self._score(features, as_of, self._apply_settings(intervals, next_order), fit=False)
+        return self._segment(scored, as_of, transactions, prospects, None, fit=False)
+
+    def _apply_settings(self, intervals: bool, next_order: bool) -> ClvSettings:
         next_order = next_order or (self.rules_ is not None and "next_order_date" in self.rules_.fields)
-        s = self.settings if intervals and next_order else ClvSettings(
+        return self.settings if intervals and next_order else ClvSettings(
             horizon_months=self.settings.horizon_months, discount_rate=self.settings.discount_rate,
             margin=self.settings.margin, interval=self.settings.interval,
             intervals=intervals and self.settings.intervals, next_order=next_order)
-        scored = self._score(features, as_of, s, fit=False)
-        return self._segment(scored, as_of, transactions, prospects, None, fit=False)
+
+    def apply_columns(self, features: dict[str, np.ndarray], as_of: pd.Timestamp | None = None, *,
+                      transactions: pd.DataFrame | None = None, intervals: bool = True, next_order: bool = True
+                      ) -> tuple[dict[str, np.ndarray], list[tuple[str, str, Any]]]:
+        """:meth:`apply` for a few customers given as columns of NumPy arrays (in days, the columns of
+        :func:`clientfolio.state.features.customer_features`): (every customer column, memberships as
+        (customer_id, segment_kind, segment) tuples).
+
+        The same array functions as :meth:`apply` compute every number, row by row, so a customer gets
+        exactly what they get in a batch; no DataFrame is built (but for rule segments, whose evaluator
+        reads frames).  What a per-event update calls: pandas' fixed cost per call would dominate it.
+        """
+        self._check_fitted()
+        as_of = pd.Timestamp(as_of if as_of is not None else self.cutoff_).normalize()
+        s = self._apply_settings(intervals, next_order)
+        c = dict(features)
+        ids = np.asarray(c["customer_id"], dtype=object)
+        n = len(ids)
+        # -- scores (what _score adds): the models work in weeks
+        summary = {k: (_floats(v) / 7.0 if k in TIME_COLUMNS else v) for k, v in c.items()}
+        if not self.support_.forecasts:
+            scores = historical_arrays(summary, self.support_.reason, s)
+        elif self.purchase_model_ is None:
+            scores = run_rate_arrays(summary, s, self.run_rate_, 7.0)
+        else:
+            scores = score_arrays(summary, self.purchase_model_, self.spend_model_, s, self.alive_model_, 7.0, as_of)
+        for k, v in scores.items():
+            c.setdefault(k, v)
+        # -- segments, in _segment's order
+        forecasts = self.support_.forecasts
+        members: list[tuple[str, np.ndarray]] = []
+        since, freq, money = rfm._rfm_inputs(c, as_of)
+        r = rfm.rfm_arrays(since, freq, money, self.rfm_cuts_)
+        c.update(r)
+        c["rfm_segment"] = rfm.rfm_names(r["R"], r["FM"])
+        members.append(("rfm", c["rfm_segment"]))
+        tiers: dict[str, np.ndarray] = {}
+        if forecasts:
+            tiers["value_tier"] = value.tiers_by_cuts(c["clv"], self.value_tier_cuts_, value.VALUE_TIER_NAMES)
+        tiers["historical_value_tier"] = value.tiers_by_cuts(c["revenue"], self.historical_tier_cuts_,
+                                                             value.HISTORICAL_TIER_NAMES)
+        tiers["frequency_tier"] = value.frequency_tier_array(
+            c["orders"], c["orders_per_month"] if "orders_per_month" in c else c["frequency"], self.frequency_cut_)
+        members.extend(tiers.items())
+        prof = value.profitability_arrays(c["revenue"], c.get("cost"), c.get("cost_to_serve"), self.settings.margin)
+        c.update(prof)
+        members.append(("profitability", prof["profitability"]))
+        life = lifecycle.lifecycle_arrays(c, 1.0, self.return_window_)
+        c.update(life)
+        members.append(("lifecycle", life["lifecycle"]))
+        if "value_12m" not in c:
+            raise SchemaError("apply: the features need value_12m and revenue_12m (the last 12 months); "
+                              "build them with clientfolio.state.features.customer_features")
+        for k in ("value_12m", "revenue_12m"):
+            v = _floats(c[k])
+            c[k] = np.where(np.isnan(v), 0.0, v)
+        if forecasts:
+            _, _, quad = portfolio.portfolio_arrays(c, self.quadrant_splits_)
+            c["quadrant"] = quad
+            members.append(("portfolio", quad))
+        else:
+            c["quadrant"] = np.full(n, None, dtype=object)
+        for kind in ("value_tier", "historical_value_tier", "frequency_tier"):
+            c[kind] = tiers[kind] if kind in tiers else np.full(n, np.nan)
+        beh, _ = seg_behaviour.behaviour_arrays(c)
+        members.extend(beh)
+        vs, _, _ = value.value_score_arrays(c, self.sector, self.value_references_)
+        c.update(vs)
+        if self.cluster_assigner_ is not None:
+            c["cluster"] = np.asarray(self.cluster_assigner_.assign(c), dtype=object)
+            members.append(("cluster", c["cluster"]))
+        rows = [(cid, kind, _segment_text(seg)) for kind, values in members for cid, seg in zip(ids, values)]
+        if self.rules is not None:
+            frame = pd.DataFrame({k: v for k, v in c.items()})
+            frame.attrs.update({"cutoff": as_of, "unit_days": 1.0})
+            rule_frame = frame.drop(columns=[col for col in frame.columns if frame[col].dtype == object
+                                             and col != "customer_id" and frame[col].map(type).isin([list, dict]).any()])
+            ruled = self.rules_.evaluate(rule_frame, transactions, as_of=as_of)
+            rows.extend(zip(ruled["customer_id"].tolist(), ruled["segment_kind"].tolist(),
+                            [_segment_text(v) for v in ruled["segment"].tolist()]))
+        by_kind = dict(beh)
+        for kind in PREFERENCE_KINDS:
+            c[kind] = by_kind[kind] if kind in by_kind else np.full(n, np.nan)
+        if self._cac_lookup is _UNSET:
+            self._cac_lookup = cac_lookup(self.cac_)
+        c["cac"] = cac_array(c, self._cac_lookup)
+        return c, rows
 
     # ------------------------------------------------------------------ the steps
     def _fit_models(self, features: pd.DataFrame, as_of: pd.Timestamp, start: dict | None) -> None:
@@ -251,6 +345,7 @@ class PortfolioState:
             attrs = [col for col in ("customer_id", "acquisition_channel", "acquisition_cost", "first_seen") if col in c]
             self.cac_ = clv_to_cac(c, c[attrs], marketing_spend if marketing_spend is not None
                                    and len(marketing_spend) else None)
+            self._cac_lookup = _UNSET
         c["cac"] = customer_cac(c, self.cac_).to_numpy()
         c.attrs.update({"cutoff": as_of, "unit_days": 1.0})
         return Applied(c, segments)
@@ -380,6 +475,7 @@ class PortfolioState:
         self.rules_ = rules
         self.cac_ = pd.DataFrame(d["cac"]) if d.get("cac") is not None else None
         self.predictions_ = d.get("predictions")  # absent in states stored before predictions existed
+        self._cac_lookup = _UNSET
         from clientfolio.core.notes import Note
 
         self.notes_ = Notes(Note(n["text"], audience=n["audience"], topic=n["topic"]) for n in d.get("notes", []))
@@ -394,6 +490,22 @@ class PortfolioState:
 _SUMMARY_ORDER = frozenset({"customer_id", "frequency", "recency", "T", "monetary", "first_purchase", "last_purchase",
                             "orders", "revenue", "refunds", "cost", "cost_to_serve", "aov", "tenure", "ipt_mean",
                             "ipt_std", "last_gap", "first_gap", "ipt_mean_before_last"})
+
+
+_UNSET = object()
+
+
+def _floats(v: Any) -> np.ndarray:
+    if hasattr(v, "to_numpy"):
+        return v.to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(v, dtype=float)
+
+
+def _segment_text(v: Any) -> str | None:
+    """A segment name as text, None where missing (the batch's memberships hold pd.NA there)."""
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return None
+    return str(v)
 
 
 def _put(c: pd.DataFrame, part: pd.DataFrame, cols: list[str]) -> None:

@@ -138,8 +138,9 @@ def child(code: str, args: list[str], env: dict[str, str], timeout: float) -> di
         tail = (out.stderr.strip().splitlines() or ["(no message)"])[-1]
         return {"error": f"exit {out.returncode}: {tail}"}
     for text in reversed(out.stdout.strip().splitlines()):  # the result line, whatever else was printed
-        if text.startswith("{"):
-            return json.loads(text)
+        start = text.find('{"')  # DuckDB's progress bar can end without a newline, on the same line
+        if start >= 0:
+            return json.loads(text[start:])
     return {"error": "no result printed: " + (out.stdout.strip().splitlines() or ["(nothing)"])[-1][:200]}
 
 

@@ -270,26 +270,30 @@ def mark_sampled(state: PortfolioState, features: Any, customers: int, sample: i
     """
     from clientfolio.core.notes import Note, method_note
 
-    on_sample = ["spend model", "RFM cut points", "value and frequency tier lines", "return window", "quadrant splits",
-                 "value-score references and weights", "clusters", "CAC per channel (mean CLV, mean cost)",
+    models = state.purchase_model_ is not None
+    on_all = [m for m, on in (("purchase model", state.purchase_model_),
+                              ("one-time buyers' P(alive) model", state.alive_model_)) if on is not None]
+    on_sample = ["spend model" if models else None, "RFM cut points", "value and frequency tier lines",
+                 "return window", "quadrant splits" if models else None, "value-score references and weights",
+                 "clusters", "CAC per channel (mean CLV, mean cost)",
                  "run rate" if state.run_rate_ is not None else None]
     on_sample = [p for p in on_sample if p]
     state.fitted_on_.update(customers=customers, sample={
         "customers": sample, "seed": seed, "method": "the customers with the smallest xxhash64(customer_id, seed)",
-        "estimated_on_sample": on_sample,
-        "estimated_on_all": [m for m, on in (("purchase model", state.purchase_model_),
-                                              ("one-time buyers' P(alive) model", state.alive_model_)) if on is not None],
-        "distinct_histories": distinct})
+        "estimated_on_sample": on_sample, "estimated_on_all": on_all, "distinct_histories": distinct})
     state.clv_total_interval_ = None
+    first = (f"the purchase model was fitted on all {customers:,} customers; " if models else "")
+    spend = ", and the spend model," if models else ""
     state.notes_.append(Note(
-        f"the purchase model was fitted on all {customers:,} customers; the spend model, segment lines, value "
-        f"references, clusters and CAC table on a random sample of {sample:,} customers (seed {seed}), so those "
-        "are estimates that another sample would move slightly; no range is given for the total CLV",
-        topic="fitted on a sample"))
+        f"{first}the segment lines, value references, clusters and CAC table{spend} "
+        f"were estimated on a random sample of {sample:,} of the {customers:,} customers (seed {seed}), so they would "
+        "move slightly with another sample; no range is given for the total CLV", topic="fitted on a sample"))
     state.notes_.append(method_note(
-        f"driver fit: purchase model on {distinct:,} distinct (frequency, recency, T) histories weighted by their "
-        f"counts ({customers:,} customers); estimated on a uniform sample of {sample:,} customers "
-        f"(xxhash64 of the id with seed {seed}): {', '.join(on_sample)}"))
+        f"driver fit: {', '.join(on_all) or 'no purchase model'}"
+        + (f" on {distinct:,} distinct (frequency, recency, T) histories weighted by their counts "
+           f"({customers:,} customers)" if on_all else "")
+        + f"; estimated on a uniform sample of {sample:,} customers (xxhash64 of the id with seed {seed}): "
+        + ", ".join(on_sample)))
     cac = getattr(state, "cac_", None)
     if cac is not None and len(cac) and "acquisition_channel" in features.columns:
         F = frames.api_of(features).F

@@ -215,7 +215,7 @@ def test_spark_fits_the_purchase_model_on_collapsed_histories(churn_shop: dict, 
     sample = res.state.fitted_on_["sample"]
     assert sample["customers"] == 200 and sample["seed"] == 3 and "spend model" in sample["estimated_on_sample"]
     assert sample["estimated_on_all"] == ["purchase model", "one-time buyers' P(alive) model"]
-    assert any("random sample of 200 customers" in note for note in res.notes)
+    assert any("random sample of 200 of the" in note for note in res.notes)
     assert res.state.clv_total_interval_ is None  # a sample's total is not the base's
     customers = pd.read_parquet(tmp_path / "out" / "customers.parquet")
     assert res.customers == len(customers) == n and customers["clv"].notna().all()

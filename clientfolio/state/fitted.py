@@ -85,21 +85,26 @@ class PortfolioState:
     # ------------------------------------------------------------------ fit and apply
     def fit(self, features: pd.DataFrame, as_of: pd.Timestamp, *, support: Support, start: dict | None = None,
             transactions: pd.DataFrame | None = None, marketing_spend: pd.DataFrame | None = None,
-            prospects: pd.Series | None = None, fitted_on: dict | None = None) -> PortfolioState:
+            prospects: pd.Series | None = None, fitted_on: dict | None = None,
+            purchase_stats: pd.DataFrame | None = None) -> PortfolioState:
         """Learn the state from every customer's features at `as_of`; see :meth:`fit_apply`."""
         self.fit_apply(features, as_of, support=support, start=start, transactions=transactions,
-                       marketing_spend=marketing_spend, prospects=prospects, fitted_on=fitted_on)
+                       marketing_spend=marketing_spend, prospects=prospects, fitted_on=fitted_on,
+                       purchase_stats=purchase_stats)
         return self
 
     def fit_apply(self, features: pd.DataFrame, as_of: pd.Timestamp, *, support: Support, start: dict | None = None,
                   transactions: pd.DataFrame | None = None, marketing_spend: pd.DataFrame | None = None,
-                  prospects: pd.Series | None = None, fitted_on: dict | None = None) -> Applied:
+                  prospects: pd.Series | None = None, fitted_on: dict | None = None,
+                  purchase_stats: pd.DataFrame | None = None) -> Applied:
         """Fit the state and return its application to the same customers (like ``fit_transform``).
 
         `support` says whether the data supports forecasts; `start`, parameters to start the
         purchase model from; `transactions`, the rows windowed rules read; `prospects`, known
         customers without purchases (lifecycle "prospect").  `fitted_on` records the data
-        (transactions, customers, fingerprint) with the state.
+        (transactions, customers, fingerprint) with the state.  `purchase_stats` (``frequency,
+        recency, T`` in days and ``weights``: the whole base's distinct histories with their counts)
+        is what the purchase models are fitted on when `features` is only a sample of the base.
         """
         self.settings.check()
         as_of = pd.Timestamp(as_of).normalize()
@@ -114,7 +119,7 @@ class PortfolioState:
         self.categories_ = [c.removeprefix("share_") for c in features.columns if c.startswith("share_")]
         self.feature_flags_ = {"discounts": "discount_share" in features, "events": "email_opens" in features,
                                "channels": "top_channel" in features}
-        self._fit_models(features, as_of, start)
+        self._fit_models(features, as_of, start, purchase_stats)
         scored = self._score(features, as_of, self.settings, fit=True)
         applied = self._segment(scored, as_of, transactions, prospects, marketing_spend, fit=True)
         return applied
@@ -227,7 +232,8 @@ class PortfolioState:
         return c, rows
 
     # ------------------------------------------------------------------ the steps
-    def _fit_models(self, features: pd.DataFrame, as_of: pd.Timestamp, start: dict | None) -> None:
+    def _fit_models(self, features: pd.DataFrame, as_of: pd.Timestamp, start: dict | None,
+                    purchase_stats: pd.DataFrame | None = None) -> None:
         self.purchase_model_ = self.spend_model_ = self.alive_model_ = None
         self.run_rate_ = None
         self.clv_total_interval_ = None
@@ -235,10 +241,11 @@ class PortfolioState:
             return
         summary = model_summary(features, as_of)
         fit_on = summary  # every customer: fits cost what the distinct (x, t_x, T) histories cost
-        self.purchase_model_ = fit_purchase_model(fit_on, self.model, self.notes_, start)
+        purchase_on = fit_on if purchase_stats is None else model_summary(purchase_stats, as_of)
+        self.purchase_model_ = fit_purchase_model(purchase_on, self.model, self.notes_, start)
         self.spend_model_ = fit_spend_model(fit_on, self.notes_)
         if self.purchase_model_ is not None:
-            self.alive_model_ = fit_one_time_alive_model(self.purchase_model_, fit_on, self.notes_)
+            self.alive_model_ = fit_one_time_alive_model(self.purchase_model_, purchase_on, self.notes_)
         else:
             self.run_rate_ = run_rate_per_month(summary)
 

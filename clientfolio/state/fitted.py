@@ -31,8 +31,9 @@ from clientfolio.scores.intervals import total_interval
 from clientfolio.segments import behaviour as seg_behaviour
 from clientfolio.segments import lifecycle, portfolio, rfm, value
 from clientfolio.segments.clusters import ClusterAssigner
-from clientfolio.state.models import (fit_one_time_alive_model, fit_purchase_model, fit_spend_model, model_from_dict,
-                                      model_to_dict)
+from clientfolio.state.groups import GroupedPurchase
+from clientfolio.state.models import (MODELS, fit_one_time_alive_model, fit_purchase_model, fit_spend_model,
+                                      model_from_dict, model_to_dict)
 from clientfolio.store.audit import Support
 
 FORMAT = 1  # version of the stored form; bump when `to_dict` changes incompatibly
@@ -80,21 +81,25 @@ class PortfolioState:
     # ------------------------------------------------------------------ fit and apply
     def fit(self, features: pd.DataFrame, as_of: pd.Timestamp, *, support: Support, start: dict | None = None,
             transactions: pd.DataFrame | None = None, marketing_spend: pd.DataFrame | None = None,
-            prospects: pd.Series | None = None, fitted_on: dict | None = None) -> PortfolioState:
+            prospects: pd.Series | None = None, fitted_on: dict | None = None,
+            group: str | None = None) -> PortfolioState:
         """Learn the state from every customer's features at `as_of`; see :meth:`fit_apply`."""
         self.fit_apply(features, as_of, support=support, start=start, transactions=transactions,
-                       marketing_spend=marketing_spend, prospects=prospects, fitted_on=fitted_on)
+                       marketing_spend=marketing_spend, prospects=prospects, fitted_on=fitted_on, group=group)
         return self
 
     def fit_apply(self, features: pd.DataFrame, as_of: pd.Timestamp, *, support: Support, start: dict | None = None,
                   transactions: pd.DataFrame | None = None, marketing_spend: pd.DataFrame | None = None,
-                  prospects: pd.Series | None = None, fitted_on: dict | None = None) -> Applied:
+                  prospects: pd.Series | None = None, fitted_on: dict | None = None,
+                  group: str | None = None) -> Applied:
         """Fit the state and return its application to the same customers (like ``fit_transform``).
 
         `support` says whether the data supports forecasts; `start`, parameters to start the
         purchase model from; `transactions`, the rows windowed rules read; `prospects`, known
         customers without purchases (lifecycle "prospect").  `fitted_on` records the data
-        (transactions, customers, fingerprint) with the state.
+        (transactions, customers, fingerprint) with the state.  `group`: a customer attribute column of
+        `features` whose levels get purchase models of their own (chosen on a holdout period by
+        analyze; :mod:`clientfolio.state.groups`).
         """
         self.settings.check()
         as_of = pd.Timestamp(as_of).normalize()
@@ -109,7 +114,7 @@ class PortfolioState:
         self.categories_ = [c.removeprefix("share_") for c in features.columns if c.startswith("share_")]
         self.feature_flags_ = {"discounts": "discount_share" in features, "events": "email_opens" in features,
                                "channels": "top_channel" in features}
-        self._fit_models(features, as_of, start)
+        self._fit_models(features, as_of, start, group)
         scored = self._score(features, as_of, self.settings, fit=True)
         applied = self._segment(scored, as_of, transactions, prospects, marketing_spend, fit=True)
         return applied
@@ -133,8 +138,10 @@ class PortfolioState:
         return self._segment(scored, as_of, transactions, prospects, None, fit=False)
 
     # ------------------------------------------------------------------ the steps
-    def _fit_models(self, features: pd.DataFrame, as_of: pd.Timestamp, start: dict | None) -> None:
+    def _fit_models(self, features: pd.DataFrame, as_of: pd.Timestamp, start: dict | None,
+                    group: str | None = None) -> None:
         self.purchase_model_ = self.spend_model_ = self.alive_model_ = None
+        self.purchase_groups_ = None
         self.run_rate_ = None
         self.clv_total_interval_ = None
         if not self.support_.forecasts:
@@ -145,6 +152,9 @@ class PortfolioState:
         self.spend_model_ = fit_spend_model(fit_on, self.notes_)
         if self.purchase_model_ is not None:
             self.alive_model_ = fit_one_time_alive_model(self.purchase_model_, fit_on, self.notes_)
+            if group is not None and type(self.purchase_model_) is MODELS[self.model]:
+                self.purchase_groups_ = GroupedPurchase(group, self.model).fit(fit_on, self.purchase_model_,
+                                                                               self.notes_)
         else:
             self.run_rate_ = run_rate_per_month(summary)
 
@@ -155,6 +165,8 @@ class PortfolioState:
             scores = historical_scores(summary, self.support_.reason, s)
         elif self.purchase_model_ is None:
             scores = run_rate_scores(summary, s, shop_rate=self.run_rate_)
+        elif getattr(self, "purchase_groups_", None) is not None:  # one model per customer group
+            scores = self.purchase_groups_.score(summary, self.purchase_model_, self.alive_model_, self.spend_model_, s)
         else:
             scores = score_customers(summary, self.purchase_model_, self.spend_model_, s,
                                      one_time_alive=self.alive_model_)
@@ -166,8 +178,13 @@ class PortfolioState:
             expected = out["expected_purchases"].to_numpy(dtype=float)
             with np.errstate(divide="ignore", invalid="ignore"):
                 one = np.where(expected > 0, out["clv"].to_numpy(dtype=float) / expected, 0.0)
-            self.clv_total_interval_ = total_interval(model_summary(out, as_of), self.purchase_model_, one,
-                                                      s.horizon_months * DAYS_PER_MONTH / 7.0, s.interval)
+            horizon = s.horizon_months * DAYS_PER_MONTH / 7.0
+            if self.purchase_groups_ is not None:
+                self.clv_total_interval_ = self.purchase_groups_.total_interval(
+                    model_summary(out, as_of), self.purchase_model_, one, horizon, s.interval)
+            else:
+                self.clv_total_interval_ = total_interval(model_summary(out, as_of), self.purchase_model_, one,
+                                                          horizon, s.interval)
         out.attrs.update({"cutoff": as_of, "unit": "D", "unit_days": 1.0})
         return out
 
@@ -322,7 +339,9 @@ class PortfolioState:
             "fitted_on": self.fitted_on_,
             "support": {"forecasts": self.support_.forecasts, "reason": self.support_.reason},
             "models": {"purchase": model_to_dict(self.purchase_model_), "spend": model_to_dict(self.spend_model_),
-                       "one_time_alive": model_to_dict(self.alive_model_)},
+                       "one_time_alive": model_to_dict(self.alive_model_),
+                       "purchase_groups": (self.purchase_groups_.to_dict()
+                                           if getattr(self, "purchase_groups_", None) is not None else None)},
             "run_rate": self.run_rate_,
             "categories": self.categories_, "feature_flags": self.feature_flags_,
             "clv_total_interval": self.clv_total_interval_,
@@ -363,6 +382,8 @@ class PortfolioState:
         self.purchase_model_ = model_from_dict(d["models"]["purchase"])
         self.spend_model_ = model_from_dict(d["models"]["spend"])
         self.alive_model_ = model_from_dict(d["models"]["one_time_alive"])
+        groups = d["models"].get("purchase_groups")  # absent in states stored before grouped models existed
+        self.purchase_groups_ = GroupedPurchase.from_dict(groups) if groups else None
         self.run_rate_ = d["run_rate"]
         self.categories_ = list(d["categories"])
         self.feature_flags_ = dict(d["feature_flags"])

@@ -218,8 +218,9 @@ def choose_group(store: Any, cal: pd.DataFrame, calibration_end: pd.Timestamp, h
                     "is used.")
     else:
         gain = 1 - mae.model / mae.baseline if mae.baseline else 0.0
-        how = f"{abs(gain):.0%} {'better' if gain >= 0 else 'worse'}" if abs(gain) >= 0.005 else "equally well"
-        sentence = (f"Separate {label} fits per {name} track the holdout period {how} than one pooled {label} "
+        how = (f"{abs(gain):.0%} {'better' if gain >= 0 else 'worse'} than" if abs(gain) >= 0.005
+               else "as well as")
+        sentence = (f"Separate {label} fits per {name} track the holdout period {how} one pooled {label} "
                     f"({mae.model:.2f} against {mae.baseline:.2f} purchases per customer missed); "
                     + ("used." if used else "not better by more than 2%, so the pooled model is kept."))
     sentence += (f" ({name} was tried because its levels explain the most of how often customers buy: "

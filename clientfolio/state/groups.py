@@ -57,24 +57,37 @@ class GroupedPurchase:
         self.alive_models_: dict[str, Any] = {}
         self.sizes_: dict[str, int] = {}
         pooled_levels: list[str] = []
+        penalised: list[str] = []
         for level in sorted(set(levels)):
             rows = summary.iloc[np.flatnonzero(levels == level)]
             self.sizes_[level] = len(rows)
             if len(rows) < self.min_customers:
-                pooled_levels.append(f"{level} ({len(rows)} customers)")
+                pooled_levels.append(f"{level} ({len(rows)} customers, fewer than {self.min_customers})")
                 continue
-            try:
-                model = MODELS[self.kind](initial_params=dict(pooled.params_)).fit(rows)
-            except ClientfolioError as exc:
-                pooled_levels.append(f"{level} (own fit failed: {exc})")
+            model, error = None, None
+            # as the pooled model: a penalised fit (estimates kept moderate) when the plain one does not converge
+            for settings in ({"initial_params": dict(pooled.params_)}, {"penalizer_coef": 0.001}):
+                try:
+                    model = MODELS[self.kind](**settings).fit(rows)
+                    break
+                except ClientfolioError as exc:
+                    error = error or exc
+            if model is None:
+                pooled_levels.append(f"{level} (its own fit failed: {error})")
                 continue
+            if error is not None:
+                penalised.append(f"{level} (without it: {error})")
             self.models_[level] = model
             self.alive_models_[level] = fit_one_time_alive_model(model, rows, [])
         self.notes_ = [method_note(
             f"purchases are predicted with separate {type(pooled).__name__} fits per {self.column} "
-            f"({', '.join(self.models_)}); customers of "
-            + (f"the small levels {', '.join(pooled_levels)}, or " if pooled_levels else "")
-            + f"a {self.column} not seen at the fit are scored with the model of all customers")]
+            f"({', '.join(self.models_)}); customers of a {self.column} not seen at the fit"
+            + (f", and of {'; '.join(pooled_levels)}," if pooled_levels else "")
+            + " are scored with the model of all customers")]
+        if penalised:
+            self.notes_.append(method_note(
+                f"the {self.column} model(s) of {'; '.join(penalised)} were fitted with penalizer_coef=0.001, "
+                "which keeps their estimates moderate"))
         notes.extend(self.notes_)
         return self
 

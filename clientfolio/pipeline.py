@@ -203,7 +203,7 @@ def _grouped_choice(st: Store, cal: pd.DataFrame, split: pd.Timestamp, as_of: pd
         return None
     if info:
         validation["groups"] = info
-        notes.append(info["sentence"] if info["used"] else method_note(info["sentence"]))
+        notes.append(method_note(info["sentence"]))  # the report shows it with the holdout check
     return group
 
 

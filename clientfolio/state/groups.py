@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from clientfolio.core.errors import ClientfolioError
+from clientfolio.core.errors import ClientfolioError, SchemaError
 from clientfolio.core.notes import method_note
 from clientfolio.models.covariates import MISSING_LEVEL, _categorical
 from clientfolio.scores import score_customers
@@ -93,6 +93,9 @@ class GroupedPurchase:
 
     def score(self, summary: pd.DataFrame, pooled: Any, pooled_alive: Any, spend: Any, settings: Any) -> pd.DataFrame:
         """:func:`score_customers` per level (the pooled models for unknown and small levels), in row order."""
+        if self.column not in summary:
+            raise SchemaError(f"the purchase models are fitted per {self.column}, but the customers to score have no "
+                              f"{self.column} column: build their features with clientfolio.state.customer_features")
         levels = levels_of(summary, self.column)
         routed = np.where(np.isin(levels, list(self.models_)), levels, None)
         parts, order = [], []

@@ -51,7 +51,10 @@ def test_analyze_uses_what_the_holdout_comparison_picks(trade_shop):
     gain = 1 - comp.metrics[0].model / comp.metrics[0].baseline
     assert f"track the holdout period {gain:.0%} better than one pooled" in groups["sentence"]
     assert groups["sentence"].endswith(".)") and "used." in groups["sentence"]
-    assert any(groups["sentence"] in str(n) for n in pf.notes.for_owner())
+    assert any(groups["sentence"] in str(n) for n in pf.notes.for_method())
+    from clientfolio.report.html import _esc, render
+
+    assert _esc(groups["sentence"]) in render(pf)   # in "Can these predictions be trusted?"
     state = pf.state
     assert state.purchase_groups_ is not None and set(state.purchase_groups_.models_) >= {"trade", "consumer"}
 
@@ -161,3 +164,12 @@ def test_demo_shop_keeps_the_pooled_model_and_says_so(tmp_path):
         assert "so the pooled model is kept" in groups["sentence"]
     finally:
         st.close()
+
+
+def test_scoring_without_the_group_column_is_refused(trade_shop):
+    from clientfolio.core.errors import SchemaError
+
+    st, pf = trade_shop
+    features, _, _ = customer_features(st, pf.as_of)
+    with pytest.raises(SchemaError, match="no acquisition_channel column"):
+        pf.state.apply(features.drop(columns=["acquisition_channel"]).head(3), pf.as_of)

@@ -148,7 +148,12 @@ def data_span(st: Store, imported: Any, currency: str) -> DataSpan:
 
 def choose_model(st: Store, first: pd.Timestamp, as_of: pd.Timestamp, support: Support, model: str,
                  notes: Notes, progress: Progress) -> ModelChoice:
-    """Stage 3: the purchase model that predicts a holdout period of this shop best (or the one asked for)."""
+    """Stage 3: the purchase model that predicts a holdout period of this shop best (or the one asked for).
+
+    With ``model="auto"`` and customer attributes in the store (acquisition channel, region, ...),
+    separate fits per the most informative attribute are checked on the same holdout period and used
+    only when they beat the pooled model (:func:`clientfolio.state.groups.choose_group`).
+    """
     if model not in ("auto", *MODELS):
         raise ClientfolioError(f"model must be 'auto' or one of {sorted(MODELS)}, got {model!r}")
     kind = model if model != "auto" else "bgnbd"

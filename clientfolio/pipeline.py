@@ -94,6 +94,7 @@ class ModelChoice:
     kind: str
     validation: dict[str, Any]
     start: dict | None
+    group: str | None = None  # a customer attribute whose levels get their own purchase models
 
 
 def import_data(data: Any, st: Store, workdir: Path, options: Any, import_options: dict, currency: str,
@@ -147,12 +148,18 @@ def data_span(st: Store, imported: Any, currency: str) -> DataSpan:
 
 def choose_model(st: Store, first: pd.Timestamp, as_of: pd.Timestamp, support: Support, model: str,
                  notes: Notes, progress: Progress) -> ModelChoice:
-    """Stage 3: the purchase model that predicts a holdout period of this shop best (or the one asked for)."""
+    """Stage 3: the purchase model that predicts a holdout period of this shop best (or the one asked for).
+
+    With ``model="auto"`` and customer attributes in the store (acquisition channel, region, ...),
+    separate fits per the most informative attribute are checked on the same holdout period and used
+    only when they beat the pooled model (:func:`clientfolio.state.groups.choose_group`).
+    """
     if model not in ("auto", *MODELS):
         raise ClientfolioError(f"model must be 'auto' or one of {sorted(MODELS)}, got {model!r}")
     kind = model if model != "auto" else "bgnbd"
     validation: dict[str, Any] = {}
     start = None
+    group = None
     if support.forecasts and (as_of - first).days >= MIN_DAYS_FOR_HOLDOUT:
         progress("checking models on a holdout period", 0.15)
         split = (first + (as_of - first) * 2 / 3).normalize()
@@ -174,6 +181,8 @@ def choose_model(st: Store, first: pd.Timestamp, as_of: pd.Timestamp, support: S
             if model == "auto":
                 kind = MODEL_NAMES[comp.best]
             start = comp.models[comp.best].params_ if MODEL_NAMES[comp.best] == kind else None
+            if model == "auto":
+                group = _grouped_choice(st, cal, split, as_of, kind, validation, notes)
         except ClientfolioError as exc:
             notes.append("the predictions could not be checked against your own recent months (details in "
                          "the method notes)")
@@ -183,7 +192,24 @@ def choose_model(st: Store, first: pd.Timestamp, as_of: pd.Timestamp, support: S
                      "against your own recent months yet")
         notes.append(method_note("no holdout comparison of the purchase models (it needs "
                                  f"{MIN_DAYS_FOR_HOLDOUT} days of history); {MODEL_LABELS[kind]} is used"))
-    return ModelChoice(kind, validation, start)
+    return ModelChoice(kind, validation, start, group)
+
+
+def _grouped_choice(st: Store, cal: pd.DataFrame, split: pd.Timestamp, as_of: pd.Timestamp, kind: str,
+                    validation: dict[str, Any], notes: Notes) -> str | None:
+    """Separate fits per customer attribute against the pooled model (:func:`clientfolio.state.groups.choose_group`);
+    the verdict goes to ``validation["groups"]`` and the notes.  Returns the feature column to group by, or None."""
+    from clientfolio.state.groups import choose_group
+
+    try:
+        group, info = choose_group(st, cal, split, as_of, kind)
+    except ClientfolioError as exc:
+        notes.append(method_note(f"separate purchase models per customer group were not compared: {exc}"))
+        return None
+    if info:
+        validation["groups"] = info
+        notes.append(method_note(info["sentence"]))  # the report shows it with the holdout check
+    return group
 
 
 def data_fingerprint(st: Store, as_of: pd.Timestamp) -> dict[str, Any]:
@@ -222,7 +248,7 @@ def fit_portfolio(st: Store, as_of: pd.Timestamp, support: Support, choice: Mode
     applied = state.fit_apply(features, as_of, support=support, start=choice.start,
                               transactions=transactions if rules is not None else None,
                               marketing_spend=st.query("SELECT * FROM marketing_spend"), prospects=prospects,
-                              fitted_on=data_fingerprint(st, as_of))
+                              fitted_on=data_fingerprint(st, as_of), group=choice.group)
     notes.extend(state.notes_)
     return state, applied, features
 

@@ -818,8 +818,16 @@ class GroupedModel:
 
     def expected_purchases_new_customer(self, t: ArrayLike, data: pd.DataFrame) -> Array:
         """E[X(t)] of a new customer in each row's group (``t`` scalar or per row)."""
+        self._check_fitted()
+        if self.group not in data:
+            raise SchemaError(f"GroupedModel: data has no group column {self.group!r}.")
         horizon = per_row(t, len(data))
-        return self._route(data, lambda m, d, idx: m.expected_purchases_new_customer(horizon[idx]))
+        levels = _categorical(data[self.group])
+        out = np.empty(len(data))
+        for level in pd.unique(levels):  # no per-level copy of the rows: only the horizon is needed
+            idx = np.flatnonzero(levels == level)
+            out[idx] = self.models_.get(level, self.pooled_).expected_purchases_new_customer(horizon[idx])
+        return out
 
 
 def _plain_loglik_rows(model: Any, rows: pd.DataFrame) -> Array:

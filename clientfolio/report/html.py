@@ -265,6 +265,8 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
         body = _fig(charts.tracking_chart(v["tracking"], v["calibration_end"], comp.best), "chart-tracking")
         body += _fig(charts.holdout_buckets(v["by_bucket"], comp.best), "chart-holdout")
         body += f"<p>{_esc(comp.recommendation)}</p>"
+        if v.get("groups"):  # separate models per customer group, checked on the same holdout period
+            body += f"<p>{_esc(v['groups']['sentence'])}</p>"
         # The fit statistics (log-likelihood, BIC, errors) are for whoever checks the method.
         method_parts.append("<h3>Purchase models compared on a holdout period</h3>" + _table(
             comp.table.drop(columns=["note", "converged"], errors="ignore")))

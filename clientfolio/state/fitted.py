@@ -33,8 +33,9 @@ from clientfolio.scores.intervals import total_interval
 from clientfolio.segments import behaviour as seg_behaviour
 from clientfolio.segments import lifecycle, portfolio, rfm, value
 from clientfolio.segments.clusters import ClusterAssigner
-from clientfolio.state.models import (fit_one_time_alive_model, fit_purchase_model, fit_spend_model, model_from_dict,
-                                      model_to_dict)
+from clientfolio.state.groups import GroupedPurchase
+from clientfolio.state.models import (MODELS, fit_one_time_alive_model, fit_purchase_model, fit_spend_model,
+                                      model_from_dict, model_to_dict)
 from clientfolio.store.audit import Support
 
 FORMAT = 1  # version of the stored form; bump when `to_dict` changes incompatibly
@@ -86,17 +87,17 @@ class PortfolioState:
     def fit(self, features: pd.DataFrame, as_of: pd.Timestamp, *, support: Support, start: dict | None = None,
             transactions: pd.DataFrame | None = None, marketing_spend: pd.DataFrame | None = None,
             prospects: pd.Series | None = None, fitted_on: dict | None = None,
-            purchase_stats: pd.DataFrame | None = None) -> PortfolioState:
+            purchase_stats: pd.DataFrame | None = None, group: str | None = None) -> PortfolioState:
         """Learn the state from every customer's features at `as_of`; see :meth:`fit_apply`."""
         self.fit_apply(features, as_of, support=support, start=start, transactions=transactions,
                        marketing_spend=marketing_spend, prospects=prospects, fitted_on=fitted_on,
-                       purchase_stats=purchase_stats)
+                       purchase_stats=purchase_stats, group=group)
         return self
 
     def fit_apply(self, features: pd.DataFrame, as_of: pd.Timestamp, *, support: Support, start: dict | None = None,
                   transactions: pd.DataFrame | None = None, marketing_spend: pd.DataFrame | None = None,
                   prospects: pd.Series | None = None, fitted_on: dict | None = None,
-                  purchase_stats: pd.DataFrame | None = None) -> Applied:
+                  purchase_stats: pd.DataFrame | None = None, group: str | None = None) -> Applied:
         """Fit the state and return its application to the same customers (like ``fit_transform``).
 
         `support` says whether the data supports forecasts; `start`, parameters to start the
@@ -105,6 +106,8 @@ class PortfolioState:
         (transactions, customers, fingerprint) with the state.  `purchase_stats` (``frequency,
         recency, T`` in days and ``weights``: the whole base's distinct histories with their counts)
         is what the purchase models are fitted on when `features` is only a sample of the base.
+        `group`: a customer attribute column of `features` whose levels get purchase models of their
+        own (chosen on a holdout period by analyze; :mod:`clientfolio.state.groups`).
         """
         self.settings.check()
         as_of = pd.Timestamp(as_of).normalize()
@@ -119,7 +122,7 @@ class PortfolioState:
         self.categories_ = [c.removeprefix("share_") for c in features.columns if c.startswith("share_")]
         self.feature_flags_ = {"discounts": "discount_share" in features, "events": "email_opens" in features,
                                "channels": "top_channel" in features}
-        self._fit_models(features, as_of, start, purchase_stats)
+        self._fit_models(features, as_of, start, purchase_stats, group)
         scored = self._score(features, as_of, self.settings, fit=True)
         applied = self._segment(scored, as_of, transactions, prospects, marketing_spend, fit=True)
         return applied
@@ -167,6 +170,9 @@ class PortfolioState:
             scores = historical_arrays(summary, self.support_.reason, s)
         elif self.purchase_model_ is None:
             scores = run_rate_arrays(summary, s, self.run_rate_, 7.0)
+        elif getattr(self, "purchase_groups_", None) is not None:  # one model per customer group
+            scores = self.purchase_groups_.score_arrays(summary, self.purchase_model_, self.alive_model_,
+                                                        self.spend_model_, s, 7.0, as_of)
         else:
             scores = score_arrays(summary, self.purchase_model_, self.spend_model_, s, self.alive_model_, 7.0, as_of)
         for k, v in scores.items():
@@ -233,8 +239,9 @@ class PortfolioState:
 
     # ------------------------------------------------------------------ the steps
     def _fit_models(self, features: pd.DataFrame, as_of: pd.Timestamp, start: dict | None,
-                    purchase_stats: pd.DataFrame | None = None) -> None:
+                    purchase_stats: pd.DataFrame | None = None, group: str | None = None) -> None:
         self.purchase_model_ = self.spend_model_ = self.alive_model_ = None
+        self.purchase_groups_ = None
         self.run_rate_ = None
         self.clv_total_interval_ = None
         if not self.support_.forecasts:
@@ -246,6 +253,9 @@ class PortfolioState:
         self.spend_model_ = fit_spend_model(fit_on, self.notes_)
         if self.purchase_model_ is not None:
             self.alive_model_ = fit_one_time_alive_model(self.purchase_model_, purchase_on, self.notes_)
+            if group is not None and type(self.purchase_model_) is MODELS[self.model]:
+                self.purchase_groups_ = GroupedPurchase(group, self.model).fit(fit_on, self.purchase_model_,
+                                                                               self.notes_)
         else:
             self.run_rate_ = run_rate_per_month(summary)
 
@@ -256,6 +266,8 @@ class PortfolioState:
             scores = historical_scores(summary, self.support_.reason, s)
         elif self.purchase_model_ is None:
             scores = run_rate_scores(summary, s, shop_rate=self.run_rate_)
+        elif getattr(self, "purchase_groups_", None) is not None:  # one model per customer group
+            scores = self.purchase_groups_.score(summary, self.purchase_model_, self.alive_model_, self.spend_model_, s)
         else:
             scores = score_customers(summary, self.purchase_model_, self.spend_model_, s,
                                      one_time_alive=self.alive_model_)
@@ -267,8 +279,13 @@ class PortfolioState:
             expected = out["expected_purchases"].to_numpy(dtype=float)
             with np.errstate(divide="ignore", invalid="ignore"):
                 one = np.where(expected > 0, out["clv"].to_numpy(dtype=float) / expected, 0.0)
-            self.clv_total_interval_ = total_interval(model_summary(out, as_of), self.purchase_model_, one,
-                                                      s.horizon_months * DAYS_PER_MONTH / 7.0, s.interval)
+            horizon = s.horizon_months * DAYS_PER_MONTH / 7.0
+            if self.purchase_groups_ is not None:
+                self.clv_total_interval_ = self.purchase_groups_.total_interval(
+                    model_summary(out, as_of), self.purchase_model_, one, horizon, s.interval)
+            else:
+                self.clv_total_interval_ = total_interval(model_summary(out, as_of), self.purchase_model_, one,
+                                                          horizon, s.interval)
         out.attrs.update({"cutoff": as_of, "unit": "D", "unit_days": 1.0})
         return out
 
@@ -424,7 +441,9 @@ class PortfolioState:
             "fitted_on": self.fitted_on_,
             "support": {"forecasts": self.support_.forecasts, "reason": self.support_.reason},
             "models": {"purchase": model_to_dict(self.purchase_model_), "spend": model_to_dict(self.spend_model_),
-                       "one_time_alive": model_to_dict(self.alive_model_)},
+                       "one_time_alive": model_to_dict(self.alive_model_),
+                       "purchase_groups": (self.purchase_groups_.to_dict()
+                                           if getattr(self, "purchase_groups_", None) is not None else None)},
             "run_rate": self.run_rate_,
             "categories": self.categories_, "feature_flags": self.feature_flags_,
             "clv_total_interval": self.clv_total_interval_,
@@ -465,6 +484,8 @@ class PortfolioState:
         self.purchase_model_ = model_from_dict(d["models"]["purchase"])
         self.spend_model_ = model_from_dict(d["models"]["spend"])
         self.alive_model_ = model_from_dict(d["models"]["one_time_alive"])
+        groups = d["models"].get("purchase_groups")  # absent in states stored before grouped models existed
+        self.purchase_groups_ = GroupedPurchase.from_dict(groups) if groups else None
         self.run_rate_ = d["run_rate"]
         self.categories_ = list(d["categories"])
         self.feature_flags_ = dict(d["feature_flags"])

@@ -254,17 +254,17 @@ class LivePortfolio:
         """Each customer's next change date by time alone, from their features at `as_of` (see
         :mod:`clientfolio.live.timing`)."""
         ids = list(base["customer_id"].astype(str))
-        return next_change_dates(self.state, base, as_of, self._window_exit(ids, as_of))
+        return next_change_dates(self.state, base, as_of, self._window_lines(ids, as_of))
 
-    def _window_exit(self, ids: list[str], as_of: pd.Timestamp) -> pd.Series:
-        """The day each customer's oldest order of the last 12 months leaves that window."""
-        if not ids:
-            return pd.Series(dtype="datetime64[ns]")
+    def _window_lines(self, ids: list[str], as_of: pd.Timestamp) -> pd.DataFrame:
+        """The value (amount - cost) of each customer's order days in the 12 months up to `as_of`."""
         end = f"DATE '{pd.Timestamp(as_of).date().isoformat()}'"
-        df = self.store.query(f"""SELECT customer_id, min(CAST(ts AS DATE)) AS first_in_window FROM transactions
-                                  WHERE {IDS_IN} AND ts >= CAST({end} - 365 AS TIMESTAMP)
-                                    AND ts < CAST({end} + 1 AS TIMESTAMP) GROUP BY customer_id""", [[str(i) for i in ids]])
-        return (pd.to_datetime(df.set_index("customer_id")["first_in_window"]) + pd.Timedelta(days=366)).reindex(ids)
+        where = f"{IDS_IN} AND " if ids else "FALSE AND "
+        return self.store.query(f"""SELECT customer_id, CAST(ts AS DATE) AS day,
+                                           sum(amount) - coalesce(sum(cost), 0) AS value
+                                    FROM transactions WHERE {where}ts >= CAST({end} - 365 AS TIMESTAMP)
+                                      AND ts < CAST({end} + 1 AS TIMESTAMP) GROUP BY customer_id, CAST(ts AS DATE)""",
+                                [[str(i) for i in ids]] if ids else [])
 
     # -- recording moves --------------------------------------------------------------------------
     def _changes(self, old: pd.DataFrame, new: pd.DataFrame, when: Any, cause: str,

@@ -114,8 +114,10 @@ class Window:
         n = len(ids)
         self.start = np.searchsorted(self.pos, np.arange(n), side="left")
         self.end = np.searchsorted(self.pos, np.arange(n), side="right")
-        tail = np.concatenate([np.cumsum(val[::-1])[::-1], [0.0]])  # value of lines j.. to the very end
-        self.tail = tail
+        # value of lines j.. to the customer's last, summed within each customer (a running sum over all
+        # customers would carry the whole base's total into every difference, and its rounding with it)
+        self.tail = np.concatenate([pd.Series(val[::-1]).groupby(self.pos[::-1], sort=False).cumsum()
+                                    .to_numpy(dtype=float)[::-1], [0.0]])
         # Refunds leaving the window raise the value: not monotone, so those customers are re-checked on
         # the day their first order leaves (as before).
         neg = np.zeros(n, dtype=bool)
@@ -131,7 +133,7 @@ class Window:
         left = np.searchsorted(key, at.astype(np.int64) * 10_000 + (np.asarray(days, dtype=np.int64) - 365 + 5_000),
                                side="left") - start  # lines with day < as_of + days - 365
         left = np.clip(left, 0, end - start)
-        rest = self.tail[start + left] - self.tail[end]
+        rest = self.tail[np.minimum(start + left, len(self.tail) - 1)]
         return np.where(left == 0, now, np.where(left == end - start, 0.0, rest))
 
 

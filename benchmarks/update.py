@@ -12,7 +12,8 @@ memory (RSS) is that case's alone:
              update of the process is reported apart (imports, caches).
 - batch:     `--batch` (10,000) held-back orders in ONE ``update``.
 - sweep:     the first ``LivePortfolio.sweep`` after analyze (it works out every customer's next change
-             date), then the daily sweep of the day after: the customers due, of all customers.
+             date from their rows and applies only those due), then the daily sweep of the day after:
+             the customers due, of all customers.  Wall and CPU time (the machine may be shared).
 - reanalyze: ``clientfolio.analyze`` of the same data (fitted part + held-back orders) into a new store.
 - refit:     ``clientfolio.analyze(held_back_file, store=fitted_store)``: what re-running analyze on the
              kept store does (imports the file, applies it, refits, records the refit's moves).

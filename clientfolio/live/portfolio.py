@@ -254,21 +254,23 @@ class LivePortfolio:
         as_of = pd.Timestamp(as_of or rows["as_of"].max()).normalize()
         return self.apply(_stats_from_rows(rows), as_of)
 
-    def _next_changes(self, base: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
+    def _next_changes(self, base: pd.DataFrame, as_of: pd.Timestamp, lines: pd.DataFrame | None = None) -> pd.Series:
         """Each customer's next change date by time alone, from their features at `as_of` (see
-        :mod:`clientfolio.live.timing`)."""
-        ids = list(base["customer_id"].astype(str))
-        return next_change_dates(self.state, base, as_of, self._window_exit(ids, as_of))
+        :mod:`clientfolio.live.timing`); `lines`: their `_window_lines`, if already read."""
+        if lines is None:
+            lines = self._window_lines(list(base["customer_id"].astype(str)), as_of)
+        return next_change_dates(self.state, base, as_of, lines)
 
-    def _window_exit(self, ids: list[str], as_of: pd.Timestamp) -> pd.Series:
-        """The day each customer's oldest order of the last 12 months leaves that window."""
-        if not ids:
-            return pd.Series(dtype="datetime64[ns]")
+    def _window_lines(self, ids: list[str], as_of: pd.Timestamp) -> pd.DataFrame:
+        """Revenue and value (amount - cost) of each customer's order days in the 12 months up to `as_of`
+        (summed over the days: ``value_12m``'s numbers)."""
         end = f"DATE '{pd.Timestamp(as_of).date().isoformat()}'"
-        df = self.store.query(f"""SELECT customer_id, min(CAST(ts AS DATE)) AS first_in_window FROM transactions
-                                  WHERE {IDS_IN} AND ts >= CAST({end} - 365 AS TIMESTAMP)
-                                    AND ts < CAST({end} + 1 AS TIMESTAMP) GROUP BY customer_id""", [[str(i) for i in ids]])
-        return (pd.to_datetime(df.set_index("customer_id")["first_in_window"]) + pd.Timedelta(days=366)).reindex(ids)
+        where = f"{IDS_IN} AND " if ids else "FALSE AND "
+        return self.store.query(f"""SELECT customer_id, CAST(ts AS DATE) AS day, sum(amount) AS revenue,
+                                           sum(amount) - coalesce(sum(cost), 0) AS value
+                                    FROM transactions WHERE {where}ts >= CAST({end} - 365 AS TIMESTAMP)
+                                      AND ts < CAST({end} + 1 AS TIMESTAMP) GROUP BY customer_id, CAST(ts AS DATE)""",
+                                [[str(i) for i in ids]] if ids else [])
 
     # -- recording moves --------------------------------------------------------------------------
     def _changes(self, old: pd.DataFrame, new: pd.DataFrame, when: Any, cause: str,
@@ -733,9 +735,14 @@ class LivePortfolio:
         if ids:
             old = self.store.read_customer_state(ids).set_index("customer_id")
             stats = _stats_from_rows(old.reset_index())
-            base = self.features(stats, day)  # derived once: for the apply and for the next change dates
+            # One read of their order days in the last 12 months gives both their 12-month value and
+            # the days orders leave that window; features derived once for the apply and the dates.
+            lines = self._window_lines(ids, day)
+            v12 = (lines.assign(revenue_12m=lines["revenue"]).groupby("customer_id", sort=False)
+                   [["revenue_12m", "value"]].sum().rename(columns={"value": "value_12m"}).reset_index())
+            base = self.features(stats, day, v12=v12)
             applied = self.state.apply(base, day, transactions=self._rule_transactions(list(base["customer_id"])))
-            nxt = self._next_changes(base, day) if plan_next else None
+            nxt = self._next_changes(base, day, lines) if plan_next else None
             rows = state_rows(stats, applied, day, nxt, self.state_id)
             changes, n_out, left_out = self._commit(rows, old, day, "time", meta={"last_sweep": day.isoformat()})
             result.changes, result.outbox, result.customers_touched = changes, n_out, len(ids)

@@ -10,8 +10,9 @@ back), which makes "has this kind changed since today?" monotone in the day:
 - ``rfm``: R falls as days since the last order pass the fitted recency cut points; F and M are fixed.
 - ``lifecycle``: "new" and "reactivated" can only stop holding, "at risk" / "lapsed" / "churned" can
   only start (day counts grow; P(alive) falls -- see below), and the first that holds wins.
-- ``value_tier`` and ``portfolio``: CLV falls with silence; the 12-month value is fixed until an
-  order leaves the window (handled apart, below).
+- ``value_tier`` and ``portfolio``: CLV falls with silence, and the 12-month value falls as orders
+  leave the window (each customer's order days in the window are read, so their value is known on
+  every later day; see :class:`Window`).
 - ``frequency_tier``: orders per month only fall.
 - ``cluster`` (k-means, or nearest group mean): only orders per month moves, monotonically, along
   one axis of the scaled space; a line leaves a convex Voronoi cell once and never re-enters.
@@ -29,9 +30,9 @@ Not monotone, handled otherwise:
 - Rule segments that read a time-moving field, a date, or a transaction window ("orders in the last
   30 days"): any rule can switch back and forth, so those customers are re-checked every day
   (conservative: next change = tomorrow).
-- The day an order leaves the 12-month window: the 12-month value changes that day, so a customer
-  whose memberships have not moved by then is re-checked on that day (conservative: the sweep
-  re-applies them and plans again).  Likewise a customer nothing moves for a year is re-checked
+- A refund leaving the 12-month window raises the 12-month value (not monotone): a customer with a
+  refund in the window is re-checked on the day their oldest order there leaves it (conservative:
+  the sweep re-applies them and plans again).  A customer nothing moves for a year is re-checked
   after ``RECHECK_DAYS``.
 
 A conservative date is never later than the true change: the customer is swept on it, nothing (or
@@ -73,7 +74,8 @@ def rules_move_with_time(state: Any) -> bool:
     return any(f in TIME_FIELDS or str(schema.get(f, "")).startswith("date") for f in rules.fields)
 
 
-def shift(base: pd.DataFrame, days: np.ndarray) -> pd.DataFrame:
+def shift(base: pd.DataFrame, days: np.ndarray, window: Window | None = None,
+          at: np.ndarray | None = None) -> pd.DataFrame:
     """Features (in days, as `derive_features` gives them at one date) moved `days[i]` days later per customer.
 
     Exactly as :func:`clientfolio.features.incremental.features_at` moves them, but each customer
@@ -85,7 +87,54 @@ def shift(base: pd.DataFrame, days: np.ndarray) -> pd.DataFrame:
     out["tenure"] = t
     out["orders_per_month"] = base["orders"].to_numpy(dtype="int64") * MONTH / np.maximum(t, MONTH)
     out["days_since_last"] = t - base["recency"].to_numpy(dtype=float)
+    if window is not None:  # `at`: the rows' positions in the window's customers
+        pos = np.arange(len(base)) if at is None else np.asarray(at)
+        now = base["value_12m"].astype(float).fillna(0.0).to_numpy()
+        out["value_12m"] = window.value_at(pos, np.asarray(days, dtype=np.int64), now)
     return out
+
+
+class Window:
+    """Each customer's orders of the last 12 months, to give their 12-month value on any later day.
+
+    `lines`: customer_id, day (the order day), value (amount - cost that day), for the days in the
+    window at `as_of`.  An order of day t counts up to day t + 365 and leaves on t + 366.  The value
+    of the remaining orders is exact when none left yet (the value read with the features) or all
+    did (0); in between it is a sum of the remaining days (to float rounding).
+    """
+
+    def __init__(self, ids: pd.Index, lines: pd.DataFrame, as_of: pd.Timestamp) -> None:
+        pos = ids.get_indexer(pd.Index(lines["customer_id"].astype(str)))
+        keep = pos >= 0
+        day = ((pd.to_datetime(lines["day"]).to_numpy(dtype="datetime64[ns]") - np.datetime64(as_of, "ns"))
+               // np.timedelta64(1, "D")).astype(np.int64)
+        pos, day, val = pos[keep], day[keep], lines["value"].to_numpy(dtype=float)[keep]
+        order = np.lexsort((day, pos))
+        self.pos, self.day, val = pos[order], day[order], val[order]
+        n = len(ids)
+        self.start = np.searchsorted(self.pos, np.arange(n), side="left")
+        self.end = np.searchsorted(self.pos, np.arange(n), side="right")
+        # value of lines j.. to the customer's last, summed within each customer (a running sum over all
+        # customers would carry the whole base's total into every difference, and its rounding with it)
+        self.tail = np.concatenate([pd.Series(val[::-1]).groupby(self.pos[::-1], sort=False).cumsum()
+                                    .to_numpy(dtype=float)[::-1], [0.0]])
+        # Refunds leaving the window raise the value: not monotone, so those customers are re-checked on
+        # the day their first order leaves (as before).
+        neg = np.zeros(n, dtype=bool)
+        np.logical_or.at(neg, self.pos, val < 0)
+        self.negative = neg
+        self.first_exit = np.where(self.end > self.start, self.day[np.minimum(self.start, len(self.day) - 1)] + 366,
+                                   np.iinfo(np.int64).max) if len(self.day) else np.full(n, np.iinfo(np.int64).max)
+
+    def value_at(self, at: np.ndarray, days: np.ndarray, now: np.ndarray) -> np.ndarray:
+        """12-month value of customers at positions `at`, `days` later (`now`: their value at as_of)."""
+        start, end = self.start[at], self.end[at]
+        key = self.pos.astype(np.int64) * 10_000 + (self.day + 5_000)
+        left = np.searchsorted(key, at.astype(np.int64) * 10_000 + (np.asarray(days, dtype=np.int64) - 365 + 5_000),
+                               side="left") - start  # lines with day < as_of + days - 365
+        left = np.clip(left, 0, end - start)
+        rest = self.tail[np.minimum(start + left, len(self.tail) - 1)]
+        return np.where(left == 0, now, np.where(left == end - start, 0.0, rest))
 
 
 class TimeKinds:
@@ -152,7 +201,7 @@ class TimeKinds:
         return self.assigner.predict(features)
 
 
-def change_days(kinds: TimeKinds, base: pd.DataFrame, cap: np.ndarray) -> np.ndarray:
+def change_days(kinds: TimeKinds, base: pd.DataFrame, cap: np.ndarray, window: Window | None = None) -> np.ndarray:
     """Days ahead (1..cap[i]) of each customer's first membership change by time alone; cap[i] where none comes sooner.
 
     Exact for every monotone kind by bisection over all customers at once (see the module text);
@@ -164,10 +213,10 @@ def change_days(kinds: TimeKinds, base: pd.DataFrame, cap: np.ndarray) -> np.nda
     if not n:
         return out
     monotone_cluster = not kinds.mixture
-    now = kinds.memberships(shift(base, np.zeros(n)), with_cluster=monotone_cluster)
+    now = kinds.memberships(shift(base, np.zeros(n, dtype=np.int64), window), with_cluster=monotone_cluster)
 
     def moved(idx: np.ndarray, days: np.ndarray) -> np.ndarray:
-        later = kinds.memberships(shift(base.iloc[idx], days), with_cluster=monotone_cluster)
+        later = kinds.memberships(shift(base.iloc[idx], days, window, idx), with_cluster=monotone_cluster)
         return (later != now[idx]).any(axis=1)
 
     # Has anything moved by the last day before the cap?  Only those customers are bisected.
@@ -211,23 +260,26 @@ def _scan_clusters(kinds: TimeKinds, base: pd.DataFrame, upto: np.ndarray) -> np
     return out
 
 
-def next_change_dates(state: Any, base: pd.DataFrame, as_of: pd.Timestamp,
-                      window_exit: pd.Series | None = None, kinds: tuple[str, ...] = ALL_KINDS) -> pd.Series:
+def next_change_dates(state: Any, base: pd.DataFrame, as_of: pd.Timestamp, window: pd.DataFrame | None = None,
+                      kinds: tuple[str, ...] = ALL_KINDS) -> pd.Series:
     """Per customer of `base` (features at `as_of`, from ``LivePortfolio.features``): the next day time moves them.
 
-    `window_exit`: per customer id, the day their oldest order of the last 12 months leaves the
-    window (NaT: none) -- a re-check date.  `kinds`: only these time-moving kinds (tests look at one
+    `window`: the customers' orders of the last 12 months at `as_of` (customer_id, day, value), so
+    their 12-month value is known on every later day; without it, the day their oldest such order
+    leaves the window cannot be foreseen and nothing is read from it (only for callers that know
+    the kinds evaluated do not read it).  `kinds`: only these time-moving kinds (tests look at one
     at a time).  Indexed by customer_id (text).
     """
     as_of = pd.Timestamp(as_of).normalize()
+    base = base.reset_index(drop=True)
     ids = pd.Index(base["customer_id"].astype(str), name="customer_id")
     cap = np.full(len(ids), RECHECK_DAYS, dtype=np.int64)
-    if window_exit is not None and len(ids):
-        exit_ = pd.to_datetime(window_exit.reindex(ids)).to_numpy(dtype="datetime64[ns]")
-        ok = ~np.isnat(exit_)
-        k = (exit_[ok] - np.datetime64(as_of, "ns")) // np.timedelta64(1, "D")
-        cap[ok] = np.minimum(cap[ok], np.maximum(k.astype(np.int64), 1))
+    win = Window(ids, window, as_of) if window is not None and len(ids) else None
+    if win is not None:
+        # Refunds leaving the window would raise the 12-month value: re-check on the first exit day.
+        neg = win.negative
+        cap[neg] = np.minimum(cap[neg], np.maximum(win.first_exit[neg], 1))
     if rules_move_with_time(state) and "rules" in kinds:
         cap[:] = 1  # a rule can switch back and forth with the calendar: look again tomorrow
-    days = change_days(TimeKinds(state, as_of, kinds), base.reset_index(drop=True), cap) if len(ids) else cap
+    days = change_days(TimeKinds(state, as_of, kinds), base, cap, win) if len(ids) else cap
     return pd.Series(as_of + pd.to_timedelta(days, unit="D"), index=ids)

@@ -184,12 +184,8 @@ class TimeKinds:
             life, _ = lifecycle.lifecycle(c, as_of, unit_days=1.0, window=st.return_window_)
             cols.append(life["lifecycle"].to_numpy(dtype=object))
         if forecasts and "portfolio" in want:  # as portfolio.portfolio_quadrants
-            cur = c["value_12m"].astype(float).fillna(0.0).to_numpy()
-            pot = c["clv"].astype(float).fillna(0.0).to_numpy()
             splits = st.quadrant_splits_ or portfolio.quadrant_splits(c)
-            hi_c, hi_p = cur > splits["current"], pot > splits["potential"]
-            cols.append(np.select([hi_c & hi_p, ~hi_c & hi_p, hi_c & ~hi_p], portfolio.QUADRANTS[:3],
-                                  default=portfolio.QUADRANTS[3]))
+            cols.append(portfolio.portfolio_arrays(c, splits)[2])
         if with_cluster and self.assigner is not None and "cluster" in want:
             cols.append(self.assigner.assign(c))
         if not cols:

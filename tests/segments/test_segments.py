@@ -292,3 +292,17 @@ def test_a_half_share_is_a_favourite_whatever_the_order_of_its_sums() -> None:
     rows, _ = behaviour_segments(customers)
     got = rows[rows["segment_kind"] == "category_preference"].set_index("customer_id")["segment"]
     assert got.to_dict() == {"x": "Coffee lovers", "y": "Coffee lovers"}
+
+
+def test_quadrant_current_value_equal_to_the_split_however_it_was_summed():
+    """A 12-month value summed in another order (PostgreSQL, a live update, a sweep's window) is a hair off the
+    split it equals; it must land on the same side as the value summed the batch's way."""
+    from clientfolio.segments.portfolio import quadrant_arrays
+
+    parts = [0.1, 0.2, 0.3]
+    one, other = sum(parts), sum(reversed(parts))
+    assert one != other  # the two orders really give different floats
+    splits = {"current": other, "potential": 10.0}
+    quads = quadrant_arrays(np.array([one, other, one + 0.01, one - 0.01]), np.array([20.0] * 4), splits)[2]
+    assert quads[0] == quads[1]
+    assert quads[2] != quads[0] and quads[3] == quads[0]  # a cent either side still counts

@@ -70,53 +70,14 @@ def log_j_derivatives(
     ``order == 2`` its Hessian as the 10 arrays of `HESSIAN_PAIRS`.
 
     ``alpha`` and ``beta`` are scalars or one value per row."""
-    if np.ndim(alpha) or np.ndim(beta):
-        return _log_j_rows(t, alpha, beta, p, q, order)
-    t = np.asarray(t, dtype=float)
-    p, q = (np.broadcast_to(np.asarray(v, dtype=float), t.shape) for v in (p, q))
-    n = t.shape[0]
-    alpha_small = alpha <= beta
-    small = (alpha if alpha_small else beta) + t
-    big = (beta if alpha_small else alpha) + t
-    p_small, q_big = (p, q) if alpha_small else (q, p)
-    rho = abs(alpha - beta) / big
-    # internal variables (m, M, P, Q) -> external (alpha, beta, p, q)
-    perm = (0, 1, 2, 3) if alpha_small else (1, 0, 3, 2)
-    n_out = 1 + (4 if order >= 1 else 0) + (10 if order >= 2 else 0)
-    out = [np.empty(n) for _ in range(n_out)]
-    cost = _series_cost(p_small, q_big, rho)
-    pending = np.ones(n, dtype=bool)
-    idx = np.flatnonzero(cost <= _SERIES_MAX_TERMS)
-    if idx.size:
-        res, ok = _log_j_series(small[idx], big[idx], p_small[idx], q_big[idx], rho[idx], order)
-        done = idx[ok]
-        for o, r in zip(out, res, strict=True):
-            o[done] = r[ok]
-        pending[done] = False
-    idx = np.flatnonzero(pending)
-    for lo in range(0, idx.size, _QUAD_CHUNK):
-        part = idx[lo : lo + _QUAD_CHUNK]
-        res = _log_j_quad(t[part], small[part] - t[part], big[part] - t[part], p_small[part], q_big[part], order)
-        for o, r in zip(out, res, strict=True):
-            o[part] = r
-    val = out[0]
-    if order == 0:
-        return val, None, None
-    inner = out[1:5]
-    grad = [inner[perm[i]] for i in range(4)]
-    if order == 1:
-        return val, grad, None
-    h_int = {pair: arr for pair, arr in zip(HESSIAN_PAIRS, out[5:], strict=True)}
-    hess = [h_int[tuple(sorted((perm[i], perm[j])))] for i, j in HESSIAN_PAIRS]  # type: ignore[index]
-    return val, grad, hess
-
+    return _log_j_rows(t, alpha, beta, p, q, order)
 
 
 def _log_j_rows(
     t: Array, alpha: float | Array, beta: float | Array, p: Array | float, q: Array | float, order: int
 ) -> tuple[Array, list[Array] | None, list[Array] | None]:
-    """`log_j_derivatives` with ``alpha`` and ``beta`` per row: the rows are split by which of
-    the two is smaller, and each part goes through the same series/quadrature with its
+    """`log_j_derivatives` with ``alpha`` and ``beta`` per row (scalars are broadcast): the rows are split
+    by which of the two is smaller, and each part goes through the same series/quadrature with its
     bases per row (the ordering decides the orientation of the series)."""
     t = np.asarray(t, dtype=float)
     alpha, beta, p, q = (np.broadcast_to(np.asarray(v, dtype=float), t.shape) for v in (alpha, beta, p, q))

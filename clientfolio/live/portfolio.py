@@ -597,22 +597,28 @@ class LivePortfolio:
     def _few_reads(self, ids: list[str], tx: pd.DataFrame | None, day: pd.Timestamp
                    ) -> tuple[dict[str, tuple[float, float]], bool]:
         """For a few customers: their stored 12-month (revenue, value) at `day` (as `value_12m` reads it), and
-        whether the store already holds lines of an order among `tx` (an edit).  Both scan the transactions
-        (the store has no index on them): with a filter each, which DuckDB pushes down (one scan with OR cost more)."""
-        end = f"DATE '{day.date().isoformat()}'"
+        whether the store already holds lines of an order among `tx` (an edit).
+
+        Both are index lookups (schema version 8: transactions by customer_id and by order_id): the
+        12-month window is a CASE inside the sums, not a filter, because a range filter on `ts` next to
+        `customer_id = ?` makes DuckDB scan the table instead of using the index."""
+        start, end = (day - pd.Timedelta(days=365)).to_pydatetime(), (day + pd.Timedelta(days=1)).to_pydatetime()
         mine = "customer_id = ?" if len(ids) == 1 else f"customer_id IN ({', '.join('?' * len(ids))})"
-        _, rows = self.store.fetch(f"""SELECT customer_id, sum(amount) AS revenue_12m,
-                                              sum(amount) - coalesce(sum(cost), 0) AS value_12m
-                                       FROM transactions WHERE {mine}
-                                         AND ts >= CAST({end} - 365 AS TIMESTAMP) AND ts < CAST({end} + 1 AS TIMESTAMP)
-                                       GROUP BY customer_id""", ids)
+        win = "ts >= ? AND ts < ?"
+        _, rows = self.store.fetch(f"""SELECT customer_id, sum(CASE WHEN {win} THEN amount END) AS revenue_12m,
+                                              sum(CASE WHEN {win} THEN amount END)
+                                                - coalesce(sum(CASE WHEN {win} THEN cost END), 0) AS value_12m
+                                       FROM transactions WHERE {mine} GROUP BY customer_id""",
+                                   [start, end, start, end, start, end, *ids])
         v12 = {str(c): (float(r), float(v)) for c, r, v in rows if r is not None}
         if tx is None:
             return v12, False
         pairs = set(zip(tx["source"].tolist(), tx["order_id"].tolist()))
         oids = sorted({str(o) for _, o in pairs})
+        srcs = sorted({str(src) for src, _ in pairs})
         which = "order_id = ?" if len(oids) == 1 else f"order_id IN ({', '.join('?' * len(oids))})"
-        _, found = self.store.fetch(f"SELECT DISTINCT source, order_id FROM transactions WHERE {which}", oids)
+        which += " AND source = ?" if len(srcs) == 1 else f" AND source IN ({', '.join('?' * len(srcs))})"
+        _, found = self.store.fetch(f"SELECT DISTINCT source, order_id FROM transactions WHERE {which}", oids + srcs)
         return v12, any((a, b) in pairs for a, b in found)
 
     def _few_features(self, buyers: list[dict], day: pd.Timestamp, tx: pd.DataFrame | None,

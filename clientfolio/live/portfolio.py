@@ -603,22 +603,14 @@ class LivePortfolio:
         12-month window is a CASE inside the sums, not a filter, because a range filter on `ts` next to
         `customer_id = ?` makes DuckDB scan the table instead of using the index."""
         start, end = (day - pd.Timedelta(days=365)).to_pydatetime(), (day + pd.Timedelta(days=1)).to_pydatetime()
-        mine = "customer_id = ?" if len(ids) == 1 else f"customer_id IN ({', '.join('?' * len(ids))})"
-        win = "ts >= ? AND ts < ?"
-        _, rows = self.store.fetch(f"""SELECT customer_id, sum(CASE WHEN {win} THEN amount END) AS revenue_12m,
-                                              sum(CASE WHEN {win} THEN amount END)
-                                                - coalesce(sum(CASE WHEN {win} THEN cost END), 0) AS value_12m
-                                       FROM transactions WHERE {mine} GROUP BY customer_id""",
-                                   [start, end, start, end, start, end, *ids])
+        _, rows = self.store.fetch(few_value_12m_sql(len(ids)), [start, end, start, end, start, end, *ids])
         v12 = {str(c): (float(r), float(v)) for c, r, v in rows if r is not None}
         if tx is None:
             return v12, False
         pairs = set(zip(tx["source"].tolist(), tx["order_id"].tolist()))
         oids = sorted({str(o) for _, o in pairs})
         srcs = sorted({str(src) for src, _ in pairs})
-        which = "order_id = ?" if len(oids) == 1 else f"order_id IN ({', '.join('?' * len(oids))})"
-        which += " AND source = ?" if len(srcs) == 1 else f" AND source IN ({', '.join('?' * len(srcs))})"
-        _, found = self.store.fetch(f"SELECT DISTINCT source, order_id FROM transactions WHERE {which}", oids + srcs)
+        _, found = self.store.fetch(stored_orders_sql(len(oids), len(srcs)), oids + srcs)
         return v12, any((a, b) in pairs for a, b in found)
 
     def _few_features(self, buyers: list[dict], day: pd.Timestamp, tx: pd.DataFrame | None,
@@ -639,7 +631,7 @@ class LivePortfolio:
         if self.state.categories_:  # none bought a category: no favourite, as a rescan says
             f.setdefault("top_category", np.full(n, None, dtype=object))
         ids = [str(c) for c in f["customer_id"]]
-        acols, arows = self.store.fetch(ATTRIBUTES_SQL + f" WHERE customer_id IN ({', '.join('?' * len(ids))})", ids)
+        acols, arows = self.store.fetch(ATTRIBUTES_SQL + f" WHERE {_marks('customer_id', len(ids))}", ids)
         by = {str(r[0]): r for r in arows}
         for j, col in enumerate(acols[1:], start=1):
             f[col] = np.array([by[c][j] if c in by else None for c in ids], dtype=object)
@@ -852,6 +844,31 @@ class LivePortfolio:
                                                             [["frequency", "recency", "T"]])))
         actual = float(then["frequency_holdout"].sum())
         return (actual - predicted) / predicted if predicted > 0 else None
+
+
+def _marks(column: str, n: int) -> str:
+    """`column = ?` for one value, `column IN (?, ...)` for more: the shapes DuckDB answers from an index."""
+    return f"{column} = ?" if n == 1 else f"{column} IN ({', '.join('?' * n)})"
+
+
+def few_value_12m_sql(n: int) -> str:
+    """Stored 12-month revenue and value of `n` customers; parameters: (start, end) three times, then the ids.
+
+    The window is a CASE inside the sums, not a filter: a range filter on `ts` next to the id filter makes
+    DuckDB scan the table instead of using transactions_customer (schema version 8)."""
+    win = "ts >= ? AND ts < ?"
+    return (f"SELECT customer_id, sum(CASE WHEN {win} THEN amount END) AS revenue_12m, "
+            f"sum(CASE WHEN {win} THEN amount END) - coalesce(sum(CASE WHEN {win} THEN cost END), 0) AS value_12m "
+            f"FROM transactions WHERE {_marks('customer_id', n)} GROUP BY customer_id")
+
+
+def stored_orders_sql(n_orders: int, n_sources: int) -> str:
+    """(source, order_id) pairs stored among these order ids and sources; parameters: the ids, then the sources.
+
+    DuckDB answers it through transactions_order, PostgreSQL through the primary key (source, order_id, ...);
+    the caller keeps only the exact pairs it asked about."""
+    return (f"SELECT DISTINCT source, order_id FROM transactions WHERE {_marks('order_id', n_orders)} "
+            f"AND {_marks('source', n_sources)}")
 
 
 def stats_for_without(store: Store, ids: list[str], new_tx: pd.DataFrame | None, new_ev: pd.DataFrame | None,

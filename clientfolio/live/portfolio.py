@@ -1089,18 +1089,22 @@ def _canonical_orders(orders: pd.DataFrame) -> pd.DataFrame:
     for name, sql_type in TRANSACTIONS:
         col = out[name] if name in out else df[name] if name in df else None
         if sql_type.startswith("DOUBLE"):
-            col = (pd.to_numeric(col, errors="coerce").astype(float) if col is not None
-                   else np.full(n, np.nan))
+            col = (np.full(n, np.nan) if col is None
+                   else col if isinstance(col, pd.Series) and col.dtype == np.float64  # already numbers
+                   else pd.to_numeric(col, errors="coerce").astype(float))
         elif col is None:
             col = [None] * n
         out[name] = col
     out["import_id"] = LIVE_IMPORT_ID
     out["row_hash"] = ""
-    frame = pd.DataFrame({name: (v.to_numpy() if isinstance(v, pd.Series) else v) for name, v in out.items()
-                          if name in _TX_NAMES})
+    # Built in the stored column order, row_hash from the frame's own values (as itertuples gives them),
+    # column by column: selecting and reordering columns of a small frame costs more than the work itself.
     cols = [n for n, _ in TRANSACTIONS if n not in ("row_hash", "import_id")]
-    frame["row_hash"] = [_hash(list(r)) for r in frame[cols].itertuples(index=False, name=None)]
-    return frame[[n for n, _ in TRANSACTIONS]]
+    frame = pd.DataFrame({name: (out[name].to_numpy() if isinstance(out[name], pd.Series) else out[name])
+                          for name in cols})
+    frame["row_hash"] = [_hash(list(r)) for r in zip(*(frame[c].tolist() for c in cols))]
+    frame["import_id"] = LIVE_IMPORT_ID
+    return frame
 
 
 def _canonical_events(events: pd.DataFrame) -> pd.DataFrame:

@@ -97,3 +97,21 @@ def test_duckdb_answers_the_per_event_lookups_from_the_indexes(tmp_path) -> None
         assert _scan_type(st, ATTRIBUTES_SQL + " WHERE customer_id = ?", ["c7"]) == ["Index Scan"]
         assert _scan_type(st, "SELECT customer_id FROM customers WHERE customer_id IN (?, ?)",
                           ["c7", "c8"]) == ["Index Scan"]
+
+
+def test_change_ids_continue_from_the_kept_counter_and_are_never_given_out_again(store) -> None:
+    from tests.store.test_live_tables import T0, _changes, _state
+
+    sid = store.save_state({"cutoff": T0, "format": 1, "reason": "analyze"}, "{}")
+    store.replace_customer_state(_state(3))
+    assert store.commit_live(state_rows=None, changes=_changes(["c000000", "c000001"], state_id=sid),
+                             outbox=None) == [1, 2]
+    assert store.get_meta("next_change_id") == "3"
+    with store.transaction() as tx:  # an erasure removes the latest changes: their ids stay used
+        tx.execute("DELETE FROM segment_changes WHERE change_id = ?", [2])
+    assert store.commit_live(state_rows=None, changes=_changes(["c000002"], state_id=sid), outbox=None) == [3]
+    # a store whose counter is missing (written before it existed) starts after the largest id
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM live_meta WHERE key = ?", ["next_change_id"])
+    assert store.commit_live(state_rows=None, changes=_changes(["c000001"], state_id=sid), outbox=None) == [4]
+    assert store.read_changes()["change_id"].tolist() == [1, 3, 4]

@@ -75,6 +75,8 @@ def test_migration_8_adds_the_lookup_indexes_to_a_version_7_store(store_url: str
         assert got["c1"] == pytest.approx((exp_r, exp_r - 2.0 * LINES_EACH))
         _, found = st.fetch(stored_orders_sql(2, 2), ["o5", "o-missing", "shop", "other"])
         assert found == [("shop", "o5")]
+        _, owners = st.fetch(stored_orders_sql(1, 1, owner=True), ["o3005", "shop"])
+        assert owners == [("shop", "o3005", "c5")]
     with open_store(store_url) as st:  # opening again applies nothing twice
         assert st.query("SELECT count(*) AS n FROM schema_version WHERE version = 8")["n"].iloc[0] == 1
 
@@ -94,6 +96,7 @@ def test_duckdb_answers_the_per_event_lookups_from_the_indexes(tmp_path) -> None
         assert _scan_type(st, few_value_12m_sql(3), [start, end] * 3 + ["c7", "c8", "c9"]) == ["Index Scan"]
         assert _scan_type(st, stored_orders_sql(1, 1), ["o5", "shop"]) == ["Index Scan"]
         assert _scan_type(st, stored_orders_sql(2, 1), ["o5", "o6", "shop"]) == ["Index Scan"]
+        assert _scan_type(st, stored_orders_sql(1, 1, owner=True), ["o5", "shop"]) == ["Index Scan"]
         assert _scan_type(st, ATTRIBUTES_SQL + " WHERE customer_id = ?", ["c7"]) == ["Index Scan"]
         assert _scan_type(st, "SELECT customer_id FROM customers WHERE customer_id IN (?, ?)",
                           ["c7", "c8"]) == ["Index Scan"]

@@ -15,7 +15,7 @@ Targets (issue 11): 1M orders <= 10 s for analyze, 10M <= 2 min, 50M within 8 GB
 
     python benchmarks/analyze.py                     # 1M orders from 100k customers, CSV (+ the demo shop)
     python benchmarks/analyze.py --size 10m          # 10M orders / 1M customers, Parquet
-    python benchmarks/analyze.py --size 50m --memory-limit 4GB --skip lifetimes
+    python benchmarks/analyze.py --size 50m --memory-limit 4GB   # the peer is capped at --peer-memory (8GB)
     python benchmarks/analyze.py --orders 200000 --customers 20000
 
 Files of 10M orders and more are written as Parquet chunk by chunk (bounded memory), in --dir
@@ -45,7 +45,9 @@ def peak_mb():
 """
 
 LIFETIMES = COMMON + r"""
-path = sys.argv[1]
+path, cap = sys.argv[1], int(sys.argv[2])
+if cap > 0:  # the peer gets the same memory budget; past it, it stops with MemoryError instead of swapping
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 t = time.perf_counter()
 import pandas as pd
 from lifetimes import BetaGeoFitter, GammaGammaFitter
@@ -89,20 +91,22 @@ for name in dir(paretonbd.ParetoNBD):  # inherited ones (fit) too, wrapped on th
         fn = getattr(paretonbd.ParetoNBD, name)
         if callable(fn):
             setattr(paretonbd.ParetoNBD, name, timed(fn))
-stages, last = [], [t, "start"]
+stages, last = [], [t, "start", time.process_time()]
 def progress(msg, frac):
-    now = time.perf_counter()
+    now, cpu = time.perf_counter(), time.process_time()
     if msg != last[1]:
-        stages.append((last[1], round(now - last[0], 2)))
-        last[:] = [now, msg]
+        stages.append((last[1], round(now - last[0], 2), round(cpu - last[2], 2)))  # wall, CPU (all threads)
+        last[:] = [now, msg, cpu]
 pf = clientfolio.analyze(paths, store=str(out / "store.duckdb"), progress=progress)
 t_analyze = time.perf_counter() - t
+cpu_analyze = time.process_time()
 peak_analyze = peak_mb()
 pf.report(out / "report.html")
 pf.to_file(out / "customers.csv")
 total = time.perf_counter() - t
 rows = pf.import_result.rows_in
-print(json.dumps({"seconds": t_analyze, "rows": rows, "customers": len(pf.customers), "segments": len(pf.segments),
+print(json.dumps({"seconds": t_analyze, "cpu_s": cpu_analyze, "rows": rows, "customers": len(pf.customers),
+                  "segments": len(pf.segments),
                   "stages": stages[1:], "model": pf.models["kind"], "pareto_s": pareto["s"], "total_s": total,
                   "peak_mb": peak_analyze, "peak_total_mb": peak_mb()}))
 """
@@ -134,9 +138,17 @@ def child(code: str, args: list[str], env: dict[str, str], timeout: float) -> di
         tail = (out.stderr.strip().splitlines() or ["(no message)"])[-1]
         return {"error": f"exit {out.returncode}: {tail}"}
     for text in reversed(out.stdout.strip().splitlines()):  # the result line, whatever else was printed
-        if text.startswith("{"):
-            return json.loads(text)
+        start = text.find('{"')  # DuckDB's progress bar can end without a newline, on the same line
+        if start >= 0:
+            return json.loads(text[start:])
     return {"error": "no result printed: " + (out.stdout.strip().splitlines() or ["(nothing)"])[-1][:200]}
+
+
+def _bytes(size: str) -> int:
+    """'8GB' -> bytes (0 stays 0: no cap)."""
+    text = size.strip().upper().removesuffix("B")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    return int(float(text[:-1]) * units[text[-1]]) if text and text[-1] in units else int(float(text or 0))
 
 
 def has_lifetimes() -> bool:
@@ -165,6 +177,8 @@ def main() -> None:
                     help="leave a contender out (repeatable)")
     ap.add_argument("--memory-limit", default=os.environ.get("CLIENTFOLIO_MEMORY_LIMIT", "2GB"),
                     help="DuckDB's memory limit for clientfolio and the raw aggregate (default 2GB)")
+    ap.add_argument("--peer-memory", default="8GB",
+                    help="address-space cap for the lifetimes recipe (default 8GB, the issue's budget; 0 = none)")
     ap.add_argument("--dir", type=Path, default=None, help="where to write the generated file (kept if given)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per contender")
     args = ap.parse_args()
@@ -183,8 +197,13 @@ def main() -> None:
                   f"{data.stat().st_size / 1e6:,.0f} MB) in {time.perf_counter() - t:.1f} s")
         results: dict[str, dict] = {}
         if "lifetimes" not in args.skip:
-            results["lifetimes"] = (child(LIFETIMES, [str(data)], env, args.timeout) if has_lifetimes() else
-                                    {"error": "lifetimes is not installed (pip install lifetimes)"})
+            if not has_lifetimes():
+                results["lifetimes"] = {"error": "lifetimes is not installed (pip install lifetimes)"}
+            else:
+                r = child(LIFETIMES, [str(data), str(_bytes(args.peer_memory))], env, args.timeout)
+                if any(w in r.get("error", "") for w in ("MemoryError", "Unable to allocate", "Memory allocation")):
+                    r = {"error": f"did not fit in {args.peer_memory} (pandas holds every order; --peer-memory)"}
+                results["lifetimes"] = r
         if "analyze" not in args.skip:
             with tempfile.TemporaryDirectory(dir=work) as d:
                 results["analyze"] = child(ANALYZE, [str(data), d], env, args.timeout)
@@ -203,7 +222,9 @@ def main() -> None:
             print(f"    analyze: {a['customers']:,} customers, model {a['model']}; {a['pareto_s']:.1f} s inside "
                   f"Pareto/NBD, {rest:.1f} s the rest; with report + CSV {a['total_s']:.1f} s, peak "
                   f"{a['peak_total_mb']:,.0f} MB")
-            print("    by stage: " + ", ".join(f"{stage} {sec:.1f}s" for stage, sec in a["stages"]))
+            print(f"    CPU time (all threads, with the interpreter's start and imports): {a['cpu_s']:.1f} s")
+            print("    by stage (wall / CPU): " + ", ".join(f"{stage} {sec:.1f}s/{cpu:.1f}s"
+                                                       for stage, sec, cpu in a["stages"]))
             d = results.get("duckdb", {})
             if "seconds" in d:
                 print(f"    analyze takes {a['seconds'] / d['seconds']:.1f}x the raw aggregate's time "

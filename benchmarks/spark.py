@@ -1,6 +1,12 @@
 """Per-customer features and the apply stage: DuckDB (through SQLFrame) against Spark local mode, same Parquet.
 
     python benchmarks/spark.py --orders 200000 --customers 20000 --master local[2]
+    python benchmarks/spark.py --driver-memory --orders 1000000 --customers 100000 --sample-size 20000
+
+`--driver-memory`: the driver's peak memory, Python process and JVM apart, for the whole Spark
+analyze with every customer's features collected to the driver against the collapsed fit
+(purchase model on the distinct histories, the rest on `--sample-size` customers), each in a
+fresh process on the same file.
 
 Prints, for one generated Parquet file of canonical transactions: the features with the
 portable PySpark-API code (clientfolio/scale/frames.py) on DuckDB through SQLFrame (SQL
@@ -48,12 +54,87 @@ def narwhals_core(path: Path) -> float:
     return time.perf_counter() - t
 
 
+def _peak_mb(pid: int | str = "self") -> float:
+    """Peak resident memory (VmHWM) of a live process, MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _children() -> list[int]:
+    out = []
+    for f in Path("/proc/self/task").glob("*/children"):
+        out += [int(p) for p in f.read_text().split()]
+    return out
+
+
+def driver_run(path: Path, master: str, sample_size: int | None) -> None:
+    """One Spark analyze in this process; prints its driver's peak memory as JSON (read by `driver_memory`)."""
+    import json
+    import resource
+
+    from clientfolio.scale.spark import analyze_spark, spark_session
+
+    spark = spark_session(master)
+    jvm = _children()
+    with tempfile.TemporaryDirectory() as tmp:
+        t, cpu = time.perf_counter(), time.process_time()
+        res, _, _ = analyze_spark(path, Path(tmp) / "out", spark=spark, model="bgnbd", sample_size=sample_size)
+        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+    java = max((_peak_mb(p) for p in jvm), default=float("nan"))
+    spark.stop()
+    print(json.dumps({"python_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "jvm_mb": java,
+                      "seconds": wall, "python_cpu": cpu, "fit_seconds": res.seconds["fit"],
+                      "customers": res.customers, "sampled": "sample" in res.state.fitted_on_}))
+
+
+def driver_memory(a: argparse.Namespace) -> None:
+    """Peak driver memory, all customers collected against the collapsed fit, each in a fresh process."""
+    import json
+    import os
+    import subprocess
+
+    import clientfolio
+
+    # The runs import the clientfolio this process imported (a checkout's, not only the installed one).
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(Path(clientfolio.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tx.parquet"
+        canonical_parquet(path, a.orders, a.customers)
+        got = {}
+        for name, size in (("every customer", "none"), ("collapsed", str(a.sample_size))):
+            out = subprocess.run([sys.executable, __file__, "--_run", str(path), "--master", a.master,
+                                  "--sample-size", size], capture_output=True, text=True, env=env)
+            if out.returncode:
+                raise SystemExit(f"the {name} run failed:\n{out.stderr[-3000:]}")
+            got[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    full, col = got["every customer"], got["collapsed"]
+    print(f"{a.orders:,} orders, {full['customers']:,} customers, Spark {a.master}; driver peak memory (VmHWM)")
+    for name, r in got.items():
+        print(f"  {name:15s}: Python {r['python_mb']:7.0f} MB, JVM {r['jvm_mb']:7.0f} MB; analyze {r['seconds']:.1f} s "
+              f"(fit {r['fit_seconds']:.1f} s, Python CPU {r['python_cpu']:.1f} s), sampled={r['sampled']}")
+    print(f"  collapsed / every customer: Python {col['python_mb'] / full['python_mb']:.2f}x, "
+          f"JVM {col['jvm_mb'] / full['jvm_mb']:.2f}x, fit {col['fit_seconds'] / full['fit_seconds']:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--orders", type=int, default=200_000)
     ap.add_argument("--customers", type=int, default=20_000)
     ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--driver-memory", action="store_true", help="peak driver memory, with and without collapse")
+    ap.add_argument("--sample-size", default="20000", help="customers the collapsed fit samples ('none': all)")
+    ap.add_argument("--_run", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a._run:
+        driver_run(Path(a._run), a.master, None if a.sample_size == "none" else int(a.sample_size))
+        return
+    if a.driver_memory:
+        a.sample_size = int(a.sample_size)
+        driver_memory(a)
+        return
     from sqlframe.duckdb import DuckDBSession
 
     from clientfolio.scale import frames

@@ -12,7 +12,8 @@ memory (RSS) is that case's alone:
              update of the process is reported apart (imports, caches).
 - batch:     `--batch` (10,000) held-back orders in ONE ``update``.
 - sweep:     the first ``LivePortfolio.sweep`` after analyze (it works out every customer's next change
-             date), then the daily sweep of the day after: the customers due, of all customers.
+             date from their rows and applies only those due), then the daily sweep of the day after:
+             the customers due, of all customers.  Wall and CPU time (the machine may be shared).
 - reanalyze: ``clientfolio.analyze`` of the same data (fitted part + held-back orders) into a new store.
 - refit:     ``clientfolio.analyze(held_back_file, store=fitted_store)``: what re-running analyze on the
              kept store does (imports the file, applies it, refits, records the refit's moves).
@@ -60,7 +61,9 @@ class Clock:
         self.depth = 0
 
     def wrap(self, obj: Any, name: str, label: str) -> None:
-        fn = getattr(obj, name)
+        fn = getattr(obj, name, None)
+        if fn is None:  # an older store without this method
+            return
 
         def timed(*args: Any, **kwargs: Any) -> Any:
             if self.depth:
@@ -142,22 +145,25 @@ def child(case: str, work: Path, store: Path, n: int, profile: bool) -> dict:
         clock = Clock()
         clock.wrap(st, "commit_live", "commit")
         clock.wrap(st, "query", "reads")
+        clock.wrap(st, "fetch", "reads")
         clock.wrap(st, "read_customer_state", "reads")
         out: dict[str, Any] = {"open_s": opened}
         if case == "events":
             orders = live_orders(held.iloc[:n])
-            total, commit, reads, changes, rescanned = [], [], [], 0, 0
+            total, cpu, commit, reads, changes, rescanned = [], [], [], [], 0, 0
             for i in range(len(orders)):
                 one = orders.iloc[[i]]
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 r = live.update(one)
                 total.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
                 spent = clock.take()
                 commit.append(spent.get("commit", 0.0))
                 reads.append(spent.get("reads", 0.0))
                 changes += len(r.changes)
                 rescanned += r.rescanned
-            out.update({"total_ms": [x * 1000 for x in total], "commit_ms": [x * 1000 for x in commit],
+            out.update({"total_ms": [x * 1000 for x in total], "cpu_ms": [x * 1000 for x in cpu],
+                        "commit_ms": [x * 1000 for x in commit],
                         "reads_ms": [x * 1000 for x in reads], "changes": changes, "rescanned": rescanned})
         elif case == "batch":
             orders = live_orders(held.iloc[:n])
@@ -169,17 +175,19 @@ def child(case: str, work: Path, store: Path, n: int, profile: bool) -> dict:
             # The first sweep after analyze works out every customer's next change date (analyze leaves
             # them to it); the daily sweep measured is the one after it.
             first_day = pd.Timestamp(live.state.cutoff_).normalize() + pd.Timedelta(days=1)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             first = live.sweep(first_day)
-            out.update({"first_seconds": time.perf_counter() - t0, "first_touched": first.customers_touched})
+            out.update({"first_seconds": time.perf_counter() - t0, "first_cpu": time.process_time() - c0,
+                        "first_touched": first.customers_touched, "first_changes": len(first.changes)})
             day = first_day + pd.Timedelta(days=1)
             counts = st.query("SELECT count(*) AS total, count(*) FILTER (WHERE next_change <= ? OR "
                               "(next_change IS NULL AND stat_n_days > 0)) AS due FROM customer_state",
                               [day.to_pydatetime()])
             clock.take()
+            c0 = time.process_time()
             r, dt = measured(profile, live.sweep, day)
             spent = clock.take()
-            out.update({"seconds": dt, "day": day.date().isoformat(), "customers": int(counts["total"].iloc[0]),
+            out.update({"seconds": dt, "cpu": time.process_time() - c0, "day": day.date().isoformat(), "customers": int(counts["total"].iloc[0]),
                         "due": int(counts["due"].iloc[0]), "touched": r.customers_touched,
                         "changes": len(r.changes), **spent})
         else:
@@ -233,6 +241,8 @@ def main() -> None:
     ap.add_argument("--profile", default="", help="cProfile this case's measured call (batch or sweep)")
     ap.add_argument("--quick", action="store_true", help="defaults of 10k customers, 100 events, a batch of 2,000")
     ap.add_argument("--keep", type=Path, default=None, help="keep the generated files and stores in this folder")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --keep: start from the shop and fitted store a previous run kept there (same sizes)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -267,6 +277,13 @@ def main() -> None:
 
 def bench(args: argparse.Namespace, work: Path, n_orders: int, cases: list[str]) -> None:
     """Generate, fit once, run each case on a copy of the fitted store, print the table."""
+    fitted = work / "fitted.duckdb"
+    if args.reuse and (work / "fit.json").exists() and fitted.exists():
+        fit = json.loads((work / "fit.json").read_text())
+        print(f"reusing the fitted store in {work} ({fit['customers']:,} customers; analyze took "
+              f"{fit['seconds']:.1f} s then)", flush=True)
+        run_cases(args, work, fitted, fit, cases)
+        return
     t = time.perf_counter()
     shop = shop_orders(n_orders, args.customers, every_customer=True)
     cut = START + pd.Timedelta(days=DAYS - args.holdback_days)  # first held-back day
@@ -282,11 +299,15 @@ def bench(args: argparse.Namespace, work: Path, n_orders: int, cases: list[str])
     if args.events > n_held or args.batch > n_held:
         raise SystemExit(f"only {n_held:,} orders are held back: lower --events/--batch or raise --holdback-days")
 
-    fitted = work / "fitted.duckdb"
     fit = run_child(["fit", str(work), str(fitted), cutoff])
+    (work / "fit.json").write_text(json.dumps(fit))
     print(f"analyze (fit at {cutoff}): {fit['customers']:,} customers in the store, {fit['seconds']:.1f} s, "
           f"peak {fit['peak_mb']:,.0f} MB", flush=True)
+    run_cases(args, work, fitted, fit, cases)
 
+
+def run_cases(args: argparse.Namespace, work: Path, fitted: Path, fit: dict, cases: list[str]) -> None:
+    """Each case on its own copy of the fitted store, then the table."""
     results: dict[str, dict] = {}
     for case in cases:
         store = work / f"{case}.duckdb"
@@ -317,10 +338,13 @@ def report(results: dict[str, dict], fit: dict) -> None:
         r = results["events"]
         tot, com, rd = r["total_ms"][1:], r["commit_ms"][1:], r["reads_ms"][1:]
         comp = [a - b - c for a, b, c in zip(tot, com, rd)]
+        cpu = r.get("cpu_ms", [float("nan")] * len(r["total_ms"]))[1:]
         rows.append((f"1 order per update (x{len(tot)})",
                      f"p50 {pct(tot, 50):.1f} ms, p99 {pct(tot, 99):.1f} ms, max {max(tot):.1f} ms",
                      f"p50 split: compute {pct(comp, 50):.1f} + reads {pct(rd, 50):.1f} + commit "
-                     f"{pct(com, 50):.1f} ms; first update {r['total_ms'][0]:.0f} ms; {r['changes']} moves",
+                     f"{pct(com, 50):.1f} ms (p99: {pct(comp, 99):.1f} / {pct(rd, 99):.1f} / {pct(com, 99):.1f}); "
+                     f"CPU p50 {pct(cpu, 50):.1f} ms, p99 {pct(cpu, 99):.1f} ms; first update "
+                     f"{r['total_ms'][0]:.0f} ms; {r['changes']} moves",
                      f"{r['peak_mb']:,.0f} MB"))
     if "batch" in results:
         r = results["batch"]
@@ -331,9 +355,11 @@ def report(results: dict[str, dict], fit: dict) -> None:
     if "sweep" in results:
         r = results["sweep"]
         rows.append(("first sweep after analyze", f"{r['first_seconds']:.2f} s{vs_full(r['first_seconds'])}",
-                     f"{r['first_touched']:,} customers: every next change date worked out", ""))
+                     f"CPU {r.get('first_cpu', float('nan')):.2f} s; {r['first_touched']:,} customers applied, "
+                     f"{r.get('first_changes', 0):,} moves; every next change date worked out", ""))
         rows.append((f"daily sweep ({r['day']})", f"{r['seconds']:.2f} s{vs_full(r['seconds'])}",
-                     f"{r['due']:,} of {r['customers']:,} customers due, {r['changes']:,} moves; reads "
+                     f"CPU {r.get('cpu', float('nan')):.2f} s; {r['due']:,} of {r['customers']:,} customers due, "
+                     f"{r['changes']:,} moves; reads "
                      f"{r.get('reads', 0):.2f} s, commit {r.get('commit', 0):.2f} s, compute "
                      f"{r['seconds'] - r.get('reads', 0) - r.get('commit', 0):.2f} s", f"{r['peak_mb']:,.0f} MB"))
     if "reanalyze" in results:

@@ -94,6 +94,7 @@ class ModelChoice:
     kind: str
     validation: dict[str, Any]
     start: dict | None
+    group: str | None = None  # a customer attribute whose levels get their own purchase models
 
 
 def import_data(data: Any, st: Store, workdir: Path, options: Any, import_options: dict, currency: str,
@@ -122,8 +123,12 @@ def import_data(data: Any, st: Store, workdir: Path, options: Any, import_option
 
 def data_span(st: Store, imported: Any, currency: str) -> DataSpan:
     """Stage 2: is there anything to analyse, over which dates, in which currency."""
-    span = st.query("SELECT min(ts) AS a, max(ts) AS b, count(DISTINCT currency) AS cur, max(currency) AS c "
-                    "FROM transactions WHERE customer_id IS NOT NULL")
+    # one scan: the span of orders with a customer, and whether any row at all has a cost
+    span = st.query("SELECT min(ts) FILTER (WHERE customer_id IS NOT NULL) AS a, "
+                    "max(ts) FILTER (WHERE customer_id IS NOT NULL) AS b, "
+                    "count(DISTINCT currency) FILTER (WHERE customer_id IS NOT NULL) AS cur, "
+                    "max(currency) FILTER (WHERE customer_id IS NOT NULL) AS c, count(cost) AS has_cost "
+                    "FROM transactions")
     if span.empty or pd.isna(span["b"].iloc[0]):
         if imported is None:
             raise ClientfolioError("there are no orders with a customer to analyse; import an export first")
@@ -137,18 +142,24 @@ def data_span(st: Store, imported: Any, currency: str) -> DataSpan:
         currency = currency_prefix(span["c"].iloc[0])
     elif len(currency) == 3 and currency.isalpha():  # an ISO code given by the caller: "EUR" -> "€"
         currency = currency_prefix(currency)
-    has_cost = bool(st.query("SELECT count(cost) AS n FROM transactions")["n"].iloc[0])
+    has_cost = bool(span["has_cost"].iloc[0])
     return DataSpan(pd.Timestamp(span["a"].iloc[0]), pd.Timestamp(span["b"].iloc[0]), currency, has_cost)
 
 
 def choose_model(st: Store, first: pd.Timestamp, as_of: pd.Timestamp, support: Support, model: str,
                  notes: Notes, progress: Progress) -> ModelChoice:
-    """Stage 3: the purchase model that predicts a holdout period of this shop best (or the one asked for)."""
+    """Stage 3: the purchase model that predicts a holdout period of this shop best (or the one asked for).
+
+    With ``model="auto"`` and customer attributes in the store (acquisition channel, region, ...),
+    separate fits per the most informative attribute are checked on the same holdout period and used
+    only when they beat the pooled model (:func:`clientfolio.state.groups.choose_group`).
+    """
     if model not in ("auto", *MODELS):
         raise ClientfolioError(f"model must be 'auto' or one of {sorted(MODELS)}, got {model!r}")
     kind = model if model != "auto" else "bgnbd"
     validation: dict[str, Any] = {}
     start = None
+    group = None
     if support.forecasts and (as_of - first).days >= MIN_DAYS_FOR_HOLDOUT:
         progress("checking models on a holdout period", 0.15)
         split = (first + (as_of - first) * 2 / 3).normalize()
@@ -170,6 +181,8 @@ def choose_model(st: Store, first: pd.Timestamp, as_of: pd.Timestamp, support: S
             if model == "auto":
                 kind = MODEL_NAMES[comp.best]
             start = comp.models[comp.best].params_ if MODEL_NAMES[comp.best] == kind else None
+            if model == "auto":
+                group = _grouped_choice(st, cal, split, as_of, kind, validation, notes)
         except ClientfolioError as exc:
             notes.append("the predictions could not be checked against your own recent months (details in "
                          "the method notes)")
@@ -179,7 +192,24 @@ def choose_model(st: Store, first: pd.Timestamp, as_of: pd.Timestamp, support: S
                      "against your own recent months yet")
         notes.append(method_note("no holdout comparison of the purchase models (it needs "
                                  f"{MIN_DAYS_FOR_HOLDOUT} days of history); {MODEL_LABELS[kind]} is used"))
-    return ModelChoice(kind, validation, start)
+    return ModelChoice(kind, validation, start, group)
+
+
+def _grouped_choice(st: Store, cal: pd.DataFrame, split: pd.Timestamp, as_of: pd.Timestamp, kind: str,
+                    validation: dict[str, Any], notes: Notes) -> str | None:
+    """Separate fits per customer attribute against the pooled model (:func:`clientfolio.state.groups.choose_group`);
+    the verdict goes to ``validation["groups"]`` and the notes.  Returns the feature column to group by, or None."""
+    from clientfolio.state.groups import choose_group
+
+    try:
+        group, info = choose_group(st, cal, split, as_of, kind)
+    except ClientfolioError as exc:
+        notes.append(method_note(f"separate purchase models per customer group were not compared: {exc}"))
+        return None
+    if info:
+        validation["groups"] = info
+        notes.append(method_note(info["sentence"]))  # the report shows it with the holdout check
+    return group
 
 
 def data_fingerprint(st: Store, as_of: pd.Timestamp) -> dict[str, Any]:
@@ -202,30 +232,40 @@ def data_fingerprint(st: Store, as_of: pd.Timestamp) -> dict[str, Any]:
 
 def fit_portfolio(st: Store, as_of: pd.Timestamp, support: Support, choice: ModelChoice, settings: ClvSettings,
                   sector: str, rules: RuleSet | None, clusters: bool, currency: str,
-                  notes: Notes) -> tuple[PortfolioState, Applied, pd.DataFrame]:
-    """Stage 4: fit the portfolio state on every customer at the cut-off and apply it to them."""
-    features, feature_notes, prospects = customer_features(st, as_of)
+                  notes: Notes, features: tuple[pd.DataFrame, list, pd.Series] | None = None,
+                  transactions: pd.DataFrame | None = None) -> tuple[PortfolioState, Applied, pd.DataFrame]:
+    """Stage 4: fit the portfolio state on every customer at the cut-off and apply it to them.
+
+    `features`: what :func:`~clientfolio.state.customer_features` returned at `as_of`, when an
+    earlier stage has already read it (analyze reads it once, for the support check too);
+    `transactions`: :func:`~clientfolio.state.rule_transactions`, when already read (rules only)."""
+    features, feature_notes, prospects = features if features is not None else customer_features(st, as_of)
+    if rules is not None and transactions is None:
+        transactions = rule_transactions(st)
     notes.extend(feature_notes)
     state = PortfolioState(model=choice.kind, settings=settings, sector=sector, rules=rules, clusters=clusters,
                            currency=currency)
     applied = state.fit_apply(features, as_of, support=support, start=choice.start,
-                              transactions=rule_transactions(st) if rules is not None else None,
+                              transactions=transactions if rules is not None else None,
                               marketing_spend=st.query("SELECT * FROM marketing_spend"), prospects=prospects,
-                              fitted_on=data_fingerprint(st, as_of))
+                              fitted_on=data_fingerprint(st, as_of), group=choice.group)
     notes.extend(state.notes_)
     return state, applied, features
 
 
 def look_back(st: Store, state: PortfolioState, as_of: pd.Timestamp, previous_days: int, first: pd.Timestamp,
-              notes: Notes) -> Applied | None:
-    """Stage 5: the same state applied one period earlier, so moves come from behaviour, not re-estimation."""
+              notes: Notes, transactions: pd.DataFrame | None = None) -> Applied | None:
+    """Stage 5: the same state applied one period earlier, so moves come from behaviour, not re-estimation.
+
+    `transactions`: the rules' transactions as the fit read them (rules only), not read again."""
     prev_as_of = as_of - pd.Timedelta(days=previous_days)
     if prev_as_of <= first + pd.Timedelta(days=30):
         return None
     try:
         features, _, prospects = customer_features(st, prev_as_of)
         return state.apply(features, prev_as_of, prospects=prospects, intervals=False, next_order=False,
-                           transactions=rule_transactions(st) if state.rules_ is not None else None)
+                           transactions=(transactions if transactions is not None else rule_transactions(st))
+                           if state.rules_ is not None else None)
     except ClientfolioError as exc:
         notes.append(f"no comparison with {prev_as_of:%d %b %Y} (details in the method notes)")
         notes.append(method_note(f"scoring at {prev_as_of:%d %b %Y} failed: {exc}"))
@@ -292,6 +332,115 @@ def action_plan(st: Store, pf: Portfolio, playbooks: Playbooks) -> Portfolio:
     return pf
 
 
+def predictions(st: Store, state: PortfolioState, as_of: pd.Timestamp, progress: Progress) -> Any:
+    """Stage 5b (opt-in, ``predict=True``): churn risk and next order per customer, each measured against
+    BG/NBD on the shop's own time split (:func:`clientfolio.predict.evaluation.predict_shop`), on the data
+    up to the cut-off.
+
+    Returns the :class:`~clientfolio.predict.evaluation.ShopPredictions`, or the plain sentence why there
+    are none (e.g. too short a history for the time split).  The state records that predictions were
+    made, as of which day and by which method; live updates do not recompute them.
+    """
+    from clientfolio.predict.evaluation import predict_shop
+
+    progress("predicting churn risk and next order", 0.78)
+    try:
+        result = predict_shop(st, as_of=as_of)
+    except ClientfolioError as exc:
+        state.predictions_ = None
+        return str(exc).removeprefix("predict: ").rstrip(".") + "."
+    state.predictions_ = {"as_of": result.customers.attrs["as_of"].isoformat(), "horizon_days": result.horizon_days,
+                          "customers": int(len(result.customers)), "churn": result.churn.chosen,
+                          "next_order": result.next_order.chosen}
+    return result
+
+
+MAX_TEXTS = 5_000  # reviews and tickets scored by analyze; more are sampled (the report states the sample)
+MAX_RETENTION_CUSTOMERS = 20_000  # retention curves from at most this many customers, sampled beyond (stated)
+RETENTION_SEGMENTS = ("acquisition_channel", "value_tier", "historical_value_tier")
+
+
+def retention_and_texts(st: Store, pf: Portfolio, max_texts: int = MAX_TEXTS,
+                        max_customers: int = MAX_RETENTION_CUSTOMERS, seed: int = 0) -> Portfolio:
+    """Stage 9: retention curves (per acquisition cohort and per segment) and what customers write.
+
+    ``pf.insight["retention"]``: a list of :class:`~clientfolio.predict.retention.RetentionResult`
+    (cohorts; then the first of acquisition channel, value tier, historical value tier the customers
+    have); ``pf.insight["sentiment"]``: (scored texts, themes by lifecycle stage or None, the sample
+    sentence or None) when the store holds reviews or tickets with text.  Each is the sentence saying
+    why when it cannot be made.  Cheap: one row per customer and purchase day, and at most
+    `max_texts` texts and `max_customers` customers' curves (seeded random samples beyond that, said so:
+    at 1M orders from 100k customers this stage costs about a tenth of analyze's time unsampled).
+    """
+    import numpy as np
+
+    from clientfolio.predict import retention as ret
+    from clientfolio.predict import sentiment as sent
+
+    end = f"CAST(DATE '{pf.as_of.date().isoformat()}' + 1 AS TIMESTAMP)"
+    try:
+        days = st.query("SELECT customer_id, date_trunc('day', ts) AS ts FROM transactions "
+                        f"WHERE customer_id IS NOT NULL AND amount > 0 AND ts < {end} GROUP BY 1, 2")
+        days["ts"] = pd.to_datetime(days["ts"])
+        ids = np.sort(days["customer_id"].unique())  # sorted: the same seed picks the same customers
+        sampled = ""
+        if len(ids) > max_customers:
+            pick = np.random.default_rng(seed).choice(ids, max_customers, replace=False)
+            days = days[days["customer_id"].isin(pick)]
+            sampled = (f" The curves are drawn from {max_customers:,} of the {len(ids):,} customers, picked at random "
+                       f"(seed {seed}): the counts below are of that sample, and the intervals include its "
+                       "sampling error.")
+        times = ret.retention_times(days, pf.as_of)  # once, for cohorts and segments alike
+        cohorts = ret.retention_curves(times)
+        cohorts.trend["all customers"] = ret.retention_trend(times, label="all customers")
+        cohorts.definition += sampled
+        results = [cohorts]
+        c = pf.customers.set_index(pf.customers["customer_id"].astype(str))
+        kind = next((k for k in RETENTION_SEGMENTS if k in c and c[k].nunique() > 1), None)
+        if kind is not None:
+            seg = c[kind].dropna().astype(str)
+            by_seg = ret.retention_curves(times, seg, by=kind)
+            by_seg.definition = ("The same definition and lapse window as above"
+                                 + ("; the channel is where each customer came from." if kind == "acquisition_channel"
+                                    else f". Segments are today's memberships: a {kind.replace('_', ' ')} is itself "
+                                    "defined by recent buying, so it partly describes the retention it is compared "
+                                    "on."))
+            group = times.index.to_series().map(seg)
+            for name in by_seg.curves:
+                sub = times[group == name]
+                sub.attrs = times.attrs
+                by_seg.trend[name] = ret.retention_trend(sub, label=f"{kind.replace('_', ' ')} {name}")
+            results.append(by_seg)
+        pf.insight["retention"] = results
+    except ClientfolioError as exc:
+        pf.insight["retention"] = str(exc)
+    ev = st.query("SELECT customer_id, ts, type, properties FROM events WHERE type IN ('review', 'support_ticket') "
+                  f"AND customer_id IS NOT NULL AND ts < {end}")
+    if ev.empty:
+        return pf  # no texts in this store: no section
+    sample = None
+    if len(ev) > max_texts:
+        sample = (f"{max_texts:,} of the {len(ev):,} reviews and tickets, drawn at random (seed {seed}), are "
+                  "scored here; the shares and means are estimates from that sample.")
+        ev = ev.sample(max_texts, random_state=seed).sort_values("ts", kind="stable")
+    ev["ts"] = pd.to_datetime(ev["ts"], utc=True)
+    try:
+        texts = sent.scored_texts(ev)
+        if not texts["text"].notna().any():
+            return pf
+        themes = None
+        if "lifecycle" in pf.customers:
+            try:
+                themes = sent.themes_by_segment(texts, pf.customers.set_index(
+                    pf.customers["customer_id"].astype(str))["lifecycle"], random_state=seed)
+            except ClientfolioError:
+                themes = None  # too few texts for themes: the summary still shows
+        pf.insight["sentiment"] = (texts, themes, sample)
+    except ClientfolioError as exc:
+        pf.insight["sentiment"] = str(exc)
+    return pf
+
+
 def save_results(st: Store, state: PortfolioState, now: Applied, before: Applied | None, notes: Notes,
                  keep_state: bool) -> pd.DataFrame | None:
     """Stage 7: the segment snapshots into the store, and (`keep_state`) the fitted state with every
@@ -348,6 +497,7 @@ def analyze(
     options: Any = None,
     rejects_dir: str | Path | None = None,
     on_import: Callable[[Any], None] | None = None,
+    predict: bool = False,
     **import_options: Any,
 ) -> Portfolio:
     """Ingest (if given data), fit, score and segment; return a :class:`Portfolio`.
@@ -364,11 +514,15 @@ def analyze(
     :class:`~clientfolio.ingest.ImportOptions`) or as its fields by keyword; ``rejects_dir``
     is where the rejects file goes; ``on_import(result)`` is called with the
     :class:`~clientfolio.ingest.ImportResult` as soon as the data is imported (the
-    portfolio keeps it as ``import_result``).
+    portfolio keeps it as ``import_result``).  ``predict``: also train and check churn risk and
+    next order (:func:`predictions`; off by default: training costs about a minute per 100,000
+    customers, while analyze of a million orders takes seconds); they go to
+    ``Portfolio.predictions`` and, in a kept store, to its predictions table.
 
     The stages are named functions of this module, in this order: :func:`import_data`,
     :func:`data_span`, :func:`choose_model`, :func:`fit_portfolio` (fit the state, apply it),
-    :func:`look_back`, :func:`save_results`, :func:`portfolio_view`, :func:`action_plan`.  A store that is kept (``store=``)
+    :func:`look_back`, :func:`predictions` (when asked), :func:`save_results`, :func:`portfolio_view`,
+    :func:`action_plan`, :func:`retention_and_texts`.  A store that is kept (``store=``)
     also keeps the fitted state and every customer's row, ready for :func:`refit` and
     :class:`clientfolio.live.LivePortfolio` updates.
     """
@@ -392,22 +546,34 @@ def analyze(
         as_of = pd.Timestamp(cutoff).normalize() if cutoff is not None else span.last.normalize()
         settings = ClvSettings(horizon_months=horizon_months, discount_rate=discount_rate, margin=margin or 1.0)
         basis = "gross profit" if span.has_cost else ("profit at the stated margin" if margin else "revenue")
+        # Every customer's features at the cut-off, read once: the support check counts them, the fit uses them.
+        features = customer_features(st, as_of)
         # Below the measured minimum nothing is fitted or forecast; Portfolio.support carries the reason.
-        support = store_support(st, span.first, as_of)
+        support = support_at(features[0], span.first, as_of)
         choice = choose_model(st, span.first, as_of, support, model, notes, report)
         report("scoring and segmenting customers", 0.35)
+        # the windowed rules read the orders themselves: once, for the fit and the look-back
+        rule_tx = rule_transactions(st) if checked_rules is not None else None
         state, now, _ = fit_portfolio(st, as_of, support, choice, settings, sector, checked_rules, clusters,
-                                      span.currency, notes)
+                                      span.currency, notes, features=features, transactions=rule_tx)
         report("looking back", 0.75)
-        before = look_back(st, state, as_of, previous_days, span.first, notes)
+        before = look_back(st, state, as_of, previous_days, span.first, notes, transactions=rule_tx)
+        predicted = predictions(st, state, as_of, report) if predict else None
         report("portfolio", 0.85)
-        changes = save_results(st, state, now, before, notes, keep_state=not (own and store is None))
+        keep = not (own and store is None)
+        changes = save_results(st, state, now, before, notes, keep_state=keep)
+        if keep and predicted is not None and not isinstance(predicted, str):
+            from clientfolio.predict.stored import current_state_id, save_predictions
+
+            save_predictions(st, predicted, current_state_id(st))
         pf = portfolio_view(st, state, now, before, choice, span, checkup, imported, notes,
                             {"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
                              "value_basis": basis, "sector": sector})
         pf.changes = changes
+        pf.predictions = predicted
         report("what to do", 0.95)
         pf = action_plan(st, pf, checked_playbooks)
+        pf = retention_and_texts(st, pf)
         report("done", 1.0)
         return pf
     finally:

@@ -57,14 +57,12 @@ class Reach:
 
 def reach_from_store(store: Store, customer_ids: Sequence[str]) -> Reach:
     """Consent per channel (the store's consent records and customers file) and the contact cap, now."""
-    from clientfolio.actions.consent import consent_status
     from clientfolio.actions.pressure import over_cap
+    from clientfolio.store.consent import consent_matrix
 
     ids = sorted({str(c) for c in customer_ids})
-    consent = pd.DataFrame(index=pd.Index(ids, name="customer_id"))
-    for ch in CONSENT_CHANNELS:
-        st = consent_status(store, ids, "marketing", ch)
-        consent[ch] = st.set_index("customer_id")["allowed"].reindex(consent.index).fillna(False).astype(bool)
+    consent = consent_matrix(store, ids, "marketing", CONSENT_CHANNELS)  # every channel in one read
+    consent.index = pd.Index(ids, name="customer_id")
     return Reach(consent, over_cap(store, ids),
                  "consent records and the customers file; contact cap from the contact log")
 
@@ -196,31 +194,55 @@ def plan_actions(portfolio: Any, playbooks: Playbooks | str | Path | None = None
     if reach is None:
         reach = reach_from_store(store, c["customer_id"]) if store is not None else reach_from_customers(c)
     value, basis = _value(c, portfolio.support.forecasts, int(portfolio.settings.get("horizon_months", 12)))
-    m = portfolio.segments[["customer_id", "segment_kind", "segment"]].dropna().astype(str).drop_duplicates()
-    m = pd.DataFrame({col: m[col].to_numpy(dtype=object) for col in m.columns})  # plain objects: fast lookups
-    # One pass over every membership: the customer's row in the consent table, value and cap, looked up once.
-    ids = m["customer_id"].to_numpy()
-    row = pd.Index(c["customer_id"].astype(str).to_numpy(dtype=object)).get_indexer(ids)
+    m = portfolio.segments[["customer_id", "segment_kind", "segment"]].dropna()
+    # One pass over every membership, on integer codes (hashing each string column once): the customer's
+    # row in the customers and consent tables, value and cap, looked up once.
+    cids = c["customer_id"].astype(str)
+    cons_ids = pd.Series(reach.consent.index, dtype=object).astype(str)
+    n_c, n_cons = len(cids), len(cons_ids)
+    id_code, id_uniq = pd.factorize(pd.concat([cids, cons_ids, m["customer_id"].astype(str)], ignore_index=True))
+    at_row = np.full(len(id_uniq), -1, dtype=np.intp)
+    at_row[id_code[:n_c][::-1]] = np.arange(n_c)[::-1]                       # first customers row per id
+    at_cons = np.full(len(id_uniq), -1, dtype=np.intp)
+    at_cons[id_code[n_c:n_c + n_cons][::-1]] = np.arange(n_cons)[::-1]
+    m_id = id_code[n_c + n_cons:]
+    kind_code, kind_uniq = pd.factorize(m["segment_kind"].astype(str))
+    seg_code, seg_uniq = pd.factorize(m["segment"].astype(str))
+    pair_code, pair_key = pd.factorize(kind_code.astype(np.int64) * max(len(seg_uniq), 1) + seg_code)
+    # drop repeated memberships (same customer, kind and segment), keeping the first
+    dup = pd.Series(m_id.astype(np.int64) * max(len(pair_key), 1) + pair_code).duplicated().to_numpy()
+    m_id, codes = m_id[~dup], pair_code[~dup]
+    keys = [(str(kind_uniq[k // max(len(seg_uniq), 1)]), str(seg_uniq[k % max(len(seg_uniq), 1)]))
+            for k in np.asarray(pair_key, dtype=np.int64)]
+    # group order as pandas' groupby(sort=False) over the kept rows gives it: first appearance
+    first_seen = np.full(len(keys), np.iinfo(np.int64).max)
+    np.minimum.at(first_seen, codes, np.arange(len(codes)))
+    present = np.flatnonzero(first_seen < np.iinfo(np.int64).max)
+    present = present[np.argsort(first_seen[present], kind="stable")]
+    row = at_row[m_id]
     vals = np.where(row >= 0, value.to_numpy()[row], 0.0)
-    crow = pd.Index(reach.consent.index.to_numpy(dtype=object)).get_indexer(ids)
+    crow = at_cons[m_id]
     consent = np.vstack([np.zeros(len(CONSENT_CHANNELS), dtype=bool),
                          reach.consent[list(CONSENT_CHANNELS)].to_numpy(dtype=bool)])[crow + 1]  # not found: none
-    capped = pd.Index(ids).isin(list(reach.at_cap))
-    grouped = m.groupby(["segment_kind", "segment"], sort=False)
-    codes = grouped.ngroup().to_numpy()
-    pbs_of = {key: pbs.for_segment(*key) for key in grouped.groups}
-    per_pair = [pbs_of[key] for key in m[["segment_kind", "segment"]].drop_duplicates().itertuples(index=False,
-                                                                                                    name=None)]
-    service = np.array([pb.purpose == "service" for pb in per_pair], dtype=bool)[codes]
-    channel = np.array([CONSENT_CHANNELS.index(pb.consent_channel) for pb in per_pair], dtype=int)[codes]
-    ok = service | consent[np.arange(len(m)), channel]
+    capped_ids = np.zeros(len(id_uniq) + 1, dtype=bool)
+    if reach.at_cap:
+        cap_code = pd.Index(id_uniq).get_indexer(pd.Index([str(k) for k in reach.at_cap]))
+        capped_ids[cap_code[cap_code >= 0]] = True
+    capped = capped_ids[m_id]
+    pbs_of = {keys[k]: pbs.for_segment(*keys[k]) for k in present}
+    per_code = [pbs_of.get(key) for key in keys]
+    service = np.array([pb is not None and pb.purpose == "service" for pb in per_code], dtype=bool)[codes]
+    channel = np.array([CONSENT_CHANNELS.index(pb.consent_channel) if pb is not None else 0 for pb in per_code],
+                       dtype=int)[codes]
+    ok = service | consent[np.arange(len(codes)), channel]
     reached = ok & (service | ~capped)
-    frame = pd.DataFrame({"segment_kind": m["segment_kind"].to_numpy(), "segment": m["segment"].to_numpy(),
-                          "value": vals, "ok": ok, "capped": ok & capped & ~service, "reached": reached,
-                          "reached_value": np.where(reached, vals, 0.0)})
-    g = frame.groupby(["segment_kind", "segment"], sort=False).agg(
-        customers=("ok", "size"), value_at_stake=("value", "sum"), consented=("ok", "sum"), at_cap=("capped", "sum"),
-        reachable=("reached", "sum"), reachable_value=("reached_value", "sum"))
+    n_k = len(keys)
+    sums = {name: np.bincount(codes, weights=w, minlength=n_k) for name, w in (
+        ("customers", None), ("value_at_stake", vals), ("consented", ok), ("at_cap", ok & capped & ~service),
+        ("reachable", reached), ("reachable_value", np.where(reached, vals, 0.0)))}
+    g = pd.DataFrame({name: v[present] for name, v in sums.items()},
+                     index=pd.MultiIndex.from_tuples([keys[k] for k in present], names=["segment_kind", "segment"])
+                     if len(present) else pd.MultiIndex.from_tuples([], names=["segment_kind", "segment"]))
     order = {k: i for i, k in enumerate(KINDS)}
     rows = []
     for (kind, segment), r in zip(g.index, g.itertuples(index=False)):

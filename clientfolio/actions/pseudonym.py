@@ -39,7 +39,7 @@ def pseudonymise_portfolio(p: Any, key: str) -> Any:
     """A Portfolio whose every customer-level table names customers by pseudonym only.
 
     Covers what the report and customers file show per customer: customers, segments (now and at
-    the previous analysis), the change log examples and the divestment list.
+    the previous analysis), the change log examples, the divestment list and the predictions.
     """
     def frame(df: pd.DataFrame | None) -> pd.DataFrame | None:
         return None if df is None else pseudonymise_frame(df, key)
@@ -47,6 +47,11 @@ def pseudonymise_portfolio(p: Any, key: str) -> Any:
     changes = {}
     if getattr(p, "divestment", None) is not None:
         changes["divestment"] = dataclasses.replace(p.divestment, customers=frame(p.divestment.customers))
+    predictions = getattr(p, "predictions", None)
+    if predictions is not None and not isinstance(predictions, str):  # churn risk and next order per customer
+        scored = frame(predictions.customers)
+        scored.attrs = dict(predictions.customers.attrs)
+        changes["predictions"] = dataclasses.replace(predictions, customers=scored)
     customers = frame(p.customers)
     customers.attrs = dict(p.customers.attrs)
     return dataclasses.replace(p, customers=customers, segments=frame(p.segments),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.table import Table
@@ -20,6 +21,9 @@ def predict_cmd(
     out: Annotated[Optional[Path], typer.Option(help="Write one row per customer (churn risk, next order with its "
                                                      "80% interval, which method, reason) to this CSV file.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the boosted trees (same seed, same scores).")] = 0,
+    save: Annotated[bool, typer.Option(help="Write the scores into the store's predictions table (replacing "
+                                            "the previous ones, all or nothing), with the day they are as of.")]
+    = True,
 ) -> None:
     """Churn risk (no order in the next N days) and days to the next order, per customer.
 
@@ -27,7 +31,9 @@ def predict_cmd(
     compared with the BG/NBD purchase model on the last N days, which neither saw; the table shows
     AUC, PR-AUC, Brier score and top-decile lift for churn and the mean absolute error for next
     order. Each task uses whichever did better, and says why. With too few customers no ML model is
-    trained and BG/NBD is used.
+    trained and BG/NBD is used; with too short a history nothing is predicted and the command says
+    why.  On a store the scores go into its predictions table (as of the last order: live updates
+    do not recompute them).
     """
     from clientfolio.predict.evaluation import predict_shop
 
@@ -37,23 +43,40 @@ def predict_cmd(
 
             result = predict_shop(load_demo_shop(), horizon_days=horizon, random_state=seed)
         else:
+            from clientfolio.predict.stored import save_predictions
             from clientfolio.store import open_store
 
             with open_store(existing_store(store)) as st:
                 result = predict_shop(st, horizon_days=horizon, random_state=seed)
+                saved = save_predictions(st, result) if save else None
         if out is not None:
             from clientfolio.core.safecsv import write_frame
 
             write_frame(result.customers, out)
     for c in result.comparisons:
-        t = Table("metric", c.model_name, c.baseline_name, "better", title=f"{c.task} (N = {c.horizon_days} days, "
-                  f"test from {c.cutoff}, {c.n_test:,} customers)")
-        for m in c.metrics:
-            t.add_row(m.name, f"{m.model:.3f}", f"{m.baseline:.3f}", c.model_name if m.model_wins else c.baseline_name)
-        console.print(t)
-        console.print(c.sentence, highlight=False)
+        print_comparison(c)
     if out is not None:
         console.print(f"Wrote {len(result.customers):,} customers to {out}", highlight=False)
+    if not demo and save:
+        console.print(f"Stored {saved:,} customers' churn risk and next order in {store} (table predictions), as "
+                      f"of {result.customers.attrs['as_of']:%d %B %Y}; live updates do not recompute them.",
+                      highlight=False)
+
+
+def _num(v: float) -> str:
+    return f"{v:.3f}" if math.isfinite(v) else "n/a"
+
+
+def print_comparison(c: Any) -> None:
+    """One evaluation table (model against baseline on the test split), the choice and what the interval covers."""
+    t = Table("metric", c.model_name, c.baseline_name, "better", title=f"{c.task} (N = {c.horizon_days} days, "
+              f"test from {c.cutoff}, {c.n_test:,} customers)")
+    for m in c.metrics:
+        better = ("n/a" if not (math.isfinite(m.model) and math.isfinite(m.baseline))
+                  else c.model_name if m.model_wins else c.baseline_name)
+        t.add_row(m.name, _num(m.model), _num(m.baseline), better)
+    console.print(t)
+    console.print(c.sentence, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -42,12 +42,17 @@ def top_share(shares: np.ndarray, labels: list[str]) -> pd.Series:
     Shares equal but for rounding (124.35 summed in two orders) are a tie and the first label
     wins, so the answer does not depend on the order an engine happened to add the amounts in.
     """
+    return pd.Series(top_share_array(shares, labels), dtype="str")
+
+
+def top_share_array(shares: np.ndarray, labels: list[str]) -> np.ndarray:
+    """:func:`top_share` as an object array (None where no share is positive), row by row."""
     if not labels:
-        return pd.Series([None] * len(shares), dtype="str")
+        return np.full(len(shares), None, dtype=object)
     shares = shares.reshape(len(shares), len(labels))
     best = shares.max(axis=1, initial=0.0)
     first = np.argmax(shares >= (best - 1e-9 * np.abs(best))[:, None], axis=1)
-    return pd.Series(np.where(best > 0, np.array(labels, dtype=object)[first], None), dtype="str")
+    return np.where(best > 0, np.array(labels, dtype=object)[first], None)
 
 
 def behaviour_features(store, cutoff, max_categories: int = 8) -> tuple[pd.DataFrame, list[str]]:

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from clientfolio.core.errors import SchemaError
-from clientfolio.features.behaviour import _json_field, _slug, top_share
+from clientfolio.features.behaviour import _json_field, _slug, top_share_array
 from clientfolio.features.summary import _UNIT_DAYS, Unit, _date_lit
 from clientfolio.store import IDS_IN
 
@@ -189,7 +189,8 @@ def customer_stats(store: Any, cutoff: str | date | datetime | None = None, *,
 # --------------------------------------------------------------------------- statistics -> features
 
 def _maps(col: pd.Series) -> list[dict]:
-    return [json.loads(v) if isinstance(v, str) else {} for v in col]
+    """JSON texts (a statistics frame) or dicts (statistics rows) as dicts."""
+    return [json.loads(v) if isinstance(v, str) else (v if isinstance(v, dict) else {}) for v in col]
 
 
 def _top_categories(stats: pd.DataFrame, n: int = 8) -> list[str]:
@@ -264,72 +265,115 @@ def derive_features(
         has_channels = any(_maps(stats["channel_counts"]))
 
     s = stats[stats["n_days"] > 0].sort_values("customer_id", kind="stable").reset_index(drop=True)
-    u = _UNIT_DAYS[unit]
-    n = s["n_days"].to_numpy(dtype="int64")
-    first, second, prev, last = (s[c].astype("datetime64[us]") for c in DATE_COLS)
+    cols = feature_columns(s, cut, categories, has_discounts, has_events, has_channels, unit)
+    cols["customer_id"] = s["customer_id"].astype("str")
+    if "top_channel" in cols:
+        cols["top_channel"] = pd.Series(cols["top_channel"], dtype="str")
+    if "top_category" in cols:
+        cols["top_category"] = pd.Series(cols["top_category"], dtype="str")
+    out = pd.DataFrame(cols)
+    out.attrs.update({"unit": unit, "unit_days": _UNIT_DAYS[unit], "cutoff": cut})
+    return out
 
-    def days(a: pd.Series, b: pd.Series) -> np.ndarray:
-        return ((a - b) / pd.Timedelta(days=1)).to_numpy(dtype=float)
+
+def _floats(col: Any) -> np.ndarray:
+    if hasattr(col, "to_numpy"):
+        return col.to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(col, dtype=float)  # None -> NaN
+
+
+def feature_columns(s: Any, cut: pd.Timestamp, categories: list[str], has_discounts: bool, has_events: bool,
+                    has_channels: bool, unit: Unit = "D") -> dict[str, Any]:
+    """The columns of :func:`derive_features` as NumPy arrays, from statistics given as columns (a frame, or
+    :func:`stats_columns` of a few customers' rows): the one computation both use, row by row."""
+    u = _UNIT_DAYS[unit]
+    n = np.asarray(s["n_days"], dtype="int64")
+    first, second, prev, last = (np.asarray(s[c], dtype="datetime64[us]") for c in DATE_COLS)
+    day = np.timedelta64(1, "D")
+
+    def days(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a - b) / day
 
     span = days(last, first)
-    t_days = ((cut - first) / pd.Timedelta(days=1)).to_numpy(dtype=float)
+    t_days = (np.datetime64(pd.Timestamp(cut).to_datetime64(), "us") - first) / day
     repeat = np.where(n > 1, n - 1, np.nan)
     gaps = n - 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        var = (s["sumsq_gap"].to_numpy(dtype=float) - span ** 2 / gaps) / (gaps - 1)
+        var = (_floats(s["sumsq_gap"]) - span ** 2 / gaps) / (gaps - 1)
         ipt_std = np.where(gaps >= 2, np.sqrt(np.clip(var, 0, None)), np.nan)
-        pos = s["positive_spend"].to_numpy(dtype=float)
+        pos = _floats(s["positive_spend"])
         pos = np.where(pos != 0, pos, np.nan)
-        total = s["day_value_total"].to_numpy(dtype=float)
+        total = _floats(s["day_value_total"])
         total = np.where(total != 0, total, np.nan)
-    orders = s["orders"].to_numpy(dtype="int64")
-    out = pd.DataFrame({
-        "customer_id": s["customer_id"].astype("str"),
-        "frequency": (n - 1).astype("int64"),
-        "recency": span / u,
-        "T": t_days / u,
-        "monetary": np.where(n > 1, (s["day_value_total"] - s["first_day_value"]).to_numpy(dtype=float) / repeat, 0.0),
-        "first_purchase": first,
-        "last_purchase": last,
-        "orders": orders,
-        "revenue": s["revenue"].astype("float64"),
-        "refunds": s["refunds"].astype("float64"),
-        "cost": s["cost"].astype("float64"),
-        "cost_to_serve": s["cost_to_serve"].astype("float64"),
-        "aov": s["revenue"].to_numpy(dtype=float) / np.where(orders > 0, orders, np.nan),
-        "tenure": t_days / u,
-        "ipt_mean": span / repeat / u,
-        "ipt_std": ipt_std / u,
-        "last_gap": days(last, prev) / u,
-        "first_gap": days(second, first) / u,
-        "ipt_mean_before_last": days(prev, first) / np.where(n > 2, n - 2, np.nan) / u,
-        "weekend_share": s["weekend_days"].to_numpy(dtype=float) / n,
-        "december_share": s["december_spend"].to_numpy(dtype=float) / total,
-        "gift_share": s["gift_spend"].to_numpy(dtype=float) / total,
-    })
-    if has_discounts:
-        out["discount_share"] = s["discount_spend"].fillna(0.0).to_numpy(dtype=float) / pos
-    if categories:
-        spend = _maps(s["category_spend"])
-        share_names = [f"share_{_slug(c)}" for c in categories]
-        for c, name in zip(categories, share_names):
-            out[name] = np.nan_to_num(np.array([m.get(c, 0.0) for m in spend], dtype=float) / pos, nan=0.0)
-    out["orders_per_month"] = orders * 30.4375 / np.maximum(t_days, 30.4375)
-    if categories:
-        out["top_category"] = top_share(out[share_names].to_numpy(dtype=float), [_slug(c) for c in categories])
-    if has_channels:
-        out["top_channel"] = pd.Series([_top_channel(m) for m in _maps(s["channel_counts"])], dtype="str")
-    if has_events:
-        for col in EVENT_COUNTS.values():
-            out[col] = s[col].to_numpy(dtype=float)
-        rn = s["rating_n"].to_numpy(dtype=float)
-        nn = s["nps_n"].to_numpy(dtype=float)
-        out["avg_rating"] = s["rating_sum"].to_numpy(dtype=float) / np.where(rn > 0, rn, np.nan)
-        out["nps"] = s["nps_sum"].to_numpy(dtype=float) / np.where(nn > 0, nn, np.nan)
-        opens = out["email_opens"].to_numpy()
-        out["email_click_rate"] = out["email_clicks"].to_numpy() / np.where(opens > 0, opens, np.nan)
-    out.attrs.update({"unit": unit, "unit_days": u, "cutoff": cut})
+        orders = np.asarray(s["orders"], dtype="int64")
+        revenue = _floats(s["revenue"])
+        out: dict[str, Any] = {
+            "customer_id": np.asarray(s["customer_id"], dtype=object),
+            "frequency": (n - 1).astype("int64"),
+            "recency": span / u,
+            "T": t_days / u,
+            "monetary": np.where(n > 1, (_floats(s["day_value_total"]) - _floats(s["first_day_value"])) / repeat, 0.0),
+            "first_purchase": first,
+            "last_purchase": last,
+            "orders": orders,
+            "revenue": revenue,
+            "refunds": _floats(s["refunds"]),
+            "cost": _floats(s["cost"]),
+            "cost_to_serve": _floats(s["cost_to_serve"]),
+            "aov": revenue / np.where(orders > 0, orders, np.nan),
+            "tenure": t_days / u,
+            "ipt_mean": span / repeat / u,
+            "ipt_std": ipt_std / u,
+            "last_gap": days(last, prev) / u,
+            "first_gap": days(second, first) / u,
+            "ipt_mean_before_last": days(prev, first) / np.where(n > 2, n - 2, np.nan) / u,
+            "weekend_share": _floats(s["weekend_days"]) / n,
+            "december_share": _floats(s["december_spend"]) / total,
+            "gift_share": _floats(s["gift_spend"]) / total,
+        }
+        if has_discounts:
+            disc = _floats(s["discount_spend"])
+            out["discount_share"] = np.where(np.isnan(disc), 0.0, disc) / pos
+        share_names = []
+        if categories:
+            spend = _maps(s["category_spend"])
+            share_names = [f"share_{_slug(c)}" for c in categories]
+            for c, name in zip(categories, share_names):
+                out[name] = np.nan_to_num(np.array([m.get(c, 0.0) for m in spend], dtype=float) / pos, nan=0.0)
+        out["orders_per_month"] = orders * 30.4375 / np.maximum(t_days, 30.4375)
+        if categories:
+            out["top_category"] = top_share_array(np.column_stack([out[c] for c in share_names]),
+                                                  [_slug(c) for c in categories])
+        if has_channels:
+            out["top_channel"] = np.array([_top_channel(m) for m in _maps(s["channel_counts"])], dtype=object)
+        if has_events:
+            for col in EVENT_COUNTS.values():
+                out[col] = _floats(s[col])
+            rn = _floats(s["rating_n"])
+            nn = _floats(s["nps_n"])
+            out["avg_rating"] = _floats(s["rating_sum"]) / np.where(rn > 0, rn, np.nan)
+            out["nps"] = _floats(s["nps_sum"]) / np.where(nn > 0, nn, np.nan)
+            opens = out["email_opens"]
+            out["email_click_rate"] = out["email_clicks"] / np.where(opens > 0, opens, np.nan)
     return out
+
+
+def stats_columns(rows: list[dict]) -> dict[str, Any]:
+    """Statistics rows (dicts as :func:`add_order` keeps them) as columns for :func:`feature_columns`, sorted by
+    customer and without customers who have no purchase (as :func:`derive_features` takes them)."""
+    rows = sorted((r for r in rows if r["n_days"] > 0), key=lambda r: str(r["customer_id"]))
+    cols: dict[str, Any] = {}
+    for c in STATS_COLUMNS:
+        vals = [r.get(c) for r in rows]
+        if c in DATE_COLS or c == "last_event_ts":
+            cols[c] = np.array([np.datetime64("NaT") if v is None else v for v in vals], dtype="datetime64[us]")
+        elif c in MAP_COLS:
+            cols[c] = vals
+        elif c == "customer_id":
+            cols[c] = np.array([str(v) for v in vals], dtype=object)
+        else:
+            cols[c] = np.array([np.nan if v is None else v for v in vals], dtype=float)
+    return cols
 
 
 # Columns of derive_features that depend on the day they are derived at (with no new event): the rest do not.

@@ -69,6 +69,25 @@ def _watched(con: duckdb.DuckDBPyConnection, report: Progress, label: str, lo: f
         report(label, hi)
 
 
+def bound_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Cap DuckDB's memory and give it a place to spill, so inputs larger than memory still import.
+
+    The cap is CLIENTFOLIO_MEMORY_LIMIT (default 2GB); beyond it DuckDB writes staged tables, sorts
+    and hash tables to CLIENTFOLIO_TEMP_DIR, else next to a store file (`<store>.tmp`), else (an
+    in-memory staging database, e.g. for PostgreSQL) to the system's temporary directory rather
+    than DuckDB's default `.tmp` in whatever directory the process runs in.
+    """
+    con.execute(f"SET memory_limit = {lit(os.environ.get('CLIENTFOLIO_MEMORY_LIMIT', '2GB'))}")
+    spill = os.environ.get("CLIENTFOLIO_TEMP_DIR")
+    if not spill:
+        current = con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
+        if current and os.path.isabs(current):
+            return
+        spill = os.path.join(tempfile.gettempdir(), f"clientfolio-spill-{os.getpid()}")
+    with contextlib.suppress(duckdb.Error):  # refused once something was spilled: keep that directory
+        con.execute(f"SET temp_directory = {lit(spill)}")
+
+
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -356,8 +375,7 @@ def import_files(
     committed = False
     try:
         con = st.staging()
-        # Bound memory: DuckDB spills staged tables to disk beyond this (large files stream).
-        con.execute(f"SET memory_limit = {lit(os.environ.get('CLIENTFOLIO_MEMORY_LIMIT', '2GB'))}")
+        bound_memory(con)
         import_id = st.next_import_id()
         stages: list[Stage] = []
         with tempfile.TemporaryDirectory(prefix="clientfolio-import-") as tmp:

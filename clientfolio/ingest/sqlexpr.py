@@ -41,15 +41,19 @@ def lit_list_sql(values: Iterable[object]) -> str:
 
 def text(col: str) -> str:
     """Trimmed text without NUL characters (PostgreSQL refuses them), NULL when blank."""
-    return f"nullif(trim(replace({col}, chr(0), '')), '')"
+    # replace() copies every value; only the rare one holding a NUL needs it
+    return f"nullif(trim(CASE WHEN contains({col}, chr(0)) THEN replace({col}, chr(0), '') ELSE {col} END), '')"
 
 
 def ident_value(col: str) -> str:
     """An identifier value: blank and NA-like tokens are NULL; '17850.0' becomes '17850'."""
     t = text(col)
+    # The cheap tests first (a token is short; only a value with a quote or a dot can change), so a
+    # common id skips the IN list (which DuckDB plans as a join) and both regular expressions.
     return (
-        f"CASE WHEN upper({t}) IN {lit_list(NULL_TOKENS)} THEN NULL "
-        f"ELSE regexp_replace(regexp_replace({t}, '^''', ''), '^([0-9]+)\\.0+$', '\\1') END"
+        f"CASE WHEN length({t}) <= {max(map(len, NULL_TOKENS))} AND upper({t}) IN {lit_list(NULL_TOKENS)} THEN NULL "
+        f"WHEN starts_with({t}, '''') OR contains({t}, '.') "
+        f"THEN regexp_replace(regexp_replace({t}, '^''', ''), '^([0-9]+)\\.0+$', '\\1') ELSE {t} END"
     )
 
 

@@ -432,6 +432,9 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
     pass_cols_part = f", src.{ident(SHEET_COL)}" if SHEET_COL in raw.header else ""
     pre_cols = "".join(f", {expr} AS {alias}" for alias, expr in pre.items())
     pass_cols = "".join(f", {alias}" for alias in pre)
+    # A window (order-level fields, amounts spread over lines) reorders rows; without one DuckDB keeps
+    # the file's order as it is (insertion order is preserved), so the sort of every row is skipped.
+    order = " ORDER BY __idx" if " OVER (" in canon_cols + " ".join(src_cols) + pre_cols else ""
     sql = f"""
     CREATE OR REPLACE TEMP TABLE {name} AS
     WITH src AS (SELECT {rownum} AS __row, rowid AS __idx, {', '.join(src_cols)} FROM {raw.name}),
@@ -446,7 +449,7 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
            CASE WHEN __excluded IS NOT NULL THEN __excluded ELSE {reasons} END AS __reason,
            CASE WHEN __excluded IS NULL AND __bad IS NOT NULL THEN {check_cols}[__bad + 1] END AS __column,
            CASE WHEN __excluded IS NULL AND __bad IS NOT NULL THEN {value_sql} END AS __value
-    FROM p2 ORDER BY __idx
+    FROM p2{order}
     """
     try:
         con.execute(sql)

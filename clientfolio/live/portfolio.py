@@ -31,8 +31,9 @@ import pandas as pd
 
 from clientfolio.core.errors import ClientfolioError
 from clientfolio.features.behaviour import _slug
-from clientfolio.features.incremental import (STATS_COLUMNS, add_event, add_order, customer_stats, derive_features,
-                                              empty_stats, features_at, stats_for, stats_frame, stats_rows)
+from clientfolio.features.incremental import (DATE_COLS, FLOAT_COLS, INT_COLS, MAP_COLS, STATS_COLUMNS, add_event,
+                                              add_order, customer_stats, derive_features, empty_stats, feature_columns,
+                                              stats_columns, stats_for, stats_frame, stats_rows)
 from clientfolio.live.reasons import describe_change
 from clientfolio.live.timing import next_change_dates
 from clientfolio.live.triggers import Trigger, load_triggers, plan_outbox
@@ -42,6 +43,7 @@ from clientfolio.store import IDS_IN, Store
 from clientfolio.store.consent import consent_map
 from clientfolio.store.contacts import contact_allowance, get_caps, window_length
 from clientfolio.store.live import now_utc
+from clientfolio.store.schema import TRANSACTIONS
 
 STAT = "stat_"  # prefix of the statistics columns in customer_state
 SEG = "seg_"  # prefix of the segment columns: one per kind ("rules": the JSON list of rule segments)
@@ -207,6 +209,8 @@ class LivePortfolio:
         for slug in self.state.categories_:  # a category none of these customers bought still has its column
             if f"share_{slug}" not in f:
                 f[f"share_{slug}"] = 0.0
+        if self.state.categories_ and "top_category" not in f:  # none bought a category: no favourite, as a rescan
+            f["top_category"] = pd.Series([None] * len(f), dtype="str")
         ids = list(f["customer_id"])
         if attrs is None:
             attrs = self._attributes(ids)
@@ -250,33 +254,23 @@ class LivePortfolio:
         as_of = pd.Timestamp(as_of or rows["as_of"].max()).normalize()
         return self.apply(_stats_from_rows(rows), as_of)
 
-    def _next_changes(self, stats: pd.DataFrame, applied: Applied, as_of: pd.Timestamp) -> pd.Series:
-        ids = pd.Index(applied.customers["customer_id"].astype(str))
-        now = segment_columns(applied.segments, ids)
-        v12 = applied.customers[["customer_id", "value_12m", "revenue_12m"]]
-        # Derived once, moved to each probe's day (only T, tenure and orders per month change with the day);
-        # the windowed rules' transactions are read once too.
-        base = self.features(stats, as_of, v12, attrs=self._attributes(list(ids)), categories=self._categories(stats))
-        base = base.set_index(base["customer_id"].astype(str), drop=False)
-        rule_tx = self._rule_transactions(list(ids))
+    def _next_changes(self, base: pd.DataFrame, as_of: pd.Timestamp, lines: pd.DataFrame | None = None) -> pd.Series:
+        """Each customer's next change date by time alone, from their features at `as_of` (see
+        :mod:`clientfolio.live.timing`); `lines`: their `_window_lines`, if already read."""
+        if lines is None:
+            lines = self._window_lines(list(base["customer_id"].astype(str)), as_of)
+        return next_change_dates(self.state, base, as_of, lines)
 
-        def segments_at(day: pd.Timestamp, which: pd.Index) -> pd.DataFrame:
-            part = features_at(base.loc[which].reset_index(drop=True), day)
-            tx = None if rule_tx is None else rule_tx[rule_tx["customer_id"].isin(set(which))]
-            later = self.state.apply(part, day, transactions=tx, intervals=False, next_order=False)
-            return segment_columns(later.segments, which)
-
-        return next_change_dates(segments_at, now, as_of, self._window_exit(list(ids), as_of))
-
-    def _window_exit(self, ids: list[str], as_of: pd.Timestamp) -> pd.Series:
-        """The day each customer's oldest order of the last 12 months leaves that window."""
-        if not ids:
-            return pd.Series(dtype="datetime64[ns]")
+    def _window_lines(self, ids: list[str], as_of: pd.Timestamp) -> pd.DataFrame:
+        """Revenue and value (amount - cost) of each customer's order days in the 12 months up to `as_of`
+        (summed over the days: ``value_12m``'s numbers)."""
         end = f"DATE '{pd.Timestamp(as_of).date().isoformat()}'"
-        df = self.store.query(f"""SELECT customer_id, min(CAST(ts AS DATE)) AS first_in_window FROM transactions
-                                  WHERE {IDS_IN} AND ts >= CAST({end} - 365 AS TIMESTAMP)
-                                    AND ts < CAST({end} + 1 AS TIMESTAMP) GROUP BY customer_id""", [[str(i) for i in ids]])
-        return (pd.to_datetime(df.set_index("customer_id")["first_in_window"]) + pd.Timedelta(days=366)).reindex(ids)
+        where = f"{IDS_IN} AND " if ids else "FALSE AND "
+        return self.store.query(f"""SELECT customer_id, CAST(ts AS DATE) AS day, sum(amount) AS revenue,
+                                           sum(amount) - coalesce(sum(cost), 0) AS value
+                                    FROM transactions WHERE {where}ts >= CAST({end} - 365 AS TIMESTAMP)
+                                      AND ts < CAST({end} + 1 AS TIMESTAMP) GROUP BY customer_id, CAST(ts AS DATE)""",
+                                [[str(i) for i in ids]] if ids else [])
 
     # -- recording moves --------------------------------------------------------------------------
     def _changes(self, old: pd.DataFrame, new: pd.DataFrame, when: Any, cause: str,
@@ -302,36 +296,40 @@ class LivePortfolio:
             b = _seg_strings(before_all[col] if col in before_all else None, len(new))
             b[~present] = None
             moved_pos.update(np.flatnonzero(a != b).tolist())
-        rows = []
+        rows: list[dict] = []
         thresholds = self.state.thresholds()
-        currency = self.state.currency
         order = sorted(moved_pos)
         moved_ids = new.index[order]
         after_recs = _records(new.iloc[order])  # one conversion for all moved rows, not one per row
         had = [cid for cid, pos in zip(moved_ids, order) if present[pos]]
         before_recs = dict(zip(had, _records(old.loc[had]))) if had else {}
         for cid, after_rec in zip(moved_ids, after_recs):
-            before_rec = before_recs.get(cid)
-            for col in kinds:
-                kind = col.removeprefix(SEG)
-                a = _seg_text(after_rec.get(col))
-                b = _seg_text(before_rec.get(col)) if before_rec is not None else None
-                if kind == "rules":
-                    a_set, b_set = set(json.loads(a or "[]")), set(json.loads(b or "[]"))
-                    moves = [(None, x) for x in sorted(a_set - b_set)] + [(x, None) for x in sorted(b_set - a_set)]
-                else:
-                    moves = [(b, a)] if a != b else []
-                for frm, to in moves:
-                    after = {**after_rec, "segment": to}
-                    before = {**before_rec, "segment": frm} if before_rec is not None else None
-                    reason = describe_change(kind, before, after, thresholds, currency)
-                    if to is None and why_left and cid in why_left:
-                        reason = f"{reason}: {why_left[cid]}"
-                    rows.append({"customer_id": cid, "segment_kind": kind, "from_segment": frm, "to_segment": to,
-                                 "changed_at": pd.Timestamp(when if not isinstance(when, dict) else when[cid]),
-                                 "cause": cause, "reason": reason, "state_id": self.state_id,
-                                 "event_key": (keys or {}).get(cid)})
+            self._moves(rows, cid, before_recs.get(cid), after_rec, kinds, thresholds, when, cause, keys, why_left)
         return pd.DataFrame(rows, columns=cols)
+
+    def _moves(self, rows: list[dict], cid: str, before_rec: dict | None, after_rec: dict, kinds: list[str],
+               thresholds: dict, when: Any, cause: str, keys: dict[str, str] | None,
+               why_left: dict[str, str] | None) -> None:
+        """Append one customer's change rows (one per segment kind that moved, with its reason) to `rows`."""
+        for col in kinds:
+            kind = col.removeprefix(SEG)
+            a = _seg_text(after_rec.get(col))
+            b = _seg_text(before_rec.get(col)) if before_rec is not None else None
+            if kind == "rules":
+                a_set, b_set = set(json.loads(a or "[]")), set(json.loads(b or "[]"))
+                moves = [(None, x) for x in sorted(a_set - b_set)] + [(x, None) for x in sorted(b_set - a_set)]
+            else:
+                moves = [(b, a)] if a != b else []
+            for frm, to in moves:
+                after = {**after_rec, "segment": to}
+                before = {**before_rec, "segment": frm} if before_rec is not None else None
+                reason = describe_change(kind, before, after, thresholds, self.state.currency)
+                if to is None and why_left and cid in why_left:
+                    reason = f"{reason}: {why_left[cid]}"
+                rows.append({"customer_id": cid, "segment_kind": kind, "from_segment": frm, "to_segment": to,
+                             "changed_at": pd.Timestamp(when if not isinstance(when, dict) else when[cid]),
+                             "cause": cause, "reason": reason, "state_id": self.state_id,
+                             "event_key": (keys or {}).get(cid)})
 
     def _outbox(self, changes: pd.DataFrame) -> tuple[pd.DataFrame | None, dict[str, int]]:
         """The outbox rows of these changes, with consent per subscription's purpose and channel decided
@@ -420,7 +418,7 @@ class LivePortfolio:
         keyed: dict[str, tuple[str, Any]] = {}  # event key -> (kind, payload)
         # Orders as lists of their lines and events as dicts: one conversion for the batch, not one per order.
         if tx is not None:
-            for line in tx.to_dict("records"):
+            for line in _line_records(tx):
                 keyed.setdefault(f"order:{line['source']}:{line['order_id']}", ("order", []))[1].append(line)
         if ev is not None:
             for e in ev.to_dict("records"):
@@ -429,7 +427,7 @@ class LivePortfolio:
             keyed[f"cancel:{src}:{oid}"] = ("cancel", (src, oid))
         done = self.store.applied_event_keys(list(keyed))
         todo = {k: v for k, v in keyed.items() if k not in done}
-        result = LiveResult(changes=self._changes(pd.DataFrame(), pd.DataFrame(), None, "behaviour"),
+        result = LiveResult(changes=pd.DataFrame([], columns=CHANGE_COLUMNS),
                             events_skipped=len(keyed) - len(todo))
         if not todo:
             return result
@@ -445,13 +443,20 @@ class LivePortfolio:
                 cid = str(payload["customer_id"])
                 touched[cid] = max(touched.get(cid, pd.Timestamp(payload["ts"])), pd.Timestamp(payload["ts"]))
         if cancels:
-            found = self.store.query("SELECT DISTINCT source, order_id, customer_id FROM transactions WHERE "
-                                     + " OR ".join("(source = ? AND order_id = ?)" for _ in cancels),
-                                     [x for pair in cancels for x in pair])
-            for src, oid, cid in found.itertuples(index=False):
+            # Through the order index (schema version 8) with plain id lists; the exact pairs are kept here.
+            oids, srcs = sorted({o for _, o in cancels}), sorted({src for src, _ in cancels})
+            _, found = self.store.fetch(stored_orders_sql(len(oids), len(srcs), owner=True), oids + srcs)
+            wanted = set(cancels)
+            for src, oid, cid in found:
+                if (src, oid) not in wanted:
+                    continue
                 cancel_owner[(src, oid)] = cid
                 touched.setdefault(cid, pd.Timestamp.now(tz="UTC").tz_localize(None))
         ids = sorted(touched)
+        if stored_import is None and not cancels and len(ids) <= FEW:
+            few = self._apply_few(todo, touched, tx, ev, as_of, result)
+            if few is not None:
+                return few
         old = self.store.read_customer_state(ids).set_index("customer_id")
         stats = {r["customer_id"]: r for r in stats_rows(_stats_from_rows(old.reset_index()))} if len(old) else {}
         rescan: set[str] = {cid for (src, oid), cid in cancel_owner.items()}
@@ -522,6 +527,143 @@ class LivePortfolio:
         result.customers_touched, result.events_applied, result.rescanned = len(ids), len(todo), len(rescan)
         return result
 
+    def _apply_few(self, todo: dict[str, tuple[str, Any]], touched: dict[str, pd.Timestamp],
+                   tx: pd.DataFrame | None, ev: pd.DataFrame | None, as_of: Any, result: LiveResult
+                   ) -> LiveResult | None:
+        """`_apply_batch` for a few customers whose new orders and events apply incrementally: the same
+        statistics, the state applied with :meth:`PortfolioState.apply_columns` (NumPy, no DataFrame), the
+        same change rows, written as dicts in one commit.  None when a customer needs their history read
+        again (an edited or back-dated order): the general path does that."""
+        ids = sorted(touched)
+        which = "customer_id = ?" if len(ids) == 1 else f"customer_id IN ({', '.join('?' * len(ids))})"
+        cols, fetched = self.store.fetch(f"SELECT * FROM customer_state WHERE {which}", ids)  # through its index
+        old = {str(r[0]): dict(zip(cols, r)) for r in fetched}
+        day0 = pd.Timestamp(as_of).normalize() if as_of is not None else None
+        if day0 is None:
+            latest = max(touched.values()).normalize()
+            olds = [pd.Timestamp(r["as_of"]) for r in old.values() if r.get("as_of") is not None]
+            day0 = max([latest, *(o.normalize() for o in olds)])
+        v12, edited = self._few_reads(ids, tx, day0)
+        if edited:
+            return None  # an edit of a stored order: its old lines go, so its customer's history is read again
+        stats = {cid: _stats_of_record(rec) for cid, rec in old.items()}
+        for key, (kind, payload) in sorted(todo.items(), key=lambda kv: _when(kv[1])):
+            if kind == "order":
+                cid = str(payload[0]["customer_id"])
+                new = add_order(stats.get(cid), cid, payload)
+                if new is None:
+                    return None  # dated before their last purchase day: the general path rescans them
+                stats[cid] = new
+            elif kind == "event":
+                cid = str(payload["customer_id"])
+                stats[cid] = add_event(stats.get(cid), payload)
+        day = day0  # the latest of the events and of what the rows stand at, as `_apply_batch` scores
+        rows = [stats[c] for c in ids if c in stats]
+        buyers = [r for r in rows if r["n_days"] > 0]
+        if any(r["last_day"] is not None and pd.Timestamp(r["last_day"]) > day for r in buyers) or any(
+                r["last_event_ts"] is not None and pd.Timestamp(r["last_event_ts"]) >= day + pd.Timedelta(days=1)
+                for r in buyers):
+            return None  # purchases or events after the scoring day: the general path says why it cannot score them
+        applied: tuple[dict[str, np.ndarray], list[tuple[str, str, Any]]] | None = None
+        if buyers:
+            f = self._few_features(buyers, day, tx, v12)
+            rule_tx = self._rule_transactions(list(f["customer_id"]), tx)
+            applied = self.state.apply_columns(f, day, transactions=rule_tx)
+        emptied = {str(r["customer_id"]): "no purchases left" for r in rows if r["n_days"] == 0}
+        new_rows = _few_state_rows(rows, applied, day, self.state_id)
+        # change rows, as `_changes` gives them
+        kinds = sorted({c for c in cols if c.startswith(SEG)} | {k for r in new_rows for k in r if k.startswith(SEG)})
+        keys = {}
+        for key, (kind, payload) in todo.items():
+            keys[str(payload[0]["customer_id"]) if kind == "order" else str(payload["customer_id"])] = key
+        when = {cid: touched[cid] for cid in ids}
+        changes: list[dict] = []
+        if kinds:
+            thresholds = self.state.thresholds()
+            for rec in new_rows:
+                cid = rec["customer_id"]
+                before = old.get(cid)
+                after_rec = _read_record(rec)
+                before_rec = _read_record(before) if before is not None else None
+                if before_rec is not None and all(_seg_text(after_rec.get(k)) == _seg_text(before_rec.get(k))
+                                                  for k in kinds):
+                    continue
+                self._moves(changes, cid, before_rec, after_rec, kinds, thresholds, when, "behaviour", keys, emptied)
+        frame = pd.DataFrame(changes, columns=CHANGE_COLUMNS)
+        outbox, left_out = self._outbox(frame)
+        change_ids = self.store.commit_live(state_rows=new_rows, changes=changes or None, outbox=outbox,
+                                            event_keys=list(todo), transactions=tx, events=ev, delete_orders=[])
+        if changes:
+            frame = frame.assign(change_id=change_ids)
+        result.changes, result.outbox, result.outbox_left_out = frame, 0 if outbox is None else len(outbox), left_out
+        result.customers_touched, result.events_applied, result.rescanned = len(ids), len(todo), 0
+        return result
+
+    def _few_reads(self, ids: list[str], tx: pd.DataFrame | None, day: pd.Timestamp
+                   ) -> tuple[dict[str, tuple[float, float]], bool]:
+        """For a few customers: their stored 12-month (revenue, value) at `day` (as `value_12m` reads it), and
+        whether the store already holds lines of an order among `tx` (an edit).
+
+        Both are index lookups (schema version 8: transactions by customer_id and by order_id): the
+        12-month window is a CASE inside the sums, not a filter, because a range filter on `ts` next to
+        `customer_id = ?` makes DuckDB scan the table instead of using the index."""
+        start, end = (day - pd.Timedelta(days=365)).to_pydatetime(), (day + pd.Timedelta(days=1)).to_pydatetime()
+        _, rows = self.store.fetch(few_value_12m_sql(len(ids)), [start, end, start, end, start, end, *ids])
+        v12 = {str(c): (float(r), float(v)) for c, r, v in rows if r is not None}
+        if tx is None:
+            return v12, False
+        pairs = set(zip(tx["source"].tolist(), tx["order_id"].tolist()))
+        oids = sorted({str(o) for _, o in pairs})
+        srcs = sorted({str(src) for src, _ in pairs})
+        _, found = self.store.fetch(stored_orders_sql(len(oids), len(srcs)), oids + srcs)
+        return v12, any((a, b) in pairs for a, b in found)
+
+    def _few_features(self, buyers: list[dict], day: pd.Timestamp, tx: pd.DataFrame | None,
+                      v12: dict[str, tuple[float, float]]) -> dict[str, Any]:
+        """`features` for a few customers' statistics rows, as NumPy columns (the same derivation, no DataFrame)."""
+        flags = self.state.feature_flags_
+        names: dict[str, str] = {}
+        for r in buyers:
+            for name in r["category_spend"] or {}:
+                names.setdefault(_slug(name), name)
+        categories = [names[s] for s in self.state.categories_ if s in names]
+        sc = stats_columns(buyers)
+        f = feature_columns(sc, pd.Timestamp(day.date()), categories, flags["discounts"], flags["events"],
+                            flags["channels"])
+        n = len(sc["customer_id"])
+        for slug in self.state.categories_:  # a category none of these customers bought still has its column
+            f.setdefault(f"share_{slug}", np.zeros(n))
+        if self.state.categories_:  # none bought a category: no favourite, as a rescan says
+            f.setdefault("top_category", np.full(n, None, dtype=object))
+        ids = [str(c) for c in f["customer_id"]]
+        acols, arows = self.store.fetch(ATTRIBUTES_SQL + f" WHERE {_marks('customer_id', len(ids))}", ids)
+        by = {str(r[0]): r for r in arows}
+        for j, col in enumerate(acols[1:], start=1):
+            f[col] = np.array([by[c][j] if c in by else None for c in ids], dtype=object)
+        if "acquisition_cost" in f:
+            f["acquisition_cost"] = np.array([np.nan if v is None else v for v in f["acquisition_cost"]], dtype=float)
+        start, end = day - pd.Timedelta(days=365), day + pd.Timedelta(days=1)
+        add: dict[str, list[float]] = {}
+        wanted = set(ids)
+        if tx is not None:  # the new lines, not written yet, as `_v12_with` adds them
+            for cid, ts, amount, cost in zip(tx["customer_id"].tolist(), tx["ts"].tolist(), tx["amount"].tolist(),
+                                             tx["cost"].tolist()):
+                if cid in wanted:
+                    if start <= ts < end:
+                        a = add.setdefault(cid, [0.0, 0.0])
+                        a[0] += amount
+                        a[1] += 0.0 if _missing(cost) else cost
+        rev, val = [], []
+        for c in ids:
+            r, v = v12.get(c, (0.0, 0.0))
+            if c in add:
+                r, v = r + add[c][0], v + (add[c][0] - add[c][1])
+            rev.append(r)
+            val.append(v)
+        f["revenue_12m"] = np.array(rev, dtype=float)
+        f["value_12m"] = np.array(val, dtype=float)
+        return f
+
     def _existing_orders(self, tx: pd.DataFrame, since_import: int = 0) -> set[tuple[str, str]]:
         """Orders of the batch the store already holds lines of (from before `since_import`, for imports)."""
         pairs = set(zip(tx["source"].tolist(), tx["order_id"].tolist()))
@@ -575,26 +717,85 @@ class LivePortfolio:
     def sweep(self, as_of: Any, plan_next: bool = True) -> LiveResult:
         """Apply the moves time alone causes up to `as_of`, for the customers due by then.
 
-        `plan_next=False` leaves their next change dates to the next sweep (a refit replaces the state
-        right after, so dates planned under the old one would be thrown away).
+        Customers without a next change date yet (after analyze or a refit) are planned first from
+        their own rows, at the day those rows stand at: only those due by `as_of` are applied; the
+        others get just their date (one multi-row write after the sweep's transaction -- if it is
+        lost, they are planned again next time).  `plan_next=False` leaves next change dates to the
+        next sweep and applies every unplanned customer (a refit replaces the state right after).
         """
         day = pd.Timestamp(as_of).normalize()
-        due = self.store.query("SELECT customer_id FROM customer_state WHERE next_change <= ? OR "
-                               "(next_change IS NULL AND stat_n_days > 0)", [day.to_pydatetime()])
-        ids = sorted(due["customer_id"].astype(str))
         result = LiveResult(changes=self._changes(pd.DataFrame(), pd.DataFrame(), None, "time"))
-        if not ids:
+        planned = self._plan_unplanned(day) if plan_next else None
+        sql = "SELECT customer_id FROM customer_state WHERE next_change <= ?"
+        if not plan_next:
+            sql += " OR (next_change IS NULL AND stat_n_days > 0)"
+        due = set(self.store.query(sql, [day.to_pydatetime()])["customer_id"].astype(str))
+        if planned is not None:
+            due |= set(planned.index[planned.to_numpy() <= np.datetime64(day)])
+        ids = sorted(due)
+        if ids:
+            old = self.store.read_customer_state(ids).set_index("customer_id")
+            stats = _stats_from_rows(old.reset_index())
+            # One read of their order days in the last 12 months gives both their 12-month value and
+            # the days orders leave that window; features derived once for the apply and the dates.
+            lines = self._window_lines(ids, day)
+            v12 = (lines.assign(revenue_12m=lines["revenue"]).groupby("customer_id", sort=False)
+                   [["revenue_12m", "value"]].sum().rename(columns={"value": "value_12m"}).reset_index())
+            base = self.features(stats, day, v12=v12)
+            applied = self.state.apply(base, day, transactions=self._rule_transactions(list(base["customer_id"])))
+            nxt = self._next_changes(base, day, lines) if plan_next else None
+            rows = state_rows(stats, applied, day, nxt, self.state_id)
+            changes, n_out, left_out = self._commit(rows, old, day, "time", meta={"last_sweep": day.isoformat()})
+            result.changes, result.outbox, result.customers_touched = changes, n_out, len(ids)
+            result.outbox_left_out = left_out
+        else:
             self.store.commit_live(state_rows=None, changes=None, outbox=None, meta={"last_sweep": day.isoformat()})
-            return result
-        old = self.store.read_customer_state(ids).set_index("customer_id")
-        stats = _stats_from_rows(old.reset_index())
-        applied = self.apply(stats, day)
-        nxt = self._next_changes(stats, applied, day) if plan_next else None
-        rows = state_rows(stats, applied, day, nxt, self.state_id)
-        changes, n_out, left_out = self._commit(rows, old, day, "time", meta={"last_sweep": day.isoformat()})
-        result.changes, result.outbox, result.customers_touched = changes, n_out, len(ids)
-        result.outbox_left_out = left_out
+        if planned is not None:
+            later = planned[planned.to_numpy() > np.datetime64(day)]
+            if len(later):
+                self._write_next_changes(later)
         return result
+
+    def _plan_unplanned(self, day: pd.Timestamp) -> pd.Series | None:
+        """Next change dates of the customers who have none, from their rows (no apply); None if there are none."""
+        rows = self.store.query("SELECT customer_id, as_of FROM customer_state WHERE next_change IS NULL "
+                                "AND stat_n_days > 0")
+        if rows.empty:
+            return None
+        rows["as_of"] = pd.to_datetime(rows["as_of"]).dt.normalize()
+        if rows["as_of"].isna().any() or (rows["as_of"] > day).any():
+            # rows with no date, or ahead of the sweep: simply applied at the sweep's day
+            return pd.Series(day, index=pd.Index(rows["customer_id"].astype(str))).astype("datetime64[ns]")
+        total = int(self.store.query("SELECT count(*) AS n FROM customer_state")["n"].iloc[0])
+        # Most often (after analyze) nearly everyone: one read of the table beats a list of a million ids.
+        full = self.store.read_customer_state(None if len(rows) > total // 2 else sorted(rows["customer_id"].astype(str)))
+        full = full[full["next_change"].isna().to_numpy() & (full["stat_n_days"].to_numpy() > 0)]
+        categories = self._store_categories()
+        parts = []
+        for at, part in full.groupby(pd.to_datetime(full["as_of"]).dt.normalize()):
+            base = self.features(_stats_from_rows(part), at, categories=categories)
+            parts.append(self._next_changes(base, at))
+        return pd.concat(parts).astype("datetime64[ns]")
+
+    def _store_categories(self) -> list[str]:
+        """The category names of the state's share columns, from the store's distinct categories (not from
+        every customer's statistics, as `_categories` reads them: the same names, read once for many customers)."""
+        if not self.state.categories_:
+            return []
+        names: dict[str, str] = {}
+        for name in sorted(self.store.query("SELECT DISTINCT category FROM transactions WHERE category IS NOT NULL")
+                           ["category"].astype(str)):
+            names.setdefault(_slug(name), name)
+        return [names[s] for s in self.state.categories_ if s in names]
+
+    def _write_next_changes(self, dates: pd.Series) -> None:
+        """Set next_change for these customers (indexed by id) in one statement, nothing else of their rows."""
+        ids = [str(c) for c in dates.index]
+        when = [pd.Timestamp(d).to_pydatetime() for d in dates.to_numpy()]
+        with self.store.transaction() as tx:
+            tx.execute("UPDATE customer_state SET next_change = u.d FROM (SELECT unnest(CAST(? AS TEXT[])) AS id, "
+                       "unnest(CAST(? AS TIMESTAMP[])) AS d) AS u WHERE customer_state.customer_id = u.id",
+                       [ids, when])
 
     # -- refits -------------------------------------------------------------------------------------
     def adopt(self, state: PortfolioState, as_of: Any, reason: str = "refit") -> LiveResult:
@@ -655,6 +856,32 @@ class LivePortfolio:
         return (actual - predicted) / predicted if predicted > 0 else None
 
 
+def _marks(column: str, n: int) -> str:
+    """`column = ?` for one value, `column IN (?, ...)` for more: the shapes DuckDB answers from an index."""
+    return f"{column} = ?" if n == 1 else f"{column} IN ({', '.join('?' * n)})"
+
+
+def few_value_12m_sql(n: int) -> str:
+    """Stored 12-month revenue and value of `n` customers; parameters: (start, end) three times, then the ids.
+
+    The window is a CASE inside the sums, not a filter: a range filter on `ts` next to the id filter makes
+    DuckDB scan the table instead of using transactions_customer (schema version 8)."""
+    win = "ts >= ? AND ts < ?"
+    return (f"SELECT customer_id, sum(CASE WHEN {win} THEN amount END) AS revenue_12m, "
+            f"sum(CASE WHEN {win} THEN amount END) - coalesce(sum(CASE WHEN {win} THEN cost END), 0) AS value_12m "
+            f"FROM transactions WHERE {_marks('customer_id', n)} GROUP BY customer_id")
+
+
+def stored_orders_sql(n_orders: int, n_sources: int, owner: bool = False) -> str:
+    """(source, order_id) pairs stored among these order ids and sources (`owner`: and their customer_id);
+    parameters: the ids, then the sources.
+
+    DuckDB answers it through transactions_order, PostgreSQL through the primary key (source, order_id, ...);
+    the caller keeps only the exact pairs it asked about."""
+    return (f"SELECT DISTINCT source, order_id{', customer_id' if owner else ''} FROM transactions "
+            f"WHERE {_marks('order_id', n_orders)} AND {_marks('source', n_sources)}")
+
+
 def stats_for_without(store: Store, ids: list[str], new_tx: pd.DataFrame | None, new_ev: pd.DataFrame | None,
                       cancels: list[tuple[str, str]]) -> pd.DataFrame:
     """Like `stats_for`, with the stored lines of cancelled or edited orders left out."""
@@ -699,6 +926,90 @@ def start(store: Store, state: PortfolioState, applied: Applied, reason: str = "
 
 # ---------------------------------------------------------------------------- helpers
 
+_TX_NAMES = frozenset(n for n, _ in TRANSACTIONS)
+CHANGE_COLUMNS = ["customer_id", "segment_kind", "from_segment", "to_segment", "changed_at", "cause", "reason",
+                  "state_id", "event_key"]
+
+
+def _stats_of_record(rec: dict) -> dict:
+    """A customer_state row (stored names, Python values) -> statistics as `stats_rows` gives them."""
+    r = {c: rec.get(STAT + c) for c in STATS_COLUMNS[1:]}
+    r["customer_id"] = str(rec["customer_id"])
+    for k in DATE_COLS:
+        r[k] = None if _missing(r[k]) else pd.Timestamp(r[k]).date()
+    if not _missing(r["last_event_ts"]):
+        r["last_event_ts"] = pd.Timestamp(r["last_event_ts"]).to_pydatetime()
+    else:
+        r["last_event_ts"] = None
+    for k in INT_COLS:
+        r[k] = int(r[k])
+    for k in FLOAT_COLS:
+        r[k] = None if _missing(r[k]) else float(r[k])
+    for k in MAP_COLS:
+        r[k] = json.loads(r[k]) if isinstance(r[k], str) else dict(r[k] or {})
+    return r
+
+
+def _plain(v: Any) -> Any:
+    """A NumPy scalar as the value pandas' object conversion gives (dates as Timestamps); missing as None."""
+    if isinstance(v, np.datetime64):
+        return None if np.isnat(v) else pd.Timestamp(v)
+    if _missing(v):
+        return None
+    return v
+
+
+def _few_state_rows(rows: list[dict], applied: tuple[dict, list] | None, day: pd.Timestamp,
+                    state_id: int) -> list[dict]:
+    """`state_rows` for a few customers, as dicts (stored names): statistics, kept scores, segment columns."""
+    out: dict[str, dict] = {}
+    for r in rows:
+        rec: dict[str, Any] = {"customer_id": str(r["customer_id"])}
+        for c in STATS_COLUMNS[1:]:
+            v = r[c]
+            if c in MAP_COLS:
+                v = json.dumps(v or {}, sort_keys=True)
+            elif c in DATE_COLS and v is not None:
+                v = pd.Timestamp(v).to_pydatetime()
+            rec[STAT + c] = v
+        out[rec["customer_id"]] = rec
+    if applied is not None:
+        cols, members = applied
+        ids = [str(c) for c in cols["customer_id"]]
+        kept = [c for c in KEPT_COLUMNS if c in cols]
+        for i, cid in enumerate(ids):
+            rec = out[cid]
+            for c in kept:
+                rec[STORED_NAMES.get(c, c)] = _plain(cols[c][i])
+        single: dict[str, dict[str, Any]] = {}
+        rules: dict[str, list[str]] = {}
+        has_rules = False
+        for cid, kind, seg in members:
+            if kind == "rules":
+                has_rules = True
+                rules.setdefault(cid, []).append(str(seg))
+            else:
+                single.setdefault(kind, {}).setdefault(cid, seg)  # the first membership, as segment_columns keeps
+        for kind, vals in single.items():
+            for cid, rec in out.items():
+                rec[SEG + kind] = vals.get(cid)
+        if has_rules:
+            for cid, rec in out.items():
+                rec[SEG + "rules"] = json.dumps(sorted(rules.get(cid, [])))
+        for cid in ids:
+            out[cid]["next_change"] = (day + pd.Timedelta(days=1)).to_pydatetime()
+    for rec in out.values():
+        rec["as_of"] = day.to_pydatetime()
+        rec.setdefault("next_change", None)
+        rec["state_id"] = int(state_id)
+    return list(out.values())
+
+
+def _read_record(rec: dict) -> dict:
+    """A state row (stored names) as `_records` gives it to reasons: read names, no statistics, None for missing."""
+    return {READ_NAMES.get(k, k): (None if _missing(v) else v) for k, v in rec.items() if not str(k).startswith(STAT)}
+
+
 def _seg_text(v: Any) -> str | None:
     """A segment value as text (None for a missing one)."""
     return None if v is None else str(v)
@@ -723,6 +1034,14 @@ def _records(frame: pd.DataFrame) -> list[dict]:
         return out
     keep = frame[cols].astype(object)
     return keep.where(keep.notna(), None).to_dict("records")
+
+
+def _line_records(frame: pd.DataFrame) -> list[dict]:
+    """`frame.to_dict("records")` (the same Python values), column by column for a few rows: a third of its cost."""
+    if len(frame) > FEW:
+        return frame.to_dict("records")
+    cols = list(frame.columns)
+    return [dict(zip(cols, row)) for row in zip(*(frame[c].tolist() for c in cols))]
 
 
 def _or_nan(v: Any) -> Any:
@@ -758,37 +1077,53 @@ def _hash(values: list) -> str:
 
 
 def _canonical_orders(orders: pd.DataFrame) -> pd.DataFrame:
-    """Order lines as the store keeps them; plain errors for what is missing or unreadable."""
+    """Order lines as the store keeps them; plain errors for what is missing or unreadable.
+
+    Built column by column into one frame (one order's update pays pandas' per-column cost once, not per step).
+    """
     need = [c for c in ("customer_id", "order_id", "ts", "amount") if c not in orders]
     if need:
         raise LiveError(f"orders need the column(s) {', '.join(need)}; they have {', '.join(map(str, orders.columns))}")
-    df = orders.copy()
+    df = orders.reset_index(drop=True)
+    n = len(df)
     if df["customer_id"].isna().any() or df["order_id"].isna().any():
         raise LiveError("every order line needs a customer_id and an order_id")
-    df["customer_id"] = df["customer_id"].astype(str)
-    df["order_id"] = df["order_id"].astype(str)
-    df["source"] = df["source"].astype(str) if "source" in df else LIVE_SOURCE
+    out: dict[str, Any] = {"customer_id": df["customer_id"].astype(str), "order_id": df["order_id"].astype(str),
+                           "source": df["source"].astype(str) if "source" in df else [LIVE_SOURCE] * n}
     try:
-        df["ts"] = _utc_naive(df["ts"])
-        df["amount"] = pd.to_numeric(df["amount"], errors="raise").astype(float)
+        out["ts"] = _utc_naive(df["ts"])
+        out["amount"] = pd.to_numeric(df["amount"], errors="raise").astype(float)
     except (ValueError, TypeError) as exc:
         raise LiveError(f"orders: a timestamp or amount cannot be read ({exc}); give ISO 8601 times and numbers") from None
-    if not np.isfinite(df["amount"]).all():
+    if not np.isfinite(out["amount"]).all():
         raise LiveError("orders: every amount must be a finite number")
-    df["is_refund"] = df["is_refund"].astype(bool) if "is_refund" in df else df["amount"] < 0
-    if "line_key" not in df:
-        df["line_key"] = df.groupby(["source", "order_id"]).cumcount().astype(str)
-    from clientfolio.store.schema import TRANSACTIONS
-
+    out["is_refund"] = df["is_refund"].astype(bool) if "is_refund" in df else out["amount"] < 0
+    if "line_key" not in df:  # the line's number within its order (source, order_id), in the given order
+        seen: dict[tuple[str, str], int] = {}
+        keys = []
+        for key in zip(list(out["source"]), out["order_id"].tolist()):
+            keys.append(str(seen.get(key, 0)))
+            seen[key] = seen.get(key, 0) + 1
+        out["line_key"] = keys
     for name, sql_type in TRANSACTIONS:
-        if name not in df:
-            df[name] = None
+        col = out[name] if name in out else df[name] if name in df else None
         if sql_type.startswith("DOUBLE"):
-            df[name] = pd.to_numeric(df[name], errors="coerce").astype(float)
-    df["import_id"] = LIVE_IMPORT_ID
+            col = (np.full(n, np.nan) if col is None
+                   else col if isinstance(col, pd.Series) and col.dtype == np.float64  # already numbers
+                   else pd.to_numeric(col, errors="coerce").astype(float))
+        elif col is None:
+            col = [None] * n
+        out[name] = col
+    out["import_id"] = LIVE_IMPORT_ID
+    out["row_hash"] = ""
+    # Built in the stored column order, row_hash from the frame's own values (as itertuples gives them),
+    # column by column: selecting and reordering columns of a small frame costs more than the work itself.
     cols = [n for n, _ in TRANSACTIONS if n not in ("row_hash", "import_id")]
-    df["row_hash"] = [_hash(list(r)) for r in df[cols].itertuples(index=False)]
-    return df[[n for n, _ in TRANSACTIONS]]
+    frame = pd.DataFrame({name: (out[name].to_numpy() if isinstance(out[name], pd.Series) else out[name])
+                          for name in cols})
+    frame["row_hash"] = [_hash(list(r)) for r in zip(*(frame[c].tolist() for c in cols))]
+    frame["import_id"] = LIVE_IMPORT_ID
+    return frame
 
 
 def _canonical_events(events: pd.DataFrame) -> pd.DataFrame:

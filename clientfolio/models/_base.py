@@ -34,6 +34,9 @@ _GRAD_TOL = 1e-5           # max |gradient| of the mean log-likelihood at the op
 _SUBSAMPLE_ROWS = 40_000   # above this many distinct rows, warm-start on a sample
 _SUBSAMPLE_CUSTOMERS = 50_000
 _NEWTON_TOL = 1e-9         # max |gradient| of the mean log-likelihood where exact Newton stops
+# where the warm start on a sample stops: its optimum is off the full-data one by sampling noise (a mean
+# gradient of ~1e-3 on every customer), so converging it further buys nothing
+_WARM_TOL = 1e-5
 _Z95 = 1.959963984540054
 _SE_LOG_LIMIT = 10.0       # a log-parameter standard error above this: a 95% interval wider than e^+-20
 
@@ -489,6 +492,13 @@ class BaseModel:
             theta, f, g, hess, done = _newton_exact(exact, theta0, max_steps=8, tol=_NEWTON_TOL)
             if not np.isfinite(f):
                 self._not_finite(theta0)
+            if not done and self.initial_params is not None:
+                # the given start is too far for Newton (its Hessian not positive definite there): get
+                # close on a sample first, as without a start -- far cheaper than BFGS on every row
+                near, _ = self._warm_start(stats, theta, need_hessian=False)
+                theta, f, g, hess, done = _newton_exact(exact, near, max_steps=8, tol=_NEWTON_TOL)
+                if not np.isfinite(f):
+                    theta, f, g, hess = theta0, *exact(theta0)
         else:
             f, g = fun(theta0)
             if not np.isfinite(f):
@@ -533,7 +543,7 @@ class BaseModel:
         if exact is not None:
             # a few BFGS steps to get near, then exact Newton (cheaper than BFGS to the end)
             near = _minimize(fun, theta0, 8).x
-            theta, _, _, _, ok = _newton_exact(exact, near, max_steps=20, tol=1e-8)
+            theta, _, _, _, ok = _newton_exact(exact, near, max_steps=20, tol=_WARM_TOL)
             if ok:
                 return theta, None
         res = _minimize(fun, theta0, int(self.max_iter))

@@ -50,12 +50,13 @@ HESSIAN_PAIRS = ((0, 0), (0, 1), (0, 2), (0, 3), (1, 1), (1, 2), (1, 3), (2, 2),
 
 
 def log_j(
-    t: Array, alpha: float, beta: float, p: Array, q: Array
+    t: Array, alpha: float | Array, beta: float | Array, p: Array | float, q: Array | float
 ) -> tuple[Array, Array, Array, Array, Array]:
     """Return ``log J`` and its derivatives ``d/dalpha, d/dbeta, d/dp, d/dq``.
 
-    ``t, p, q`` are arrays of equal length (``t >= 0``, ``p + q > 1``);
-    ``alpha, beta > 0`` are scalars.  Derivatives are of ``log J``.
+    ``t, p, q`` are arrays of equal length (``t >= 0``, ``p + q > 1``); ``alpha, beta > 0`` are
+    scalars or one value per row (the covariate models give every customer their own).
+    Derivatives are of ``log J``.
     """
     val, grad, _ = log_j_derivatives(t, alpha, beta, p, q, order=1)
     assert grad is not None
@@ -63,21 +64,53 @@ def log_j(
 
 
 def log_j_derivatives(
-    t: Array, alpha: float, beta: float, p: Array, q: Array, order: int = 2
+    t: Array, alpha: float | Array, beta: float | Array, p: Array | float, q: Array | float, order: int = 2
 ) -> tuple[Array, list[Array] | None, list[Array] | None]:
     """``log J``; for ``order >= 1`` its gradient in ``(alpha, beta, p, q)`` (4 arrays); for
-    ``order == 2`` its Hessian as the 10 arrays of `HESSIAN_PAIRS`."""
+    ``order == 2`` its Hessian as the 10 arrays of `HESSIAN_PAIRS`.
+
+    ``alpha`` and ``beta`` are scalars or one value per row."""
+    return _log_j_rows(t, alpha, beta, p, q, order)
+
+
+def _log_j_rows(
+    t: Array, alpha: float | Array, beta: float | Array, p: Array | float, q: Array | float, order: int
+) -> tuple[Array, list[Array] | None, list[Array] | None]:
+    """`log_j_derivatives` with ``alpha`` and ``beta`` per row (scalars are broadcast): the rows are split
+    by which of the two is smaller, and each part goes through the same series/quadrature with its
+    bases per row (the ordering decides the orientation of the series)."""
     t = np.asarray(t, dtype=float)
-    p = np.asarray(p, dtype=float)
-    q = np.asarray(q, dtype=float)
+    alpha, beta, p, q = (np.broadcast_to(np.asarray(v, dtype=float), t.shape) for v in (alpha, beta, p, q))
     n = t.shape[0]
+    n_out = 1 + (4 if order >= 1 else 0) + (10 if order >= 2 else 0)
+    out = [np.empty(n) for _ in range(n_out)]
     alpha_small = alpha <= beta
-    small = (alpha if alpha_small else beta) + t
-    big = (beta if alpha_small else alpha) + t
-    p_small, q_big = (p, q) if alpha_small else (q, p)
-    rho = abs(alpha - beta) / big
-    # internal variables (m, M, P, Q) -> external (alpha, beta, p, q)
-    perm = (0, 1, 2, 3) if alpha_small else (1, 0, 3, 2)
+    for flag in (True, False):
+        part = np.flatnonzero(alpha_small == flag)
+        if not part.size:
+            continue
+        m, big_b = (alpha[part], beta[part]) if flag else (beta[part], alpha[part])
+        p_small, q_big = (p[part], q[part]) if flag else (q[part], p[part])
+        res = _log_j_internal(t[part], m, big_b, p_small, q_big, order)
+        perm = (0, 1, 2, 3) if flag else (1, 0, 3, 2)
+        mapped = [res[0]]
+        if order >= 1:
+            mapped += [res[1 + perm[i]] for i in range(4)]
+        if order >= 2:
+            h_int = {pair: arr for pair, arr in zip(HESSIAN_PAIRS, res[5:], strict=True)}
+            mapped += [h_int[tuple(sorted((perm[i], perm[j])))] for i, j in HESSIAN_PAIRS]  # type: ignore[index]
+        for o, r in zip(out, mapped, strict=True):
+            o[part] = r
+    if order == 0:
+        return out[0], None, None
+    return out[0], out[1:5], (out[5:] if order >= 2 else None)
+
+
+def _log_j_internal(t: Array, m: Array, big_b: Array, p_small: Array, q_big: Array, order: int) -> list[Array]:
+    """``log J`` with derivatives in the internal variables ``(m, M, P, Q)`` (``m <= M`` per row)."""
+    n = t.shape[0]
+    small, big = m + t, big_b + t
+    rho = (big_b - m) / big
     n_out = 1 + (4 if order >= 1 else 0) + (10 if order >= 2 else 0)
     out = [np.empty(n) for _ in range(n_out)]
     cost = _series_cost(p_small, q_big, rho)
@@ -92,19 +125,10 @@ def log_j_derivatives(
     idx = np.flatnonzero(pending)
     for lo in range(0, idx.size, _QUAD_CHUNK):
         part = idx[lo : lo + _QUAD_CHUNK]
-        res = _log_j_quad(t[part], small[part] - t[part], big[part] - t[part], p_small[part], q_big[part], order)
+        res = _log_j_quad(t[part], m[part], big_b[part], p_small[part], q_big[part], order)
         for o, r in zip(out, res, strict=True):
             o[part] = r
-    val = out[0]
-    if order == 0:
-        return val, None, None
-    inner = out[1:5]
-    grad = [inner[perm[i]] for i in range(4)]
-    if order == 1:
-        return val, grad, None
-    h_int = {pair: arr for pair, arr in zip(HESSIAN_PAIRS, out[5:], strict=True)}
-    hess = [h_int[tuple(sorted((perm[i], perm[j])))] for i, j in HESSIAN_PAIRS]  # type: ignore[index]
-    return val, grad, hess
+    return out
 
 
 def _series_tail(p_small: Array, a_n: Array, rho: Array) -> Array:

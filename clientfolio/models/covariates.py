@@ -57,7 +57,7 @@ from clientfolio.models._base import (
     per_row,
     read_rfm,
 )
-from clientfolio.models._integrals_rows import _log_j_quadrature, _log_j_series, _series_cost
+from clientfolio.models._integrals import log_j
 from clientfolio.models.bgnbd import BGNBD
 from clientfolio.models.paretonbd import ParetoNBD, _power_ratio_term
 
@@ -193,40 +193,10 @@ def fit_encoding(data: Data, columns: Sequence[str], reference: Mapping[str, str
 def log_j_rows(t: Array, alpha: Array, beta: Array, p: Array, q: Array) -> tuple[Array, Array, Array, Array, Array]:
     """`clientfolio.models._integrals.log_j` with ``alpha`` and ``beta`` given per row.
 
-    Same series (or its Pfaff transform) per row; rows where neither converges fast use the
-    quadrature, one distinct ``(alpha, beta)`` at a time (rare).
+    The same series (quadrature where it would converge slowly) as the plain Pareto/NBD, with
+    each row's own bases.
     """
-    n = t.shape[0]
-    out = [np.empty(n) for _ in range(5)]
-    z1 = (alpha - beta) / (alpha + t)
-    z2 = (beta - alpha) / (beta + t)
-    n1 = _series_cost(q, z1)
-    n2 = _series_cost(p, z2)
-    use2 = n2 < n1
-    cost = np.where(use2, n2, n1)
-    pending = np.ones(n, dtype=bool)
-    for swap in (False, True):
-        idx = np.flatnonzero((use2 == swap) & np.isfinite(cost) & (cost <= 400.0))
-        if not idx.size:
-            continue
-        if swap:
-            res, ok = _log_j_series(t[idx], beta[idx], alpha[idx], q[idx], p[idx], z2[idx])
-            res = (res[0], res[2], res[1], res[4], res[3])
-        else:
-            res, ok = _log_j_series(t[idx], alpha[idx], beta[idx], p[idx], q[idx], z1[idx])
-        done = idx[ok]
-        for o, r in zip(out, res, strict=True):
-            o[done] = r[ok]
-        pending[done] = False
-    idx = np.flatnonzero(pending)
-    if idx.size:
-        pair = pd.factorize(pd.MultiIndex.from_arrays([alpha[idx], beta[idx]]))[0]
-        for g in range(int(pair.max()) + 1):
-            part = idx[pair == g]
-            res = _log_j_quadrature(t[part], float(alpha[part[0]]), float(beta[part[0]]), p[part], q[part])
-            for o, r in zip(out, res, strict=True):
-                o[part] = r
-    return out[0], out[1], out[2], out[3], out[4]
+    return log_j(t, alpha, beta, p, q)
 
 
 # ----------------------------------------------------------------------------
@@ -848,8 +818,16 @@ class GroupedModel:
 
     def expected_purchases_new_customer(self, t: ArrayLike, data: pd.DataFrame) -> Array:
         """E[X(t)] of a new customer in each row's group (``t`` scalar or per row)."""
+        self._check_fitted()
+        if self.group not in data:
+            raise SchemaError(f"GroupedModel: data has no group column {self.group!r}.")
         horizon = per_row(t, len(data))
-        return self._route(data, lambda m, d, idx: m.expected_purchases_new_customer(horizon[idx]))
+        levels = _categorical(data[self.group])
+        out = np.empty(len(data))
+        for level in pd.unique(levels):  # no per-level copy of the rows: only the horizon is needed
+            idx = np.flatnonzero(levels == level)
+            out[idx] = self.models_.get(level, self.pooled_).expected_purchases_new_customer(horizon[idx])
+        return out
 
 
 def _plain_loglik_rows(model: Any, rows: pd.DataFrame) -> Array:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from clientfolio.core.errors import ClientfolioError, SchemaError
 from clientfolio.features import daily_activity, rfm_summary
-from clientfolio.models.covariates import COVARIATE_MODELS, PLAIN_MODELS, GroupedModel, n_params
+from clientfolio.models.covariates import COVARIATE_MODELS, MISSING_LEVEL, PLAIN_MODELS, GroupedModel, n_params
 from clientfolio.predict.verdict import Comparison, Metric
 
 LABELS = {"bgnbd": "BG/NBD", "paretonbd": "Pareto/NBD"}
@@ -90,20 +90,36 @@ def _with_attributes(frame: pd.DataFrame, attributes: pd.DataFrame, columns: Seq
 
 def _expected_curve(model: Any, customers: pd.DataFrame, edges: pd.DatetimeIndex, start: pd.Timestamp,
                     unit_days: float) -> np.ndarray:
-    """Sum over customers of E[X(age at each edge)]: the tracking chart's expected line."""
-    first = ((customers["first_day"] - start).dt.days.to_numpy(dtype=float)) / unit_days
+    """Sum over customers of E[X(age at each edge)]: the tracking chart's expected line.
+
+    The expectation depends only on a customer's age and attributes: each distinct (age, attributes)
+    is evaluated once and counted for every customer and edge that has it.
+    """
+    keyed = hasattr(model, "encodings_") or isinstance(model, GroupedModel)
+    attrs = [c for c in customers.columns if c not in ("customer_id", "first_day")] if keyed else []
+    frame = customers[["first_day", *attrs]].copy()
+    for c in attrs:
+        if frame[c].dtype == object or isinstance(frame[c].dtype, pd.CategoricalDtype):
+            frame[c] = frame[c].astype(object).where(frame[c].notna(), MISSING_LEVEL)
+    first_days = (frame["first_day"] - start).dt.days.to_numpy(dtype=float)
+    ends = np.arange(1, len(edges) + 1, dtype=float) * unit_days           # each edge, in days since start
     out = np.zeros(len(edges))
-    for i in range(len(edges)):
-        age = (i + 1) - first
-        live = age > 0
+    combos = frame.groupby(attrs, dropna=False, sort=True).indices if attrs else {None: np.arange(len(frame))}
+    for combo, rows_idx in combos.items():
+        days, counts = np.unique(first_days[rows_idx], return_counts=True)
+        age_days = ends[:, None] - days[None, :]                           # edges x first days
+        live = age_days > 0
         if not live.any():
             continue
-        rows = customers.loc[live]
-        if hasattr(model, "encodings_") or isinstance(model, GroupedModel):
-            e = model.expected_purchases_new_customer(age[live], rows)
+        ages, inverse = np.unique(age_days[live], return_inverse=True)
+        if keyed:
+            one = frame.iloc[[rows_idx[0]] * len(ages)][attrs].reset_index(drop=True)
+            e = np.asarray(model.expected_purchases_new_customer(ages / unit_days, one), dtype=float)
         else:
-            e = model.expected_purchases_new_customer(age[live])
-        out[i] = float(np.sum(e))
+            e = np.asarray(model.expected_purchases_new_customer(ages / unit_days), dtype=float)
+        grid = np.zeros(age_days.shape)
+        grid[live] = e[inverse]
+        out += grid @ counts.astype(float)
     return out
 
 

@@ -225,6 +225,13 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
         sections.append(("lifecycle", "Lifecycle: how customers moved", body))
     if getattr(p, "changes", None) is not None:
         sections.append(("changes", "What changed since last time", _changes_section(p)))
+    retention = getattr(p, "insight", {}).get("retention")
+    if isinstance(retention, list) and any(r.curves for r in retention):  # a tiny shop has no curve to show
+        from clientfolio.report import retention as retention_report
+
+        sections.append(("retention", "How long customers keep buying", "".join(
+            (f"<h3>By {_esc('acquisition cohort' if r.by == 'cohort' else r.by.replace('_', ' '))}</h3>"
+             if len(retention) > 1 else "") + retention_report.section(r) for r in retention)))
     quad_tbl = kpis[kpis["segment_kind"] == "portfolio"]
     if not forecasts:
         sections.append(("portfolio", "Strategic portfolio", "<p><b>Not estimated.</b> The quadrants weigh "
@@ -258,10 +265,23 @@ def render(p) -> str:  # noqa: ANN001 - a Portfolio
         body = _fig(charts.tracking_chart(v["tracking"], v["calibration_end"], comp.best), "chart-tracking")
         body += _fig(charts.holdout_buckets(v["by_bucket"], comp.best), "chart-holdout")
         body += f"<p>{_esc(comp.recommendation)}</p>"
+        if v.get("groups"):  # separate models per customer group, checked on the same holdout period
+            body += f"<p>{_esc(v['groups']['sentence'])}</p>"
         # The fit statistics (log-likelihood, BIC, errors) are for whoever checks the method.
         method_parts.append("<h3>Purchase models compared on a holdout period</h3>" + _table(
             comp.table.drop(columns=["note", "converged"], errors="ignore")))
         sections.append(("validation", "Can these predictions be trusted?", body))
+    if getattr(p, "predictions", None) is not None:
+        from clientfolio.report import predictions
+
+        sections.append(("predictions", "Predictions: who leaves, who buys again",
+                         predictions.section(p.predictions, c, m)))
+    texts = getattr(p, "insight", {}).get("sentiment")
+    if isinstance(texts, tuple):
+        from clientfolio.report import sentiment as sentiment_report
+
+        sample = f"<p class='muted'>{_esc(texts[2])}</p>" if texts[2] else ""
+        sections.append(("sentiment", "What customers write", sentiment_report.section(texts[0], texts[1]) + sample))
     if p.clv_cac is not None and len(p.clv_cac) and not forecasts:
         sections.append(("acquisition", "Acquisition: CLV to acquisition cost", "<p><b>Not estimated.</b> The ratio "
                          "needs a forecast of what customers will be worth, which this history cannot support (see "

@@ -6,6 +6,8 @@ and segment names come from the data and are escaped.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -49,9 +51,14 @@ def curves_chart(res: RetentionResult, max_days: int = 365) -> go.Figure:
     return charts._layout(fig, f"Share still buying, by {what}", height=460)
 
 
+def _plain_p(sentence: str) -> str:
+    """A p-value in scientific notation ("p = 2.4e-05") as an owner reads it ("p < 0.001")."""
+    return re.sub(r"p = \d(?:\.\d+)?e-\d+", "p < 0.001", sentence)
+
+
 def section(res: RetentionResult) -> str:
     """The section body: the definition, the trend sentences, the curves and the table with intervals."""
-    lines = "".join(f"<li>{_esc(s)}</li>" for s in res.sentences())
+    lines = "".join(f"<li>{_esc(_plain_p(s))}</li>" for s in res.sentences())
     parts = [f"<ul>{lines}</ul>"]
     if res.curves:
         parts.append(_fig(curves_chart(res), f"retention-{_esc(res.by)}"))

@@ -21,14 +21,15 @@ def themes_chart(themes: pd.DataFrame) -> go.Figure:
     names = list(dict.fromkeys(t.sort_values("texts", ascending=False)["theme"]))
     segs = sorted(t["segment"].unique())[::-1]  # plotly draws the first bar at the bottom
     for i, th in enumerate(names):
-        sub = t[t["theme"] == th].set_index("segment").reindex(segs)
+        # a segment with no text on this theme has a share of 0 (a NaN breaks plotly's stacking in that row)
+        sub = t[t["theme"] == th].set_index("segment").reindex(segs).fillna({"share": 0.0})
         fig.add_trace(go.Bar(y=[charts.wrap(x, 22) for x in segs], x=sub["share"] * 100, orientation="h",
                              name=charts.wrap(th, 30), marker_color=charts.PALETTE[i % len(charts.PALETTE)],
                              customdata=sub["mean_sentiment"],
                              hovertemplate=f"{_esc(th)}: %{{x:.0f}}% of texts, mean sentiment "
                                            "%{customdata:+.2f}<extra></extra>"))
     fig.update_layout(barmode="stack")
-    fig.update_xaxes(title="share of the segment's texts (%)", range=[0, 100])
+    fig.update_xaxes(title="share of its texts (%)", range=[0, 100])
     return charts._layout(fig, "What people write about, by segment", height=max(360, 70 * len(segs) + 220))
 
 
@@ -52,7 +53,10 @@ def section(texts: pd.DataFrame, themes: pd.DataFrame | None = None) -> str:
         parts.append(_fig(themes_chart(themes), "sentiment-themes"))
         show = themes.assign(share=themes["share"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}"),
                              mean_sentiment=themes["mean_sentiment"].map(lambda v: "" if pd.isna(v) else f"{v:+.2f}"))
-        parts.append(_table(show[["segment", "theme", "texts", "share", "mean_sentiment", "example"]]))
+        # One row per segment and theme: long, so folded (the chart above carries the shares).
+        parts.append(f"<details class='kind'><summary>Themes per segment, with an example of each "
+                     f"({len(show):,} rows)</summary>"
+                     + _table(show[["segment", "theme", "texts", "share", "mean_sentiment", "example"]]) + "</details>")
         parts.append(f"<p class='muted'>Themes: the words that go together in what people write (TF-IDF and NMF); "
                      f"each text counts for its strongest theme. {_esc(s.LANGUAGE_NOTE)}</p>")
     return "".join(parts)

@@ -5,10 +5,12 @@ at least ``customer_id``, ``order_id``, ``ts``, ``amount``):
 
 1. features: :mod:`clientfolio.scale.frames` (the same PySpark-API code SQLFrame runs on DuckDB)
    computes every customer's features on the executors;
-2. fit: the features are collected to the driver and :class:`~clientfolio.state.PortfolioState`
-   is fitted there exactly as on one machine (the purchase models on their collapsed sufficient
-   statistics; cut points on every customer) -- the driver holds one row per customer, see
-   docs/scaling.md for what that costs and how it collapses further;
+2. fit: :class:`~clientfolio.state.PortfolioState` is fitted on the driver.  Up to
+   ``sample_size`` customers (200k) their features are collected and it is fitted exactly as on
+   one machine; above, the purchase models are fitted on the whole base's distinct
+   (frequency, recency, T) with counts (``groupBy().count()``: their fit equals the fit on every
+   customer) and the rest (spend model, cut points, references, clusters) on a seeded uniform
+   sample of ``sample_size`` customers -- the state says so.  See docs/scaling.md;
 3. apply: the fitted state (a few kB of JSON) goes to every executor and
    :meth:`PortfolioState.apply` -- the same pure function that scores one customer in the live
    portfolio -- runs per partition through ``mapInPandas``;
@@ -40,6 +42,7 @@ from clientfolio.store.audit import Support, forecast_support
 ATTRIBUTES = {"region": "string", "customer_country": "string", "industry": "string", "size": "string",
               "acquisition_channel": "string", "acquisition_cost": "double", "consent_marketing": "boolean",
               "first_seen": "timestamp"}
+SAMPLE_CUSTOMERS = 200_000  # above this many customers the driver fits all but the purchase models on a sample
 MEMBERSHIPS = "_memberships"  # per customer, JSON [[kind, segment], ...]: split into segments.parquet
 
 
@@ -235,6 +238,70 @@ def segments_of(applied: Any, as_of: pd.Timestamp) -> Any:  # noqa: ANN401
                     F.lit(pd.Timestamp(as_of).strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp").alias("as_of")))
 
 
+def sample_customers(features: Any, size: int, seed: int = 0) -> Any:  # noqa: ANN401
+    """A seeded uniform sample of exactly `size` customers (fewer if the base is smaller), lazily.
+
+    The customers with the `size` smallest hashes of (id, seed): the same customers whatever the
+    partitioning, and Spark takes them with a top-k per partition, not a full sort.
+    """
+    F = frames.api_of(features).F
+    return features.orderBy(F.xxhash64(F.col("customer_id").cast("string"), F.lit(int(seed))),
+                            F.col("customer_id")).limit(int(size))
+
+
+def purchase_stats(features: Any) -> pd.DataFrame:
+    """The whole base's distinct (frequency, recency, T), in days, with ``weights`` = customers each.
+
+    Everything the purchase models read: their fit on these equals their fit on every customer.
+    """
+    F = frames.api_of(features).F
+    got = (features.groupBy("frequency", "recency", "T").agg(F.count(F.lit(1)).alias("weights"))
+           .toPandas())
+    got = got.astype({"frequency": "int64", "recency": float, "T": float, "weights": float})
+    return got.sort_values(["frequency", "recency", "T"], ignore_index=True)
+
+
+def mark_sampled(state: PortfolioState, features: Any, customers: int, sample: int, seed: int,  # noqa: ANN401
+                 distinct: int) -> None:
+    """Say in `state` what was learned on a sample and put back the whole base's counts.
+
+    The range of the total CLV was summed over the sample's customers only: it is dropped (the
+    interval would not cover the base).  The CAC table's customer counts become the base's.
+    """
+    from clientfolio.core.notes import Note, method_note
+
+    models = state.purchase_model_ is not None
+    on_all = [m for m, on in (("purchase model", state.purchase_model_),
+                              ("one-time buyers' P(alive) model", state.alive_model_)) if on is not None]
+    on_sample = ["spend model" if models else None, "RFM cut points", "value and frequency tier lines",
+                 "return window", "quadrant splits" if models else None, "value-score references and weights",
+                 "clusters", "CAC per channel (mean CLV, mean cost)",
+                 "run rate" if state.run_rate_ is not None else None]
+    on_sample = [p for p in on_sample if p]
+    state.fitted_on_.update(customers=customers, sample={
+        "customers": sample, "seed": seed, "method": "the customers with the smallest xxhash64(customer_id, seed)",
+        "estimated_on_sample": on_sample, "estimated_on_all": on_all, "distinct_histories": distinct})
+    state.clv_total_interval_ = None
+    first = (f"the purchase model was fitted on all {customers:,} customers; " if models else "")
+    spend = ", and the spend model," if models else ""
+    state.notes_.append(Note(
+        f"{first}the segment lines, value references, clusters and CAC table{spend} "
+        f"were estimated on a random sample of {sample:,} of the {customers:,} customers (seed {seed}), so they would "
+        "move slightly with another sample; no range is given for the total CLV", topic="fitted on a sample"))
+    state.notes_.append(method_note(
+        f"driver fit: {', '.join(on_all) or 'no purchase model'}"
+        + (f" on {distinct:,} distinct (frequency, recency, T) histories weighted by their counts "
+           f"({customers:,} customers)" if on_all else "")
+        + f"; estimated on a uniform sample of {sample:,} customers (xxhash64 of the id with seed {seed}): "
+        + ", ".join(on_sample)))
+    cac = getattr(state, "cac_", None)
+    if cac is not None and len(cac) and "acquisition_channel" in features.columns:
+        F = frames.api_of(features).F
+        n = {r["c"]: int(r["n"]) for r in features.groupBy(F.col("acquisition_channel").alias("c"))
+             .agg(F.count(F.lit(1)).alias("n")).collect() if r["c"] is not None}
+        state.cac_ = cac.assign(customers=cac["channel"].map(n).fillna(0).astype("int64"))
+
+
 @dataclass
 class SparkResult:
     """What an analysis on Spark wrote and learned."""
@@ -250,8 +317,14 @@ def analyze_spark(orders: str | Path | Sequence[str | Path], out: str | Path | N
                   master: str = "local[2]", customers: str | Path | None = None, cutoff: str | None = None,
                   model: str = "bgnbd", horizon_months: int = 12, discount_rate: float = 0.10,
                   margin: float | None = None, sector: str = "retail", clusters: bool = True,
-                  currency: str = "") -> tuple[SparkResult, Any, Any]:
+                  currency: str = "", sample_size: int | None = SAMPLE_CUSTOMERS,
+                  seed: int = 0) -> tuple[SparkResult, Any, Any]:
     """Features on Spark, fit on the driver, apply per partition; Parquet in and (with `out`) out.
+
+    The driver never holds more than `sample_size` customers' features: above that, the purchase
+    models are fitted on the whole base's distinct (frequency, recency, T) with their counts, and
+    everything else the state learns on a seeded uniform sample of `sample_size` customers (the
+    state's ``fitted_on_["sample"]`` and notes say which parts).  ``sample_size=None``: every customer.
 
     Returns (result, applied customers, memberships) -- the last two lazy Spark DataFrames.
     """
@@ -275,13 +348,25 @@ def analyze_spark(orders: str | Path | Sequence[str | Path], out: str | Path | N
     feats, shape = frames.features_frame(tx, as_of)
     cust = spark.read.parquet(str(customers)) if customers is not None else None
     feats = with_attributes(feats, cust, tx).cache()
-    collected = to_pandas_features(feats.toPandas(), shape, as_of)
+    counts = feats.agg(F.count(F.lit(1)).alias("n"),
+                       F.sum(F.when(F.col("frequency") > 0, 1).otherwise(0)).alias("repeat")).collect()[0]
+    n_customers, repeaters = int(counts["n"]), int(counts["repeat"] or 0)
+    sampled = sample_size is not None and n_customers > sample_size
+    if sampled:
+        collected = to_pandas_features(sample_customers(feats, sample_size, seed).toPandas(), shape, as_of)
+        stats = purchase_stats(feats)
+    else:  # the whole base fits on the driver: every customer, as on one machine
+        collected, stats = to_pandas_features(feats.toPandas(), shape, as_of), None
     secs["features"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    support = support_of(collected, pd.Timestamp(span["a"]), as_of)
+    support = forecast_support((as_of.normalize() - pd.Timestamp(span["a"]).normalize()).days, n_customers,
+                               repeaters)
     settings = ClvSettings(horizon_months=horizon_months, discount_rate=discount_rate, margin=margin or 1.0)
     state = PortfolioState(model=model, settings=settings, sector=sector, clusters=clusters, currency=currency)
-    state.fit(collected, as_of, support=support, fitted_on={"transactions": None, "buyers": len(collected)})
+    state.fit(collected, as_of, support=support, fitted_on={"transactions": None, "buyers": n_customers},
+              purchase_stats=stats)
+    if sampled:
+        mark_sampled(state, feats, n_customers, len(collected), seed, len(stats))
     notes.extend(str(n) for n in state.notes_)
     secs["fit"] = time.perf_counter() - t0
     types = output_types(state, collected.head(200))

@@ -52,11 +52,33 @@ def clv_to_cac(scores: pd.DataFrame, customers: pd.DataFrame,
 
 def customer_cac(customers: pd.DataFrame, by_channel: pd.DataFrame) -> pd.Series:
     """Each customer's acquisition cost: their own, else their channel's CAC (NaN if neither)."""
-    own = customers["acquisition_cost"] if "acquisition_cost" in customers else pd.Series(np.nan, index=customers.index)
-    if by_channel is None or by_channel.empty or "acquisition_channel" not in customers:
-        return own.astype(float)
-    channel = customers["acquisition_channel"].map(by_channel.set_index("channel")["cac"])
-    return own.astype(float).fillna(channel.astype(float))
+    return pd.Series(cac_array(customers, cac_lookup(by_channel)), index=customers.index)
+
+
+def cac_lookup(by_channel: pd.DataFrame | None) -> dict | None:
+    """The CAC table as {channel: cac} (None when there is none)."""
+    if by_channel is None or by_channel.empty:
+        return None
+    return dict(zip(by_channel["channel"].tolist(), by_channel["cac"].astype(float).tolist()))
+
+
+def cac_array(cols, lookup: dict | None) -> np.ndarray:
+    """Each customer's acquisition cost from columns (a frame or a dict of arrays): their own, else their
+    channel's from `lookup` (:func:`cac_lookup`), NaN if neither."""
+    n = len(cols["customer_id"])
+    if "acquisition_cost" in cols:
+        own = cols["acquisition_cost"]
+        own = (own.to_numpy(dtype="float64", na_value=np.nan) if hasattr(own, "to_numpy")
+               else np.array([np.nan if v is None else v for v in own], dtype=float))
+    else:
+        own = np.full(n, np.nan)
+    if lookup is None or "acquisition_channel" not in cols:
+        return own
+    channel = cols["acquisition_channel"]
+    channel = channel.tolist() if hasattr(channel, "tolist") else list(channel)
+    by = np.array([lookup.get(c, np.nan) if isinstance(c, str) or c is not None and c == c else np.nan
+                   for c in channel], dtype=float)
+    return np.where(np.isnan(own), by, own)
 
 
 def clv_to_cac_by_segment(customers: pd.DataFrame, memberships: pd.DataFrame, cac: pd.Series,

@@ -44,6 +44,15 @@ class ClvSettings:
             raise SchemaError(f"interval must be in (0, 1), got {self.interval}")
 
 
+def floats(col) -> np.ndarray:
+    """A column (Series or array) as float64 values, every missing value NaN."""
+    if isinstance(col, np.ndarray) and col.dtype == np.float64:
+        return col
+    if hasattr(col, "to_numpy"):
+        return col.to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(col, dtype=float)
+
+
 def _unit_days(summary: pd.DataFrame) -> float:
     days = summary.attrs.get("unit_days")
     if days is None:
@@ -67,7 +76,8 @@ def _discount(curve: np.ndarray, s: ClvSettings) -> tuple[np.ndarray, np.ndarray
     """(sum of monthly expected purchases x discount factor, expected purchases by the horizon)."""
     months = np.arange(1, s.horizon_months + 1)
     step = np.diff(np.column_stack([np.zeros(len(curve)), curve]), axis=1)
-    return step @ ((1.0 + s.discount_rate) ** (-months / 12.0)), curve[:, -1]
+    # a row-wise sum, not a matrix product: each customer's number must not depend on how many are scored
+    return (step * ((1.0 + s.discount_rate) ** (-months / 12.0))).sum(axis=1), curve[:, -1]
 
 
 def _discounted_purchases(model, summary: pd.DataFrame, unit_days: float, s: ClvSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +89,10 @@ def _next_order(curve: np.ndarray, weeks: np.ndarray, cutoff: pd.Timestamp) -> n
     """The day by which one more purchase is expected (expected purchases reach 1); NaT if not in the horizon."""
     reached = curve >= 1.0
     first = np.where(reached.any(axis=1), reached.argmax(axis=1), -1)
-    days = np.where(first >= 0, weeks[np.maximum(first, 0)] * 7, np.nan)
-    return (cutoff + pd.to_timedelta(days, unit="D")).to_numpy()
+    days = np.where(first >= 0, weeks[np.maximum(first, 0)] * 7, 0).astype(np.int64)  # whole days
+    day0 = np.datetime64(pd.Timestamp(cutoff).to_datetime64(), "us")
+    return np.where(first >= 0, day0 + days.astype("timedelta64[D]").astype("timedelta64[us]"),
+                    np.datetime64("NaT", "us"))
 
 
 def score_customers(
@@ -101,29 +113,61 @@ def score_customers(
     drop a customer right after the first purchase: MBG/NBD) supplies their P(alive) instead, and
     their expected purchases become BG/NBD's expectation *if still active* times that P(alive);
     with a BG/NBD and no such model their P(alive) is left unknown (NaN) rather than shown as 1.
+    The numbers come from :func:`score_arrays`, which one customer's update calls directly.
     """
     s = settings or ClvSettings()
     s.check()
     unit_days = _unit_days(summary)
-    cutoff = pd.Timestamp(summary.attrs.get("cutoff"))
-    # Score each distinct history once: cost grows with distinct (frequency, recency, T), not customers.
+    cols = score_arrays(summary, purchase_model, spend_model, s, one_time_alive, unit_days,
+                        pd.Timestamp(summary.attrs.get("cutoff")))
+    out = pd.DataFrame({k: summary[k].to_numpy() for k in ("customer_id", "frequency", "recency", "T")})
+    for k, v in cols.items():
+        out[k] = v
+    out.attrs.update(summary.attrs)
+    out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
+                      "default_margin": s.margin, "interval": s.interval,
+                      "interval_method": ("simulated purchases, parameters drawn" if s.intervals
+                                          else "none")})
+    return out
+
+
+def _distinct_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of the first row of each distinct history, each row's history): few rows are not grouped."""
+    n = len(keys)
+    if n <= 16:
+        return np.arange(n), np.arange(n)
+    _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    return first, np.asarray(inverse).reshape(-1)
+
+
+def score_arrays(cols, purchase_model, spend_model, s: ClvSettings, one_time_alive, unit_days: float,
+                 cutoff: pd.Timestamp) -> dict[str, np.ndarray]:
+    """The score columns of :func:`score_customers` from columns as arrays (a frame or a dict of arrays).
+
+    Every number is computed row by row (each distinct history once), so a customer scored alone
+    gets exactly what they get in the whole base; the one-customer update calls this without pandas.
+    """
     keys = ["frequency", "recency", "T"]
-    distinct = summary[keys].drop_duplicates().reset_index(drop=True)
+    x_all = np.asarray(cols["frequency"], dtype=float)
+    hist = np.column_stack([np.asarray(cols[k], dtype=float) for k in keys]) if len(x_all) else np.empty((0, 3))
+    first, row_of = _distinct_rows(hist)
+    data = {k: hist[first, i] for i, k in enumerate(keys)}
     # One curve for both the monthly CLV steps and the weekly next-order search.
     weeks = np.arange(1, int(s.horizon_months * DAYS_PER_MONTH / 7) + 2) if s.next_order else np.arange(0)
     times = np.concatenate([_month_times(unit_days, s), weeks * 7.0 / unit_days])
-    data = distinct[["frequency", "recency", "T"]]
     if hasattr(purchase_model, "predict_purchases_curve"):
         curve, alive = purchase_model.predict_purchases_curve(times, data, with_alive=True)
     else:
         curve, alive = _curve(purchase_model, times, data), purchase_model.predict_alive(data)
     curve, alive = np.asarray(curve, dtype=float), np.asarray(alive, dtype=float)
     disc, expected = _discount(curve[:, :s.horizon_months], s)
-    factor = np.ones(len(distinct))
+    factor = np.ones(len(first))
     if no_dropout_before_repeat(purchase_model):
-        one_time = distinct["frequency"].to_numpy() == 0
+        one_time = data["frequency"] == 0
         if one_time_alive is not None:
-            factor[one_time] = np.asarray(one_time_alive.predict_alive(data[one_time]), dtype=float)
+            if one_time.any():
+                factor[one_time] = np.asarray(one_time_alive.predict_alive({k: v[one_time] for k, v in data.items()}),
+                                              dtype=float)
             alive = np.where(one_time, factor, alive)
         else:
             alive = np.where(one_time, np.nan, alive)
@@ -132,40 +176,34 @@ def score_customers(
     if s.intervals:
         ranges = _ranges_by_week(purchase_model, data, alive, unit_days, s)
     next_order = (_next_order(curve[:, s.horizon_months:], weeks, cutoff) if s.next_order
-                  else np.full(len(distinct), np.datetime64("NaT"), dtype="datetime64[ns]"))
-    per_hist = distinct.assign(_disc=disc, expected_purchases=expected, p_alive=alive, next_order_date=next_order)
-    out = summary[["customer_id"] + keys].merge(per_hist, on=keys, how="left")
-    row_of = summary[keys].merge(distinct.reset_index(), on=keys, how="left")["index"].to_numpy()
-
-    spend = _expected_spend(summary, spend_model)
-    margin = _margin(summary, s.margin)
+                  else np.full(len(first), np.datetime64("NaT"), dtype="datetime64[ns]"))
+    out: dict[str, np.ndarray] = {"expected_purchases": expected[row_of], "p_alive": alive[row_of],
+                                  "next_order_date": next_order[row_of]}
+    spend = _expected_spend(cols, spend_model)
+    margin = _margin(cols, s.margin)
     value = spend * margin
     out["churn_risk"] = 1.0 - out["p_alive"]
     # Expected time between purchases while still active: 1 / E[rate | history] (gamma posterior
     # (r + x) / (alpha + T) of BG/NBD, MBG/NBD and Pareto/NBD), a rhythm even for one-time buyers.
     params = getattr(purchase_model, "params_", {})
     if "r" in params and "alpha" in params:
-        rate = (params["r"] + summary["frequency"].to_numpy()) / (params["alpha"] + summary["T"].to_numpy())
+        rate = (params["r"] + x_all) / (params["alpha"] + hist[:, 2])
         out["expected_gap_days"] = unit_days / rate
     out["expected_spend"] = spend
     out["margin"] = margin
-    out["clv"] = out["_disc"].to_numpy() * value
+    out["clv"] = disc[row_of] * value
     if ranges is not None:
         # whole purchases x the discounted value of one purchase (CLV / expected purchases)
         with np.errstate(divide="ignore", invalid="ignore"):
             one = np.where(expected[row_of] > 0, disc[row_of] / expected[row_of], np.nan) * value
-        out["clv_low"] = ranges[0][row_of] * one
-        out["clv_high"] = ranges[1][row_of] * one
+        low, high = ranges[0][row_of] * one, ranges[1][row_of] * one
         # no zero-width ranges: where one purchase is worth nothing (no spend) there is no range to state
-        flat = ~(out["clv_high"] > out["clv_low"])
-        out.loc[flat, ["clv_low", "clv_high"]] = np.nan
+        flat = ~(high > low)
+        out["clv_low"] = np.where(flat, np.nan, low)
+        out["clv_high"] = np.where(flat, np.nan, high)
     else:
-        out["clv_low"] = out["clv_high"] = np.nan
-    out = out.drop(columns=["_disc"])
-    out.attrs.update(summary.attrs)
-    out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
-                      "default_margin": s.margin, "interval": s.interval,
-                      "interval_method": "simulated purchases, parameters drawn" if ranges is not None else "none"})
+        out["clv_low"] = np.full(len(x_all), np.nan)
+        out["clv_high"] = np.full(len(x_all), np.nan)
     return out
 
 
@@ -173,7 +211,7 @@ def _ranges_by_week(model, data: pd.DataFrame, alive: np.ndarray, unit_days: flo
                     s: ClvSettings) -> tuple[np.ndarray, np.ndarray]:
     """Purchase ranges simulated once per history rounded to whole weeks, each exact history keeping
     its own P(alive); the same for a customer scored alone or with the whole base (see `purchase_ranges`)."""
-    return purchase_ranges(model, data[["frequency", "recency", "T"]], alive,
+    return purchase_ranges(model, {k: data[k] for k in ("frequency", "recency", "T")}, alive,
                            s.horizon_months * DAYS_PER_MONTH / unit_days, s.interval, week=7.0 / unit_days)
 
 
@@ -184,13 +222,13 @@ def no_dropout_before_repeat(model) -> bool:
 
 def _expected_spend(summary: pd.DataFrame, spend_model) -> np.ndarray:
     """Expected value of a future purchase: Gamma-Gamma where fitted, else the customer's mean."""
-    freq = summary["frequency"].to_numpy()
-    mon = summary["monetary"].to_numpy(dtype=float)
+    freq = np.asarray(summary["frequency"])
+    mon = floats(summary["monetary"])
     if spend_model is None:
-        aov = summary["aov"].to_numpy(dtype=float) if "aov" in summary else mon
+        aov = floats(summary["aov"]) if "aov" in summary else mon
         return np.where(freq > 0, mon, np.nan_to_num(aov, nan=0.0))
     usable = (freq > 0) & (mon > 0)
-    data = pd.DataFrame({"frequency": np.where(usable, freq, 0), "monetary": np.where(usable, mon, 0.0)})
+    data = {"frequency": np.where(usable, freq, 0), "monetary": np.where(usable, mon, 0.0)}
     return np.asarray(spend_model.predict_spend(data), dtype=float)
 
 
@@ -198,8 +236,8 @@ def _margin(summary: pd.DataFrame, default: float) -> np.ndarray:
     """Each customer's gross margin from cost of goods where the data has it, else `default`."""
     if "cost" not in summary:
         return np.full(len(summary), default)
-    rev = summary["revenue"].to_numpy(dtype=float)
-    cost = summary["cost"].to_numpy(dtype=float)
+    rev = floats(summary["revenue"])
+    cost = floats(summary["cost"])
     with np.errstate(divide="ignore", invalid="ignore"):
         m = (rev - cost) / rev
     ok = np.isfinite(m) & (rev > 0) & np.isfinite(cost)
@@ -241,24 +279,31 @@ def run_rate_scores(summary: pd.DataFrame, settings: ClvSettings | None = None,
     s = settings or ClvSettings()
     s.check()
     unit_days = _unit_days(summary)
-    months = np.clip(summary["T"].to_numpy(dtype=float) * unit_days / DAYS_PER_MONTH, 0.0, None)
-    repeats = summary["frequency"].to_numpy(dtype=float)
-    w = RUN_RATE_PRIOR_MONTHS
     shop_rate = run_rate_per_month(summary) if shop_rate is None else shop_rate
-    per_month = (repeats + shop_rate * w) / (months + w)
-    disc_months = ((1.0 + s.discount_rate) ** (-np.arange(1, s.horizon_months + 1) / 12.0)).sum()
-    spend = _expected_spend(summary, None)
-    margin = _margin(summary, s.margin)
     out = pd.DataFrame({"customer_id": summary["customer_id"].to_numpy(),
-                        "expected_purchases": per_month * s.horizon_months, "p_alive": np.nan, "churn_risk": np.nan,
-                        "next_order_date": pd.NaT, "expected_spend": spend, "margin": margin})
-    out["clv"] = per_month * disc_months * spend * margin
-    out["clv_low"] = out["clv_high"] = np.nan  # a run rate has no interval: none is shown rather than a zero-width one
+                        **run_rate_arrays(summary, s, shop_rate, unit_days)})
     out.attrs.update(summary.attrs)
     out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
                       "default_margin": s.margin, "interval": s.interval, "interval_method": "none (run rate)",
                       "run_rate_shop_per_month": float(shop_rate)})
     return out
+
+
+def run_rate_arrays(cols, s: ClvSettings, shop_rate: float, unit_days: float) -> dict[str, np.ndarray]:
+    """The columns of :func:`run_rate_scores` from columns as arrays (row by row: the same alone or in a batch)."""
+    months = np.clip(floats(cols["T"]) * unit_days / DAYS_PER_MONTH, 0.0, None)
+    repeats = floats(cols["frequency"])
+    n = len(months)
+    w = RUN_RATE_PRIOR_MONTHS
+    per_month = (repeats + shop_rate * w) / (months + w)
+    disc_months = ((1.0 + s.discount_rate) ** (-np.arange(1, s.horizon_months + 1) / 12.0)).sum()
+    spend = _expected_spend(cols, None)
+    margin = _margin(cols, s.margin)
+    return {"expected_purchases": per_month * s.horizon_months, "p_alive": np.full(n, np.nan),
+            "churn_risk": np.full(n, np.nan), "next_order_date": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"),
+            "expected_spend": spend, "margin": margin, "clv": per_month * disc_months * spend * margin,
+            # a run rate has no interval: none is shown rather than a zero-width one
+            "clv_low": np.full(n, np.nan), "clv_high": np.full(n, np.nan)}
 
 
 FORECAST_COLUMNS = ("p_alive", "churn_risk", "expected_purchases", "expected_spend", "clv", "clv_low", "clv_high",
@@ -274,12 +319,20 @@ def historical_scores(summary: pd.DataFrame, reason: str, settings: ClvSettings 
     """
     s = settings or ClvSettings()
     s.check()
-    out = pd.DataFrame({"customer_id": summary["customer_id"].to_numpy()})
-    for col in FORECAST_COLUMNS:
-        out[col] = pd.NaT if col == "next_order_date" else np.nan
-    out["margin"] = _margin(summary, s.margin)
-    out["forecast_note"] = f"not estimated: {reason}"
+    out = pd.DataFrame({"customer_id": summary["customer_id"].to_numpy(), **historical_arrays(summary, reason, s)})
     out.attrs.update(summary.attrs)
     out.attrs.update({"horizon_months": s.horizon_months, "discount_rate": s.discount_rate,
                       "default_margin": s.margin, "interval": s.interval, "interval_method": "none (not estimated)"})
+    return out
+
+
+def historical_arrays(cols, reason: str, s: ClvSettings) -> dict[str, np.ndarray]:
+    """The columns of :func:`historical_scores` from columns as arrays."""
+    n = len(cols["customer_id"])
+    out: dict[str, np.ndarray] = {}
+    for col in FORECAST_COLUMNS:
+        out[col] = (np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]") if col == "next_order_date"
+                    else np.full(n, np.nan))
+    out["margin"] = _margin(cols, s.margin)
+    out["forecast_note"] = np.full(n, f"not estimated: {reason}", dtype=object)
     return out

@@ -134,8 +134,8 @@ def purchase_ranges(model, data: pd.DataFrame, p_alive: np.ndarray, horizon: flo
     range therefore depends only on its own history and P(alive), never on which other rows are
     scored in the same call.
     """
-    x = data["frequency"].to_numpy(dtype=float)
-    t_ = data["T"].to_numpy(dtype=float)
+    x = np.asarray(data["frequency"], dtype=float)  # a frame or a dict of arrays
+    t_ = np.asarray(data["T"], dtype=float)
     if week:
         t_ = np.round(t_ / week) * week
     alive = np.nan_to_num(np.asarray(p_alive, dtype=float), nan=1.0)

@@ -25,35 +25,66 @@ def behaviour_segments(customers: pd.DataFrame, as_of=None) -> tuple[pd.DataFram
     """Membership rows for every behaviour kind the data supports, and notes on the rest."""
     as_of = as_of_of(customers, as_of)
     ids = customers["customer_id"]
-    parts, notes = [], []
+    kinds, notes = behaviour_arrays(customers)
+    parts = [membership(ids, kind, pd.Series(values, index=customers.index), as_of) for kind, values in kinds]
+    return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()), notes
 
-    def add(kind: str, values) -> None:
-        parts.append(membership(ids, kind, pd.Series(values, index=customers.index), as_of))
 
-    if "top_category" in customers:
-        shares = customers[[c for c in customers if c.startswith("share_")]].max(axis=1)
-        label = customers["top_category"].fillna("").str.replace("_", " ").str.capitalize() + " lovers"
+def _floats(col) -> np.ndarray:
+    if hasattr(col, "to_numpy"):
+        return col.to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(col, dtype=float)
+
+
+def _texts(col) -> list:
+    """Text values as a list, every missing value None."""
+    vals = col.tolist() if hasattr(col, "tolist") else list(col)
+    return [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v for v in vals]
+
+
+def behaviour_arrays(cols) -> tuple[list[tuple[str, np.ndarray]], list]:
+    """(kind, segment per customer) for every behaviour kind the columns support (a frame or a dict of
+    arrays), and notes on the rest; row by row, so a customer alone gets what they get in the whole base."""
+    parts: list[tuple[str, np.ndarray]] = []
+    notes: list = []
+    n = len(cols["customer_id"])
+    if "top_category" in cols:
+        share_cols = [c for c in cols if str(c).startswith("share_")]
+        with np.errstate(invalid="ignore"):
+            shares = (np.fmax.reduce([_floats(cols[c]) for c in share_cols], axis=0) if share_cols
+                      else np.full(n, np.nan))
+        label = np.array([("" if v is None else str(v)).replace("_", " ").capitalize() + " lovers"
+                          for v in _texts(cols["top_category"])], dtype=object)
         # rounded: a share of exactly one half is a favourite however its sums were added up (a batch
         # and an order-by-order update add the same amounts in another order)
-        add("category_preference", np.where(shares.round(9) >= 0.5, label, "Mixed basket"))
+        parts.append(("category_preference", np.where(np.round(shares, 9) >= 0.5, label, "Mixed basket")))
     else:
         notes.append(Note("category preference skipped: no product categories", topic="no categories"))
-    if "top_channel" in customers:
-        add("channel_preference", customers["top_channel"].fillna("unknown").str.replace("_", " "))
+    if "top_channel" in cols:
+        parts.append(("channel_preference", np.array([("unknown" if v is None else str(v)).replace("_", " ")
+                                                      for v in _texts(cols["top_channel"])], dtype=object)))
     else:
         notes.append(Note("channel preference skipped: no sales channel", topic="no channels"))
-    if "discount_share" in customers:
-        add("discount_reliance", np.where(customers["discount_share"].fillna(0) >= 0.3, "Value seekers", "Full price"))
-    else:
-        notes.append(Note("discount reliance skipped: no discount column", topic="no discounts"))
-    if "gift_share" in customers or "december_share" in customers:
-        occasion = np.maximum(customers.get("gift_share", 0).fillna(0), customers.get("december_share", 0).fillna(0))
-        add("occasions", np.where(occasion >= 0.5, "Gift & seasonal buyers", "Everyday buyers"))
-    if "cart_abandons" in customers:
-        add("cart_abandoners", np.where(customers["cart_abandons"] >= 2, "Cart abandoners", "Completes carts"))
-        tickets = customers["support_tickets"]
-        heavy = (tickets >= 2) & (tickets >= customers["orders"] / 5)
-        add("support", np.where(heavy, "Support-heavy", "Low support"))
-    else:
-        notes.append(Note("cart-abandon and support segments skipped: no events", topic="no events"))
-    return (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()), notes
+    with np.errstate(invalid="ignore"):
+        if "discount_share" in cols:
+            share = np.nan_to_num(_floats(cols["discount_share"]), nan=0.0, posinf=np.inf, neginf=-np.inf)
+            parts.append(("discount_reliance", np.where(share >= 0.3, "Value seekers", "Full price")))
+        else:
+            notes.append(Note("discount reliance skipped: no discount column", topic="no discounts"))
+        if "gift_share" in cols or "december_share" in cols:
+            zero = np.zeros(n)
+            gift = np.nan_to_num(_floats(cols["gift_share"]), nan=0.0, posinf=np.inf, neginf=-np.inf) \
+                if "gift_share" in cols else zero
+            dec = np.nan_to_num(_floats(cols["december_share"]), nan=0.0, posinf=np.inf, neginf=-np.inf) \
+                if "december_share" in cols else zero
+            parts.append(("occasions", np.where(np.maximum(gift, dec) >= 0.5, "Gift & seasonal buyers",
+                                                "Everyday buyers")))
+        if "cart_abandons" in cols:
+            parts.append(("cart_abandoners", np.where(_floats(cols["cart_abandons"]) >= 2, "Cart abandoners",
+                                                      "Completes carts")))
+            tickets = _floats(cols["support_tickets"])
+            heavy = (tickets >= 2) & (tickets >= _floats(cols["orders"]) / 5)
+            parts.append(("support", np.where(heavy, "Support-heavy", "Low support")))
+        else:
+            notes.append(Note("cart-abandon and support segments skipped: no events", topic="no events"))
+    return parts, notes

@@ -155,15 +155,19 @@ class ClusterAssigner:
         cols = []
         for row in self.scaling:
             name = row["feature"]
-            v = (pd.to_numeric(features[name], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
-                 if name in features else np.full(len(features), np.nan))
+            if name not in features:
+                v = np.full(len(features["customer_id"]) if isinstance(features, dict) else len(features), np.nan)
+            elif isinstance(features[name], np.ndarray) and features[name].dtype == np.float64:
+                v = features[name]  # a dict of arrays (one customer's update): already numbers
+            else:
+                v = pd.to_numeric(features[name], errors="coerce").astype("float64").to_numpy(na_value=np.nan)
             v = np.where(np.isfinite(v), v, row["imputed_with"])
             if row["transform"] == "log1p":
                 v = np.log1p(np.maximum(v, 0.0))
             elif row["transform"] == "signed log1p":
                 v = np.sign(v) * np.log1p(np.abs(v))
             cols.append(np.clip((v - row["center"]) / row["scale"], -self.clip, self.clip) * row["weight"])
-        return np.column_stack(cols) if cols else np.empty((len(features), 0))
+        return np.column_stack(cols) if cols else np.empty((len(features), 0))  # a frame: no columns used
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """The model group of each customer (index into `names`)."""

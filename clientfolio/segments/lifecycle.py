@@ -52,28 +52,45 @@ def lifecycle(customers: pd.DataFrame, as_of=None, prospects: pd.Series | None =
     """
     as_of = as_of_of(customers, as_of)
     u = unit_days or customers.attrs.get("unit_days", 1.0)
-    to_days = lambda col: customers[col].astype(float) * u  # noqa: E731
-    since = to_days("T") - to_days("recency")
-    own = to_days("ipt_mean")
     window = return_window(customers, u) if window is None else window
-    rhythm = own.where((customers["frequency"] >= 1) & (own > 0), window)
-    before = to_days("ipt_mean_before_last") if "ipt_mean_before_last" in customers else own
-    rhythm_before = before.where(before > 0, window).fillna(window)
-    p = customers["p_alive"].astype(float) if "p_alive" in customers else pd.Series(np.nan, index=customers.index)
-    last_gap = to_days("last_gap") if "last_gap" in customers else pd.Series(np.nan, index=customers.index)
-    freq = customers["frequency"].to_numpy()
-    conds = [
-        (freq == 0) & (to_days("T") <= window),
-        (freq >= 1) & (last_gap > 4 * rhythm_before) & (since <= 2 * rhythm),
-        *((p < P_ALIVE_LINES[s]) | (since > RHYTHMS[s] * rhythm) for s in ("churned", "lapsed", "at risk")),
-    ]
-    stage = np.select([c.to_numpy() if hasattr(c, "to_numpy") else c for c in conds],
-                      ["new", "reactivated", "churned", "lapsed", "at risk"], default="active")
-    table = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "days_since_last": since.to_numpy(),
-                          "rhythm_days": rhythm.to_numpy(), "lifecycle": stage})
+    cols = lifecycle_arrays(customers, u, window)
+    table = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), **cols})
     if prospects is not None and len(prospects):
         extra = pd.Series(sorted(set(prospects) - set(table["customer_id"])), dtype=object)
         table = pd.concat([table, pd.DataFrame({"customer_id": extra, "days_since_last": np.nan,
                                                 "rhythm_days": np.nan, "lifecycle": "prospect"})],
                           ignore_index=True)
     return table, membership(table["customer_id"], "lifecycle", table["lifecycle"], as_of)
+
+
+def _floats(col) -> np.ndarray:
+    if hasattr(col, "to_numpy"):
+        return col.to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(col, dtype=float)
+
+
+def lifecycle_arrays(cols, unit_days: float, window: float) -> dict[str, np.ndarray]:
+    """days_since_last, rhythm_days and the stage from columns as arrays (a frame or a dict), with the shop's
+    return window in days; row by row, so a customer alone gets what they get in the whole base."""
+    u = unit_days
+    n = len(cols["T"])
+    nan = np.full(n, np.nan)
+    to_days = lambda col: _floats(cols[col]) * u  # noqa: E731
+    t_days = to_days("T")
+    since = t_days - to_days("recency")
+    own = to_days("ipt_mean")
+    freq = np.asarray(cols["frequency"])
+    with np.errstate(invalid="ignore"):
+        rhythm = np.where((freq >= 1) & (own > 0), own, window)
+        before = to_days("ipt_mean_before_last") if "ipt_mean_before_last" in cols else own
+        rhythm_before = np.where(before > 0, before, window)
+        rhythm_before = np.where(np.isnan(rhythm_before), window, rhythm_before)
+        p = _floats(cols["p_alive"]) if "p_alive" in cols else nan
+        last_gap = to_days("last_gap") if "last_gap" in cols else nan
+        conds = [
+            (freq == 0) & (t_days <= window),
+            (freq >= 1) & (last_gap > 4 * rhythm_before) & (since <= 2 * rhythm),
+            *((p < P_ALIVE_LINES[s]) | (since > RHYTHMS[s] * rhythm) for s in ("churned", "lapsed", "at risk")),
+        ]
+    stage = np.select(conds, ["new", "reactivated", "churned", "lapsed", "at risk"], default="active")
+    return {"days_since_last": since, "rhythm_days": rhythm, "lifecycle": stage}

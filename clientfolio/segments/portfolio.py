@@ -33,16 +33,41 @@ def portfolio_quadrants(customers: pd.DataFrame, as_of=None, current: str = "val
                         ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Quadrant per customer with the two coordinates and the split points used (`splits` from
     :func:`quadrant_splits`; by default fitted on these customers)."""
-    cur = customers[current].astype(float).fillna(0.0)
-    pot = customers[potential].astype(float).fillna(0.0)
     splits = splits or quadrant_splits(customers, current, potential)
     cx, cy = splits["current"], splits["potential"]
-    hi_c, hi_p = cur > cx, pot > cy
-    quad = np.select([hi_c & hi_p, ~hi_c & hi_p, hi_c & ~hi_p], QUADRANTS[:3], default=QUADRANTS[3])
-    table = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "current_value": cur.to_numpy(),
-                          "growth_potential": pot.to_numpy(), "quadrant": quad})
+    cur, pot, quad = quadrant_arrays(customers[current], customers[potential], splits)
+    table = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "current_value": cur,
+                          "growth_potential": pot, "quadrant": quad})
     table.attrs.update({"current_split": cx, "potential_split": cy})
     return table, membership(table["customer_id"], "portfolio", table["quadrant"], as_of_of(customers, as_of))
+
+
+MONEY_DECIMALS = 6
+
+
+def quadrant_arrays(current, potential, splits: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(current value, growth potential, quadrant) per customer from arrays, against fitted `splits`."""
+    cur = np.nan_to_num(_floats(current), nan=0.0, posinf=np.inf, neginf=-np.inf)
+    pot = np.nan_to_num(_floats(potential), nan=0.0, posinf=np.inf, neginf=-np.inf)
+    # Current value is a sum of money, and many customers share one (the split is often exactly one of
+    # them): compared at a millionth of the currency unit, so sums added in another order (a live update,
+    # PostgreSQL's sum order, a sweep's running window) land on the same side of the split.
+    hi_c = np.round(cur, MONEY_DECIMALS) > round(float(splits["current"]), MONEY_DECIMALS)
+    hi_p = pot > splits["potential"]
+    quad = np.select([hi_c & hi_p, ~hi_c & hi_p, hi_c & ~hi_p], QUADRANTS[:3], default=QUADRANTS[3])
+    return cur, pot, quad
+
+
+def portfolio_arrays(cols, splits: dict[str, float], current: str = "value_12m",
+                     potential: str = "clv") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`quadrant_arrays` of columns (a frame or a dict of arrays)."""
+    return quadrant_arrays(cols[current], cols[potential], splits)
+
+
+def _floats(col) -> np.ndarray:
+    if hasattr(col, "to_numpy"):
+        return col.to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(col, dtype=float)
 
 
 def concentration(revenue: pd.Series, points: int = 101) -> tuple[pd.DataFrame, float]:

@@ -56,20 +56,33 @@ def quintile_score(values: pd.Series, ids: pd.Series | None = None, higher_is_be
     return score_by_cuts(values, quintile_cuts(values), higher_is_better)
 
 
-def _rfm_inputs(customers: pd.DataFrame, as_of) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """(days since the last purchase, orders, revenue) -- or their fallbacks -- of each customer."""
-    as_of = as_of_of(customers, as_of)
+def _rfm_inputs(customers, as_of) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(days since the last purchase, orders, revenue) -- or their fallbacks -- of each customer, as float arrays
+    (from a frame or a dict of arrays)."""
     if "days_since_last" in customers:
-        since = customers["days_since_last"]
-    elif "last_purchase" in customers and as_of is not None:
-        since = (pd.Timestamp(as_of) - pd.to_datetime(customers["last_purchase"])).dt.days
+        since = _floats(customers["days_since_last"])
+    elif "last_purchase" in customers and (as_of is not None or hasattr(customers, "attrs")):
+        as_of = as_of_of(customers, as_of) if hasattr(customers, "attrs") else as_of
+        if as_of is None:
+            raise SchemaError("rfm_scores needs 'days_since_last', or 'last_purchase' and an as_of date")
+        last = np.asarray(customers["last_purchase"], dtype="datetime64[us]")
+        gap = (np.datetime64(pd.Timestamp(as_of).to_datetime64(), "us") - last).astype("int64").astype(float)
+        since = np.where(np.isnat(last), np.nan, np.floor(gap / 86_400e6))  # whole days, as Timedelta.days
     else:
         raise SchemaError("rfm_scores needs 'days_since_last', or 'last_purchase' and an as_of date")
-    freq = customers["orders"] if "orders" in customers else customers.get("frequency")
-    money = customers["revenue"] if "revenue" in customers else customers.get("monetary")
+    freq = customers["orders"] if "orders" in customers else (customers["frequency"] if "frequency" in customers
+                                                               else None)
+    money = customers["revenue"] if "revenue" in customers else (customers["monetary"] if "monetary" in customers
+                                                                 else None)
     if freq is None or money is None:
         raise SchemaError("rfm_scores needs 'orders' (or 'frequency') and 'revenue' (or 'monetary') columns")
-    return since.astype(float), freq.astype(float), money.astype(float)
+    return since, _floats(freq), _floats(money)
+
+
+def _floats(col) -> np.ndarray:
+    if hasattr(col, "to_numpy"):
+        return col.to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(col, dtype=float)
 
 
 def rfm_cuts(customers: pd.DataFrame, as_of=None) -> dict[str, list[float] | None]:
@@ -86,12 +99,23 @@ def rfm_scores(customers: pd.DataFrame, as_of=None, cuts: dict[str, list[float] 
     """
     since, freq, money = _rfm_inputs(customers, as_of)
     cuts = cuts if cuts is not None else rfm_cuts(customers, as_of)
+    return pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), **rfm_arrays(since, freq, money, cuts)})
+
+
+def rfm_arrays(since, freq, money, cuts: dict[str, list[float] | None]) -> dict[str, np.ndarray]:
+    """R, F, M, FM and the RFM code from days since the last order, orders and revenue (arrays), against `cuts`."""
     r = score_by_cuts(since, cuts["recency"], higher_is_better=False)  # fewer days since last purchase is better
     f = score_by_cuts(freq, cuts["orders"])
     m = score_by_cuts(money, cuts["revenue"])
     fm = np.floor((f + m) / 2 + 0.5).astype(np.int64)
-    return pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "R": r, "F": f, "M": m, "FM": fm,
-                         "RFM": [f"{a}{b}{c}" for a, b, c in zip(r, f, m)]})
+    return {"R": r, "F": f, "M": m, "FM": fm, "RFM": [f"{a}{b}{c}" for a, b, c in zip(r.tolist(), f.tolist(),
+                                                                                       m.tolist())]}
+
+
+def rfm_names(r, fm, grid: dict[int, tuple[str, ...]] | None = None) -> np.ndarray:
+    """The named RFM segment of each (R, FM) pair in `grid` (default: REFERENCE.md's)."""
+    grid = grid or DEFAULT_GRID
+    return np.array([grid[a][b - 1] for a, b in zip(np.asarray(r).tolist(), np.asarray(fm).tolist())], dtype=object)
 
 
 def check_grid(grid: dict[int, tuple[str, ...]]) -> None:
@@ -109,6 +133,5 @@ def rfm_segments(customers: pd.DataFrame, as_of=None, grid: dict[int, tuple[str,
     grid = grid or DEFAULT_GRID
     check_grid(grid)
     scores = rfm_scores(customers, as_of, cuts)
-    names = np.array([grid[r][fm - 1] for r, fm in zip(scores["R"], scores["FM"])], dtype=object)
-    scores["rfm_segment"] = names
+    scores["rfm_segment"] = rfm_names(scores["R"].to_numpy(), scores["FM"].to_numpy(), grid)
     return scores, membership(scores["customer_id"], "rfm", scores["rfm_segment"], as_of_of(customers, as_of))

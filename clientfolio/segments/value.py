@@ -47,7 +47,7 @@ def tier_cuts(values: pd.Series, shares: tuple[float, float] = (0.2, 0.3)) -> tu
 def tiers_by_cuts(values: pd.Series, cuts: tuple[float, float] | None, names: tuple[str, str, str]) -> np.ndarray:
     """Above the top cut, above the middle cut, the rest (a tie at a cut goes to the lower tier;
     missing values are in the last tier)."""
-    v = values.to_numpy(dtype=float)
+    v = _floats(values)
     if cuts is None:
         return np.full(len(v), names[2], dtype=object)
     hi, mid = cuts
@@ -92,9 +92,38 @@ def frequency_tiers(customers: pd.DataFrame, as_of=None, cut: float | None = Non
 
     `cut` (from :func:`frequency_cut`) applies a line fitted elsewhere; by default it is fitted here."""
     cut = frequency_cut(customers) if cut is None else cut
-    repeat = customers["orders"].to_numpy() > 1
-    tier = np.where(~repeat, "One-time", np.where(_tier_rate(customers).to_numpy() >= cut, "Frequent", "Occasional"))
+    tier = frequency_tier_array(customers["orders"], _tier_rate(customers), cut)
     return membership(customers["customer_id"], "frequency_tier", pd.Series(tier), as_of_of(customers, as_of))
+
+
+def frequency_tier_array(orders, rate, cut: float) -> np.ndarray:
+    """One-time / Frequent / Occasional per customer from orders and orders per month (arrays)."""
+    repeat = np.asarray(orders) > 1
+    return np.where(~repeat, "One-time", np.where(_floats(rate) >= cut, "Frequent", "Occasional"))
+
+
+def _floats(col) -> np.ndarray:
+    if hasattr(col, "to_numpy"):
+        return col.to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(col, dtype=float)
+
+
+def profitability_arrays(revenue, cost, cost_to_serve, default_margin: float = 1.0) -> dict[str, np.ndarray]:
+    """Gross profit, cost to serve, profit and the profitability tier from arrays (`cost`, `cost_to_serve`: None
+    when the data has no such column); row by row, the same alone or in a batch."""
+    rev = _floats(revenue)
+    cost = _floats(cost) if cost is not None else np.full(len(rev), np.nan)
+    cogs = np.where(np.isnan(cost), rev * (1 - default_margin), cost)
+    if cost_to_serve is not None:
+        cts = _floats(cost_to_serve)
+        cts = np.where(np.isnan(cts), 0.0, cts)
+    else:
+        cts = 0.0 * rev
+    profit = rev - cogs - cts
+    with np.errstate(invalid="ignore"):
+        band = 0.02 * np.maximum(np.abs(rev), 1.0)
+        tier = np.where(profit > band, "Profitable", np.where(profit < -band, "Unprofitable", "Break-even"))
+    return {"gross_profit": rev - cogs, "cost_to_serve": cts, "profit": profit, "profitability": tier}
 
 
 def profitability(customers: pd.DataFrame, default_margin: float = 1.0, as_of=None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -103,16 +132,11 @@ def profitability(customers: pd.DataFrame, default_margin: float = 1.0, as_of=No
     Cost of goods comes from the data where present, else revenue x (1 - default_margin);
     cost-to-serve (delivery, payment, service costs) from the data where present, else 0.
     """
-    rev = customers["revenue"].astype(float)
-    cost = customers["cost"].astype(float) if "cost" in customers else pd.Series(np.nan, index=customers.index)
-    cogs = cost.where(cost.notna(), rev * (1 - default_margin))
-    cts = customers["cost_to_serve"].astype(float).fillna(0.0) if "cost_to_serve" in customers else 0.0 * rev
-    profit = rev - cogs - cts
-    band = 0.02 * rev.abs().clip(lower=1.0)
-    tier = np.where(profit > band, "Profitable", np.where(profit < -band, "Unprofitable", "Break-even"))
-    table = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "gross_profit": (rev - cogs).to_numpy(),
-                          "cost_to_serve": cts.to_numpy(), "profit": profit.to_numpy(), "profitability": tier})
-    return table, membership(customers["customer_id"], "profitability", pd.Series(tier), as_of_of(customers, as_of))
+    cols = profitability_arrays(customers["revenue"], customers["cost"] if "cost" in customers else None,
+                                customers["cost_to_serve"] if "cost_to_serve" in customers else None, default_margin)
+    table = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), **cols})
+    return table, membership(customers["customer_id"], "profitability", pd.Series(cols["profitability"]),
+                             as_of_of(customers, as_of))
 
 
 @dataclass
@@ -204,17 +228,26 @@ def value_score(customers: pd.DataFrame, weights: dict[str, float] | str = "reta
     Each input is a percentile within `references` (from :func:`value_references`; by default
     fitted on these customers); which dimensions have data is decided by the references too.
     """
-    weights = _weights(weights)
     refs = references if references is not None else value_references(customers)
-    out = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy()})
+    cols, norm, notes = value_score_arrays(customers, weights, refs)
+    out = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), **cols})
+    return ValueScore(out, norm, notes)
+
+
+def value_score_arrays(cols, weights: dict[str, float] | str, refs: dict[str, dict]
+                       ) -> tuple[dict[str, np.ndarray], dict[str, float], list[str]]:
+    """(each dimension and value_score as arrays, the weights used, notes) from columns as arrays
+    (a frame or a dict); row by row against fitted references, so the same alone or in a batch."""
+    weights = _weights(weights)
+    out: dict[str, np.ndarray] = {}
     used, notes = {}, []
-    for dim, cols in DIMENSIONS.items():
-        have = [c for c in cols if refs.get(c) is not None and c in customers]
+    for dim, names in DIMENSIONS.items():
+        have = [c for c in names if refs.get(c) is not None and c in cols]
         if not have or not weights.get(dim):
             if weights.get(dim):
-                notes.append(f"no {dim} data ({', '.join(cols)}): its weight is shared among the other dimensions")
+                notes.append(f"no {dim} data ({', '.join(names)}): its weight is shared among the other dimensions")
             continue
-        pct = [np.nan_to_num(percentile_of(customers[c].astype(float), refs[c]), nan=0.0) * 100 for c in have]
+        pct = [np.nan_to_num(percentile_of(_floats(cols[c]), refs[c]), nan=0.0) * 100 for c in have]
         out[dim] = np.mean(pct, axis=0)
         used[dim] = weights[dim]
     total = sum(used.values())
@@ -222,4 +255,4 @@ def value_score(customers: pd.DataFrame, weights: dict[str, float] | str = "reta
         raise SchemaError("value_score: none of the value dimensions has data")
     norm = {d: w / total for d, w in used.items()}
     out["value_score"] = sum(out[d] * w for d, w in norm.items())
-    return ValueScore(out, norm, notes)
+    return out, norm, notes

@@ -26,13 +26,16 @@ from clientfolio.core.errors import SchemaError
 from clientfolio.core.notes import Notes, method_note
 from clientfolio.scores import (ClvSettings, clv_to_cac, customer_cac, historical_scores, run_rate_scores,
                                 score_customers)
-from clientfolio.scores.clv import DAYS_PER_MONTH, run_rate_per_month
+from clientfolio.scores.acquisition import cac_array, cac_lookup
+from clientfolio.scores.clv import (DAYS_PER_MONTH, historical_arrays, run_rate_arrays, run_rate_per_month,
+                                    score_arrays)
 from clientfolio.scores.intervals import total_interval
 from clientfolio.segments import behaviour as seg_behaviour
 from clientfolio.segments import lifecycle, portfolio, rfm, value
 from clientfolio.segments.clusters import ClusterAssigner
-from clientfolio.state.models import (fit_one_time_alive_model, fit_purchase_model, fit_spend_model, model_from_dict,
-                                      model_to_dict)
+from clientfolio.state.groups import GroupedPurchase
+from clientfolio.state.models import (MODELS, fit_one_time_alive_model, fit_purchase_model, fit_spend_model,
+                                      model_from_dict, model_to_dict)
 from clientfolio.store.audit import Support
 
 FORMAT = 1  # version of the stored form; bump when `to_dict` changes incompatibly
@@ -68,8 +71,11 @@ class PortfolioState:
     per customer: the columns of :func:`clientfolio.state.features.customer_features`).
     """
 
+    _cac_lookup: Any = None  # the CAC table as a dict, made once for apply_columns
+
     def __init__(self, model: str = "bgnbd", settings: ClvSettings | None = None, sector: str = "retail",
                  rules: Any = None, clusters: bool = True, currency: str = "") -> None:
+        self._cac_lookup = _UNSET
         self.model = model
         self.settings = settings or ClvSettings()
         self.sector = sector
@@ -80,21 +86,28 @@ class PortfolioState:
     # ------------------------------------------------------------------ fit and apply
     def fit(self, features: pd.DataFrame, as_of: pd.Timestamp, *, support: Support, start: dict | None = None,
             transactions: pd.DataFrame | None = None, marketing_spend: pd.DataFrame | None = None,
-            prospects: pd.Series | None = None, fitted_on: dict | None = None) -> PortfolioState:
+            prospects: pd.Series | None = None, fitted_on: dict | None = None,
+            purchase_stats: pd.DataFrame | None = None, group: str | None = None) -> PortfolioState:
         """Learn the state from every customer's features at `as_of`; see :meth:`fit_apply`."""
         self.fit_apply(features, as_of, support=support, start=start, transactions=transactions,
-                       marketing_spend=marketing_spend, prospects=prospects, fitted_on=fitted_on)
+                       marketing_spend=marketing_spend, prospects=prospects, fitted_on=fitted_on,
+                       purchase_stats=purchase_stats, group=group)
         return self
 
     def fit_apply(self, features: pd.DataFrame, as_of: pd.Timestamp, *, support: Support, start: dict | None = None,
                   transactions: pd.DataFrame | None = None, marketing_spend: pd.DataFrame | None = None,
-                  prospects: pd.Series | None = None, fitted_on: dict | None = None) -> Applied:
+                  prospects: pd.Series | None = None, fitted_on: dict | None = None,
+                  purchase_stats: pd.DataFrame | None = None, group: str | None = None) -> Applied:
         """Fit the state and return its application to the same customers (like ``fit_transform``).
 
         `support` says whether the data supports forecasts; `start`, parameters to start the
         purchase model from; `transactions`, the rows windowed rules read; `prospects`, known
         customers without purchases (lifecycle "prospect").  `fitted_on` records the data
-        (transactions, customers, fingerprint) with the state.
+        (transactions, customers, fingerprint) with the state.  `purchase_stats` (``frequency,
+        recency, T`` in days and ``weights``: the whole base's distinct histories with their counts)
+        is what the purchase models are fitted on when `features` is only a sample of the base.
+        `group`: a customer attribute column of `features` whose levels get purchase models of their
+        own (chosen on a holdout period by analyze; :mod:`clientfolio.state.groups`).
         """
         self.settings.check()
         as_of = pd.Timestamp(as_of).normalize()
@@ -102,11 +115,14 @@ class PortfolioState:
         self.support_ = support
         self.fitted_on_ = dict(fitted_on or {}, cutoff=as_of.isoformat(), customers=int(len(features)))
         self.notes_ = Notes()
+        # Churn risk and next order made at this fit (analyze --predict sets a summary; the scores themselves
+        # live in the store's predictions table and are not recomputed by live updates).
+        self.predictions_: dict | None = None
         # Which behaviour columns this shop has: features derived for one customer later must have the same.
         self.categories_ = [c.removeprefix("share_") for c in features.columns if c.startswith("share_")]
         self.feature_flags_ = {"discounts": "discount_share" in features, "events": "email_opens" in features,
                                "channels": "top_channel" in features}
-        self._fit_models(features, as_of, start)
+        self._fit_models(features, as_of, start, purchase_stats, group)
         scored = self._score(features, as_of, self.settings, fit=True)
         applied = self._segment(scored, as_of, transactions, prospects, marketing_spend, fit=True)
         return applied
@@ -121,27 +137,125 @@ class PortfolioState:
         """
         self._check_fitted()
         as_of = pd.Timestamp(as_of if as_of is not None else self.cutoff_).normalize()
+        scored = self._score(features, as_of, self._apply_settings(intervals, next_order), fit=False)
+        return self._segment(scored, as_of, transactions, prospects, None, fit=False)
+
+    def _apply_settings(self, intervals: bool, next_order: bool) -> ClvSettings:
         next_order = next_order or (self.rules_ is not None and "next_order_date" in self.rules_.fields)
-        s = self.settings if intervals and next_order else ClvSettings(
+        return self.settings if intervals and next_order else ClvSettings(
             horizon_months=self.settings.horizon_months, discount_rate=self.settings.discount_rate,
             margin=self.settings.margin, interval=self.settings.interval,
             intervals=intervals and self.settings.intervals, next_order=next_order)
-        scored = self._score(features, as_of, s, fit=False)
-        return self._segment(scored, as_of, transactions, prospects, None, fit=False)
+
+    def apply_columns(self, features: dict[str, np.ndarray], as_of: pd.Timestamp | None = None, *,
+                      transactions: pd.DataFrame | None = None, intervals: bool = True, next_order: bool = True
+                      ) -> tuple[dict[str, np.ndarray], list[tuple[str, str, Any]]]:
+        """:meth:`apply` for a few customers given as columns of NumPy arrays (in days, the columns of
+        :func:`clientfolio.state.features.customer_features`): (every customer column, memberships as
+        (customer_id, segment_kind, segment) tuples).
+
+        The same array functions as :meth:`apply` compute every number, row by row, so a customer gets
+        exactly what they get in a batch; no DataFrame is built (but for rule segments, whose evaluator
+        reads frames).  What a per-event update calls: pandas' fixed cost per call would dominate it.
+        """
+        self._check_fitted()
+        as_of = pd.Timestamp(as_of if as_of is not None else self.cutoff_).normalize()
+        s = self._apply_settings(intervals, next_order)
+        c = dict(features)
+        ids = np.asarray(c["customer_id"], dtype=object)
+        n = len(ids)
+        # -- scores (what _score adds): the models work in weeks
+        summary = {k: (_floats(v) / 7.0 if k in TIME_COLUMNS else v) for k, v in c.items()}
+        if not self.support_.forecasts:
+            scores = historical_arrays(summary, self.support_.reason, s)
+        elif self.purchase_model_ is None:
+            scores = run_rate_arrays(summary, s, self.run_rate_, 7.0)
+        elif getattr(self, "purchase_groups_", None) is not None:  # one model per customer group
+            scores = self.purchase_groups_.score_arrays(summary, self.purchase_model_, self.alive_model_,
+                                                        self.spend_model_, s, 7.0, as_of)
+        else:
+            scores = score_arrays(summary, self.purchase_model_, self.spend_model_, s, self.alive_model_, 7.0, as_of)
+        for k, v in scores.items():
+            c.setdefault(k, v)
+        # -- segments, in _segment's order
+        forecasts = self.support_.forecasts
+        members: list[tuple[str, np.ndarray]] = []
+        since, freq, money = rfm._rfm_inputs(c, as_of)
+        r = rfm.rfm_arrays(since, freq, money, self.rfm_cuts_)
+        c.update(r)
+        c["rfm_segment"] = rfm.rfm_names(r["R"], r["FM"])
+        members.append(("rfm", c["rfm_segment"]))
+        tiers: dict[str, np.ndarray] = {}
+        if forecasts:
+            tiers["value_tier"] = value.tiers_by_cuts(c["clv"], self.value_tier_cuts_, value.VALUE_TIER_NAMES)
+        tiers["historical_value_tier"] = value.tiers_by_cuts(c["revenue"], self.historical_tier_cuts_,
+                                                             value.HISTORICAL_TIER_NAMES)
+        tiers["frequency_tier"] = value.frequency_tier_array(
+            c["orders"], c["orders_per_month"] if "orders_per_month" in c else c["frequency"], self.frequency_cut_)
+        members.extend(tiers.items())
+        prof = value.profitability_arrays(c["revenue"], c.get("cost"), c.get("cost_to_serve"), self.settings.margin)
+        c.update(prof)
+        members.append(("profitability", prof["profitability"]))
+        life = lifecycle.lifecycle_arrays(c, 1.0, self.return_window_)
+        c.update(life)
+        members.append(("lifecycle", life["lifecycle"]))
+        if "value_12m" not in c:
+            raise SchemaError("apply: the features need value_12m and revenue_12m (the last 12 months); "
+                              "build them with clientfolio.state.features.customer_features")
+        for k in ("value_12m", "revenue_12m"):
+            v = _floats(c[k])
+            c[k] = np.where(np.isnan(v), 0.0, v)
+        if forecasts:
+            _, _, quad = portfolio.portfolio_arrays(c, self.quadrant_splits_)
+            c["quadrant"] = quad
+            members.append(("portfolio", quad))
+        else:
+            c["quadrant"] = np.full(n, None, dtype=object)
+        for kind in ("value_tier", "historical_value_tier", "frequency_tier"):
+            c[kind] = tiers[kind] if kind in tiers else np.full(n, np.nan)
+        beh, _ = seg_behaviour.behaviour_arrays(c)
+        members.extend(beh)
+        vs, _, _ = value.value_score_arrays(c, self.sector, self.value_references_)
+        c.update(vs)
+        if self.cluster_assigner_ is not None:
+            c["cluster"] = np.asarray(self.cluster_assigner_.assign(c), dtype=object)
+            members.append(("cluster", c["cluster"]))
+        rows = [(cid, kind, _segment_text(seg)) for kind, values in members for cid, seg in zip(ids, values)]
+        if self.rules is not None:
+            frame = pd.DataFrame({k: v for k, v in c.items()})
+            frame.attrs.update({"cutoff": as_of, "unit_days": 1.0})
+            rule_frame = frame.drop(columns=[col for col in frame.columns if frame[col].dtype == object
+                                             and col != "customer_id" and frame[col].map(type).isin([list, dict]).any()])
+            ruled = self.rules_.evaluate(rule_frame, transactions, as_of=as_of)
+            rows.extend(zip(ruled["customer_id"].tolist(), ruled["segment_kind"].tolist(),
+                            [_segment_text(v) for v in ruled["segment"].tolist()]))
+        by_kind = dict(beh)
+        for kind in PREFERENCE_KINDS:
+            c[kind] = by_kind[kind] if kind in by_kind else np.full(n, np.nan)
+        if self._cac_lookup is _UNSET:
+            self._cac_lookup = cac_lookup(self.cac_)
+        c["cac"] = cac_array(c, self._cac_lookup)
+        return c, rows
 
     # ------------------------------------------------------------------ the steps
-    def _fit_models(self, features: pd.DataFrame, as_of: pd.Timestamp, start: dict | None) -> None:
+    def _fit_models(self, features: pd.DataFrame, as_of: pd.Timestamp, start: dict | None,
+                    purchase_stats: pd.DataFrame | None = None, group: str | None = None) -> None:
         self.purchase_model_ = self.spend_model_ = self.alive_model_ = None
+        self.purchase_groups_ = None
         self.run_rate_ = None
         self.clv_total_interval_ = None
         if not self.support_.forecasts:
             return
         summary = model_summary(features, as_of)
         fit_on = summary  # every customer: fits cost what the distinct (x, t_x, T) histories cost
-        self.purchase_model_ = fit_purchase_model(fit_on, self.model, self.notes_, start)
+        purchase_on = fit_on if purchase_stats is None else model_summary(purchase_stats, as_of)
+        self.purchase_model_ = fit_purchase_model(purchase_on, self.model, self.notes_, start)
         self.spend_model_ = fit_spend_model(fit_on, self.notes_)
         if self.purchase_model_ is not None:
-            self.alive_model_ = fit_one_time_alive_model(self.purchase_model_, fit_on, self.notes_)
+            self.alive_model_ = fit_one_time_alive_model(self.purchase_model_, purchase_on, self.notes_)
+            if group is not None and type(self.purchase_model_) is MODELS[self.model]:
+                self.purchase_groups_ = GroupedPurchase(group, self.model).fit(fit_on, self.purchase_model_,
+                                                                               self.notes_)
         else:
             self.run_rate_ = run_rate_per_month(summary)
 
@@ -152,6 +266,8 @@ class PortfolioState:
             scores = historical_scores(summary, self.support_.reason, s)
         elif self.purchase_model_ is None:
             scores = run_rate_scores(summary, s, shop_rate=self.run_rate_)
+        elif getattr(self, "purchase_groups_", None) is not None:  # one model per customer group
+            scores = self.purchase_groups_.score(summary, self.purchase_model_, self.alive_model_, self.spend_model_, s)
         else:
             scores = score_customers(summary, self.purchase_model_, self.spend_model_, s,
                                      one_time_alive=self.alive_model_)
@@ -163,8 +279,13 @@ class PortfolioState:
             expected = out["expected_purchases"].to_numpy(dtype=float)
             with np.errstate(divide="ignore", invalid="ignore"):
                 one = np.where(expected > 0, out["clv"].to_numpy(dtype=float) / expected, 0.0)
-            self.clv_total_interval_ = total_interval(model_summary(out, as_of), self.purchase_model_, one,
-                                                      s.horizon_months * DAYS_PER_MONTH / 7.0, s.interval)
+            horizon = s.horizon_months * DAYS_PER_MONTH / 7.0
+            if self.purchase_groups_ is not None:
+                self.clv_total_interval_ = self.purchase_groups_.total_interval(
+                    model_summary(out, as_of), self.purchase_model_, one, horizon, s.interval)
+            else:
+                self.clv_total_interval_ = total_interval(model_summary(out, as_of), self.purchase_model_, one,
+                                                          horizon, s.interval)
         out.attrs.update({"cutoff": as_of, "unit": "D", "unit_days": 1.0})
         return out
 
@@ -248,6 +369,7 @@ class PortfolioState:
             attrs = [col for col in ("customer_id", "acquisition_channel", "acquisition_cost", "first_seen") if col in c]
             self.cac_ = clv_to_cac(c, c[attrs], marketing_spend if marketing_spend is not None
                                    and len(marketing_spend) else None)
+            self._cac_lookup = _UNSET
         c["cac"] = customer_cac(c, self.cac_).to_numpy()
         c.attrs.update({"cutoff": as_of, "unit_days": 1.0})
         return Applied(c, segments)
@@ -319,7 +441,9 @@ class PortfolioState:
             "fitted_on": self.fitted_on_,
             "support": {"forecasts": self.support_.forecasts, "reason": self.support_.reason},
             "models": {"purchase": model_to_dict(self.purchase_model_), "spend": model_to_dict(self.spend_model_),
-                       "one_time_alive": model_to_dict(self.alive_model_)},
+                       "one_time_alive": model_to_dict(self.alive_model_),
+                       "purchase_groups": (self.purchase_groups_.to_dict()
+                                           if getattr(self, "purchase_groups_", None) is not None else None)},
             "run_rate": self.run_rate_,
             "categories": self.categories_, "feature_flags": self.feature_flags_,
             "clv_total_interval": self.clv_total_interval_,
@@ -330,6 +454,7 @@ class PortfolioState:
             "rules": ({"document": self.rules_.to_dict(), "schema": self.rules_.schema}
                       if self.rules_ is not None else None),
             "cac": self.cac_.to_dict("records") if self.cac_ is not None else None,
+            "predictions": getattr(self, "predictions_", None),
             "notes": [{"text": str(n), "audience": getattr(n, "audience", "owner"), "topic": getattr(n, "topic", None)}
                       for n in self.notes_],
         }
@@ -359,6 +484,8 @@ class PortfolioState:
         self.purchase_model_ = model_from_dict(d["models"]["purchase"])
         self.spend_model_ = model_from_dict(d["models"]["spend"])
         self.alive_model_ = model_from_dict(d["models"]["one_time_alive"])
+        groups = d["models"].get("purchase_groups")  # absent in states stored before grouped models existed
+        self.purchase_groups_ = GroupedPurchase.from_dict(groups) if groups else None
         self.run_rate_ = d["run_rate"]
         self.categories_ = list(d["categories"])
         self.feature_flags_ = dict(d["feature_flags"])
@@ -375,6 +502,8 @@ class PortfolioState:
         self.cluster_result_ = None
         self.rules_ = rules
         self.cac_ = pd.DataFrame(d["cac"]) if d.get("cac") is not None else None
+        self.predictions_ = d.get("predictions")  # absent in states stored before predictions existed
+        self._cac_lookup = _UNSET
         from clientfolio.core.notes import Note
 
         self.notes_ = Notes(Note(n["text"], audience=n["audience"], topic=n["topic"]) for n in d.get("notes", []))
@@ -389,6 +518,22 @@ class PortfolioState:
 _SUMMARY_ORDER = frozenset({"customer_id", "frequency", "recency", "T", "monetary", "first_purchase", "last_purchase",
                             "orders", "revenue", "refunds", "cost", "cost_to_serve", "aov", "tenure", "ipt_mean",
                             "ipt_std", "last_gap", "first_gap", "ipt_mean_before_last"})
+
+
+_UNSET = object()
+
+
+def _floats(v: Any) -> np.ndarray:
+    if hasattr(v, "to_numpy"):
+        return v.to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(v, dtype=float)
+
+
+def _segment_text(v: Any) -> str | None:
+    """A segment name as text, None where missing (the batch's memberships hold pd.NA there)."""
+    if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+        return None
+    return str(v)
 
 
 def _put(c: pd.DataFrame, part: pd.DataFrame, cols: list[str]) -> None:

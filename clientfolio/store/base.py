@@ -174,15 +174,21 @@ class Store(abc.ABC):
         nothing) when an event key was applied before, StoreError when the database refuses a row.
         """
 
+    def fetch(self, sql: str, params: list | tuple | None = None) -> tuple[list[str], list[tuple]]:
+        """(column names, rows as tuples of Python values) of a query: `query` without a DataFrame, for the
+        point reads of a per-event update."""
+        df = self.query(sql, params)
+        return list(df.columns), list(df.itertuples(index=False, name=None))
+
     def applied_event_keys(self, keys: Sequence[str]) -> set[str]:
         """Which of these event keys are already applied."""
         keys = [str(k) for k in keys]
         done: set[str] = set()
         for i in range(0, len(keys), 1000):
             part = keys[i:i + 1000]
-            df = self.query(f"SELECT event_key FROM applied_events WHERE event_key IN ({', '.join('?' * len(part))})",
-                            part)
-            done.update(str(k) for k in df["event_key"])
+            _, rows = self.fetch(f"SELECT event_key FROM applied_events WHERE event_key IN "
+                                 f"({', '.join('?' * len(part))})", part)
+            done.update(str(r[0]) for r in rows)
         return done
 
     def read_changes(
@@ -300,9 +306,9 @@ def merge_statements(table: str, inc: str) -> dict[str, str]:
         update = None
         delete = (f"DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM {inc} i WHERE {on_target} "
                   f"AND i.row_hash <> {table}.row_hash)")
-    insert = (f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join('i.' + n for n in names)} FROM {inc} i "
-              f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {on})")
-    return {"counts": counts, "update": update, "delete": delete, "insert": insert}
+    insert_all = f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join('i.' + n for n in names)} FROM {inc} i"
+    insert = f"{insert_all} WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {on})"
+    return {"counts": counts, "update": update, "delete": delete, "insert": insert, "insert_all": insert_all}
 
 
 # Link rows keyed by e-mail to the customer id a customers file gives that e-mail.

@@ -22,7 +22,7 @@ from clientfolio.core.errors import ClientfolioError
 from clientfolio.store.base import Store
 from clientfolio.store.schema import CHANNELS, PURPOSES
 
-__all__ = ["ConsentError", "allowed_ids", "check_purpose", "consent_map", "consent_status"]
+__all__ = ["ConsentError", "allowed_ids", "check_purpose", "consent_map", "consent_matrix", "consent_status"]
 
 _DECIDE = """
 WITH ids AS (SELECT DISTINCT unnest(CAST(? AS TEXT[])) AS customer_id),
@@ -91,6 +91,54 @@ def consent_status(store: Store, customer_ids: Sequence[str], purpose: str = "ma
             basis[i] = f"{word}{scope} {pd.Timestamp(at):%Y-%m-%d} ({source})"
     return pd.DataFrame({"customer_id": df["customer_id"].astype(str).to_numpy(), "allowed": allowed.astype(bool),
                          "basis": basis if n else np.array([], dtype=object)})
+
+
+_DECIDE_MANY = """
+WITH ids AS (SELECT DISTINCT unnest(CAST(? AS TEXT[])) AS customer_id),
+asked AS (SELECT unnest(CAST(? AS TEXT[])) AS channel),
+rec AS (
+  SELECT c.customer_id, a.channel AS asked, c.granted,
+         row_number() OVER (PARTITION BY c.customer_id, a.channel
+                            ORDER BY c.recorded_at DESC, CASE WHEN c.channel = 'any' THEN 1 ELSE 0 END) AS k
+  FROM consents c JOIN asked a ON c.channel = a.channel OR c.channel = 'any'
+  WHERE c.purpose = ? AND c.customer_id IN (SELECT customer_id FROM ids)
+)
+SELECT customer_id, asked, granted FROM rec WHERE k = 1
+"""
+
+
+def consent_matrix(store: Store, customer_ids: Sequence[str], purpose: str = "marketing",
+                   channels: Sequence[str] = ("email",)) -> pd.DataFrame:
+    """May each customer be used for `purpose` on each of `channels`: the `allowed` column of
+    :func:`consent_status` for several channels at once (index: the distinct customer ids, sorted;
+    one bool column per channel), from one read of the consent records and one of the customers file."""
+    for ch in channels:
+        check_purpose(purpose, ch)
+    ids = sorted({str(c) for c in customer_ids})
+    out = pd.DataFrame(index=pd.Index(ids, name="customer_id", dtype=object))
+    if not ids:
+        for ch in channels:
+            out[ch] = pd.Series([], dtype=bool)
+        return out
+    flags = store.query("SELECT customer_id, consent_marketing FROM customers WHERE consent_marketing IS NOT NULL "
+                        "AND customer_id IN (SELECT unnest(CAST(? AS TEXT[])))", [ids])
+    flag = pd.Series(flags["consent_marketing"].astype(bool).to_numpy(),
+                     index=flags["customer_id"].astype(str).to_numpy(dtype=object))
+    flag = flag[~flag.index.duplicated()].reindex(out.index)
+    has_flag, flag_yes = flag.notna().to_numpy(), flag.fillna(False).astype(bool).to_numpy()
+    recs = store.query(_DECIDE_MANY, [ids, list(channels), purpose])
+    pos = out.index.get_indexer(recs["customer_id"].astype(str).to_numpy(dtype=object))
+    for ch in channels:
+        email_marketing = purpose == "marketing" and ch in ("email", "any")
+        # without a record: the customers file's flag (e-mail marketing only), or nothing
+        allowed = (has_flag & flag_yes) if email_marketing else np.zeros(len(ids), dtype=bool)
+        mine = (recs["asked"] == ch).to_numpy()
+        rows, granted = pos[mine], recs["granted"].to_numpy()[mine].astype(bool)
+        # with a record, the newest decides; a grant the customers file contradicts does not count
+        veto = has_flag[rows] & ~flag_yes[rows] if email_marketing else np.zeros(len(rows), dtype=bool)
+        allowed[rows] = granted & ~veto
+        out[ch] = allowed
+    return out
 
 
 def allowed_ids(store: Store, customer_ids: Sequence[str], purpose: str = "marketing",

@@ -14,8 +14,9 @@ import pandas as pd
 from clientfolio.core.errors import StoreError
 from clientfolio.store.base import ImportLogRow, MergeCounts, Store, migration_statements
 from clientfolio.store.live import (
-    SMALL_BATCH, Rows, Types, catalog_type, check_state_ids, conform, create_state_table, delete_sql, frame_from_rows,
-    insert_sql, normalize, now_utc, prepare_live, quote, run_commit, state_row, state_types, table_types, to_arrow,
+    SMALL_BATCH, Rows, Types, catalog_type, check_state_ids, conform, create_state_table, delete_few_sql,
+    delete_sql, frame_from_rows,
+    insert_rows_sql, insert_sql, normalize, now_utc, prepare_live, quote, run_commit, state_row, state_types, table_types, to_arrow,
 )
 from clientfolio.store.merge import run_merge
 from clientfolio.store.schema import LATEST, customer_state_key
@@ -68,6 +69,10 @@ class DuckDBStore(Store):
     def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:
         return self.con.execute(sql, params or []).df()
 
+    def fetch(self, sql: str, params: list | tuple | None = None) -> tuple[list[str], list[tuple]]:
+        cur = self.con.execute(sql, params or [])
+        return [d[0] for d in cur.description] if cur.description else [], cur.fetchall() if cur.description else []
+
     def apply_import(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -77,7 +82,8 @@ class DuckDBStore(Store):
         assert con is self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            counts = run_merge(lambda s: con.execute(s), lambda s: con.execute(s).fetchall(), tables, log)
+            counts = run_merge(lambda s: con.execute(s), lambda s: con.execute(s).fetchall(), tables, log,
+                               dialect="duckdb")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -251,14 +257,18 @@ class _Writer:
             self.con.executemany(sql, rows)
 
     def delete_keys(self, table: str, key: Sequence[str], rows: list[tuple]) -> None:
-        if len(rows) <= SMALL_BATCH:  # `key = ?` finds the row through customer_state's index
-            self.executemany(delete_sql(table, key, many=False), rows)
+        if not rows:
+            return
+        if len(rows) <= SMALL_BATCH:  # one statement; `key IN (?, ...)` finds the rows through the index
+            self.con.execute(delete_few_sql(table, key, len(rows)), [v for r in rows for v in r])
         else:
             self.con.execute(delete_sql(table, key, many=True), [list(col) for col in zip(*rows)])
 
     def insert(self, table: str, rows: Rows) -> None:
         if rows.tuples is not None:
-            self.executemany(insert_sql(table, rows.types), rows.tuples)
+            if rows.tuples:  # one multi-row statement
+                self.con.execute(insert_rows_sql(table, rows.types, len(rows.tuples)),
+                                 [v for r in rows.tuples for v in r])
             return
         self.con.register("__live_rows", to_arrow(rows.frame, rows.types))
         try:

@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from clientfolio.core.errors import EventAlreadyApplied, SchemaError, StoreError
 from clientfolio.store.schema import (
-    ACTION_TABLES, CUSTOMER_STATE_KEY, LIVE_TABLES, PORTFOLIO_STATES, TABLES, WEBHOOK_TABLES, base_type,
+    ACTION_TABLES, CUSTOMER_STATE_KEY, LIVE_TABLES, PORTFOLIO_STATES, PREDICTION_TABLES, TABLES, WEBHOOK_TABLES,
+    base_type,
 )
 
 TEXT, DOUBLE, BIGINT, INTEGER, BOOLEAN, TIMESTAMP = (
@@ -57,7 +58,8 @@ def now_utc() -> datetime:
 
 def table_types(table: str) -> Types:
     """Column -> SQL type of a canonical, live, actions or webhook table with fixed columns."""
-    cols = (TABLES.get(table) or LIVE_TABLES.get(table) or ACTION_TABLES.get(table) or WEBHOOK_TABLES[table])[0]
+    cols = (TABLES.get(table) or LIVE_TABLES.get(table) or ACTION_TABLES.get(table) or PREDICTION_TABLES.get(table)
+            or WEBHOOK_TABLES[table])[0]
     return {c: base_type(t) for c, t in cols}
 
 
@@ -164,6 +166,27 @@ def rows_for(df: pd.DataFrame, types: Types, what: str, defaults: dict[str, Any]
         except (ValueError, TypeError, OverflowError) as exc:
             raise SchemaError(f"{what}: column '{c}' must hold {_KIND[t]}: {str(exc).splitlines()[0]}") from None
     return Rows(types, tuples=list(zip(*cols)))
+
+
+def rows_from_records(records: Sequence[dict], types: Types, what: str,
+                      defaults: dict[str, Any] | None = None) -> Rows:
+    """Rows given as dicts (column -> value), checked and typed like `rows_for` -- without a DataFrame, for the
+    few rows of a per-event update.  Keys the table lacks are an error; columns a record lacks are NULL
+    (or their value in `defaults`)."""
+    defaults = defaults or {}
+    extra = sorted({k for r in records for k in r} - set(types))
+    if extra:
+        raise SchemaError(f"{what}: columns {extra} are not in the table (it has {list(types)})")
+    out = []
+    for r in records:
+        row = []
+        for c, t in types.items():
+            try:
+                row.append(_scalar(r[c] if c in r else defaults.get(c), t))
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise SchemaError(f"{what}: column '{c}' must hold {_KIND[t]}: {str(exc).splitlines()[0]}") from None
+        out.append(tuple(row))
+    return Rows(types, tuples=out)
 
 
 def _scalar(v: Any, t: str) -> Any:
@@ -328,6 +351,23 @@ def insert_sql(table: str, columns: Iterable[str]) -> str:
     return f"INSERT INTO {table} ({', '.join(quote(c) for c in cols)}) VALUES ({', '.join('?' * len(cols))})"
 
 
+def insert_rows_sql(table: str, columns: Iterable[str], n: int) -> str:
+    """INSERT of `n` rows in ONE statement (a VALUES list): one round trip for a few rows."""
+    cols = list(columns)
+    one = f"({', '.join('?' * len(cols))})"
+    return f"INSERT INTO {table} ({', '.join(quote(c) for c in cols)}) VALUES {', '.join([one] * n)}"
+
+
+def delete_few_sql(table: str, key: Sequence[str], n: int) -> str:
+    """DELETE the rows of `n` keys in ONE statement (`k IN (...)`, or ORs of the key columns)."""
+    if len(key) == 1:
+        if n == 1:  # `k = ?`: DuckDB finds the row through the table's index
+            return f"DELETE FROM {table} WHERE {quote(key[0])} = ?"
+        return f"DELETE FROM {table} WHERE {quote(key[0])} IN ({', '.join('?' * n)})"
+    one = "(" + " AND ".join(f"{quote(k)} = ?" for k in key) + ")"
+    return f"DELETE FROM {table} WHERE " + " OR ".join([one] * n)
+
+
 def delete_sql(table: str, key: Sequence[str], *, many: bool) -> str:
     """DELETE the rows whose key is given: one key per call, or lists of keys (one text[] per key column)."""
     if not many:
@@ -339,6 +379,11 @@ def delete_sql(table: str, key: Sequence[str], *, many: bool) -> str:
 
 UPSERT_META = "INSERT INTO live_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 NEXT_CHANGE_ID = "SELECT coalesce(max(change_id), 0) + 1 FROM segment_changes"
+# The next change id, kept in live_meta by every commit that writes changes: one key lookup instead of
+# max(change_id), which DuckDB answers by scanning the change log (milliseconds per million changes, and
+# growing).  Missing (a store from before, or never written): max(change_id) + 1 once.  Ids an erasure
+# deleted are not given out again (outbox message ids are built from them).
+NEXT_CHANGE_KEY = "next_change_id"
 
 
 # --- fitted states -------------------------------------------------------------------------------
@@ -382,7 +427,7 @@ class LiveBatch:
     transactions: Rows | None = None
     events: Rows | None = None
     delete_orders: list[tuple[str, str]] = field(default_factory=list)
-    state_rows: pd.DataFrame | None = None  # typed inside the transaction, against the stored columns
+    state_rows: pd.DataFrame | list[dict] | None = None  # typed inside the transaction, against the stored columns
     changes: Rows | None = None
     outbox: Rows | None = None
     event_keys: list[str] = field(default_factory=list)
@@ -414,7 +459,12 @@ def prepare_live(
         df = transactions if name == "transactions" else events
         if df is not None and len(df):
             setattr(b, name, rows_for(df, table_types(name), f"commit_live {name}"))
-    if state_rows is not None and len(state_rows):
+    if isinstance(state_rows, list):  # a few rows as dicts: a per-event update
+        ids = [r.get(CUSTOMER_STATE_KEY) for r in state_rows]
+        if any(i is None for i in ids) or len(set(ids)) != len(ids):
+            raise SchemaError(f"commit_live state_rows: '{CUSTOMER_STATE_KEY}' must be given once per row")
+        b.state_rows = state_rows or None
+    elif state_rows is not None and len(state_rows):
         if CUSTOMER_STATE_KEY not in state_rows.columns:
             raise SchemaError(f"commit_live state_rows: no '{CUSTOMER_STATE_KEY}' column")
         ids = state_rows[CUSTOMER_STATE_KEY]
@@ -424,8 +474,10 @@ def prepare_live(
         b.state_rows = state_rows
     if changes is not None and len(changes):
         # change_id is assigned in the transaction; a value given for it is overwritten
-        b.changes = rows_for(changes, table_types("segment_changes"), "commit_live changes",
-                             {"recorded_at": now, "change_id": 0})
+        b.changes = (rows_from_records(changes, table_types("segment_changes"), "commit_live changes",
+                                       {"recorded_at": now, "change_id": 0}) if isinstance(changes, list) else
+                     rows_for(changes, table_types("segment_changes"), "commit_live changes",
+                              {"recorded_at": now, "change_id": 0}))
     if outbox is not None and len(outbox):
         n = 0 if b.changes is None else len(b.changes)
         if n == 0:
@@ -477,15 +529,19 @@ def run_commit(db: LiveWriter, b: LiveBatch, now: datetime) -> list[int]:
     if b.transactions is not None:
         _insert_new_customers(db, b.transactions)
     if b.state_rows is not None:
-        state = rows_for(b.state_rows, db.state_types(),
-                         "commit_live state_rows (replace_customer_state adds columns)")
+        what = "commit_live state_rows (replace_customer_state adds columns)"
+        state = (rows_from_records(b.state_rows, db.state_types(), what) if isinstance(b.state_rows, list)
+                 else rows_for(b.state_rows, db.state_types(), what))
         db.delete_keys("customer_state", (CUSTOMER_STATE_KEY,), [(v,) for v in state.column(CUSTOMER_STATE_KEY)])
         db.insert("customer_state", state)
     ids: list[int] = []
+    meta = dict(b.meta)
     if b.changes is not None:
-        first = int(db.fetch(NEXT_CHANGE_ID)[0][0])
+        kept = db.fetch("SELECT value FROM live_meta WHERE key = ?", [NEXT_CHANGE_KEY])
+        first = int(kept[0][0]) if kept else int(db.fetch(NEXT_CHANGE_ID)[0][0])
         ids = list(range(first, first + len(b.changes)))
         db.insert("segment_changes", b.changes.with_column("change_id", ids))
+        meta[NEXT_CHANGE_KEY] = str(first + len(b.changes))
     if b.outbox is not None:
         change_ids = [ids[p] for p in b.outbox.column("change_id")]
         # One change can be "left A" and "entered B" for the same action: the transition keeps the ids apart.
@@ -496,10 +552,10 @@ def run_commit(db: LiveWriter, b: LiveBatch, now: datetime) -> list[int]:
             "message_id", [m if m is not None else a for m, a in zip(given, auto)])
         db.insert("outbox", ob)
     if b.event_keys:
-        db.insert("applied_events", rows_for(pd.DataFrame({"event_key": b.event_keys}),
-                                             table_types("applied_events"), "event_keys", {"applied_at": now}))
-    if b.meta:
-        db.executemany(UPSERT_META, list(b.meta.items()))
+        db.insert("applied_events", rows_from_records([{"event_key": k} for k in b.event_keys],
+                                                     table_types("applied_events"), "event_keys", {"applied_at": now}))
+    if meta:
+        db.executemany(UPSERT_META, list(meta.items()))
     return ids
 
 

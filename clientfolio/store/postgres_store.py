@@ -15,8 +15,9 @@ import pandas as pd
 from clientfolio.core.errors import StoreError
 from clientfolio.store.base import ImportLogRow, MergeCounts, Store, migration_statements
 from clientfolio.store.live import (
-    DUCKDB_TYPES, SMALL_BATCH, Rows, Types, catalog_type, check_state_ids, conform, create_state_table, delete_sql,
-    frame_from_rows, insert_sql, normalize, now_utc, prepare_live, quote, run_commit, state_row, state_types,
+    DUCKDB_TYPES, SMALL_BATCH, Rows, Types, catalog_type, check_state_ids, conform, create_state_table, delete_few_sql,
+    delete_sql,
+    frame_from_rows, insert_rows_sql, insert_sql, normalize, now_utc, prepare_live, quote, run_commit, state_row, state_types,
     table_types, to_arrow,
 )
 from clientfolio.store.merge import run_merge
@@ -76,6 +77,18 @@ class PostgresStore(Store):
             rows = cur.fetchall() if cur.description else []
         self.conn.commit()
         return pd.DataFrame(rows, columns=cols)
+
+    def fetch(self, sql: str, params: list | tuple | None = None) -> tuple[list[str], list[tuple]]:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql.replace("?", "%s") if params else sql, params or None)
+                cols = [d.name for d in cur.description] if cur.description else []
+                rows = cur.fetchall() if cur.description else []
+            self.conn.commit()
+        except BaseException:
+            self.conn.rollback()
+            raise
+        return cols, rows
 
     def apply_import(
         self,
@@ -337,14 +350,18 @@ class _Writer:
             self.cur.executemany(_pg(sql), rows)
 
     def delete_keys(self, table: str, key: Sequence[str], rows: list[tuple]) -> None:
-        if len(rows) <= SMALL_BATCH:
-            self.executemany(delete_sql(table, key, many=False), rows)
+        if not rows:
+            return
+        if len(rows) <= SMALL_BATCH:  # one statement for the few keys of a per-event update
+            self.cur.execute(_pg(delete_few_sql(table, key, len(rows))), [v for r in rows for v in r])
         else:
             self.cur.execute(_pg(delete_sql(table, key, many=True)), [list(col) for col in zip(*rows)])
 
     def insert(self, table: str, rows: Rows) -> None:
         if rows.tuples is not None:
-            self.executemany(insert_sql(table, rows.types), rows.tuples)
+            if rows.tuples:  # one multi-row statement
+                self.cur.execute(_pg(insert_rows_sql(table, rows.types, len(rows.tuples))),
+                                 [v for r in rows.tuples for v in r])
             return
         self.store._copy_frame(self.cur, table, rows.frame, rows.types)
 

@@ -294,5 +294,48 @@ MIGRATIONS.append((
     ["ALTER TABLE approvals ADD COLUMN result TEXT"],
 ))
 
+# Version 7: churn risk and next order per customer (clientfolio.predict), written by `clientfolio predict`
+# and `analyze --predict`.  A table of its own, not columns of customer_state: customer_state is rebuilt
+# with whatever columns each fit gives and upserted by every live update, while predictions belong to the
+# fit they were made at (``as_of``, ``state_id``) and live updates do not recompute them.  Each write
+# replaces the whole table in one transaction.
+PREDICTIONS = [
+    ("customer_id", "TEXT NOT NULL"), ("churn_risk", "DOUBLE PRECISION"), ("churn_source", "TEXT NOT NULL"),
+    ("next_order_days", "DOUBLE PRECISION"), ("next_order_low", "DOUBLE PRECISION"),
+    ("next_order_high", "DOUBLE PRECISION"), ("next_order_source", "TEXT NOT NULL"),
+    ("horizon_days", "INTEGER NOT NULL"), ("reason", "TEXT"), ("as_of", "TIMESTAMP NOT NULL"),
+    ("state_id", "BIGINT"), ("made_at", "TIMESTAMP NOT NULL"),
+]
+PREDICTION_TABLES = {
+    "predictions": (PREDICTIONS, ("customer_id",), [
+        "churn_risk IS NULL OR (churn_risk >= 0 AND churn_risk <= 1)",
+        "horizon_days > 0",
+    ]),
+}
+MIGRATIONS.append((
+    7,
+    "predictions: churn risk and next order per customer, as of the fit they were made at",
+    [create_keyed(t, spec) for t, spec in PREDICTION_TABLES.items()],
+))
+
+# Version 8: indexes for the per-event update's lookups, so that one order reads a few rows instead of
+# scanning the history.  The update reads a customer's transactions (12-month value, rule inputs) by
+# customer_id, asks whether an order is already stored by (source, order_id), and looks a customer's
+# attributes and row up in `customers` by customer_id.  PostgreSQL already has transactions_customer and
+# the primary keys of transactions (source, order_id, line_key) and customers; DuckDB gets ART indexes
+# (used by its planner for `col = ?` and short `col IN (...)` lists, chosen when the query runs -- EXPLAIN
+# ANALYZE shows "Index Scan").  DuckDB ART indexes are single-column here: its index scan takes one column.
+LOOKUP_INDEXES = [
+    "duckdb: CREATE INDEX transactions_customer ON transactions (customer_id)",
+    "duckdb: CREATE INDEX transactions_order ON transactions (order_id)",
+    "duckdb: CREATE INDEX customers_customer ON customers (customer_id)",
+    "postgresql: CREATE INDEX IF NOT EXISTS transactions_customer ON transactions (customer_id)",
+]
+MIGRATIONS.append((
+    8,
+    "indexes for per-event lookups: transactions by customer and by order, customers by id",
+    LOOKUP_INDEXES,
+))
+
 MIGRATIONS.sort(key=lambda m: m[0])  # branches add steps in any order; they run by number
 LATEST = MIGRATIONS[-1][0]

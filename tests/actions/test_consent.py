@@ -55,3 +55,27 @@ def test_transaction_rolls_back_on_refusal(store) -> None:
             tx.execute("INSERT INTO experiment_assignments VALUES (?, ?, ?, ?)",
                        ["x", "a", "both", pd.Timestamp("2024-01-01").to_pydatetime()])  # arm check fails
     assert store.query("SELECT count(*) AS n FROM owner_tags")["n"].iloc[0] == 0
+
+
+def test_consent_matrix_is_consent_status_for_every_channel_at_once(store) -> None:
+    """The action plan's reach reads every channel in one query: it must decide as consent_status does."""
+    from clientfolio.actions.plan import CONSENT_CHANNELS
+    from clientfolio.store.consent import consent_matrix
+
+    _customers(store, {"a": True, "b": False, "c": None, "d": None, "e": True, "f": False, "g": True})
+    record_consent(store, pd.DataFrame({
+        "customer_id": ["b", "c", "d", "d", "e", "f", "g", "g", "a"],
+        "purpose": ["marketing"] * 8 + ["personalisation"],
+        "channel": ["email", "sms", "email", "any", "any", "sms", "sms", "push", "email"],
+        "granted": [True, True, True, False, False, True, True, False, False],
+        "recorded_at": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-01", "2024-02-01", "2024-03-01",
+                                       "2024-01-05", "2024-04-01", "2024-04-02", "2024-05-01"]),
+    }), source="test")
+    ids = ["a", "b", "c", "d", "e", "f", "g", "zz", "a"]
+    for purpose in ("marketing", "personalisation"):
+        got = consent_matrix(store, ids, purpose, CONSENT_CHANNELS)
+        assert list(got.index) == sorted(set(ids))
+        for ch in CONSENT_CHANNELS:
+            want = consent_status(store, ids, purpose, ch).set_index("customer_id")["allowed"]
+            assert got[ch].to_dict() == want.to_dict(), (purpose, ch)
+    assert consent_matrix(store, [], "marketing", CONSENT_CHANNELS).empty

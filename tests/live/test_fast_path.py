@@ -108,3 +108,35 @@ def test_single_events_equal_applying_the_state_to_a_full_rescan(two_ways):
                         ("value_score", "value_score"), ("R", "rfm_r"), ("value_12m", "value_12m")):
         np.testing.assert_allclose(rows.loc[buyers.index, stored].astype(float), buyers[col].astype(float),
                                    rtol=1e-9, atol=1e-9, equal_nan=True, err_msg=col)
+
+
+def test_one_customer_path_after_their_only_order_was_cancelled(two_ways, tmp_path):
+    """A customer with no purchase left (their only order cancelled) who orders again: the one-customer path
+    starts from their empty statistics and gives what applying the state to a full rescan gives."""
+    _, batch, _ = two_ways
+    path = tmp_path / "cancelled.duckdb"
+    path.write_bytes(batch.read_bytes())
+    with open_store(path) as st:
+        live = LivePortfolio(st)
+        one = st.query("SELECT customer_id, min(source) AS source, min(order_id) AS order_id FROM transactions "
+                       "GROUP BY customer_id HAVING count(DISTINCT source || order_id) = 1 "
+                       "AND bool_and(NOT is_refund) ORDER BY customer_id LIMIT 1")
+        cid, src, oid = (str(v) for v in one.iloc[0])
+        gone = live.update(cancellations=[(src, oid)], as_of=END)
+        assert len(gone.changes) and gone.changes["to_segment"].isna().all()
+        assert gone.changes["reason"].str.endswith("no purchases left after the cancellation").all()
+        assert int(st.read_customer_state([cid])["stat_n_days"].iloc[0]) == 0
+        again = live.update(pd.DataFrame({"customer_id": [cid], "order_id": ["again-1"], "ts": [END - pd.Timedelta(days=2)],
+                                          "amount": [23.5]}), as_of=END)
+        assert again.rescanned == 0 and again.customers_touched == 1
+        assert set(again.changes["from_segment"].dropna()) == set()  # entered every kind afresh
+        row = st.read_customer_state([cid]).set_index("customer_id")
+        features, _, _ = customer_features(st, END)
+        ref = live.state.apply(features[features["customer_id"] == cid].reset_index(drop=True), END)
+    expected = segment_columns(ref.segments, pd.Index([cid]))
+    for col in expected.columns:
+        assert _text(row[col]).iloc[0] == _text(expected[col]).iloc[0], col
+    c = ref.customers.iloc[0]
+    for col, stored in (("p_alive", "p_alive"), ("clv", "clv"), ("value_score", "value_score"), ("R", "rfm_r"),
+                        ("value_12m", "value_12m"), ("orders", "orders")):
+        np.testing.assert_allclose(float(row[stored].iloc[0]), float(c[col]), rtol=1e-9, atol=1e-9, err_msg=col)

@@ -179,3 +179,27 @@ def test_big_fit_in_the_shop_region_reaches_the_full_data_optimum() -> None:
     for k, v in ref.items():
         assert m.params_[k] == pytest.approx(v, rel=1e-6)
     assert m.log_likelihood_ >= -res.fun * total - 1e-6
+
+
+def test_log_j_with_alpha_and_beta_per_row_equals_the_scalar_evaluation() -> None:
+    """Per-row (alpha, beta) -- what the covariate models pass -- give each row exactly what the
+    scalar call gives it: value, gradient and Hessian, in both orientations and on both paths."""
+    from clientfolio.models._integrals import log_j_derivatives
+
+    rows = [(a, b, t, x + r, s + 1.0) for (a, b), t, x, (r, s) in itertools.product(REGIONS, TIMES, XS[:5], R_S[:2])]
+    alpha, beta, t, p, q = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
+    val, grad, hess = log_j_derivatives(t, alpha, beta, p, q, order=2)
+    assert grad is not None and hess is not None
+    for (a, b), part in pd.Series(range(len(t))).groupby([alpha, beta]):
+        idx = part.to_numpy()
+        v1, g1, h1 = log_j_derivatives(t[idx], a, b, p[idx], q[idx], order=2)
+        assert g1 is not None and h1 is not None
+        np.testing.assert_allclose(val[idx], v1, rtol=1e-13)
+        for got, want in zip(grad + hess, g1 + h1, strict=True):
+            np.testing.assert_allclose(got[idx], want, rtol=1e-12, atol=1e-300)
+    # the public five-output form, as covariates.log_j_rows uses it
+    from clientfolio.models.covariates import log_j_rows
+
+    lj = log_j_rows(t, alpha, beta, p, q)
+    np.testing.assert_allclose(lj[0], val, rtol=1e-15)
+    np.testing.assert_allclose(lj[2], grad[1], rtol=1e-15)

@@ -4,7 +4,11 @@
 
 Writes report-summary.png, report-portfolio.png and report-actions.png (the demo at laptop width), report-phone.png
 (the demo on two 390 px phone screens) and report-tiny-shop.png (a real 2-customer Shopify export
-from ../shared/corpus, else the small one in tests/data/trust/).  Look at each before committing.
+from ../shared/corpus, else the small one in tests/data/trust/), and report-predictions-1280.png and
+report-predictions-390.png (the demo's Predictions section with its real churn and next-order
+evaluation; at 390 px down to the calibration chart).  Look at each before committing.
+
+    PYTHONPATH=. python -m tests.report.screenshots docs/ predictions    # only the Predictions ones
 """
 
 from __future__ import annotations
@@ -71,9 +75,44 @@ def shoot(demo: Path, tiny: Path, docs: Path) -> None:
         b.close()
 
 
+def predictions_report(folder: Path) -> Path:
+    """The demo's report with its predictions (as ``analyze --predict`` would add them)."""
+    import clientfolio
+    from clientfolio.datasets import demo_shop_paths, load_demo_shop
+    from clientfolio.predict.evaluation import predict_shop
+
+    p = demo_shop_paths()
+    demo = clientfolio.analyze([p["customers"], p["transactions"], p["events"], p["marketing_spend"]])
+    if demo.predictions is None:
+        demo.predictions = predict_shop(load_demo_shop())
+    return demo.report(folder / "predictions" / "report.html")
+
+
+def shoot_predictions(report: Path, docs: Path) -> None:
+    """The Predictions section at 1280 px (whole) and at 390 px (down to the end of the calibration chart)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS, headless=True)
+        for width in (1280, 390):
+            page = b.new_page(viewport={"width": width, "height": 900})
+            page.goto(report.resolve().as_uri())
+            page.wait_for_timeout(2500)
+            page.evaluate("window.scrollTo(0, 0)")
+            top = page.query_selector("#predictions").bounding_box()
+            end = top if width > 600 else page.query_selector("#chart-pred-calibration").bounding_box()
+            page.screenshot(path=str(docs / f"report-predictions-{width}.png"), full_page=True,
+                            clip={"x": 0, "y": top["y"] - 8, "width": width,
+                                  "height": end["y"] + end["height"] + 16 - top["y"]})
+            page.close()
+        b.close()
+
+
 if __name__ == "__main__":
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "docs")
     with tempfile.TemporaryDirectory() as tmp:
-        shoot(*reports(Path(tmp)), out)
+        if sys.argv[2:] != ["predictions"]:
+            shoot(*reports(Path(tmp)), out)
+        shoot_predictions(predictions_report(Path(tmp)), out)
     for png in sorted(out.glob("report-*.png")):
         print(f"{png}: {png.stat().st_size // 1024} KB")

@@ -28,15 +28,24 @@ from clientfolio.store import open_store
 SIMULATED = ("clv_low", "clv_high")
 
 
-def _shop(n_customers: int = 700, seed: int = 5) -> pd.DataFrame:
-    """Orders with refunds, categories, channels and discounts over two years."""
+def _shop(n_customers: int = 700, seed: int = 5, churn: bool = False) -> pd.DataFrame:
+    """Orders with refunds, categories, channels and discounts over two years.
+
+    With `churn`, customers buy at their rate until they leave (after an exponential time), as
+    the purchase models assume: then BG/NBD's parameters are identified.
+    """
     rng = np.random.default_rng(seed)
     rate = rng.gamma(1.0, 1.0, n_customers) * 3
     start = rng.uniform(0, 500, n_customers)
     rows = []
     for c in range(n_customers):
-        n = 1 + rng.poisson(rate[c])
-        days = np.sort(start[c] + rng.uniform(0, 730 - start[c], n))
+        if churn:
+            end = min(730.0, start[c] + rng.exponential(250.0))
+            gaps = np.cumsum(rng.exponential(365.0 / max(rate[c] * 4, 0.5), 200))
+            days = np.concatenate([[start[c]], start[c] + gaps[start[c] + gaps < end]])
+        else:
+            n = 1 + rng.poisson(rate[c])
+            days = np.sort(start[c] + rng.uniform(0, 730 - start[c], n))
         days[0] = start[c]
         for i, d in enumerate(days):
             rows.append((f"C{c:04d}", f"O{c}-{i}", pd.Timestamp("2023-01-01") + pd.Timedelta(days=float(d)),
@@ -56,8 +65,19 @@ def _shop(n_customers: int = 700, seed: int = 5) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The DuckDB side: store, features, fitted state applied; and the Parquet the engines read."""
-    d = tmp_path_factory.mktemp("shop")
-    _shop().to_csv(d / "orders.csv", index=False)
+    return _duckdb_side(tmp_path_factory.mktemp("shop"), _shop())
+
+
+@pytest.fixture(scope="module")
+def churn_shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A shop whose customers leave, so that the purchase model is fitted (not the run rate)."""
+    got = _duckdb_side(tmp_path_factory.mktemp("churn"), _shop(churn=True, seed=11))
+    assert got["state"].purchase_model_ is not None and got["state"].alive_model_ is not None
+    return got
+
+
+def _duckdb_side(d: Path, orders: pd.DataFrame) -> dict:
+    orders.to_csv(d / "orders.csv", index=False)
     with open_store(d / "s.duckdb") as st:
         import_files([d / "orders.csv"], st)
         st.con.execute(f"COPY (SELECT * FROM transactions) TO '{d / 'tx.parquet'}' (FORMAT parquet)")
@@ -146,3 +166,59 @@ def test_spark_gives_the_same_features_scores_and_memberships(shop: dict, tmp_pa
     a = ref.segments[keys].astype(str).sort_values(keys, ignore_index=True)
     b = segments[keys].astype(str).sort_values(keys, ignore_index=True)
     assert len(b) == len(a) and b.equals(a)
+
+
+def _params_close(a: dict, b: dict, rtol: float = 1e-6) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert abs(a[k] - b[k]) <= rtol * max(abs(a[k]), abs(b[k])), (k, a[k], b[k])
+
+
+def test_purchase_stats_give_the_full_fit_from_a_sample(churn_shop: dict) -> None:
+    """Fitted on 150 customers plus every customer's distinct (frequency, recency, T) with counts, the
+    purchase and one-time-buyer models are the full fit's; the rest is the sample's."""
+    f = churn_shop["features"]
+    stats = (f.groupby(["frequency", "recency", "T"]).size().rename("weights").astype(float).reset_index())
+    assert len(stats) < len(f)  # collapsed: what the driver holds
+    sample = f.sample(150, random_state=1).sort_values("customer_id", ignore_index=True)
+    sample.attrs.update(f.attrs)
+    st = PortfolioState(model="bgnbd").fit(sample, churn_shop["as_of"], support=churn_shop["state"].support_,
+                                           purchase_stats=stats)
+    ref = churn_shop["state"]
+    _params_close(dict(st.purchase_model_.params_), dict(ref.purchase_model_.params_))
+    _params_close(dict(st.alive_model_.params_), dict(ref.alive_model_.params_))
+    # Fitted on the sample alone, the purchase model would differ: the test above could not pass by chance.
+    alone = PortfolioState(model="bgnbd").fit(sample, churn_shop["as_of"], support=churn_shop["state"].support_)
+    assert any(abs(alone.purchase_model_.params_[k] - ref.purchase_model_.params_[k])
+               > 1e-3 * abs(ref.purchase_model_.params_[k]) for k in ref.purchase_model_.params_)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(java_missing() is not None, reason=f"Spark cannot start: {java_missing()}")
+def test_spark_fits_the_purchase_model_on_collapsed_histories(churn_shop: dict, tmp_path: Path) -> None:
+    """With the driver sample forced to 200 of ~700 customers: purchase models equal the full-data fit,
+    the rest of the run completes on every customer, and the state names the sample."""
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'clientfolio[test]')")
+    from clientfolio.scale.spark import analyze_spark, spark_session
+
+    spark = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "2"})
+    try:
+        res, _, _ = analyze_spark(churn_shop["dir"] / "tx.parquet", tmp_path / "out", spark=spark, model="bgnbd",
+                                  sample_size=200, seed=3)
+    finally:
+        spark.stop()
+    ref = churn_shop["state"]
+    _params_close(dict(res.state.purchase_model_.params_), dict(ref.purchase_model_.params_))
+    _params_close(dict(res.state.alive_model_.params_), dict(ref.alive_model_.params_))
+    n = len(churn_shop["features"])
+    assert res.state.fitted_on_["customers"] == n and res.state.fitted_on_["buyers"] == n
+    sample = res.state.fitted_on_["sample"]
+    assert sample["customers"] == 200 and sample["seed"] == 3 and "spend model" in sample["estimated_on_sample"]
+    assert sample["estimated_on_all"] == ["purchase model", "one-time buyers' P(alive) model"]
+    assert any("random sample of 200 of the" in note for note in res.notes)
+    assert res.state.clv_total_interval_ is None  # a sample's total is not the base's
+    customers = pd.read_parquet(tmp_path / "out" / "customers.parquet")
+    assert res.customers == len(customers) == n and customers["clv"].notna().all()
+    # Applying the written state again gives the same model parameters (it round-trips).
+    again = PortfolioState.from_json((tmp_path / "out" / "state.json").read_text())
+    assert again.fitted_on_["sample"]["customers"] == 200

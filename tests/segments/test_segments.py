@@ -211,6 +211,53 @@ def test_migration_markov_and_kpis() -> None:
     assert k.loc["active", "retention"] == pytest.approx(0.5) and k.loc["active", "growth"] == pytest.approx(-0.5)
 
 
+
+def _kpis_by_merges(customers, memberships, previous, previous_customers):
+    """segment_kpis written with plain pandas merges: what the coded lookups must reproduce."""
+    have = [c for c in ("revenue", "aov", "clv") if c in customers]
+    m = memberships.merge(customers[["customer_id", *have]], on="customer_id", how="left")
+    k = m.groupby(["segment_kind", "segment"]).agg(customers=("customer_id", "size"), revenue=("revenue", "sum"),
+                                                   aov=("aov", "mean"), mean_clv=("clv", "mean")).reset_index()
+    prev_size = previous.groupby(["segment_kind", "segment"]).size().rename("customers_before").reset_index()
+    k = k.merge(prev_size, on=["segment_kind", "segment"], how="left")
+    stay = previous.merge(memberships, on=["customer_id", "segment_kind"], suffixes=("_before", ""))
+    stay = stay[stay["segment_before"] == stay["segment"]].groupby(["segment_kind", "segment"]).size()
+    k = k.merge(stay.rename("stayed").reset_index(), on=["segment_kind", "segment"], how="left")
+    pm = previous.merge(previous_customers[["customer_id", "clv"]], on="customer_id")
+    before = pm.groupby(["segment_kind", "segment"])["clv"].mean().rename("mean_clv_before").reset_index()
+    return k.merge(before, on=["segment_kind", "segment"], how="left").set_index(["segment_kind", "segment"])
+
+
+def test_segment_kpis_match_a_plain_merge_on_a_messy_base() -> None:
+    """Members missing from the customers table, customers gone since, two kinds, repeated ids: the
+    integer-coded lookups give the counts and means the merges give."""
+    rng = np.random.default_rng(3)
+    ids = [f"c{i}" for i in range(400)]
+    kinds = {"lifecycle": ["active", "at risk", "lapsed"], "value_tier": ["top", "mid", "low"]}
+
+    def members(who, as_of):
+        return pd.concat([pd.DataFrame({"customer_id": who, "segment_kind": kind,
+                                        "segment": rng.choice(names, len(who)), "as_of": pd.Timestamp(as_of)})
+                          for kind, names in kinds.items()], ignore_index=True)
+
+    now_ids, prev_ids = ids[50:], ids[:350]
+    after, before = members(now_ids, "2024-04-01"), members(prev_ids, "2024-01-01")
+    customers = pd.DataFrame({"customer_id": ids[60:], "revenue": rng.gamma(2.0, 50.0, 340),
+                              "aov": rng.gamma(2.0, 10.0, 340), "clv": rng.gamma(2.0, 80.0, 340)})
+    prev_customers = pd.DataFrame({"customer_id": ids[:300], "clv": rng.gamma(2.0, 70.0, 300)})
+    got = history.segment_kpis(customers, after, before, prev_customers).set_index(["segment_kind", "segment"])
+    want = _kpis_by_merges(customers, after, before, prev_customers)
+    assert got["customers"].tolist() == want["customers"].tolist()
+    for col in ("revenue", "aov", "mean_clv", "customers_before", "mean_clv_before"):
+        np.testing.assert_allclose(got[col], want[col], rtol=1e-12)
+    np.testing.assert_allclose(got["retention"], want["stayed"].fillna(0) / want["customers_before"], rtol=1e-12)
+    # a customer listed twice in the customers table: the merge's duplication is kept
+    twice = pd.concat([customers, customers.iloc[:5]], ignore_index=True)
+    got2 = history.segment_kpis(twice, after, before, prev_customers).set_index(["segment_kind", "segment"])
+    want2 = _kpis_by_merges(twice, after, before, prev_customers)
+    assert got2["customers"].tolist() == want2["customers"].tolist()
+
+
 def test_portfolio_api(cdnow, tmp_path: Path) -> None:
     pf = cdnow
     assert {"customer_id", "clv", "clv_low", "clv_high", "p_alive", "rfm_segment", "lifecycle", "quadrant",
@@ -245,3 +292,17 @@ def test_a_half_share_is_a_favourite_whatever_the_order_of_its_sums() -> None:
     rows, _ = behaviour_segments(customers)
     got = rows[rows["segment_kind"] == "category_preference"].set_index("customer_id")["segment"]
     assert got.to_dict() == {"x": "Coffee lovers", "y": "Coffee lovers"}
+
+
+def test_quadrant_current_value_equal_to_the_split_however_it_was_summed():
+    """A 12-month value summed in another order (PostgreSQL, a live update, a sweep's window) is a hair off the
+    split it equals; it must land on the same side as the value summed the batch's way."""
+    from clientfolio.segments.portfolio import quadrant_arrays
+
+    parts = [0.1, 0.2, 0.3]
+    one, other = sum(parts), sum(reversed(parts))
+    assert one != other  # the two orders really give different floats
+    splits = {"current": other, "potential": 10.0}
+    quads = quadrant_arrays(np.array([one, other, one + 0.01, one - 0.01]), np.array([20.0] * 4), splits)[2]
+    assert quads[0] == quads[1]
+    assert quads[2] != quads[0] and quads[3] == quads[0]  # a cent either side still counts

@@ -205,3 +205,22 @@ def test_import_killed_mid_way_leaves_the_store_as_before(tmp_path: Path, phase:
     with open_store(db) as st:
         assert _totals(st) == (1, 10.0)
         assert len(st.query("SELECT * FROM imports")) == 1
+
+
+def test_an_export_where_every_row_changed_replaces_each_once(store, tmp_path: Path) -> None:
+    """No incoming key is left in the table once the changed rows are deleted, so they are inserted
+    without a lookup: still one row per order, and one per customer (customers are updated in place)."""
+    v1 = tmp_path / "v1.csv"
+    v1.write_text("order_id,customer_id,date,amount\nA1,c1,2024-01-05,10.00\nA2,c2,2024-01-06,20.00\n"
+                  "A3,c1,2024-01-09,7.00\n")
+    v2 = tmp_path / "v2.csv"  # every order changed: amounts corrected, A1 dated a day earlier
+    v2.write_text("order_id,customer_id,date,amount\nA1,c1,2024-01-04,11.00\nA2,c2,2024-01-06,21.00\n"
+                  "A3,c1,2024-01-09,8.00\n")
+    f1 = import_files([v1], store, rejects_dir=tmp_path / "r").files[0]
+    assert (f1.rows_new, f1.rows_updated) == (3, 0)
+    f2 = import_files([v2], store, rejects_dir=tmp_path / "r").files[0]
+    assert (f2.rows_new, f2.rows_updated, f2.rows_deduplicated) == (0, 3, 0)
+    tx = store.query("SELECT order_id, amount FROM transactions ORDER BY order_id")
+    assert tx["order_id"].tolist() == ["A1", "A2", "A3"] and tx["amount"].tolist() == [11.0, 21.0, 8.0]
+    cust = store.query("SELECT customer_id FROM customers ORDER BY customer_id")
+    assert cust["customer_id"].tolist() == ["c1", "c2"]

@@ -109,6 +109,9 @@ def get_customer(ctx: ReadCtx, customer_id: CustomerId) -> dict:
         changes = st.read_changes(customer_id=customer_id)
         live = ctx.live(st)
         thresholds, currency = live.state.thresholds(), live.state.currency
+        from clientfolio.predict.stored import customer_prediction
+
+        stored = customer_prediction(st, customer_id)
     out = shape(row)
     plain = {SCORE_NAMES.get(k, k): v for k, v in row.items() if not k.startswith(HIDDEN)}
     why = {}
@@ -128,6 +131,8 @@ def get_customer(ctx: ReadCtx, customer_id: CustomerId) -> dict:
             why.setdefault(kind, []).append(entry)
     out["why"] = why
     out["changes"] = records(changes.drop(columns=["state_id"], errors="ignore").tail(50))
+    # Churn risk (no order in the next N days) and next order when predictions were made: as of their own day.
+    out["predictions"] = stored
     return out
 
 

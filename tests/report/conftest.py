@@ -15,8 +15,10 @@ ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Per module, not per session: an open Playwright keeps its event loop in the worker's thread, and the
+    # dashboard tests (another directory, maybe the same worker) start their own Playwright after it.
     if CHROMIUM is None:
         if os.environ.get("CI"):
             raise RuntimeError("CI must test the report in Chromium: install Debian's chromium (bash .ci/run does)")

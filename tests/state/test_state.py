@@ -54,13 +54,20 @@ def test_analyze_gives_the_results_it_gave_before_fit_and_apply(demo):
     before = pd.read_parquet(GOLDEN / "demo_segments.parquet")
     now = pf.segments[key].astype(str)
     diff = before.merge(now, on=key, how="outer", indicator=True).query("_merge != 'both'")
-    # One documented change: days are now exact integers, not weeks x 7, so a customer exactly
-    # 2 rhythms since their last order (42 days, every 21) is no longer pushed over the line.
-    assert len(diff) <= 2 and set(diff["segment_kind"]) <= {"lifecycle"}, diff
-    for cid in diff["customer_id"].unique():
+    # Documented changes: (1) days are now exact integers, not weeks x 7, so a customer exactly
+    # 2 rhythms since their last order (42 days, every 21) is no longer pushed over the line; (2) current
+    # value is compared with the quadrant split at a millionth of the currency unit, so a customer whose
+    # 12-month value equals the split but for float noise (11.850000000000001 against 11.85) is at it, not
+    # above it -- the same side however the sum was added up.
+    life, quad = diff[diff["segment_kind"] == "lifecycle"], diff[diff["segment_kind"] == "portfolio"]
+    assert len(life) <= 2 and len(quad) <= 2 and len(diff) == len(life) + len(quad), diff
+    for cid in life["customer_id"].unique():
         row = new.loc[cid]
         assert row["days_since_last"] == pytest.approx(2 * row["rhythm_days"]), row[["days_since_last", "rhythm_days"]]
         assert row["lifecycle"] == "active"
+    split = pf.state.quadrant_splits_["current"]
+    for cid in quad["customer_id"].unique():
+        assert abs(new.loc[cid, "value_12m"] - split) < 1e-6 and new.loc[cid, "value_12m"] != split
 
 
 def test_stored_state_applied_to_the_base_gives_what_fitting_gave(demo):

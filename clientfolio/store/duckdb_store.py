@@ -38,6 +38,8 @@ class DuckDBStore(Store):
             hint = " (is another clientfolio process using it?)" if "lock" in msg.lower() else ""
             raise StoreError(f"{self.path}: cannot open the store: {msg}{hint}") from None
         self.con.execute("SET TimeZone = 'UTC'")
+        # DuckDB's own progress bar writes to stdout mid-line (into piped output and logs); our commands show theirs
+        self.con.execute("SET enable_progress_bar = false")
         self._types: Types | None = None  # customer_state's columns, read once
         self._migrate()
 

@@ -68,6 +68,7 @@ class PostgresStore(Store):
         if self._staging is None:
             self._staging = duckdb.connect()
             self._staging.execute("SET TimeZone = 'UTC'")
+            self._staging.execute("SET enable_progress_bar = false")  # as the DuckDB store: no bar in stdout
         return self._staging
 
     def query(self, sql: str, params: list | tuple | None = None) -> pd.DataFrame:

@@ -224,3 +224,23 @@ def test_an_export_where_every_row_changed_replaces_each_once(store, tmp_path: P
     assert tx["order_id"].tolist() == ["A1", "A2", "A3"] and tx["amount"].tolist() == [11.0, 21.0, 8.0]
     cust = store.query("SELECT customer_id FROM customers ORDER BY customer_id")
     assert cust["customer_id"].tolist() == ["c1", "c2"]
+
+
+def test_a_long_query_prints_no_progress_bar_into_piped_output(tmp_path: Path) -> None:
+    """DuckDB draws its own progress bar on stdout after 2 s, even into a pipe (it landed mid-line in command
+    output and logs); a store's connections have it off."""
+    import subprocess
+    import sys
+
+    def run(setup: str) -> str:
+        code = (f"from clientfolio.store import open_store\n"
+                f"st = open_store({str(tmp_path / 's.duckdb')!r})\n{setup}"
+                "n = st.con.execute('SELECT count(*) FROM range(30000000) t(x) WHERE x % 7 = 0').fetchone()[0]\n"
+                "print('rows', n, st.con.execute(\"SELECT current_setting('enable_progress_bar')\").fetchone()[0])\n")
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                              check=True).stdout
+
+    # the bar shown at once (setting its delay turns it on) shows what a pipe would get: the test can fail
+    assert "%" in run("st.con.execute('SET progress_bar_time = 0')\n")
+    # a process of its own, as a command is (DuckDB turns the bar on by default there)
+    assert run("") == "rows 4285715 False\n"

@@ -167,19 +167,13 @@ class TimeKinds:
         cols = []
         want = self.only
         if "rfm" in want:  # as rfm.rfm_segments, in NumPy: R, F, M against the fitted cuts, then the grid
-            since, freq, money = rfm._rfm_inputs(c, as_of)
-            cuts = st.rfm_cuts_
-            r = rfm.score_by_cuts(since, cuts["recency"], higher_is_better=False)
-            fm = np.floor((rfm.score_by_cuts(freq, cuts["orders"]) + rfm.score_by_cuts(money, cuts["revenue"])) / 2
-                          + 0.5).astype(np.int64)
+            r, _, _, fm = rfm.score_grid(*rfm._rfm_inputs(c, as_of), st.rfm_cuts_)
             cols.append(_GRID[r - 1, fm - 1])
         forecasts = st.support_.forecasts
         if forecasts and "value_tier" in want:
             cols.append(value.tiers_by_cuts(c["clv"], st.value_tier_cuts_, value.VALUE_TIER_NAMES))
         if "frequency_tier" in want:  # as value.frequency_tiers
-            repeat = c["orders"].to_numpy() > 1
-            rate = value._tier_rate(c).to_numpy()
-            cols.append(np.where(~repeat, "One-time", np.where(rate >= st.frequency_cut_, "Frequent", "Occasional")))
+            cols.append(value.frequency_tier_array(c["orders"].to_numpy(), value._tier_rate(c), st.frequency_cut_))
         if "lifecycle" in want:
             life, _ = lifecycle.lifecycle(c, as_of, unit_days=1.0, window=st.return_window_)
             cols.append(life["lifecycle"].to_numpy(dtype=object))

@@ -102,12 +102,17 @@ def rfm_scores(customers: pd.DataFrame, as_of=None, cuts: dict[str, list[float] 
     return pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), **rfm_arrays(since, freq, money, cuts)})
 
 
-def rfm_arrays(since, freq, money, cuts: dict[str, list[float] | None]) -> dict[str, np.ndarray]:
-    """R, F, M, FM and the RFM code from days since the last order, orders and revenue (arrays), against `cuts`."""
+def score_grid(since, freq, money, cuts: dict[str, list[float] | None]) -> tuple[np.ndarray, ...]:
+    """(R, F, M, FM) scores 1-5 from days since the last order, orders and revenue (arrays), against `cuts`."""
     r = score_by_cuts(since, cuts["recency"], higher_is_better=False)  # fewer days since last purchase is better
     f = score_by_cuts(freq, cuts["orders"])
     m = score_by_cuts(money, cuts["revenue"])
-    fm = np.floor((f + m) / 2 + 0.5).astype(np.int64)
+    return r, f, m, np.floor((f + m) / 2 + 0.5).astype(np.int64)
+
+
+def rfm_arrays(since, freq, money, cuts: dict[str, list[float] | None]) -> dict[str, np.ndarray]:
+    """R, F, M, FM and the RFM code from days since the last order, orders and revenue (arrays), against `cuts`."""
+    r, f, m, fm = score_grid(since, freq, money, cuts)
     return {"R": r, "F": f, "M": m, "FM": fm, "RFM": [f"{a}{b}{c}" for a, b, c in zip(r.tolist(), f.tolist(),
                                                                                        m.tolist())]}
 

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from clientfolio.core.money import currency_prefix, format_money
+from clientfolio.core.numbers import decimal_text as _dec
+from clientfolio.core.numbers import rhythm_text as _rhythm
 from clientfolio.live.kinds import kind_label, segment_label
 
 __all__ = ["describe_change", "explain"]
@@ -96,19 +98,8 @@ def _one_number(thresholds: Mapping, *path: str) -> float | None:
 
 # ----------------------------------------------------------------------------- writing numbers
 
-def _dec(v: float, decimals: int) -> str:
-    """`v` with up to `decimals` decimals and thousands separators, trailing zeros dropped."""
-    text = f"{v:,.{decimals}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def _days(v: float) -> str:
     return _dec(v, 1)
-
-
-def _rhythm(v: float) -> str:
-    """A usual gap between orders: whole days from 10 days on (it is a habit, not a measurement)."""
-    return _dec(v, 0) if v >= 10 else _dec(v, 1)
 
 
 def _apart(fmt: Callable[[float, int], str], v: float, cut: float, decimals: int) -> tuple[str, str]:

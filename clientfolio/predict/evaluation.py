@@ -250,7 +250,8 @@ def evaluate_next_order(train: TrainingSet, test: TrainingSet, *, random_state: 
 
 def reason(row: pd.Series | dict) -> str:
     """Why a customer's churn risk is what it is, from their own numbers (as the live reasons word it)."""
-    from clientfolio.live.reasons import _dec, _rhythm
+    from clientfolio.core.numbers import decimal_text as _dec
+    from clientfolio.core.numbers import rhythm_text as _rhythm
 
     parts = []
     since, usual = row.get("days_since_last"), row.get("gap_median")

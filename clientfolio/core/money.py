@@ -8,6 +8,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+# Sums of money are compared with fitted cut points (RFM's revenue quintiles, value tiers, the portfolio
+# split) at a millionth of the currency unit: a cut point is often exactly one customer's sum, and the
+# same sum added in another order (a live update, PostgreSQL's aggregation order, a sweep's running
+# window) can differ in its last bit, which would put that customer on the other side of the cut.
+MONEY_DECIMALS = 6
+
+
+def money_key(values):
+    """`values` (a number or an array of sums of money) rounded to MONEY_DECIMALS, for comparing with cuts."""
+    return np.round(np.asarray(values, dtype=float), MONEY_DECIMALS)
+
 # Symbols people recognise; any other ISO code is written before the amount ("CHF 12.50").
 SYMBOLS = {"GBP": "£", "USD": "$", "EUR": "€", "JPY": "¥", "INR": "₹", "AUD": "A$", "CAD": "C$", "NZD": "NZ$",
            "BRL": "R$", "MXN": "MX$", "HKD": "HK$", "SGD": "S$", "KRW": "₩", "ILS": "₪", "PHP": "₱",

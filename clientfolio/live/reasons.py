@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from clientfolio.core.money import currency_prefix, format_money
+from clientfolio.core.money import currency_prefix, format_money, money_key
 from clientfolio.core.numbers import decimal_text as _dec
 from clientfolio.core.numbers import rhythm_text as _rhythm
 from clientfolio.live.kinds import kind_label, segment_label
@@ -198,7 +198,7 @@ def _lifecycle(stage: str, before: Row | None, after: Row, thresholds: Mapping) 
     if stage == "reactivated":
         gap = _num(after, "last_gap")
         usual = _num(after, "ipt_mean_before_last")
-        usual_text = (f"usually every {_rhythm(usual)}" if usual is not None and usual > 0
+        usual_text = (f"usually every {_rhythm(usual)} days" if usual is not None and usual > 0
                       else f"returning customers usually come back within {_rhythm(window)} days")
         away = f"after {_days(gap)} days away" if gap is not None else "after a long time away"
         last = f"; last order {_days(since)} days ago" if since is not None and since > 0 else ""
@@ -248,7 +248,12 @@ def _rfm(before: Row | None, after: Row, thresholds: Mapping, money: Money) -> s
 
     def score(row: Row | None, letter: str, col: str, cuts: list[float] | None, hib: bool) -> int | None:
         s = _num(row, letter)
-        return int(s) if s is not None else _score(_num(row, col), cuts, hib)
+        if s is not None:
+            return int(s)
+        v = _num(row, col)
+        if letter == "M" and v is not None and cuts is not None:  # money, compared as RFM compares it
+            v, cuts = float(money_key(v)), money_key(cuts).tolist()
+        return _score(v, cuts, hib)
 
     def value_text(letter: str, v: float) -> str:
         if letter == "R":
@@ -308,10 +313,11 @@ def _value_tier(kind: str, before: Row | None, after: Row, thresholds: Mapping, 
     if cuts is None or len(cuts) != 2:
         return f"{what} {money(v, None)}{was_text}"
     hi, mid = cuts
-    if v > hi:
+    vk, hik, midk = (float(money_key(x)) for x in (v, hi, mid))  # compared as the tiers compare them
+    if vk > hik:
         v_text, hi_text = _money_apart(money, v, hi)
         return f"{what} {v_text}{was_text} is above {top_line} ({hi_text})"
-    if v > mid:
+    if vk > midk:
         v_text, mid_text = _money_apart(money, v, mid)
         _, hi_text = _money_apart(money, v, hi)
         return f"{what} {v_text}{was_text} is above {mid_line} ({mid_text}), not above {top_line} ({hi_text})"

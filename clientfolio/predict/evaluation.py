@@ -257,7 +257,7 @@ def reason(row: pd.Series | dict) -> str:
     since, usual = row.get("days_since_last"), row.get("gap_median")
     if since is not None and np.isfinite(since):
         if usual is not None and np.isfinite(usual):
-            parts.append(f"no order in {_dec(since, 0)} days, usually every {_rhythm(usual)}")
+            parts.append(f"no order in {_dec(since, 0)} days, usually every {_rhythm(usual)} days")
         else:
             parts.append(f"one order so far, {_dec(since, 0)} days ago")
     d90, before = row.get("days_90d"), None
@@ -266,7 +266,10 @@ def reason(row: pd.Series | dict) -> str:
         if d90 != before:
             parts.append(f"{_dec(d90, 0)} order days in the last 90 days against {_dec(before, 0)} in the 90 before")
     pa = row.get("btyd_p_alive")
-    if pa is not None and np.isfinite(pa):
+    repeat = usual is not None and np.isfinite(usual)
+    # BG/NBD counts a one-order customer as alive (P(alive) 1.00) until they buy again; shown beside a high
+    # churn risk that reads as a contradiction, so it is given for repeat buyers only.
+    if pa is not None and np.isfinite(pa) and repeat:
         parts.append(f"P(alive) {pa:.2f}")
     return "; ".join(parts)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from clientfolio.core.money import money_key
 from clientfolio.segments._membership import as_of_of, membership
 
 QUADRANTS = ("Stars", "Develop", "Maintain", "Review")
@@ -42,17 +43,12 @@ def portfolio_quadrants(customers: pd.DataFrame, as_of=None, current: str = "val
     return table, membership(table["customer_id"], "portfolio", table["quadrant"], as_of_of(customers, as_of))
 
 
-MONEY_DECIMALS = 6
-
 
 def quadrant_arrays(current, potential, splits: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(current value, growth potential, quadrant) per customer from arrays, against fitted `splits`."""
     cur = np.nan_to_num(_floats(current), nan=0.0, posinf=np.inf, neginf=-np.inf)
     pot = np.nan_to_num(_floats(potential), nan=0.0, posinf=np.inf, neginf=-np.inf)
-    # Current value is a sum of money, and many customers share one (the split is often exactly one of
-    # them): compared at a millionth of the currency unit, so sums added in another order (a live update,
-    # PostgreSQL's sum order, a sweep's running window) land on the same side of the split.
-    hi_c = np.round(cur, MONEY_DECIMALS) > round(float(splits["current"]), MONEY_DECIMALS)
+    hi_c = money_key(cur) > money_key(splits["current"])  # a sum of money, compared at money precision
     hi_p = pot > splits["potential"]
     quad = np.select([hi_c & hi_p, ~hi_c & hi_p, hi_c & ~hi_p], QUADRANTS[:3], default=QUADRANTS[3])
     return cur, pot, quad

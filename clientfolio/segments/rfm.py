@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from clientfolio.core.errors import SchemaError
+from clientfolio.core.money import money_key
 from clientfolio.segments._membership import as_of_of, membership
 
 # R (rows 5..1) x FM (columns 1..5): the default grid of REFERENCE.md.
@@ -106,7 +107,8 @@ def score_grid(since, freq, money, cuts: dict[str, list[float] | None]) -> tuple
     """(R, F, M, FM) scores 1-5 from days since the last order, orders and revenue (arrays), against `cuts`."""
     r = score_by_cuts(since, cuts["recency"], higher_is_better=False)  # fewer days since last purchase is better
     f = score_by_cuts(freq, cuts["orders"])
-    m = score_by_cuts(money, cuts["revenue"])
+    m_cuts = cuts["revenue"]  # revenue is a sum of money: compared with its cuts at money precision
+    m = score_by_cuts(money_key(money), None if m_cuts is None else money_key(m_cuts).tolist())
     return r, f, m, np.floor((f + m) / 2 + 0.5).astype(np.int64)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from clientfolio.core.money import money_key
 from clientfolio.core.errors import SchemaError
 from clientfolio.segments._membership import as_of_of, membership
 
@@ -46,11 +47,12 @@ def tier_cuts(values: pd.Series, shares: tuple[float, float] = (0.2, 0.3)) -> tu
 
 def tiers_by_cuts(values: pd.Series, cuts: tuple[float, float] | None, names: tuple[str, str, str]) -> np.ndarray:
     """Above the top cut, above the middle cut, the rest (a tie at a cut goes to the lower tier;
-    missing values are in the last tier)."""
-    v = _floats(values)
+    missing values are in the last tier).  Values and cuts are money, compared at money precision
+    (`clientfolio.core.money.money_key`), so a sum added in another order keeps its tier."""
+    v = money_key(_floats(values))
     if cuts is None:
         return np.full(len(v), names[2], dtype=object)
-    hi, mid = cuts
+    hi, mid = money_key(cuts)
     ok = np.isfinite(v)
     return np.where(ok & (v > hi), names[0], np.where(ok & (v > mid), names[1], names[2]))
 

@@ -71,7 +71,7 @@ def test_one_time_buyer_is_measured_against_the_return_window() -> None:
 def test_reactivated_says_how_long_they_were_away() -> None:
     after = _row(segment="reactivated", days_since_last=2, last_gap=140, ipt_mean_before_last=21)
     assert explain("lifecycle", _row(segment="churned"), after, THRESHOLDS) == (
-        "ordered again after 140 days away (usually every 21); last order 2 days ago")
+        "ordered again after 140 days away (usually every 21 days); last order 2 days ago")
 
 
 def test_new_and_prospect() -> None:

@@ -306,3 +306,22 @@ def test_quadrant_current_value_equal_to_the_split_however_it_was_summed():
     quads = quadrant_arrays(np.array([one, other, one + 0.01, one - 0.01]), np.array([20.0] * 4), splits)[2]
     assert quads[0] == quads[1]
     assert quads[2] != quads[0] and quads[3] == quads[0]  # a cent either side still counts
+
+
+def test_rfm_money_and_value_tiers_equal_to_a_cut_however_it_was_summed():
+    """RFM's revenue quintiles and the value tiers' cuts are often exactly one customer's sum; the same sum
+    added in another order must score the same, and a cent either side must not."""
+    from clientfolio.segments.rfm import score_grid
+    from clientfolio.segments.value import HISTORICAL_TIER_NAMES, tiers_by_cuts
+
+    parts = [0.1, 0.2, 0.3]
+    one, other = sum(parts), sum(reversed(parts))
+    assert one != other
+    money = np.array([one, other, one + 0.01, one - 0.01])
+    ones = np.ones(4)
+    cuts = {"recency": [1.0, 2.0, 3.0, 4.0], "orders": [1.0, 2.0, 3.0, 4.0], "revenue": [0.0, other, 5.0, 6.0]}
+    m = score_grid(ones, ones, money, cuts)[2]
+    assert m[0] == m[1] == 2 and m[2] == 3 and m[3] == 2
+    tiers = tiers_by_cuts(pd.Series(money), (5.0, other), HISTORICAL_TIER_NAMES)
+    assert tiers[0] == tiers[1] == HISTORICAL_TIER_NAMES[2]
+    assert tiers[2] == HISTORICAL_TIER_NAMES[1] and tiers[3] == HISTORICAL_TIER_NAMES[2]

@@ -850,8 +850,15 @@ class LivePortfolio:
         from clientfolio.state.fitted import model_summary
 
         then = rfm_summary(self.store, cutoff=cut, unit="D", holdout_end=last)
-        predicted = float(np.nansum(model.predict_purchases(days / 7.0, model_summary(then, cut)
-                                                            [["frequency", "recency", "T"]])))
+        summary = model_summary(then, cut)
+        groups = getattr(self.state, "purchase_groups_", None)
+        if groups is not None:  # each customer with their group's model, as the state scores them
+            attrs = self.store.query(ATTRIBUTES_SQL)[["customer_id", groups.column]]
+            summary = summary.merge(attrs, on="customer_id", how="left")
+            expected = groups.predict_purchases(days / 7.0, summary, model)
+        else:
+            expected = model.predict_purchases(days / 7.0, summary[["frequency", "recency", "T"]])
+        predicted = float(np.nansum(expected))
         actual = float(then["frequency_holdout"].sum())
         return (actual - predicted) / predicted if predicted > 0 else None
 

@@ -114,6 +114,18 @@ class GroupedPurchase:
         out.attrs["grouped_by"] = self.column
         return out
 
+    def predict_purchases(self, t: float, summary: pd.DataFrame, pooled: Any) -> np.ndarray:
+        """Expected purchases in `t` (model time units) per row of `summary` (frequency, recency, T and
+        ``column``), each with their level's model; unknown and small levels with `pooled`."""
+        levels = levels_of(summary, self.column)
+        out = np.empty(len(summary), dtype=float)
+        for level in pd.unique(levels):
+            idx = np.flatnonzero(levels == level)
+            model = self.models_.get(level, pooled)
+            out[idx] = np.asarray(model.predict_purchases(t, summary.iloc[idx][["frequency", "recency", "T"]]),
+                                  dtype=float)
+        return out
+
     def score_arrays(self, cols: dict[str, np.ndarray], pooled: Any, pooled_alive: Any, spend: Any, settings: Any,
                      unit_days: float, cutoff: pd.Timestamp) -> dict[str, np.ndarray]:
         """:meth:`score` for columns as arrays (the one-customer update): each level's rows through

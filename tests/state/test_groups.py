@@ -196,3 +196,29 @@ def test_one_customer_path_scores_with_the_model_of_their_group(trade_shop):
         pooled = np.asarray(state.purchase_model_.predict_alive(hist.iloc[at]), dtype=float)
         np.testing.assert_allclose(one["p_alive"], own, rtol=1e-12)
         assert np.abs(own - pooled).max() > 1e-3  # the group's model, not the pooled one
+
+
+def test_refit_advice_compares_repeat_purchases_with_each_groups_model(trade_shop):
+    """`health()`'s tracking drift predicts each customer with their group's model, as the state scores them."""
+    from clientfolio.live import LivePortfolio
+    from clientfolio.state.features import ATTRIBUTES_SQL
+
+    st, pf = trade_shop
+    live = LivePortfolio(st)
+    assert live.state.purchase_groups_ is not None
+    cut = live.state.cutoff_ - pd.Timedelta(days=56)  # judged as if fitted 8 weeks earlier: a holdout with orders
+    live.state.cutoff_ = cut
+    last = cut + pd.Timedelta(days=56)
+    drift = live._tracking_drift(last)
+    then = model_summary(rfm_summary(st, cutoff=cut, unit="D", holdout_end=last), cut)
+    then = then.merge(st.query(ATTRIBUTES_SQL)[["customer_id", "acquisition_channel"]], on="customer_id")
+    actual = then["frequency_holdout"].sum()
+    grouped = pooled = 0.0
+    models = live.state.purchase_groups_.models_
+    for level, rows in then.groupby(then["acquisition_channel"].fillna("(missing)")):
+        hist = rows[["frequency", "recency", "T"]]
+        grouped += np.nansum(models.get(level, live.state.purchase_model_).predict_purchases(8.0, hist))
+        pooled += np.nansum(live.state.purchase_model_.predict_purchases(8.0, hist))
+    assert actual > 0
+    assert drift == pytest.approx((actual - grouped) / grouped, rel=1e-9)
+    assert abs((actual - pooled) / pooled - drift) > 0.01  # the pooled model would have said something else

@@ -92,6 +92,8 @@ def _log_j_rows(
         m, big_b = (alpha[part], beta[part]) if flag else (beta[part], alpha[part])
         p_small, q_big = (p[part], q[part]) if flag else (q[part], p[part])
         res = _log_j_internal(t[part], m, big_b, p_small, q_big, order)
+        if flag and part.size == n:  # one part, in the variables' own order: no reshuffling
+            return res[0], (res[1:5] if order >= 1 else None), (res[5:] if order >= 2 else None)
         perm = (0, 1, 2, 3) if flag else (1, 0, 3, 2)
         mapped = [res[0]]
         if order >= 1:
@@ -118,6 +120,8 @@ def _log_j_internal(t: Array, m: Array, big_b: Array, p_small: Array, q_big: Arr
     idx = np.flatnonzero(cost <= _SERIES_MAX_TERMS)
     if idx.size:
         res, ok = _log_j_series(small[idx], big[idx], p_small[idx], q_big[idx], rho[idx], order)
+        if idx.size == n and ok.all():  # every row by the series
+            return res
         done = idx[ok]
         for o, r in zip(out, res, strict=True):
             o[done] = r[ok]
@@ -174,43 +178,61 @@ def _log_j_series(
     done = np.zeros(n_rows, dtype=bool)
     active = np.arange(n_rows)
     acc = [np.ones(n_rows)] + [np.zeros(n_rows) for _ in range(n_acc - 1)]
+    # Q is usually one value for every row (s or s+1 in the Pareto/NBD): its running sums are then
+    # scalars, which saves a third of the array operations per term
+    q_one = bool(n_rows) and q_big.min() == q_big.max()
+    qa: Array | float = float(q_big[0]) if q_one else q_big.copy()
+    h_q: Array | float = 0.0 if q_one else np.zeros(n_rows)     # sum_{k<n} 1/(Q+k)
+    h2_q: Array | float = 0.0 if q_one else np.zeros(n_rows)    # sum_{k<n} 1/(Q+k)^2
     c = np.ones(n_rows)          # c_n
     u = np.zeros(n_rows)         # c_n / rho  (0 at n = 0: its coefficient n is 0)
     h_a = np.zeros(n_rows)       # sum_{k<n} 1/(A+1+k)    = -d log c_n / dP
-    h_q = np.zeros(n_rows)       # sum_{k<n} 1/(Q+k)
     h2_a = np.zeros(n_rows)      # sum_{k<n} 1/(A+1+k)^2
-    h2_q = np.zeros(n_rows)      # sum_{k<n} 1/(Q+k)^2
-    pa, qa, aa, ra = p_small, q_big, a, rho
+    pa, ra = p_small, rho
+    ak = a + 1.0                 # A + 1 + k
+    ia, ratio, v, t1, t2 = (np.empty(n_rows) for _ in range(5))
     for k in range(_SERIES_MAX_TERMS + 8):
+        np.divide(1.0, ak, out=ia)
         qk = qa + k
-        ak = aa + (1.0 + k)
-        ratio = qk / ak
-        v = u * ratio                 # c_{k+1} / rho^2
-        u = c * ratio                 # c_{k+1} / rho
-        c = u * ra                    # c_{k+1}
+        np.multiply(ia, qk, out=ratio)              # (Q+k)/(A+1+k)
+        if order >= 2:
+            np.multiply(u, ratio, out=v)            # c_{k+1} / rho^2
+        np.multiply(c, ratio, out=u)                # c_{k+1} / rho
+        np.multiply(u, ra, out=c)                   # c_{k+1}
         n_k = k + 1.0
         acc[0] += c
         if order >= 1:
-            ia, iq = 1.0 / ak, 1.0 / qk
-            h_a = h_a + ia
-            h_q = h_q + iq
-            dl_p = -h_a
-            dl_q = h_q - h_a
-            acc[1] += c * dl_p
-            acc[2] += c * dl_q
-            acc[3] += n_k * u
+            h_a += ia
+            h_q = h_q + 1.0 / qk
+            dl_q = h_q - h_a                        # d log c / dQ; d log c / dP = -h_a
+            np.multiply(c, h_a, out=t1)             # c h_a
+            acc[1] -= t1
+            np.multiply(c, dl_q, out=t2)            # c dl_q
+            acc[2] += t2
             if order >= 2:
-                h2_a = h2_a + ia * ia
-                h2_q = h2_q + iq * iq
-                acc[4] += c * (dl_p * dl_p + h2_a)                 # d2 c / dP2
-                acc[5] += c * (dl_p * dl_q + h2_a)                 # d2 c / dP dQ
-                acc[6] += c * (dl_q * dl_q + h2_a - h2_q)          # d2 c / dQ2
-                acc[7] += n_k * u * dl_p                           # d2 c / dP drho
-                acc[8] += n_k * u * dl_q                           # d2 c / dQ drho
-                acc[9] += (n_k * k) * v                            # d2 c / drho2
+                h2_a += ia * ia
+                h2_q = h2_q + 1.0 / (qk * qk)
+                # d2c/dP2 = c (h_a^2 + h2_a); d2c/dPdQ = c (-h_a dl_q + h2_a); d2c/dQ2 = c (dl_q^2 + h2_a - h2_q)
+                ch2 = c * h2_a
+                acc[4] += t1 * h_a
+                acc[4] += ch2
+                acc[5] -= t1 * dl_q
+                acc[5] += ch2
+                acc[6] += t2 * dl_q
+                acc[6] += ch2
+                acc[6] -= c * h2_q
+                nu = u * n_k
+                acc[3] += nu
+                acc[7] -= nu * h_a                  # d2 c / dP drho
+                acc[8] += nu * dl_q                 # d2 c / dQ drho
+                v *= n_k * k
+                acc[9] += v                         # d2 c / drho2
+            else:
+                acc[3] += u * n_k                   # d c / drho
+        ak += 1.0
         if k % 8 != 7:
             continue
-        conv = c * _series_tail(pa, ak, ra) <= _SERIES_REL_TOL * acc[0]
+        conv = c * _series_tail(pa, ak - 1.0, ra) <= _SERIES_REL_TOL * acc[0]
         if not conv.any():
             continue
         rows = active[conv]
@@ -222,8 +244,10 @@ def _log_j_series(
             break
         active = active[keep]
         acc = [a_[keep] for a_ in acc]
-        c, u, h_a, h_q, h2_a, h2_q = (w[keep] for w in (c, u, h_a, h_q, h2_a, h2_q))
-        pa, qa, aa, ra = pa[keep], qa[keep], aa[keep], ra[keep]
+        c, u, h_a, h2_a, pa, ra, ak = (w[keep] for w in (c, u, h_a, h2_a, pa, ra, ak))
+        if not q_one:
+            qa, h_q, h2_q = (w[keep] for w in (qa, h_q, h2_q))  # type: ignore[index]
+        ia, ratio, v, t1, t2 = (np.empty(active.size) for _ in range(5))
     s = np.where(done, res[0], 1.0)
     log_m, log_big = np.log(small), np.log(big)
     inv_a = 1.0 / a

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-import scipy.sparse as sp
 from scipy.special import betaln, digamma, gammaln, polygamma
 
 from clientfolio.models._base import _dot
@@ -396,9 +395,7 @@ def paretonbd_derivatives(
     v = w_omega * (1.0 - omega)   # w omega (1 - omega) per row
     v1 = np.bincount(c1, weights=v, minlength=x1.size)
     v2 = np.bincount(c2, weights=v, minlength=x2.size)
-    # sum over rows of v * grad2_j[c2] per (x, t_x) pair: one sparse product (rows are in CSR order)
-    cross_m = sp.csr_array((v, c2, d["indptr1"]), shape=(x1.size, x2.size)) @ np.column_stack(grad2)
-    cross = [cross_m[:, j] for j in range(4)]
+    cross = [np.bincount(c1, weights=v * b[c2], minlength=x1.size) for b in grad2]
     for i in range(4):
         for j in range(i, 4):
             k = pos[tuple(sorted((to_jq[i], to_jq[j])))]  # type: ignore[index]
@@ -425,23 +422,13 @@ def _paretonbd_design(stats: Collapsed) -> dict[str, Any]:
     ux, utx, ut = stats.uniques["frequency"], stats.uniques["recency"], stats.uniques["T"]
     code1, key1 = _pairs(cx, ctx, utx.size)
     code2, key2 = _pairs(cx, ct, ut.size)
-    # rows reordered by their (x, t_x) pair, so that the rows are the entries of a CSR matrix
-    # [(x, t_x) pair, (x, T) pair]: a row is one distinct (x, t_x, T), so no entry repeats.  The
-    # order comes from scipy's linear-time COO -> CSR conversion (a third of a stable argsort's time)
-    n1, n2 = key1.size, key2.size
-    rows = np.arange(code1.size, dtype=float)
-    csr = sp.coo_array((rows, (code1, code2)), shape=(n1, n2)).tocsr()
-    assert csr.nnz == code1.size
-    order = csr.data.astype(np.intp)
-    code1, code2 = code1[order], code2[order]
     d = {
-        "w": stats.weights[order],
+        "w": stats.weights,
         "ux": ux,
         "wx": np.bincount(cx, weights=stats.weights, minlength=ux.size),
         "total_w": stats.total_weight,
         "code1": code1, "x1": ux[key1 // utx.size], "t1": utx[key1 % utx.size],
         "code2": code2, "x2": ux[key2 // ut.size], "t2": ut[key2 % ut.size],
-        "indptr1": csr.indptr,
     }
     stats.cache["pnbd"] = d
     return d

@@ -173,7 +173,7 @@ def _log_j_series(
     """
     a = p_small + q_big - 1.0
     n_rows = rho.shape[0]
-    n_acc = 1 + (3 if order >= 1 else 0) + (6 if order >= 2 else 0)
+    n_acc = 1 + (3 if order >= 1 else 0) + (7 if order >= 2 else 0)
     res = [np.zeros(n_rows) for _ in range(n_acc)]
     done = np.zeros(n_rows, dtype=bool)
     active = np.arange(n_rows)
@@ -190,7 +190,7 @@ def _log_j_series(
     h2_a = np.zeros(n_rows)      # sum_{k<n} 1/(A+1+k)^2
     pa, ra = p_small, rho
     ak = a + 1.0                 # A + 1 + k
-    ia, ratio, v, t1, t2 = (np.empty(n_rows) for _ in range(5))
+    ia, ratio, v, t1, t2, t3, dq = (np.empty(n_rows) for _ in range(7))
     for k in range(_SERIES_MAX_TERMS + 8):
         np.divide(1.0, ak, out=ia)
         qk = qa + k
@@ -204,27 +204,33 @@ def _log_j_series(
         if order >= 1:
             h_a += ia
             h_q = h_q + 1.0 / qk
-            dl_q = h_q - h_a                        # d log c / dQ; d log c / dP = -h_a
+            dl_q = np.subtract(h_q, h_a, out=dq)    # d log c / dQ; d log c / dP = -h_a
             np.multiply(c, h_a, out=t1)             # c h_a
             acc[1] -= t1
             np.multiply(c, dl_q, out=t2)            # c dl_q
             acc[2] += t2
             if order >= 2:
-                h2_a += ia * ia
+                np.multiply(ia, ia, out=t3)
+                h2_a += t3
                 h2_q = h2_q + 1.0 / (qk * qk)
-                # d2c/dP2 = c (h_a^2 + h2_a); d2c/dPdQ = c (-h_a dl_q + h2_a); d2c/dQ2 = c (dl_q^2 + h2_a - h2_q)
-                ch2 = c * h2_a
-                acc[4] += t1 * h_a
-                acc[4] += ch2
-                acc[5] -= t1 * dl_q
-                acc[5] += ch2
-                acc[6] += t2 * dl_q
-                acc[6] += ch2
-                acc[6] -= c * h2_q
-                nu = u * n_k
-                acc[3] += nu
-                acc[7] -= nu * h_a                  # d2 c / dP drho
-                acc[8] += nu * dl_q                 # d2 c / dQ drho
+                # d2c/dP2 = c (h_a^2 + h2_a); d2c/dPdQ = c (-h_a dl_q + h2_a); d2c/dQ2 = c (dl_q^2 + h2_a - h2_q);
+                # the sum of c h2_a they share is accumulated once (acc[10]) and added after the loop
+                np.multiply(c, h2_a, out=t3)
+                acc[10] += t3
+                np.multiply(t1, h_a, out=t3)
+                acc[4] += t3
+                np.multiply(t1, dl_q, out=t3)
+                acc[5] -= t3
+                np.multiply(t2, dl_q, out=t3)
+                acc[6] += t3
+                np.multiply(c, h2_q, out=t3)
+                acc[6] -= t3
+                np.multiply(u, n_k, out=t3)         # n c_n / rho
+                acc[3] += t3
+                np.multiply(t3, h_a, out=t1)
+                acc[7] -= t1                        # d2 c / dP drho
+                np.multiply(t3, dl_q, out=t1)
+                acc[8] += t1                        # d2 c / dQ drho
                 v *= n_k * k
                 acc[9] += v                         # d2 c / drho2
             else:
@@ -247,7 +253,10 @@ def _log_j_series(
         c, u, h_a, h2_a, pa, ra, ak = (w[keep] for w in (c, u, h_a, h2_a, pa, ra, ak))
         if not q_one:
             qa, h_q, h2_q = (w[keep] for w in (qa, h_q, h2_q))  # type: ignore[index]
-        ia, ratio, v, t1, t2 = (np.empty(active.size) for _ in range(5))
+        ia, ratio, v, t1, t2, t3, dq = (np.empty(active.size) for _ in range(7))
+    if order >= 2:
+        for j in (4, 5, 6):
+            res[j] += res[10]
     s = np.where(done, res[0], 1.0)
     log_m, log_big = np.log(small), np.log(big)
     inv_a = 1.0 / a

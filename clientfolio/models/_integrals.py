@@ -38,6 +38,7 @@ Array = NDArray[np.float64]
 _SERIES_MAX_TERMS = 400
 _SERIES_REL_TOL = 2e-17
 _SERIES_CHECKS = (16, 40, 100, 250, 400)
+_SERIES_COMPACT = 0.2  # converged rows leave the loop when they are this share of the rows still in it
 _QUAD_CHUNK = 512
 
 # Double-exponential (tanh-sinh / exp-sinh) abscissae in the index variable.
@@ -239,7 +240,12 @@ def _log_j_series(
         if k % 8 != 7:
             continue
         conv = c * _series_tail(pa, ak - 1.0, ra) <= _SERIES_REL_TOL * acc[0]
-        if not conv.any():
+        n_conv = int(np.count_nonzero(conv))
+        if n_conv < _SERIES_COMPACT * conv.size and k < _SERIES_MAX_TERMS:
+            # too few rows done to be worth copying the others out: the done ones keep adding terms
+            # below the tolerance (their tail bound only falls), and leave at a later check
+            continue
+        if not n_conv:
             continue
         rows = active[conv]
         for r_, a_ in zip(res, acc, strict=True):

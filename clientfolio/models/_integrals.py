@@ -192,6 +192,7 @@ def _log_j_series(
     pa, ra = p_small, rho
     ak = a + 1.0                 # A + 1 + k
     ia, ratio, v, t1, t2, t3, dq = (np.empty(n_rows) for _ in range(7))
+    recorded = np.zeros(n_rows, dtype=bool)  # per row still in the loop: its sums are taken
     for k in range(_SERIES_MAX_TERMS + 8):
         np.divide(1.0, ak, out=ia)
         qk = qa + k
@@ -240,25 +241,26 @@ def _log_j_series(
         if k % 8 != 7:
             continue
         conv = c * _series_tail(pa, ak - 1.0, ra) <= _SERIES_REL_TOL * acc[0]
-        n_conv = int(np.count_nonzero(conv))
-        if n_conv < _SERIES_COMPACT * conv.size and k < _SERIES_MAX_TERMS:
-            # too few rows done to be worth copying the others out: the done ones keep adding terms
-            # below the tolerance (their tail bound only falls), and leave at a later check
-            continue
-        if not n_conv:
-            continue
-        rows = active[conv]
-        for r_, a_ in zip(res, acc, strict=True):
-            r_[rows] = a_[conv]
-        done[rows] = True
-        keep = ~conv
-        if not keep.any():
+        new = conv & ~recorded
+        if new.any():  # a row's sums are taken where it first converges, whatever the other rows
+            rows = active[new]
+            for r_, a_ in zip(res, acc, strict=True):
+                r_[rows] = a_[new]
+            done[rows] = True
+            recorded |= new
+        n_rec = int(np.count_nonzero(recorded))
+        if n_rec == recorded.size:
             break
+        if n_rec < _SERIES_COMPACT * recorded.size:
+            # too few rows done to be worth copying the others out: the done ones ride along
+            continue
+        keep = ~recorded
         active = active[keep]
         acc = [a_[keep] for a_ in acc]
         c, u, h_a, h2_a, pa, ra, ak = (w[keep] for w in (c, u, h_a, h2_a, pa, ra, ak))
         if not q_one:
             qa, h_q, h2_q = (w[keep] for w in (qa, h_q, h2_q))  # type: ignore[index]
+        recorded = np.zeros(active.size, dtype=bool)
         ia, ratio, v, t1, t2, t3, dq = (np.empty(active.size) for _ in range(7))
     if order >= 2:
         for j in (4, 5, 6):

@@ -279,7 +279,8 @@ def holdout_histories(tx: Any, cutoff: pd.Timestamp, holdout_end: pd.Timestamp) 
     return got.sort_values(keys, ignore_index=True)
 
 
-def choose_model(tx: Any, first: pd.Timestamp, as_of: pd.Timestamp, support: Support) -> tuple[str, list[str], Any]:  # noqa: ANN401
+def choose_model(tx: Any, first: pd.Timestamp, as_of: pd.Timestamp,  # noqa: ANN401
+                 support: Support) -> tuple[str, list[str], Any]:
     """``model="auto"`` on Spark: the purchase model that predicts a holdout period best, as ``analyze`` chooses it.
 
     The same split (the last third of the history) and :func:`compare_models`, on the histories
@@ -369,8 +370,8 @@ def analyze_spark(orders: str | Path | Sequence[str | Path], out: str | Path | N
     """Features on Spark, fit on the driver, apply per partition; Parquet in and (with `out`) out.
 
     ``model="auto"`` chooses the purchase model on a holdout period, as ``analyze`` does
-    (:func:`choose_model`).  The driver never holds more than `sample_size` customers' features: above that, the purchase
-    models are fitted on the whole base's distinct (frequency, recency, T) with their counts, and
+    (:func:`choose_model`).  The driver never holds more than `sample_size` customers' features:
+    above that, the purchase models are fitted on the whole base's distinct (frequency, recency, T) with their counts, and
     everything else the state learns on a seeded uniform sample of `sample_size` customers (the
     state's ``fitted_on_["sample"]`` and notes say which parts).  ``sample_size=None``: every customer.
 

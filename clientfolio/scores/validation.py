@@ -127,7 +127,8 @@ def compare_models(summary: pd.DataFrame, weights: ArrayLike | None = None) -> M
         err = pred - actual
         rows.append({
             "model": name, "converged": True, "log_likelihood": m.log_likelihood_, "bic": m.bic_,
-            "holdout_mae": float(np.sum(wt * np.abs(err)) / n), "holdout_rmse": float(np.sqrt(np.sum(wt * err ** 2) / n)),
+            "holdout_mae": float(np.sum(wt * np.abs(err)) / n),
+            "holdout_rmse": float(np.sqrt(np.sum(wt * err ** 2) / n)),
             "predicted_total": float(np.sum(wt * pred)), "actual_total": float(np.sum(wt * actual)), "note": "",
         })
     table = pd.DataFrame(rows)

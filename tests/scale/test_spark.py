@@ -132,7 +132,8 @@ def test_sqlframe_on_duckdb_gives_the_store_features(shop: dict) -> None:
 def _holdout_split(shop: dict) -> tuple[pd.Timestamp, pd.Timestamp, pd.DataFrame]:
     """analyze's holdout split of the shop, and its calibration summary (weeks) from the store."""
     with open_store(shop["dir"] / "s.duckdb") as st:
-        first = pd.Timestamp(st.query("SELECT min(ts) AS a FROM transactions WHERE customer_id IS NOT NULL")["a"].iloc[0])
+        span = st.query("SELECT min(ts) AS a FROM transactions WHERE customer_id IS NOT NULL")
+        first = pd.Timestamp(span["a"].iloc[0])
         split = (first + (shop["as_of"] - first) * 2 / 3).normalize()
         cal = rfm_summary(st, cutoff=split, unit="W", holdout_end=shop["as_of"])
     return first, split, cal

@@ -38,6 +38,7 @@ Array = NDArray[np.float64]
 _SERIES_MAX_TERMS = 400
 _SERIES_REL_TOL = 2e-17
 _SERIES_CHECKS = (16, 40, 100, 250, 400)
+_SERIES_COMPACT = 0.2  # converged rows leave the loop when they are this share of the rows still in it
 _QUAD_CHUNK = 512
 
 # Double-exponential (tanh-sinh / exp-sinh) abscissae in the index variable.
@@ -92,6 +93,8 @@ def _log_j_rows(
         m, big_b = (alpha[part], beta[part]) if flag else (beta[part], alpha[part])
         p_small, q_big = (p[part], q[part]) if flag else (q[part], p[part])
         res = _log_j_internal(t[part], m, big_b, p_small, q_big, order)
+        if flag and part.size == n:  # one part, in the variables' own order: no reshuffling
+            return res[0], (res[1:5] if order >= 1 else None), (res[5:] if order >= 2 else None)
         perm = (0, 1, 2, 3) if flag else (1, 0, 3, 2)
         mapped = [res[0]]
         if order >= 1:
@@ -118,6 +121,8 @@ def _log_j_internal(t: Array, m: Array, big_b: Array, p_small: Array, q_big: Arr
     idx = np.flatnonzero(cost <= _SERIES_MAX_TERMS)
     if idx.size:
         res, ok = _log_j_series(small[idx], big[idx], p_small[idx], q_big[idx], rho[idx], order)
+        if idx.size == n and ok.all():  # every row by the series
+            return res
         done = idx[ok]
         for o, r in zip(out, res, strict=True):
             o[done] = r[ok]
@@ -169,61 +174,97 @@ def _log_j_series(
     """
     a = p_small + q_big - 1.0
     n_rows = rho.shape[0]
-    n_acc = 1 + (3 if order >= 1 else 0) + (6 if order >= 2 else 0)
+    n_acc = 1 + (3 if order >= 1 else 0) + (7 if order >= 2 else 0)
     res = [np.zeros(n_rows) for _ in range(n_acc)]
     done = np.zeros(n_rows, dtype=bool)
     active = np.arange(n_rows)
     acc = [np.ones(n_rows)] + [np.zeros(n_rows) for _ in range(n_acc - 1)]
+    # Q is usually one value for every row (s or s+1 in the Pareto/NBD): its running sums are then
+    # scalars, which saves a third of the array operations per term
+    q_one = bool(n_rows) and q_big.min() == q_big.max()
+    qa: Array | float = float(q_big[0]) if q_one else q_big.copy()
+    h_q: Array | float = 0.0 if q_one else np.zeros(n_rows)     # sum_{k<n} 1/(Q+k)
+    h2_q: Array | float = 0.0 if q_one else np.zeros(n_rows)    # sum_{k<n} 1/(Q+k)^2
     c = np.ones(n_rows)          # c_n
     u = np.zeros(n_rows)         # c_n / rho  (0 at n = 0: its coefficient n is 0)
     h_a = np.zeros(n_rows)       # sum_{k<n} 1/(A+1+k)    = -d log c_n / dP
-    h_q = np.zeros(n_rows)       # sum_{k<n} 1/(Q+k)
     h2_a = np.zeros(n_rows)      # sum_{k<n} 1/(A+1+k)^2
-    h2_q = np.zeros(n_rows)      # sum_{k<n} 1/(Q+k)^2
-    pa, qa, aa, ra = p_small, q_big, a, rho
+    pa, ra = p_small, rho
+    ak = a + 1.0                 # A + 1 + k
+    ia, ratio, v, t1, t2, t3, dq = (np.empty(n_rows) for _ in range(7))
+    recorded = np.zeros(n_rows, dtype=bool)  # per row still in the loop: its sums are taken
     for k in range(_SERIES_MAX_TERMS + 8):
+        np.divide(1.0, ak, out=ia)
         qk = qa + k
-        ak = aa + (1.0 + k)
-        ratio = qk / ak
-        v = u * ratio                 # c_{k+1} / rho^2
-        u = c * ratio                 # c_{k+1} / rho
-        c = u * ra                    # c_{k+1}
+        np.multiply(ia, qk, out=ratio)              # (Q+k)/(A+1+k)
+        if order >= 2:
+            np.multiply(u, ratio, out=v)            # c_{k+1} / rho^2
+        np.multiply(c, ratio, out=u)                # c_{k+1} / rho
+        np.multiply(u, ra, out=c)                   # c_{k+1}
         n_k = k + 1.0
         acc[0] += c
         if order >= 1:
-            ia, iq = 1.0 / ak, 1.0 / qk
-            h_a = h_a + ia
-            h_q = h_q + iq
-            dl_p = -h_a
-            dl_q = h_q - h_a
-            acc[1] += c * dl_p
-            acc[2] += c * dl_q
-            acc[3] += n_k * u
+            h_a += ia
+            h_q = h_q + 1.0 / qk
+            dl_q = np.subtract(h_q, h_a, out=dq)    # d log c / dQ; d log c / dP = -h_a
+            np.multiply(c, h_a, out=t1)             # c h_a
+            acc[1] -= t1
+            np.multiply(c, dl_q, out=t2)            # c dl_q
+            acc[2] += t2
             if order >= 2:
-                h2_a = h2_a + ia * ia
-                h2_q = h2_q + iq * iq
-                acc[4] += c * (dl_p * dl_p + h2_a)                 # d2 c / dP2
-                acc[5] += c * (dl_p * dl_q + h2_a)                 # d2 c / dP dQ
-                acc[6] += c * (dl_q * dl_q + h2_a - h2_q)          # d2 c / dQ2
-                acc[7] += n_k * u * dl_p                           # d2 c / dP drho
-                acc[8] += n_k * u * dl_q                           # d2 c / dQ drho
-                acc[9] += (n_k * k) * v                            # d2 c / drho2
+                np.multiply(ia, ia, out=t3)
+                h2_a += t3
+                h2_q = h2_q + 1.0 / (qk * qk)
+                # d2c/dP2 = c (h_a^2 + h2_a); d2c/dPdQ = c (-h_a dl_q + h2_a); d2c/dQ2 = c (dl_q^2 + h2_a - h2_q);
+                # the sum of c h2_a they share is accumulated once (acc[10]) and added after the loop
+                np.multiply(c, h2_a, out=t3)
+                acc[10] += t3
+                np.multiply(t1, h_a, out=t3)
+                acc[4] += t3
+                np.multiply(t1, dl_q, out=t3)
+                acc[5] -= t3
+                np.multiply(t2, dl_q, out=t3)
+                acc[6] += t3
+                np.multiply(c, h2_q, out=t3)
+                acc[6] -= t3
+                np.multiply(u, n_k, out=t3)         # n c_n / rho
+                acc[3] += t3
+                np.multiply(t3, h_a, out=t1)
+                acc[7] -= t1                        # d2 c / dP drho
+                np.multiply(t3, dl_q, out=t1)
+                acc[8] += t1                        # d2 c / dQ drho
+                v *= n_k * k
+                acc[9] += v                         # d2 c / drho2
+            else:
+                acc[3] += u * n_k                   # d c / drho
+        ak += 1.0
         if k % 8 != 7:
             continue
-        conv = c * _series_tail(pa, ak, ra) <= _SERIES_REL_TOL * acc[0]
-        if not conv.any():
-            continue
-        rows = active[conv]
-        for r_, a_ in zip(res, acc, strict=True):
-            r_[rows] = a_[conv]
-        done[rows] = True
-        keep = ~conv
-        if not keep.any():
+        conv = c * _series_tail(pa, ak - 1.0, ra) <= _SERIES_REL_TOL * acc[0]
+        new = conv & ~recorded
+        if new.any():  # a row's sums are taken where it first converges, whatever the other rows
+            rows = active[new]
+            for r_, a_ in zip(res, acc, strict=True):
+                r_[rows] = a_[new]
+            done[rows] = True
+            recorded |= new
+        n_rec = int(np.count_nonzero(recorded))
+        if n_rec == recorded.size:
             break
+        if n_rec < _SERIES_COMPACT * recorded.size:
+            # too few rows done to be worth copying the others out: the done ones ride along
+            continue
+        keep = ~recorded
         active = active[keep]
         acc = [a_[keep] for a_ in acc]
-        c, u, h_a, h_q, h2_a, h2_q = (w[keep] for w in (c, u, h_a, h_q, h2_a, h2_q))
-        pa, qa, aa, ra = pa[keep], qa[keep], aa[keep], ra[keep]
+        c, u, h_a, h2_a, pa, ra, ak = (w[keep] for w in (c, u, h_a, h2_a, pa, ra, ak))
+        if not q_one:
+            qa, h_q, h2_q = (w[keep] for w in (qa, h_q, h2_q))  # type: ignore[index]
+        recorded = np.zeros(active.size, dtype=bool)
+        ia, ratio, v, t1, t2, t3, dq = (np.empty(active.size) for _ in range(7))
+    if order >= 2:
+        for j in (4, 5, 6):
+            res[j] += res[10]
     s = np.where(done, res[0], 1.0)
     log_m, log_big = np.log(small), np.log(big)
     inv_a = 1.0 / a

@@ -136,6 +136,25 @@ SUMMARY_COLUMNS = ("customer_id", "frequency", "recency", "T", "monetary", "firs
                    "first_gap", "ipt_mean_before_last")
 
 
+def holdout_frame(tx: Any, cutoff: pd.Timestamp, holdout_end: pd.Timestamp) -> Any:  # noqa: ANN401
+    """Per customer who bought by `cutoff`: ``frequency, recency, T`` (days) at `cutoff` and
+    ``frequency_holdout`` (days with a purchase after `cutoff` up to `holdout_end`), as
+    ``rfm_summary(store, cutoff=..., unit="D", holdout_end=...)`` -- what the holdout model choice reads."""
+    F = api_of(tx).F
+    tx = tx.where(F.col("customer_id").isNotNull() & ~F.col("is_refund")).withColumn("d", F.to_date("ts"))
+    days = tx.where(F.col("ts") < _end(F, cutoff)).select("customer_id", "d").distinct()
+    per = days.groupBy("customer_id").agg(F.min("d").alias("first_purchase"), F.max("d").alias("last_purchase"),
+                                          (F.count(F.lit(1)) - 1).alias("frequency"))
+    hold = (tx.where((F.col("ts") >= _end(F, cutoff)) & (F.col("ts") < _end(F, holdout_end)))
+            .groupBy("customer_id").agg(F.count_distinct(F.col("d")).alias("frequency_holdout")))
+    out = per.join(hold, on="customer_id", how="left")
+    return out.select(
+        "customer_id", F.col("frequency").cast("long").alias("frequency"),
+        F.datediff(F.col("last_purchase"), F.col("first_purchase")).cast("double").alias("recency"),
+        F.datediff(_day(F, cutoff), F.col("first_purchase")).cast("double").alias("T"),
+        F.coalesce(F.col("frequency_holdout"), F.lit(0)).cast("long").alias("frequency_holdout"))
+
+
 @dataclass(frozen=True)
 class Shape:
     """What this shop's transactions hold, read once: the behaviour columns depend on it."""

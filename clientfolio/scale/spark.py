@@ -17,8 +17,10 @@ at least ``customer_id``, ``order_id``, ``ts``, ``amount``):
 4. out: ``customers.parquet`` (one row per customer, every score and segment),
    ``segments.parquet`` (memberships) and ``state.json``.
 
-Not on this engine (yet): the holdout model choice (give ``model``; "auto" means BG/NBD here,
-said in the notes), rule segments, prospects without purchases, and the HTML report.
+``model="auto"`` chooses the purchase model on a holdout period as ``analyze`` does
+(:func:`choose_model`: the comparison runs on the histories collapsed on the executors).
+Not on this engine (yet): separate purchase models per customer group, rule segments, prospects
+without purchases, and the HTML report.
 """
 
 from __future__ import annotations
@@ -261,6 +263,51 @@ def purchase_stats(features: Any) -> pd.DataFrame:
     return got.sort_values(["frequency", "recency", "T"], ignore_index=True)
 
 
+def holdout_histories(tx: Any, cutoff: pd.Timestamp, holdout_end: pd.Timestamp) -> pd.DataFrame:  # noqa: ANN401
+    """The distinct (frequency, recency, T, frequency_holdout) at `cutoff`, in weeks, with ``weights`` =
+    customers each, and ``duration_holdout``: what :func:`~clientfolio.scores.validation.compare_models`
+    reads, collapsed on the executors (the comparison on them equals the one on every customer)."""
+    F = frames.api_of(tx).F
+    keys = ["frequency", "recency", "T", "frequency_holdout"]
+    got = (frames.holdout_frame(tx, cutoff, holdout_end).groupBy(*keys)
+           .agg(F.count(F.lit(1)).alias("weights")).toPandas())
+    got = got.astype({"frequency": "int64", "recency": float, "T": float, "frequency_holdout": "int64",
+                      "weights": float})
+    got["recency"] /= 7.0  # weeks, as the one-machine comparison (rfm_summary(..., unit="W"))
+    got["T"] /= 7.0
+    got["duration_holdout"] = (pd.Timestamp(holdout_end).normalize() - pd.Timestamp(cutoff).normalize()).days / 7.0
+    return got.sort_values(keys, ignore_index=True)
+
+
+def choose_model(tx: Any, first: pd.Timestamp, as_of: pd.Timestamp,  # noqa: ANN401
+                 support: Support) -> tuple[str, list[str], Any]:
+    """``model="auto"`` on Spark: the purchase model that predicts a holdout period best, as ``analyze`` chooses it.
+
+    The same split (the last third of the history) and :func:`compare_models`, on the histories
+    collapsed on the executors with their counts.  Returns (model, notes, comparison or None).
+    Not here: separate fits per customer group, and the calibration-period tracking check.
+    """
+    from clientfolio.core.errors import ClientfolioError
+    from clientfolio.pipeline import MIN_DAYS_FOR_HOLDOUT
+    from clientfolio.scores.validation import compare_models
+    from clientfolio.state.models import MODEL_NAMES
+
+    if not support.forecasts:
+        return "bgnbd", [], None
+    if (as_of - first).days < MIN_DAYS_FOR_HOLDOUT:
+        return "bgnbd", [f"less than {MIN_DAYS_FOR_HOLDOUT} days of history: the purchase models were not "
+                         "compared on a holdout period; BG/NBD is used"], None
+    split = (first + (as_of - first) * 2 / 3).normalize()
+    stats = holdout_histories(tx, split, as_of)
+    try:
+        comp = compare_models(stats)
+    except ClientfolioError as exc:
+        return "bgnbd", [f"the holdout comparison could not run ({exc}); BG/NBD is used"], None
+    note = (f"model chosen on a holdout period ({split:%Y-%m-%d} to {as_of:%Y-%m-%d}, {len(stats):,} distinct "
+            f"histories of {int(stats['weights'].sum()):,} customers): {comp.recommendation}")
+    return MODEL_NAMES[comp.best], [note], comp
+
+
 def mark_sampled(state: PortfolioState, features: Any, customers: int, sample: int, seed: int,  # noqa: ANN401
                  distinct: int) -> None:
     """Say in `state` what was learned on a sample and put back the whole base's counts.
@@ -311,18 +358,20 @@ class SparkResult:
     out: Path | None
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    comparison: Any = None  # the holdout ModelComparison behind model="auto" (None when not run)
 
 
 def analyze_spark(orders: str | Path | Sequence[str | Path], out: str | Path | None, *, spark: Any = None,  # noqa: ANN401
                   master: str = "local[2]", customers: str | Path | None = None, cutoff: str | None = None,
-                  model: str = "bgnbd", horizon_months: int = 12, discount_rate: float = 0.10,
+                  model: str = "auto", horizon_months: int = 12, discount_rate: float = 0.10,
                   margin: float | None = None, sector: str = "retail", clusters: bool = True,
                   currency: str = "", sample_size: int | None = SAMPLE_CUSTOMERS,
                   seed: int = 0) -> tuple[SparkResult, Any, Any]:
     """Features on Spark, fit on the driver, apply per partition; Parquet in and (with `out`) out.
 
-    The driver never holds more than `sample_size` customers' features: above that, the purchase
-    models are fitted on the whole base's distinct (frequency, recency, T) with their counts, and
+    ``model="auto"`` chooses the purchase model on a holdout period, as ``analyze`` does
+    (:func:`choose_model`).  The driver never holds more than `sample_size` customers' features:
+    above that, the purchase models are fitted on the whole base's distinct (frequency, recency, T) with their counts, and
     everything else the state learns on a seeded uniform sample of `sample_size` customers (the
     state's ``fitted_on_["sample"]`` and notes say which parts).  ``sample_size=None``: every customer.
 
@@ -333,10 +382,6 @@ def analyze_spark(orders: str | Path | Sequence[str | Path], out: str | Path | N
     spark = spark or spark_session(master)
     notes: list[str] = []
     secs: dict[str, float] = {}
-    if model == "auto":
-        model = "bgnbd"
-        notes.append("the Spark engine does not compare models on a holdout period yet: BG/NBD is used "
-                     "(give --model to choose another)")
     t0 = time.perf_counter()
     tx = read_transactions(spark, orders).cache()
     from pyspark.sql import functions as F
@@ -361,6 +406,13 @@ def analyze_spark(orders: str | Path | Sequence[str | Path], out: str | Path | N
     t0 = time.perf_counter()
     support = forecast_support((as_of.normalize() - pd.Timestamp(span["a"]).normalize()).days, n_customers,
                                repeaters)
+    if model == "auto":
+        t1 = time.perf_counter()
+        model, chosen, result_comparison = choose_model(tx, pd.Timestamp(span["a"]), as_of, support)
+        notes.extend(chosen)
+        secs["model_choice"] = time.perf_counter() - t1
+    else:
+        result_comparison = None
     settings = ClvSettings(horizon_months=horizon_months, discount_rate=discount_rate, margin=margin or 1.0)
     state = PortfolioState(model=model, settings=settings, sector=sector, clusters=clusters, currency=currency)
     state.fit(collected, as_of, support=support, fitted_on={"transactions": None, "buyers": n_customers},
@@ -374,7 +426,7 @@ def analyze_spark(orders: str | Path | Sequence[str | Path], out: str | Path | N
     applied = apply_partitions(feats, state, shape, types)
     segments = segments_of(applied, as_of)
     result = SparkResult(state=state, customers=0, out=Path(out) if out is not None else None, notes=notes,
-                         seconds=secs)
+                         seconds=secs, comparison=result_comparison)
     if out is not None:
         t0 = time.perf_counter()
         out = Path(out)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from clientfolio.core.errors import ClientfolioError, SchemaError
 
@@ -23,16 +24,28 @@ def _need_holdout(summary: pd.DataFrame) -> None:
         raise SchemaError("the summary has no holdout period: make it with rfm_summary(..., holdout_end=...)")
 
 
-def holdout_comparison(model, summary: pd.DataFrame, max_bucket: int = 7) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per customer and per calibration-frequency bucket: predicted vs actual holdout purchases."""
+def holdout_comparison(model, summary: pd.DataFrame, max_bucket: int = 7,
+                       weights: ArrayLike | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per customer (or collapsed row) and per calibration-frequency bucket: predicted vs actual holdout purchases.
+
+    With `weights` (or a ``weights`` column) each row counts as that many customers in the buckets.
+    """
     _need_holdout(summary)
     duration = float(summary["duration_holdout"].iloc[0])
     pred = np.asarray(model.predict_purchases(duration, summary[["frequency", "recency", "T"]]), dtype=float)
-    per = summary[["customer_id", "frequency"]].assign(
-        predicted=pred, actual=summary["frequency_holdout"].to_numpy(dtype=float))
+    cols = [c for c in ("customer_id", "frequency") if c in summary]
+    per = summary[cols].assign(predicted=pred, actual=summary["frequency_holdout"].to_numpy(dtype=float))
     bucket = np.minimum(per["frequency"], max_bucket).astype(int)
-    by = per.assign(bucket=bucket).groupby("bucket").agg(
-        customers=("customer_id", "size"), actual=("actual", "mean"), predicted=("predicted", "mean")).reset_index()
+    w = _row_weights(summary, weights)
+    if w is None:
+        by = per.assign(bucket=bucket).groupby("bucket").agg(
+            customers=("frequency", "size"), actual=("actual", "mean"), predicted=("predicted", "mean")).reset_index()
+    else:
+        sums = pd.DataFrame({"bucket": bucket, "customers": w, "actual": w * per["actual"].to_numpy(),
+                             "predicted": w * pred}).groupby("bucket").sum()
+        sums = sums[sums["customers"] > 0]
+        by = pd.DataFrame({"customers": sums["customers"], "actual": sums["actual"] / sums["customers"],
+                           "predicted": sums["predicted"] / sums["customers"]}).reset_index()
     by["bucket"] = by["bucket"].map(lambda b: f"{b}+" if b == max_bucket else str(b))
     return per, by
 
@@ -73,14 +86,36 @@ class ModelComparison:
     models: dict
 
 
-def compare_models(summary: pd.DataFrame) -> ModelComparison:
-    """Fit BG/NBD, MBG/NBD and Pareto/NBD on the calibration data; compare fit and holdout error."""
+def _row_weights(summary: pd.DataFrame, weights: ArrayLike | None) -> np.ndarray | None:
+    """Customers per row: `weights`, else the summary's ``weights`` column (what the models fit on), else None."""
+    if weights is None and "weights" not in summary:
+        return None
+    w = np.asarray(summary["weights"] if weights is None else weights, dtype=float)
+    if w.shape != (len(summary),) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise SchemaError(f"weights must be one finite count >= 0 per summary row ({len(summary)}); got shape "
+                          f"{w.shape}" + ("" if w.shape != (len(summary),) else " with negative or missing values"))
+    return w
+
+
+def compare_models(summary: pd.DataFrame, weights: ArrayLike | None = None) -> ModelComparison:
+    """Fit BG/NBD, MBG/NBD and Pareto/NBD on the calibration data; compare fit and holdout error.
+
+    `summary` has one row per customer, or one row per distinct (frequency, recency, T,
+    frequency_holdout) with `weights` = the customers it stands for (or a ``weights`` column):
+    fits, errors and totals are then those of the expanded customers, so a distributed engine can
+    send the collapsed histories alone.
+    """
     from clientfolio.models import BGNBD, MBGNBD, ParetoNBD
 
     _need_holdout(summary)
+    w = _row_weights(summary, weights)
+    if w is not None and weights is not None:
+        summary = summary.assign(weights=w)  # the models fit on the column
     rows, fitted = [], {}
     duration = float(summary["duration_holdout"].iloc[0])
     actual = summary["frequency_holdout"].to_numpy(dtype=float)
+    n = float(w.sum()) if w is not None else float(len(actual))
+    wt = w if w is not None else np.ones(len(actual))
     for name, cls in (("BG/NBD", BGNBD), ("MBG/NBD", MBGNBD), ("Pareto/NBD", ParetoNBD)):
         try:
             m = cls().fit(summary)
@@ -92,8 +127,9 @@ def compare_models(summary: pd.DataFrame) -> ModelComparison:
         err = pred - actual
         rows.append({
             "model": name, "converged": True, "log_likelihood": m.log_likelihood_, "bic": m.bic_,
-            "holdout_mae": float(np.mean(np.abs(err))), "holdout_rmse": float(np.sqrt(np.mean(err ** 2))),
-            "predicted_total": float(pred.sum()), "actual_total": float(actual.sum()), "note": "",
+            "holdout_mae": float(np.sum(wt * np.abs(err)) / n),
+            "holdout_rmse": float(np.sqrt(np.sum(wt * err ** 2) / n)),
+            "predicted_total": float(np.sum(wt * pred)), "actual_total": float(np.sum(wt * actual)), "note": "",
         })
     table = pd.DataFrame(rows)
     ok = table[table["converged"]]

@@ -129,6 +129,72 @@ def test_sqlframe_on_duckdb_gives_the_store_features(shop: dict) -> None:
         _same(ref[col], got[col], col)
 
 
+def _holdout_split(shop: dict) -> tuple[pd.Timestamp, pd.Timestamp, pd.DataFrame]:
+    """analyze's holdout split of the shop, and its calibration summary (weeks) from the store."""
+    with open_store(shop["dir"] / "s.duckdb") as st:
+        span = st.query("SELECT min(ts) AS a FROM transactions WHERE customer_id IS NOT NULL")
+        first = pd.Timestamp(span["a"].iloc[0])
+        split = (first + (shop["as_of"] - first) * 2 / 3).normalize()
+        cal = rfm_summary(st, cutoff=split, unit="W", holdout_end=shop["as_of"])
+    return first, split, cal
+
+
+def test_holdout_histories_on_duckdb_give_the_store_comparison(churn_shop: dict) -> None:
+    """The portable holdout frame (SQLFrame on DuckDB, no JVM) gives the store's calibration summary, and the
+    comparison on its distinct histories with counts is the one analyze makes on every customer."""
+    import duckdb
+    from sqlframe.duckdb import DuckDBSession
+
+    from clientfolio.scores.validation import compare_models
+
+    first, split, cal = _holdout_split(churn_shop)
+    con = duckdb.connect()
+    tx = frames.canonical(DuckDBSession(conn=con).read.parquet(str(churn_shop["dir"] / "tx.parquet")))
+    lazy = frames.holdout_frame(tx, split, churn_shop["as_of"])
+    got = con.execute(lazy.sql(dialect="duckdb")).df().sort_values("customer_id", ignore_index=True)
+    assert list(got["customer_id"]) == list(cal["customer_id"]) and len(got) > 400
+    for col in ("frequency", "recency", "T", "frequency_holdout"):
+        scale = 1.0 if col.startswith("frequency") else 7.0
+        np.testing.assert_array_equal(got[col].to_numpy(float) / scale, cal[col].to_numpy(float), err_msg=col)
+    assert cal["frequency_holdout"].sum() > 0
+    keys = ["frequency", "recency", "T", "frequency_holdout"]
+    stats = got.groupby(keys).size().rename("weights").astype(float).reset_index()
+    stats["recency"] /= 7.0
+    stats["T"] /= 7.0
+    stats["duration_holdout"] = (churn_shop["as_of"] - split).days / 7.0
+    assert len(stats) < len(got)
+    a, b = compare_models(cal), compare_models(stats)
+    assert a.best == b.best
+    np.testing.assert_allclose(b.table["holdout_mae"].to_numpy(float), a.table["holdout_mae"].to_numpy(float),
+                               rtol=1e-7)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(java_missing() is not None, reason=f"Spark cannot start: {java_missing()}")
+def test_spark_chooses_the_purchase_model_as_analyze(churn_shop: dict) -> None:
+    """model="auto" on Spark: the holdout comparison on histories collapsed by Spark picks analyze's model with
+    its errors, and the state is fitted with it (no output written: the apply is not run)."""
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'clientfolio[test]')")
+    from clientfolio.scale.spark import analyze_spark, spark_session
+    from clientfolio.scores.validation import compare_models
+    from clientfolio.state.models import MODEL_NAMES
+
+    _, split, cal = _holdout_split(churn_shop)
+    want = compare_models(cal)
+    spark = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "2"})
+    try:
+        res, _, _ = analyze_spark(churn_shop["dir"] / "tx.parquet", None, spark=spark, model="auto")
+    finally:
+        spark.stop()
+    got = res.comparison
+    assert got is not None and got.best == want.best
+    assert res.state.model == MODEL_NAMES[want.best]
+    a, b = want.table.set_index("model"), got.table.set_index("model")
+    for col in ("log_likelihood", "holdout_mae", "holdout_rmse", "predicted_total", "actual_total"):
+        np.testing.assert_allclose(b[col].to_numpy(float), a[col].to_numpy(float), rtol=1e-7, err_msg=col)
+    assert any(f"holdout period ({split:%Y-%m-%d}" in n and want.best in n for n in res.notes)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(java_missing() is not None, reason=f"Spark cannot start: {java_missing()}")
 def test_spark_gives_the_same_features_scores_and_memberships(shop: dict, tmp_path: Path) -> None:

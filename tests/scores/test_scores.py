@@ -108,6 +108,38 @@ def test_model_comparison_on_cdnow(cdnow) -> None:
     assert per["actual"].sum() == summary["frequency_holdout"].sum() == 1882
 
 
+def test_model_comparison_on_collapsed_histories_equals_the_expanded_one(cdnow) -> None:
+    """Distinct (frequency, recency, T, frequency_holdout) rows with customer counts as weights (what a
+    distributed engine sends to the driver) give the expanded comparison: same choice, fits, errors, totals."""
+    summary, *_ = cdnow
+    full = compare_models(summary)
+    keys = ["frequency", "recency", "T", "frequency_holdout", "duration_holdout"]
+    collapsed = summary.groupby(keys).size().rename("n").reset_index().sample(frac=1.0, random_state=0)
+    assert len(collapsed) < len(summary) / 2
+    got = compare_models(collapsed, weights=collapsed["n"].to_numpy())
+    assert got.best == full.best
+    a, b = full.table.set_index("model"), got.table.set_index("model")
+    for col in ("log_likelihood", "bic", "holdout_mae", "holdout_rmse", "predicted_total", "actual_total"):
+        np.testing.assert_allclose(b[col].to_numpy(float), a[col].to_numpy(float), rtol=1e-7, err_msg=col)
+    assert b.loc["BG/NBD", "actual_total"] == 1882
+    for name, m in full.models.items():
+        for k, v in m.params_.items():
+            assert got.models[name].params_[k] == pytest.approx(v, rel=1e-6), (name, k)
+    # the same through a "weights" column, and the buckets count customers
+    by_col = compare_models(collapsed.rename(columns={"n": "weights"}))
+    assert by_col.table["holdout_mae"].tolist() == pytest.approx(b["holdout_mae"].tolist(), rel=1e-12)
+    _, by_full = holdout_comparison(full.models["BG/NBD"], summary)
+    _, by_w = holdout_comparison(full.models["BG/NBD"], collapsed, weights=collapsed["n"].to_numpy())
+    assert by_w["customers"].tolist() == by_full["customers"].tolist()
+    np.testing.assert_allclose(by_w[["actual", "predicted"]].to_numpy(), by_full[["actual", "predicted"]].to_numpy(),
+                               rtol=1e-12)
+    # unweighted, the collapsed rows would count as customers: the numbers differ (the test can fail)
+    plain = compare_models(collapsed).table.set_index("model")
+    assert abs(plain.loc["BG/NBD", "holdout_mae"] / a.loc["BG/NBD", "holdout_mae"] - 1) > 0.01
+    with pytest.raises(SchemaError):
+        compare_models(collapsed, weights=-collapsed["n"].to_numpy())
+
+
 def test_clv_to_cac_per_channel() -> None:
     from clientfolio.scores import clv_to_cac
 

@@ -21,8 +21,8 @@ from clientfolio.core.notes import Notes, method_note
 from clientfolio.features import daily_activity, rfm_summary
 from clientfolio.portfolio import Portfolio
 from clientfolio.scores import ClvSettings, clv_to_cac_by_segment
-from clientfolio.scores.validation import (calibration_gap, compare_models, holdout_comparison, tracking,
-                                           tracking_verdict)
+from clientfolio.scores.validation import (MIN_DAYS_FOR_HOLDOUT, calibration_gap, compare_models, holdout_comparison,
+                                           tracking, tracking_verdict)
 from clientfolio.segments import history, portfolio
 from clientfolio.state import Applied, PortfolioState, customer_features, rule_transactions
 from clientfolio.state.models import MODEL_LABELS, MODEL_NAMES, MODELS
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from clientfolio.segments.rules import RuleSet
 
 Progress = Callable[[str, float], None]
-MIN_DAYS_FOR_HOLDOUT = 180
 
 
 def support_at(summary: pd.DataFrame, first: pd.Timestamp, cutoff: pd.Timestamp) -> Support:

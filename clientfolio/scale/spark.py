@@ -288,7 +288,7 @@ def choose_model(tx: Any, first: pd.Timestamp, as_of: pd.Timestamp,  # noqa: ANN
     Not here: separate fits per customer group, and the calibration-period tracking check.
     """
     from clientfolio.core.errors import ClientfolioError
-    from clientfolio.pipeline import MIN_DAYS_FOR_HOLDOUT
+    from clientfolio.scores.validation import MIN_DAYS_FOR_HOLDOUT
     from clientfolio.scores.validation import compare_models
     from clientfolio.state.models import MODEL_NAMES
 

@@ -158,6 +158,9 @@ def compare_models(summary: pd.DataFrame, weights: ArrayLike | None = None) -> M
 
 # A model whose expected cumulative repeat purchases at the end of the calibration period miss
 # the actual count by more than this does not describe the shop's buying; the report says so.
+# A holdout check needs this much history: the last third of it is held out, and under 180 days that
+# third is too short to judge a model by (analyze and analyze on Spark both use it).
+MIN_DAYS_FOR_HOLDOUT = 180
 TRACKING_TOLERANCE = 0.10
 
 

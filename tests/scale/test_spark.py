@@ -76,6 +76,19 @@ def churn_shop(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return got
 
 
+@pytest.fixture(scope="module")
+def spark():
+    """One Spark session (local[2]) for the module's Spark tests: the JVM starts once."""
+    if java_missing() is not None:
+        pytest.skip(f"Spark cannot start: {java_missing()}")
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'clientfolio[test]')")
+    from clientfolio.scale.spark import spark_session
+
+    session = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "2"})
+    yield session
+    session.stop()
+
+
 def _duckdb_side(d: Path, orders: pd.DataFrame) -> dict:
     orders.to_csv(d / "orders.csv", index=False)
     with open_store(d / "s.duckdb") as st:
@@ -170,22 +183,16 @@ def test_holdout_histories_on_duckdb_give_the_store_comparison(churn_shop: dict)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(java_missing() is not None, reason=f"Spark cannot start: {java_missing()}")
-def test_spark_chooses_the_purchase_model_as_analyze(churn_shop: dict) -> None:
+def test_spark_chooses_the_purchase_model_as_analyze(churn_shop: dict, spark) -> None:
     """model="auto" on Spark: the holdout comparison on histories collapsed by Spark picks analyze's model with
     its errors, and the state is fitted with it (no output written: the apply is not run)."""
-    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'clientfolio[test]')")
-    from clientfolio.scale.spark import analyze_spark, spark_session
+    from clientfolio.scale.spark import analyze_spark
     from clientfolio.scores.validation import compare_models
     from clientfolio.state.models import MODEL_NAMES
 
     _, split, cal = _holdout_split(churn_shop)
     want = compare_models(cal)
-    spark = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "2"})
-    try:
-        res, _, _ = analyze_spark(churn_shop["dir"] / "tx.parquet", None, spark=spark, model="auto")
-    finally:
-        spark.stop()
+    res, _, _ = analyze_spark(churn_shop["dir"] / "tx.parquet", None, spark=spark, model="auto")
     got = res.comparison
     assert got is not None and got.best == want.best
     assert res.state.model == MODEL_NAMES[want.best]
@@ -196,19 +203,16 @@ def test_spark_chooses_the_purchase_model_as_analyze(churn_shop: dict) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(java_missing() is not None, reason=f"Spark cannot start: {java_missing()}")
-def test_spark_gives_the_same_features_scores_and_memberships(shop: dict, tmp_path: Path) -> None:
+def test_spark_gives_the_same_features_scores_and_memberships(shop: dict, tmp_path: Path, spark) -> None:
     """analyze on Spark local[2]: features on Spark, fit on the driver, apply per partition, Parquet out."""
-    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'clientfolio[test]')")
-    from clientfolio.scale.spark import analyze_spark, spark_session
+    from clientfolio.scale.spark import analyze_spark
 
-    spark = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "2"})
     try:
         # Small batches: apply runs on several pieces per partition, as on a big base.
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "150")
         res, _, _ = analyze_spark(shop["dir"] / "tx.parquet", tmp_path / "out", spark=spark, model="bgnbd")
     finally:
-        spark.stop()
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
     ref_state, ref = shop["state"], shop["applied"]
     # The state fitted on the driver is the one-machine state (models, cut points, clusters).
     mine, theirs = json.loads(res.state.to_json()), json.loads(ref_state.to_json())
@@ -260,19 +264,13 @@ def test_purchase_stats_give_the_full_fit_from_a_sample(churn_shop: dict) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(java_missing() is not None, reason=f"Spark cannot start: {java_missing()}")
-def test_spark_fits_the_purchase_model_on_collapsed_histories(churn_shop: dict, tmp_path: Path) -> None:
+def test_spark_fits_the_purchase_model_on_collapsed_histories(churn_shop: dict, tmp_path: Path, spark) -> None:
     """With the driver sample forced to 200 of ~700 customers: purchase models equal the full-data fit,
     the rest of the run completes on every customer, and the state names the sample."""
-    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'clientfolio[test]')")
-    from clientfolio.scale.spark import analyze_spark, spark_session
+    from clientfolio.scale.spark import analyze_spark
 
-    spark = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "2"})
-    try:
-        res, _, _ = analyze_spark(churn_shop["dir"] / "tx.parquet", tmp_path / "out", spark=spark, model="bgnbd",
-                                  sample_size=200, seed=3)
-    finally:
-        spark.stop()
+    res, _, _ = analyze_spark(churn_shop["dir"] / "tx.parquet", tmp_path / "out", spark=spark, model="bgnbd",
+                              sample_size=200, seed=3)
     ref = churn_shop["state"]
     _params_close(dict(res.state.purchase_model_.params_), dict(ref.purchase_model_.params_))
     _params_close(dict(res.state.alive_model_.params_), dict(ref.alive_model_.params_))

@@ -49,7 +49,7 @@ def store_support(st: Store, first: pd.Timestamp, cutoff: pd.Timestamp) -> Suppo
     from clientfolio.features.summary import _date_lit, summary_sql
 
     row = st.query(f"SELECT count(*) AS n, count(*) FILTER (WHERE frequency > 0) AS repeat "
-                   f"FROM ({summary_sql(_date_lit(cutoff), 'W')}) AS s").iloc[0]
+                   f"FROM ({summary_sql(_date_lit(cutoff), 'W', dialect=st.kind)}) AS s").iloc[0]
     return forecast_support((cutoff.normalize() - first.normalize()).days, int(row["n"]), int(row["repeat"]))
 
 

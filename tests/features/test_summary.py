@@ -82,3 +82,18 @@ def test_bad_arguments_are_explained() -> None:
         rfm_summary(good, unit="M")  # type: ignore[arg-type]
     with pytest.raises(SchemaError, match="must be after cutoff"):
         rfm_summary(good, cutoff="2024-02-01", holdout_end="2024-01-15")
+
+
+def test_duckdb_and_portable_summary_sql_agree(cdnow_store) -> None:
+    """DuckDB's shorter SQL (one window, arg_max) gives what the portable SQL (PostgreSQL too) gives, every
+    column, with a holdout period; gaps, first and last gaps included (CDNOW has customers with 0 to 20+ days)."""
+    from clientfolio.features.summary import _date_lit, summary_sql
+
+    if cdnow_store.kind != "duckdb":
+        pytest.skip("DuckDB's own SQL")
+    args = (_date_lit("1997-09-30"), "W", _date_lit("1998-06-30"))
+    fast = cdnow_store.query(summary_sql(*args, dialect="duckdb"))
+    portable = cdnow_store.query(summary_sql(*args))
+    assert summary_sql(*args) != summary_sql(*args, dialect="duckdb")
+    assert len(fast) == 2357 and fast["first_gap"].notna().sum() > 900
+    pd.testing.assert_frame_equal(fast, portable, check_exact=False, rtol=1e-12)

@@ -55,8 +55,25 @@ def top_share_array(shares: np.ndarray, labels: list[str]) -> np.ndarray:
     return np.where(best > 0, np.array(labels, dtype=object)[first], None)
 
 
-def behaviour_features(store, cutoff, max_categories: int = 8) -> tuple[pd.DataFrame, list[str]]:
-    """One row per customer with purchases up to `cutoff`; and notes on what was skipped."""
+def _orders_per_month(ids: pd.Series, summary: pd.DataFrame, cutoff) -> np.ndarray:
+    """Orders per month from the summary's orders and first purchase day, in the row order of `ids`:
+    orders * 30.4375 / max(days from the first purchase to the cut-off, 30.4375), as the SQL computes it."""
+    if len(summary) == len(ids) and np.array_equal(summary["customer_id"].to_numpy(), ids.to_numpy()):
+        rows = summary  # both are ordered by customer id: no join
+    else:
+        rows = pd.DataFrame({"customer_id": ids}).merge(summary, on="customer_id", how="left")
+    first = pd.to_datetime(rows["first_purchase"]).to_numpy("datetime64[D]")
+    days = (np.datetime64(pd.Timestamp(cutoff).date(), "D") - first).astype("float64")
+    return rows["orders"].to_numpy("float64") * 30.4375 / np.maximum(days, 30.4375)
+
+
+def behaviour_features(store, cutoff, max_categories: int = 8,
+                       summary: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """One row per customer with purchases up to `cutoff`; and notes on what was skipped.
+
+    `summary`: ``rfm_summary(store, cutoff=cutoff)`` when the caller has it: its ``orders`` and
+    ``first_purchase`` give ``orders_per_month`` (the same counts and day), so the orders are not
+    counted again (a distinct count, the query's dearest part)."""
     kind = getattr(store, "kind", "duckdb")
     end = f"CAST({_date_lit(cutoff)} + 1 AS TIMESTAMP)"
     notes: list[str] = []
@@ -83,6 +100,10 @@ def behaviour_features(store, cutoff, max_categories: int = 8) -> tuple[pd.DataF
     if not has["disc"]:
         notes.append(Note("no discount column: discount reliance skipped", topic="no discounts"))
     dow = "extract(dow FROM ts)"
+    opm = "" if summary is not None else f""",
+               count(DISTINCT source || '|' || order_id) * 30.4375
+                   / greatest(CAST({_date_lit(cutoff)} - CAST(min(ts) AS DATE) AS DOUBLE PRECISION), 30.4375)
+                   AS orders_per_month"""
     df = store.query(f"""
         WITH tx AS (SELECT * FROM transactions WHERE customer_id IS NOT NULL AND ts < {end} AND NOT is_refund)
         SELECT customer_id,
@@ -91,11 +112,10 @@ def behaviour_features(store, cutoff, max_categories: int = 8) -> tuple[pd.DataF
                coalesce(sum(amount) FILTER (WHERE extract(month FROM ts) = 12), 0) / nullif(sum(amount), 0)
                    AS december_share,
                coalesce(sum(amount) FILTER (WHERE {gift_expr}), 0) / nullif(sum(amount), 0) AS gift_share
-               {disc_col}{share_cols},
-               count(DISTINCT source || '|' || order_id) * 30.4375
-                   / greatest(CAST({_date_lit(cutoff)} - CAST(min(ts) AS DATE) AS DOUBLE PRECISION), 30.4375)
-                   AS orders_per_month
+               {disc_col}{share_cols}{opm}
         FROM tx GROUP BY customer_id ORDER BY customer_id""")
+    if summary is not None:
+        df["orders_per_month"] = _orders_per_month(df["customer_id"], summary, cutoff)
     if cats:
         share_names = [f"share_{_slug(c)}" for c in cats]
         df[share_names] = df[share_names].astype(float).fillna(0.0)

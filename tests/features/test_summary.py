@@ -97,3 +97,20 @@ def test_duckdb_and_portable_summary_sql_agree(cdnow_store) -> None:
     assert summary_sql(*args) != summary_sql(*args, dialect="duckdb")
     assert len(fast) == 2357 and fast["first_gap"].notna().sum() > 900
     pd.testing.assert_frame_equal(fast, portable, check_exact=False, rtol=1e-12)
+
+
+def test_behaviour_orders_per_month_from_the_summary(cdnow_store) -> None:
+    """behaviour_features given the summary takes orders per month from its orders and first purchase day:
+    the same numbers as counting the orders again in SQL (customers with under a month of history too)."""
+    from clientfolio.features import behaviour_features
+
+    short = []
+    for cutoff in ("1997-01-20", "1997-09-30"):
+        summary = rfm_summary(cdnow_store, cutoff=cutoff)
+        short.append((summary["T"] < 30).any())
+        counted, _ = behaviour_features(cdnow_store, cutoff)
+        reused, _ = behaviour_features(cdnow_store, cutoff, summary=summary)
+        pd.testing.assert_frame_equal(reused, counted, check_exact=False, rtol=1e-14)
+        shuffled, _ = behaviour_features(cdnow_store, cutoff, summary=summary.sample(frac=1.0, random_state=1))
+        pd.testing.assert_frame_equal(shuffled, counted, check_exact=False, rtol=1e-14)
+    assert short == [True, False]  # the 30.4375-day floor is exercised

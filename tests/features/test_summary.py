@@ -100,8 +100,9 @@ def test_duckdb_and_portable_summary_sql_agree(cdnow_store) -> None:
 
 
 def test_behaviour_orders_per_month_from_the_summary(cdnow_store) -> None:
-    """behaviour_features given the summary takes orders per month from its orders and first purchase day:
-    the same numbers as counting the orders again in SQL (customers with under a month of history too)."""
+    """behaviour_features given the summary takes orders per month from its orders and first purchase day,
+    and the weekend share's purchase days from its frequency: the same numbers as counting them again in
+    SQL (customers with under a month of history too), whatever order the summary's rows come in."""
     from clientfolio.features import behaviour_features
 
     short = []
@@ -113,4 +114,5 @@ def test_behaviour_orders_per_month_from_the_summary(cdnow_store) -> None:
         pd.testing.assert_frame_equal(reused, counted, check_exact=False, rtol=1e-14)
         shuffled, _ = behaviour_features(cdnow_store, cutoff, summary=summary.sample(frac=1.0, random_state=1))
         pd.testing.assert_frame_equal(shuffled, counted, check_exact=False, rtol=1e-14)
+        assert counted["weekend_share"].between(0.01, 0.99).any()  # shares other than 0 and 1 compared
     assert short == [True, False]  # the 30.4375-day floor is exercised

@@ -130,7 +130,8 @@ rows = pf.import_result.rows_in
 print(json.dumps({"seconds": t_analyze, "cpu_s": cpu_analyze, "rows": rows, "customers": len(pf.customers),
                   "segments": len(pf.segments),
                   "stages": stages[1:], "model": pf.models["kind"],
-                  "functions": {k: [round(w, 2), round(c, 2)] for k, (w, c) in by_function.items()}, "pareto_s": pareto["s"], "total_s": total,
+                  "functions": {k: [round(w, 2), round(c, 2)] for k, (w, c) in by_function.items()},
+                  "pareto_s": pareto["s"], "total_s": total,
                   "peak_mb": peak_analyze, "peak_total_mb": peak_mb()}))
 """
 

@@ -6,7 +6,8 @@ All three read the same file in the same run, each in a fresh child process so i
 - lifetimes: summary_data_from_transaction_data -> BG/NBD -> Gamma-Gamma -> 12-month CLV (the
   bare recipe a user would otherwise run; pandas reads the whole file);
 - clientfolio analyze: import with row accounting, model choice on a holdout period, fit and
-  apply, look-back, segments, action plan (report and CSV timed apart); also by stage, and the
+  apply, look-back, segments, action plan (report and CSV timed apart); also by stage (as the progress
+  messages split it, and by the named stage functions of clientfolio.pipeline), and the
   time spent inside Pareto/NBD (fit and predictions) so the rest can be judged on its own;
 - DuckDB: per-customer count/min/max/sum straight from the file -- the ceiling for any tool
   that has to read every order once.
@@ -91,6 +92,27 @@ for name in dir(paretonbd.ParetoNBD):  # inherited ones (fit) too, wrapped on th
         fn = getattr(paretonbd.ParetoNBD, name)
         if callable(fn):
             setattr(paretonbd.ParetoNBD, name, timed(fn))
+# Time spent in each named stage function of clientfolio.pipeline (wall, CPU of all threads), outermost calls
+# only: the look-back's own features count in look_back, the cut-off's in customer_features.
+from clientfolio import pipeline
+import clientfolio.store.audit as audit_module
+by_function, depth = {}, [0]
+def staged(name, fn):
+    def wrapper(*a, **k):
+        depth[0] += 1
+        t0, c0 = time.perf_counter(), time.process_time()
+        try:
+            return fn(*a, **k)
+        finally:
+            depth[0] -= 1
+            if depth[0] == 0:
+                w, c = by_function.get(name, (0.0, 0.0))
+                by_function[name] = (w + time.perf_counter() - t0, c + time.process_time() - c0)
+    return wrapper
+for name in ("import_data", "data_span", "customer_features", "choose_model", "rule_transactions", "fit_portfolio",
+             "look_back", "predictions", "save_results", "portfolio_view", "action_plan", "retention_and_texts"):
+    setattr(pipeline, name, staged(name, getattr(pipeline, name)))
+audit_module.audit = staged("audit", audit_module.audit)
 stages, last = [], [t, "start", time.process_time()]
 def progress(msg, frac):
     now, cpu = time.perf_counter(), time.process_time()
@@ -107,7 +129,9 @@ total = time.perf_counter() - t
 rows = pf.import_result.rows_in
 print(json.dumps({"seconds": t_analyze, "cpu_s": cpu_analyze, "rows": rows, "customers": len(pf.customers),
                   "segments": len(pf.segments),
-                  "stages": stages[1:], "model": pf.models["kind"], "pareto_s": pareto["s"], "total_s": total,
+                  "stages": stages[1:], "model": pf.models["kind"],
+                  "functions": {k: [round(w, 2), round(c, 2)] for k, (w, c) in by_function.items()},
+                  "pareto_s": pareto["s"], "total_s": total,
                   "peak_mb": peak_analyze, "peak_total_mb": peak_mb()}))
 """
 
@@ -225,6 +249,8 @@ def main() -> None:
             print(f"    CPU time (all threads, with the interpreter's start and imports): {a['cpu_s']:.1f} s")
             print("    by stage (wall / CPU): " + ", ".join(f"{stage} {sec:.1f}s/{cpu:.1f}s"
                                                        for stage, sec, cpu in a["stages"]))
+            print("    by stage function (wall / CPU): " + ", ".join(
+                f"{name} {w:.1f}s/{c:.1f}s" for name, (w, c) in a.get("functions", {}).items()))
             d = results.get("duckdb", {})
             if "seconds" in d:
                 print(f"    analyze takes {a['seconds'] / d['seconds']:.1f}x the raw aggregate's time "

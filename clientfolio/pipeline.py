@@ -26,7 +26,7 @@ from clientfolio.scores.validation import (MIN_DAYS_FOR_HOLDOUT, calibration_gap
 from clientfolio.segments import history, portfolio
 from clientfolio.state import Applied, PortfolioState, customer_features, rule_transactions
 from clientfolio.state.models import MODEL_LABELS, MODEL_NAMES, MODELS
-from clientfolio.store import Store, open_store
+from clientfolio.store import IDS_IN, Store, open_store
 from clientfolio.store.audit import Support, forecast_support
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def store_support(st: Store, first: pd.Timestamp, cutoff: pd.Timestamp) -> Suppo
     from clientfolio.features.summary import _date_lit, summary_sql
 
     row = st.query(f"SELECT count(*) AS n, count(*) FILTER (WHERE frequency > 0) AS repeat "
-                   f"FROM ({summary_sql(_date_lit(cutoff), 'W')}) AS s").iloc[0]
+                   f"FROM ({summary_sql(_date_lit(cutoff), 'W', dialect=st.kind)}) AS s").iloc[0]
     return forecast_support((cutoff.normalize() - first.normalize()).days, int(row["n"]), int(row["repeat"]))
 
 
@@ -378,17 +378,20 @@ def retention_and_texts(st: Store, pf: Portfolio, max_texts: int = MAX_TEXTS,
 
     end = f"CAST(DATE '{pf.as_of.date().isoformat()}' + 1 AS TIMESTAMP)"
     try:
-        days = st.query("SELECT customer_id, date_trunc('day', ts) AS ts FROM transactions "
-                        f"WHERE customer_id IS NOT NULL AND amount > 0 AND ts < {end} GROUP BY 1, 2")
-        days["ts"] = pd.to_datetime(days["ts"])
-        ids = np.sort(days["customer_id"].unique())  # sorted: the same seed picks the same customers
-        sampled = ""
+        bought = f"WHERE customer_id IS NOT NULL AND amount > 0 AND ts < {end}"
+        ids = st.query(f"SELECT DISTINCT customer_id FROM transactions {bought}")["customer_id"]
+        ids = np.sort(ids.unique())  # sorted: the same seed picks the same customers
+        sampled, only, params = "", "", None
         if len(ids) > max_customers:
             pick = np.random.default_rng(seed).choice(ids, max_customers, replace=False)
-            days = days[days["customer_id"].isin(pick)]
+            # only the sampled customers' purchase days leave the store (not every customer's)
+            only, params = f" AND {IDS_IN}", [[str(c) for c in pick]]
             sampled = (f" The curves are drawn from {max_customers:,} of the {len(ids):,} customers, picked at random "
                        f"(seed {seed}): the counts below are of that sample, and the intervals include its "
                        "sampling error.")
+        days = st.query(f"SELECT customer_id, date_trunc('day', ts) AS ts FROM transactions {bought}{only} "
+                        "GROUP BY 1, 2", params)
+        days["ts"] = pd.to_datetime(days["ts"])
         times = ret.retention_times(days, pf.as_of)  # once, for cohorts and segments alike
         cohorts = ret.retention_curves(times)
         cohorts.trend["all customers"] = ret.retention_trend(times, label="all customers")

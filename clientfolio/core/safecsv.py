@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -99,7 +100,16 @@ def _safe_column(s: pd.Series) -> pd.Series:
         return s
     if isinstance(s.dtype, pd.CategoricalDtype):
         s = s.astype(object)
-    return s.map(neutralise, na_action="ignore")
+    try:
+        codes, uniques = pd.factorize(s, use_na_sentinel=True)
+    except TypeError:  # unhashable cells (lists, dicts): one by one
+        return s.map(neutralise, na_action="ignore")
+    # Each distinct value is checked once (segment names repeat on every row), then spread by code.
+    safe = [neutralise(v) for v in uniques]
+    if all(a is b for a, b in zip(safe, uniques)):
+        return s  # nothing to neutralise: the column as it is
+    out = pd.Series(np.asarray(safe, dtype=object)[codes], index=s.index, dtype=object)
+    return out.where(codes >= 0, s)
 
 
 def write_frame(df: pd.DataFrame, path: str | Path, chunk_rows: int = 50_000) -> Path:

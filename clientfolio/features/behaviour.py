@@ -55,8 +55,29 @@ def top_share_array(shares: np.ndarray, labels: list[str]) -> np.ndarray:
     return np.where(best > 0, np.array(labels, dtype=object)[first], None)
 
 
-def behaviour_features(store, cutoff, max_categories: int = 8) -> tuple[pd.DataFrame, list[str]]:
-    """One row per customer with purchases up to `cutoff`; and notes on what was skipped."""
+def _summary_rows(ids: pd.Series, summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary's rows in the order of `ids` (both come ordered by customer id: then no join)."""
+    if len(summary) == len(ids) and np.array_equal(summary["customer_id"].to_numpy(), ids.to_numpy()):
+        return summary
+    return pd.DataFrame({"customer_id": ids}).merge(summary, on="customer_id", how="left")
+
+
+def _orders_per_month(rows: pd.DataFrame, cutoff) -> np.ndarray:
+    """Orders per month from the summary's orders and first purchase day: orders * 30.4375 / max(days from
+    the first purchase to the cut-off, 30.4375), as the SQL computes it."""
+    first = pd.to_datetime(rows["first_purchase"]).to_numpy("datetime64[D]")
+    days = (np.datetime64(pd.Timestamp(cutoff).date(), "D") - first).astype("float64")
+    return rows["orders"].to_numpy("float64") * 30.4375 / np.maximum(days, 30.4375)
+
+
+def behaviour_features(store, cutoff, max_categories: int = 8,
+                       summary: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """One row per customer with purchases up to `cutoff`; and notes on what was skipped.
+
+    `summary`: ``rfm_summary(store, cutoff=cutoff)`` when the caller has it: its ``orders`` and
+    ``first_purchase`` give ``orders_per_month``, and its purchase days (``frequency`` + 1) the
+    denominator of ``weekend_share`` (the same counts and day), so neither is counted again here
+    (distinct counts, the query's dearest parts)."""
     kind = getattr(store, "kind", "duckdb")
     end = f"CAST({_date_lit(cutoff)} + 1 AS TIMESTAMP)"
     notes: list[str] = []
@@ -83,19 +104,28 @@ def behaviour_features(store, cutoff, max_categories: int = 8) -> tuple[pd.DataF
     if not has["disc"]:
         notes.append(Note("no discount column: discount reliance skipped", topic="no discounts"))
     dow = "extract(dow FROM ts)"
+    weekend = (f"count(DISTINCT CAST(ts AS DATE)) FILTER (WHERE {dow} IN (0, 6)) AS weekend_days"
+               if summary is not None else
+               f"count(DISTINCT CAST(ts AS DATE)) FILTER (WHERE {dow} IN (0, 6)) * 1.0 "
+               "/ count(DISTINCT CAST(ts AS DATE)) AS weekend_share")
+    opm = "" if summary is not None else f""",
+               count(DISTINCT source || '|' || order_id) * 30.4375
+                   / greatest(CAST({_date_lit(cutoff)} - CAST(min(ts) AS DATE) AS DOUBLE PRECISION), 30.4375)
+                   AS orders_per_month"""
     df = store.query(f"""
         WITH tx AS (SELECT * FROM transactions WHERE customer_id IS NOT NULL AND ts < {end} AND NOT is_refund)
         SELECT customer_id,
-               count(DISTINCT CAST(ts AS DATE)) FILTER (WHERE {dow} IN (0, 6)) * 1.0
-                   / count(DISTINCT CAST(ts AS DATE)) AS weekend_share,
+               {weekend},
                coalesce(sum(amount) FILTER (WHERE extract(month FROM ts) = 12), 0) / nullif(sum(amount), 0)
                    AS december_share,
                coalesce(sum(amount) FILTER (WHERE {gift_expr}), 0) / nullif(sum(amount), 0) AS gift_share
-               {disc_col}{share_cols},
-               count(DISTINCT source || '|' || order_id) * 30.4375
-                   / greatest(CAST({_date_lit(cutoff)} - CAST(min(ts) AS DATE) AS DOUBLE PRECISION), 30.4375)
-                   AS orders_per_month
+               {disc_col}{share_cols}{opm}
         FROM tx GROUP BY customer_id ORDER BY customer_id""")
+    if summary is not None:
+        rows = _summary_rows(df["customer_id"], summary)
+        df.insert(1, "weekend_share", df.pop("weekend_days").to_numpy("float64")
+                  / (rows["frequency"].to_numpy("float64") + 1.0))
+        df["orders_per_month"] = _orders_per_month(rows, cutoff)
     if cats:
         share_names = [f"share_{_slug(c)}" for c in cats]
         df[share_names] = df[share_names].astype(float).fillna(0.0)

@@ -59,23 +59,7 @@ _GIFT_WORDS = ("true", "1", "yes")
 
 # --------------------------------------------------------------------------- SQL (whole base)
 
-def stats_sql(kind: str, cutoff: str | None, purchasers_only: bool = True) -> str:
-    """The SQL of :func:`customer_stats`; `cutoff` is a DATE literal or None (everything stored)."""
-    end = f"ts < CAST({cutoff} + 1 AS TIMESTAMP)" if cutoff else "TRUE"
-    obj = "json_object_agg" if kind == "postgresql" else "json_group_object"
-    gift = _json_field(kind, "attributes", "gift")
-    rating = _json_field(kind, "properties", "rating")
-    nps = _json_field(kind, "properties", "nps")
-    ids = "SELECT customer_id FROM per" if purchasers_only else (
-        "SELECT customer_id FROM money UNION SELECT customer_id FROM ev")
-    return f"""
-        WITH tx AS (
-          SELECT customer_id, source, order_id, ts, CAST(ts AS DATE) AS d, amount, is_refund, category, channel,
-                 discount, cost, cost_to_serve, attributes
-          FROM transactions WHERE customer_id IS NOT NULL AND {end}
-        ),
-        flags AS (SELECT count(discount) > 0 AS has_disc FROM tx),
-        days AS (SELECT customer_id, d, sum(amount) AS value FROM tx WHERE NOT is_refund GROUP BY customer_id, d),
+_PER_PORTABLE = """
         ranked AS (
           SELECT customer_id, d, value,
                  row_number() OVER (PARTITION BY customer_id ORDER BY d) AS k,
@@ -91,7 +75,48 @@ def stats_sql(kind: str, cutoff: str | None, purchasers_only: bool = True) -> st
                  sum(value) AS day_value_total, coalesce(sum(gap * gap), 0) AS sumsq_gap,
                  count(*) FILTER (WHERE extract(dow FROM d) IN (0, 6)) AS weekend_days
           FROM ranked GROUP BY customer_id
+        ),"""
+
+# DuckDB: one window (the previous purchase day) instead of three.  The second day is the earliest
+# with a previous day (k = 2), the day before the last is the last day's previous day (back = 2), the
+# first and last day values are taken at the earliest and latest day (arg_min/arg_max): same values.
+_PER_DUCKDB = """
+        ranked AS (
+          SELECT customer_id, d, value, prev, d - prev AS gap FROM (
+            SELECT customer_id, d, value, lag(d) OVER (PARTITION BY customer_id ORDER BY d) AS prev FROM days)
         ),
+        per AS (
+          SELECT customer_id, min(d) AS first_day, min(d) FILTER (WHERE prev IS NOT NULL) AS second_day,
+                 arg_max(prev, d) AS prev_day, max(d) AS last_day, count(*) AS n_days,
+                 arg_min(value, d) AS first_day_value, arg_max(value, d) AS last_day_value,
+                 sum(value) AS day_value_total, coalesce(sum(gap * gap), 0) AS sumsq_gap,
+                 count(*) FILTER (WHERE extract(dow FROM d) IN (0, 6)) AS weekend_days
+          FROM ranked GROUP BY customer_id
+        ),"""
+
+
+def stats_sql(kind: str, cutoff: str | None, purchasers_only: bool = True) -> str:
+    """The SQL of :func:`customer_stats`; `cutoff` is a DATE literal or None (everything stored).
+
+    `kind` "duckdb" gets DuckDB's arg_min/arg_max form (fewer window passes, same values); any other
+    kind the SQL both engines run."""
+    per = _PER_DUCKDB if kind == "duckdb" else _PER_PORTABLE
+    end = f"ts < CAST({cutoff} + 1 AS TIMESTAMP)" if cutoff else "TRUE"
+    obj = "json_object_agg" if kind == "postgresql" else "json_group_object"
+    gift = _json_field(kind, "attributes", "gift")
+    rating = _json_field(kind, "properties", "rating")
+    nps = _json_field(kind, "properties", "nps")
+    ids = "SELECT customer_id FROM per" if purchasers_only else (
+        "SELECT customer_id FROM money UNION SELECT customer_id FROM ev")
+    return f"""
+        WITH tx AS (
+          SELECT customer_id, source, order_id, ts, CAST(ts AS DATE) AS d, amount, is_refund, category, channel,
+                 discount, cost, cost_to_serve, attributes
+          FROM transactions WHERE customer_id IS NOT NULL AND {end}
+        ),
+        flags AS (SELECT count(discount) > 0 AS has_disc FROM tx),
+        days AS (SELECT customer_id, d, sum(amount) AS value FROM tx WHERE NOT is_refund GROUP BY customer_id, d),
+{per}
         money AS (
           SELECT customer_id, count(DISTINCT source || '|' || order_id) FILTER (WHERE NOT is_refund) AS orders,
                  sum(amount) AS revenue, coalesce(sum(amount) FILTER (WHERE is_refund), 0) AS refunds,

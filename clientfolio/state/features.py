@@ -32,7 +32,7 @@ def customer_features(store: Store, as_of: pd.Timestamp) -> tuple[pd.DataFrame, 
     """(features of every customer with purchases up to `as_of`, notes on what was skipped, prospects)."""
     as_of = pd.Timestamp(as_of).normalize()
     summary = rfm_summary(store, cutoff=as_of, unit="D")
-    beh, notes = behaviour_features(store, as_of)
+    beh, notes = behaviour_features(store, as_of, summary=summary)
     attrs = store.query(ATTRIBUTES_SQL)
     features = (summary.merge(beh, on="customer_id", how="left")
                 .merge(attrs, on="customer_id", how="left")

@@ -544,7 +544,10 @@ def _put(c: pd.DataFrame, part: pd.DataFrame, cols: list[str]) -> None:
     """
     n = len(c)
     ids = part["customer_id"].to_numpy()[:n]
-    if len(ids) != n or not np.array_equal(ids.astype(str), c["customer_id"].to_numpy().astype(str)):
+    own = c["customer_id"].to_numpy()
+    # the same ids compare equal as they are (no text conversion of every id per segmenter); only ids of
+    # other types (numbers against text) are compared as text
+    if len(ids) != n or not (np.array_equal(ids, own) or np.array_equal(ids.astype(str), own.astype(str))):
         raise SchemaError("internal: a segmenter returned customers in another order")  # pragma: no cover
     for col in cols:
         c[col] = part[col].to_numpy()[:n]

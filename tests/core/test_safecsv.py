@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -114,3 +115,18 @@ def test_write_frame_replaces_the_file_only_when_complete(tmp_path: Path) -> Non
         write_frame(pd.DataFrame({"a": ["x", Boom()]}), target, chunk_rows=1)
     assert target.read_bytes() == b"old,file\r\n"
     assert list(tmp_path.iterdir()) == [target], "no .part file left behind"
+
+
+def test_write_frame_neutralises_repeated_and_missing_text_cell_by_cell(tmp_path: Path) -> None:
+    """Distinct values are checked once and spread back: every row gets its own value, dangerous
+    ones quoted, missing ones empty, in a column of many repeats and in one of unique ids."""
+    n = 120_001  # more than two chunks
+    seg = np.array(['=HYPERLINK("x")', "champions", None, "-12", "@SUM(A1)"], dtype=object)[np.arange(n) % 5]
+    df = pd.DataFrame({"id": [f"-c{i}" if i % 7 == 0 else f"c{i}" for i in range(n)], "segment": seg,
+                       "kind": pd.Categorical(["+x", "y"] * (n // 2) + ["y"]), "v": np.arange(n, dtype=float)})
+    out = pd.read_csv(write_frame(df, tmp_path / "f.csv"), dtype=str, keep_default_na=False)
+    want_seg = ["'=HYPERLINK(\"x\")", "champions", "", "-12", "'@SUM(A1)"]
+    assert out["segment"].tolist() == [want_seg[i % 5] for i in range(n)]
+    assert out["id"].tolist() == [f"'-c{i}" if i % 7 == 0 else f"c{i}" for i in range(n)]
+    assert out["kind"].tolist() == ["'+x", "y"] * (n // 2) + ["y"]
+    assert out["v"].iloc[-1] == "120000.0"

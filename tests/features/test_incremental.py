@@ -289,3 +289,19 @@ def test_first_purchase_then_repeat_and_same_day_orders() -> None:
     assert (f["frequency"], f["recency"], f["T"], f["monetary"], f["first_gap"]) == (1, 7.0, 26.0, 7.0, 7.0)
     assert np.isnan(f["ipt_std"]) and np.isnan(f["ipt_mean_before_last"])
     assert f["discount_share"] == pytest.approx(7.0 / 22.0)
+
+
+@pytest.mark.parametrize("cutoff", [*CUTOFFS, None])
+def test_duckdb_and_portable_stats_sql_agree(demo_duckdb, cutoff: str | None) -> None:
+    """DuckDB's statistics SQL (one window, arg_min/arg_max) gives what the SQL PostgreSQL runs gives:
+    second and previous purchase days, first and last day values, gaps; purchasers only or not."""
+    from clientfolio.features.incremental import _typed, stats_sql
+    from clientfolio.features.summary import _date_lit
+
+    lit = _date_lit(cutoff) if cutoff else None
+    for purchasers_only in (True, False):
+        fast = _typed(demo_duckdb.query(stats_sql("duckdb", lit, purchasers_only)))
+        portable = _typed(demo_duckdb.query(stats_sql("portable", lit, purchasers_only)))
+        assert stats_sql("duckdb", lit) != stats_sql("portable", lit)
+        assert fast["prev_day"].notna().sum() > 100 and fast["prev_day"].isna().any()
+        _assert_same_stats(fast, portable)

@@ -82,3 +82,37 @@ def test_bad_arguments_are_explained() -> None:
         rfm_summary(good, unit="M")  # type: ignore[arg-type]
     with pytest.raises(SchemaError, match="must be after cutoff"):
         rfm_summary(good, cutoff="2024-02-01", holdout_end="2024-01-15")
+
+
+def test_duckdb_and_portable_summary_sql_agree(cdnow_store) -> None:
+    """DuckDB's shorter SQL (one window, arg_max) gives what the portable SQL (PostgreSQL too) gives, every
+    column, with a holdout period; gaps, first and last gaps included (CDNOW has customers with 0 to 20+ days)."""
+    from clientfolio.features.summary import _date_lit, summary_sql
+
+    if cdnow_store.kind != "duckdb":
+        pytest.skip("DuckDB's own SQL")
+    args = (_date_lit("1997-09-30"), "W", _date_lit("1998-06-30"))
+    fast = cdnow_store.query(summary_sql(*args, dialect="duckdb"))
+    portable = cdnow_store.query(summary_sql(*args))
+    assert summary_sql(*args) != summary_sql(*args, dialect="duckdb")
+    assert len(fast) == 2357 and fast["first_gap"].notna().sum() > 900
+    pd.testing.assert_frame_equal(fast, portable, check_exact=False, rtol=1e-12)
+
+
+def test_behaviour_orders_per_month_from_the_summary(cdnow_store) -> None:
+    """behaviour_features given the summary takes orders per month from its orders and first purchase day,
+    and the weekend share's purchase days from its frequency: the same numbers as counting them again in
+    SQL (customers with under a month of history too), whatever order the summary's rows come in."""
+    from clientfolio.features import behaviour_features
+
+    short = []
+    for cutoff in ("1997-01-20", "1997-09-30"):
+        summary = rfm_summary(cdnow_store, cutoff=cutoff)
+        short.append((summary["T"] < 30).any())
+        counted, _ = behaviour_features(cdnow_store, cutoff)
+        reused, _ = behaviour_features(cdnow_store, cutoff, summary=summary)
+        pd.testing.assert_frame_equal(reused, counted, check_exact=False, rtol=1e-14)
+        shuffled, _ = behaviour_features(cdnow_store, cutoff, summary=summary.sample(frac=1.0, random_state=1))
+        pd.testing.assert_frame_equal(shuffled, counted, check_exact=False, rtol=1e-14)
+        assert counted["weekend_share"].between(0.01, 0.99).any()  # shares other than 0 and 1 compared
+    assert short == [True, False]  # the 30.4375-day floor is exercised

@@ -154,6 +154,37 @@ def test_the_stage_samples_beyond_its_caps_on_both_stores(store, tmp_path: Path)
     pd.testing.assert_frame_equal(texts, runs[1].insight["sentiment"][0])
 
 
+def test_sampled_retention_reads_only_the_sampled_customers_days(store, tmp_path: Path) -> None:
+    """The stage reads only the sampled customers' purchase days from the store: the same customers (the
+    seeded pick from every buyer's id, sorted) and the same curves as sampling every buyer's days in pandas."""
+    import pandas as pd
+
+    from clientfolio.ingest import import_files
+    from clientfolio.pipeline import retention_and_texts
+    from clientfolio.portfolio import Portfolio
+    from clientfolio.predict import retention as ret
+
+    rng = np.random.default_rng(3)
+    n = 400
+    ts = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D")
+    who = [f"c{i}" for i in rng.integers(0, 60, n)]
+    amount = np.where(rng.random(n) < 0.1, -5.0, 5.0)  # refunds are no purchase days
+    pd.DataFrame({"customer_id": who, "ts": ts, "amount": amount}).to_csv(tmp_path / "orders.csv", index=False)
+    import_files([tmp_path / "orders.csv"], store)
+    as_of = pd.Timestamp("2024-10-01")
+    pf = Portfolio(customers=pd.DataFrame({"customer_id": [f"c{i}" for i in range(60)]}),
+                   segments=pd.DataFrame(), kpis=pd.DataFrame(), as_of=as_of)
+    got = retention_and_texts(store, pf, max_customers=25, seed=7).insight["retention"][0]
+    days = store.query("SELECT customer_id, date_trunc('day', ts) AS ts FROM transactions WHERE customer_id IS "
+                       "NOT NULL AND amount > 0 AND ts < TIMESTAMP '2024-10-02' GROUP BY 1, 2")
+    days["ts"] = pd.to_datetime(days["ts"])
+    pick = np.random.default_rng(7).choice(np.sort(days["customer_id"].unique()), 25, replace=False)
+    want = ret.retention_curves(ret.retention_times(days[days["customer_id"].isin(pick)], as_of))
+    assert "drawn from 25 of the" in got.definition
+    pd.testing.assert_frame_equal(got.table, want.table)
+    assert got.curves.keys() == want.curves.keys()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("width", [390, 1280])
 def test_report_with_the_new_sections_in_chromium(browser, demo_report, demo_pred, tmp_path: Path,

@@ -413,7 +413,7 @@ def _discount(segment: str, after: Row) -> str:
     if share is None:
         return "no discounted spend recorded"
     s_text, c_text = _apart(_pct, share, DISCOUNT_SHARE, 0)
-    side = "at or above" if share >= DISCOUNT_SHARE else "below"
+    side = "at or above" if round(share, 9) >= DISCOUNT_SHARE else "below"  # as the segment compares it
     return f"{s_text} of their spend is on discounted lines, {side} the {c_text} that makes a value seeker"
 
 
@@ -424,7 +424,7 @@ def _occasions(segment: str, after: Row) -> str:
         return "no gift or December spend recorded"
     share, where = max(found)
     s_text, c_text = _apart(_pct, share, OCCASION_SHARE, 0)
-    side = "at or above" if share >= OCCASION_SHARE else "below"
+    side = "at or above" if round(share, 9) >= OCCASION_SHARE else "below"  # as the segment compares it
     return f"{s_text} of their spend is {where}, {side} the {c_text} that makes a gift and seasonal buyer"
 
 

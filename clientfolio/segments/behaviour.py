@@ -68,7 +68,9 @@ def behaviour_arrays(cols) -> tuple[list[tuple[str, np.ndarray]], list]:
     with np.errstate(invalid="ignore"):
         if "discount_share" in cols:
             share = np.nan_to_num(_floats(cols["discount_share"]), nan=0.0, posinf=np.inf, neginf=-np.inf)
-            parts.append(("discount_reliance", np.where(share >= 0.3, "Value seekers", "Full price")))
+            # shares of summed money, compared as the category shares are (at 1e-9): the same sums added in
+            # another order (DuckDB's threads, PostgreSQL, a live update) must not move a customer at the line
+            parts.append(("discount_reliance", np.where(np.round(share, 9) >= 0.3, "Value seekers", "Full price")))
         else:
             notes.append(Note("discount reliance skipped: no discount column", topic="no discounts"))
         if "gift_share" in cols or "december_share" in cols:
@@ -77,7 +79,7 @@ def behaviour_arrays(cols) -> tuple[list[tuple[str, np.ndarray]], list]:
                 if "gift_share" in cols else zero
             dec = np.nan_to_num(_floats(cols["december_share"]), nan=0.0, posinf=np.inf, neginf=-np.inf) \
                 if "december_share" in cols else zero
-            parts.append(("occasions", np.where(np.maximum(gift, dec) >= 0.5, "Gift & seasonal buyers",
+            parts.append(("occasions", np.where(np.round(np.maximum(gift, dec), 9) >= 0.5, "Gift & seasonal buyers",
                                                 "Everyday buyers")))
         if "cart_abandons" in cols:
             parts.append(("cart_abandoners", np.where(_floats(cols["cart_abandons"]) >= 2, "Cart abandoners",

@@ -325,3 +325,23 @@ def test_rfm_money_and_value_tiers_equal_to_a_cut_however_it_was_summed():
     tiers = tiers_by_cuts(pd.Series(money), (5.0, other), HISTORICAL_TIER_NAMES)
     assert tiers[0] == tiers[1] == HISTORICAL_TIER_NAMES[2]
     assert tiers[2] == HISTORICAL_TIER_NAMES[1] and tiers[3] == HISTORICAL_TIER_NAMES[2]
+
+
+def test_discount_and_occasion_shares_at_their_line_however_they_were_summed():
+    """Shares of summed money at exactly 30% (discounts) or 50% (gifts / December) stay on the line's side
+    when the sums were added in another order (a hair under the line in floats)."""
+    from clientfolio.segments.behaviour import behaviour_segments
+
+    under_half = (0.4 + 0.3 + 0.2 + 0.1) / 2 / (0.1 + 0.2 + 0.3 + 0.4)
+    under_30 = np.nextafter(0.3, 0.0)
+    assert under_half < 0.5 and under_30 < 0.3
+    customers = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "orders": [2, 2, 2, 2],
+                              "discount_share": [0.3, under_30, 0.29, 0.31],
+                              "gift_share": [0.5, under_half, 0.49, 0.51], "december_share": [0.0] * 4,
+                              "as_of": pd.Timestamp("2024-12-31")})
+    rows, _ = behaviour_segments(customers)
+    got = rows.set_index(["customer_id", "segment_kind"])["segment"]
+    assert [got[(c, "discount_reliance")] for c in "abcd"] == ["Value seekers", "Value seekers", "Full price",
+                                                                 "Value seekers"]
+    assert [got[(c, "occasions")] for c in "abcd"] == ["Gift & seasonal buyers", "Gift & seasonal buyers",
+                                                         "Everyday buyers", "Gift & seasonal buyers"]

@@ -42,7 +42,7 @@ from clientfolio.state.features import ATTRIBUTES_SQL
 from clientfolio.store import IDS_IN, Store
 from clientfolio.store.consent import consent_map
 from clientfolio.store.contacts import contact_allowance, get_caps, window_length
-from clientfolio.store.live import now_utc
+from clientfolio.store.live import BUMP_VERSION, now_utc
 from clientfolio.store.schema import TRANSACTIONS
 
 STAT = "stat_"  # prefix of the statistics columns in customer_state
@@ -793,6 +793,7 @@ class LivePortfolio:
         ids = [str(c) for c in dates.index]
         when = [pd.Timestamp(d).to_pydatetime() for d in dates.to_numpy()]
         with self.store.transaction() as tx:
+            tx.execute(BUMP_VERSION)
             tx.execute("UPDATE customer_state SET next_change = u.d FROM (SELECT unnest(CAST(? AS TEXT[])) AS id, "
                        "unnest(CAST(? AS TIMESTAMP[])) AS d) AS u WHERE customer_state.customer_id = u.id",
                        [ids, when])

@@ -534,16 +534,29 @@ class LivePortfolio:
         statistics, the state applied with :meth:`PortfolioState.apply_columns` (NumPy, no DataFrame), the
         same change rows, written as dicts in one commit.  None when a customer needs their history read
         again (an edited or back-dated order): the general path does that."""
+        plan = self._plan_few(todo, touched, tx, ev, as_of, StoreReads(self))
+        if plan is None:
+            return None
+        change_ids = self.store.commit_live(state_rows=plan.rows, changes=plan.changes or None, outbox=plan.outbox,
+                                            event_keys=list(todo), transactions=tx, events=ev, delete_orders=[])
+        return plan.result(result, change_ids)
+
+    def _plan_few(self, todo: dict[str, tuple[str, Any]], touched: dict[str, pd.Timestamp],
+                  tx: pd.DataFrame | None, ev: pd.DataFrame | None, as_of: Any, reads: "StoreReads"
+                  ) -> "FewPlan | None":
+        """What `_apply_few` writes, computed from what `reads` gives (the store, or an in-memory copy of it:
+        :mod:`clientfolio.live.memory`); None when the general path must do it."""
         ids = sorted(touched)
-        which = "customer_id = ?" if len(ids) == 1 else f"customer_id IN ({', '.join('?' * len(ids))})"
-        cols, fetched = self.store.fetch(f"SELECT * FROM customer_state WHERE {which}", ids)  # through its index
-        old = {str(r[0]): dict(zip(cols, r)) for r in fetched}
+        cols, old = reads.rows(ids)
         day0 = pd.Timestamp(as_of).normalize() if as_of is not None else None
         if day0 is None:
             latest = max(touched.values()).normalize()
-            olds = [pd.Timestamp(r["as_of"]) for r in old.values() if r.get("as_of") is not None]
+            olds = [pd.Timestamp(r["as_of"]) for r in old.values() if not _missing(r.get("as_of"))]
             day0 = max([latest, *(o.normalize() for o in olds)])
-        v12, edited = self._few_reads(ids, tx, day0)
+        got = reads.v12_edited(ids, tx, day0)
+        if got is None:
+            return None  # what the 12-month value needs is not at hand
+        v12, edited = got
         if edited:
             return None  # an edit of a stored order: its old lines go, so its customer's history is read again
         stats = {cid: _stats_of_record(rec) for cid, rec in old.items()}
@@ -566,8 +579,8 @@ class LivePortfolio:
             return None  # purchases or events after the scoring day: the general path says why it cannot score them
         applied: tuple[dict[str, np.ndarray], list[tuple[str, str, Any]]] | None = None
         if buyers:
-            f = self._few_features(buyers, day, tx, v12)
-            rule_tx = self._rule_transactions(list(f["customer_id"]), tx)
+            f = self._few_features(buyers, day, tx, v12, reads)
+            rule_tx = reads.rule_tx(list(f["customer_id"]), tx) if self.state.rules_ is not None else None
             applied = self.state.apply_columns(f, day, transactions=rule_tx)
         emptied = {str(r["customer_id"]): "no purchases left" for r in rows if r["n_days"] == 0}
         new_rows = _few_state_rows(rows, applied, day, self.state_id)
@@ -589,15 +602,10 @@ class LivePortfolio:
                                                   for k in kinds):
                     continue
                 self._moves(changes, cid, before_rec, after_rec, kinds, thresholds, when, "behaviour", keys, emptied)
-        frame = pd.DataFrame(changes, columns=CHANGE_COLUMNS)
-        outbox, left_out = self._outbox(frame)
-        change_ids = self.store.commit_live(state_rows=new_rows, changes=changes or None, outbox=outbox,
-                                            event_keys=list(todo), transactions=tx, events=ev, delete_orders=[])
-        if changes:
-            frame = frame.assign(change_id=change_ids)
-        result.changes, result.outbox, result.outbox_left_out = frame, 0 if outbox is None else len(outbox), left_out
-        result.customers_touched, result.events_applied, result.rescanned = len(ids), len(todo), 0
-        return result
+        frame = pd.DataFrame(changes, columns=CHANGE_COLUMNS) if changes else None
+        outbox, left_out = reads.outbox(frame) if frame is not None else (None, {})
+        return FewPlan(ids=ids, rows=new_rows, changes=changes, frame=frame, outbox=outbox, left_out=left_out,
+                       n_events=len(todo))
 
     def _few_reads(self, ids: list[str], tx: pd.DataFrame | None, day: pd.Timestamp
                    ) -> tuple[dict[str, tuple[float, float]], bool]:
@@ -619,7 +627,7 @@ class LivePortfolio:
         return v12, any((a, b) in pairs for a, b in found)
 
     def _few_features(self, buyers: list[dict], day: pd.Timestamp, tx: pd.DataFrame | None,
-                      v12: dict[str, tuple[float, float]]) -> dict[str, Any]:
+                      v12: dict[str, tuple[float, float]], reads: "StoreReads") -> dict[str, Any]:
         """`features` for a few customers' statistics rows, as NumPy columns (the same derivation, no DataFrame)."""
         flags = self.state.feature_flags_
         names: dict[str, str] = {}
@@ -636,8 +644,7 @@ class LivePortfolio:
         if self.state.categories_:  # none bought a category: no favourite, as a rescan says
             f.setdefault("top_category", np.full(n, None, dtype=object))
         ids = [str(c) for c in f["customer_id"]]
-        acols, arows = self.store.fetch(ATTRIBUTES_SQL + f" WHERE {_marks('customer_id', len(ids))}", ids)
-        by = {str(r[0]): r for r in arows}
+        acols, by = reads.attributes(ids)
         for j, col in enumerate(acols[1:], start=1):
             f[col] = np.array([by[c][j] if c in by else None for c in ids], dtype=object)
         if "acquisition_cost" in f:
@@ -855,6 +862,60 @@ class LivePortfolio:
                                                             [["frequency", "recency", "T"]])))
         actual = float(then["frequency_holdout"].sum())
         return (actual - predicted) / predicted if predicted > 0 else None
+
+
+@dataclass
+class FewPlan:
+    """What one few-customer update writes: state rows (dicts), change rows (dicts), outbox rows."""
+
+    ids: list[str]
+    rows: list[dict]
+    changes: list[dict]
+    frame: pd.DataFrame | None
+    outbox: pd.DataFrame | None
+    left_out: dict[str, int]
+    n_events: int
+
+    def result(self, result: LiveResult, change_ids: list[int]) -> LiveResult:
+        """`result` filled in, the change rows numbered with the ids their commit gave them."""
+        frame = self.frame if self.frame is not None else pd.DataFrame([], columns=CHANGE_COLUMNS)
+        if self.changes:
+            frame = frame.assign(change_id=change_ids)
+        result.changes, result.outbox = frame, 0 if self.outbox is None else len(self.outbox)
+        result.outbox_left_out = self.left_out
+        result.customers_touched, result.events_applied, result.rescanned = len(self.ids), self.n_events, 0
+        return result
+
+
+class StoreReads:
+    """What a few-customer update reads, from the store (an in-memory copy overrides these)."""
+
+    def __init__(self, live: LivePortfolio) -> None:
+        self.live = live
+
+    def rows(self, ids: list[str]) -> tuple[list[str], dict[str, dict]]:
+        """(customer_state's columns, the stored rows of these customers as dicts by id)."""
+        which = "customer_id = ?" if len(ids) == 1 else f"customer_id IN ({', '.join('?' * len(ids))})"
+        cols, fetched = self.live.store.fetch(f"SELECT * FROM customer_state WHERE {which}", ids)  # its index
+        return cols, {str(r[0]): dict(zip(cols, r)) for r in fetched}
+
+    def v12_edited(self, ids: list[str], tx: pd.DataFrame | None, day: pd.Timestamp
+                   ) -> tuple[dict[str, tuple[float, float]], bool] | None:
+        """(stored 12-month (revenue, value) by customer at `day`, does `tx` edit a stored order?)."""
+        return self.live._few_reads(ids, tx, day)
+
+    def attributes(self, ids: list[str]) -> tuple[list[str], dict[str, tuple]]:
+        """(ATTRIBUTES_SQL's columns, each known customer's row by id)."""
+        acols, arows = self.live.store.fetch(ATTRIBUTES_SQL + f" WHERE {_marks('customer_id', len(ids))}", ids)
+        return acols, {str(r[0]): r for r in arows}
+
+    def rule_tx(self, ids: list[str], tx: pd.DataFrame | None) -> pd.DataFrame | None:
+        """These customers' transactions for rule segments, with the new lines."""
+        return self.live._rule_transactions(ids, tx)
+
+    def outbox(self, frame: pd.DataFrame) -> tuple[pd.DataFrame | None, dict[str, int]]:
+        """The outbox rows of these changes (consent and contact caps read from the store)."""
+        return self.live._outbox(frame)
 
 
 def _marks(column: str, n: int) -> str:

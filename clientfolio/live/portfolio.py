@@ -78,6 +78,7 @@ class LiveResult:
     outbox: int = 0
     outbox_left_out: dict[str, int] = field(default_factory=dict)  # reason -> messages not written (consent, cap)
     notes: list[str] = field(default_factory=list)
+    durable: bool = True  # False while a buffered update waits for its flush (change ids are given then)
 
 
 # ---------------------------------------------------------------------------- rows of the state table
@@ -160,7 +161,12 @@ def state_rows(stats: pd.DataFrame, applied: Applied | None, as_of: pd.Timestamp
 class LivePortfolio:
     """A store's current state, applied customer by customer as events arrive and days pass."""
 
-    def __init__(self, store: Store, triggers: Any = None) -> None:
+    def __init__(self, store: Store, triggers: Any = None, *, buffered: bool = False, flush_every: int = 256,
+                 recheck_seconds: float = 1.0) -> None:
+        """`buffered`: keep what per-event updates read in memory and write them behind, many events per
+        transaction (see :mod:`clientfolio.live.memory`; `flush_every` events at most wait for a flush, and
+        the store's version is read at most every `recheck_seconds` before serving from memory)."""
+        self._memory: Any = None
         loaded = store.load_state()
         if loaded is None:
             raise LiveError("this store has no fitted portfolio yet: run `clientfolio analyze --store STORE` "
@@ -173,11 +179,50 @@ class LivePortfolio:
             self.set_triggers(triggers)
         text = store.get_meta("triggers")
         self.triggers: list[Trigger] = load_triggers(json.loads(text)) if text else []
+        if buffered:
+            from clientfolio.live.memory import Memory
+
+            self._memory = Memory(self, flush_every=flush_every, recheck_seconds=recheck_seconds)
+
+    # -- write-behind -------------------------------------------------------------------------------
+    @property
+    def buffered(self) -> bool:
+        """Does this portfolio keep per-event reads in memory and write behind (see :mod:`clientfolio.live.memory`)?"""
+        return self._memory is not None
+
+    def flush(self) -> int:
+        """Write every buffered update in ONE transaction; returns how many events it made durable (0 unbuffered)."""
+        return self._memory.flush() if self._memory is not None else 0
+
+    def pending(self) -> int:
+        """Buffered events not yet written (0 unbuffered)."""
+        return self._memory.pending_events() if self._memory is not None else 0
+
+    def close(self) -> None:
+        """Flush what is buffered; the portfolio stays usable."""
+        self.flush()
+
+    def __enter__(self) -> "LivePortfolio":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _settle(self) -> None:
+        """Before a whole-store operation (sweep, refit, catch-up): write what is buffered."""
+        if self._memory is not None:
+            self._memory.flush()
+
+    def _forget(self) -> None:
+        """After a whole-store operation: the in-memory copy is read again before its next use."""
+        if self._memory is not None:
+            self._memory.invalidate()
 
     # -- settings ---------------------------------------------------------------------------------
     def set_triggers(self, source: Any) -> list[Trigger]:
         """Check and keep the subscriptions (YAML file, text or list); later changes follow them."""
         triggers = load_triggers(source)
+        self._settle()
         doc = [t.as_dict() for t in triggers]
         self.store.commit_live(state_rows=None, changes=None, outbox=None, meta={"triggers": json.dumps(doc)})
         self.triggers = triggers
@@ -331,7 +376,8 @@ class LivePortfolio:
                              "cause": cause, "reason": reason, "state_id": self.state_id,
                              "event_key": (keys or {}).get(cid)})
 
-    def _outbox(self, changes: pd.DataFrame) -> tuple[pd.DataFrame | None, dict[str, int]]:
+    def _outbox(self, changes: pd.DataFrame, pending: pd.DataFrame | None = None
+                ) -> tuple[pd.DataFrame | None, dict[str, int]]:
         """The outbox rows of these changes, with consent per subscription's purpose and channel decided
         by the store (clientfolio.store.consent) and the contact cap applied (contacts logged, plus capped
         messages still waiting in the outbox); and who was left out, counted by reason."""
@@ -359,6 +405,10 @@ class LivePortfolio:
                                        [since.to_pydatetime(), *capped, ids])
             for cid, n in zip(waiting["customer_id"].astype(str), waiting["n"]):
                 allowance[cid] = max(0, allowance.get(cid, 0) - int(n))
+            if pending is not None and len(pending):  # buffered messages, not written yet, wait all the same
+                mine = pending[pending["action"].isin(capped) & pending["customer_id"].astype(str).isin(ids)]
+                for cid, n in mine.groupby(mine["customer_id"].astype(str)).size().items():
+                    allowance[cid] = max(0, allowance.get(cid, 0) - int(n))
         plan = plan_outbox(changes.reset_index(drop=True), self.triggers, None, consent_by=consent_by,
                            allowance=allowance)
         if plan.rows.empty:
@@ -377,7 +427,8 @@ class LivePortfolio:
 
     # -- updates ----------------------------------------------------------------------------------
     def update(self, orders: pd.DataFrame | None = None, events: pd.DataFrame | None = None, *,
-               cancellations: list[tuple[str, str]] | None = None, as_of: Any = None) -> LiveResult:
+               cancellations: list[tuple[str, str]] | None = None, as_of: Any = None,
+               durable: bool = True) -> LiveResult:
         """Apply new orders (and refunds), cancellations and events; record who moved and why.
 
         ``orders``: one row per order line with ``customer_id``, ``order_id``, ``ts``, ``amount``
@@ -386,7 +437,17 @@ class LivePortfolio:
         ``product_id``.  ``events``: ``event_id``, ``customer_id``, ``ts``, ``type``,
         ``properties``.  ``cancellations``: (source, order_id) pairs whose lines are removed.
         Customers are scored at `as_of` (default: the day of the latest event given).
+
+        On a buffered portfolio (``LivePortfolio(store, buffered=True)``) an update is computed from
+        the in-memory copy and written behind: with ``durable=True`` (the default) it is flushed before
+        this returns, as unbuffered; with ``durable=False`` it returns at once with ``durable`` False
+        and no change ids, and **is not in the store until a flush commits** (every `flush_every`
+        events, :meth:`flush`, :meth:`close`): a crash before then loses it whole, never half of it.
+        If the flush finds the store changed by another writer, the buffered events are computed
+        again from the store and the same result objects are filled with what was written.
         """
+        if self._memory is not None:
+            return self._memory.update(orders, events, cancellations, as_of, durable)
         tx = _canonical_orders(orders) if orders is not None and len(orders) else None
         ev = _canonical_events(events) if events is not None and len(events) else None
         cancels = [(str(s), str(o)) for s, o in (cancellations or [])]
@@ -399,6 +460,8 @@ class LivePortfolio:
         this; if the process stopped in between, the next update or sweep does it.  An import that
         replaced stored rows, or added lines to an order stored before, rescans those customers.
         """
+        self._settle()
+        self._forget()
         applied = int(self.store.get_meta("applied_import") or 0)
         latest = int(self.store.query("SELECT coalesce(max(import_id), 0) AS n FROM imports")["n"].iloc[0])
         if latest <= applied:
@@ -731,6 +794,8 @@ class LivePortfolio:
         next sweep and applies every unplanned customer (a refit replaces the state right after).
         """
         day = pd.Timestamp(as_of).normalize()
+        self._settle()
+        self._forget()
         result = LiveResult(changes=self._changes(pd.DataFrame(), pd.DataFrame(), None, "time"))
         planned = self._plan_unplanned(day) if plan_next else None
         sql = "SELECT customer_id FROM customer_state WHERE next_change <= ?"
@@ -813,6 +878,7 @@ class LivePortfolio:
         """
         day = pd.Timestamp(as_of).normalize()
         swept = self.sweep(day, plan_next=False)
+        self._forget()
         old = self.store.read_customer_state().set_index("customer_id")
         stats = _stats_from_rows(old.reset_index())
         self.state = state
@@ -879,7 +945,7 @@ class FewPlan:
     def result(self, result: LiveResult, change_ids: list[int]) -> LiveResult:
         """`result` filled in, the change rows numbered with the ids their commit gave them."""
         frame = self.frame if self.frame is not None else pd.DataFrame([], columns=CHANGE_COLUMNS)
-        if self.changes:
+        if self.changes and change_ids:
             frame = frame.assign(change_id=change_ids)
         result.changes, result.outbox = frame, 0 if self.outbox is None else len(self.outbox)
         result.outbox_left_out = self.left_out

@@ -13,8 +13,8 @@ the posted events change the store) and this script, as the shop would:
 - clients:  the next held-back orders POSTed one at a time by `--clients` (8) concurrent clients for
             `--seconds`: events/s and latency p50/p99 (with write-behind, the requests that queue
             meanwhile are written in one group commit; each answer comes after its commit);
-            single and clients run twice, with write-behind (CLIENTFOLIO_WRITE_BEHIND=1, the
-            default) and without (0), on consecutive slices of the held-back orders: ratios;
+            single and clients run twice, without write-behind (CLIENTFOLIO_WRITE_BEHIND=0) and
+            with it (1, the default), on consecutive slices of the held-back orders: ratios;
 - batch:    the next held-back orders POSTed to /v1/batch `--batch-size` at a time for
             `--seconds`: sustained events/s;
 - peer:     the same kind of single order applied in-process with ``LivePortfolio.update`` on a
@@ -122,7 +122,7 @@ def run_store(label: str, store: str, args: argparse.Namespace, tmp: Path, fitte
         shutil.copyfile(store, tmp / "peer.duckdb")  # the peer starts from the same fitted store
     out: dict = {}
     start = 0
-    for mode in ("wb", "plain"):
+    for mode in ("plain", "wb"):  # the batch phase, last, takes what is left of the held-back orders
         proc, url = serve(store, tmp, write_behind=mode == "wb")
         try:
             with httpx.Client(base_url=url + "/v1", headers={"Authorization": f"Bearer {key}"}, timeout=120) as c:

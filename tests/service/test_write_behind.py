@@ -22,7 +22,7 @@ N = 48
 def _orders(prefix: str) -> list[dict]:
     ids = [f"C{i:05d}" for i in range(1, 13)]
     return [{"order_id": f"{prefix}-{k}", "customer_id": ids[k % len(ids)],
-             "ts": f"2024-07-{1 + k // 8:02d}T{8 + k % 8:02d}:00:00Z", "amount": 10.0 + k, "category": "cake"}
+             "ts": f"2024-07-{1 + k // 8:02d}T{8 + k % 8:02d}:00:00Z", "amount": 10.0 + k}
             for k in range(N)]
 
 

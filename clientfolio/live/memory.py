@@ -95,13 +95,13 @@ class _KeySet:
 
     def maybe(self, keys: list[str]) -> bool:
         """Could any of these keys be in the set? (False is certain; True may be a collision.)"""
-        for h in key_hashes(keys).tolist():
-            if h in self.added:
-                return True
-            i = int(np.searchsorted(self.base, h))
-            if i < len(self.base) and int(self.base[i]) == h:
-                return True
-        return False
+        hashes = key_hashes(keys)
+        if any(h in self.added for h in hashes.tolist()):
+            return True
+        # NumPy's own uint64 values: a Python int would make searchsorted convert the whole array
+        at = np.searchsorted(self.base, hashes)
+        inside = at < len(self.base)
+        return bool(np.any(self.base[at[inside]] == hashes[inside]))
 
     def add(self, keys: list[str]) -> None:
         self.added.update(key_hashes(keys).tolist())
@@ -356,7 +356,10 @@ class Memory(StoreReads):
             return None
         # the copy moves on as the store will once the buffer is written
         new_customers: list[tuple] = []
-        if tx is not None:
+        unknown = tx is not None and any(
+            (c.attr_rows.get(cid) is ABSENT) or (cid not in c.attr_rows and cid not in c.attr_pos)
+            for cid in set(tx["customer_id"].tolist()))
+        if tx is not None and unknown:  # a first order: the customers row the commit adds, as it derives it
             for row in new_customer_rows(rows_for(tx, table_types("transactions"), "order lines")):
                 cid = str(row[0])
                 got = c.attr_rows.get(cid)
@@ -365,6 +368,7 @@ class Memory(StoreReads):
                 new_customers.append(row)
                 named = dict(zip(_CUSTOMER_NAMES, row))
                 c.attr_rows[cid] = tuple(named.get(_ATTR_FROM_CUSTOMERS.get(k, k)) for k in c.attr_cols)
+        if tx is not None:
             for cid, ts, amount, cost in zip(tx["customer_id"].tolist(), tx["ts"].tolist(), tx["amount"].tolist(),
                                              tx["cost"].tolist()):
                 day = int((np.datetime64(pd.Timestamp(ts).date(), "D") - _EPOCH).astype(np.int64))

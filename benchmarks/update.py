@@ -10,6 +10,10 @@ memory (RSS) is that case's alone:
              latency p50/p99/max, split into store reads, the ``commit_live`` transaction and the
              rest (computing: statistics, features, applying the state, reasons).  The first
              update of the process is reported apart (imports, caches).
+- buffered:  the same `--events` orders through ``LivePortfolio(store, buffered=True)``: each
+             ``update(one_order, durable=False)`` computed from the in-memory copy (the apply latency,
+             wall and CPU), a ``flush()`` (ONE transaction) every `--flush-every` (50) orders, whose cost is
+             reported per event; the copy's bulk read is reported apart.  Ratios against `events`.
 - batch:     `--batch` (10,000) held-back orders in ONE ``update``.
 - sweep:     the first ``LivePortfolio.sweep`` after analyze (it works out every customer's next change
              date from their rows and applies only those due), then the daily sweep of the day after:
@@ -46,7 +50,7 @@ import pandas as pd
 
 from _shop import DAYS, START, shop_orders  # benchmarks/_shop.py: the shop the benchmarks share
 
-CASES = ("events", "batch", "sweep", "reanalyze", "refit")
+CASES = ("events", "buffered", "batch", "sweep", "reanalyze", "refit")
 TARGET_EVENT_P99_MS = 2.0
 TARGET_SWEEP_S = 5.0
 
@@ -122,7 +126,38 @@ def measured(profile: bool, fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, fl
     return out, dt
 
 
-def child(case: str, work: Path, store: Path, n: int, profile: bool) -> dict:
+def buffered_child(st: Any, orders: pd.DataFrame, flush_every: int) -> dict:
+    """One order at a time through a buffered LivePortfolio; a flush every `flush_every` orders."""
+    from clientfolio.live import LivePortfolio
+
+    t, c = time.perf_counter(), time.process_time()
+    live = LivePortfolio(st, buffered=True, flush_every=10 ** 9)
+    live._memory.load()
+    out: dict[str, Any] = {"load_s": time.perf_counter() - t, "load_cpu_s": time.process_time() - c}
+    total, cpu, flush, flush_cpu, changes, durable = [], [], [], [], 0, 0
+    results = []
+    for i in range(len(orders)):
+        one = orders.iloc[[i]]
+        t, c = time.perf_counter(), time.process_time()
+        r = live.update(one, durable=False)
+        total.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+        results.append(r)
+        if (i + 1) % flush_every == 0 or i == len(orders) - 1:
+            t, c = time.perf_counter(), time.process_time()
+            live.flush()
+            flush.append(time.perf_counter() - t)
+            flush_cpu.append(time.process_time() - c)
+    changes = sum(len(r.changes) for r in results)
+    durable = sum(r.durable for r in results)
+    out.update({"total_ms": [x * 1000 for x in total], "cpu_ms": [x * 1000 for x in cpu],
+                "flush_ms": [x * 1000 for x in flush], "flush_cpu_ms": [x * 1000 for x in flush_cpu],
+                "flush_every": flush_every, "changes": changes, "durable": durable,
+                "fallbacks": live._memory.fallbacks, "redone": live._memory.redone})
+    return out
+
+
+def child(case: str, work: Path, store: Path, n: int, profile: bool, flush_every: int = 50) -> dict:
     """Run one case on `store` (a copy of the fitted store) and return what it measured."""
     import clientfolio
     from clientfolio.live import LivePortfolio
@@ -148,7 +183,9 @@ def child(case: str, work: Path, store: Path, n: int, profile: bool) -> dict:
         clock.wrap(st, "fetch", "reads")
         clock.wrap(st, "read_customer_state", "reads")
         out: dict[str, Any] = {"open_s": opened}
-        if case == "events":
+        if case == "buffered":
+            out.update(buffered_child(st, live_orders(held.iloc[:n]), flush_every))
+        elif case == "events":
             orders = live_orders(held.iloc[:n])
             total, cpu, commit, reads, changes, rescanned = [], [], [], [], 0, 0
             for i in range(len(orders)):
@@ -243,6 +280,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, default=None, help="keep the generated files and stores in this folder")
     ap.add_argument("--reuse", action="store_true",
                     help="with --keep: start from the shop and fitted store a previous run kept there (same sizes)")
+    ap.add_argument("--flush-every", type=int, default=50, help="buffered case: orders per flush (default 50)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
@@ -251,7 +289,7 @@ def main() -> None:
         if kind == "fit":
             r = fit_child(Path(work), Path(store), rest[0])
         else:
-            r = child(kind, Path(work), Path(store), int(rest[0]), rest[1] == "1")
+            r = child(kind, Path(work), Path(store), int(rest[0]), rest[1] == "1", int(rest[2]))
         print(json.dumps(r))
         return
 
@@ -313,8 +351,9 @@ def run_cases(args: argparse.Namespace, work: Path, fitted: Path, fit: dict, cas
         store = work / f"{case}.duckdb"
         if case != "reanalyze":
             shutil.copyfile(fitted, store)
-        n = {"events": args.events, "batch": args.batch}.get(case, 0)
-        results[case] = run_child([case, str(work), str(store), str(n), "1" if args.profile == case else "0"],
+        n = {"events": args.events, "buffered": args.events, "batch": args.batch}.get(case, 0)
+        results[case] = run_child([case, str(work), str(store), str(n), "1" if args.profile == case else "0",
+                                   str(args.flush_every)],
                                   profile=args.profile == case)
         store.unlink(missing_ok=True)
         print(f"  {case}: done, peak {results[case]['peak_mb']:,.0f} MB", flush=True)
@@ -346,6 +385,17 @@ def report(results: dict[str, dict], fit: dict) -> None:
                      f"CPU p50 {pct(cpu, 50):.1f} ms, p99 {pct(cpu, 99):.1f} ms; first update "
                      f"{r['total_ms'][0]:.0f} ms; {r['changes']} moves",
                      f"{r['peak_mb']:,.0f} MB"))
+    if "buffered" in results:
+        r = results["buffered"]
+        tot, cpu = r["total_ms"][1:], r["cpu_ms"][1:]
+        per = sum(r["flush_ms"]) / len(r["total_ms"])
+        per_cpu = sum(r["flush_cpu_ms"]) / len(r["total_ms"])
+        rows.append((f"1 order per update, buffered (x{len(tot)})",
+                     f"p50 {pct(tot, 50):.1f} ms, p99 {pct(tot, 99):.1f} ms, max {max(tot):.1f} ms",
+                     f"CPU p50 {pct(cpu, 50):.1f} ms, p99 {pct(cpu, 99):.1f} ms; flush every {r['flush_every']} "
+                     f"orders: {per:.2f} ms per event (CPU {per_cpu:.2f}); in-memory copy read in "
+                     f"{r['load_s']:.1f} s (CPU {r['load_cpu_s']:.1f}); {r['changes']} moves, "
+                     f"{r['fallbacks']} unbuffered, {r['durable']} durable", f"{r['peak_mb']:,.0f} MB"))
     if "batch" in results:
         r = results["batch"]
         rows.append((f"{r['orders']:,} orders in 1 update", f"{r['seconds']:.2f} s{vs_full(r['seconds'])}",
@@ -384,6 +434,10 @@ def report(results: dict[str, dict], fit: dict) -> None:
     if "events" in results:
         p99 = pct(results["events"]["total_ms"][1:], 99)
         print(f"  per-event p99 <= {TARGET_EVENT_P99_MS:g} ms: {p99:.1f} ms  {verdict(p99 <= TARGET_EVENT_P99_MS)}")
+    if "buffered" in results:
+        p99 = pct(results["buffered"]["total_ms"][1:], 99)
+        print(f"  per-event p99 <= {TARGET_EVENT_P99_MS:g} ms, buffered (apply, flush apart): {p99:.1f} ms  "
+              f"{verdict(p99 <= TARGET_EVENT_P99_MS)}")
     if "sweep" in results:
         s = results["sweep"]["seconds"]
         if n >= 1_000_000:
@@ -400,6 +454,16 @@ def report(results: dict[str, dict], fit: dict) -> None:
     if "events" in results:
         p50 = pct(results["events"]["total_ms"][1:], 50)
         print(f"  one order: {p50:.1f} ms at p50; the {ref} costs as much as {full * 1000 / p50:,.0f} single updates")
+    if "buffered" in results and "events" in results:
+        b, e = results["buffered"], results["events"]
+        for q in (50, 99):
+            print(f"  buffered / unbuffered per order, p{q}: wall {pct(b['total_ms'][1:], q) / pct(e['total_ms'][1:], q):.2f}x, "
+                  f"CPU {pct(b['cpu_ms'][1:], q) / pct(e['cpu_ms'][1:], q):.2f}x")
+        per = (sum(b["total_ms"]) + sum(b["flush_ms"])) / len(b["total_ms"])
+        per_cpu = (sum(b["cpu_ms"]) + sum(b["flush_cpu_ms"])) / len(b["total_ms"])
+        print(f"  per order with its share of the flushes: {per:.1f} ms (CPU {per_cpu:.1f}) buffered against "
+              f"{sum(e['total_ms']) / len(e['total_ms']):.1f} ms (CPU {sum(e['cpu_ms']) / len(e['cpu_ms']):.1f}) "
+              f"unbuffered")
     if "refit" in results:
         print(f"  re-analyze of the kept store: {results['refit']['seconds']:.1f} s = "
               f"{results['refit']['seconds'] / full:.2f}x")

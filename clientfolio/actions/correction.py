@@ -14,7 +14,7 @@ import pandas as pd
 
 from clientfolio.core.errors import ClientfolioError
 from clientfolio.store.base import Store
-from clientfolio.store.live import now_utc
+from clientfolio.store.live import BUMP_VERSION, now_utc
 
 # field -> what it is, in words for the help and messages
 CORRECTABLE = {
@@ -74,6 +74,7 @@ def correct_customer(store: Store, customer_id: str, values: dict[str, str], sou
     with store.transaction() as tx:
         sets = ", ".join(f"{k} = ?" for k in clean)
         tx.execute(f"UPDATE customers SET {sets} WHERE customer_id = ?", [*clean.values(), cid])
+        tx.execute(BUMP_VERSION)  # a buffered live update keeps customers' attributes in memory
         rows["customers"] = 1
         if "email" in clean:
             for t in ("transactions", "events"):

@@ -30,7 +30,7 @@ from clientfolio.actions.catalog import (
 from clientfolio.actions.customer_files import FileOutcome, file_mentions, remove_customer
 from clientfolio.core.errors import ClientfolioError
 from clientfolio.store.base import Store
-from clientfolio.store.live import now_utc
+from clientfolio.store.live import BUMP_VERSION, now_utc
 from clientfolio.store.pseudonym import email_pseudonym, pseudonym_key, pseudonymise_id
 
 PLACEHOLDER = "[erased]"
@@ -122,6 +122,7 @@ def erase_customer(store: Store, customer_id: str) -> ErasureResult:
     mentions: dict[str, int] = {}
     now = now_utc()
     with store.transaction() as tx:
+        tx.execute(BUMP_VERSION)  # a buffered live update keeps customers' rows in memory
         for t, cols in tables.items():
             if t in NOT_CUSTOMER_DATA:
                 continue

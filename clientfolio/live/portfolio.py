@@ -42,7 +42,7 @@ from clientfolio.state.features import ATTRIBUTES_SQL
 from clientfolio.store import IDS_IN, Store
 from clientfolio.store.consent import consent_map
 from clientfolio.store.contacts import contact_allowance, get_caps, window_length
-from clientfolio.store.live import now_utc
+from clientfolio.store.live import BUMP_VERSION, now_utc
 from clientfolio.store.schema import TRANSACTIONS
 
 STAT = "stat_"  # prefix of the statistics columns in customer_state
@@ -78,6 +78,7 @@ class LiveResult:
     outbox: int = 0
     outbox_left_out: dict[str, int] = field(default_factory=dict)  # reason -> messages not written (consent, cap)
     notes: list[str] = field(default_factory=list)
+    durable: bool = True  # False while a buffered update waits for its flush (change ids are given then)
 
 
 # ---------------------------------------------------------------------------- rows of the state table
@@ -160,7 +161,12 @@ def state_rows(stats: pd.DataFrame, applied: Applied | None, as_of: pd.Timestamp
 class LivePortfolio:
     """A store's current state, applied customer by customer as events arrive and days pass."""
 
-    def __init__(self, store: Store, triggers: Any = None) -> None:
+    def __init__(self, store: Store, triggers: Any = None, *, buffered: bool = False, flush_every: int = 256,
+                 recheck_seconds: float = 1.0) -> None:
+        """`buffered`: keep what per-event updates read in memory and write them behind, many events per
+        transaction (see :mod:`clientfolio.live.memory`; `flush_every` events at most wait for a flush, and
+        the store's version is read at most every `recheck_seconds` before serving from memory)."""
+        self._memory: Any = None
         loaded = store.load_state()
         if loaded is None:
             raise LiveError("this store has no fitted portfolio yet: run `clientfolio analyze --store STORE` "
@@ -173,11 +179,50 @@ class LivePortfolio:
             self.set_triggers(triggers)
         text = store.get_meta("triggers")
         self.triggers: list[Trigger] = load_triggers(json.loads(text)) if text else []
+        if buffered:
+            from clientfolio.live.memory import Memory
+
+            self._memory = Memory(self, flush_every=flush_every, recheck_seconds=recheck_seconds)
+
+    # -- write-behind -------------------------------------------------------------------------------
+    @property
+    def buffered(self) -> bool:
+        """Does this portfolio keep per-event reads in memory and write behind (see :mod:`clientfolio.live.memory`)?"""
+        return self._memory is not None
+
+    def flush(self) -> int:
+        """Write every buffered update in ONE transaction; returns how many events it made durable (0 unbuffered)."""
+        return self._memory.flush() if self._memory is not None else 0
+
+    def pending(self) -> int:
+        """Buffered events not yet written (0 unbuffered)."""
+        return self._memory.pending_events() if self._memory is not None else 0
+
+    def close(self) -> None:
+        """Flush what is buffered; the portfolio stays usable."""
+        self.flush()
+
+    def __enter__(self) -> "LivePortfolio":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _settle(self) -> None:
+        """Before a whole-store operation (sweep, refit, catch-up): write what is buffered."""
+        if self._memory is not None:
+            self._memory.flush()
+
+    def _forget(self) -> None:
+        """After a whole-store operation: the in-memory copy is read again before its next use."""
+        if self._memory is not None:
+            self._memory.invalidate()
 
     # -- settings ---------------------------------------------------------------------------------
     def set_triggers(self, source: Any) -> list[Trigger]:
         """Check and keep the subscriptions (YAML file, text or list); later changes follow them."""
         triggers = load_triggers(source)
+        self._settle()
         doc = [t.as_dict() for t in triggers]
         self.store.commit_live(state_rows=None, changes=None, outbox=None, meta={"triggers": json.dumps(doc)})
         self.triggers = triggers
@@ -331,7 +376,8 @@ class LivePortfolio:
                              "cause": cause, "reason": reason, "state_id": self.state_id,
                              "event_key": (keys or {}).get(cid)})
 
-    def _outbox(self, changes: pd.DataFrame) -> tuple[pd.DataFrame | None, dict[str, int]]:
+    def _outbox(self, changes: pd.DataFrame, pending: pd.DataFrame | None = None
+                ) -> tuple[pd.DataFrame | None, dict[str, int]]:
         """The outbox rows of these changes, with consent per subscription's purpose and channel decided
         by the store (clientfolio.store.consent) and the contact cap applied (contacts logged, plus capped
         messages still waiting in the outbox); and who was left out, counted by reason."""
@@ -359,6 +405,10 @@ class LivePortfolio:
                                        [since.to_pydatetime(), *capped, ids])
             for cid, n in zip(waiting["customer_id"].astype(str), waiting["n"]):
                 allowance[cid] = max(0, allowance.get(cid, 0) - int(n))
+            if pending is not None and len(pending):  # buffered messages, not written yet, wait all the same
+                mine = pending[pending["action"].isin(capped) & pending["customer_id"].astype(str).isin(ids)]
+                for cid, n in mine.groupby(mine["customer_id"].astype(str)).size().items():
+                    allowance[cid] = max(0, allowance.get(cid, 0) - int(n))
         plan = plan_outbox(changes.reset_index(drop=True), self.triggers, None, consent_by=consent_by,
                            allowance=allowance)
         if plan.rows.empty:
@@ -377,7 +427,8 @@ class LivePortfolio:
 
     # -- updates ----------------------------------------------------------------------------------
     def update(self, orders: pd.DataFrame | None = None, events: pd.DataFrame | None = None, *,
-               cancellations: list[tuple[str, str]] | None = None, as_of: Any = None) -> LiveResult:
+               cancellations: list[tuple[str, str]] | None = None, as_of: Any = None,
+               durable: bool = True) -> LiveResult:
         """Apply new orders (and refunds), cancellations and events; record who moved and why.
 
         ``orders``: one row per order line with ``customer_id``, ``order_id``, ``ts``, ``amount``
@@ -386,7 +437,17 @@ class LivePortfolio:
         ``product_id``.  ``events``: ``event_id``, ``customer_id``, ``ts``, ``type``,
         ``properties``.  ``cancellations``: (source, order_id) pairs whose lines are removed.
         Customers are scored at `as_of` (default: the day of the latest event given).
+
+        On a buffered portfolio (``LivePortfolio(store, buffered=True)``) an update is computed from
+        the in-memory copy and written behind: with ``durable=True`` (the default) it is flushed before
+        this returns, as unbuffered; with ``durable=False`` it returns at once with ``durable`` False
+        and no change ids, and **is not in the store until a flush commits** (every `flush_every`
+        events, :meth:`flush`, :meth:`close`): a crash before then loses it whole, never half of it.
+        If the flush finds the store changed by another writer, the buffered events are computed
+        again from the store and the same result objects are filled with what was written.
         """
+        if self._memory is not None:
+            return self._memory.update(orders, events, cancellations, as_of, durable)
         tx = _canonical_orders(orders) if orders is not None and len(orders) else None
         ev = _canonical_events(events) if events is not None and len(events) else None
         cancels = [(str(s), str(o)) for s, o in (cancellations or [])]
@@ -399,6 +460,8 @@ class LivePortfolio:
         this; if the process stopped in between, the next update or sweep does it.  An import that
         replaced stored rows, or added lines to an order stored before, rescans those customers.
         """
+        self._settle()
+        self._forget()
         applied = int(self.store.get_meta("applied_import") or 0)
         latest = int(self.store.query("SELECT coalesce(max(import_id), 0) AS n FROM imports")["n"].iloc[0])
         if latest <= applied:
@@ -534,16 +597,29 @@ class LivePortfolio:
         statistics, the state applied with :meth:`PortfolioState.apply_columns` (NumPy, no DataFrame), the
         same change rows, written as dicts in one commit.  None when a customer needs their history read
         again (an edited or back-dated order): the general path does that."""
+        plan = self._plan_few(todo, touched, tx, ev, as_of, StoreReads(self))
+        if plan is None:
+            return None
+        change_ids = self.store.commit_live(state_rows=plan.rows, changes=plan.changes or None, outbox=plan.outbox,
+                                            event_keys=list(todo), transactions=tx, events=ev, delete_orders=[])
+        return plan.result(result, change_ids)
+
+    def _plan_few(self, todo: dict[str, tuple[str, Any]], touched: dict[str, pd.Timestamp],
+                  tx: pd.DataFrame | None, ev: pd.DataFrame | None, as_of: Any, reads: "StoreReads"
+                  ) -> "FewPlan | None":
+        """What `_apply_few` writes, computed from what `reads` gives (the store, or an in-memory copy of it:
+        :mod:`clientfolio.live.memory`); None when the general path must do it."""
         ids = sorted(touched)
-        which = "customer_id = ?" if len(ids) == 1 else f"customer_id IN ({', '.join('?' * len(ids))})"
-        cols, fetched = self.store.fetch(f"SELECT * FROM customer_state WHERE {which}", ids)  # through its index
-        old = {str(r[0]): dict(zip(cols, r)) for r in fetched}
+        cols, old = reads.rows(ids)
         day0 = pd.Timestamp(as_of).normalize() if as_of is not None else None
         if day0 is None:
             latest = max(touched.values()).normalize()
-            olds = [pd.Timestamp(r["as_of"]) for r in old.values() if r.get("as_of") is not None]
+            olds = [pd.Timestamp(r["as_of"]) for r in old.values() if not _missing(r.get("as_of"))]
             day0 = max([latest, *(o.normalize() for o in olds)])
-        v12, edited = self._few_reads(ids, tx, day0)
+        got = reads.v12_edited(ids, tx, day0)
+        if got is None:
+            return None  # what the 12-month value needs is not at hand
+        v12, edited = got
         if edited:
             return None  # an edit of a stored order: its old lines go, so its customer's history is read again
         stats = {cid: _stats_of_record(rec) for cid, rec in old.items()}
@@ -566,8 +642,8 @@ class LivePortfolio:
             return None  # purchases or events after the scoring day: the general path says why it cannot score them
         applied: tuple[dict[str, np.ndarray], list[tuple[str, str, Any]]] | None = None
         if buyers:
-            f = self._few_features(buyers, day, tx, v12)
-            rule_tx = self._rule_transactions(list(f["customer_id"]), tx)
+            f = self._few_features(buyers, day, tx, v12, reads)
+            rule_tx = reads.rule_tx(list(f["customer_id"]), tx) if self.state.rules_ is not None else None
             applied = self.state.apply_columns(f, day, transactions=rule_tx)
         emptied = {str(r["customer_id"]): "no purchases left" for r in rows if r["n_days"] == 0}
         new_rows = _few_state_rows(rows, applied, day, self.state_id)
@@ -589,15 +665,10 @@ class LivePortfolio:
                                                   for k in kinds):
                     continue
                 self._moves(changes, cid, before_rec, after_rec, kinds, thresholds, when, "behaviour", keys, emptied)
-        frame = pd.DataFrame(changes, columns=CHANGE_COLUMNS)
-        outbox, left_out = self._outbox(frame)
-        change_ids = self.store.commit_live(state_rows=new_rows, changes=changes or None, outbox=outbox,
-                                            event_keys=list(todo), transactions=tx, events=ev, delete_orders=[])
-        if changes:
-            frame = frame.assign(change_id=change_ids)
-        result.changes, result.outbox, result.outbox_left_out = frame, 0 if outbox is None else len(outbox), left_out
-        result.customers_touched, result.events_applied, result.rescanned = len(ids), len(todo), 0
-        return result
+        frame = pd.DataFrame(changes, columns=CHANGE_COLUMNS) if changes else None
+        outbox, left_out = reads.outbox(frame) if frame is not None else (None, {})
+        return FewPlan(ids=ids, rows=new_rows, changes=changes, frame=frame, outbox=outbox, left_out=left_out,
+                       n_events=len(todo))
 
     def _few_reads(self, ids: list[str], tx: pd.DataFrame | None, day: pd.Timestamp
                    ) -> tuple[dict[str, tuple[float, float]], bool]:
@@ -619,7 +690,7 @@ class LivePortfolio:
         return v12, any((a, b) in pairs for a, b in found)
 
     def _few_features(self, buyers: list[dict], day: pd.Timestamp, tx: pd.DataFrame | None,
-                      v12: dict[str, tuple[float, float]]) -> dict[str, Any]:
+                      v12: dict[str, tuple[float, float]], reads: "StoreReads") -> dict[str, Any]:
         """`features` for a few customers' statistics rows, as NumPy columns (the same derivation, no DataFrame)."""
         flags = self.state.feature_flags_
         names: dict[str, str] = {}
@@ -636,8 +707,7 @@ class LivePortfolio:
         if self.state.categories_:  # none bought a category: no favourite, as a rescan says
             f.setdefault("top_category", np.full(n, None, dtype=object))
         ids = [str(c) for c in f["customer_id"]]
-        acols, arows = self.store.fetch(ATTRIBUTES_SQL + f" WHERE {_marks('customer_id', len(ids))}", ids)
-        by = {str(r[0]): r for r in arows}
+        acols, by = reads.attributes(ids)
         for j, col in enumerate(acols[1:], start=1):
             f[col] = np.array([by[c][j] if c in by else None for c in ids], dtype=object)
         if "acquisition_cost" in f:
@@ -724,6 +794,8 @@ class LivePortfolio:
         next sweep and applies every unplanned customer (a refit replaces the state right after).
         """
         day = pd.Timestamp(as_of).normalize()
+        self._settle()
+        self._forget()
         result = LiveResult(changes=self._changes(pd.DataFrame(), pd.DataFrame(), None, "time"))
         planned = self._plan_unplanned(day) if plan_next else None
         sql = "SELECT customer_id FROM customer_state WHERE next_change <= ?"
@@ -793,6 +865,7 @@ class LivePortfolio:
         ids = [str(c) for c in dates.index]
         when = [pd.Timestamp(d).to_pydatetime() for d in dates.to_numpy()]
         with self.store.transaction() as tx:
+            tx.execute(BUMP_VERSION)
             tx.execute("UPDATE customer_state SET next_change = u.d FROM (SELECT unnest(CAST(? AS TEXT[])) AS id, "
                        "unnest(CAST(? AS TIMESTAMP[])) AS d) AS u WHERE customer_state.customer_id = u.id",
                        [ids, when])
@@ -805,6 +878,7 @@ class LivePortfolio:
         """
         day = pd.Timestamp(as_of).normalize()
         swept = self.sweep(day, plan_next=False)
+        self._forget()
         old = self.store.read_customer_state().set_index("customer_id")
         stats = _stats_from_rows(old.reset_index())
         self.state = state
@@ -861,6 +935,60 @@ class LivePortfolio:
         predicted = float(np.nansum(expected))
         actual = float(then["frequency_holdout"].sum())
         return (actual - predicted) / predicted if predicted > 0 else None
+
+
+@dataclass
+class FewPlan:
+    """What one few-customer update writes: state rows (dicts), change rows (dicts), outbox rows."""
+
+    ids: list[str]
+    rows: list[dict]
+    changes: list[dict]
+    frame: pd.DataFrame | None
+    outbox: pd.DataFrame | None
+    left_out: dict[str, int]
+    n_events: int
+
+    def result(self, result: LiveResult, change_ids: list[int]) -> LiveResult:
+        """`result` filled in, the change rows numbered with the ids their commit gave them."""
+        frame = self.frame if self.frame is not None else pd.DataFrame([], columns=CHANGE_COLUMNS)
+        if self.changes and change_ids:
+            frame = frame.assign(change_id=change_ids)
+        result.changes, result.outbox = frame, 0 if self.outbox is None else len(self.outbox)
+        result.outbox_left_out = self.left_out
+        result.customers_touched, result.events_applied, result.rescanned = len(self.ids), self.n_events, 0
+        return result
+
+
+class StoreReads:
+    """What a few-customer update reads, from the store (an in-memory copy overrides these)."""
+
+    def __init__(self, live: LivePortfolio) -> None:
+        self.live = live
+
+    def rows(self, ids: list[str]) -> tuple[list[str], dict[str, dict]]:
+        """(customer_state's columns, the stored rows of these customers as dicts by id)."""
+        which = "customer_id = ?" if len(ids) == 1 else f"customer_id IN ({', '.join('?' * len(ids))})"
+        cols, fetched = self.live.store.fetch(f"SELECT * FROM customer_state WHERE {which}", ids)  # its index
+        return cols, {str(r[0]): dict(zip(cols, r)) for r in fetched}
+
+    def v12_edited(self, ids: list[str], tx: pd.DataFrame | None, day: pd.Timestamp
+                   ) -> tuple[dict[str, tuple[float, float]], bool] | None:
+        """(stored 12-month (revenue, value) by customer at `day`, does `tx` edit a stored order?)."""
+        return self.live._few_reads(ids, tx, day)
+
+    def attributes(self, ids: list[str]) -> tuple[list[str], dict[str, tuple]]:
+        """(ATTRIBUTES_SQL's columns, each known customer's row by id)."""
+        acols, arows = self.live.store.fetch(ATTRIBUTES_SQL + f" WHERE {_marks('customer_id', len(ids))}", ids)
+        return acols, {str(r[0]): r for r in arows}
+
+    def rule_tx(self, ids: list[str], tx: pd.DataFrame | None) -> pd.DataFrame | None:
+        """These customers' transactions for rule segments, with the new lines."""
+        return self.live._rule_transactions(ids, tx)
+
+    def outbox(self, frame: pd.DataFrame) -> tuple[pd.DataFrame | None, dict[str, int]]:
+        """The outbox rows of these changes (consent and contact caps read from the store)."""
+        return self.live._outbox(frame)
 
 
 def _marks(column: str, n: int) -> str:

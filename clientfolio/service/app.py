@@ -5,7 +5,10 @@ Settings come from arguments or the environment (checked at start-up):
 default 50; 0 turns the limit off), ``CLIENTFOLIO_BURST`` (default 100), ``CLIENTFOLIO_FILES``
 (folder for exports, reports and rejects files; default beside a DuckDB store, else
 ./clientfolio-files), ``CLIENTFOLIO_SCHEDULER`` (seconds between scheduler ticks; 0 turns the
-periodic jobs off; default 5: webhook deliveries go out within seconds).
+periodic jobs off; default 5: webhook deliveries go out within seconds), ``CLIENTFOLIO_WRITE_BEHIND``
+(1, the default: per-event updates are computed from an in-memory copy of each workspace's
+customers and written in group commits, each event answered once its commit is durable; 0: every
+update reads and writes the store on its own, and no memory is held per workspace).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Settings:
     burst: int = 100
     files_dir: Path | None = None
     scheduler_tick: float = 5.0
+    write_behind: bool = True
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":
@@ -61,6 +65,7 @@ class Settings:
             "burst": max(1, int(num("CLIENTFOLIO_BURST", cls.burst))),
             "files_dir": Path(os.environ["CLIENTFOLIO_FILES"]) if os.environ.get("CLIENTFOLIO_FILES") else None,
             "scheduler_tick": num("CLIENTFOLIO_SCHEDULER", cls.scheduler_tick),
+            "write_behind": num("CLIENTFOLIO_WRITE_BEHIND", 1.0) != 0,
         }
         env.update({k: v for k, v in overrides.items() if v is not None})
         if env["max_body_bytes"] < 1024:
@@ -77,7 +82,7 @@ class Service:
         self.registry = Registry(registry_url)
         self.limiter = RateLimiter(settings.rate_per_second, settings.burst)
         self.scheduler = Scheduler(self.registry, tick=settings.scheduler_tick or 5.0)
-        self._live = LiveCache()
+        self._live = LiveCache(buffered=settings.write_behind)
         if settings.files_dir is not None:
             self.files_root = settings.files_dir
         elif is_postgres(registry_url):

@@ -79,11 +79,17 @@ AdminCtx = Annotated[Ctx, Depends(_context("admin"))]
 
 
 class LiveCache:
-    """One LivePortfolio per workspace, rebuilt when the store's current state or triggers change."""
+    """One LivePortfolio per workspace, rebuilt when the store's current state or triggers change.
 
-    def __init__(self) -> None:
+    `buffered`: each is a buffered LivePortfolio (in-memory reads, write-behind; see
+    :mod:`clientfolio.live.memory`) -- an event route flushes before it answers (group commit: the
+    requests that queued meanwhile are written in the same transaction), so an acknowledged event
+    is durable.  The in-memory copy costs memory per workspace (about 7 KB per customer)."""
+
+    def __init__(self, buffered: bool = False) -> None:
         self._items: dict[str, tuple[tuple[int, str], Any]] = {}
         self._lock = threading.Lock()
+        self.buffered = buffered
 
     def get(self, workspace: str, store: Store) -> "LivePortfolio":
         from clientfolio.live import LivePortfolio
@@ -94,7 +100,9 @@ class LiveCache:
             hit = self._items.get(workspace)
         if hit is not None and hit[0] == sig:
             return hit[1]
-        live = LivePortfolio(store)
+        if hit is not None:
+            hit[1].flush()  # what the old one buffered is written before it goes (the caller holds the lock)
+        live = LivePortfolio(store, buffered=self.buffered, flush_every=1000)
         with self._lock:
             self._items[workspace] = (sig, live)
         return live

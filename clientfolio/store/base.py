@@ -161,6 +161,8 @@ class Store(abc.ABC):
         transactions: pd.DataFrame | None = None,
         events: pd.DataFrame | None = None,
         delete_orders: Sequence[tuple[str, str]] = (),
+        expect_version: str | None = None,
+        new_customers: list[tuple] | None = None,
     ) -> list[int]:
         """Write one live update in ONE transaction, all or nothing; return the new change ids.
 
@@ -172,6 +174,11 @@ class Store(abc.ABC):
         position of their row in `changes` (message_id defaults to msg_<change_id>_<transition>_<action>);
         record `event_keys` as applied; upsert `meta`.  Raises EventAlreadyApplied (writing
         nothing) when an event key was applied before, StoreError when the database refuses a row.
+
+        Every commit raises the store's version counter (live_meta ``store_version``) by one; with
+        `expect_version` it writes only if the counter still has that value (else StoreMoved, nothing
+        written).  `new_customers`: the customers rows to add for unknown customers (as
+        `new_customer_rows` gives them) instead of deriving them from `transactions`.
         """
 
     def fetch(self, sql: str, params: list | tuple | None = None) -> tuple[list[str], list[tuple]]:

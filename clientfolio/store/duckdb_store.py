@@ -14,6 +14,7 @@ import pandas as pd
 from clientfolio.core.errors import StoreError
 from clientfolio.store.base import ImportLogRow, MergeCounts, Store, migration_statements
 from clientfolio.store.live import (
+    BUMP_VERSION,
     SMALL_BATCH, Rows, Types, catalog_type, check_state_ids, conform, create_state_table, delete_few_sql,
     delete_sql, frame_from_rows,
     insert_rows_sql, insert_sql, normalize, now_utc, prepare_live, quote, run_commit, state_row, state_types, table_types, to_arrow,
@@ -118,6 +119,7 @@ class DuckDBStore(Store):
             row = state_row(meta, int(state_id), body)
             con.execute("UPDATE portfolio_states SET is_current = FALSE WHERE is_current")
             con.execute(insert_sql("portfolio_states", table_types("portfolio_states")), row)
+            con.execute(BUMP_VERSION)
             con.execute("COMMIT")
         except BaseException as exc:
             con.execute("ROLLBACK")
@@ -139,6 +141,7 @@ class DuckDBStore(Store):
             con.execute(f"INSERT INTO customer_state ({cols}) SELECT {cols} FROM __customer_state_new")
             for stmt in customer_state_key("customer_state", "duckdb"):
                 con.execute(stmt.removeprefix("duckdb: "))
+            con.execute(BUMP_VERSION)
             con.execute("COMMIT")
         except BaseException as exc:
             con.execute("ROLLBACK")
@@ -188,11 +191,13 @@ class DuckDBStore(Store):
         transactions: pd.DataFrame | None = None,
         events: pd.DataFrame | None = None,
         delete_orders: Sequence[tuple[str, str]] = (),
+        expect_version: str | None = None,
+        new_customers: list[tuple] | None = None,
     ) -> list[int]:
         now = now_utc()
         batch = prepare_live(state_rows=state_rows, changes=changes, outbox=outbox, event_keys=event_keys,
                              meta=meta, transactions=transactions, events=events, delete_orders=delete_orders,
-                             now=now)
+                             now=now, expect_version=expect_version, new_customers=new_customers)
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:

@@ -384,6 +384,20 @@ NEXT_CHANGE_ID = "SELECT coalesce(max(change_id), 0) + 1 FROM segment_changes"
 # growing).  Missing (a store from before, or never written): max(change_id) + 1 once.  Ids an erasure
 # deleted are not given out again (outbox message ids are built from them).
 NEXT_CHANGE_KEY = "next_change_id"
+# A counter every write that can change what a live update reads (a live commit, an import, a new state, a
+# replaced customer_state, an erasure or correction, next-change dates) raises by one in its own transaction.
+# A buffered LivePortfolio (clientfolio.live.memory) remembers the value its in-memory copy was read at and
+# writes only if the store still stands there (compare-and-set in the same transaction): never a result
+# computed from data another writer has changed since.
+VERSION_KEY = "store_version"
+BUMP_VERSION = (f"INSERT INTO live_meta (key, value) VALUES ('{VERSION_KEY}', '1') ON CONFLICT (key) DO UPDATE "
+                "SET value = CAST(CAST(live_meta.value AS BIGINT) + 1 AS TEXT)")
+# Moves the counter from the expected value to the next one; no row when the store moved on.
+CAS_VERSION = f"UPDATE live_meta SET value = ? WHERE key = '{VERSION_KEY}' AND value = ? RETURNING key"
+
+
+class StoreMoved(StoreError):
+    """The store changed since a buffered LivePortfolio read it (another writer); nothing was written."""
 
 
 # --- fitted states -------------------------------------------------------------------------------
@@ -432,6 +446,8 @@ class LiveBatch:
     outbox: Rows | None = None
     event_keys: list[str] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
+    expect_version: str | None = None  # write only if the store's version counter still has this value
+    new_customers: list[tuple] | None = None  # customers rows to add (if unknown) instead of deriving them
 
 
 def prepare_live(
@@ -445,10 +461,15 @@ def prepare_live(
     events: pd.DataFrame | None,
     delete_orders: Sequence[tuple[str, str]],
     now: datetime,
+    expect_version: str | None = None,
+    new_customers: list[tuple] | None = None,
 ) -> LiveBatch:
     """Check and type everything commit_live was given, before the transaction starts."""
     b = LiveBatch(delete_orders=[(str(s), str(o)) for s, o in delete_orders], event_keys=[str(k) for k in event_keys],
-                  meta=dict(meta or {}))
+                  meta=dict(meta or {}), expect_version=None if expect_version is None else str(expect_version),
+                  new_customers=new_customers)
+    if VERSION_KEY in b.meta:
+        raise SchemaError(f"commit_live: meta key {VERSION_KEY!r} is kept by the store itself")
     dup = sorted(k for k, n in Counter(b.event_keys).items() if n > 1)
     if dup:
         raise SchemaError(f"commit_live: event keys {dup} are given more than once")
@@ -513,6 +534,13 @@ class LiveWriter(Protocol):
 def run_commit(db: LiveWriter, b: LiveBatch, now: datetime) -> list[int]:
     """The statements of one commit_live, in order; the backend wraps them in one transaction."""
     db.lock()
+    if b.expect_version is not None:
+        # first statement after the lock: the version row stays locked (PostgreSQL) until the commit
+        if not db.fetch(CAS_VERSION, [str(int(b.expect_version) + 1), b.expect_version]):
+            raise StoreMoved(f"the store changed since it was read (expected version {b.expect_version}); "
+                             "nothing was written")
+    else:
+        db.executemany(BUMP_VERSION, [()])
     if b.event_keys:
         marks = ", ".join("?" * len(b.event_keys))
         done = sorted(r[0] for r in db.fetch(f"SELECT event_key FROM applied_events WHERE event_key IN ({marks})",
@@ -526,7 +554,9 @@ def run_commit(db: LiveWriter, b: LiveBatch, now: datetime) -> list[int]:
             key = TABLES[table][1]
             db.delete_keys(table, key, list(zip(*(rows.column(k) for k in key))))
             db.insert(table, rows)
-    if b.transactions is not None:
+    if b.new_customers is not None:
+        _insert_customers(db, b.new_customers)
+    elif b.transactions is not None:
         _insert_new_customers(db, b.transactions)
     if b.state_rows is not None:
         what = "commit_live state_rows (replace_customer_state adds columns)"
@@ -596,7 +626,11 @@ def new_customer_rows(transactions: Rows) -> list[tuple]:
 
 def _insert_new_customers(db: LiveWriter, transactions: Rows) -> None:
     """Insert the customers rows of order lines whose customer the store does not know yet."""
-    rows = new_customer_rows(transactions)
+    _insert_customers(db, new_customer_rows(transactions))
+
+
+def _insert_customers(db: LiveWriter, rows: list[tuple]) -> None:
+    """Insert these customers rows (`new_customer_rows`) whose customer the store does not know yet."""
     if not rows:
         return
     ids = [r[0] for r in rows]

@@ -12,6 +12,7 @@ from clientfolio.store.base import (
     DROP_EMAIL_KEYED, FALLBACK_EMAIL, INSERT_LOG, LOG_FIELDS, RELINK_STORED, RESOLVE_INCOMING,
     ImportLogRow, MergeCounts, merge_statements,
 )
+from clientfolio.store.live import BUMP_VERSION
 from clientfolio.store.retention import expire_events
 
 DERIVE_CUSTOMERS = """
@@ -85,6 +86,7 @@ def run_merge(
     for row in log(counts):
         values = ", ".join(_sql_value(getattr(row, f)) for f in LOG_FIELDS)
         execute(INSERT_LOG.format(values))
+    execute(BUMP_VERSION)  # what a buffered live update read may have changed
     return counts
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 from clientfolio.core.errors import StoreError
 from clientfolio.store.base import ImportLogRow, MergeCounts, Store, migration_statements
 from clientfolio.store.live import (
-    DUCKDB_TYPES, SMALL_BATCH, Rows, Types, catalog_type, check_state_ids, conform, create_state_table, delete_few_sql,
+    BUMP_VERSION, DUCKDB_TYPES, SMALL_BATCH, Rows, Types, catalog_type, check_state_ids, conform, create_state_table, delete_few_sql,
     delete_sql,
     frame_from_rows, insert_rows_sql, insert_sql, normalize, now_utc, prepare_live, quote, run_commit, state_row, state_types,
     table_types, to_arrow,
@@ -157,6 +157,7 @@ class PostgresStore(Store):
                 row = state_row(meta, state_id, body)
                 cur.execute("UPDATE portfolio_states SET is_current = FALSE WHERE is_current")
                 cur.execute(_pg(insert_sql("portfolio_states", table_types("portfolio_states"))), row)
+                cur.execute(BUMP_VERSION)
             self.conn.commit()
         except BaseException as exc:
             self.conn.rollback()
@@ -182,6 +183,7 @@ class PostgresStore(Store):
                 cur.execute("ALTER INDEX customer_state_next_pkey RENAME TO customer_state_pkey")
                 # the row count and key statistics for the planner now; autovacuum gathers the rest
                 cur.execute("ANALYZE customer_state (customer_id)")
+                cur.execute(BUMP_VERSION)
             self.conn.commit()
         except BaseException as exc:
             self.conn.rollback()
@@ -240,11 +242,13 @@ class PostgresStore(Store):
         transactions: pd.DataFrame | None = None,
         events: pd.DataFrame | None = None,
         delete_orders: Sequence[tuple[str, str]] = (),
+        expect_version: str | None = None,
+        new_customers: list[tuple] | None = None,
     ) -> list[int]:
         now = now_utc()
         batch = prepare_live(state_rows=state_rows, changes=changes, outbox=outbox, event_keys=event_keys,
                              meta=meta, transactions=transactions, events=events, delete_orders=delete_orders,
-                             now=now)
+                             now=now, expect_version=expect_version, new_customers=new_customers)
         try:
             with self.conn.cursor() as cur:
                 ids = run_commit(_Writer(self, cur), batch, now)

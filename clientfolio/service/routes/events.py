@@ -66,7 +66,15 @@ def apply_batch(ctx: WriteCtx, batch: BatchIn) -> UpdateOut:
         live = ctx.live(st)
         _check_known(st, batch)
         result = live.update(orders, events, cancellations=cancels or None,
-                             as_of=pd.Timestamp(batch.as_of) if batch.as_of else None)
+                             as_of=pd.Timestamp(batch.as_of) if batch.as_of else None, durable=False)
+    if not result.durable:
+        # Group commit: the requests that queued for the lock meanwhile buffered theirs too; whoever
+        # gets the lock first writes them all in one transaction.  Answered only once written.
+        with ctx.session():
+            if not result.durable:
+                live.flush()
+        if not result.durable:
+            raise ApiError("the update could not be written; nothing of it was kept, post it again", status=503)
     changes = records(result.changes.drop(columns=["state_id", "event_key"], errors="ignore"))
     return UpdateOut(applied=result.events_applied, skipped=result.events_skipped,
                      customers_touched=result.customers_touched, rescanned=result.rescanned, outbox=result.outbox,

@@ -339,7 +339,8 @@ def predictions(st: Store, state: PortfolioState, as_of: pd.Timestamp, progress:
 
     Returns the :class:`~clientfolio.predict.evaluation.ShopPredictions`, or the plain sentence why there
     are none (e.g. too short a history for the time split).  The state records that predictions were
-    made, as of which day and by which method; live updates do not recompute them.
+    made, as of which day and by which method, and keeps the models: live updates apply them to the
+    customers they touch (:mod:`clientfolio.live.predictions`).
     """
     from clientfolio.predict.evaluation import predict_shop
 
@@ -347,8 +348,9 @@ def predictions(st: Store, state: PortfolioState, as_of: pd.Timestamp, progress:
     try:
         result = predict_shop(st, as_of=as_of)
     except ClientfolioError as exc:
-        state.predictions_ = None
+        state.predictions_ = state.prediction_models_ = None
         return str(exc).removeprefix("predict: ").rstrip(".") + "."
+    state.prediction_models_ = result.models  # live updates apply them to the customers they touch
     state.predictions_ = {"as_of": result.customers.attrs["as_of"].isoformat(), "horizon_days": result.horizon_days,
                           "customers": int(len(result.customers)), "churn": result.churn.chosen,
                           "next_order": result.next_order.chosen}

@@ -521,6 +521,7 @@ class LivePortfolio:
             write = {"transactions": tx, "events": ev, "delete_orders": drop}
         else:  # already stored by the import; event keys of imported rows are the import's
             write = {"meta": {"applied_import": str(stored_import)}}
+        write.update(self._predictions(ids, day, *((tx, ev, drop) if stored_import is None else ())))
         changes, n_out, left_out = self._commit(rows, old, when, "behaviour", keys, why_left=emptied,
                                                 event_keys=list(todo) if stored_import is None else [], **write)
         result.changes, result.outbox, result.outbox_left_out = changes, n_out, left_out
@@ -592,12 +593,23 @@ class LivePortfolio:
         frame = pd.DataFrame(changes, columns=CHANGE_COLUMNS)
         outbox, left_out = self._outbox(frame)
         change_ids = self.store.commit_live(state_rows=new_rows, changes=changes or None, outbox=outbox,
-                                            event_keys=list(todo), transactions=tx, events=ev, delete_orders=[])
+                                            event_keys=list(todo), transactions=tx, events=ev, delete_orders=[],
+                                            **self._predictions(ids, day, tx, ev))
         if changes:
             frame = frame.assign(change_id=change_ids)
         result.changes, result.outbox, result.outbox_left_out = frame, 0 if outbox is None else len(outbox), left_out
         result.customers_touched, result.events_applied, result.rescanned = len(ids), len(todo), 0
         return result
+
+    def _predictions(self, ids: list[str], day: pd.Timestamp, tx: pd.DataFrame | None = None,
+                     ev: pd.DataFrame | None = None, drop: list | tuple = ()) -> dict[str, Any]:
+        """commit_live's arguments for the touched customers' churn risk and next order (nothing without
+        prediction models in the state): :mod:`clientfolio.live.predictions`."""
+        if getattr(self.state, "prediction_models_", None) is None:
+            return {}
+        from clientfolio.live.predictions import prediction_update
+
+        return prediction_update(self.store, self.state, ids, day, self.state_id, tx, ev, drop)
 
     def _few_reads(self, ids: list[str], tx: pd.DataFrame | None, day: pd.Timestamp
                    ) -> tuple[dict[str, tuple[float, float]], bool]:

@@ -45,7 +45,9 @@ class FeatureFrame:
         cols = []
         for c in self.columns:
             if c in self.categories:
-                codes = pd.Categorical(X[c].astype("string"), categories=self.categories[c]).codes.astype(float)
+                text = X[c].astype("string")
+                text = text.where(text.isin(self.categories[c]))  # unseen at fit: missing
+                codes = pd.Categorical(text, categories=self.categories[c]).codes.astype(float)
                 codes[codes < 0] = np.nan
                 cols.append(codes)
             else:

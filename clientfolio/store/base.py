@@ -161,6 +161,8 @@ class Store(abc.ABC):
         transactions: pd.DataFrame | None = None,
         events: pd.DataFrame | None = None,
         delete_orders: Sequence[tuple[str, str]] = (),
+        predictions: pd.DataFrame | None = None,
+        predictions_for: Sequence[str] = (),
     ) -> list[int]:
         """Write one live update in ONE transaction, all or nothing; return the new change ids.
 
@@ -170,7 +172,8 @@ class Store(abc.ABC):
         are NULL; columns the table lacks are an error); append `changes` with change ids
         max+1, max+2, ... in row order; append `outbox` rows, whose `change_id` column gives the
         position of their row in `changes` (message_id defaults to msg_<change_id>_<transition>_<action>);
-        record `event_keys` as applied; upsert `meta`.  Raises EventAlreadyApplied (writing
+        record `event_keys` as applied; upsert `meta`; replace the `predictions` rows of the customers in
+        `predictions_for` by the rows of `predictions` (a live update's churn risk and next order).  Raises EventAlreadyApplied (writing
         nothing) when an event key was applied before, StoreError when the database refuses a row.
         """
 

@@ -188,11 +188,13 @@ class DuckDBStore(Store):
         transactions: pd.DataFrame | None = None,
         events: pd.DataFrame | None = None,
         delete_orders: Sequence[tuple[str, str]] = (),
+        predictions: pd.DataFrame | None = None,
+        predictions_for: Sequence[str] = (),
     ) -> list[int]:
         now = now_utc()
         batch = prepare_live(state_rows=state_rows, changes=changes, outbox=outbox, event_keys=event_keys,
                              meta=meta, transactions=transactions, events=events, delete_orders=delete_orders,
-                             now=now)
+                             predictions=predictions, predictions_for=predictions_for, now=now)
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:

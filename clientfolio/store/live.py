@@ -432,6 +432,8 @@ class LiveBatch:
     outbox: Rows | None = None
     event_keys: list[str] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
+    predictions: Rows | None = None
+    predictions_for: list[str] = field(default_factory=list)
 
 
 def prepare_live(
@@ -445,6 +447,8 @@ def prepare_live(
     events: pd.DataFrame | None,
     delete_orders: Sequence[tuple[str, str]],
     now: datetime,
+    predictions: pd.DataFrame | None = None,
+    predictions_for: Sequence[str] = (),
 ) -> LiveBatch:
     """Check and type everything commit_live was given, before the transaction starts."""
     b = LiveBatch(delete_orders=[(str(s), str(o)) for s, o in delete_orders], event_keys=[str(k) for k in event_keys],
@@ -472,6 +476,12 @@ def prepare_live(
             raise SchemaError(f"commit_live state_rows: '{CUSTOMER_STATE_KEY}' must be given once per row, "
                               f"found {int(ids.isna().sum())} missing and {int(ids.duplicated().sum())} repeated")
         b.state_rows = state_rows
+    b.predictions_for = sorted({str(c) for c in predictions_for})
+    if predictions is not None and len(predictions):
+        b.predictions = rows_for(predictions, table_types("predictions"), "commit_live predictions")
+        unknown = sorted(set(b.predictions.column("customer_id")) - set(b.predictions_for))
+        if unknown:
+            raise SchemaError(f"commit_live predictions: rows of customers not in predictions_for: {unknown[:5]}")
     if changes is not None and len(changes):
         # change_id is assigned in the transaction; a value given for it is overwritten
         b.changes = (rows_from_records(changes, table_types("segment_changes"), "commit_live changes",
@@ -534,6 +544,10 @@ def run_commit(db: LiveWriter, b: LiveBatch, now: datetime) -> list[int]:
                  else rows_for(b.state_rows, db.state_types(), what))
         db.delete_keys("customer_state", (CUSTOMER_STATE_KEY,), [(v,) for v in state.column(CUSTOMER_STATE_KEY)])
         db.insert("customer_state", state)
+    if b.predictions_for:
+        db.delete_keys("predictions", ("customer_id",), [(c,) for c in b.predictions_for])
+        if b.predictions is not None:
+            db.insert("predictions", b.predictions)
     ids: list[int] = []
     meta = dict(b.meta)
     if b.changes is not None:

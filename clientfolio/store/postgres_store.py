@@ -240,11 +240,13 @@ class PostgresStore(Store):
         transactions: pd.DataFrame | None = None,
         events: pd.DataFrame | None = None,
         delete_orders: Sequence[tuple[str, str]] = (),
+        predictions: pd.DataFrame | None = None,
+        predictions_for: Sequence[str] = (),
     ) -> list[int]:
         now = now_utc()
         batch = prepare_live(state_rows=state_rows, changes=changes, outbox=outbox, event_keys=event_keys,
                              meta=meta, transactions=transactions, events=events, delete_orders=delete_orders,
-                             now=now)
+                             predictions=predictions, predictions_for=predictions_for, now=now)
         try:
             with self.conn.cursor() as cur:
                 ids = run_commit(_Writer(self, cur), batch, now)

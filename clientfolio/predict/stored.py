@@ -24,8 +24,8 @@ from clientfolio.store.live import now_utc
 TABLE = "predictions"
 COLUMNS = ["customer_id", "churn_risk", "churn_source", "next_order_days", "next_order_low", "next_order_high",
            "next_order_source", "horizon_days", "reason", "as_of", "state_id", "made_at"]
-STALE_NOTE = ("as of the last analyze or refit that made predictions: live updates do not recompute churn risk "
-              "or next order")
+STALE_NOTE = ("as of the day shown: live updates rescore a customer they touch with the fitted state's models "
+              "(kept by analyze --predict and refit); others keep the day they were last scored")
 
 
 def current_state_id(store: Store) -> int | None:

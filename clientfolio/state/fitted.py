@@ -116,7 +116,7 @@ class PortfolioState:
         self.fitted_on_ = dict(fitted_on or {}, cutoff=as_of.isoformat(), customers=int(len(features)))
         self.notes_ = Notes()
         # Churn risk and next order made at this fit (analyze --predict sets a summary; the scores themselves
-        # live in the store's predictions table and are not recomputed by live updates).
+        # live in the store's predictions table, rescored for touched customers by live updates).
         self.predictions_: dict | None = None
         # The churn and next-order models behind them (clientfolio.predict.applied.PredictionModels), which live
         # updates apply to the customers they touch; None when no predictions were made.

@@ -31,7 +31,11 @@ DIMENSIONS = {
     "engagement": ("email_click_rate", "email_opens", "page_views", "orders_per_month"),
     "advocacy": ("reviews", "avg_rating", "nps", "referrals"),
     "strategic": ("strategic",),
+    # What customers write (reviews, tickets; English): off in every preset, on with a weight of its own.  A
+    # customer without a scored text has no sentiment: its weight goes to their other dimensions, never a 0.
+    "sentiment": ("mean_sentiment",),
 }
+OPTIONAL = frozenset({"sentiment"})  # dimensions whose missing inputs leave the dimension out per customer
 
 
 def tier_cuts(values: pd.Series, shares: tuple[float, float] = (0.2, 0.3)) -> tuple[float, float] | None:
@@ -247,12 +251,27 @@ def value_score_arrays(cols, weights: dict[str, float] | str, refs: dict[str, di
             if weights.get(dim):
                 notes.append(f"no {dim} data ({', '.join(names)}): its weight is shared among the other dimensions")
             continue
-        pct = [np.nan_to_num(percentile_of(_floats(cols[c]), refs[c]), nan=0.0) * 100 for c in have]
-        out[dim] = np.mean(pct, axis=0)
+        if dim in OPTIONAL:  # missing stays missing: the customer's other dimensions carry the score
+            out[dim] = np.nanmean([percentile_of(_floats(cols[c]), refs[c]) * 100 for c in have], axis=0) \
+                if len(have) > 1 else percentile_of(_floats(cols[have[0]]), refs[have[0]]) * 100
+        else:
+            pct = [np.nan_to_num(percentile_of(_floats(cols[c]), refs[c]), nan=0.0) * 100 for c in have]
+            out[dim] = np.mean(pct, axis=0)
         used[dim] = weights[dim]
     total = sum(used.values())
     if not total:
         raise SchemaError("value_score: none of the value dimensions has data")
     norm = {d: w / total for d, w in used.items()}
-    out["value_score"] = sum(out[d] * w for d, w in norm.items())
+    opt = [d for d in norm if d in OPTIONAL]
+    if not opt:
+        out["value_score"] = sum(out[d] * w for d, w in norm.items())
+        return out, norm, notes
+    # Per customer: the weights of the dimensions they have, rescaled to one.
+    num = sum(np.nan_to_num(out[d], nan=0.0) * w for d, w in norm.items())
+    den = sum(np.where(np.isnan(out[d]), 0.0, w) if d in OPTIONAL else np.full(len(out[d]), w)
+              for d, w in norm.items())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["value_score"] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    notes.extend(f"{d}: customers without {', '.join(DIMENSIONS[d])} are scored on their other dimensions "
+                 "(their weight shared among those), not as a 0" for d in opt)
     return out, norm, notes

@@ -124,7 +124,7 @@ class PortfolioState:
         # Which behaviour columns this shop has: features derived for one customer later must have the same.
         self.categories_ = [c.removeprefix("share_") for c in features.columns if c.startswith("share_")]
         self.feature_flags_ = {"discounts": "discount_share" in features, "events": "email_opens" in features,
-                               "channels": "top_channel" in features}
+                               "channels": "top_channel" in features, "sentiment": "mean_sentiment" in features}
         self._fit_models(features, as_of, start, purchase_stats, group)
         scored = self._score(features, as_of, self.settings, fit=True)
         applied = self._segment(scored, as_of, transactions, prospects, marketing_spend, fit=True)

@@ -440,7 +440,9 @@ def analyze_cmd(
     discount_rate: Annotated[float, typer.Option(help="Yearly discount rate for CLV.")] = 0.10,
     margin: Annotated[Optional[float], typer.Option(help="Gross margin (0-1) when the data has no cost of goods.")] = None,
     model: Annotated[str, typer.Option(help="auto (chosen on a holdout period), bgnbd, mbgnbd or paretonbd.")] = "auto",
-    sector: Annotated[str, typer.Option(help="Value-score weights: retail, services, b2b, subscription, non-profit.")] = "retail",
+    sector: Annotated[str, typer.Option(help="Value-score weights: retail, services, b2b, subscription, non-profit, "
+                                             "or dimension=weight pairs, e.g. 'retail,sentiment=0.1' (sentiment: "
+                                             "what customers write, off unless given).")] = "retail",
     rules: Annotated[Optional[Path], typer.Option(help="YAML file of your own rule segments (checked before "
                                                        "anything else runs).")] = None,
     playbooks: Annotated[Optional[Path], typer.Option(help="Your playbooks file (YAML; `clientfolio playbooks "

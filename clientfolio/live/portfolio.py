@@ -54,9 +54,11 @@ KEPT_COLUMNS = ("p_alive", "churn_risk", "expected_purchases", "expected_spend",
                 "next_order_date", "value_score", "R", "F", "M", "RFM", "days_since_last", "rhythm_days", "orders",
                 "revenue", "value_12m", "revenue_12m", "frequency", "recency", "T", "orders_per_month", "quadrant",
                 "last_gap", "monetary", "aov", "profit", "top_category", "top_channel", "discount_share",
-                "support_tickets", "cart_abandons", "consent_marketing", "forecast_note")
+                "support_tickets", "cart_abandons", "consent_marketing", "forecast_note",
+                "mean_sentiment", "negative_share", "texts_scored")  # the last three: where customers write
 
 
+TEXT_FEATURES = ("mean_sentiment", "negative_share", "texts_scored")  # = clientfolio.predict.sentiment.FEATURES
 # Store column names are lower-case; the customer table's few upper-case names are kept under these.
 STORED_NAMES = {"R": "rfm_r", "F": "rfm_f", "M": "rfm_m", "RFM": "rfm_code", "T": "t_days"}
 READ_NAMES = {v: k for k, v in STORED_NAMES.items()}
@@ -136,7 +138,8 @@ def _stats_with_prefix(stats: pd.DataFrame) -> pd.DataFrame:
 
 def _stats_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
     cols = {STAT + c: c for c in STATS_COLUMNS[1:]}
-    return rows[["customer_id", *cols]].rename(columns=cols)
+    kept = [c for c in TEXT_FEATURES if c in rows.columns]  # sentiment: kept like a statistic (clientfolio.live.texts)
+    return rows[["customer_id", *cols, *kept]].rename(columns=cols)
 
 
 def state_rows(stats: pd.DataFrame, applied: Applied | None, as_of: pd.Timestamp, next_change: pd.Series | None,
@@ -218,8 +221,21 @@ class LivePortfolio:
             v12 = value_12m(self.store, as_of, ids)
         f = f.merge(attrs, on="customer_id", how="left").merge(v12, on="customer_id", how="left")
         f[["value_12m", "revenue_12m"]] = f[["value_12m", "revenue_12m"]].fillna(0.0)
+        if flags.get("sentiment"):
+            f = self._texts(f, buyers, as_of)
         f.attrs.update({"cutoff": pd.Timestamp(as_of), "unit": "D", "unit_days": 1.0})
         return f
+
+    def _texts(self, f: pd.DataFrame, stats: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+        """`f` with the customers' sentiment: kept in their statistics, or read from the store when the rows
+        do not have it yet (a refit that brings sentiment to a store whose rows predate it)."""
+        from clientfolio.live.texts import carried
+
+        if all(c in stats.columns for c in TEXT_FEATURES):
+            return carried(f, stats)
+        from clientfolio.state.features import with_sentiment
+
+        return carried(f, with_sentiment(self.store, f[["customer_id"]], as_of))
 
     def _attributes(self, ids: list[str]) -> pd.DataFrame:
         if not ids:
@@ -498,6 +514,10 @@ class LivePortfolio:
             if gone:
                 fresh = pd.concat([fresh, stats_frame([empty_stats(c) for c in gone])], ignore_index=True)
             frame = pd.concat([frame, fresh], ignore_index=True) if len(frame) else fresh
+        if self.state.feature_flags_.get("sentiment"):  # texts among the events folded into the kept sentiment
+            from clientfolio.live.texts import with_folded
+
+            frame = with_folded(self.store, frame, old, ev, stored=stored_import is not None)
         buyers = frame[frame["n_days"] > 0]
         applied = None
         if len(buyers):
@@ -568,6 +588,10 @@ class LivePortfolio:
         applied: tuple[dict[str, np.ndarray], list[tuple[str, str, Any]]] | None = None
         if buyers:
             f = self._few_features(buyers, day, tx, v12)
+            if self.state.feature_flags_.get("sentiment"):  # texts among the events folded into the kept sentiment
+                from clientfolio.live.texts import folded, new_scores
+
+                f.update(folded(self.store, [str(c) for c in f["customer_id"]], old, new_scores(ev)))
             rule_tx = self._rule_transactions(list(f["customer_id"]), tx)
             applied = self.state.apply_columns(f, day, transactions=rule_tx)
         emptied = {str(r["customer_id"]): "no purchases left" for r in rows if r["n_days"] == 0}

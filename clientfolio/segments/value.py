@@ -204,7 +204,27 @@ def percentile_of(values: pd.Series | np.ndarray, ref: dict | None) -> np.ndarra
     return np.where(np.isfinite(v), rank / n, np.nan)
 
 
+def parse_weights(text: str) -> dict[str, float]:
+    """Weights written as text: a preset, ``dimension=weight`` pairs, or both (``retail,sentiment=0.1``:
+    the preset's weights plus a sentiment dimension), separated by commas."""
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if "=" not in part:
+            if part not in PRESETS:
+                raise SchemaError(f"unknown sector preset {part!r} in value weights {text!r}; use one of {sorted(PRESETS)}")
+            out.update(PRESETS[part])
+            continue
+        name, _, value = (s.strip() for s in part.partition("="))
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise SchemaError(f"value weights {text!r}: {name!r} needs a number, got {value!r}") from None
+    return out
+
+
 def _weights(weights: dict[str, float] | str) -> dict[str, float]:
+    if isinstance(weights, str) and ("=" in weights or "," in weights):
+        weights = parse_weights(weights)
     if isinstance(weights, str):
         if weights not in PRESETS:
             raise SchemaError(f"unknown sector preset {weights!r}; use one of {sorted(PRESETS)} or a dict of weights")

@@ -172,6 +172,7 @@ class LivePortfolio:
         self.store = store
         self.state_id = int(meta["state_id"])
         self.state = PortfolioState.from_json(body)
+        self._unkept: list[str] | None = None  # kept columns this store's customer_state has no place for
         if triggers is not None:
             self.set_triggers(triggers)
         text = store.get_meta("triggers")
@@ -381,8 +382,24 @@ class LivePortfolio:
             return None, plan.left_out
         return plan.rows.rename(columns={"change_index": "change_id"}), plan.left_out
 
+    def _kept_only(self, rows: Any) -> Any:
+        """`rows` without the sentiment columns when this store's customer_state has none (set up before
+        they existed: live updates then read a customer's texts instead, :mod:`clientfolio.live.texts`)."""
+        if self._unkept is None:
+            have = set(self.store.customer_state_columns())
+            self._unkept = [c for c in TEXT_FEATURES if c not in have]
+        if not self._unkept:
+            return rows
+        if isinstance(rows, list):
+            for r in rows:
+                for c in self._unkept:
+                    r.pop(c, None)
+            return rows
+        return rows.drop(columns=self._unkept, errors="ignore")
+
     def _commit(self, rows: pd.DataFrame, old: pd.DataFrame, when: Any, cause: str, keys: dict | None = None,
                 why_left: dict[str, str] | None = None, **kw: Any) -> tuple[pd.DataFrame, int, dict[str, int]]:
+        rows = self._kept_only(rows)
         new = rows.set_index("customer_id")
         changes = self._changes(old, new, when, cause, keys, why_left)
         outbox, left_out = self._outbox(changes)
@@ -616,7 +633,7 @@ class LivePortfolio:
                 self._moves(changes, cid, before_rec, after_rec, kinds, thresholds, when, "behaviour", keys, emptied)
         frame = pd.DataFrame(changes, columns=CHANGE_COLUMNS)
         outbox, left_out = self._outbox(frame)
-        change_ids = self.store.commit_live(state_rows=new_rows, changes=changes or None, outbox=outbox,
+        change_ids = self.store.commit_live(state_rows=self._kept_only(new_rows), changes=changes or None, outbox=outbox,
                                             event_keys=list(todo), transactions=tx, events=ev, delete_orders=[],
                                             **self._predictions(ids, day, tx, ev))
         if changes:

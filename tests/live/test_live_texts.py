@@ -97,6 +97,7 @@ def _batch(st, day: pd.Timestamp, ids: list[str]) -> pd.DataFrame:
     return applied.customers.set_index("customer_id").loc[ids]
 
 
+@pytest.mark.slow  # the fixture analyses the demo shop: about 15 s
 def test_live_reviews_fold_into_the_kept_sentiment_as_a_batch_gives(texts_store):
     url, tx, ev = texts_store
     with open_store(url) as st:
@@ -134,3 +135,33 @@ def test_live_reviews_fold_into_the_kept_sentiment_as_a_batch_gives(texts_store)
         batch = _batch(st, day2, ids)
         for col in (*TEXT_FEATURES, "value_score"):
             np.testing.assert_allclose(kept[col].to_numpy(float), batch[col].to_numpy(float), rtol=0, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_a_store_set_up_before_sentiment_refits_and_reads_the_texts_live(texts_store, tmp_path):
+    import shutil
+
+    from clientfolio.pipeline import refit
+
+    url, tx, ev = texts_store
+    old = tmp_path / "old.duckdb"
+    shutil.copy(url, old)
+    with open_store(old) as st:  # customer_state as a version without sentiment wrote it
+        st.replace_customer_state(st.read_customer_state().drop(columns=list(TEXT_FEATURES)))
+    refit(old)  # the new state has sentiment; its rows have no place for it, and the refit says nothing wrong
+    with open_store(old) as st:
+        live = LivePortfolio(st)
+        assert live.state.feature_flags_["sentiment"]
+        last = pd.Timestamp(st.query("SELECT max(ts) AS t FROM transactions")["t"].iloc[0]).normalize()
+        buyers = set(st.query("SELECT DISTINCT customer_id FROM transactions")["customer_id"].astype(str))
+        texts = ev[ev["type"].isin(["review", "support_ticket"]) & (ev["ts"] > last + pd.Timedelta(days=1))
+                   & ev["customer_id"].astype(str).isin(buyers)]
+        one = texts.head(1)
+        who = str(one["customer_id"].iloc[0])
+        day = pd.Timestamp(one["ts"].iloc[0]).normalize()
+        live.update(None, one, as_of=day)
+        assert not set(TEXT_FEATURES) & set(st.customer_state_columns())
+        kept = st.read_customer_state([who]).set_index("customer_id")
+        batch = _batch(st, day, [who])
+        np.testing.assert_allclose(kept["value_score"].to_numpy(float), batch["value_score"].to_numpy(float),
+                                   rtol=0, atol=1e-9)

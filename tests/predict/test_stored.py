@@ -247,3 +247,25 @@ def test_analyze_predict_flag_on_a_tiny_shop_prints_why_there_are_none(tmp_path)
     assert "No predictions were made" in text and "AUC" not in text
     help_text = re.sub(r"\s+", " ", re.sub(r"[│╭╮╰╯─]", " ", _cli(["analyze", "--help"]).output))
     assert "--predict" in help_text and "a minute per 100,000 customers" in help_text
+
+
+def test_the_models_kept_for_live_updates_give_the_batch_scores(shop_csv, shop_result):
+    """What predict_shop scored is what its kept models give when applied again (as a live update applies
+    them), also after a round trip through the stored form; one customer's rows alone give their scores."""
+    import json
+
+    from clientfolio.predict.applied import PredictionModels
+    from clientfolio.predict.training import Tables, load_tables
+
+    r = shop_result
+    tables = load_tables(pd.read_csv(shop_csv))
+    day = r.customers.attrs["as_of"]
+    m = PredictionModels.from_dict(json.loads(json.dumps(r.models.to_dict())))
+    assert m.usable and m.horizon_days == r.horizon_days and m.churn_source == r.customers["churn_source"].iloc[0]
+    again = m.predict(tables, day)
+    cols = ["churn_risk", "next_order_days", "next_order_low", "next_order_high", "reason"]
+    pd.testing.assert_frame_equal(again[cols], r.customers.set_index("customer_id")[cols])
+    who = str(r.customers["customer_id"].iloc[7])
+    own = tables.transactions[tables.transactions["customer_id"] == who]
+    alone = m.predict(Tables(own, tables.events, tables.customers), day)
+    pd.testing.assert_frame_equal(alone[cols], again.loc[[who], cols])

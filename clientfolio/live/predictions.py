@@ -16,6 +16,7 @@ by `analyze --predict` or `clientfolio refit`.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import pandas as pd
@@ -77,16 +78,20 @@ def prediction_update(store: Store, state: Any, ids: list[str], day: pd.Timestam
     from clientfolio.predict.training import load_tables
 
     ids = sorted({str(c) for c in ids})
-    tables = customer_tables(store, ids, tx, ev, drop)
     day = pd.Timestamp(day).normalize()
     out = {"predictions_for": ids, "predictions": None}
     try:
+        tables = customer_tables(store, ids, tx, ev, drop)
+        if not (tables["transactions"]["customer_id"].notna()).any():
+            return out  # no order left among them: their rows go, as a batch scores only customers with one
         t = load_tables(tables)
-    except Exception:  # noqa: BLE001 - no order with a customer among them: their rows only go
-        return out
-    t = type(t)(t.transactions[t.transactions["ts"] < day + pd.Timedelta(days=1)], t.events, t.customers)
-    if not (~t.transactions["is_refund"]).any():
-        return out
-    scored = models.apply(models.features(t, day)).reset_index()
+        t = type(t)(t.transactions[t.transactions["ts"] < day + pd.Timedelta(days=1)], t.events, t.customers)
+        if not (~t.transactions["is_refund"]).any():
+            return out
+        scored = models.apply(models.features(t, day)).reset_index()
+    except Exception as exc:  # noqa: BLE001 - the update itself must go through; their rows keep their as_of
+        warnings.warn(f"churn risk and next order of {len(ids)} customer(s) were not rescored ({exc}); their "
+                      "stored ones keep the day they are as of", RuntimeWarning, stacklevel=2)
+        return {}
     out["predictions"] = rows_of(scored, day, models.horizon_days, state_id)
     return out

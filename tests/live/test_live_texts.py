@@ -67,13 +67,23 @@ def test_sentiment_is_an_optional_value_dimension_and_no_text_is_not_a_zero():
         parse_weights("shop,sentiment=0.1")
 
 
-@pytest.fixture(scope="module")
-def texts_store(tmp_path_factory):
-    """The demo shop analysed at D0 with sentiment in the value score; (store path, held-back lines, events)."""
+@pytest.fixture(scope="module", params=["duckdb", "postgresql"])
+def texts_store(request, tmp_path_factory):
+    """The demo shop analysed at D0 with sentiment in the value score; (store url, held-back lines, events)."""
     from clientfolio.datasets import demo_shop_paths
     from clientfolio.ingest import import_files
 
-    url = str(tmp_path_factory.mktemp("texts") / "shop.duckdb")
+    done = None
+    if request.param == "duckdb":
+        url = str(tmp_path_factory.mktemp("texts") / "shop.duckdb")
+    else:
+        from tests.conftest import _pg_url, drop_pg_schema, pg_schema
+
+        base = _pg_url()
+        if base is None:
+            pytest.skip("no PostgreSQL server at CLIENTFOLIO_TEST_PG_URL (`bash .ci/run` starts one)")
+        url, schema = pg_schema(base)
+        done = (base, schema)
     p = demo_shop_paths()
     with open_store(url) as st:
         import_files([p["customers"], p["transactions"], p["events"], p["marketing_spend"]], st)
@@ -87,7 +97,9 @@ def texts_store(tmp_path_factory):
     c = pf.customers.set_index("customer_id")
     assert c["mean_sentiment"].notna().sum() > 100 and c["mean_sentiment"].isna().sum() > 1000
     assert (c.loc[c["mean_sentiment"].isna(), "texts_scored"] == 0).all()
-    return url, tx, ev
+    yield url, tx, ev
+    if done is not None:
+        drop_pg_schema(*done)
 
 
 def _batch(st, day: pd.Timestamp, ids: list[str]) -> pd.DataFrame:
@@ -138,14 +150,11 @@ def test_live_reviews_fold_into_the_kept_sentiment_as_a_batch_gives(texts_store)
 
 
 @pytest.mark.slow
-def test_a_store_set_up_before_sentiment_refits_and_reads_the_texts_live(texts_store, tmp_path):
-    import shutil
-
+def test_a_store_set_up_before_sentiment_refits_and_reads_the_texts_live(texts_store):
     from clientfolio.pipeline import refit
 
     url, tx, ev = texts_store
-    old = tmp_path / "old.duckdb"
-    shutil.copy(url, old)
+    old = url  # the module's last test: it turns the store into one set up before sentiment
     with open_store(old) as st:  # customer_state as a version without sentiment wrote it
         st.replace_customer_state(st.read_customer_state().drop(columns=list(TEXT_FEATURES)))
     refit(old)  # the new state has sentiment; its rows have no place for it, and the refit says nothing wrong

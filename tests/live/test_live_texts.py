@@ -7,6 +7,8 @@ reviews and tickets into the kept values: the same numbers as a batch over the s
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,6 +24,7 @@ from clientfolio.store import open_store
 from tests.live.shops import D0
 
 WEIGHTS = "retail,sentiment=0.2"
+RULES = {"segments": [{"name": "Unhappy writers", "when": {"field": "mean_sentiment", "lte": -0.05}}]}
 
 
 def test_sentiment_features_are_missing_without_texts_and_fold_like_the_batch():
@@ -92,7 +95,7 @@ def texts_store(request, tmp_path_factory):
         ev = st.query(f"SELECT * FROM events WHERE ts >= {cut} ORDER BY ts, event_id")
         st.query(f"DELETE FROM transactions WHERE ts >= {cut}")
         st.query(f"DELETE FROM events WHERE ts >= {cut}")
-        pf = clientfolio.analyze(store=st, cutoff=D0, clusters=False, sector=WEIGHTS)
+        pf = clientfolio.analyze(store=st, cutoff=D0, clusters=False, sector=WEIGHTS, rules=RULES)
     assert pf.state.feature_flags_["sentiment"] and "sentiment" in pf.state.value_weights_
     c = pf.customers.set_index("customer_id")
     assert c["mean_sentiment"].notna().sum() > 100 and c["mean_sentiment"].isna().sum() > 1000
@@ -106,7 +109,10 @@ def _batch(st, day: pd.Timestamp, ids: list[str]) -> pd.DataFrame:
     live = LivePortfolio(st)
     f, _, _ = customer_features(st, day)
     applied = live.state.apply(f[f["customer_id"].isin(ids)], day)
-    return applied.customers.set_index("customer_id").loc[ids]
+    out = applied.customers.set_index("customer_id").loc[ids]
+    rules = applied.segments[applied.segments["segment_kind"] == "rules"]
+    out["seg_rules"] = [json.dumps(sorted(rules.loc[rules["customer_id"] == c, "segment"].astype(str))) for c in ids]
+    return out
 
 
 @pytest.mark.slow  # the fixture analyses the demo shop: about 15 s
@@ -133,6 +139,7 @@ def test_live_reviews_fold_into_the_kept_sentiment_as_a_batch_gives(texts_store)
         for col in TEXT_FEATURES:
             np.testing.assert_allclose(kept[col].to_numpy(float), batch[col].to_numpy(float), rtol=0, atol=1e-12)
         assert kept.loc["PROSPECT", "texts_scored"] == 1 and kept.loc["PROSPECT", "negative_share"] == 1.0
+        assert kept.loc["PROSPECT", "seg_rules"] == '["Unhappy writers"]' == batch.loc["PROSPECT", "seg_rules"]
         np.testing.assert_allclose(kept["value_score"].to_numpy(float), batch["value_score"].to_numpy(float),
                                    rtol=0, atol=1e-9)
         # Many at once (the general path): every later order and text up to a day.
@@ -147,6 +154,9 @@ def test_live_reviews_fold_into_the_kept_sentiment_as_a_batch_gives(texts_store)
         batch = _batch(st, day2, ids)
         for col in (*TEXT_FEATURES, "value_score"):
             np.testing.assert_allclose(kept[col].to_numpy(float), batch[col].to_numpy(float), rtol=0, atol=1e-9)
+        # rules read the sentiment live as in a batch
+        assert kept["seg_rules"].tolist() == batch["seg_rules"].tolist()
+        assert '["Unhappy writers"]' in kept["seg_rules"].tolist()
 
 
 @pytest.mark.slow

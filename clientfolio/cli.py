@@ -398,7 +398,7 @@ def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parq
 
 def _print_predictions(predictions: Any, as_of: Any) -> None:
     """analyze --predict: which method each prediction uses and why, or why there are none."""
-    console.print(f"[bold]Churn risk and next order[/] as of {as_of:%d %B %Y} (live updates do not recompute them)")
+    console.print(f"[bold]Churn risk and next order[/] as of {as_of:%d %B %Y} (live updates rescore the customers they touch with these models)")
     if isinstance(predictions, str):
         console.print(f"  • none: {predictions}", highlight=False)
         return
@@ -440,7 +440,9 @@ def analyze_cmd(
     discount_rate: Annotated[float, typer.Option(help="Yearly discount rate for CLV.")] = 0.10,
     margin: Annotated[Optional[float], typer.Option(help="Gross margin (0-1) when the data has no cost of goods.")] = None,
     model: Annotated[str, typer.Option(help="auto (chosen on a holdout period), bgnbd, mbgnbd or paretonbd.")] = "auto",
-    sector: Annotated[str, typer.Option(help="Value-score weights: retail, services, b2b, subscription, non-profit.")] = "retail",
+    sector: Annotated[str, typer.Option(help="Value-score weights: retail, services, b2b, subscription, non-profit, "
+                                             "or dimension=weight pairs, e.g. 'retail,sentiment=0.1' (sentiment: "
+                                             "what customers write, off unless given).")] = "retail",
     rules: Annotated[Optional[Path], typer.Option(help="YAML file of your own rule segments (checked before "
                                                        "anything else runs).")] = None,
     playbooks: Annotated[Optional[Path], typer.Option(help="Your playbooks file (YAML; `clientfolio playbooks "

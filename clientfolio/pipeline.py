@@ -338,7 +338,8 @@ def predictions(st: Store, state: PortfolioState, as_of: pd.Timestamp, progress:
 
     Returns the :class:`~clientfolio.predict.evaluation.ShopPredictions`, or the plain sentence why there
     are none (e.g. too short a history for the time split).  The state records that predictions were
-    made, as of which day and by which method; live updates do not recompute them.
+    made, as of which day and by which method, and keeps the models: live updates apply them to the
+    customers they touch (:mod:`clientfolio.live.predictions`).
     """
     from clientfolio.predict.evaluation import predict_shop
 
@@ -346,8 +347,9 @@ def predictions(st: Store, state: PortfolioState, as_of: pd.Timestamp, progress:
     try:
         result = predict_shop(st, as_of=as_of)
     except ClientfolioError as exc:
-        state.predictions_ = None
+        state.predictions_ = state.prediction_models_ = None
         return str(exc).removeprefix("predict: ").rstrip(".") + "."
+    state.prediction_models_ = result.models  # live updates apply them to the customers they touch
     state.predictions_ = {"as_of": result.customers.attrs["as_of"].isoformat(), "horizon_days": result.horizon_days,
                           "customers": int(len(result.customers)), "churn": result.churn.chosen,
                           "next_order": result.next_order.chosen}
@@ -589,7 +591,9 @@ def refit(store: Store | str | Path, *, cutoff: str | pd.Timestamp | None = None
     """Fit the store's portfolio anew at `cutoff` (default: the last order) and make it current.
 
     The settings (horizon, discount rate, margin, sector, rules, clusters) are the current
-    state's; the model is chosen again on a holdout period.  Time is swept under the old state
+    state's; the model is chosen again on a holdout period.  A state that had churn risk and next
+    order gets them again (trained, checked and chosen as by ``analyze --predict``), written to the
+    predictions table with the new state's id and said in the result's notes.  Time is swept under the old state
     first, then every move the new state causes is recorded as cause "refit".  Returns the
     :class:`~clientfolio.live.portfolio.LiveResult`.
     """
@@ -609,9 +613,22 @@ def refit(store: Store | str | Path, *, cutoff: str | pd.Timestamp | None = None
         report("fitting the new state", 0.4)
         state, _, _ = fit_portfolio(st, as_of, support, choice, old.settings, old.sector, old.rules_, old.clusters,
                                     old.currency, notes)
+        # A state that had predictions gets them again, on the same data and cut-off as the rest of it.
+        had = old.predictions_ is not None or getattr(old, "prediction_models_", None) is not None
+        predicted = predictions(st, state, as_of, report) if had else None
         report("recording the moves it causes", 0.8)
         result = live.adopt(state, as_of)
         result.notes.extend(str(n) for n in notes.for_owner())
+        if isinstance(predicted, str):
+            result.notes.append(f"Churn risk and next order were not made again: {predicted} The stored ones stay as "
+                                "they were, with the day they are as of, and live updates no longer rescore them.")
+        elif predicted is not None:
+            from clientfolio.predict.stored import save_predictions
+
+            n = save_predictions(st, predicted, live.state_id)
+            m = predicted.models
+            result.notes.append(f"Churn risk and next order made again for {n:,} customers as of "
+                                f"{m.as_of:%d %B %Y} (churn: {m.churn_source}; next order: {m.next_order_source}).")
         report("done", 1.0)
         return result
     finally:

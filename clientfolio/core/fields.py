@@ -14,7 +14,7 @@ first_gap ipt_mean_before_last expected_purchases p_alive churn_risk expected_ga
 clv clv_low clv_high weekend_share december_share gift_share discount_share orders_per_month email_opens
 email_clicks page_views cart_abandons support_tickets reviews avg_rating nps email_click_rate
 acquisition_cost R F M FM gross_profit cost_to_serve profit days_since_last rhythm_days revenue_12m value_12m
-economic engagement advocacy strategic value_score"""
+economic engagement advocacy strategic value_score mean_sentiment negative_share texts_scored sentiment"""
 _STRING = """customer_id top_category top_channel region customer_country industry size acquisition_channel RFM
 rfm_segment profitability lifecycle quadrant value_tier historical_value_tier frequency_tier cluster
 forecast_note"""

@@ -334,6 +334,11 @@ class Memory(StoreReads):
     def _try(self, tx: pd.DataFrame | None, ev: pd.DataFrame | None, as_of: Any, out: LiveResult,
              given: tuple) -> _Pending | None:
         """Compute the update from memory and buffer it; None when it must take the unbuffered path."""
+        state = self.live.state
+        if state.feature_flags_.get("sentiment") or getattr(state, "prediction_models_", None) is not None:
+            # sentiment and churn/next-order predictions read the customer's texts and recent history from
+            # the store, which does not hold buffered events yet: such states take the unbuffered path
+            return None
         keyed: dict[str, tuple[str, Any]] = {}
         if tx is not None:
             for line in _line_records(tx):
@@ -479,7 +484,7 @@ class Memory(StoreReads):
         evs = [p.ev for p in pend if p.ev is not None]
         try:
             ids = self.live.store.commit_live(
-                state_rows=list(rows.values()), changes=changes or None,
+                state_rows=self.live._kept_only(list(rows.values())), changes=changes or None,
                 outbox=pd.concat(outboxes, ignore_index=True) if outboxes else None, event_keys=keys,
                 transactions=pd.concat(txs, ignore_index=True) if txs else None,
                 events=pd.concat(evs, ignore_index=True) if evs else None, delete_orders=[],

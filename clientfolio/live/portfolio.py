@@ -54,9 +54,11 @@ KEPT_COLUMNS = ("p_alive", "churn_risk", "expected_purchases", "expected_spend",
                 "next_order_date", "value_score", "R", "F", "M", "RFM", "days_since_last", "rhythm_days", "orders",
                 "revenue", "value_12m", "revenue_12m", "frequency", "recency", "T", "orders_per_month", "quadrant",
                 "last_gap", "monetary", "aov", "profit", "top_category", "top_channel", "discount_share",
-                "support_tickets", "cart_abandons", "consent_marketing", "forecast_note")
+                "support_tickets", "cart_abandons", "consent_marketing", "forecast_note",
+                "mean_sentiment", "negative_share", "texts_scored")  # the last three: where customers write
 
 
+TEXT_FEATURES = ("mean_sentiment", "negative_share", "texts_scored")  # = clientfolio.predict.sentiment.FEATURES
 # Store column names are lower-case; the customer table's few upper-case names are kept under these.
 STORED_NAMES = {"R": "rfm_r", "F": "rfm_f", "M": "rfm_m", "RFM": "rfm_code", "T": "t_days"}
 READ_NAMES = {v: k for k, v in STORED_NAMES.items()}
@@ -137,7 +139,8 @@ def _stats_with_prefix(stats: pd.DataFrame) -> pd.DataFrame:
 
 def _stats_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
     cols = {STAT + c: c for c in STATS_COLUMNS[1:]}
-    return rows[["customer_id", *cols]].rename(columns=cols)
+    kept = [c for c in TEXT_FEATURES if c in rows.columns]  # sentiment: kept like a statistic (clientfolio.live.texts)
+    return rows[["customer_id", *cols, *kept]].rename(columns=cols)
 
 
 def state_rows(stats: pd.DataFrame, applied: Applied | None, as_of: pd.Timestamp, next_change: pd.Series | None,
@@ -175,6 +178,7 @@ class LivePortfolio:
         self.store = store
         self.state_id = int(meta["state_id"])
         self.state = PortfolioState.from_json(body)
+        self._unkept: list[str] | None = None  # kept columns this store's customer_state has no place for
         if triggers is not None:
             self.set_triggers(triggers)
         text = store.get_meta("triggers")
@@ -263,8 +267,21 @@ class LivePortfolio:
             v12 = value_12m(self.store, as_of, ids)
         f = f.merge(attrs, on="customer_id", how="left").merge(v12, on="customer_id", how="left")
         f[["value_12m", "revenue_12m"]] = f[["value_12m", "revenue_12m"]].fillna(0.0)
+        if flags.get("sentiment"):
+            f = self._texts(f, buyers, as_of)
         f.attrs.update({"cutoff": pd.Timestamp(as_of), "unit": "D", "unit_days": 1.0})
         return f
+
+    def _texts(self, f: pd.DataFrame, stats: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+        """`f` with the customers' sentiment: kept in their statistics, or read from the store when the rows
+        do not have it yet (a refit that brings sentiment to a store whose rows predate it)."""
+        from clientfolio.live.texts import carried
+
+        if all(c in stats.columns for c in TEXT_FEATURES):
+            return carried(f, stats)
+        from clientfolio.state.features import with_sentiment
+
+        return carried(f, with_sentiment(self.store, f[["customer_id"]], as_of))
 
     def _attributes(self, ids: list[str]) -> pd.DataFrame:
         if not ids:
@@ -415,8 +432,24 @@ class LivePortfolio:
             return None, plan.left_out
         return plan.rows.rename(columns={"change_index": "change_id"}), plan.left_out
 
+    def _kept_only(self, rows: Any) -> Any:
+        """`rows` without the sentiment columns when this store's customer_state has none (set up before
+        they existed: live updates then read a customer's texts instead, :mod:`clientfolio.live.texts`)."""
+        if self._unkept is None:
+            have = set(self.store.customer_state_columns())
+            self._unkept = [c for c in TEXT_FEATURES if c not in have]
+        if not self._unkept:
+            return rows
+        if isinstance(rows, list):
+            for r in rows:
+                for c in self._unkept:
+                    r.pop(c, None)
+            return rows
+        return rows.drop(columns=self._unkept, errors="ignore")
+
     def _commit(self, rows: pd.DataFrame, old: pd.DataFrame, when: Any, cause: str, keys: dict | None = None,
                 why_left: dict[str, str] | None = None, **kw: Any) -> tuple[pd.DataFrame, int, dict[str, int]]:
+        rows = self._kept_only(rows)
         new = rows.set_index("customer_id")
         changes = self._changes(old, new, when, cause, keys, why_left)
         outbox, left_out = self._outbox(changes)
@@ -561,6 +594,10 @@ class LivePortfolio:
             if gone:
                 fresh = pd.concat([fresh, stats_frame([empty_stats(c) for c in gone])], ignore_index=True)
             frame = pd.concat([frame, fresh], ignore_index=True) if len(frame) else fresh
+        if self.state.feature_flags_.get("sentiment"):  # texts among the events folded into the kept sentiment
+            from clientfolio.live.texts import with_folded
+
+            frame = with_folded(self.store, frame, old, ev, stored=stored_import is not None)
         buyers = frame[frame["n_days"] > 0]
         applied = None
         if len(buyers):
@@ -584,6 +621,7 @@ class LivePortfolio:
             write = {"transactions": tx, "events": ev, "delete_orders": drop}
         else:  # already stored by the import; event keys of imported rows are the import's
             write = {"meta": {"applied_import": str(stored_import)}}
+        write.update(self._predictions(ids, day, *((tx, ev, drop) if stored_import is None else ())))
         changes, n_out, left_out = self._commit(rows, old, when, "behaviour", keys, why_left=emptied,
                                                 event_keys=list(todo) if stored_import is None else [], **write)
         result.changes, result.outbox, result.outbox_left_out = changes, n_out, left_out
@@ -600,8 +638,9 @@ class LivePortfolio:
         plan = self._plan_few(todo, touched, tx, ev, as_of, StoreReads(self))
         if plan is None:
             return None
-        change_ids = self.store.commit_live(state_rows=plan.rows, changes=plan.changes or None, outbox=plan.outbox,
-                                            event_keys=list(todo), transactions=tx, events=ev, delete_orders=[])
+        change_ids = self.store.commit_live(state_rows=self._kept_only(plan.rows), changes=plan.changes or None,
+                                            outbox=plan.outbox, event_keys=list(todo), transactions=tx, events=ev,
+                                            delete_orders=[], **self._predictions(plan.ids, plan.day, tx, ev))
         return plan.result(result, change_ids)
 
     def _plan_few(self, todo: dict[str, tuple[str, Any]], touched: dict[str, pd.Timestamp],
@@ -643,6 +682,10 @@ class LivePortfolio:
         applied: tuple[dict[str, np.ndarray], list[tuple[str, str, Any]]] | None = None
         if buyers:
             f = self._few_features(buyers, day, tx, v12, reads)
+            if self.state.feature_flags_.get("sentiment"):  # texts among the events folded into the kept sentiment
+                from clientfolio.live.texts import folded, new_scores
+
+                f.update(folded(self.store, [str(c) for c in f["customer_id"]], old, new_scores(ev)))
             rule_tx = reads.rule_tx(list(f["customer_id"]), tx) if self.state.rules_ is not None else None
             applied = self.state.apply_columns(f, day, transactions=rule_tx)
         emptied = {str(r["customer_id"]): "no purchases left" for r in rows if r["n_days"] == 0}
@@ -668,7 +711,17 @@ class LivePortfolio:
         frame = pd.DataFrame(changes, columns=CHANGE_COLUMNS) if changes else None
         outbox, left_out = reads.outbox(frame) if frame is not None else (None, {})
         return FewPlan(ids=ids, rows=new_rows, changes=changes, frame=frame, outbox=outbox, left_out=left_out,
-                       n_events=len(todo))
+                       n_events=len(todo), day=day)
+
+    def _predictions(self, ids: list[str], day: pd.Timestamp, tx: pd.DataFrame | None = None,
+                     ev: pd.DataFrame | None = None, drop: list | tuple = ()) -> dict[str, Any]:
+        """commit_live's arguments for the touched customers' churn risk and next order (nothing without
+        prediction models in the state): :mod:`clientfolio.live.predictions`."""
+        if getattr(self.state, "prediction_models_", None) is None:
+            return {}
+        from clientfolio.live.predictions import prediction_update
+
+        return prediction_update(self.store, self.state, ids, day, self.state_id, tx, ev, drop)
 
     def _few_reads(self, ids: list[str], tx: pd.DataFrame | None, day: pd.Timestamp
                    ) -> tuple[dict[str, tuple[float, float]], bool]:
@@ -948,6 +1001,7 @@ class FewPlan:
     outbox: pd.DataFrame | None
     left_out: dict[str, int]
     n_events: int
+    day: pd.Timestamp  # the day the customers were scored at
 
     def result(self, result: LiveResult, change_ids: list[int]) -> LiveResult:
         """`result` filled in, the change rows numbered with the ids their commit gave them."""

@@ -17,12 +17,22 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 
 
+_CONTROLLER: Any = None
+
+
 def one_thread() -> Any:
     """Boosted trees on one OpenMP thread: on a shared or small machine more threads than free cores
-    make fitting many times slower (measured: 20x on a loaded 2-core machine), and scores do not change."""
-    from threadpoolctl import threadpool_limits
+    make fitting many times slower (measured: 20x on a loaded 2-core machine), and scores do not change.
 
-    return threadpool_limits(limits=1, user_api="openmp")
+    The thread-pool controller is made once (finding the loaded libraries costs about 4 ms, a live
+    update's prediction calls it three times), after the trees' OpenMP runtime is loaded so it sees it."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        import sklearn.ensemble  # noqa: F401 - loads the OpenMP runtime the trees use
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="openmp")
 
 
 class FeatureFrame:
@@ -45,7 +55,9 @@ class FeatureFrame:
         cols = []
         for c in self.columns:
             if c in self.categories:
-                codes = pd.Categorical(X[c].astype("string"), categories=self.categories[c]).codes.astype(float)
+                text = X[c].astype("string")
+                text = text.where(text.isin(self.categories[c]))  # unseen at fit: missing
+                codes = pd.Categorical(text, categories=self.categories[c]).codes.astype(float)
                 codes[codes < 0] = np.nan
                 cols.append(codes)
             else:

@@ -54,6 +54,7 @@ class ShopPredictions:
     customers: pd.DataFrame
     horizon_days: int
     notes: list[str] = field(default_factory=list)
+    models: Any = None  # the PredictionModels that scored `customers`: the fitted state keeps them
 
     @property
     def comparisons(self) -> list[Comparison]:
@@ -333,30 +334,17 @@ def predict_shop(source: Any, *, horizon_days: int | None = None, random_state: 
     thin = _thin(train)
     churn, churn_model = evaluate_churn(train, test, random_state=random_state, thin=thin)
     nxt, next_model = evaluate_next_order(train, test, random_state=random_state, thin=thin)
-    X = now.features
-    out = pd.DataFrame(index=X.index)
-    out["horizon_days"] = horizon
-    out["btyd_churn_risk"] = X["btyd_p_none"]
-    out["btyd_next_order_days"] = X["btyd_days_median"]
-    if churn.chosen == "model":
-        final = ChurnModel(random_state=random_state).fit(test.features, test.labels["churned"])
-        out["churn_risk"] = final.predict_risk(X)
-    else:
-        out["churn_risk"] = X["btyd_p_none"]
-    out["churn_source"] = "boosted trees" if churn.chosen == "model" else "BG/NBD"
-    if nxt.chosen == "model":
-        final_n = NextOrderModel(random_state=random_state).fit(test.features, test.labels["days_to_next"])
-        iv = final_n.predict_interval(X)
-        out["next_order_days"], out["next_order_low"], out["next_order_high"] = iv["days"], iv["low"], iv["high"]
-    else:
-        biv = btyd_interval(X, now.btyd, horizon)
-        out["next_order_days"] = X["btyd_days_median"]
-        out["next_order_low"], out["next_order_high"] = biv["low"], biv["high"]
-    out["next_order_source"] = "boosted trees" if nxt.chosen == "model" else "BG/NBD"
-    out["next_order_interval"] = (f"80% interval (10% to 90% quantile), capped at {horizon} days; "
-                                  + str(nxt.details["interval_label"]).split("; ", 1)[1])
-    out["reason"] = [reason(r) for r in X[["days_since_last", "gap_median", "days_90d", "trend_90d",
-                                          "btyd_p_alive"]].to_dict("records")]
+    from clientfolio.predict.applied import PredictionModels
+
+    final = (ChurnModel(random_state=random_state).fit(test.features, test.labels["churned"])
+             if churn.chosen == "model" else None)
+    final_n = (NextOrderModel(random_state=random_state).fit(test.features, test.labels["days_to_next"])
+               if nxt.chosen == "model" else None)
+    models = PredictionModels(
+        as_of=end, horizon_days=horizon, vocab=vocab, btyd=now.btyd, churn=final, next_order=final_n,
+        interval_text=(f"80% interval (10% to 90% quantile), capped at {horizon} days; "
+                       + str(nxt.details["interval_label"]).split("; ", 1)[1]))
+    out = models.apply(now.features)
     out.attrs["as_of"] = end
     out.attrs["horizon_given"] = horizon_days is not None  # N asked for, or set from the shop's rhythm
-    return ShopPredictions(churn, nxt, out.reset_index(), horizon, notes)
+    return ShopPredictions(churn, nxt, out.reset_index(), horizon, notes, models)

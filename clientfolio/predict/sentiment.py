@@ -243,6 +243,38 @@ def customer_signals(events: pd.DataFrame, as_of: Any, *, recent_days: int = REC
     return out
 
 
+FEATURES = ("mean_sentiment", "negative_share", "texts_scored")
+
+
+def sentiment_features(texts: pd.DataFrame) -> pd.DataFrame:
+    """Per-customer sentiment features from :func:`scored_texts` rows, indexed by customer_id.
+
+    ``mean_sentiment`` (mean VADER compound of the customer's scored texts), ``negative_share``
+    (share of them at or below -0.05) and ``texts_scored`` (how many).  Only customers with a
+    scored text get a row: everyone else's mean and share are *missing*, never 0 (no text is not a
+    neutral text); their count is 0.  Every value is a function of the customer's own texts only,
+    so a live update folds new texts in (:func:`fold_sentiment`) and gets the same numbers.
+    """
+    sc = texts[texts["scored"]]
+    g = sc.groupby(sc["customer_id"].astype(str))["sentiment"]
+    out = pd.DataFrame({"mean_sentiment": g.mean(), "negative_share": g.apply(lambda s: float((s <= NEGATIVE).mean())),
+                        "texts_scored": g.size().astype(float)})
+    out.index.name = "customer_id"
+    return out
+
+
+def fold_sentiment(mean: float, share: float, n: float, scores: Sequence[float]) -> tuple[float, float, float]:
+    """A customer's (mean_sentiment, negative_share, texts_scored) after adding newly scored texts' scores."""
+    new = [float(s) for s in scores if s == s]
+    if not new:
+        return mean, share, n
+    n0 = 0.0 if n != n or not n else float(n)
+    total = (mean * n0 if n0 else 0.0) + sum(new)
+    negatives = (share * n0 if n0 else 0.0) + sum(1 for s in new if s <= NEGATIVE)
+    n1 = n0 + len(new)
+    return total / n1, negatives / n1, n1
+
+
 def with_signals(customers: pd.DataFrame, signals: pd.DataFrame) -> pd.DataFrame:
     """`customers` (with a customer_id column) plus the signal columns; customers without texts get 0 counts.
 

@@ -2,12 +2,13 @@
 
 Predictions belong to the fit they were made at: every row carries ``as_of`` (the last day of the
 data the models saw) and ``state_id`` (the fitted portfolio state current when they were written,
-NULL when the store has none).  Live updates (`clientfolio update`, events through the service) do
-not recompute them -- training costs about a minute per 100,000 customers, too much for one event --
-so wherever a customer's churn risk is shown it is shown "as of" that day: the one stated exception
-to "every score is current".  `clientfolio predict --store` and `clientfolio analyze --predict` on a
-kept store write them; each write replaces the whole table in one transaction, so re-running gives
-the same table and a failure leaves the previous one.
+NULL when the store has none).  `clientfolio predict --store` and `clientfolio analyze --predict` on a
+kept store write them; each such write replaces the whole table in one transaction, so re-running gives
+the same table and a failure leaves the previous one.  The fitted state keeps the models
+(:mod:`clientfolio.predict.applied`); a live update (`clientfolio update`, events through the service)
+applies them -- not retrains them -- to the customers it touches and replaces their rows in the same
+commit (:mod:`clientfolio.live.predictions`), so each row's ``as_of`` is the day it was last scored.
+Customers no event touched keep the day of the fit: the time sweep does not rescore predictions.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from clientfolio.store.live import now_utc
 TABLE = "predictions"
 COLUMNS = ["customer_id", "churn_risk", "churn_source", "next_order_days", "next_order_low", "next_order_high",
            "next_order_source", "horizon_days", "reason", "as_of", "state_id", "made_at"]
-STALE_NOTE = ("as of the last analyze or refit that made predictions: live updates do not recompute churn risk "
-              "or next order")
+STALE_NOTE = ("as of the day shown: live updates rescore a customer they touch with the fitted state's models "
+              "(kept by analyze --predict and refit); others keep the day they were last scored")
 
 
 def current_state_id(store: Store) -> int | None:
@@ -37,9 +38,15 @@ def prediction_rows(result: Any, state_id: int | None) -> pd.DataFrame:
     """The table's rows from a :class:`~clientfolio.predict.evaluation.ShopPredictions`."""
     c = result.customers
     as_of = pd.Timestamp(c.attrs.get("as_of") if c.attrs.get("as_of") is not None else result.churn.cutoff)
+    return rows_of(c, as_of, int(result.horizon_days), state_id)
+
+
+def rows_of(c: pd.DataFrame, as_of: pd.Timestamp, horizon_days: int, state_id: int | None) -> pd.DataFrame:
+    """The table's rows from per-customer predictions `c` (a ``customer_id`` column and the scores) made at `as_of`."""
     out = pd.DataFrame({k: c[k] for k in COLUMNS if k in c.columns})
     out["customer_id"] = out["customer_id"].astype(str)
-    out["horizon_days"] = int(result.horizon_days)
+    out["horizon_days"] = int(horizon_days)
+    as_of = pd.Timestamp(as_of)
     out["as_of"] = as_of.tz_localize(None) if as_of.tzinfo is not None else as_of
     out["state_id"] = pd.array([state_id] * len(out), dtype="Int64")
     out["made_at"] = pd.Timestamp(now_utc())

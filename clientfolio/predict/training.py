@@ -203,8 +203,9 @@ def _mix(tx: pd.DataFrame, categories: list[str], channels: list[str]) -> pd.Dat
     out["refunds"] = refunds.reindex(out.index).fillna(0.0)
     out["aov"] = out["revenue_gross"] / out["orders"]
     if categories:
-        rev = buys[buys["category"].isin(categories)].pivot_table(index="customer_id", columns="category",
-                                                                  values="amount", aggfunc="sum", observed=True)
+        # groupby + unstack: pivot_table's sums, without its fixed cost (a live update scores one customer)
+        rev = (buys[buys["category"].isin(categories)].groupby(["customer_id", "category"], observed=True)["amount"]
+               .sum().unstack())
         total = out["revenue_gross"].where(out["revenue_gross"] > 0)
         for c in categories:
             col = rev[c] if c in rev.columns else pd.Series(dtype=float)
@@ -215,19 +216,25 @@ def _mix(tx: pd.DataFrame, categories: list[str], channels: list[str]) -> pd.Dat
         out["discount_total"] = buys["discount"].fillna(0).groupby(buys["customer_id"]).sum()
     if channels:
         orders = buys.drop_duplicates(["customer_id", "order_id"])
-        share = pd.crosstab(orders["customer_id"], orders["channel"], normalize="index")
+        counts = _counts(orders, "channel")
+        share = counts.div(counts.sum(axis=1), axis=0)  # crosstab's normalize="index"
         for c in channels:
             out[f"channel_{c}"] = (share[c] if c in share.columns else pd.Series(dtype=float)).reindex(out.index).fillna(0.0)
     return out
+
+
+def _counts(rows: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Rows per customer and value of `column` (missing values left out), one column per value: what
+    pd.crosstab gives, without its fixed cost."""
+    return rows.groupby(["customer_id", column], observed=True).size().unstack(fill_value=0)
 
 
 def _events(ev: pd.DataFrame, types: list[str], cutoff: pd.Timestamp) -> pd.DataFrame:
     if not types:
         return pd.DataFrame()
     ev = ev[ev["type"].isin(types)]
-    all_time = pd.crosstab(ev["customer_id"], ev["type"])
-    recent = pd.crosstab(ev.loc[ev["ts"] >= cutoff + DAY - 90 * DAY, "customer_id"],
-                         ev.loc[ev["ts"] >= cutoff + DAY - 90 * DAY, "type"])
+    all_time = _counts(ev, "type")
+    recent = _counts(ev[ev["ts"] >= cutoff + DAY - 90 * DAY], "type")
     cols = {}
     for t in types:
         cols[f"events_{t}"] = all_time[t] if t in all_time.columns else pd.Series(dtype=float)

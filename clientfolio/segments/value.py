@@ -32,7 +32,11 @@ DIMENSIONS = {
     "engagement": ("email_click_rate", "email_opens", "page_views", "orders_per_month"),
     "advocacy": ("reviews", "avg_rating", "nps", "referrals"),
     "strategic": ("strategic",),
+    # What customers write (reviews, tickets; English): off in every preset, on with a weight of its own.  A
+    # customer without a scored text has no sentiment: its weight goes to their other dimensions, never a 0.
+    "sentiment": ("mean_sentiment",),
 }
+OPTIONAL = frozenset({"sentiment"})  # dimensions whose missing inputs leave the dimension out per customer
 
 
 def tier_cuts(values: pd.Series, shares: tuple[float, float] = (0.2, 0.3)) -> tuple[float, float] | None:
@@ -202,7 +206,27 @@ def percentile_of(values: pd.Series | np.ndarray, ref: dict | None) -> np.ndarra
     return np.where(np.isfinite(v), rank / n, np.nan)
 
 
+def parse_weights(text: str) -> dict[str, float]:
+    """Weights written as text: a preset, ``dimension=weight`` pairs, or both (``retail,sentiment=0.1``:
+    the preset's weights plus a sentiment dimension), separated by commas."""
+    out: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if "=" not in part:
+            if part not in PRESETS:
+                raise SchemaError(f"unknown sector preset {part!r} in value weights {text!r}; use one of {sorted(PRESETS)}")
+            out.update(PRESETS[part])
+            continue
+        name, _, value = (s.strip() for s in part.partition("="))
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise SchemaError(f"value weights {text!r}: {name!r} needs a number, got {value!r}") from None
+    return out
+
+
 def _weights(weights: dict[str, float] | str) -> dict[str, float]:
+    if isinstance(weights, str) and ("=" in weights or "," in weights):
+        weights = parse_weights(weights)
     if isinstance(weights, str):
         if weights not in PRESETS:
             raise SchemaError(f"unknown sector preset {weights!r}; use one of {sorted(PRESETS)} or a dict of weights")
@@ -249,12 +273,27 @@ def value_score_arrays(cols, weights: dict[str, float] | str, refs: dict[str, di
             if weights.get(dim):
                 notes.append(f"no {dim} data ({', '.join(names)}): its weight is shared among the other dimensions")
             continue
-        pct = [np.nan_to_num(percentile_of(_floats(cols[c]), refs[c]), nan=0.0) * 100 for c in have]
-        out[dim] = np.mean(pct, axis=0)
+        if dim in OPTIONAL:  # missing stays missing: the customer's other dimensions carry the score
+            out[dim] = np.nanmean([percentile_of(_floats(cols[c]), refs[c]) * 100 for c in have], axis=0) \
+                if len(have) > 1 else percentile_of(_floats(cols[have[0]]), refs[have[0]]) * 100
+        else:
+            pct = [np.nan_to_num(percentile_of(_floats(cols[c]), refs[c]), nan=0.0) * 100 for c in have]
+            out[dim] = np.mean(pct, axis=0)
         used[dim] = weights[dim]
     total = sum(used.values())
     if not total:
         raise SchemaError("value_score: none of the value dimensions has data")
     norm = {d: w / total for d, w in used.items()}
-    out["value_score"] = sum(out[d] * w for d, w in norm.items())
+    opt = [d for d in norm if d in OPTIONAL]
+    if not opt:
+        out["value_score"] = sum(out[d] * w for d, w in norm.items())
+        return out, norm, notes
+    # Per customer: the weights of the dimensions they have, rescaled to one.
+    num = sum(np.nan_to_num(out[d], nan=0.0) * w for d, w in norm.items())
+    den = sum(np.where(np.isnan(out[d]), 0.0, w) if d in OPTIONAL else np.full(len(out[d]), w)
+              for d, w in norm.items())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["value_score"] = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    notes.extend(f"{d}: customers without {', '.join(DIMENSIONS[d])} are scored on their other dimensions "
+                 "(their weight shared among those), not as a 0" for d in opt)
     return out, norm, notes

@@ -38,11 +38,38 @@ def customer_features(store: Store, as_of: pd.Timestamp) -> tuple[pd.DataFrame, 
                 .merge(attrs, on="customer_id", how="left")
                 .merge(value_12m(store, as_of), on="customer_id", how="left"))
     features[["value_12m", "revenue_12m"]] = features[["value_12m", "revenue_12m"]].fillna(0.0)
+    features = with_sentiment(store, features, as_of)
     features.attrs.update({"cutoff": as_of, "unit": "D", "unit_days": 1.0})
     # as objects: pandas 3's isin on a string column took over a second for 100k customers
     buyers = set(summary["customer_id"].astype(object))
     prospects = attrs.loc[~attrs["customer_id"].astype(object).isin(buyers), "customer_id"]
     return features, notes, prospects
+
+
+TEXT_EVENTS_SQL = ("SELECT customer_id, ts, type, properties FROM events WHERE type IN ('review', 'support_ticket') "
+                   "AND customer_id IS NOT NULL")
+
+
+def with_sentiment(store: Store, features: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """`features` plus each customer's sentiment (``mean_sentiment``, ``negative_share``, ``texts_scored``:
+    :func:`clientfolio.predict.sentiment.sentiment_features`) from their reviews and tickets up to `as_of`,
+    when the store holds any scored text; unchanged otherwise.  Missing mean and share for customers
+    without a scored text (never 0 as neutral); rules, segments and the value score read them."""
+    from clientfolio.predict.sentiment import FEATURES, scored_texts, sentiment_features
+
+    end = f"CAST(DATE '{pd.Timestamp(as_of).date().isoformat()}' + 1 AS TIMESTAMP)"
+    ev = store.query(f"{TEXT_EVENTS_SQL} AND ts < {end}")
+    if ev.empty:
+        return features
+    texts = scored_texts(ev)
+    if not texts["scored"].any():
+        return features
+    s = sentiment_features(texts)
+    out = features.merge(s, left_on=features["customer_id"].astype(str), right_index=True, how="left")
+    out = out.drop(columns="key_0", errors="ignore")
+    out["texts_scored"] = out["texts_scored"].fillna(0.0)
+    out.attrs.update(features.attrs)
+    return out[[*features.columns, *FEATURES]]
 
 
 def rule_transactions(store: Store) -> pd.DataFrame:

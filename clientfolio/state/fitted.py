@@ -116,12 +116,15 @@ class PortfolioState:
         self.fitted_on_ = dict(fitted_on or {}, cutoff=as_of.isoformat(), customers=int(len(features)))
         self.notes_ = Notes()
         # Churn risk and next order made at this fit (analyze --predict sets a summary; the scores themselves
-        # live in the store's predictions table and are not recomputed by live updates).
+        # live in the store's predictions table, rescored for touched customers by live updates).
         self.predictions_: dict | None = None
+        # The churn and next-order models behind them (clientfolio.predict.applied.PredictionModels), which live
+        # updates apply to the customers they touch; None when no predictions were made.
+        self.prediction_models_: Any = None
         # Which behaviour columns this shop has: features derived for one customer later must have the same.
         self.categories_ = [c.removeprefix("share_") for c in features.columns if c.startswith("share_")]
         self.feature_flags_ = {"discounts": "discount_share" in features, "events": "email_opens" in features,
-                               "channels": "top_channel" in features}
+                               "channels": "top_channel" in features, "sentiment": "mean_sentiment" in features}
         self._fit_models(features, as_of, start, purchase_stats, group)
         scored = self._score(features, as_of, self.settings, fit=True)
         applied = self._segment(scored, as_of, transactions, prospects, marketing_spend, fit=True)
@@ -455,6 +458,8 @@ class PortfolioState:
                       if self.rules_ is not None else None),
             "cac": self.cac_.to_dict("records") if self.cac_ is not None else None,
             "predictions": getattr(self, "predictions_", None),
+            "prediction_models": (self.prediction_models_.to_dict()
+                                  if getattr(self, "prediction_models_", None) is not None else None),
             "notes": [{"text": str(n), "audience": getattr(n, "audience", "owner"), "topic": getattr(n, "topic", None)}
                       for n in self.notes_],
         }
@@ -503,6 +508,11 @@ class PortfolioState:
         self.rules_ = rules
         self.cac_ = pd.DataFrame(d["cac"]) if d.get("cac") is not None else None
         self.predictions_ = d.get("predictions")  # absent in states stored before predictions existed
+        self.prediction_models_ = None  # absent in states stored before live predictions existed
+        if d.get("prediction_models"):
+            from clientfolio.predict.applied import PredictionModels
+
+            self.prediction_models_ = PredictionModels.from_dict(d["prediction_models"])  # decoded when first used
         self._cac_lookup = _UNSET
         from clientfolio.core.notes import Note
 

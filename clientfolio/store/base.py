@@ -163,6 +163,8 @@ class Store(abc.ABC):
         delete_orders: Sequence[tuple[str, str]] = (),
         expect_version: str | None = None,
         new_customers: list[tuple] | None = None,
+        predictions: pd.DataFrame | None = None,
+        predictions_for: Sequence[str] = (),
     ) -> list[int]:
         """Write one live update in ONE transaction, all or nothing; return the new change ids.
 
@@ -172,7 +174,8 @@ class Store(abc.ABC):
         are NULL; columns the table lacks are an error); append `changes` with change ids
         max+1, max+2, ... in row order; append `outbox` rows, whose `change_id` column gives the
         position of their row in `changes` (message_id defaults to msg_<change_id>_<transition>_<action>);
-        record `event_keys` as applied; upsert `meta`.  Raises EventAlreadyApplied (writing
+        record `event_keys` as applied; upsert `meta`; replace the `predictions` rows of the customers in
+        `predictions_for` by the rows of `predictions` (a live update's churn risk and next order).  Raises EventAlreadyApplied (writing
         nothing) when an event key was applied before, StoreError when the database refuses a row.
 
         Every commit raises the store's version counter (live_meta ``store_version``) by one; with

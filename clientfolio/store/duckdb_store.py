@@ -193,11 +193,15 @@ class DuckDBStore(Store):
         delete_orders: Sequence[tuple[str, str]] = (),
         expect_version: str | None = None,
         new_customers: list[tuple] | None = None,
+        predictions: pd.DataFrame | None = None,
+        predictions_for: Sequence[str] = (),
     ) -> list[int]:
         now = now_utc()
         batch = prepare_live(state_rows=state_rows, changes=changes, outbox=outbox, event_keys=event_keys,
                              meta=meta, transactions=transactions, events=events, delete_orders=delete_orders,
-                             now=now, expect_version=expect_version, new_customers=new_customers)
+                             predictions=predictions, predictions_for=predictions_for, now=now,
+                             expect_version=expect_version,
+                             new_customers=new_customers)
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:

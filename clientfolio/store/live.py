@@ -448,6 +448,8 @@ class LiveBatch:
     meta: dict[str, str] = field(default_factory=dict)
     expect_version: str | None = None  # write only if the store's version counter still has this value
     new_customers: list[tuple] | None = None  # customers rows to add (if unknown) instead of deriving them
+    predictions: Rows | None = None
+    predictions_for: list[str] = field(default_factory=list)
 
 
 def prepare_live(
@@ -463,6 +465,8 @@ def prepare_live(
     now: datetime,
     expect_version: str | None = None,
     new_customers: list[tuple] | None = None,
+    predictions: pd.DataFrame | None = None,
+    predictions_for: Sequence[str] = (),
 ) -> LiveBatch:
     """Check and type everything commit_live was given, before the transaction starts."""
     b = LiveBatch(delete_orders=[(str(s), str(o)) for s, o in delete_orders], event_keys=[str(k) for k in event_keys],
@@ -493,6 +497,12 @@ def prepare_live(
             raise SchemaError(f"commit_live state_rows: '{CUSTOMER_STATE_KEY}' must be given once per row, "
                               f"found {int(ids.isna().sum())} missing and {int(ids.duplicated().sum())} repeated")
         b.state_rows = state_rows
+    b.predictions_for = sorted({str(c) for c in predictions_for})
+    if predictions is not None and len(predictions):
+        b.predictions = rows_for(predictions, table_types("predictions"), "commit_live predictions")
+        unknown = sorted(set(b.predictions.column("customer_id")) - set(b.predictions_for))
+        if unknown:
+            raise SchemaError(f"commit_live predictions: rows of customers not in predictions_for: {unknown[:5]}")
     if changes is not None and len(changes):
         # change_id is assigned in the transaction; a value given for it is overwritten
         b.changes = (rows_from_records(changes, table_types("segment_changes"), "commit_live changes",
@@ -564,6 +574,10 @@ def run_commit(db: LiveWriter, b: LiveBatch, now: datetime) -> list[int]:
                  else rows_for(b.state_rows, db.state_types(), what))
         db.delete_keys("customer_state", (CUSTOMER_STATE_KEY,), [(v,) for v in state.column(CUSTOMER_STATE_KEY)])
         db.insert("customer_state", state)
+    if b.predictions_for:
+        db.delete_keys("predictions", ("customer_id",), [(c,) for c in b.predictions_for])
+        if b.predictions is not None:
+            db.insert("predictions", b.predictions)
     ids: list[int] = []
     meta = dict(b.meta)
     if b.changes is not None:

@@ -297,8 +297,8 @@ MIGRATIONS.append((
 # Version 7: churn risk and next order per customer (clientfolio.predict), written by `clientfolio predict`
 # and `analyze --predict`.  A table of its own, not columns of customer_state: customer_state is rebuilt
 # with whatever columns each fit gives and upserted by every live update, while predictions belong to the
-# fit they were made at (``as_of``, ``state_id``) and live updates do not recompute them.  Each write
-# replaces the whole table in one transaction.
+# fit they were made at (``as_of``, ``state_id``).  Each batch write replaces the whole table in one
+# transaction; a live update replaces the rows of the customers it touches (clientfolio.live.predictions).
 PREDICTIONS = [
     ("customer_id", "TEXT NOT NULL"), ("churn_risk", "DOUBLE PRECISION"), ("churn_source", "TEXT NOT NULL"),
     ("next_order_days", "DOUBLE PRECISION"), ("next_order_low", "DOUBLE PRECISION"),

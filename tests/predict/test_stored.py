@@ -126,25 +126,31 @@ def test_analyze_predict_fills_the_portfolio_the_state_and_the_kept_store(tmp_pa
     from clientfolio.state.fitted import PortfolioState
 
     assert PortfolioState.from_json(body).predictions_ == pf.state.predictions_
-    # A live order moves the customer's live scores, not their predictions: those stay as of the fit.
+    # A live order rescores its customer's predictions at the order's day with the state's models; the others
+    # stay as of the fit (tests/live/test_live_predictions.py checks the numbers against the batch).
     who = str(stored["customer_id"].iloc[0])
+    day = pf.as_of + pd.Timedelta(days=3)
     with open_store(store) as st:
         LivePortfolio(st).update(pd.DataFrame({"customer_id": [who], "order_id": ["LIVE-1"], "amount": [20.0],
-                                               "ts": [pf.as_of + pd.Timedelta(days=3, hours=10)]}))
+                                               "ts": [day + pd.Timedelta(hours=10)]}))
         after = read_predictions(st)
         assert st.query("SELECT count(*) AS n FROM transactions WHERE order_id = 'LIVE-1'")["n"].iloc[0] == 1
-    pd.testing.assert_frame_equal(stored, after)
-    # A refit does not recompute them (they keep the older state's id); writing them again takes the new one.
+    moved = after["customer_id"] == who
+    assert (pd.to_datetime(after.loc[moved, "as_of"]) == day).all() and moved.sum() == 1
+    pd.testing.assert_frame_equal(stored[~moved].reset_index(drop=True), after[~moved].reset_index(drop=True))
+    # A refit of a state that had predictions makes them again, with the new state's id, and says so.
     from clientfolio.pipeline import refit
 
-    refit(store)
+    result = refit(store)
     with open_store(store) as st:
-        meta2, _ = st.load_state()
-        assert (read_predictions(st)["state_id"] == meta["state_id"]).all()
-        save_predictions(st, p)
+        meta2, body2 = st.load_state()
         again = read_predictions(st)
     assert meta2["state_id"] != meta["state_id"] and (again["state_id"] == meta2["state_id"]).all()
-    assert len(again) == len(p.customers) and again["customer_id"].is_unique
+    assert len(again) == len(p.customers) + 0 and again["customer_id"].is_unique
+    assert (pd.to_datetime(again["as_of"]) == day).all()  # the refit's cut-off: the last order, LIVE-1's day
+    assert any(n.startswith("Churn risk and next order made again for") for n in result.notes), result.notes
+    refitted = PortfolioState.from_json(body2)
+    assert refitted.predictions_["as_of"].startswith(str(day.date())) and refitted.prediction_models_ is not None
     # Off by default: nothing is trained, nothing is claimed.
     assert clientfolio.analyze(shop_csv, clusters=False).predictions is None
 
@@ -207,7 +213,7 @@ def test_predict_command_writes_the_store_and_a_safe_csv(tmp_path, shop_csv):
     assert re.search(r"80% interval held the actual day for \d+% of the [\d,]+ test customers",
                      re.sub(r"\s+", " ", r.output))
     said_out = " ".join(r.output.split())  # rich wraps at the terminal width (80 columns in CI)
-    assert "Stored" in said_out and "live updates do not recompute them" in said_out, r.output
+    assert "Stored" in said_out and "Live updates rescore the customers they touch" in said_out, r.output
     with open_store(st) as s:
         assert len(read_predictions(s)) == len(pd.read_csv(out)) > 300
     said = pd.read_csv(out)["next_order_interval"].unique()  # every row says what its interval covers
@@ -241,3 +247,25 @@ def test_analyze_predict_flag_on_a_tiny_shop_prints_why_there_are_none(tmp_path)
     assert "No predictions were made" in text and "AUC" not in text
     help_text = re.sub(r"\s+", " ", re.sub(r"[│╭╮╰╯─]", " ", _cli(["analyze", "--help"]).output))
     assert "--predict" in help_text and "a minute per 100,000 customers" in help_text
+
+
+def test_the_models_kept_for_live_updates_give_the_batch_scores(shop_csv, shop_result):
+    """What predict_shop scored is what its kept models give when applied again (as a live update applies
+    them), also after a round trip through the stored form; one customer's rows alone give their scores."""
+    import json
+
+    from clientfolio.predict.applied import PredictionModels
+    from clientfolio.predict.training import Tables, load_tables
+
+    r = shop_result
+    tables = load_tables(pd.read_csv(shop_csv))
+    day = r.customers.attrs["as_of"]
+    m = PredictionModels.from_dict(json.loads(json.dumps(r.models.to_dict())))
+    assert m.usable and m.horizon_days == r.horizon_days and m.churn_source == r.customers["churn_source"].iloc[0]
+    again = m.predict(tables, day)
+    cols = ["churn_risk", "next_order_days", "next_order_low", "next_order_high", "reason"]
+    pd.testing.assert_frame_equal(again[cols], r.customers.set_index("customer_id")[cols])
+    who = str(r.customers["customer_id"].iloc[7])
+    own = tables.transactions[tables.transactions["customer_id"] == who]
+    alone = m.predict(Tables(own, tables.events, tables.customers), day)
+    pd.testing.assert_frame_equal(alone[cols], again.loc[[who], cols])

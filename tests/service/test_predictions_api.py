@@ -1,5 +1,5 @@
-"""A customer's churn risk and next order over HTTP: shown with the day they are as of, since live updates
-do not recompute them."""
+"""A customer's churn risk and next order over HTTP: shown with the day they were last scored (by the
+analysis, or by a live update that touched the customer)."""
 
 from __future__ import annotations
 
@@ -42,5 +42,5 @@ def test_customer_endpoint_shows_stored_predictions_as_of_their_fit(fitted_shop:
     # The live score of the same name (1 - P(alive), empty below the minimum for forecasts) stays where it was.
     assert "churn_risk" in body["scores"]
     as_of = f"{result.customers.attrs['as_of']:%d %b %Y}"
-    assert f"Churn risk and next order, as of {as_of}" in page and "live updates do not recompute them" in page
+    assert f"Churn risk and next order, as of {as_of}" in page and "rescores them with the models" in page
     assert f"{row['churn_risk']:.0%}" in page and "80% interval" in page

@@ -611,3 +611,35 @@ def test_a_big_write_killed_mid_way_leaves_before_or_after(store_url: str, op: s
         assert got in (before, after), got
         assert got == before  # killed inside the transaction: nothing of it is there
         assert st.load_state()[0]["state_id"] == 1
+
+
+def test_commit_live_replaces_the_predictions_of_the_customers_it_names(store) -> None:
+    """A live update's churn risk and next order: the named customers' rows replaced (or removed) in the
+    same transaction as their state; a refused row leaves everything as it was."""
+    from clientfolio.predict.stored import COLUMNS, read_predictions
+
+    def rows(ids: list[str], risk: float, day: pd.Timestamp) -> pd.DataFrame:
+        return pd.DataFrame({"customer_id": ids, "churn_risk": [risk] * len(ids), "churn_source": "BG/NBD",
+                             "next_order_days": 3.0, "next_order_low": 1.0, "next_order_high": 9.0,
+                             "next_order_source": "BG/NBD", "horizon_days": 35, "reason": "r", "as_of": day,
+                             "state_id": 1, "made_at": day})[COLUMNS]
+
+    store.replace_customer_state(_state(3))
+    with store.transaction() as tx:
+        tx.insert("predictions", rows(["c000000", "c000001", "c000002"], 0.5, T0))
+    later = T0 + pd.Timedelta(days=3)
+    state = pd.DataFrame({"customer_id": ["c000001"], "p_alive": [0.1]})
+    store.commit_live(state_rows=state, changes=None, outbox=None, predictions=rows(["c000001"], 0.9, later),
+                      predictions_for=["c000001", "c000002"])
+    got = read_predictions(store).set_index("customer_id")
+    assert list(got.index) == ["c000000", "c000001"]  # c000002 named without a row: removed (no purchase left)
+    assert got.loc["c000001", "churn_risk"] == 0.9 and pd.Timestamp(got.loc["c000001", "as_of"]) == later
+    assert got.loc["c000000", "churn_risk"] == 0.5  # not named: untouched
+    with pytest.raises(SchemaError, match="not in predictions_for"):
+        store.commit_live(state_rows=None, changes=None, outbox=None, predictions=rows(["c000000"], 0.2, later),
+                          predictions_for=["c000001"])
+    with pytest.raises(StoreError):  # a risk above 1 is refused by the table: nothing of the update is written
+        store.commit_live(state_rows=pd.DataFrame({"customer_id": ["c000000"], "p_alive": [0.99]}), changes=None,
+                          outbox=None, predictions=rows(["c000000"], 1.5, later), predictions_for=["c000000"])
+    assert read_predictions(store).set_index("customer_id").loc["c000000", "churn_risk"] == 0.5
+    assert store.read_customer_state(["c000000"])["p_alive"].iloc[0] != 0.99

@@ -1,0 +1,137 @@
+"""Live updates keep churn risk and next order current for the customers they touch.
+
+The demo shop analysed with predictions at a cut-off (its churn model is the boosted trees, which beat
+BG/NBD there), then held-back orders and events replayed: after each update, every touched customer's
+stored prediction equals what the state's models give in a batch over the whole store at the same day
+(`PredictionModels.predict`), on DuckDB and on a real PostgreSQL server; untouched customers keep theirs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import clientfolio
+from clientfolio.datasets import demo_shop_paths
+from clientfolio.ingest import import_files
+from clientfolio.live import LivePortfolio
+from clientfolio.live.portfolio import FEW, LIVE_SOURCE
+from clientfolio.predict.applied import PredictionModels
+from clientfolio.predict.stored import read_predictions
+from clientfolio.state import PortfolioState
+from clientfolio.store import open_store
+
+pytestmark = pytest.mark.slow  # one analyze with predictions per backend: about 20 s each on a quiet machine
+
+D0 = pd.Timestamp("2024-10-31")
+NUMBERS = ["churn_risk", "next_order_days", "next_order_low", "next_order_high"]
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgresql"])
+def shop(request, tmp_path_factory):
+    """(store url, held-back order lines, held-back events) of the demo shop analysed with predictions at D0."""
+    if request.param == "duckdb":
+        url = str(tmp_path_factory.mktemp("livepred") / "shop.duckdb")
+        done = None
+    else:
+        from tests.conftest import _pg_url, drop_pg_schema, pg_schema
+
+        base = _pg_url()
+        if base is None:
+            pytest.skip("no PostgreSQL server at CLIENTFOLIO_TEST_PG_URL (`bash .ci/run` starts one)")
+        url, schema = pg_schema(base)
+        done = (base, schema)
+    p = demo_shop_paths()
+    with open_store(url) as st:
+        import_files([p["customers"], p["transactions"], p["events"], p["marketing_spend"]], st)
+        cut = f"CAST(DATE '{(D0 + pd.Timedelta(days=1)).date()}' AS TIMESTAMP)"
+        tx = st.query(f"SELECT * FROM transactions WHERE ts >= {cut} ORDER BY ts, source, order_id, line_key")
+        ev = st.query(f"SELECT * FROM events WHERE ts >= {cut} ORDER BY ts, event_id")
+        st.query(f"DELETE FROM transactions WHERE ts >= {cut}")
+        st.query(f"DELETE FROM events WHERE ts >= {cut}")
+        pf = clientfolio.analyze(store=st, cutoff=D0, predict=True, clusters=False)
+        assert pf.state.predictions_["churn"] == "model"  # the trees are what is applied live, not only BG/NBD
+    yield url, tx, ev
+    if done is not None:
+        drop_pg_schema(*done)
+
+
+def _batch(st, models: PredictionModels, day: pd.Timestamp, ids: list[str]) -> pd.DataFrame:
+    return models.predict(st, day).loc[ids]
+
+
+def _check(st, models: PredictionModels, day: pd.Timestamp, ids: list[str]) -> pd.DataFrame:
+    live = read_predictions(st, ids).set_index("customer_id")
+    assert sorted(live.index) == sorted(ids)
+    assert (pd.to_datetime(live["as_of"]) == day).all()
+    batch = _batch(st, models, day, ids)
+    for col in NUMBERS:
+        np.testing.assert_allclose(live.loc[ids, col].to_numpy(float), batch[col].to_numpy(float), rtol=0, atol=1e-12)
+    assert live.loc[ids, "reason"].tolist() == batch["reason"].tolist()
+    assert live.loc[ids, "churn_source"].tolist() == batch["churn_source"].tolist()
+    return live
+
+
+def test_live_updates_give_the_batch_predictions_of_the_customers_they_touch(shop):
+    url, tx, ev = shop
+    with open_store(url) as st:
+        live = LivePortfolio(st)
+        models = live.state.prediction_models_
+        assert isinstance(models, PredictionModels) and models.churn is not None  # stored, loaded, decoded
+        before = read_predictions(st).set_index("customer_id")
+        # One customer's order (the few-customer path), an event of another, a new customer's first order.
+        order = tx[tx["order_id"] == tx["order_id"].iloc[0]]
+        buyer = str(order["customer_id"].iloc[0])
+        other = str(ev.loc[ev["customer_id"].astype(str) != buyer, "customer_id"].iloc[0])
+        event = ev[ev["customer_id"].astype(str) == other].head(1)
+        day = pd.Timestamp(max(order["ts"].max(), event["ts"].max())).normalize()
+        newcomer = pd.DataFrame({"customer_id": ["NEW-1"], "order_id": ["NEW-1-a"], "ts": [day + pd.Timedelta(hours=9)],
+                                 "amount": [42.0], "category": ["bread"], "source": [LIVE_SOURCE],
+                                 "line_key": ["0"], "is_refund": [False]})
+        live.update(pd.concat([order, newcomer], ignore_index=True), event, as_of=day)
+        touched = sorted({buyer, other, "NEW-1"})
+        after = _check(st, models, day, touched)
+        assert after.loc[buyer, "reason"] != before.loc[buyer, "reason"]  # the new order is in their numbers
+        rest = read_predictions(st).set_index("customer_id").drop(index=touched)
+        pd.testing.assert_frame_equal(rest, before.drop(index=[c for c in touched if c in before.index]))
+        # Many customers at once, with a cancellation: the general path.
+        day2 = day + pd.Timedelta(days=10)
+        later = tx[(tx["ts"] > day + pd.Timedelta(days=1)) & (tx["ts"] < day2)]
+        assert later["customer_id"].nunique() > FEW
+        live.update(later, cancellations=[(LIVE_SOURCE, "NEW-1-a")], as_of=day2)
+        ids = sorted(set(later["customer_id"].astype(str)))
+        _check(st, models, day2, ids)
+        # The newcomer's only order is cancelled: no purchase left, no prediction row (as in a batch).
+        assert read_predictions(st, ["NEW-1"]).empty
+
+
+def test_without_prediction_models_an_update_writes_no_predictions(shop):
+    url, tx, _ = shop
+    with open_store(url) as st:
+        live = LivePortfolio(st)
+        live.state.prediction_models_ = None
+        before = read_predictions(st)
+        order = tx[tx["order_id"] == tx["order_id"].iloc[-1]]
+        live.update(order)
+        pd.testing.assert_frame_equal(read_predictions(st), before)
+        assert live._predictions([str(order["customer_id"].iloc[0])], pd.Timestamp(order["ts"].iloc[0])) == {}
+
+
+def test_the_state_keeps_its_models_and_old_or_unreadable_ones_load(shop):
+    url, _, _ = shop
+    with open_store(url) as st:
+        meta, body = st.load_state()
+    d = json.loads(body)
+    assert d["prediction_models"]["churn"] is not None and d["prediction_models"]["btyd"]["class"] == "BGNBD"
+    again = PortfolioState.from_json(body).prediction_models_
+    assert again.usable and again.to_dict() == d["prediction_models"]
+    old = dict(d)
+    del old["prediction_models"]  # a state stored before the models were kept
+    assert PortfolioState.from_json(json.dumps(old)).prediction_models_ is None
+    broken = json.loads(body)
+    broken["prediction_models"]["churn"]["model"] = "bm90IGEgbW9kZWw="  # not a model this version can read
+    models = PortfolioState.from_json(json.dumps(broken)).prediction_models_
+    assert not models.usable and "could not be read" in models.error and "refit" in models.error

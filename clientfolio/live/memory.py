@@ -50,6 +50,7 @@ from clientfolio.live.portfolio import (
     FEW, CHANGE_COLUMNS, FewPlan, LiveResult, StoreReads, _canonical_events, _canonical_orders, _line_records,
     _missing,
 )
+from clientfolio.live.texts import kept_sentiment
 from clientfolio.state.features import ATTRIBUTES_SQL
 from clientfolio.store.live import VERSION_KEY, StoreMoved, new_customer_rows, rows_for, table_types
 from clientfolio.store.schema import TABLES
@@ -334,10 +335,9 @@ class Memory(StoreReads):
     def _try(self, tx: pd.DataFrame | None, ev: pd.DataFrame | None, as_of: Any, out: LiveResult,
              given: tuple) -> _Pending | None:
         """Compute the update from memory and buffer it; None when it must take the unbuffered path."""
-        state = self.live.state
-        if state.feature_flags_.get("sentiment") or getattr(state, "prediction_models_", None) is not None:
-            # sentiment and churn/next-order predictions read the customer's texts and recent history from
-            # the store, which does not hold buffered events yet: such states take the unbuffered path
+        if getattr(self.live.state, "prediction_models_", None) is not None:
+            # churn risk and next order read the customer's recent history from the store, which does not hold
+            # buffered orders yet: a state with prediction models takes the unbuffered path
             return None
         keyed: dict[str, tuple[str, Any]] = {}
         if tx is not None:
@@ -358,6 +358,12 @@ class Memory(StoreReads):
                 touched[cid] = max(touched.get(cid, pd.Timestamp(ts)), pd.Timestamp(ts))
         if len(touched) > FEW:
             return None
+        if self.live.state.feature_flags_.get("sentiment") and self.pending:
+            # a customer whose row keeps no sentiment yet has it read from their stored texts, which lack
+            # their buffered events: the unbuffered path (after a flush) reads them
+            waiting = {str(x) for p in self.pending if p.ev is not None for x in p.ev["customer_id"].tolist()}
+            if any(cid in waiting and kept_sentiment(self._row(c, cid)) is None for cid in touched):
+                return None
         if self.live.triggers and any(cid in self._new_pending() for cid in touched):
             self.flush()  # their consent comes from the customers row that flush writes
             c = self._ready()

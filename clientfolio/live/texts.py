@@ -42,7 +42,7 @@ def new_scores(events: pd.DataFrame | list[dict] | None) -> dict[str, list[float
     return out
 
 
-def _stored(rec: Mapping[str, Any] | None) -> tuple[float, float, float] | None:
+def kept_sentiment(rec: Mapping[str, Any] | None) -> tuple[float, float, float] | None:
     """The kept (mean, share, count) of a customer_state record; None when it keeps none (no row yet, or a
     row written without sentiment: a customer who had no purchase)."""
     if rec is None:
@@ -75,7 +75,7 @@ def folded(store: Store, ids: list[str], old: Mapping[str, Mapping[str, Any]], s
     with the newly scored texts (`scores`, from :func:`new_scores`) folded in.  Customers whose row keeps
     none are read from their stored texts first (a prospect who wrote before buying); `stored`: the
     update's events are already in the store (an import), so those customers' new texts are not added twice."""
-    kept = {cid: _stored(old.get(cid)) for cid in ids}
+    kept = {cid: kept_sentiment(old.get(cid)) for cid in ids}
     read = read_stored(store, [cid for cid, k in kept.items() if k is None])
     cols: dict[str, list[float]] = {c: [] for c in FEATURES}
     for cid in ids:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -770,8 +771,8 @@ class LivePortfolio:
         add: dict[str, list[float]] = {}
         wanted = set(ids)
         if tx is not None:  # the new lines, not written yet, as `_v12_with` adds them
-            for cid, ts, amount, cost in zip(tx["customer_id"].tolist(), tx["ts"].tolist(), tx["amount"].tolist(),
-                                             tx["cost"].tolist()):
+            lists = column_lists(tx)
+            for cid, ts, amount, cost in zip(lists["customer_id"], lists["ts"], lists["amount"], lists["cost"]):
                 if cid in wanted:
                     if start <= ts < end:
                         a = add.setdefault(cid, [0.0, 0.0])
@@ -1230,8 +1231,9 @@ def _line_records(frame: pd.DataFrame) -> list[dict]:
     """`frame.to_dict("records")` (the same Python values), column by column for a few rows: a third of its cost."""
     if len(frame) > FEW:
         return frame.to_dict("records")
-    cols = list(frame.columns)
-    return [dict(zip(cols, row)) for row in zip(*(frame[c].tolist() for c in cols))]
+    lists = column_lists(frame)
+    cols = list(lists)
+    return [dict(zip(cols, row)) for row in zip(*(lists[c] for c in cols))]
 
 
 def _or_nan(v: Any) -> Any:
@@ -1342,7 +1344,23 @@ def _one_order_line(orders: pd.DataFrame) -> pd.DataFrame | None:
         values.append(v)
     data["row_hash"] = np.array([_hash(values)], dtype=object)
     data["import_id"] = np.array([LIVE_IMPORT_ID], dtype=np.int64)
-    return pd.DataFrame(data)
+    frame = pd.DataFrame(data)
+    lists = {name: [v] for name, v in zip(_ORDER_COLS, values)}
+    lists["row_hash"], lists["import_id"] = [data["row_hash"][0]], [LIVE_IMPORT_ID]
+    _LAST_LISTS[:] = [weakref.ref(frame), lists]
+    return frame
+
+
+_LAST_LISTS: list[Any] = [None, None]  # (weak reference to the last one-line frame, its columns as lists)
+
+
+def column_lists(frame: pd.DataFrame) -> dict[str, list]:
+    """`{column: frame[column].tolist()}`; for the one-line frame `_one_order_line` made last, the values it made
+    them from (the same Python values) without reading the frame again.  Such frames are never changed in place."""
+    ref, lists = _LAST_LISTS
+    if ref is not None and ref() is frame:
+        return lists
+    return {c: frame[c].tolist() for c in frame.columns}
 
 
 def _canonical_orders(orders: pd.DataFrame) -> pd.DataFrame:

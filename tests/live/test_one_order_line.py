@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clientfolio.live.portfolio import LiveError, _canonical_orders, _general_orders, _one_order_line
+from clientfolio.live.portfolio import LiveError, _canonical_orders, _general_orders, _one_order_line, column_lists
 
 BASE = {"customer_id": "C1", "order_id": "o-1", "ts": "2024-12-03 00:01:52", "amount": 40.21}
 
@@ -94,3 +94,20 @@ def test_a_slice_of_a_larger_frame() -> None:
     frame = pd.concat([_frame({}), _frame({"order_id": "o-2", "amount": -3.0})]).iloc[[1]]
     pd.testing.assert_frame_equal(_canonical_orders(frame), _general_orders(frame), check_exact=True)
     assert _one_order_line(frame) is not None
+
+
+def _same_values(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(
+        type(x) is type(y) and (x == y or (isinstance(x, float) and x != x and y != y)) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("extra", FAST, ids=[str(sorted(e)) + str(i) for i, e in enumerate(FAST)])
+def test_column_lists_are_the_frames_values(extra: dict) -> None:
+    frame = _canonical_orders(_frame(extra))
+    lists = column_lists(frame)
+    assert list(lists) == list(frame.columns)
+    for c in frame.columns:
+        assert _same_values(lists[c], frame[c].tolist()), c
+    other = frame.copy()  # any other frame is read, not taken from the last one made
+    other["amount"] = [99.0]
+    assert column_lists(other)["amount"] == [99.0]

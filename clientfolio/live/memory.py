@@ -48,7 +48,7 @@ import pandas as pd
 
 from clientfolio.live.portfolio import (
     FEW, CHANGE_COLUMNS, FewPlan, LiveResult, StoreReads, _canonical_events, _canonical_orders, _line_records,
-    column_lists,
+    column_lists, no_changes,
     _missing,
 )
 from clientfolio.state.features import ATTRIBUTES_SQL
@@ -324,7 +324,7 @@ class Memory(StoreReads):
         tx = _canonical_orders(orders) if orders is not None and len(orders) else None
         ev = _canonical_events(events) if events is not None and len(events) else None
         cancels = [(str(s), str(o)) for s, o in (cancellations or [])]
-        out = result if result is not None else LiveResult(changes=pd.DataFrame([], columns=CHANGE_COLUMNS))
+        out = result if result is not None else LiveResult(changes=no_changes())
         plan = None if cancels else self._try(tx, ev, as_of, out, given)
         if plan is None:
             self._fallback(tx, ev, cancels, as_of, out)

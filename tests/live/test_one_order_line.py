@@ -111,3 +111,12 @@ def test_column_lists_are_the_frames_values(extra: dict) -> None:
     other = frame.copy()  # any other frame is read, not taken from the last one made
     other["amount"] = [99.0]
     assert column_lists(other)["amount"] == [99.0]
+
+
+def test_no_changes_is_a_fresh_empty_change_frame() -> None:
+    from clientfolio.live.portfolio import CHANGE_COLUMNS, no_changes
+
+    a = no_changes()
+    pd.testing.assert_frame_equal(a, pd.DataFrame([], columns=CHANGE_COLUMNS))
+    a["extra"] = []  # a caller changing its copy changes no other
+    assert list(no_changes().columns) == CHANGE_COLUMNS

@@ -48,6 +48,7 @@ import pandas as pd
 
 from clientfolio.live.portfolio import (
     FEW, CHANGE_COLUMNS, FewPlan, LiveResult, StoreReads, _canonical_events, _canonical_orders, _line_records,
+    column_lists, no_changes,
     _missing,
 )
 from clientfolio.live.texts import kept_sentiment
@@ -278,7 +279,8 @@ class Memory(StoreReads):
                 v12[cid] = (rev, rev - sum(k for _, k in win))
         edited = False
         if tx is not None:
-            pairs = sorted(set(zip(tx["source"].tolist(), tx["order_id"].tolist())))
+            lists = column_lists(tx)
+            pairs = sorted(set(zip(lists["source"], lists["order_id"])))
             edited = c.orders.maybe([order_key(s, o) for s, o in pairs])
         return v12, edited
 
@@ -323,7 +325,7 @@ class Memory(StoreReads):
         tx = _canonical_orders(orders) if orders is not None and len(orders) else None
         ev = _canonical_events(events) if events is not None and len(events) else None
         cancels = [(str(s), str(o)) for s, o in (cancellations or [])]
-        out = result if result is not None else LiveResult(changes=pd.DataFrame([], columns=CHANGE_COLUMNS))
+        out = result if result is not None else LiveResult(changes=no_changes())
         plan = None if cancels else self._try(tx, ev, as_of, out, given)
         if plan is None:
             self._fallback(tx, ev, cancels, as_of, out)
@@ -374,7 +376,7 @@ class Memory(StoreReads):
         new_customers: list[tuple] = []
         unknown = tx is not None and any(
             (c.attr_rows.get(cid) is ABSENT) or (cid not in c.attr_rows and cid not in c.attr_pos)
-            for cid in set(tx["customer_id"].tolist()))
+            for cid in set(column_lists(tx)["customer_id"]))
         if tx is not None and unknown:  # a first order: the customers row the commit adds, as it derives it
             for row in new_customer_rows(rows_for(tx, table_types("transactions"), "order lines")):
                 cid = str(row[0])
@@ -385,11 +387,11 @@ class Memory(StoreReads):
                 named = dict(zip(_CUSTOMER_NAMES, row))
                 c.attr_rows[cid] = tuple(named.get(_ATTR_FROM_CUSTOMERS.get(k, k)) for k in c.attr_cols)
         if tx is not None:
-            for cid, ts, amount, cost in zip(tx["customer_id"].tolist(), tx["ts"].tolist(), tx["amount"].tolist(),
-                                             tx["cost"].tolist()):
+            lists = column_lists(tx)
+            for cid, ts, amount, cost in zip(lists["customer_id"], lists["ts"], lists["amount"], lists["cost"]):
                 day = int((np.datetime64(pd.Timestamp(ts).date(), "D") - _EPOCH).astype(np.int64))
                 c.lines.setdefault(str(cid), []).append((day, float(amount), 0.0 if _missing(cost) else float(cost)))
-            c.orders.add([order_key(s, o) for s, o in set(zip(tx["source"].tolist(), tx["order_id"].tolist()))])
+            c.orders.add([order_key(s, o) for s, o in set(zip(lists["source"], lists["order_id"]))])
         for rec in plan.rows:
             c.rows[rec["customer_id"]] = rec
         c.events.add(list(keyed))

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -523,7 +525,7 @@ class LivePortfolio:
             keyed[f"cancel:{src}:{oid}"] = ("cancel", (src, oid))
         done = self.store.applied_event_keys(list(keyed))
         todo = {k: v for k, v in keyed.items() if k not in done}
-        result = LiveResult(changes=pd.DataFrame([], columns=CHANGE_COLUMNS),
+        result = LiveResult(changes=no_changes(),
                             events_skipped=len(keyed) - len(todo))
         if not todo:
             return result
@@ -769,8 +771,8 @@ class LivePortfolio:
         add: dict[str, list[float]] = {}
         wanted = set(ids)
         if tx is not None:  # the new lines, not written yet, as `_v12_with` adds them
-            for cid, ts, amount, cost in zip(tx["customer_id"].tolist(), tx["ts"].tolist(), tx["amount"].tolist(),
-                                             tx["cost"].tolist()):
+            lists = column_lists(tx)
+            for cid, ts, amount, cost in zip(lists["customer_id"], lists["ts"], lists["amount"], lists["cost"]):
                 if cid in wanted:
                     if start <= ts < end:
                         a = add.setdefault(cid, [0.0, 0.0])
@@ -1005,7 +1007,7 @@ class FewPlan:
 
     def result(self, result: LiveResult, change_ids: list[int]) -> LiveResult:
         """`result` filled in, the change rows numbered with the ids their commit gave them."""
-        frame = self.frame if self.frame is not None else pd.DataFrame([], columns=CHANGE_COLUMNS)
+        frame = self.frame if self.frame is not None else no_changes()
         if self.changes and change_ids:
             frame = frame.assign(change_id=change_ids)
         result.changes, result.outbox = frame, 0 if self.outbox is None else len(self.outbox)
@@ -1043,6 +1045,16 @@ class StoreReads:
     def outbox(self, frame: pd.DataFrame) -> tuple[pd.DataFrame | None, dict[str, int]]:
         """The outbox rows of these changes (consent and contact caps read from the store)."""
         return self.live._outbox(frame)
+
+
+_NO_CHANGES: list[pd.DataFrame] = []
+
+
+def no_changes() -> pd.DataFrame:
+    """An empty change log frame (`CHANGE_COLUMNS`): a copy of one made once, a tenth of building it anew."""
+    if not _NO_CHANGES:
+        _NO_CHANGES.append(pd.DataFrame([], columns=CHANGE_COLUMNS))
+    return _NO_CHANGES[0].copy()
 
 
 def _marks(column: str, n: int) -> str:
@@ -1229,8 +1241,9 @@ def _line_records(frame: pd.DataFrame) -> list[dict]:
     """`frame.to_dict("records")` (the same Python values), column by column for a few rows: a third of its cost."""
     if len(frame) > FEW:
         return frame.to_dict("records")
-    cols = list(frame.columns)
-    return [dict(zip(cols, row)) for row in zip(*(frame[c].tolist() for c in cols))]
+    lists = column_lists(frame)
+    cols = list(lists)
+    return [dict(zip(cols, row)) for row in zip(*(lists[c] for c in cols))]
 
 
 def _or_nan(v: Any) -> Any:
@@ -1265,11 +1278,113 @@ def _hash(values: list) -> str:
     return hashlib.sha256("\x1f".join("" if v is None else str(v) for v in values).encode()).hexdigest()[:32]
 
 
+_ISO_TS = re.compile(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:?\d{2})?")
+_TEXT_COLS = frozenset(n for n, t in TRANSACTIONS if t.startswith("TEXT"))
+_DOUBLE_COLS = frozenset(n for n, t in TRANSACTIONS if t.startswith("DOUBLE"))
+_ORDER_COLS = [n for n, _ in TRANSACTIONS if n not in ("row_hash", "import_id")]
+_DERIVED = frozenset(("customer_id", "order_id", "source", "ts", "amount", "is_refund", "line_key"))
+
+
+def _one_order_line(orders: pd.DataFrame) -> pd.DataFrame | None:
+    """`_canonical_orders` for one order line of plain values (text, numbers, an ISO 8601 time) without
+    pandas' per-column work; None for anything else (missing or unreadable values, other types), which the
+    general path then handles and, if it must, rejects with its own error."""
+    if len(orders) != 1:
+        return None
+    row: dict[str, Any] = {}
+    for name in orders.columns:
+        if name not in _DERIVED and name not in _TEXT_COLS and name not in _DOUBLE_COLS:
+            if name in _ORDER_COLS:  # a stored column of another type (e.g. consent_marketing): the general path
+                return None
+            continue  # not a transactions column: the general path drops it too
+        col = orders[name]
+        v = col.array[0]
+        kind = col.dtype.kind
+        if name == "ts":
+            if not isinstance(v, str) or _ISO_TS.fullmatch(v) is None:
+                return None
+        elif name == "amount" or name in _DOUBLE_COLS:
+            if kind not in "if":
+                return None
+            v = float(v)
+            if name == "amount" and not np.isfinite(v):
+                return None
+        elif name == "is_refund":
+            if kind != "b":
+                return None
+            v = bool(v)
+        elif name in ("customer_id", "order_id", "source"):
+            if kind in "iu":
+                v = str(int(v))
+            elif not isinstance(v, str):
+                return None
+        elif not isinstance(v, str):  # a passed-through text column (line_key too): plain text only
+            return None
+        row[name] = v
+    if any(c not in row for c in ("customer_id", "order_id", "ts", "amount")):
+        return None
+    try:
+        ts = pd.Timestamp(row["ts"])
+    except (ValueError, TypeError):
+        return None
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    ts = ts.as_unit("us")
+    row["ts"] = ts
+    row.setdefault("source", LIVE_SOURCE)
+    row.setdefault("is_refund", row["amount"] < 0)
+    row.setdefault("line_key", "0")
+    data: dict[str, Any] = {}
+    values: list[Any] = []
+    for name in _ORDER_COLS:
+        v = row.get(name)
+        if name in _DOUBLE_COLS:
+            v = np.nan if v is None else v
+            data[name] = np.array([v], dtype=float)
+        elif name == "ts":
+            data[name] = np.array([ts.to_datetime64()], dtype="datetime64[us]")
+        elif name == "is_refund":
+            data[name] = np.array([v], dtype=bool)
+        elif name == "line_key" and "line_key" not in orders:
+            data[name] = [v]
+        elif v is None:
+            data[name] = [None]
+        else:
+            data[name] = np.array([v], dtype=object)
+        values.append(v)
+    data["row_hash"] = np.array([_hash(values)], dtype=object)
+    data["import_id"] = np.array([LIVE_IMPORT_ID], dtype=np.int64)
+    frame = pd.DataFrame(data)
+    lists = {name: [v] for name, v in zip(_ORDER_COLS, values)}
+    lists["row_hash"], lists["import_id"] = [data["row_hash"][0]], [LIVE_IMPORT_ID]
+    _LAST_LISTS[:] = [weakref.ref(frame), lists]
+    return frame
+
+
+_LAST_LISTS: list[Any] = [None, None]  # (weak reference to the last one-line frame, its columns as lists)
+
+
+def column_lists(frame: pd.DataFrame) -> dict[str, list]:
+    """`{column: frame[column].tolist()}`; for the one-line frame `_one_order_line` made last, the values it made
+    them from (the same Python values) without reading the frame again.  Such frames are never changed in place."""
+    ref, lists = _LAST_LISTS
+    if ref is not None and ref() is frame:
+        return lists
+    return {c: frame[c].tolist() for c in frame.columns}
+
+
 def _canonical_orders(orders: pd.DataFrame) -> pd.DataFrame:
     """Order lines as the store keeps them; plain errors for what is missing or unreadable.
 
-    Built column by column into one frame (one order's update pays pandas' per-column cost once, not per step).
+    Built column by column into one frame (one order's update pays pandas' per-column cost once, not per step);
+    one line of plain values takes `_one_order_line`, which gives the same frame.
     """
+    one = _one_order_line(orders) if len(orders) == 1 else None
+    return one if one is not None else _general_orders(orders)
+
+
+def _general_orders(orders: pd.DataFrame) -> pd.DataFrame:
+    """`_canonical_orders` for any frame of order lines."""
     need = [c for c in ("customer_id", "order_id", "ts", "amount") if c not in orders]
     if need:
         raise LiveError(f"orders need the column(s) {', '.join(need)}; they have {', '.join(map(str, orders.columns))}")

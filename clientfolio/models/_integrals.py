@@ -30,6 +30,8 @@ Against 40-digit mpmath the series path's relative error is ~1e-15 and the quadr
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -175,6 +177,10 @@ def _log_j_series(
     a = p_small + q_big - 1.0
     n_rows = rho.shape[0]
     n_acc = 1 + (3 if order >= 1 else 0) + (7 if order >= 2 else 0)
+    one = _one_row_sum(p_small, q_big, rho, a) if order == 0 and n_rows == 1 else None
+    if one is not None:  # one row (a per-event update): the same sum in Python floats, no array calls per term
+        res, done = [np.array([one if one == one else 0.0])], np.array([one == one])
+        return _log_j_from_sums(res, done, small, big, p_small, q_big, a, order)
     res = [np.zeros(n_rows) for _ in range(n_acc)]
     done = np.zeros(n_rows, dtype=bool)
     active = np.arange(n_rows)
@@ -265,6 +271,44 @@ def _log_j_series(
     if order >= 2:
         for j in (4, 5, 6):
             res[j] += res[10]
+    return _log_j_from_sums(res, done, small, big, p_small, q_big, a, order)
+
+
+def _one_row_sum(p_small: Array, q_big: Array, rho: Array, a: Array) -> float | None:
+    """`_log_j_series`'s ``S`` (order 0) for one row, term by term in Python floats: the same operations in
+    the same order as the array loop, so the same IEEE results; NaN when the series does not converge
+    within its terms (the row then goes to quadrature), None when an input is not finite or an operation
+    would raise (the array loop then decides)."""
+    pa, qa, ra, ak = float(p_small[0]), float(q_big[0]), float(rho[0]), float(a[0]) + 1.0
+    if not all(math.isfinite(v) for v in (pa, qa, ra, ak)):
+        return None
+    c, acc = 1.0, 1.0
+    tol = _SERIES_REL_TOL
+    try:
+        for k in range(_SERIES_MAX_TERMS + 8):
+            ia = 1.0 / ak
+            u = c * (ia * (qa + k))
+            c = u * ra
+            acc += c
+            ak += 1.0
+            if k % 8 != 7:
+                continue
+            a_n = ak - 1.0
+            by_rho = 1.0 / max(1.0 - ra, 1e-300)
+            by_p = a_n / max(pa - 1.0, 1e-300) if pa > 1.0 else math.inf
+            tail = by_p if by_p < by_rho else by_rho
+            if not (math.isfinite(c) and math.isfinite(acc) and tail == tail):
+                return None
+            if c * tail <= tol * acc:
+                return acc
+    except ArithmeticError:
+        return None
+    return math.nan
+
+
+def _log_j_from_sums(res: list[Array], done: NDArray[np.bool_], small: Array, big: Array, p_small: Array,
+                     q_big: Array, a: Array, order: int) -> tuple[list[Array], NDArray[np.bool_]]:
+    """`_log_j_series`'s result from its sums (``S`` and its derivatives) and the rows that converged."""
     s = np.where(done, res[0], 1.0)
     log_m, log_big = np.log(small), np.log(big)
     inv_a = 1.0 / a

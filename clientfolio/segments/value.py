@@ -178,6 +178,31 @@ def percentile_reference(values: pd.Series) -> dict[str, list[float] | int] | No
     return {"grid": grid.tolist(), "n": int(len(v))}
 
 
+_REFERENCE_ARRAYS: dict[int, tuple] = {}
+
+
+def _reference_arrays(ref: dict) -> tuple[np.ndarray, ...]:
+    """A fitted reference's lists as arrays (read-only), made once per reference: (grid, its percentiles) or
+    (distinct values, counts, customers below each).  Scoring one customer would otherwise convert
+    thousands of numbers every time."""
+    lists = (ref["grid"],) if "grid" in ref else (ref["values"], ref["counts"])
+    got = _REFERENCE_ARRAYS.get(id(ref))
+    if got is not None and got[0] is ref and all(a is b and len(a) == n for a, b, n in zip(got[1], lists, got[2])):
+        return got[3]
+    if "grid" in ref:
+        grid = np.asarray(ref["grid"])
+        arrays: tuple[np.ndarray, ...] = (grid, np.linspace(0, 1, len(grid)))
+    else:
+        counts = np.asarray(ref["counts"], dtype=float)
+        arrays = (np.asarray(ref["values"]), counts, np.concatenate([[0.0], np.cumsum(counts)]))
+    for a in arrays:
+        a.flags.writeable = False
+    if len(_REFERENCE_ARRAYS) > 256:  # references of states no longer used
+        _REFERENCE_ARRAYS.clear()
+    _REFERENCE_ARRAYS[id(ref)] = (ref, lists, tuple(len(x) for x in lists), arrays)
+    return arrays
+
+
 def percentile_of(values: pd.Series | np.ndarray, ref: dict | None) -> np.ndarray:
     """Percentile (0..1] of each value within a fitted reference; NaN for missing values."""
     v = np.asarray(values, dtype=float)
@@ -185,11 +210,10 @@ def percentile_of(values: pd.Series | np.ndarray, ref: dict | None) -> np.ndarra
         return np.full(len(v), np.nan)
     n = float(ref["n"])
     if "grid" in ref:
-        grid = np.asarray(ref["grid"])
-        out = np.interp(v, grid, np.linspace(0, 1, len(grid)))
+        grid, steps = _reference_arrays(ref)
+        out = np.interp(v, grid, steps)
         return np.where(np.isfinite(v), np.maximum(out, 0.5 / n), np.nan)
-    uniq, counts = np.asarray(ref["values"]), np.asarray(ref["counts"], dtype=float)
-    below = np.concatenate([[0.0], np.cumsum(counts)])  # customers strictly below each distinct value
+    uniq, counts, below = _reference_arrays(ref)  # below: customers strictly below each distinct value
     i = np.searchsorted(uniq, v, side="left")
     # A value equal to a reference value up to float noise is that value (one customer scored alone can
     # differ from the batch in the last digit: vectorised arithmetic rounds by array length).  Exact

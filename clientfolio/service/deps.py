@@ -78,6 +78,11 @@ WriteCtx = Annotated[Ctx, Depends(_context("write"))]
 AdminCtx = Annotated[Ctx, Depends(_context("admin"))]
 
 
+# What a cached LivePortfolio depends on: the current fitted state and the segment triggers, read together.
+CURRENT_SQL = ("SELECT (SELECT max(state_id) FROM portfolio_states WHERE is_current), "
+               "(SELECT value FROM live_meta WHERE key = 'triggers')")
+
+
 class LiveCache:
     """One LivePortfolio per workspace, rebuilt when the store's current state or triggers change.
 
@@ -94,8 +99,8 @@ class LiveCache:
     def get(self, workspace: str, store: Store) -> "LivePortfolio":
         from clientfolio.live import LivePortfolio
 
-        cur = store.query("SELECT state_id FROM portfolio_states WHERE is_current")
-        sig = (int(cur["state_id"].iloc[0]) if len(cur) else -1, store.get_meta("triggers") or "")
+        _, rows = store.fetch(CURRENT_SQL)  # one round trip, no DataFrame: this runs on every event
+        sig = (-1 if rows[0][0] is None else int(rows[0][0]), "" if rows[0][1] is None else str(rows[0][1]))
         with self._lock:
             hit = self._items.get(workspace)
         if hit is not None and hit[0] == sig:

@@ -345,6 +345,15 @@ class Registry:
                 self._keys[h] = (info, time.monotonic() + self.key_ttl)
         return info
 
+    def remembered(self, key: str) -> KeyInfo | None:
+        """What a key grants if it was verified less than `key_ttl` seconds ago, from memory alone (no I/O,
+        no waiting: safe on the event loop); None means "ask :meth:`resolve`", not "refused"."""
+        if self.key_ttl <= 0 or not looks_like_key(key):
+            return None
+        with self._keys_lock:
+            hit = self._keys.get(key_hash(key))
+        return hit[0] if hit is not None and time.monotonic() < hit[1] else None
+
     def _lookup(self, h: str) -> KeyInfo | None:
         """The key with hash `h` as the database holds it now (None: unknown or revoked)."""
         rows = self._sql.run("SELECT k.key_id, k.key_hash, k.scope, w.name, w.uid FROM cf_api_keys k "
@@ -377,6 +386,17 @@ class Registry:
         if held.workspace.uid != key.workspace_uid:
             raise WorkspaceError("the key's workspace was replaced while it was used; send the request again")
         return held
+
+    def kept_store(self, key: KeyInfo) -> OpenStore | None:
+        """:meth:`store_for` when the key's workspace store is open already, without I/O or waiting
+        (None: call :meth:`store_for`).  The same check: only the store of the key's own workspace."""
+        if not self._stores_lock.acquire(blocking=False):
+            return None
+        try:
+            held = self._stores.get(key.workspace)
+        finally:
+            self._stores_lock.release()
+        return held if held is not None and held.workspace.uid == key.workspace_uid else None
 
     def open_workspace(self, name: str, uid: str | None = None) -> OpenStore:
         """A workspace's store, opened once and kept (for the scheduler and `store_for`).

@@ -130,3 +130,22 @@ def test_served_key_stops_within_the_ttl_over_http(pg_url: str, tmp_path) -> Non
             for (s,) in c.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
                                   [schema + "_ws_%"]).fetchall():
                 c.execute(f"DROP SCHEMA {s} CASCADE")
+
+
+def test_event_loop_fast_path_answers_only_from_memory(tmp_path) -> None:
+    """`remembered` and `kept_store` (used on the event loop) never look anything up and never widen access."""
+    from dataclasses import replace
+
+    from clientfolio.service.workspaces import Registry
+
+    with Registry(str(tmp_path / "shop.duckdb"), key_ttl=60) as reg:
+        key_id, key = reg.create_key(None, "write")
+        assert reg.remembered(key) is None  # never verified yet: the caller must look it up
+        info = reg.resolve(key)
+        assert reg.remembered(key) == info
+        assert reg.remembered("cf_" + "B" * 43) is None and reg.remembered("not a key") is None
+        assert reg.kept_store(info) is reg.store_for(info)
+        assert reg.kept_store(replace(info, workspace_uid="another")) is None  # a replaced workspace: no store
+        assert reg.kept_store(replace(info, workspace="elsewhere")) is None
+        reg.revoke_key(key_id)
+        assert reg.remembered(key) is None and reg.resolve(key) is None

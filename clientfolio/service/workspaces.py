@@ -272,6 +272,7 @@ class Registry:
             tx.run("DELETE FROM cf_api_keys WHERE workspace_id = ?", [ws.workspace_id])
             tx.run("DELETE FROM cf_workspaces WHERE workspace_id = ?", [ws.workspace_id])
             tx.run(f'DROP SCHEMA IF EXISTS "{ws.schema_name}" CASCADE')
+        self._forget_keys(lambda info: info.workspace_uid == ws.uid)  # and any look-up that raced the delete
 
     # -- keys -------------------------------------------------------------------------------------------
     def create_key(self, workspace: str | None, scope: str, label: str = "") -> tuple[str, str]:

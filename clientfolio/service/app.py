@@ -10,7 +10,9 @@ periodic jobs off; default 5: webhook deliveries go out within seconds), ``CLIEN
 workspace; 1: per-event updates are computed from an in-memory copy of each workspace's customers
 and written in group commits, each event answered once its commit is durable.  The copy costs about
 7 KB per customer and a few seconds to read per 100k customers, again after any other writer --
-a sweep, an import, a refit -- changes the store, so it is off unless asked for).
+a sweep, an import, a refit -- changes the store, so it is off unless asked for),
+``CLIENTFOLIO_KEY_CACHE`` (seconds a verified API key is trusted without a look-up; see
+:func:`clientfolio.service.workspaces.key_cache_ttl`).
 """
 
 from __future__ import annotations

@@ -15,9 +15,11 @@ the key to its workspace and returns that workspace's store.  Nothing else opens
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -160,13 +162,46 @@ class _Locked:
         return cur.fetchall() if cur.description else []
 
 
-class Registry:
-    """Workspaces and API keys of one deployment, and the stores of its workspaces."""
+KEY_CACHE_SIZE = 10_000  # verified keys kept at most; the cache is emptied when full (keys are few)
 
-    def __init__(self, url: str | Path) -> None:
+
+def key_cache_ttl(url: str) -> float:
+    """Seconds a verified key is trusted without asking the database again (``CLIENTFOLIO_KEY_CACHE``).
+
+    Default: 60 on a DuckDB file (no other process can open the file while it is served, so every
+    revocation happens in this process, which forgets the key at once); 0 on PostgreSQL, where the
+    CLI revokes from another process and the look-up costs well under a millisecond: a revoked key
+    stops at once.  Set above 0 on PostgreSQL, a key revoked by another process may still work for
+    up to that many seconds (a revocation in this process is always at once).
+    """
+    raw = os.environ.get("CLIENTFOLIO_KEY_CACHE", "")
+    if raw == "":
+        return 0.0 if is_postgres(url) else 60.0
+    try:
+        ttl = float(raw)
+    except ValueError:
+        raise WorkspaceError(f"CLIENTFOLIO_KEY_CACHE={raw!r} is not a number of seconds") from None
+    if not ttl >= 0:
+        raise WorkspaceError(f"CLIENTFOLIO_KEY_CACHE={raw!r} must be 0 or more seconds")
+    return ttl
+
+
+class Registry:
+    """Workspaces and API keys of one deployment, and the stores of its workspaces.
+
+    Verified keys are remembered for `key_ttl` seconds (default: :func:`key_cache_ttl`) by their
+    hash, so most requests skip the key look-up; revoking a key or deleting a workspace through
+    this registry forgets its keys at once.  Unknown and revoked keys are never remembered.
+    """
+
+    def __init__(self, url: str | Path, key_ttl: float | None = None) -> None:
         self.url = str(url)
         self._stores: dict[str, OpenStore] = {}
         self._stores_lock = threading.Lock()
+        self.key_ttl = key_cache_ttl(self.url) if key_ttl is None else float(key_ttl)
+        self._keys: dict[str, tuple[KeyInfo, float]] = {}  # key hash -> (what it grants, trusted until)
+        self._keys_lock = threading.Lock()
+        self._keys_forgotten = 0  # raised by every forget: a look-up that raced one is not remembered
         if is_postgres(self.url):
             self.multi = True
             self._sql = _SQL(self.url)
@@ -227,6 +262,7 @@ class Registry:
         ws = self.workspace(name)
         if not self.multi:
             raise WorkspaceError("a DuckDB store's one workspace cannot be deleted; delete the file instead")
+        self._forget_keys(lambda info: info.workspace_uid == ws.uid)
         with self._stores_lock:
             held = self._stores.pop(name, None)
         if held is not None:
@@ -236,6 +272,7 @@ class Registry:
             tx.run("DELETE FROM cf_api_keys WHERE workspace_id = ?", [ws.workspace_id])
             tx.run("DELETE FROM cf_workspaces WHERE workspace_id = ?", [ws.workspace_id])
             tx.run(f'DROP SCHEMA IF EXISTS "{ws.schema_name}" CASCADE')
+        self._forget_keys(lambda info: info.workspace_uid == ws.uid)  # and any look-up that raced the delete
 
     # -- keys -------------------------------------------------------------------------------------------
     def create_key(self, workspace: str | None, scope: str, label: str = "") -> tuple[str, str]:
@@ -276,12 +313,50 @@ class Registry:
             raise WorkspaceError(f"no key {key_id!r}; `clientfolio key list` shows the key ids")
         if found[0][0] is None:
             self._sql.run("UPDATE cf_api_keys SET revoked_at = ? WHERE key_id = ?", [_now(), key_id])
+        self._forget_keys(lambda info: info.key_id == key_id)  # and any look-up that raced the update
+
+    def _forget_keys(self, which: Any) -> None:
+        """Drop the remembered keys for which `which(KeyInfo)` is true."""
+        with self._keys_lock:
+            self._keys_forgotten += 1
+            for h in [h for h, (info, _) in self._keys.items() if which(info)]:
+                del self._keys[h]
 
     def resolve(self, key: str) -> KeyInfo | None:
-        """The workspace and scope a key grants, or None for an unknown, malformed or revoked key."""
+        """The workspace and scope a key grants, or None for an unknown, malformed or revoked key.
+
+        A key verified less than `key_ttl` seconds ago is answered from memory (see the class)."""
         if not looks_like_key(key):
             return None
         h = key_hash(key)
+        if self.key_ttl <= 0:
+            return self._lookup(h)
+        with self._keys_lock:
+            hit = self._keys.get(h)
+            generation = self._keys_forgotten
+        if hit is not None and time.monotonic() < hit[1]:
+            return hit[0]
+        info = self._lookup(h)
+        if info is not None:
+            with self._keys_lock:
+                if self._keys_forgotten != generation:  # a revocation ran meanwhile: ask again next time
+                    return info
+                if len(self._keys) >= KEY_CACHE_SIZE:
+                    self._keys.clear()
+                self._keys[h] = (info, time.monotonic() + self.key_ttl)
+        return info
+
+    def remembered(self, key: str) -> KeyInfo | None:
+        """What a key grants if it was verified less than `key_ttl` seconds ago, from memory alone (no I/O,
+        no waiting: safe on the event loop); None means "ask :meth:`resolve`", not "refused"."""
+        if self.key_ttl <= 0 or not looks_like_key(key):
+            return None
+        with self._keys_lock:
+            hit = self._keys.get(key_hash(key))
+        return hit[0] if hit is not None and time.monotonic() < hit[1] else None
+
+    def _lookup(self, h: str) -> KeyInfo | None:
+        """The key with hash `h` as the database holds it now (None: unknown or revoked)."""
         rows = self._sql.run("SELECT k.key_id, k.key_hash, k.scope, w.name, w.uid FROM cf_api_keys k "
                              "JOIN cf_workspaces w ON w.workspace_id = k.workspace_id "
                              "WHERE k.key_hash = ? AND k.revoked_at IS NULL", [h])
@@ -312,6 +387,17 @@ class Registry:
         if held.workspace.uid != key.workspace_uid:
             raise WorkspaceError("the key's workspace was replaced while it was used; send the request again")
         return held
+
+    def kept_store(self, key: KeyInfo) -> OpenStore | None:
+        """:meth:`store_for` when the key's workspace store is open already, without I/O or waiting
+        (None: call :meth:`store_for`).  The same check: only the store of the key's own workspace."""
+        if not self._stores_lock.acquire(blocking=False):
+            return None
+        try:
+            held = self._stores.get(key.workspace)
+        finally:
+            self._stores_lock.release()
+        return held if held is not None and held.workspace.uid == key.workspace_uid else None
 
     def open_workspace(self, name: str, uid: str | None = None) -> OpenStore:
         """A workspace's store, opened once and kept (for the scheduler and `store_for`).

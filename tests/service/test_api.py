@@ -114,6 +114,23 @@ def test_cancelling_a_new_customers_only_order_leaves_them_without_segments(duck
         assert c.get("/customers/NEW-ONLY").json()["segments"].get("lifecycle") is None
 
 
+def test_batch_cancellations_checked_together_unknown_or_other_source_refused_whole(duck_server: Server) -> None:
+    with duck_server.client(duck_server.keys["write"]) as c:
+        orders = [{"order_id": f"T-cx{i}", "customer_id": "C00010", "ts": f"2024-07-06T1{i}:00:00Z", "amount": 20.0 + i}
+                  for i in range(3)]
+        assert c.post("/batch", json={"orders": orders}).status_code == 200
+        revenue = c.get("/customers/C00010").json()["scores"]["revenue"]
+        for bad in ({"order_id": "T-cx-none", "source": "live"}, {"order_id": "T-cx1", "source": "pos"}):
+            r = c.post("/batch", json={"cancellations": [{"order_id": "T-cx0", "source": "live"}, bad]})
+            assert r.status_code == 404 and repr(bad["order_id"]) in r.json()["detail"], r.text
+            assert repr(bad["source"]) in r.json()["detail"]
+        assert c.get("/customers/C00010").json()["scores"]["revenue"] == revenue  # nothing of a refused batch
+        ok = c.post("/batch", json={"cancellations": [{"order_id": "T-cx0", "source": "live"},
+                                                      {"order_id": "T-cx2", "source": "live"}]})
+        assert ok.status_code == 200 and ok.json()["applied"] == 2, ok.text
+        assert c.get("/customers/C00010").json()["scores"]["revenue"] == pytest.approx(revenue - 20.0 - 22.0)
+
+
 def test_change_log_pages_and_filters(duck_server: Server) -> None:
     with duck_server.client(duck_server.keys["read"]) as c:
         everything = c.get("/changes", params={"limit": 1000}).json()["items"]

@@ -75,7 +75,8 @@ def apply_batch(ctx: WriteCtx, batch: BatchIn) -> UpdateOut:
                 live.flush()
         if not result.durable:
             raise ApiError("the update could not be written; nothing of it was kept, post it again", status=503)
-    changes = records(result.changes.drop(columns=["state_id", "event_key"], errors="ignore"))
+    # most events move nobody: no DataFrame work then
+    changes = records(result.changes.drop(columns=["state_id", "event_key"], errors="ignore")) if len(result.changes) else []
     return UpdateOut(applied=result.events_applied, skipped=result.events_skipped,
                      customers_touched=result.customers_touched, rescanned=result.rescanned, outbox=result.outbox,
                      changes=changes, notes=list(result.notes))
@@ -94,13 +95,20 @@ def _check_known(st: Any, batch: BatchIn) -> None:
     # customers who buy in this batch: an order with a line that is not a refund (amount 0 or more)
     buyers = {o.customer_id for o in batch.orders
               if (o.amount is not None and o.amount >= 0) or any(line.amount >= 0 for line in o.lines or [])}
-    done = st.applied_event_keys([f"cancel:{c.source}:{c.order_id}" for c in batch.cancellations])
-    for c in batch.cancellations:
-        if (c.source, c.order_id) in posted or f"cancel:{c.source}:{c.order_id}" in done:
-            continue  # in this batch, or cancelled before (then skipped: idempotent)
-        found = st.query("SELECT DISTINCT customer_id FROM transactions WHERE source = ? AND order_id = ?",
-                         [c.source, c.order_id])
-        if found.empty:
+    done = st.applied_event_keys([f"cancel:{c.source}:{c.order_id}" for c in batch.cancellations]) \
+        if batch.cancellations else set()
+    # in this batch, or cancelled before (then skipped: idempotent); the others are looked up together
+    asked = [c for c in batch.cancellations
+             if (c.source, c.order_id) not in posted and f"cancel:{c.source}:{c.order_id}" not in done]
+    held: set[tuple[str, str]] = set()
+    ids = sorted({c.order_id for c in asked})
+    for i in range(0, len(ids), 1000):
+        part = ids[i:i + 1000]
+        _, rows = st.fetch(f"SELECT DISTINCT source, order_id FROM transactions WHERE order_id IN "
+                           f"({', '.join('?' * len(part))})", part)
+        held.update((str(r[0]), str(r[1])) for r in rows)
+    for c in asked:
+        if (c.source, c.order_id) not in held:
             raise ApiError(f"no order {c.order_id!r} from source {c.source!r} in this shop to cancel", status=404)
     wanted = sorted(({e.customer_id for e in batch.events} | {r.customer_id for r in batch.refunds}
                      | {o.customer_id for o in batch.orders}) - buyers)

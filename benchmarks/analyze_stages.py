@@ -75,12 +75,21 @@ import clientfolio.ingest as ingest
 import clientfolio.store.audit as audit_mod
 import clientfolio.live.portfolio as live
 import clientfolio.state as state_mod
+import clientfolio.actions.plan as plan
+import clientfolio.actions.fairness as fairness
+import clientfolio.actions.acquisition as acquisition
+import clientfolio.actions.budget as budget
+from clientfolio.segments import history, portfolio
 from clientfolio.state.fitted import PortfolioState
 from clientfolio.store.duckdb_store import DuckDBStore
 for mod, names in [(P, ["import_data", "data_span", "customer_features", "choose_model", "fit_portfolio",
                         "look_back", "save_results", "portfolio_view", "action_plan", "retention_and_texts",
                         "rule_transactions", "data_fingerprint", "predictions"]),
-                   (ingest, ["import_files"]), (audit_mod, ["audit"]), (live, ["start"])]:
+                   (ingest, ["import_files"]), (audit_mod, ["audit"]), (live, ["start", "customer_stats", "state_rows"]),
+                   (plan, ["plan_actions", "reach_from_store"]), (fairness, ["fairness_audit"]),
+                   (acquisition, ["ideal_customer_profile"]), (budget, ["retention_vs_acquisition"]),
+                   (history, ["segment_kpis", "markov_forecast"]),
+                   (portfolio, ["concentration", "divestment_candidates"]), (P, ["clv_to_cac_by_segment"])]:
     for n in names:
         if hasattr(mod, n):
             setattr(mod, n, timed(n, getattr(mod, n)))

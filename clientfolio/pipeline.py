@@ -567,8 +567,8 @@ def analyze(
         report("scoring and segmenting customers", 0.35)
         # the windowed rules read the orders themselves: once, for the fit and the look-back
         rule_tx = rule_transactions(st) if checked_rules is not None else None
-        state, now, _ = fit_portfolio(st, as_of, support, choice, settings, sector, checked_rules, clusters,
-                                      span.currency, notes, features=features, transactions=rule_tx)
+        state, now = fit_portfolio(st, as_of, support, choice, settings, sector, checked_rules, clusters,
+                                   span.currency, notes, features=features, transactions=rule_tx)[:2]
         del features  # every customer's features: not needed once fitted (the look-back reads its own)
         report("looking back", 0.75)
         before = _for_comparison(look_back(st, state, as_of, previous_days, span.first, notes, transactions=rule_tx))

@@ -252,6 +252,8 @@ class DuckDBStore(Store):
         ~3.5 GB at 50M orders) for as long as its connection lives; a reopened file loads them only
         when a write needs them, so a long analysis after a big import does not carry them.
         """
+        if str(self.path) in ("", ":memory:") or str(self.path).startswith(":memory:"):
+            return  # an in-memory database would be lost on closing: nothing to reopen
         limit, spill = self.con.execute("SELECT current_setting('memory_limit'), "
                                         "current_setting('temp_directory')").fetchall()[0]
         self.con.execute("CHECKPOINT")

@@ -96,6 +96,10 @@ def test_duckdb_release_memory_drops_the_import_indexes_and_keeps_settings(tmp_p
         assert {"transactions_customer", "transactions_order"} <= set(st.query("SELECT index_name FROM duckdb_indexes()")["index_name"])
         import_files([corpus_file(UCI)], st, rejects_dir=tmp_path / "r")  # the store still takes imports
         assert _totals(st) == before
+    with open_store(":memory:") as mem_store:  # nothing to reopen: the data stays
+        import_files([corpus_file(UCI)], mem_store, rejects_dir=tmp_path / "r")
+        mem_store.release_memory()
+        assert _totals(mem_store) == before
 
 
 def test_reimport_adds_nothing(store, tmp_path: Path) -> None:

@@ -271,6 +271,17 @@ def look_back(st: Store, state: PortfolioState, as_of: pd.Timestamp, previous_da
         return None
 
 
+def _for_comparison(before: Applied | None) -> Applied | None:
+    """The look-back with only what the later stages read from it -- memberships, and each customer's CLV for
+    the segment KPIs -- so a copy of every score of every customer is not held to the end."""
+    if before is None:
+        return None
+    keep = [c for c in ("customer_id", "clv") if c in before.customers]
+    customers = before.customers[keep].copy()
+    customers.attrs = dict(before.customers.attrs)
+    return Applied(customers, before.segments)
+
+
 def portfolio_view(st: Store, state: PortfolioState, now: Applied, before: Applied | None, choice: ModelChoice,
                    span: DataSpan, checkup: Any, imported: Any, notes: Notes, settings: dict) -> Portfolio:
     """Stage 6: the shop-level picture -- KPIs, flows, concentration, divestment, CLV:CAC -- around the customers."""
@@ -543,6 +554,8 @@ def analyze(
             report("importing", 0.0)
             where = rejects_dir or (Path(tmp.name) / "rejects" if own and store is None else None)
             imported = import_data(data, st, Path(tmp.name), options, import_options, currency, where, on_import)
+            if own:
+                st.release_memory()  # DuckDB: the indexes the import extended stay in memory until reopened
         from clientfolio.store.audit import audit
 
         checkup = audit(st)
@@ -558,10 +571,11 @@ def analyze(
         report("scoring and segmenting customers", 0.35)
         # the windowed rules read the orders themselves: once, for the fit and the look-back
         rule_tx = rule_transactions(st) if checked_rules is not None else None
-        state, now, _ = fit_portfolio(st, as_of, support, choice, settings, sector, checked_rules, clusters,
-                                      span.currency, notes, features=features, transactions=rule_tx)
+        state, now = fit_portfolio(st, as_of, support, choice, settings, sector, checked_rules, clusters,
+                                   span.currency, notes, features=features, transactions=rule_tx)[:2]
+        del features  # every customer's features: not needed once fitted (the look-back reads its own)
         report("looking back", 0.75)
-        before = look_back(st, state, as_of, previous_days, span.first, notes, transactions=rule_tx)
+        before = _for_comparison(look_back(st, state, as_of, previous_days, span.first, notes, transactions=rule_tx))
         predicted = predictions(st, state, as_of, report) if predict else None
         report("portfolio", 0.85)
         keep = not (own and store is None)

@@ -127,12 +127,16 @@ def customers_from_store(store: Any) -> pd.DataFrame:
     return state.merge(attrs, on="customer_id", how="left")
 
 
+# pandas 3 copies a frame's columns only when they are written to: a shallow copy is then a safe one
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or bool(getattr(pd.options.mode, "copy_on_write", False))
+
+
 def _frame(source: Any, store: Any = None) -> tuple[pd.DataFrame, set[str] | None]:
     """(customers frame, divestment ids from a Portfolio or None) for any accepted input."""
     if isinstance(source, pd.DataFrame):
         frame, divest = source.copy(), None
     elif hasattr(source, "customers") and hasattr(source, "segments"):  # a Portfolio
-        frame = source.customers.copy()
+        frame = source.customers.copy(deep=not _COPY_ON_WRITE)  # changed below: a copy, lazily where pandas can
         d = getattr(source, "divestment", None)
         divest = set(d.customers["customer_id"].astype(str)) if d is not None else None
     elif hasattr(source, "query") and hasattr(source, "read_customer_state"):  # a Store
@@ -142,10 +146,23 @@ def _frame(source: Any, store: Any = None) -> tuple[pd.DataFrame, set[str] | Non
                             f"{type(source).__name__}")
     frame["customer_id"] = frame["customer_id"].astype(str)
     if store is not None:  # attributes kept only in the store (its customers table and JSON attributes)
-        extra = customers_from_store(store)
+        extra = _store_attributes(store)
         keep = ["customer_id"] + [c for c in extra.columns if c not in frame.columns and _is_attribute_column(c)]
         frame = frame.merge(extra[keep], on="customer_id", how="left")
     return expand_attributes(frame), divest
+
+
+def _store_attributes(store: Any) -> pd.DataFrame:
+    """The attribute columns :func:`customers_from_store` would add, for the same customers, without reading
+    every column of customer_state (its scores and segments are not attributes; ~80 columns per customer)."""
+    cols = set(store.customer_state_columns())
+    if "seg_lifecycle" not in cols and "seg_value_tier" not in cols:
+        raise FairnessError("the store holds no analysed customers: run `clientfolio analyze --store ...` first")
+    attrs = store.query("SELECT customer_id, region, country, attributes FROM customers "
+                        "WHERE customer_id IN (SELECT customer_id FROM customer_state)")
+    attrs = expand_attributes(attrs).drop(columns=["attributes"])
+    attrs["customer_id"] = attrs["customer_id"].astype(str)
+    return attrs
 
 
 def _is_attribute_column(col: str) -> bool:

@@ -62,9 +62,14 @@ def _first_row(keys: np.ndarray, of: np.ndarray, size: int) -> np.ndarray:
     return where[of]
 
 
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or bool(getattr(pd.options.mode, "copy_on_write", False))
+
+
 def _attach(frame: pd.DataFrame, rows: pd.DataFrame, cols: list[str], pos: np.ndarray) -> pd.DataFrame:
     """`frame` with `cols` of `rows` at positions `pos` (-1: missing), as a left merge on a unique key gives."""
-    out = frame.reset_index(drop=True).copy()
+    # Only new columns are added: where pandas copies on write the memberships (ten rows per customer) are
+    # shared, not copied (~0.5 GB fewer at a million customers).
+    out = frame.reset_index(drop=True).copy(deep=not _COPY_ON_WRITE)
     found = pos >= 0
     for col in cols:
         src = rows[col]

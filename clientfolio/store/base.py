@@ -88,6 +88,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None: ...
 
+    def release_memory(self) -> None:
+        """Give back memory the connection keeps after a bulk write (DuckDB: indexes an import built); no-op here."""
+
     @property
     @abc.abstractmethod
     def default_rejects_dir(self) -> Path: ...

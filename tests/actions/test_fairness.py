@@ -156,3 +156,23 @@ def test_store_audit_matches_portfolio_and_cli(demo_analysed, demo_store_path) -
     for f in from_pf.findings:
         assert f.split(":")[0] in out.stdout
     assert pd.read_csv(demo_store_path.parent / "fair.csv").shape[0] == len(from_pf.table)
+
+
+def test_store_attributes_are_those_of_the_whole_customer_state_read(demo_analysed, demo_store_path) -> None:
+    """The audit adds the store's attributes (region, JSON attributes) without reading every column of
+    customer_state: the same frame as merging the full store read, and the portfolio left untouched."""
+    from clientfolio.actions.fairness import _frame, _is_attribute_column, customers_from_store, expand_attributes
+    from clientfolio.store import open_store
+
+    _, pf = demo_analysed
+    before = pf.customers.copy()
+    with open_store(str(demo_store_path)) as st:
+        got, _ = _frame(pf, st)
+        full = customers_from_store(st)
+    ref = pf.customers.copy()
+    ref["customer_id"] = ref["customer_id"].astype(str)
+    keep = ["customer_id"] + [c for c in full.columns if c not in ref.columns and _is_attribute_column(c)]
+    assert len(keep) > 1  # the demo store has attributes the portfolio's frame lacks
+    ref = expand_attributes(ref.merge(full[keep], on="customer_id", how="left"))
+    pd.testing.assert_frame_equal(got, ref)
+    pd.testing.assert_frame_equal(pf.customers, before)  # the lazy copy did not write into the portfolio

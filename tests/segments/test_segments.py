@@ -245,7 +245,9 @@ def test_segment_kpis_match_a_plain_merge_on_a_messy_base() -> None:
     customers = pd.DataFrame({"customer_id": ids[60:], "revenue": rng.gamma(2.0, 50.0, 340),
                               "aov": rng.gamma(2.0, 10.0, 340), "clv": rng.gamma(2.0, 80.0, 340)})
     prev_customers = pd.DataFrame({"customer_id": ids[:300], "clv": rng.gamma(2.0, 70.0, 300)})
+    given = after.copy()
     got = history.segment_kpis(customers, after, before, prev_customers).set_index(["segment_kind", "segment"])
+    pd.testing.assert_frame_equal(after, given)  # the memberships are shared, not copied, and never written to
     want = _kpis_by_merges(customers, after, before, prev_customers)
     assert got["customers"].tolist() == want["customers"].tolist()
     for col in ("revenue", "aov", "mean_clv", "customers_before", "mean_clv_before"):

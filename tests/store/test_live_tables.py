@@ -236,6 +236,24 @@ def test_a_refused_replacement_keeps_the_old_table(store, bad: pd.DataFrame, mes
     pd.testing.assert_frame_equal(store.read_customer_state(), _expected(old), check_exact=True)
 
 
+def test_duckdb_writes_customer_state_in_chunks_with_the_same_result(tmp_path: Path, monkeypatch) -> None:
+    """A base larger than one write chunk: every row stored once and exactly, the key index built over all of
+    them; a repeated id in a later chunk is refused before anything is written."""
+    import clientfolio.store.duckdb_store as dds
+
+    monkeypatch.setattr(dds, "STATE_CHUNK", 7)  # 200 rows: 29 chunks, the last one short
+    df = _state(200, seed=3)
+    with open_store(str(tmp_path / "s.duckdb")) as st:
+        st.replace_customer_state(df.sample(frac=1, random_state=4))
+        pd.testing.assert_frame_equal(st.read_customer_state(), _expected(df), check_exact=True)
+        assert st.query("SELECT count(*) AS n FROM duckdb_indexes() WHERE table_name = 'customer_state'")["n"][0] == 1
+        bad = _state(20, prefix="z")
+        bad.loc[15, "customer_id"] = bad.loc[2, "customer_id"]  # the same id in the first and the third chunk
+        with pytest.raises(SchemaError, match="1 repeated"):
+            st.replace_customer_state(bad)
+        pd.testing.assert_frame_equal(st.read_customer_state(), _expected(df), check_exact=True)
+
+
 # --- commit_live -------------------------------------------------------------------------------------------
 
 def test_commit_live_writes_every_part(store) -> None:

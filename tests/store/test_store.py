@@ -74,6 +74,34 @@ def test_segment_snapshots_replace_their_date(store) -> None:
     assert got["n"].tolist() == [1, 1, 2] and got["segment"].tolist() == ["Champions", "Lost", "Lost"]
 
 
+def test_duckdb_release_memory_drops_the_import_indexes_and_keeps_settings(tmp_path: Path, monkeypatch) -> None:
+    """After a bulk import the lookup indexes sit in memory until the connection closes; release_memory reopens
+    the file with the import's memory cap and spill directory, data and indexes intact."""
+    monkeypatch.setenv("CLIENTFOLIO_MEMORY_LIMIT", "300MB")
+    with open_store(str(tmp_path / "s.duckdb")) as st:
+        import_files([corpus_file(UCI)], st, rejects_dir=tmp_path / "r")
+        mem = "SELECT coalesce(sum(memory_usage_bytes), 0) AS b FROM duckdb_memory() WHERE tag = 'ART_INDEX'"
+        before = _totals(st)
+        settings = "SELECT current_setting('memory_limit') AS m, current_setting('temp_directory') AS t, " \
+                   "current_setting('TimeZone') AS z"
+        limit = st.query(settings).iloc[0].tolist()
+        assert st.query(mem)["b"][0] > 0
+        st.release_memory()
+        assert st.query(mem)["b"][0] == 0
+        again = st.query(settings).iloc[0].tolist()
+        assert again[1:] == limit[1:] and limit[2] == "UTC"
+        # DuckDB shows the cap rounded to 0.1 MiB ('286.1 MiB' set back reads '286.0 MiB'): the same cap
+        assert again[0].endswith(" MiB") and abs(float(again[0].split()[0]) - float(limit[0].split()[0])) <= 0.15
+        assert _totals(st) == before
+        assert {"transactions_customer", "transactions_order"} <= set(st.query("SELECT index_name FROM duckdb_indexes()")["index_name"])
+        import_files([corpus_file(UCI)], st, rejects_dir=tmp_path / "r")  # the store still takes imports
+        assert _totals(st) == before
+    with open_store(":memory:") as mem_store:  # nothing to reopen: the data stays
+        import_files([corpus_file(UCI)], mem_store, rejects_dir=tmp_path / "r")
+        mem_store.release_memory()
+        assert _totals(mem_store) == before
+
+
 def test_reimport_adds_nothing(store, tmp_path: Path) -> None:
     path = corpus_file(UCI)
     first = import_files([path], store, rejects_dir=tmp_path / "r").files[0]

@@ -126,7 +126,7 @@ def run_store(label: str, store: str, args: argparse.Namespace, tmp: Path, fitte
         proc, url = serve(store, tmp, write_behind=mode == "wb")
         try:
             with httpx.Client(base_url=url + "/v1", headers={"Authorization": f"Bearer {key}"}, timeout=120) as c:
-                lat, cpu_ms, with_msg, queued = [], [], [], 0
+                lat, with_msg, queued = [], [], 0
                 cpu0 = _cpu_seconds(proc.pid)
                 for _, row in held.iloc[start: start + args.events].iterrows():
                     t0 = time.perf_counter()

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from clientfolio.live.portfolio import (
-    FEW, CHANGE_COLUMNS, FewPlan, LiveResult, StoreReads, _canonical_events, _canonical_orders, _line_records,
+    FEW, FewPlan, LiveResult, StoreReads, _canonical_events, _canonical_orders, _line_records,
     column_lists, no_changes,
     _missing,
 )

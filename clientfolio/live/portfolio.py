@@ -886,7 +886,8 @@ class LivePortfolio:
             applied = self.state.apply(base, day, transactions=self._rule_transactions(list(base["customer_id"])))
             nxt = self._next_changes(base, day, lines) if plan_next else None
             rows = state_rows(stats, applied, day, nxt, self.state_id)
-            changes, n_out, left_out = self._commit(rows, old, day, "time", meta={"last_sweep": day.isoformat()})
+            changes, n_out, left_out = self._commit(rows, old, day, "time", meta={"last_sweep": day.isoformat()},
+                                                    **self._predictions(ids, day))  # the due customers' too
             result.changes, result.outbox, result.customers_touched = changes, n_out, len(ids)
             result.outbox_left_out = left_out
         else:

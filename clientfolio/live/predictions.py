@@ -8,10 +8,11 @@ models: a customer gets what a batch ``PredictionModels.predict(store, day)`` gi
 commit.  The rows go into the same commit as the customer's state (:func:`prediction_update` gives
 the keyword arguments of ``commit_live``).
 
-With no prediction models in the state this costs one attribute lookup.  What is not recomputed:
-customers no event touches keep the day of their last score (the time sweep does not rescore
-predictions; their ``as_of`` says how old they are), and the models themselves are refitted only
-by `analyze --predict` or `clientfolio refit`.
+The time sweep rescores the customers it applies (those due to move), in its commit too.  With no
+prediction models in the state this costs one attribute lookup.  What is not recomputed: customers
+neither an event nor the sweep touches keep the day of their last score (as their other scores do;
+their ``as_of`` says how old they are), and the models themselves are refitted only by
+`analyze --predict` or `clientfolio refit`.
 """
 
 from __future__ import annotations

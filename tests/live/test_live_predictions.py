@@ -135,3 +135,22 @@ def test_the_state_keeps_its_models_and_old_or_unreadable_ones_load(shop):
     broken["prediction_models"]["churn"]["model"] = "bm90IGEgbW9kZWw="  # not a model this version can read
     models = PortfolioState.from_json(json.dumps(broken)).prediction_models_
     assert not models.usable and "could not be read" in models.error and "refit" in models.error
+
+
+def test_the_sweep_rescores_the_customers_it_applies(shop):
+    """Time moves churn risk too: the customers a sweep applies get the batch predictions at the sweep's day,
+    in its commit; the others keep theirs."""
+    url, _, _ = shop
+    with open_store(url) as st:
+        live = LivePortfolio(st)
+        models = live.state.prediction_models_
+        latest = pd.Timestamp(st.query("SELECT max(as_of) AS d FROM customer_state")["d"].iloc[0]).normalize()
+        day = latest + pd.Timedelta(days=45)
+        before = read_predictions(st).set_index("customer_id")
+        result = live.sweep(day)
+        swept = sorted(st.query("SELECT customer_id FROM customer_state WHERE as_of = ? AND stat_n_days > 0",
+                                [day.to_pydatetime()])["customer_id"].astype(str))
+        assert result.customers_touched >= len(swept) > 20
+        _check(st, models, day, swept)
+        rest = read_predictions(st).set_index("customer_id").drop(index=swept)
+        pd.testing.assert_frame_equal(rest, before.drop(index=[c for c in swept if c in before.index]))

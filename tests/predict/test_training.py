@@ -8,7 +8,7 @@ import pytest
 
 from clientfolio.datasets import load_cdnow_master, load_demo_shop
 from clientfolio.predict.churn import ChurnModel
-from clientfolio.predict.training import build_training_set, load_tables
+from clientfolio.predict.training import build_training_set
 
 
 @pytest.fixture(scope="module")

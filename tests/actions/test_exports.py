@@ -248,7 +248,9 @@ def test_cli_export(demo_store_path: Path, tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["export", "--segment", "At Risk", "--kind", "rfm", "--to", "klaviyo", "--out", str(out),
                                  "--store", str(demo_store_path)], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
-    assert "of 410 customers in RFM: At Risk" in r.output and "left out:" in r.output and out.exists()
+    # 409 (410 before revenue was compared with RFM's cuts at money precision: one customer whose revenue equals
+    # a cut but for float noise has M one lower, and leaves At Risk)
+    assert "of 409 customers in RFM: At Risk" in r.output and "left out:" in r.output and out.exists()
     r = CliRunner().invoke(app, ["export", "--segment", "At Risk", "--to", "hubspot", "--pseudonymise",
                                  "--kind", "rfm", "--store", str(demo_store_path)])
     assert r.exit_code == 1 and "pseudonymised" in r.output

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from clientfolio.live.portfolio import (
-    FEW, FewPlan, LiveResult, StoreReads, _canonical_events, _canonical_orders, _line_records,
+    FEW, FewPlan, LiveResult, StoreReads, _canonical_events, _canonical_orders, keyed_items,
     column_lists, no_changes,
     _missing,
 )
@@ -341,13 +341,7 @@ class Memory(StoreReads):
             # churn risk and next order read the customer's recent history from the store, which does not hold
             # buffered orders yet: a state with prediction models takes the unbuffered path
             return None
-        keyed: dict[str, tuple[str, Any]] = {}
-        if tx is not None:
-            for line in _line_records(tx):
-                keyed.setdefault(f"order:{line['source']}:{line['order_id']}", ("order", []))[1].append(line)
-        if ev is not None:
-            for e in ev.to_dict("records"):
-                keyed[f"event:{e['event_id']}"] = ("event", e)
+        keyed = keyed_items(tx, ev)
         if not keyed:
             return None
         c = self._ready()

@@ -527,14 +527,7 @@ class LivePortfolio:
         `stored_import`: the rows are already in the store (imports up to this id), so they are
         not written again and are keyed by the import; otherwise they are written with the state.
         """
-        keyed: dict[str, tuple[str, Any]] = {}  # event key -> (kind, payload)
-        # Orders as lists of their lines and events as dicts: one conversion for the batch, not one per order.
-        if tx is not None:
-            for line in _line_records(tx):
-                keyed.setdefault(f"order:{line['source']}:{line['order_id']}", ("order", []))[1].append(line)
-        if ev is not None:
-            for e in ev.to_dict("records"):
-                keyed[f"event:{e['event_id']}"] = ("event", e)
+        keyed = keyed_items(tx, ev)  # event key -> (kind, payload)
         for src, oid in cancels:
             keyed[f"cancel:{src}:{oid}"] = ("cancel", (src, oid))
         done = self.store.applied_event_keys(list(keyed))
@@ -1070,6 +1063,19 @@ def no_changes() -> pd.DataFrame:
     if not _NO_CHANGES:
         _NO_CHANGES.append(pd.DataFrame([], columns=CHANGE_COLUMNS))
     return _NO_CHANGES[0].copy()
+
+
+def keyed_items(tx: pd.DataFrame | None, ev: pd.DataFrame | None) -> dict[str, tuple[str, Any]]:
+    """Event key -> (kind, payload): each order as the list of its lines (dicts), each event as a dict; one
+    conversion for the batch, not one per order."""
+    keyed: dict[str, tuple[str, Any]] = {}
+    if tx is not None:
+        for line in _line_records(tx):
+            keyed.setdefault(f"order:{line['source']}:{line['order_id']}", ("order", []))[1].append(line)
+    if ev is not None:
+        for e in ev.to_dict("records"):
+            keyed[f"event:{e['event_id']}"] = ("event", e)
+    return keyed
 
 
 def _marks(column: str, n: int) -> str:

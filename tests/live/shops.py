@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 import clientfolio
@@ -12,8 +14,10 @@ from clientfolio.store import open_store
 D0 = pd.Timestamp("2024-10-31")  # two months before the demo shop's last day
 
 
-def held_back_store(url: str, fitted_at: pd.Timestamp = D0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The demo shop in `url` up to `fitted_at` (analysed there); returns the held-back order lines and events."""
+def held_back_store(url: str, fitted_at: pd.Timestamp = D0, **analyze_options: Any
+                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The demo shop in `url` up to `fitted_at` (analysed there, with `analyze_options`); returns the held-back
+    order lines and events."""
     p = demo_shop_paths()
     with open_store(url) as st:
         import_files([p["customers"], p["transactions"], p["events"], p["marketing_spend"]], st)
@@ -22,5 +26,5 @@ def held_back_store(url: str, fitted_at: pd.Timestamp = D0) -> tuple[pd.DataFram
         ev = st.query(f"SELECT * FROM events WHERE ts >= {cut} ORDER BY ts, event_id")
         st.query(f"DELETE FROM transactions WHERE ts >= {cut}")
         st.query(f"DELETE FROM events WHERE ts >= {cut}")
-        clientfolio.analyze(store=st, cutoff=fitted_at)
+        clientfolio.analyze(store=st, cutoff=fitted_at, **analyze_options)
     return tx, ev

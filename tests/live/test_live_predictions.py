@@ -14,19 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import clientfolio
-from clientfolio.datasets import demo_shop_paths
-from clientfolio.ingest import import_files
 from clientfolio.live import LivePortfolio
 from clientfolio.live.portfolio import FEW, LIVE_SOURCE
 from clientfolio.predict.applied import PredictionModels
 from clientfolio.predict.stored import read_predictions
 from clientfolio.state import PortfolioState
 from clientfolio.store import open_store
+from tests.live.shops import D0, held_back_store
 
 pytestmark = pytest.mark.slow  # one analyze with predictions per backend: about 20 s each on a quiet machine
 
-D0 = pd.Timestamp("2024-10-31")
 NUMBERS = ["churn_risk", "next_order_days", "next_order_low", "next_order_high"]
 
 
@@ -44,16 +41,10 @@ def shop(request, tmp_path_factory):
             pytest.skip("no PostgreSQL server at CLIENTFOLIO_TEST_PG_URL (`bash .ci/run` starts one)")
         url, schema = pg_schema(base)
         done = (base, schema)
-    p = demo_shop_paths()
+    tx, ev = held_back_store(url, D0, predict=True, clusters=False)
     with open_store(url) as st:
-        import_files([p["customers"], p["transactions"], p["events"], p["marketing_spend"]], st)
-        cut = f"CAST(DATE '{(D0 + pd.Timedelta(days=1)).date()}' AS TIMESTAMP)"
-        tx = st.query(f"SELECT * FROM transactions WHERE ts >= {cut} ORDER BY ts, source, order_id, line_key")
-        ev = st.query(f"SELECT * FROM events WHERE ts >= {cut} ORDER BY ts, event_id")
-        st.query(f"DELETE FROM transactions WHERE ts >= {cut}")
-        st.query(f"DELETE FROM events WHERE ts >= {cut}")
-        pf = clientfolio.analyze(store=st, cutoff=D0, predict=True, clusters=False)
-        assert pf.state.predictions_["churn"] == "model"  # the trees are what is applied live, not only BG/NBD
+        state = PortfolioState.from_json(st.load_state()[1])
+    assert state.predictions_["churn"] == "model"  # the trees are what is applied live, not only BG/NBD
     yield url, tx, ev
     if done is not None:
         drop_pg_schema(*done)

@@ -398,7 +398,8 @@ def _run_analyze(files: list[Path] | None, store: str | None, out: Path, *, parq
 
 def _print_predictions(predictions: Any, as_of: Any) -> None:
     """analyze --predict: which method each prediction uses and why, or why there are none."""
-    console.print(f"[bold]Churn risk and next order[/] as of {as_of:%d %B %Y} (live updates rescore the customers they touch with these models)")
+    console.print(f"[bold]Churn risk and next order[/] as of {as_of:%d %B %Y} (live updates and the daily sweep "
+                  "rescore the customers they touch with these models)")
     if isinstance(predictions, str):
         console.print(f"  • none: {predictions}", highlight=False)
         return

@@ -33,8 +33,8 @@ def predict_cmd(
     order. Each task uses whichever did better, and says why. With too few customers no ML model is
     trained and BG/NBD is used; with too short a history nothing is predicted and the command says
     why.  On a store the scores go into its predictions table, as of the last order.  Live updates
-    rescore the customers they touch with the models kept in the fitted state, which are those of
-    `analyze --predict` or `refit`, not of this command.
+    and the daily sweep rescore the customers they touch with the models kept in the fitted state,
+    which are those of `analyze --predict` or `refit`, not of this command.
     """
     from clientfolio.predict.evaluation import predict_shop
 
@@ -60,8 +60,9 @@ def predict_cmd(
         console.print(f"Wrote {len(result.customers):,} customers to {out}", highlight=False)
     if not demo and save:
         console.print(f"Stored {saved:,} customers' churn risk and next order in {store} (table predictions), as "
-                      f"of {result.customers.attrs['as_of']:%d %B %Y}. Live updates rescore the customers they touch with "
-                      "the models of the last `analyze --predict` or `refit` (kept in the fitted state), if any.",
+                      f"of {result.customers.attrs['as_of']:%d %B %Y}. Live updates and the daily sweep rescore the "
+                      "customers they touch with the models of the last `analyze --predict` or `refit` (kept in the "
+                      "fitted state), if any.",
                       highlight=False)
 
 

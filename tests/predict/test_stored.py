@@ -213,7 +213,7 @@ def test_predict_command_writes_the_store_and_a_safe_csv(tmp_path, shop_csv):
     assert re.search(r"80% interval held the actual day for \d+% of the [\d,]+ test customers",
                      re.sub(r"\s+", " ", r.output))
     said_out = " ".join(r.output.split())  # rich wraps at the terminal width (80 columns in CI)
-    assert "Stored" in said_out and "Live updates rescore the customers they touch" in said_out, r.output
+    assert "Stored" in said_out and "Live updates and the daily sweep rescore the customers they" in said_out, r.output
     with open_store(st) as s:
         assert len(read_predictions(s)) == len(pd.read_csv(out)) > 300
     said = pd.read_csv(out)["next_order_interval"].unique()  # every row says what its interval covers

@@ -42,7 +42,11 @@ def main() -> None:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver behind a web server would
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            length = int(self.headers.get("content-length", 0))
+            body = self.rfile.read(length)
+            if len(body) < length:  # the sender went away mid-request (killed): no request, as a web server sees it
+                self.close_connection = True
+                return
             headers = {k.lower(): v for k, v in self.headers.items()}
             ok = []
             for i, w in enumerate(verifiers):

@@ -247,6 +247,24 @@ def at_risk_table(pred: Any, customers: pd.DataFrame | None = None, money: str =
         "</p>")
 
 
+def _subscriptions(pred: Any) -> str:
+    """Subscribers' churn as cancellation: sBG against the trees, and what the rows below show for them."""
+    comp = getattr(pred, "subscriptions", None)
+    if comp is None:
+        return ""
+    n, start = comp.horizon_days, pd.Timestamp(comp.cutoff)
+    rate = comp.details.get("churn_rate")
+    share = (f" {rate:.0%} of them cancelled within {n} days." if rate is not None and np.isfinite(rate) else "")
+    return (f"<h3>Subscribers: who will cancel in the next {n} days</h3><p><b>{_esc(comp.sentence)}</b></p>"
+            + _metric_table(comp)
+            + f"<p class='muted'>For customers with a running subscription, churn means cancelling it, not a pause "
+              f"between orders. The renewal model (shifted-beta-geometric) knows only how long each subscription has "
+              f"run; the boosted trees also see plan, price, earlier cancellations, support tickets and every "
+              f"purchase feature. Judged on {comp.n_test:,} active subscribers on {start:%d %b %Y} and the {n} days "
+              f"after, which neither had seen.{share} In the table below, a subscriber's risk and reason are their "
+              f"cancellation risk.</p>")
+
+
 def section(pred: Any, customers: pd.DataFrame | None = None, money: str = "") -> str:
     """The section body; `pred` is a ShopPredictions or the sentence saying why there are none."""
     if isinstance(pred, str):
@@ -269,6 +287,7 @@ def section(pred: Any, customers: pd.DataFrame | None = None, money: str = "") -
     parts.append(f"<h3>Next order: days until the next order</h3><p><b>{_esc(nxt.sentence)}</b></p>")
     parts.append(_metric_table(nxt))
     parts.append(_importance(nxt, "days"))
+    parts.append(_subscriptions(pred))
     parts.append("<h3>Customers most at risk</h3>")
     parts.append(at_risk_table(pred, customers, money))
     if pred.notes:

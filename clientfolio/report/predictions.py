@@ -239,9 +239,13 @@ def at_risk_table(pred: Any, customers: pd.DataFrame | None = None, money: str =
         show["stage"] = t["stage"].to_numpy()
     if spend is not None:
         show["spent, last 12 months"] = [format_money(v, money, 0) for v in t["spend"]]
-    src = str(t["churn_source"].iloc[0]) if "churn_source" in t else ""
+    sources = pred.customers["churn_source"].astype(str) if "churn_source" in pred.customers else pd.Series([], dtype=str)
+    subs = sources.str.endswith("(cancellation)")
+    src = str(sources[~subs].iloc[0]) if (~subs).any() else ""
+    cancel = (f" -- or, for customers with a running subscription, to cancel it (risk from "
+              f"{_esc(str(sources[subs].iloc[0]).removesuffix(' (cancellation)'))})" if subs.any() else "")
     intro = (f"<p>Customers more likely than not to place no order in the next {n} days"
-             + (f" (risk from {_esc(src)})" if src else "") + f", {_esc(order)}. {_esc(left_out)}</p>")
+             + (f" (risk from {_esc(src)})" if src else "") + cancel + f", {_esc(order)}. {_esc(left_out)}</p>")
     return intro + _table(show) + (
         "<p class='muted'>Every customer's risk, next order and reason: <code>clientfolio predict --out FILE</code>."
         "</p>")

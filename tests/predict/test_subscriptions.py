@@ -231,3 +231,15 @@ def test_a_live_cancellation_moves_the_subscriber_off_the_cancellation_risk(shop
         assert after.loc[who, "churn_source"] == batch.loc[who, "churn_source"]
         assert not after.loc[who, "churn_source"].endswith("(cancellation)")  # no longer a subscriber
         assert after.loc[who, "churn_risk"] == pytest.approx(batch.loc[who, "churn_risk"], abs=1e-12)
+
+
+def test_the_report_section_shows_the_subscribers_comparison_and_says_what_churn_means(result):
+    from clientfolio.report.predictions import section
+
+    html = section(result)
+    assert "Subscribers: who will cancel in the next" in html
+    assert result.subscriptions.sentence.replace("'", "&#x27;") in html
+    assert "sBG (used)" in html or "boosted trees (used)" in html
+    assert f"Judged on {result.subscriptions.n_test:,} active subscribers" in html
+    # the at-risk table's intro says what churn means for subscribers only when one is in the scores
+    assert "or, for customers with a running subscription, to cancel it" in html

@@ -363,7 +363,8 @@ def predictions(st: Store, state: PortfolioState, as_of: pd.Timestamp, progress:
     state.prediction_models_ = result.models  # live updates apply them to the customers they touch
     state.predictions_ = {"as_of": result.customers.attrs["as_of"].isoformat(), "horizon_days": result.horizon_days,
                           "customers": int(len(result.customers)), "churn": result.churn.chosen,
-                          "next_order": result.next_order.chosen}
+                          "next_order": result.next_order.chosen,
+                          "subscriptions": result.subscriptions.chosen if result.subscriptions is not None else None}
     return result
 
 

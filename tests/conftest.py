@@ -70,6 +70,21 @@ def pg_store_url(pg_url: str):
     drop_pg_schema(pg_url, schema)
 
 
+@pytest.fixture(scope="module", params=["duckdb", "postgresql"])
+def module_store_url(request, tmp_path_factory):
+    """The location of an empty store that a module's tests share, once per backend (PostgreSQL: a fresh
+    schema, dropped after the module)."""
+    if request.param == "duckdb":
+        yield str(tmp_path_factory.mktemp("store") / "shop.duckdb")
+        return
+    base = _pg_url()
+    if base is None:
+        pytest.skip("no PostgreSQL server at CLIENTFOLIO_TEST_PG_URL (`bash .ci/run` starts one)")
+    url, schema = pg_schema(base)
+    yield url
+    drop_pg_schema(base, schema)
+
+
 @pytest.fixture(params=["duckdb", "postgresql"])
 def store_url(request, tmp_path: Path) -> str:
     """The location of an empty store, once per backend."""

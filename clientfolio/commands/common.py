@@ -26,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstrings reflow to the terminal's width (lines of a paragraph are joined)
 )
 console = Console()
 err = Console(stderr=True)

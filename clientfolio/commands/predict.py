@@ -25,7 +25,7 @@ def predict_cmd(
                                             "the previous ones, all or nothing), with the day they are as of.")]
     = True,
 ) -> None:
-    """Churn risk (no order in the next N days) and days to the next order, per customer.
+    """Churn risk (no order in the next N days; for subscribers, cancelling) and days to the next order.
 
     Boosted trees are trained on a time split (features before a cut-off, outcomes after) and
     compared with the BG/NBD purchase model on the last N days, which neither saw; the table shows
@@ -35,6 +35,10 @@ def predict_cmd(
     why.  On a store the scores go into its predictions table, as of the last order.  Live updates
     and the daily sweep rescore the customers they touch with the models kept in the fitted state,
     which are those of `analyze --predict` or `refit`, not of this command.
+
+    A shop that sends subscription_start and subscription_cancel events also gets, for customers with
+    a running subscription, the chance of cancelling in the next N days, measured against the
+    renewal model (sBG) the same way.
     """
     from clientfolio.predict.evaluation import predict_shop
 

@@ -51,9 +51,11 @@ def customer_tables(store: Store, ids: list[str], tx: pd.DataFrame | None = None
                 pd.MultiIndex.from_frame(new[key].astype(str)))]
         new = new[[c for c in TX_COLUMNS if c in new.columns]]
         stored = pd.concat([stored, new], ignore_index=True) if len(stored) else new.reset_index(drop=True)
-    events = store.query(f"SELECT event_id, customer_id, ts, type FROM events WHERE customer_id IN ({marks})", ids)
+    events = store.query(f"SELECT event_id, customer_id, ts, type, properties FROM events WHERE customer_id IN ({marks})",
+                         ids)
     if ev is not None and len(ev):
-        new = ev[ev["customer_id"].astype(str).isin(ids)][["event_id", "customer_id", "ts", "type"]]
+        new = ev[ev["customer_id"].astype(str).isin(ids)]
+        new = new[[c for c in ("event_id", "customer_id", "ts", "type", "properties") if c in new.columns]]
         if len(new):
             events = events[~events["event_id"].astype(str).isin(new["event_id"].astype(str))]
             events = pd.concat([events, new], ignore_index=True) if len(events) else new.reset_index(drop=True)
@@ -86,7 +88,8 @@ def prediction_update(store: Store, state: Any, ids: list[str], day: pd.Timestam
         if not (tables["transactions"]["customer_id"].notna()).any():
             return out  # no order left among them: their rows go, as a batch scores only customers with one
         t = load_tables(tables)
-        t = type(t)(t.transactions[t.transactions["ts"] < day + pd.Timedelta(days=1)], t.events, t.customers)
+        t = type(t)(t.transactions[t.transactions["ts"] < day + pd.Timedelta(days=1)], t.events, t.customers,
+                    t.subscriptions)
         if not (~t.transactions["is_refund"]).any():
             return out
         scored = models.apply(models.features(t, day)).reset_index()

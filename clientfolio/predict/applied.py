@@ -27,6 +27,7 @@ import pandas as pd
 
 from clientfolio.predict.churn import ChurnModel, FeatureFrame
 from clientfolio.predict.next_order import NextOrderModel
+from clientfolio.predict.subscriptions import SubscriptionChurn
 from clientfolio.predict.training import CATEGORICAL, Tables, btyd_scores, build_training_set, load_tables
 
 FORMAT = 1
@@ -67,16 +68,39 @@ def _frame_from(d: dict) -> FeatureFrame:
     return f
 
 
+def _churn_dict(m: ChurnModel) -> dict:
+    return {"params": m.get_params(), "features": _frame_dict(m.features_),
+            "calibration_method": m.calibration_method_, "model": _encode(m.model_)}
+
+
+def _churn_from(c: dict) -> ChurnModel:
+    m = ChurnModel(**c["params"])
+    m.features_, m.model_ = _frame_from(c["features"]), _decode(c["model"])
+    m.classes_, m.calibration_method_ = m.model_.classes_, c["calibration_method"]
+    return m
+
+
+def _subscriptions_from(d: dict) -> SubscriptionChurn:
+    from clientfolio.models import ShiftedBetaGeometric
+
+    return SubscriptionChurn(sbg=ShiftedBetaGeometric.from_params(d["sbg"]),
+                             default_period_days=d["default_period_days"], period_note=d["period_note"],
+                             churn=_churn_from(d["churn"]) if d.get("churn") is not None else None)
+
+
 class PredictionModels:
     """The chosen churn and next-order methods, fitted at ``as_of``, ready to apply to any customers.
 
     ``churn`` / ``next_order``: the fitted :class:`ChurnModel` / :class:`NextOrderModel` when the
     boosted trees won on the shop's time split, None when BG/NBD is used; ``btyd``: the BG/NBD
-    model fitted on every customer at ``as_of`` (its scores are features and the baseline).
+    model fitted on every customer at ``as_of`` (its scores are features and the baseline);
+    ``subscriptions``: for a shop with subscription events, what scores active subscribers' churn
+    as cancellation (:class:`~clientfolio.predict.subscriptions.SubscriptionChurn`), else None.
     """
 
     def __init__(self, *, as_of: pd.Timestamp, horizon_days: int, vocab: dict[str, list[str]], btyd: Any,
-                 churn: ChurnModel | None, next_order: NextOrderModel | None, interval_text: str) -> None:
+                 churn: ChurnModel | None, next_order: NextOrderModel | None, interval_text: str,
+                 subscriptions: SubscriptionChurn | None = None) -> None:
         self.as_of = pd.Timestamp(as_of)
         self.horizon_days = int(horizon_days)
         self.vocab = {k: list(v) for k, v in vocab.items()}
@@ -84,6 +108,7 @@ class PredictionModels:
         self._churn = churn
         self._next = next_order
         self.interval_text = interval_text
+        self._subscriptions = subscriptions
         self.churn_source = "boosted trees" if churn is not None else "BG/NBD"
         self.next_order_source = "boosted trees" if next_order is not None else "BG/NBD"
         self._stored: dict | None = None  # the encoded estimators, decoded on first use
@@ -103,11 +128,7 @@ class PredictionModels:
 
     def _decode_stored(self, d: dict) -> None:
         if d.get("churn") is not None:
-            c = d["churn"]
-            m = ChurnModel(**c["params"])
-            m.features_, m.model_ = _frame_from(c["features"]), _decode(c["model"])
-            m.classes_, m.calibration_method_ = m.model_.classes_, c["calibration_method"]
-            self._churn = m
+            self._churn = _churn_from(d["churn"])
         if d.get("next_order") is not None:
             c = d["next_order"]
             params = dict(c["params"], interval=tuple(c["params"]["interval"]))
@@ -116,6 +137,8 @@ class PredictionModels:
             n.median_, n.low_, n.high_ = (_decode(c[k]) for k in ("median", "low", "high"))
             n.y_max_ = float(c["y_max"])
             self._next = n
+        if d.get("subscriptions") is not None:
+            self._subscriptions = _subscriptions_from(d["subscriptions"])
 
     @property
     def churn(self) -> ChurnModel | None:
@@ -126,6 +149,11 @@ class PredictionModels:
     def next_order(self) -> NextOrderModel | None:
         self._decoded()
         return self._next
+
+    @property
+    def subscriptions(self) -> SubscriptionChurn | None:
+        self._decoded()
+        return self._subscriptions
 
     @property
     def usable(self) -> bool:
@@ -141,7 +169,10 @@ class PredictionModels:
         feats = ts.features
         scores, _ = btyd_scores(feats, self.horizon_days, model=self.btyd)
         feats = feats.join(scores)
-        for model in (self.churn, self.next_order):
+        subs = self.subscriptions
+        if subs is not None:
+            feats = subs.add_features(feats, tables, cutoff, self.horizon_days)
+        for model in (self.churn, self.next_order, subs.churn if subs is not None else None):
             if model is None:
                 continue
             for col in model.features_.columns:
@@ -178,6 +209,18 @@ class PredictionModels:
         out["next_order_source"] = self.next_order_source
         out["next_order_interval"] = self.interval_text
         out["reason"] = [reason(r) for r in X[REASON_COLUMNS].to_dict("records")]
+        subs = self.subscriptions
+        if subs is not None and "sub_active" in X.columns:
+            active = X["sub_active"].to_numpy(dtype=float) > 0
+            if active.any():
+                from clientfolio.predict.subscriptions import reason as subscriber_reason
+
+                rows = X[active]
+                out.loc[active, "churn_risk"] = subs.risk(rows).to_numpy()
+                out.loc[active, "churn_source"] = subs.source
+                cols = [c for c in ("sub_tenure_days", "sub_period_days", "subscription_plan", "sub_past_cancels",
+                                    "events_support_ticket_90d") if c in rows.columns]
+                out.loc[active, "reason"] = [subscriber_reason(r) for r in rows[cols].astype(object).to_dict("records")]
         return out
 
     def predict(self, source: Any, cutoff: Any) -> pd.DataFrame:
@@ -205,13 +248,17 @@ class PredictionModels:
             "churn": None, "next_order": None,
         }
         if churn is not None:
-            out["churn"] = {"params": churn.get_params(), "features": _frame_dict(churn.features_),
-                            "calibration_method": churn.calibration_method_, "model": _encode(churn.model_)}
+            out["churn"] = _churn_dict(churn)
         if nxt is not None:
             params = nxt.get_params()
             params["interval"] = list(params["interval"])
             out["next_order"] = {"params": params, "features": _frame_dict(nxt.features_), "y_max": nxt.y_max_,
                                  **{k: _encode(getattr(nxt, f"{k}_")) for k in ("median", "low", "high")}}
+        subs = self.subscriptions
+        if subs is not None:
+            out["subscriptions"] = {"sbg": {k: float(v) for k, v in subs.sbg.params_.items()},
+                                    "default_period_days": subs.default_period_days, "period_note": subs.period_note,
+                                    "churn": _churn_dict(subs.churn) if subs.churn is not None else None}
         self._raw = out  # fitted models do not change: encoded once (seconds), however often the state is saved
         return out
 
@@ -231,5 +278,6 @@ class PredictionModels:
             self.error = (f"the stored prediction models have format {d.get('format')}, this version reads {FORMAT}; "
                           "run `clientfolio refit` to fit them again")
         else:
-            self._stored = {"churn": d.get("churn"), "next_order": d.get("next_order"), "sklearn": d.get("sklearn")}
+            self._stored = {"churn": d.get("churn"), "next_order": d.get("next_order"), "sklearn": d.get("sklearn"),
+                            "subscriptions": d.get("subscriptions")}
         return self

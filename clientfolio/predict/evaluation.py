@@ -55,10 +55,11 @@ class ShopPredictions:
     horizon_days: int
     notes: list[str] = field(default_factory=list)
     models: Any = None  # the PredictionModels that scored `customers`: the fitted state keeps them
+    subscriptions: Comparison | None = None  # cancellation churn, for a shop with subscription events
 
     @property
     def comparisons(self) -> list[Comparison]:
-        return [self.churn, self.next_order]
+        return [self.churn, self.next_order] + ([self.subscriptions] if self.subscriptions is not None else [])
 
 
 def top_decile_lift(y: np.ndarray, score: np.ndarray) -> float:
@@ -114,13 +115,37 @@ def _n(v: float) -> str:
     return f"{v:.3f}" if np.isfinite(v) else "n/a"
 
 
-def _thin(train: TrainingSet) -> str | None:
+@dataclass(frozen=True)
+class ChurnKind:
+    """What "churn" means in a comparison, and the words and baseline that go with it."""
+
+    task: str
+    subject: str  # "Churn risk"
+    baseline_name: str  # the table's column head
+    baseline_words: str  # "the purchase model (BG/NBD)"
+    baseline_column: str  # the test features' column holding the baseline's probability
+    outcome: str  # "no order in the next {n} days"
+    population: str  # "customers with an order by {day}"
+    noun: str  # "customers"
+    churned: str  # "churned"
+    stayed: str  # "came back"
+
+
+PURCHASES = ChurnKind("churn", "Churn risk", "BG/NBD", "the purchase model (BG/NBD)", "btyd_p_none",
+                      "no order in the next {n} days", "customers with an order by {day}", "customers", "churned",
+                      "came back")
+CANCELLATIONS = ChurnKind("subscription churn", "Subscribers' churn risk (cancelling)", "sBG",
+                          "the renewal model (sBG)", "sbg_p_cancel", "a cancellation in the next {n} days",
+                          "active subscribers on {day}", "active subscribers", "cancelled", "renewed")
+
+
+def _thin(train: TrainingSet, kind: ChurnKind = PURCHASES) -> str | None:
     y = train.labels["churned"].to_numpy()
     n, pos = len(y), int(np.nansum(y))
     if n < MIN_CUSTOMERS:
-        return f"only {n:,} customers before the training cut-off (at least {MIN_CUSTOMERS:,} are needed)"
+        return f"only {n:,} {kind.noun} before the training cut-off (at least {MIN_CUSTOMERS:,} are needed)"
     if min(pos, n - pos) < MIN_POSITIVES:
-        return (f"only {min(pos, n - pos):,} customers {'churned' if pos < n - pos else 'came back'} in the "
+        return (f"only {min(pos, n - pos):,} {kind.noun} {kind.churned if pos < n - pos else kind.stayed} in the "
                 f"training window (at least {MIN_POSITIVES} of each are needed)")
     return None
 
@@ -135,18 +160,19 @@ def _cut_offs(tables: Tables, horizon: int | None) -> tuple[int, pd.Timestamp, p
 
 
 def evaluate_churn(train: TrainingSet, test: TrainingSet, *, random_state: int = 0,
-                   thin: str | None = None) -> tuple[Comparison, ChurnModel | None]:
-    """Churn risk by boosted trees against BG/NBD's P(no purchase in N days) on the test window."""
+                   thin: str | None = None, kind: ChurnKind = PURCHASES) -> tuple[Comparison, ChurnModel | None]:
+    """Churn risk by boosted trees against the baseline on the test window: BG/NBD's P(no purchase in
+    N days) for purchases, sBG's P(cancel in N days) for subscribers (`kind`)."""
     y = test.labels["churned"].to_numpy()
-    base = test.features["btyd_p_none"].to_numpy()
+    base = test.features[kind.baseline_column].to_numpy()
     bm = _churn_metrics(y, base)
     n = test.horizon_days
-    note = f"customers with an order by {test.cutoff.date()}; churn = no order in the next {n} days"
-    common = dict(task="churn", model_name="boosted trees", baseline_name="BG/NBD", cutoff=test.cutoff.date(),
-                  horizon_days=n, n_train=len(train.features), n_test=len(test.features))
+    note = f"{kind.population.format(day=test.cutoff.date())}; churn = {kind.outcome.format(n=n)}"
+    common = dict(task=kind.task, model_name="boosted trees", baseline_name=kind.baseline_name,
+                  cutoff=test.cutoff.date(), horizon_days=n, n_train=len(train.features), n_test=len(test.features))
     if thin is not None:
         metrics = tuple(Metric(k, float("nan"), v, "lower" if k == "Brier" else "higher", note) for k, v in bm.items())
-        sentence = (f"Churn risk uses the purchase model (BG/NBD): no machine-learning model was trained, {thin}.")
+        sentence = f"{kind.subject} uses {kind.baseline_words}: no machine-learning model was trained, {thin}."
         return Comparison(metrics=metrics, chosen="baseline", sentence=sentence,
                           details={"thin": thin, "baseline_calibration": calibration_bins(y, base)}, **common), None
     model = ChurnModel(random_state=random_state).fit(train.features, train.labels["churned"])
@@ -155,13 +181,14 @@ def evaluate_churn(train: TrainingSet, test: TrainingSet, *, random_state: int =
     metrics = tuple(Metric(k, mm[k], bm[k], "lower" if k == "Brier" else "higher", note) for k in mm)
     wins = mm["AUC"] > bm["AUC"] and mm["Brier"] <= bm["Brier"]
     if wins:
-        sentence = (f"Churn risk uses the boosted trees: on the last {n} days, which they never saw, they ranked "
-                    f"customers better (AUC {_n(mm['AUC'])} against {_n(bm['AUC'])} for BG/NBD) and their "
-                    f"probabilities were closer to what happened (Brier {_n(mm['Brier'])} against {_n(bm['Brier'])}).")
+        sentence = (f"{kind.subject} uses the boosted trees: on the last {n} days, which they never saw, they ranked "
+                    f"{kind.noun} better (AUC {_n(mm['AUC'])} against {_n(bm['AUC'])} for {kind.baseline_name}) and "
+                    f"their probabilities were closer to what happened (Brier {_n(mm['Brier'])} against "
+                    f"{_n(bm['Brier'])}).")
     else:
         why = (f"AUC {_n(mm['AUC'])} against {_n(bm['AUC'])}" if mm["AUC"] <= bm["AUC"]
                else f"their probabilities were further from what happened: Brier {_n(mm['Brier'])} against {_n(bm['Brier'])}")
-        sentence = (f"Churn risk uses the purchase model (BG/NBD): on the last {n} days the boosted trees "
+        sentence = (f"{kind.subject} uses {kind.baseline_words}: on the last {n} days the boosted trees "
                     f"did not do better ({why}).")
     details = {"calibration": calibration_bins(y, score), "baseline_calibration": calibration_bins(y, base),
                "importance": _importance(model, test.features, y, "roc_auc", random_state),
@@ -249,6 +276,45 @@ def evaluate_next_order(train: TrainingSet, test: TrainingSet, *, random_state: 
                       details=details, **common), model
 
 
+def evaluate_subscriptions(tables: Tables, train: TrainingSet, test: TrainingSet, end: pd.Timestamp, *,
+                           random_state: int = 0) -> tuple[Comparison | None, Any, list[str]]:
+    """Subscribers' cancellation risk on the same time split: boosted trees against sBG, then what the
+    fitted state keeps (sBG at `end`, the trees refitted on the test window when they won).
+
+    Returns (None, None, notes saying why) when the shop has no subscription events or sBG cannot
+    be fitted (e.g. no cancellation yet): subscribers then keep the purchase-based churn risk."""
+    from clientfolio.core.errors import ClientfolioError
+    from clientfolio.predict.subscriptions import (
+        SubscriptionChurn,
+        default_period,
+        fit_sbg,
+        subscription_base,
+        subscription_training_set,
+    )
+
+    subs = tables.subscriptions
+    if subs.empty:
+        return None, None, []
+    period, how = default_period(subs, tables.transactions)
+    h = train.horizon_days
+    try:
+        s_train = subscription_training_set(tables, train.cutoff, h, train, period)
+        s_test = subscription_training_set(tables, test.cutoff, h, test, period)
+        sbg_now = fit_sbg(subscription_base(subs, end, period))
+    except (ValueError, ClientfolioError) as exc:
+        return None, None, [f"subscribers' cancellation risk was not estimated: {exc}; their churn risk is the "
+                            "purchase-based one"]
+    notes = [f"billing period for subscriptions that give none: {how}"] if "most common" not in how else []
+    notes += [n for n in s_train.notes + s_test.notes if n not in notes]
+    if s_test.features.empty:
+        return None, None, notes + [f"no active subscriber on {test.cutoff.date()} to measure cancellations on"]
+    comp, _ = evaluate_churn(s_train, s_test, random_state=random_state, thin=_thin(s_train, CANCELLATIONS),
+                             kind=CANCELLATIONS)
+    final = (ChurnModel(random_state=random_state).fit(s_test.features, s_test.labels["churned"])
+             if comp.chosen == "model" else None)
+    return comp, SubscriptionChurn(sbg=sbg_now, default_period_days=period, period_note=how, churn=final), notes
+
+
 def reason(row: pd.Series | dict) -> str:
     """Why a customer's churn risk is what it is, from their own numbers (as the live reasons word it)."""
     from clientfolio.core.numbers import decimal_text as _dec
@@ -310,10 +376,9 @@ def predict_shop(source: Any, *, horizon_days: int | None = None, random_state: 
     if as_of is not None:
         day = pd.Timestamp(as_of)
         end_day = (day.tz_convert(None) if day.tzinfo is not None else day).normalize() + DAY
-        tx = tables.transactions[tables.transactions["ts"] < end_day]
-        if tx.empty:
+        tables = tables.until(end_day)
+        if tables.transactions.empty:
             raise ClientfolioError(f"predict: there are no orders with a customer up to {end_day - DAY:%Y-%m-%d}")
-        tables = Tables(tx, tables.events[tables.events["ts"] < end_day], tables.customers)
     if require_support:
         _check_support(tables)
     horizon, c_train, c_test, end = _cut_offs(tables, horizon_days)
@@ -334,6 +399,8 @@ def predict_shop(source: Any, *, horizon_days: int | None = None, random_state: 
     thin = _thin(train)
     churn, churn_model = evaluate_churn(train, test, random_state=random_state, thin=thin)
     nxt, next_model = evaluate_next_order(train, test, random_state=random_state, thin=thin)
+    subs, subs_model, subs_notes = evaluate_subscriptions(tables, train, test, end, random_state=random_state)
+    notes += subs_notes
     from clientfolio.predict.applied import PredictionModels
 
     final = (ChurnModel(random_state=random_state).fit(test.features, test.labels["churned"])
@@ -343,8 +410,10 @@ def predict_shop(source: Any, *, horizon_days: int | None = None, random_state: 
     models = PredictionModels(
         as_of=end, horizon_days=horizon, vocab=vocab, btyd=now.btyd, churn=final, next_order=final_n,
         interval_text=(f"80% interval (10% to 90% quantile), capped at {horizon} days; "
-                       + str(nxt.details["interval_label"]).split("; ", 1)[1]))
-    out = models.apply(now.features)
+                       + str(nxt.details["interval_label"]).split("; ", 1)[1]), subscriptions=subs_model)
+    feats = now.features if subs_model is None else subs_model.add_features(now.features, tables, end,
+                                                                           horizon)
+    out = models.apply(feats)
     out.attrs["as_of"] = end
     out.attrs["horizon_given"] = horizon_days is not None  # N asked for, or set from the shop's rhythm
-    return ShopPredictions(churn, nxt, out.reset_index(), horizon, notes, models)
+    return ShopPredictions(churn, nxt, out.reset_index(), horizon, notes, models, subs)

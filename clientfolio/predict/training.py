@@ -39,13 +39,29 @@ MAX_EVENT_TYPES = 10
 CATEGORICAL = ("acquisition_channel", "region")
 
 
+def _no_subscriptions() -> pd.DataFrame:
+    from clientfolio.predict.subscriptions import subscription_events
+
+    return subscription_events(pd.DataFrame())
+
+
 @dataclass
 class Tables:
-    """The canonical tables a training set is built from (events and customers may be empty)."""
+    """The canonical tables a training set is built from (events and customers may be empty).
+
+    ``subscriptions``: the ``subscription_start`` / ``subscription_cancel`` events with their properties
+    read (:func:`clientfolio.predict.subscriptions.subscription_events`); empty for a shop without them.
+    """
 
     transactions: pd.DataFrame
     events: pd.DataFrame
     customers: pd.DataFrame
+    subscriptions: pd.DataFrame = field(default_factory=_no_subscriptions)
+
+    def until(self, end: pd.Timestamp) -> Tables:
+        """The rows before `end` (customers as they are)."""
+        return Tables(self.transactions[self.transactions["ts"] < end], self.events[self.events["ts"] < end],
+                      self.customers, self.subscriptions[self.subscriptions["ts"] < end])
 
     @property
     def last_day(self) -> pd.Timestamp:
@@ -108,12 +124,15 @@ def normalise_transactions(df: pd.DataFrame) -> pd.DataFrame:
 def load_tables(source: Any, events: pd.DataFrame | None = None,
                 customers: pd.DataFrame | None = None) -> Tables:
     """The tables from a store, a dict of DataFrames (as load_demo_shop gives) or a transactions DataFrame."""
+    from clientfolio.predict.subscriptions import TYPES, subscription_events
     from clientfolio.store import Store
 
     if isinstance(source, Store):
         tx = source.query("SELECT customer_id, order_id, ts, amount, is_refund, category, channel, discount "
                           "FROM transactions WHERE customer_id IS NOT NULL")
         ev = source.query("SELECT customer_id, ts, type FROM events WHERE customer_id IS NOT NULL")
+        subs = source.query("SELECT customer_id, ts, type, properties FROM events "
+                            f"WHERE customer_id IS NOT NULL AND type IN ({', '.join('?' * len(TYPES))})", list(TYPES))
         cu = source.query("SELECT customer_id, acquisition_channel, region FROM customers")
     elif isinstance(source, dict):
         tx, ev, cu = source["transactions"], source.get("events"), source.get("customers")
@@ -121,6 +140,9 @@ def load_tables(source: Any, events: pd.DataFrame | None = None,
         tx, ev, cu = source, events, customers
     else:
         raise SchemaError(f"training set: expected a store, a dict of tables or a DataFrame, got {type(source).__name__}")
+    if not isinstance(source, Store):
+        subs = ev if ev is not None and {"customer_id", "ts", "type"} <= set(ev.columns) else None
+    subs = subscription_events(None if subs is None else subs.assign(ts=_utc(subs["ts"])))
     tx = normalise_transactions(tx)
     if len(tx) == 0:
         raise SchemaError("training set: there are no transactions with a customer")
@@ -133,7 +155,7 @@ def load_tables(source: Any, events: pd.DataFrame | None = None,
     cu = pd.DataFrame(columns=["customer_id"]) if cu is None else cu
     keep = ["customer_id", *[c for c in CATEGORICAL if c in cu.columns]]
     cu = cu[keep].drop_duplicates("customer_id").assign(customer_id=lambda d: d["customer_id"].astype("string"))
-    return Tables(tx, ev, cu)
+    return Tables(tx, ev, cu, subs)
 
 
 def shop_rhythm_days(tables: Tables, cutoff: pd.Timestamp, quantile: float = 0.75) -> int:

@@ -239,12 +239,34 @@ def at_risk_table(pred: Any, customers: pd.DataFrame | None = None, money: str =
         show["stage"] = t["stage"].to_numpy()
     if spend is not None:
         show["spent, last 12 months"] = [format_money(v, money, 0) for v in t["spend"]]
-    src = str(t["churn_source"].iloc[0]) if "churn_source" in t else ""
+    sources = pred.customers["churn_source"].astype(str) if "churn_source" in pred.customers else pd.Series([], dtype=str)
+    subs = sources.str.endswith("(cancellation)")
+    src = str(sources[~subs].iloc[0]) if (~subs).any() else ""
+    cancel = (f" -- or, for customers with a running subscription, to cancel it (risk from "
+              f"{_esc(str(sources[subs].iloc[0]).removesuffix(' (cancellation)'))})" if subs.any() else "")
     intro = (f"<p>Customers more likely than not to place no order in the next {n} days"
-             + (f" (risk from {_esc(src)})" if src else "") + f", {_esc(order)}. {_esc(left_out)}</p>")
+             + (f" (risk from {_esc(src)})" if src else "") + cancel + f", {_esc(order)}. {_esc(left_out)}</p>")
     return intro + _table(show) + (
         "<p class='muted'>Every customer's risk, next order and reason: <code>clientfolio predict --out FILE</code>."
         "</p>")
+
+
+def _subscriptions(pred: Any) -> str:
+    """Subscribers' churn as cancellation: sBG against the trees, and what the rows below show for them."""
+    comp = getattr(pred, "subscriptions", None)
+    if comp is None:
+        return ""
+    n, start = comp.horizon_days, pd.Timestamp(comp.cutoff)
+    rate = comp.details.get("churn_rate")
+    share = (f" {rate:.0%} of them cancelled within {n} days." if rate is not None and np.isfinite(rate) else "")
+    return (f"<h3>Subscribers: who will cancel in the next {n} days</h3><p><b>{_esc(comp.sentence)}</b></p>"
+            + _metric_table(comp)
+            + f"<p class='muted'>For customers with a running subscription, churn means cancelling it, not a pause "
+              f"between orders. The renewal model (shifted-beta-geometric) knows only how long each subscription has "
+              f"run; the boosted trees also see plan, price, earlier cancellations, support tickets and every "
+              f"purchase feature. Judged on {comp.n_test:,} active subscribers on {start:%d %b %Y} and the {n} days "
+              f"after, which neither had seen.{share} In the table below, a subscriber's risk and reason are their "
+              f"cancellation risk.</p>")
 
 
 def section(pred: Any, customers: pd.DataFrame | None = None, money: str = "") -> str:
@@ -269,6 +291,7 @@ def section(pred: Any, customers: pd.DataFrame | None = None, money: str = "") -
     parts.append(f"<h3>Next order: days until the next order</h3><p><b>{_esc(nxt.sentence)}</b></p>")
     parts.append(_metric_table(nxt))
     parts.append(_importance(nxt, "days"))
+    parts.append(_subscriptions(pred))
     parts.append("<h3>Customers most at risk</h3>")
     parts.append(at_risk_table(pred, customers, money))
     if pred.notes:

@@ -27,27 +27,15 @@ pytestmark = pytest.mark.slow  # one analyze with predictions per backend: about
 NUMBERS = ["churn_risk", "next_order_days", "next_order_low", "next_order_high"]
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgresql"])
-def shop(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def shop(module_store_url):
     """(store url, held-back order lines, held-back events) of the demo shop analysed with predictions at D0."""
-    if request.param == "duckdb":
-        url = str(tmp_path_factory.mktemp("livepred") / "shop.duckdb")
-        done = None
-    else:
-        from tests.conftest import _pg_url, drop_pg_schema, pg_schema
-
-        base = _pg_url()
-        if base is None:
-            pytest.skip("no PostgreSQL server at CLIENTFOLIO_TEST_PG_URL (`bash .ci/run` starts one)")
-        url, schema = pg_schema(base)
-        done = (base, schema)
+    url = module_store_url
     tx, ev = held_back_store(url, D0, predict=True, clusters=False)
     with open_store(url) as st:
         state = PortfolioState.from_json(st.load_state()[1])
     assert state.predictions_["churn"] == "model"  # the trees are what is applied live, not only BG/NBD
-    yield url, tx, ev
-    if done is not None:
-        drop_pg_schema(*done)
+    return url, tx, ev
 
 
 def _batch(st, models: PredictionModels, day: pd.Timestamp, ids: list[str]) -> pd.DataFrame:

@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import clientfolio
 from clientfolio.core.errors import SchemaError
 from clientfolio.live import LivePortfolio
 from clientfolio.live.portfolio import FEW, LIVE_SOURCE, TEXT_FEATURES
@@ -21,7 +20,7 @@ from clientfolio.predict import sentiment as sent
 from clientfolio.segments.value import PRESETS, parse_weights, value_references, value_score
 from clientfolio.state import customer_features
 from clientfolio.store import open_store
-from tests.live.shops import D0
+from tests.live.shops import D0, held_back_store
 
 WEIGHTS = "retail,sentiment=0.2"
 RULES = {"segments": [{"name": "Unhappy writers", "when": {"field": "mean_sentiment", "lte": -0.05}}]}
@@ -70,39 +69,20 @@ def test_sentiment_is_an_optional_value_dimension_and_no_text_is_not_a_zero():
         parse_weights("shop,sentiment=0.1")
 
 
-@pytest.fixture(scope="module", params=["duckdb", "postgresql"])
-def texts_store(request, tmp_path_factory):
+@pytest.fixture(scope="module")
+def texts_store(module_store_url):
     """The demo shop analysed at D0 with sentiment in the value score; (store url, held-back lines, events)."""
-    from clientfolio.datasets import demo_shop_paths
-    from clientfolio.ingest import import_files
+    from clientfolio.state import PortfolioState
 
-    done = None
-    if request.param == "duckdb":
-        url = str(tmp_path_factory.mktemp("texts") / "shop.duckdb")
-    else:
-        from tests.conftest import _pg_url, drop_pg_schema, pg_schema
-
-        base = _pg_url()
-        if base is None:
-            pytest.skip("no PostgreSQL server at CLIENTFOLIO_TEST_PG_URL (`bash .ci/run` starts one)")
-        url, schema = pg_schema(base)
-        done = (base, schema)
-    p = demo_shop_paths()
+    url = module_store_url
+    tx, ev = held_back_store(url, D0, clusters=False, sector=WEIGHTS, rules=RULES)
     with open_store(url) as st:
-        import_files([p["customers"], p["transactions"], p["events"], p["marketing_spend"]], st)
-        cut = f"CAST(DATE '{(D0 + pd.Timedelta(days=1)).date()}' AS TIMESTAMP)"
-        tx = st.query(f"SELECT * FROM transactions WHERE ts >= {cut} ORDER BY ts, source, order_id, line_key")
-        ev = st.query(f"SELECT * FROM events WHERE ts >= {cut} ORDER BY ts, event_id")
-        st.query(f"DELETE FROM transactions WHERE ts >= {cut}")
-        st.query(f"DELETE FROM events WHERE ts >= {cut}")
-        pf = clientfolio.analyze(store=st, cutoff=D0, clusters=False, sector=WEIGHTS, rules=RULES)
-    assert pf.state.feature_flags_["sentiment"] and "sentiment" in pf.state.value_weights_
-    c = pf.customers.set_index("customer_id")
+        state = PortfolioState.from_json(st.load_state()[1])
+        c = st.query("SELECT customer_id, mean_sentiment, texts_scored FROM customer_state").set_index("customer_id")
+    assert state.feature_flags_["sentiment"] and "sentiment" in state.value_weights_
     assert c["mean_sentiment"].notna().sum() > 100 and c["mean_sentiment"].isna().sum() > 1000
     assert (c.loc[c["mean_sentiment"].isna(), "texts_scored"] == 0).all()
-    yield url, tx, ev
-    if done is not None:
-        drop_pg_schema(*done)
+    return url, tx, ev
 
 
 def _batch(st, day: pd.Timestamp, ids: list[str]) -> pd.DataFrame:

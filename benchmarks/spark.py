@@ -2,6 +2,15 @@
 
     python benchmarks/spark.py --orders 200000 --customers 20000 --master local[2]
     python benchmarks/spark.py --driver-memory --orders 1000000 --customers 100000 --sample-size 20000
+    python benchmarks/spark.py --driver-fit --orders 10000000 --customers 1000000
+
+`--driver-fit`: what the driver holds and does for the collapsed fit, without a JVM: the features are
+made by the same PySpark-API code on DuckDB through SQLFrame and kept in DuckDB (on a cluster the
+executors hold them), then the driver's part is timed and its Python heap peak measured
+(tracemalloc, which NumPy reports to): collecting the sample (200,000 customers; ordered by DuckDB's
+``hash``, as SQLFrame has no ``xxhash64`` -- other customers, the same number), collecting the
+distinct ``(frequency, recency, T)`` with counts, and ``PortfolioState.fit`` on them.  Run twice,
+without and with tracemalloc (it slows the run several times), so time and memory are both honest.
 
 `--driver-memory`: the driver's peak memory, Python process and JVM apart, for the whole Spark
 analyze with every customer's features collected to the driver against the collapsed fit
@@ -119,20 +128,72 @@ def driver_memory(a: argparse.Namespace) -> None:
           f"JVM {col['jvm_mb'] / full['jvm_mb']:.2f}x, fit {col['fit_seconds'] / full['fit_seconds']:.2f}x")
 
 
+def driver_fit(a: argparse.Namespace) -> None:
+    """The collapsed fit's driver part at this size: time (one run) and Python heap peak (a second run)."""
+    import tracemalloc
+
+    from clientfolio.scale import frames
+    from clientfolio.scale.spark import to_pandas_features, with_attributes
+    from clientfolio.state import PortfolioState
+    from clientfolio.store.audit import forecast_support
+    from sqlframe.duckdb import DuckDBSession
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tx.parquet"
+        canonical_parquet(path, a.orders, a.customers)
+        con = duckdb.connect()
+        tx = frames.canonical(DuckDBSession(conn=con).read.parquet(str(path)))
+        cutoff = pd.Timestamp(con.execute(f"SELECT max(ts) FROM '{path}'").fetchone()[0]).normalize()
+        first = pd.Timestamp(con.execute(f"SELECT min(ts) FROM '{path}'").fetchone()[0]).normalize()
+        lazy, shape = frames.features_frame(tx, cutoff)
+        con.execute(f"CREATE TEMP TABLE f AS {with_attributes(lazy, None, tx).sql(dialect='duckdb')}")
+        n = con.execute("SELECT count(*) FROM f").fetchone()[0]
+        size = int(a.sample_size)
+        for traced in (False, True):
+            if traced:
+                tracemalloc.start()
+            t, cpu = time.perf_counter(), time.process_time()
+            sample = to_pandas_features(con.execute(f"SELECT * FROM f ORDER BY hash(customer_id), customer_id "
+                                                    f"LIMIT {size}").df(), shape, cutoff)
+            stats = con.execute('SELECT frequency, recency, "T", count(*)::DOUBLE AS weights FROM f '
+                                'GROUP BY ALL ORDER BY ALL').df().astype({"frequency": "int64", "recency": float,
+                                                                         "T": float, "weights": float})
+            collect = time.perf_counter() - t
+            support = forecast_support((cutoff - first).days, n, int(stats.loc[stats["frequency"] > 0, "weights"].sum()))
+            PortfolioState(model="bgnbd").fit(sample, cutoff, support=support,
+                                              fitted_on={"transactions": None, "buyers": n}, purchase_stats=stats)
+            wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+            if not traced:
+                print(f"{a.orders:,} orders, {n:,} customers: the driver collects {len(sample):,} sampled customers' "
+                      f"features and {len(stats):,} distinct (frequency, recency, T) in {collect:.1f} s, collect + "
+                      f"fit {wall:.1f} s wall / {cpu:.1f} s CPU")
+            else:
+                peak = tracemalloc.get_traced_memory()[1] / 2**20
+                tracemalloc.stop()
+                print(f"  driver's Python heap peak for collect + fit: {peak:,.0f} MB (tracemalloc run: {wall:.1f} s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--orders", type=int, default=200_000)
     ap.add_argument("--customers", type=int, default=20_000)
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--driver-memory", action="store_true", help="peak driver memory, with and without collapse")
-    ap.add_argument("--sample-size", default="20000", help="customers the collapsed fit samples ('none': all)")
+    ap.add_argument("--driver-fit", action="store_true", help="the collapsed fit's driver part alone, no JVM")
+    ap.add_argument("--sample-size", default=None, help="customers the collapsed fit samples ('none': all; default "
+                    "20,000 for --driver-memory, 200,000 -- the Spark engine's default -- for --driver-fit)")
     ap.add_argument("--_run", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a._run:
+        a.sample_size = a.sample_size or "20000"
         driver_run(Path(a._run), a.master, None if a.sample_size == "none" else int(a.sample_size))
         return
+    if a.driver_fit:
+        a.sample_size = a.sample_size or "200000"
+        driver_fit(a)
+        return
     if a.driver_memory:
-        a.sample_size = int(a.sample_size)
+        a.sample_size = int(a.sample_size or 20000)
         driver_memory(a)
         return
     from sqlframe.duckdb import DuckDBSession

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from clientfolio.live.portfolio import (
-    FEW, FewPlan, LiveResult, StoreReads, _canonical_events, _canonical_orders, keyed_items,
+    FEW, FewPlan, LiveResult, OrderLines, StoreReads, _canonical_events, as_frame, canonical_lines, keyed_items,
     column_lists, no_changes,
     _missing,
 )
@@ -119,7 +119,7 @@ class _Pending:
     """One buffered update: what it writes, and what it was given (to compute it again if the store moved)."""
 
     plan: FewPlan
-    tx: pd.DataFrame | None
+    tx: pd.DataFrame | OrderLines | None
     ev: pd.DataFrame | None
     keys: list[str]
     new_customers: list[tuple]
@@ -264,7 +264,7 @@ class Memory(StoreReads):
             base = list(zip(c.line_day[a:b].tolist(), c.line_rev[a:b].tolist(), c.line_cost[a:b].tolist()))
         return base + c.lines.get(cid, [])
 
-    def v12_edited(self, ids: list[str], tx: pd.DataFrame | None, day: pd.Timestamp
+    def v12_edited(self, ids: list[str], tx: pd.DataFrame | OrderLines | None, day: pd.Timestamp
                    ) -> tuple[dict[str, tuple[float, float]], bool] | None:
         c = self.copy
         assert c is not None
@@ -300,10 +300,10 @@ class Memory(StoreReads):
                 out[cid] = tuple(_py(c.attrs[k][i]) for k in c.attr_cols)
         return list(c.attr_cols), out
 
-    def rule_tx(self, ids: list[str], tx: pd.DataFrame | None) -> pd.DataFrame | None:
-        frames = [p.tx for p in self.pending if p.tx is not None]
+    def rule_tx(self, ids: list[str], tx: pd.DataFrame | OrderLines | None) -> pd.DataFrame | None:
+        frames = [as_frame(p.tx) for p in self.pending if p.tx is not None]
         if tx is not None:
-            frames.append(tx)
+            frames.append(as_frame(tx))
         extra = pd.concat(frames, ignore_index=True) if frames else None
         if extra is not None:
             extra = extra[extra["customer_id"].isin(ids)]
@@ -322,19 +322,20 @@ class Memory(StoreReads):
                result: LiveResult | None = None) -> LiveResult:
         """See :meth:`LivePortfolio.update`; `result`: fill this object (a redo after the store moved)."""
         given = (orders, events, as_of)
-        tx = _canonical_orders(orders) if orders is not None and len(orders) else None
+        # one plain order line stays Python values (OrderLines): its frame is made when a flush writes it
+        tx = canonical_lines(orders) if orders is not None and len(orders) else None
         ev = _canonical_events(events) if events is not None and len(events) else None
         cancels = [(str(s), str(o)) for s, o in (cancellations or [])]
         out = result if result is not None else LiveResult(changes=no_changes())
         plan = None if cancels else self._try(tx, ev, as_of, out, given)
         if plan is None:
-            self._fallback(tx, ev, cancels, as_of, out)
+            self._fallback(as_frame(tx), ev, cancels, as_of, out)
             return out
         if durable or self.pending_events() >= self.flush_every:
             self.flush()
         return out
 
-    def _try(self, tx: pd.DataFrame | None, ev: pd.DataFrame | None, as_of: Any, out: LiveResult,
+    def _try(self, tx: pd.DataFrame | OrderLines | None, ev: pd.DataFrame | None, as_of: Any, out: LiveResult,
              given: tuple) -> _Pending | None:
         """Compute the update from memory and buffer it; None when it must take the unbuffered path."""
         if getattr(self.live.state, "prediction_models_", None) is not None:
@@ -372,7 +373,7 @@ class Memory(StoreReads):
             (c.attr_rows.get(cid) is ABSENT) or (cid not in c.attr_rows and cid not in c.attr_pos)
             for cid in set(column_lists(tx)["customer_id"]))
         if tx is not None and unknown:  # a first order: the customers row the commit adds, as it derives it
-            for row in new_customer_rows(rows_for(tx, table_types("transactions"), "order lines")):
+            for row in new_customer_rows(rows_for(as_frame(tx), table_types("transactions"), "order lines")):
                 cid = str(row[0])
                 got = c.attr_rows.get(cid)
                 if (got is not None and got is not ABSENT) or (got is None and cid in c.attr_pos):
@@ -482,7 +483,7 @@ class Memory(StoreReads):
             changes.extend(p.plan.changes)
             keys.extend(p.keys)
             new_customers.extend(p.new_customers)
-        txs = [p.tx for p in pend if p.tx is not None]
+        txs = [as_frame(p.tx) for p in pend if p.tx is not None]
         evs = [p.ev for p in pend if p.ev is not None]
         try:
             ids = self.live.store.commit_live(

@@ -1306,10 +1306,51 @@ _ORDER_COLS = [n for n, _ in TRANSACTIONS if n not in ("row_hash", "import_id")]
 _DERIVED = frozenset(("customer_id", "order_id", "source", "ts", "amount", "is_refund", "line_key"))
 
 
+class OrderLines:
+    """Canonical order lines as columns of plain Python values (what `_one_order_line` reads from one line);
+    the DataFrame `_canonical_orders` gives for them is made only when something needs it (`frame`): a
+    buffered update computes from the values and its flush writes the frames."""
+
+    __slots__ = ("lists", "_kinds", "_frame")
+
+    def __init__(self, lists: dict[str, list], kinds: dict[str, str]) -> None:
+        self.lists = lists
+        self._kinds = kinds  # column -> how `frame` builds it (the dtypes `_general_orders` gives)
+        self._frame: pd.DataFrame | None = None
+
+    def __len__(self) -> int:
+        return len(self.lists["customer_id"])
+
+    def frame(self) -> pd.DataFrame:
+        """The lines as `_canonical_orders` gives them (made once)."""
+        if self._frame is None:
+            data: dict[str, Any] = {}
+            for name, vals in self.lists.items():
+                kind = self._kinds[name]
+                data[name] = (vals if kind == "list" else np.array(vals, dtype=kind))
+            self._frame = pd.DataFrame(data)
+        return self._frame
+
+
+def as_frame(tx: "pd.DataFrame | OrderLines | None") -> pd.DataFrame | None:
+    """Order lines as a DataFrame (`OrderLines` made into their frame)."""
+    return tx.frame() if isinstance(tx, OrderLines) else tx
+
+
 def _one_order_line(orders: pd.DataFrame) -> pd.DataFrame | None:
     """`_canonical_orders` for one order line of plain values (text, numbers, an ISO 8601 time) without
     pandas' per-column work; None for anything else (missing or unreadable values, other types), which the
     general path then handles and, if it must, rejects with its own error."""
+    lines = _one_order_values(orders)
+    if lines is None:
+        return None
+    frame = lines.frame()
+    _LAST_LISTS[:] = [weakref.ref(frame), lines.lists]
+    return frame
+
+
+def _one_order_values(orders: pd.DataFrame) -> OrderLines | None:
+    """`_one_order_line`'s values, before any frame is made."""
     if len(orders) != 1:
         return None
     row: dict[str, Any] = {}
@@ -1355,39 +1396,38 @@ def _one_order_line(orders: pd.DataFrame) -> pd.DataFrame | None:
     row.setdefault("source", LIVE_SOURCE)
     row.setdefault("is_refund", row["amount"] < 0)
     row.setdefault("line_key", "0")
-    data: dict[str, Any] = {}
+    lists: dict[str, list] = {}
+    kinds: dict[str, str] = {}
     values: list[Any] = []
     for name in _ORDER_COLS:
         v = row.get(name)
         if name in _DOUBLE_COLS:
             v = np.nan if v is None else v
-            data[name] = np.array([v], dtype=float)
+            kinds[name] = "float64"
         elif name == "ts":
-            data[name] = np.array([ts.to_datetime64()], dtype="datetime64[us]")
+            kinds[name] = "datetime64[us]"
         elif name == "is_refund":
-            data[name] = np.array([v], dtype=bool)
-        elif name == "line_key" and "line_key" not in orders:
-            data[name] = [v]
-        elif v is None:
-            data[name] = [None]
+            kinds[name] = "bool"
+        elif (name == "line_key" and "line_key" not in orders) or v is None:
+            kinds[name] = "list"
         else:
-            data[name] = np.array([v], dtype=object)
+            kinds[name] = "object"
+        lists[name] = [v]
         values.append(v)
-    data["row_hash"] = np.array([_hash(values)], dtype=object)
-    data["import_id"] = np.array([LIVE_IMPORT_ID], dtype=np.int64)
-    frame = pd.DataFrame(data)
-    lists = {name: [v] for name, v in zip(_ORDER_COLS, values)}
-    lists["row_hash"], lists["import_id"] = [data["row_hash"][0]], [LIVE_IMPORT_ID]
-    _LAST_LISTS[:] = [weakref.ref(frame), lists]
-    return frame
+    lists["row_hash"], kinds["row_hash"] = [_hash(values)], "object"
+    lists["import_id"], kinds["import_id"] = [LIVE_IMPORT_ID], "int64"
+    return OrderLines(lists, kinds)
 
 
 _LAST_LISTS: list[Any] = [None, None]  # (weak reference to the last one-line frame, its columns as lists)
 
 
-def column_lists(frame: pd.DataFrame) -> dict[str, list]:
-    """`{column: frame[column].tolist()}`; for the one-line frame `_one_order_line` made last, the values it made
-    them from (the same Python values) without reading the frame again.  Such frames are never changed in place."""
+def column_lists(frame: "pd.DataFrame | OrderLines") -> dict[str, list]:
+    """`{column: frame[column].tolist()}`; for `OrderLines`, and for the one-line frame `_one_order_line` made
+    last, the values it was made from (the same Python values) without reading a frame.  Such frames are never
+    changed in place."""
+    if isinstance(frame, OrderLines):
+        return frame.lists
     ref, lists = _LAST_LISTS
     if ref is not None and ref() is frame:
         return lists
@@ -1401,6 +1441,12 @@ def _canonical_orders(orders: pd.DataFrame) -> pd.DataFrame:
     one line of plain values takes `_one_order_line`, which gives the same frame.
     """
     one = _one_order_line(orders) if len(orders) == 1 else None
+    return one if one is not None else _general_orders(orders)
+
+
+def canonical_lines(orders: pd.DataFrame) -> "pd.DataFrame | OrderLines":
+    """`_canonical_orders`, but one line of plain values as `OrderLines` (its frame made only when needed)."""
+    one = _one_order_values(orders) if len(orders) == 1 else None
     return one if one is not None else _general_orders(orders)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clientfolio.core.arrays import nan_to
 from clientfolio.core.errors import SchemaError
 from clientfolio.features.behaviour import _json_field, _slug, top_share_array
 from clientfolio.features.summary import _UNIT_DAYS, Unit, _date_lit
@@ -364,7 +365,7 @@ def feature_columns(s: Any, cut: pd.Timestamp, categories: list[str], has_discou
             spend = _maps(s["category_spend"])
             share_names = [f"share_{_slug(c)}" for c in categories]
             for c, name in zip(categories, share_names):
-                out[name] = np.nan_to_num(np.array([m.get(c, 0.0) for m in spend], dtype=float) / pos, nan=0.0)
+                out[name] = nan_to(np.array([m.get(c, 0.0) for m in spend], dtype=float) / pos, 0.0)
         out["orders_per_month"] = orders * 30.4375 / np.maximum(t_days, 30.4375)
         if categories:
             out["top_category"] = top_share_array(np.column_stack([out[c] for c in share_names]),

@@ -69,11 +69,22 @@ _ATTR_FROM_CUSTOMERS = {"customer_id": "customer_id", "region": "region", "custo
                         "first_seen": "first_seen"}
 
 
+_HASHED: dict[tuple[str, ...], np.ndarray] = {}  # the last few keys hashed: an update asks maybe(), then add()
+
+
 def key_hashes(keys: list[str]) -> np.ndarray:
-    """64-bit hashes of keys (pandas' fixed-key SipHash: the same value in every process)."""
+    """64-bit hashes of keys (pandas' fixed-key SipHash: the same value in every process); read-only."""
     if not keys:
         return np.empty(0, dtype=np.uint64)
-    return pd.util.hash_array(np.asarray(keys, dtype=object), categorize=False)
+    if len(keys) > 16:  # a bulk read: not kept
+        return pd.util.hash_array(np.asarray(keys, dtype=object), categorize=False)
+    key = tuple(keys)
+    hashed = _HASHED.get(key)
+    if hashed is None:
+        if len(_HASHED) >= 8:
+            _HASHED.clear()
+        hashed = _HASHED[key] = pd.util.hash_array(np.asarray(keys, dtype=object), categorize=False)
+    return hashed
 
 
 def order_key(source: Any, order_id: Any) -> str:
@@ -163,6 +174,7 @@ class Memory(StoreReads):
         self.recheck_seconds = float(recheck_seconds)
         self.copy: _Copy | None = None
         self.pending: list[_Pending] = []
+        self._pending_events = 0  # events in `pending`
         self.loads = 0  # how often the copy was read (tests and benchmarks look)
         self.redone = 0  # flushes refused because the store moved, then computed again
         self.fallbacks = 0  # updates sent down the unbuffered path
@@ -315,7 +327,7 @@ class Memory(StoreReads):
 
     # ------------------------------------------------------------------------ updates
     def pending_events(self) -> int:
-        return sum(p.plan.n_events for p in self.pending)
+        return self._pending_events
 
     def update(self, orders: pd.DataFrame | None, events: pd.DataFrame | None,
                cancellations: list[tuple[str, str]] | None, as_of: Any, durable: bool,
@@ -326,7 +338,7 @@ class Memory(StoreReads):
         tx = canonical_lines(orders) if orders is not None and len(orders) else None
         ev = _canonical_events(events) if events is not None and len(events) else None
         cancels = [(str(s), str(o)) for s, o in (cancellations or [])]
-        out = result if result is not None else LiveResult(changes=no_changes())
+        out = result if result is not None else LiveResult()
         plan = None if cancels else self._try(tx, ev, as_of, out, given)
         if plan is None:
             self._fallback(as_frame(tx), ev, cancels, as_of, out)
@@ -392,6 +404,7 @@ class Memory(StoreReads):
         c.events.add(list(keyed))
         pend = _Pending(plan, tx, ev, list(keyed), new_customers, out, given)
         self.pending.append(pend)
+        self._pending_events += plan.n_events
         plan.result(out, [])
         out.durable = False
         return pend
@@ -469,7 +482,7 @@ class Memory(StoreReads):
             return 0
         c = self.copy
         assert c is not None
-        pend, self.pending = self.pending, []
+        pend, self.pending, self._pending_events = self.pending, [], 0
         rows: dict[str, dict] = {}
         changes: list[dict] = []
         outboxes: list[pd.DataFrame] = []

@@ -149,18 +149,19 @@ def purchase_ranges(model, data: pd.DataFrame, p_alive: np.ndarray, horizon: flo
     t_ = np.asarray(data["T"], dtype=float)
     if week:
         t_ = np.round(t_ / week) * week
-    alive = np.nan_to_num(np.asarray(p_alive, dtype=float), nan=1.0)
+    alive = np.asarray(p_alive, dtype=float)
+    alive = np.where(np.isnan(alive), 1.0, alive)  # unknown P(alive): as if active
     if not len(x):
         return np.zeros(0), np.ones(0)
     models, p = _draws_and_params(model, n_draws, seed)
     if len(x) <= 16:  # a few rows (a per-event update): each row its own stream, no grouping
-        uniq, idx = np.column_stack([x, t_]), np.arange(len(x))
+        uniq, idx = list(zip(x.tolist(), t_.tolist())), np.arange(len(x))
     else:
         uniq, idx = np.unique(np.column_stack([x, t_]), axis=0, return_inverse=True)
         idx = np.asarray(idx).reshape(-1)
     u = np.empty((len(uniq), len(models)))
     buys = np.empty((len(uniq), len(models)), dtype=np.int64)
-    for i, (xi, ti) in enumerate(uniq.tolist()):
+    for i, (xi, ti) in enumerate(uniq if isinstance(uniq, list) else uniq.tolist()):
         rng = np.random.default_rng(_history_seed(seed, xi, ti))
         u[i] = rng.random(len(models))
         buys[i] = _conditional_buys(model, p, xi, ti, horizon, rng)

@@ -26,6 +26,7 @@ import json
 import re
 import weakref
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -1220,7 +1221,7 @@ def _few_state_rows(rows: list[dict], applied: tuple[dict, list] | None, day: pd
             if c in MAP_COLS:
                 v = json.dumps(v or {}, sort_keys=True)
             elif c in DATE_COLS and v is not None:
-                v = pd.Timestamp(v).to_pydatetime()
+                v = _midnight(v)
             rec[STAT + c] = v
         out[rec["customer_id"]] = rec
     if applied is not None:
@@ -1246,13 +1247,22 @@ def _few_state_rows(rows: list[dict], applied: tuple[dict, list] | None, day: pd
         if has_rules:
             for cid, rec in out.items():
                 rec[SEG + "rules"] = json.dumps(sorted(rules.get(cid, [])))
+        next_day = (day + pd.Timedelta(days=1)).to_pydatetime()
         for cid in ids:
-            out[cid]["next_change"] = (day + pd.Timedelta(days=1)).to_pydatetime()
+            out[cid]["next_change"] = next_day
+    as_of = day.to_pydatetime()
     for rec in out.values():
-        rec["as_of"] = day.to_pydatetime()
+        rec["as_of"] = as_of
         rec.setdefault("next_change", None)
         rec["state_id"] = int(state_id)
     return list(out.values())
+
+
+def _midnight(v: Any) -> datetime:
+    """A statistics day as the datetime ``pd.Timestamp(v).to_pydatetime()`` gives (a date: its midnight)."""
+    if type(v) is date:
+        return datetime(v.year, v.month, v.day)
+    return pd.Timestamp(v).to_pydatetime()
 
 
 def _read_record(rec: dict) -> dict:

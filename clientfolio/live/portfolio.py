@@ -1392,7 +1392,8 @@ def _one_order_values(orders: pd.DataFrame) -> OrderLines | None:
     if len(orders) != 1 or not orders.columns.is_unique:
         return None
     row: dict[str, Any] = {}
-    for i, name in enumerate(orders.columns):
+    names = orders.columns.tolist()
+    for i, name in enumerate(names):
         if name not in _DERIVED and name not in _TEXT_COLS and name not in _DOUBLE_COLS:
             if name in _ORDER_COLS:  # a stored column of another type (e.g. consent_marketing): the general path
                 return None
@@ -1446,7 +1447,7 @@ def _one_order_values(orders: pd.DataFrame) -> OrderLines | None:
             kinds[name] = "datetime64[us]"
         elif name == "is_refund":
             kinds[name] = "bool"
-        elif (name == "line_key" and "line_key" not in orders) or v is None:
+        elif (name == "line_key" and "line_key" not in names) or v is None:
             kinds[name] = "list"
         else:
             kinds[name] = "object"

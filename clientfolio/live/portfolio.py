@@ -65,6 +65,7 @@ TEXT_FEATURES = ("mean_sentiment", "negative_share", "texts_scored")  # = client
 # Store column names are lower-case; the customer table's few upper-case names are kept under these.
 STORED_NAMES = {"R": "rfm_r", "F": "rfm_f", "M": "rfm_m", "RFM": "rfm_code", "T": "t_days"}
 READ_NAMES = {v: k for k, v in STORED_NAMES.items()}
+_ONE_DAY, _YEAR = pd.Timedelta(days=1), pd.Timedelta(days=365)  # made once: a Timedelta costs microseconds
 
 
 class LiveError(ClientfolioError):
@@ -715,7 +716,7 @@ class LivePortfolio:
         rows = [stats[c] for c in ids if c in stats]
         buyers = [r for r in rows if r["n_days"] > 0]
         if any(r["last_day"] is not None and pd.Timestamp(r["last_day"]) > day for r in buyers) or any(
-                r["last_event_ts"] is not None and pd.Timestamp(r["last_event_ts"]) >= day + pd.Timedelta(days=1)
+                r["last_event_ts"] is not None and pd.Timestamp(r["last_event_ts"]) >= day + _ONE_DAY
                 for r in buyers):
             return None  # purchases or events after the scoring day: the general path says why it cannot score them
         applied: tuple[dict[str, np.ndarray], list[tuple[str, str, Any]]] | None = None
@@ -805,7 +806,7 @@ class LivePortfolio:
             f[col] = np.array([by[c][j] if c in by else None for c in ids], dtype=object)
         if "acquisition_cost" in f:
             f["acquisition_cost"] = np.array([np.nan if v is None else v for v in f["acquisition_cost"]], dtype=float)
-        start, end = day - pd.Timedelta(days=365), day + pd.Timedelta(days=1)
+        start, end = day - _YEAR, day + _ONE_DAY
         add: dict[str, list[float]] = {}
         wanted = set(ids)
         if tx is not None:  # the new lines, not written yet, as `_v12_with` adds them
@@ -1247,7 +1248,7 @@ def _few_state_rows(rows: list[dict], applied: tuple[dict, list] | None, day: pd
         if has_rules:
             for cid, rec in out.items():
                 rec[SEG + "rules"] = json.dumps(sorted(rules.get(cid, [])))
-        next_day = (day + pd.Timedelta(days=1)).to_pydatetime()
+        next_day = (day + _ONE_DAY).to_pydatetime()
         for cid in ids:
             out[cid]["next_change"] = next_day
     as_of = day.to_pydatetime()

@@ -131,6 +131,35 @@ def _conditional_buys(model, p: dict[str, np.ndarray], x: float, t_: float, hori
     return np.where(buys > 0, np.minimum(buys, rng.geometric(np.clip(drop, 1e-12, 1.0))), 0)
 
 
+def _history_draws(model, p: dict[str, np.ndarray], seed: int, x: float, t_: float, horizon: float, n: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """One history's draws, from its own stream: (uniforms deciding whether it is still active, purchases if it is),
+    one per drawn model."""
+    rng = np.random.default_rng(_history_seed(seed, x, t_))
+    return rng.random(n), _conditional_buys(model, p, x, t_, horizon, rng)
+
+
+KEPT_HISTORIES = 20_000  # histories whose draws a fitted model keeps for per-event updates (~1 KB each)
+
+
+def _kept_draws(model, p: dict[str, np.ndarray], seed: int, x: float, t_: float, horizon: float, n: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """`_history_draws`, kept on the fitted model by history: customers share histories (a frequency and a whole
+    number of weeks), so per-event updates mostly find theirs drawn already.  A function of its key alone, so a
+    kept draw is the one a fresh stream gives."""
+    owner, cache = model.__dict__.get("_history_draws", (None, None))
+    if owner is not p:  # other drawn parameters (their dict is kept with the draws): start afresh
+        cache = {}
+        model.__dict__["_history_draws"] = (p, cache)
+    key = (seed, x, t_, horizon, n)
+    got = cache.get(key)
+    if got is None:
+        if len(cache) >= KEPT_HISTORIES:
+            cache.clear()
+        got = cache[key] = _history_draws(model, p, seed, x, t_, horizon, n)
+    return got
+
+
 def purchase_ranges(model, data: pd.DataFrame, p_alive: np.ndarray, horizon: float, level: float = 0.8,
                     n_draws: int = CUSTOMER_DRAWS, seed: int = 0,
                     week: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -161,10 +190,12 @@ def purchase_ranges(model, data: pd.DataFrame, p_alive: np.ndarray, horizon: flo
         idx = np.asarray(idx).reshape(-1)
     u = np.empty((len(uniq), len(models)))
     buys = np.empty((len(uniq), len(models)), dtype=np.int64)
-    for i, (xi, ti) in enumerate(uniq if isinstance(uniq, list) else uniq.tolist()):
-        rng = np.random.default_rng(_history_seed(seed, xi, ti))
-        u[i] = rng.random(len(models))
-        buys[i] = _conditional_buys(model, p, xi, ti, horizon, rng)
+    if isinstance(uniq, list):  # a few rows: each history's draws kept on the model (the same draws every time)
+        for i, (xi, ti) in enumerate(uniq):
+            u[i], buys[i] = _kept_draws(model, p, seed, xi, ti, horizon, len(models))
+    else:
+        for i, (xi, ti) in enumerate(uniq.tolist()):
+            u[i], buys[i] = _history_draws(model, p, seed, xi, ti, horizon, len(models))
     sims = np.where(u[idx] < alive[:, None], buys[idx], 0)  # only those still active buy
     # np.quantile's "lower" and "higher" order statistics, taken from one sort of each row (its positions are
     # the ones np.quantile picks: worked out once per number of draws and level)

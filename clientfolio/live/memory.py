@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from clientfolio.live.portfolio import (
-    FEW, FewPlan, LiveResult, OrderLines, StoreReads, _canonical_events, as_frame, canonical_lines, keyed_items,
+    FEW, FewPlan, LiveResult, OrderLines, StoreReads, _canonical_events, as_frame, canonical_lines, keyed_items, lines_frame,
     column_lists,
     _missing,
 )
@@ -492,13 +492,13 @@ class Memory(StoreReads):
             changes.extend(p.plan.changes)
             keys.extend(p.keys)
             new_customers.extend(p.new_customers)
-        txs = [as_frame(p.tx) for p in pend if p.tx is not None]
+        txs = [p.tx for p in pend if p.tx is not None]
         evs = [p.ev for p in pend if p.ev is not None]
         try:
             ids = self.live.store.commit_live(
                 state_rows=self.live._kept_only(list(rows.values())), changes=changes or None,
                 outbox=pd.concat(outboxes, ignore_index=True) if outboxes else None, event_keys=keys,
-                transactions=pd.concat(txs, ignore_index=True) if txs else None,
+                transactions=lines_frame(txs) if txs else None,
                 events=pd.concat(evs, ignore_index=True) if evs else None, delete_orders=[],
                 expect_version=c.version, new_customers=new_customers)
         except StoreMoved:

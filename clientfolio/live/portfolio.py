@@ -1371,6 +1371,15 @@ class OrderLines:
         return self._frame
 
 
+def lines_frame(items: "list[pd.DataFrame | OrderLines]") -> pd.DataFrame:
+    """``pd.concat`` of these order lines' frames (`ignore_index`): lines of plain values that build every
+    column the same way are made into one frame at once (a flush of buffered orders: one frame, not one each)."""
+    lines = [x for x in items if isinstance(x, OrderLines)]
+    if lines and len(lines) == len(items) and all(x._kinds == lines[0]._kinds for x in lines):
+        return OrderLines({c: [v for x in lines for v in x.lists[c]] for c in lines[0].lists}, lines[0]._kinds).frame()
+    return pd.concat([as_frame(x) for x in items], ignore_index=True)
+
+
 def as_frame(tx: "pd.DataFrame | OrderLines | None") -> pd.DataFrame | None:
     """Order lines as a DataFrame (`OrderLines` made into their frame)."""
     return tx.frame() if isinstance(tx, OrderLines) else tx

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -347,6 +348,7 @@ def bench(args: argparse.Namespace, work: Path, n_orders: int, cases: list[str])
 def run_cases(args: argparse.Namespace, work: Path, fitted: Path, fit: dict, cases: list[str]) -> None:
     """Each case on its own copy of the fitted store, then the table."""
     results: dict[str, dict] = {}
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     for case in cases:
         store = work / f"{case}.duckdb"
         if case != "reanalyze":
@@ -357,11 +359,12 @@ def run_cases(args: argparse.Namespace, work: Path, fitted: Path, fit: dict, cas
                                   profile=args.profile == case)
         store.unlink(missing_ok=True)
         print(f"  {case}: done, peak {results[case]['peak_mb']:,.0f} MB", flush=True)
-    (work / "results.json").write_text(json.dumps({"fit": fit, "results": results}))
-    report(results, fit)
+    load = (load_start, os.getloadavg()[0]) if load_start is not None else None
+    (work / "results.json").write_text(json.dumps({"fit": fit, "results": results, "load": load}))
+    report(results, fit, load)
 
 
-def report(results: dict[str, dict], fit: dict) -> None:
+def report(results: dict[str, dict], fit: dict, load: tuple[float, float] | None = None) -> None:
     """The table, the ratios to a full re-analyze, and the targets."""
     n = fit["customers"]
     if "reanalyze" in results:
@@ -431,13 +434,21 @@ def report(results: dict[str, dict], fit: dict) -> None:
         print("  ".join(x.ljust(w) for x, w in zip(row, widths)))
 
     print("\ntargets")
+    # Wall time counts the waits of a shared machine; CPU time is what the update itself costs.  Both are shown,
+    # with the load the machine had while the cases ran.
+    if load:
+        print(f"  (load average while the cases ran: {load[0]:.1f} at the start, {load[1]:.1f} at the end, "
+              f"{os.cpu_count()} CPUs: wall times above CPU times are waits for a CPU)")
     if "events" in results:
         p99 = pct(results["events"]["total_ms"][1:], 99)
-        print(f"  per-event p99 <= {TARGET_EVENT_P99_MS:g} ms: {p99:.1f} ms  {verdict(p99 <= TARGET_EVENT_P99_MS)}")
+        cpu99 = pct(results["events"]["cpu_ms"][1:], 99)
+        print(f"  per-event p99 <= {TARGET_EVENT_P99_MS:g} ms: wall {p99:.1f} ms  {verdict(p99 <= TARGET_EVENT_P99_MS)}; "
+              f"CPU {cpu99:.1f} ms  {verdict(cpu99 <= TARGET_EVENT_P99_MS)}")
     if "buffered" in results:
         p99 = pct(results["buffered"]["total_ms"][1:], 99)
-        print(f"  per-event p99 <= {TARGET_EVENT_P99_MS:g} ms, buffered (apply, flush apart): {p99:.1f} ms  "
-              f"{verdict(p99 <= TARGET_EVENT_P99_MS)}")
+        cpu99 = pct(results["buffered"]["cpu_ms"][1:], 99)
+        print(f"  per-event p99 <= {TARGET_EVENT_P99_MS:g} ms, buffered (apply, flush apart): wall {p99:.1f} ms  "
+              f"{verdict(p99 <= TARGET_EVENT_P99_MS)}; CPU {cpu99:.1f} ms  {verdict(cpu99 <= TARGET_EVENT_P99_MS)}")
     if "sweep" in results:
         s = results["sweep"]["seconds"]
         if n >= 1_000_000:

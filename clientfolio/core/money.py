@@ -19,7 +19,7 @@ MONEY_DECIMALS = 6
 
 def money_key(values):
     """`values` (a number or an array of sums of money) rounded to MONEY_DECIMALS, for comparing with cuts."""
-    return np.round(np.asarray(values, dtype=float), MONEY_DECIMALS)
+    return np.asarray(values, dtype=float).round(MONEY_DECIMALS)  # what np.round does, without its wrapper
 
 # Symbols people recognise; any other ISO code is written before the amount ("CHF 12.50").
 SYMBOLS = {"GBP": "£", "USD": "$", "EUR": "€", "JPY": "¥", "INR": "₹", "AUD": "A$", "CAD": "C$", "NZD": "NZ$",

@@ -17,6 +17,7 @@ has what they need; `behaviour_features` returns notes saying what was skipped a
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -33,7 +34,13 @@ def _json_field(kind: str, col: str, key: str) -> str:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_") or "other"
+    return _slug_text(str(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _slug_text(text: str) -> str:
+    """A category or channel name as a column suffix (kept: a shop has few names, an update asks each time)."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "other"
 
 
 def top_share(shares: np.ndarray, labels: list[str]) -> pd.Series:

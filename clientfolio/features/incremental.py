@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from clientfolio.core.arrays import nan_to
 from clientfolio.core.errors import SchemaError
 from clientfolio.features.behaviour import _json_field, _slug, top_share_array
 from clientfolio.features.summary import _UNIT_DAYS, Unit, _date_lit
@@ -359,16 +360,17 @@ def feature_columns(s: Any, cut: pd.Timestamp, categories: list[str], has_discou
         if has_discounts:
             disc = _floats(s["discount_spend"])
             out["discount_share"] = np.where(np.isnan(disc), 0.0, disc) / pos
-        share_names = []
+        shares = None
         if categories:
             spend = _maps(s["category_spend"])
-            share_names = [f"share_{_slug(c)}" for c in categories]
-            for c, name in zip(categories, share_names):
-                out[name] = np.nan_to_num(np.array([m.get(c, 0.0) for m in spend], dtype=float) / pos, nan=0.0)
+            # categories x customers, one division for all (each row a contiguous column of the features)
+            shares = nan_to(np.array([[m.get(c, 0.0) for m in spend] for c in categories], dtype=float)
+                            .reshape(len(categories), len(spend)) / pos[None, :], 0.0)
+            for c, row in zip(categories, shares):
+                out[f"share_{_slug(c)}"] = row
         out["orders_per_month"] = orders * 30.4375 / np.maximum(t_days, 30.4375)
-        if categories:
-            out["top_category"] = top_share_array(np.column_stack([out[c] for c in share_names]),
-                                                  [_slug(c) for c in categories])
+        if shares is not None:
+            out["top_category"] = top_share_array(shares.T, [_slug(c) for c in categories])
         if has_channels:
             out["top_channel"] = np.array([_top_channel(m) for m in _maps(s["channel_counts"])], dtype=object)
         if has_events:

@@ -47,8 +47,8 @@ import numpy as np
 import pandas as pd
 
 from clientfolio.live.portfolio import (
-    FEW, FewPlan, LiveResult, StoreReads, _canonical_events, _canonical_orders, keyed_items,
-    column_lists, no_changes,
+    FEW, FewPlan, LiveResult, OrderLines, StoreReads, _canonical_events, as_frame, canonical_lines, keyed_items, lines_frame,
+    column_lists,
     _missing,
 )
 from clientfolio.live.texts import kept_sentiment
@@ -70,10 +70,10 @@ _ATTR_FROM_CUSTOMERS = {"customer_id": "customer_id", "region": "region", "custo
 
 
 def key_hashes(keys: list[str]) -> np.ndarray:
-    """64-bit hashes of keys (pandas' fixed-key SipHash: the same value in every process)."""
-    if not keys:
-        return np.empty(0, dtype=np.uint64)
-    return pd.util.hash_array(np.asarray(keys, dtype=object), categorize=False)
+    """64-bit hashes of keys: Python's own string hash (SipHash), the same for a key within this process --
+    all an in-memory copy needs (it is read and asked in one process) -- and a fraction of a microsecond
+    for one key, where a hashing call through pandas costs tens."""
+    return np.fromiter(map(hash, keys), dtype=np.int64, count=len(keys))
 
 
 def order_key(source: Any, order_id: Any) -> str:
@@ -82,6 +82,11 @@ def order_key(source: Any, order_id: Any) -> str:
 
 def _py(v: Any) -> Any:
     """A value read in bulk as the store's point reads give it: None for missing, datetimes, plain numbers."""
+    t = type(v)
+    if t is str or t is int or t is bool:  # most cells: as they are
+        return v
+    if t is float:
+        return None if v != v else v
     if _missing(v):
         return None
     if isinstance(v, pd.Timestamp):
@@ -94,7 +99,8 @@ def _py(v: Any) -> Any:
 
 
 class _KeySet:
-    """A set of 64-bit key hashes: a sorted array read in bulk, and a Python set of those added since."""
+    """A set of 64-bit key hashes (`key_hashes`): a sorted array read in bulk, and a Python set of those added
+    since."""
 
     def __init__(self, keys: list[str]) -> None:
         self.base = np.unique(key_hashes(keys))
@@ -102,16 +108,17 @@ class _KeySet:
 
     def maybe(self, keys: list[str]) -> bool:
         """Could any of these keys be in the set? (False is certain; True may be a collision.)"""
-        hashes = key_hashes(keys)
-        if any(h in self.added for h in hashes.tolist()):
-            return True
-        # NumPy's own uint64 values: a Python int would make searchsorted convert the whole array
-        at = np.searchsorted(self.base, hashes)
-        inside = at < len(self.base)
-        return bool(np.any(self.base[at[inside]] == hashes[inside]))
+        base, n = self.base, len(self.base)
+        for h in map(hash, keys):
+            if h in self.added:
+                return True
+            at = int(base.searchsorted(h))  # a Python int within int64: no conversion of the array
+            if at < n and base[at] == h:
+                return True
+        return False
 
     def add(self, keys: list[str]) -> None:
-        self.added.update(key_hashes(keys).tolist())
+        self.added.update(map(hash, keys))
 
 
 @dataclass
@@ -119,7 +126,7 @@ class _Pending:
     """One buffered update: what it writes, and what it was given (to compute it again if the store moved)."""
 
     plan: FewPlan
-    tx: pd.DataFrame | None
+    tx: pd.DataFrame | OrderLines | None
     ev: pd.DataFrame | None
     keys: list[str]
     new_customers: list[tuple]
@@ -163,6 +170,7 @@ class Memory(StoreReads):
         self.recheck_seconds = float(recheck_seconds)
         self.copy: _Copy | None = None
         self.pending: list[_Pending] = []
+        self._pending_events = 0  # events in `pending`
         self.loads = 0  # how often the copy was read (tests and benchmarks look)
         self.redone = 0  # flushes refused because the store moved, then computed again
         self.fallbacks = 0  # updates sent down the unbuffered path
@@ -264,7 +272,7 @@ class Memory(StoreReads):
             base = list(zip(c.line_day[a:b].tolist(), c.line_rev[a:b].tolist(), c.line_cost[a:b].tolist()))
         return base + c.lines.get(cid, [])
 
-    def v12_edited(self, ids: list[str], tx: pd.DataFrame | None, day: pd.Timestamp
+    def v12_edited(self, ids: list[str], tx: pd.DataFrame | OrderLines | None, day: pd.Timestamp
                    ) -> tuple[dict[str, tuple[float, float]], bool] | None:
         c = self.copy
         assert c is not None
@@ -300,10 +308,10 @@ class Memory(StoreReads):
                 out[cid] = tuple(_py(c.attrs[k][i]) for k in c.attr_cols)
         return list(c.attr_cols), out
 
-    def rule_tx(self, ids: list[str], tx: pd.DataFrame | None) -> pd.DataFrame | None:
-        frames = [p.tx for p in self.pending if p.tx is not None]
+    def rule_tx(self, ids: list[str], tx: pd.DataFrame | OrderLines | None) -> pd.DataFrame | None:
+        frames = [as_frame(p.tx) for p in self.pending if p.tx is not None]
         if tx is not None:
-            frames.append(tx)
+            frames.append(as_frame(tx))
         extra = pd.concat(frames, ignore_index=True) if frames else None
         if extra is not None:
             extra = extra[extra["customer_id"].isin(ids)]
@@ -315,26 +323,27 @@ class Memory(StoreReads):
 
     # ------------------------------------------------------------------------ updates
     def pending_events(self) -> int:
-        return sum(p.plan.n_events for p in self.pending)
+        return self._pending_events
 
     def update(self, orders: pd.DataFrame | None, events: pd.DataFrame | None,
                cancellations: list[tuple[str, str]] | None, as_of: Any, durable: bool,
                result: LiveResult | None = None) -> LiveResult:
         """See :meth:`LivePortfolio.update`; `result`: fill this object (a redo after the store moved)."""
         given = (orders, events, as_of)
-        tx = _canonical_orders(orders) if orders is not None and len(orders) else None
+        # one plain order line stays Python values (OrderLines): its frame is made when a flush writes it
+        tx = canonical_lines(orders) if orders is not None and len(orders) else None
         ev = _canonical_events(events) if events is not None and len(events) else None
         cancels = [(str(s), str(o)) for s, o in (cancellations or [])]
-        out = result if result is not None else LiveResult(changes=no_changes())
+        out = result if result is not None else LiveResult()
         plan = None if cancels else self._try(tx, ev, as_of, out, given)
         if plan is None:
-            self._fallback(tx, ev, cancels, as_of, out)
+            self._fallback(as_frame(tx), ev, cancels, as_of, out)
             return out
         if durable or self.pending_events() >= self.flush_every:
             self.flush()
         return out
 
-    def _try(self, tx: pd.DataFrame | None, ev: pd.DataFrame | None, as_of: Any, out: LiveResult,
+    def _try(self, tx: pd.DataFrame | OrderLines | None, ev: pd.DataFrame | None, as_of: Any, out: LiveResult,
              given: tuple) -> _Pending | None:
         """Compute the update from memory and buffer it; None when it must take the unbuffered path."""
         if getattr(self.live.state, "prediction_models_", None) is not None:
@@ -372,7 +381,7 @@ class Memory(StoreReads):
             (c.attr_rows.get(cid) is ABSENT) or (cid not in c.attr_rows and cid not in c.attr_pos)
             for cid in set(column_lists(tx)["customer_id"]))
         if tx is not None and unknown:  # a first order: the customers row the commit adds, as it derives it
-            for row in new_customer_rows(rows_for(tx, table_types("transactions"), "order lines")):
+            for row in new_customer_rows(rows_for(as_frame(tx), table_types("transactions"), "order lines")):
                 cid = str(row[0])
                 got = c.attr_rows.get(cid)
                 if (got is not None and got is not ABSENT) or (got is None and cid in c.attr_pos):
@@ -391,6 +400,7 @@ class Memory(StoreReads):
         c.events.add(list(keyed))
         pend = _Pending(plan, tx, ev, list(keyed), new_customers, out, given)
         self.pending.append(pend)
+        self._pending_events += plan.n_events
         plan.result(out, [])
         out.durable = False
         return pend
@@ -468,7 +478,7 @@ class Memory(StoreReads):
             return 0
         c = self.copy
         assert c is not None
-        pend, self.pending = self.pending, []
+        pend, self.pending, self._pending_events = self.pending, [], 0
         rows: dict[str, dict] = {}
         changes: list[dict] = []
         outboxes: list[pd.DataFrame] = []
@@ -488,7 +498,7 @@ class Memory(StoreReads):
             ids = self.live.store.commit_live(
                 state_rows=self.live._kept_only(list(rows.values())), changes=changes or None,
                 outbox=pd.concat(outboxes, ignore_index=True) if outboxes else None, event_keys=keys,
-                transactions=pd.concat(txs, ignore_index=True) if txs else None,
+                transactions=lines_frame(txs) if txs else None,
                 events=pd.concat(evs, ignore_index=True) if evs else None, delete_orders=[],
                 expect_version=c.version, new_customers=new_customers)
         except StoreMoved:

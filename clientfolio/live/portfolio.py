@@ -26,6 +26,7 @@ import json
 import re
 import weakref
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,7 @@ TEXT_FEATURES = ("mean_sentiment", "negative_share", "texts_scored")  # = client
 # Store column names are lower-case; the customer table's few upper-case names are kept under these.
 STORED_NAMES = {"R": "rfm_r", "F": "rfm_f", "M": "rfm_m", "RFM": "rfm_code", "T": "t_days"}
 READ_NAMES = {v: k for k, v in STORED_NAMES.items()}
+_ONE_DAY, _YEAR = pd.Timedelta(days=1), pd.Timedelta(days=365)  # made once: a Timedelta costs microseconds
 
 
 class LiveError(ClientfolioError):
@@ -72,9 +74,14 @@ class LiveError(ClientfolioError):
 
 @dataclass
 class LiveResult:
-    """What an update, sweep or refit did: the changes it recorded, and counts for people."""
+    """What an update, sweep or refit did: the changes it recorded, and counts for people.
 
-    changes: pd.DataFrame
+    ``changes`` is the change log rows as a DataFrame (`CHANGE_COLUMNS`).  A per-event update keeps them
+    as the rows it wrote and makes the frame when ``changes`` is first read: pandas' cost of a one-row
+    frame (about half a millisecond) is paid by a caller who looks, not by every event.
+    """
+
+    changes: pd.DataFrame = None  # type: ignore[assignment]  # a property (below): set a frame, read a frame
     customers_touched: int = 0
     events_applied: int = 0
     events_skipped: int = 0  # already applied before: idempotent
@@ -83,6 +90,30 @@ class LiveResult:
     outbox_left_out: dict[str, int] = field(default_factory=dict)  # reason -> messages not written (consent, cap)
     notes: list[str] = field(default_factory=list)
     durable: bool = True  # False while a buffered update waits for its flush (change ids are given then)
+
+    def set_change_rows(self, rows: list[dict], change_ids: list[int] | None) -> None:
+        """The changes as the rows written (dicts of `CHANGE_COLUMNS`), numbered with their ids once committed;
+        the frame is made when ``changes`` is read."""
+        self._frame = None
+        self._rows = (rows, change_ids)
+
+
+def _read_changes(self: LiveResult) -> pd.DataFrame:
+    frame = self.__dict__.get("_frame")
+    if frame is None:
+        rows, ids = self.__dict__.get("_rows") or ([], None)
+        frame = pd.DataFrame(rows, columns=CHANGE_COLUMNS) if rows else no_changes()
+        if rows and ids:
+            frame = frame.assign(change_id=ids)
+        self._frame, self._rows = frame, None
+    return frame
+
+
+def _set_changes(self: LiveResult, frame: pd.DataFrame | None) -> None:
+    self._frame, self._rows = frame, None
+
+
+LiveResult.changes = property(_read_changes, _set_changes)  # type: ignore[assignment]  # after @dataclass made __init__
 
 
 # ---------------------------------------------------------------------------- rows of the state table
@@ -685,7 +716,7 @@ class LivePortfolio:
         rows = [stats[c] for c in ids if c in stats]
         buyers = [r for r in rows if r["n_days"] > 0]
         if any(r["last_day"] is not None and pd.Timestamp(r["last_day"]) > day for r in buyers) or any(
-                r["last_event_ts"] is not None and pd.Timestamp(r["last_event_ts"]) >= day + pd.Timedelta(days=1)
+                r["last_event_ts"] is not None and pd.Timestamp(r["last_event_ts"]) >= day + _ONE_DAY
                 for r in buyers):
             return None  # purchases or events after the scoring day: the general path says why it cannot score them
         applied: tuple[dict[str, np.ndarray], list[tuple[str, str, Any]]] | None = None
@@ -717,9 +748,10 @@ class LivePortfolio:
                                                   for k in kinds):
                     continue
                 self._moves(changes, cid, before_rec, after_rec, kinds, thresholds, when, "behaviour", keys, emptied)
-        frame = pd.DataFrame(changes, columns=CHANGE_COLUMNS) if changes else None
+        # the outbox reads the changes as a frame; without triggers nothing does until the caller reads them
+        frame = pd.DataFrame(changes, columns=CHANGE_COLUMNS) if changes and self.triggers else None
         outbox, left_out = reads.outbox(frame) if frame is not None else (None, {})
-        return FewPlan(ids=ids, rows=new_rows, changes=changes, frame=frame, outbox=outbox, left_out=left_out,
+        return FewPlan(ids=ids, rows=new_rows, changes=changes, outbox=outbox, left_out=left_out,
                        n_events=len(todo), day=day)
 
     def _predictions(self, ids: list[str], day: pd.Timestamp, tx: pd.DataFrame | None = None,
@@ -774,7 +806,7 @@ class LivePortfolio:
             f[col] = np.array([by[c][j] if c in by else None for c in ids], dtype=object)
         if "acquisition_cost" in f:
             f["acquisition_cost"] = np.array([np.nan if v is None else v for v in f["acquisition_cost"]], dtype=float)
-        start, end = day - pd.Timedelta(days=365), day + pd.Timedelta(days=1)
+        start, end = day - _YEAR, day + _ONE_DAY
         add: dict[str, list[float]] = {}
         wanted = set(ids)
         if tx is not None:  # the new lines, not written yet, as `_v12_with` adds them
@@ -1007,18 +1039,16 @@ class FewPlan:
     ids: list[str]
     rows: list[dict]
     changes: list[dict]
-    frame: pd.DataFrame | None
     outbox: pd.DataFrame | None
     left_out: dict[str, int]
     n_events: int
     day: pd.Timestamp  # the day the customers were scored at
 
     def result(self, result: LiveResult, change_ids: list[int]) -> LiveResult:
-        """`result` filled in, the change rows numbered with the ids their commit gave them."""
-        frame = self.frame if self.frame is not None else no_changes()
-        if self.changes and change_ids:
-            frame = frame.assign(change_id=change_ids)
-        result.changes, result.outbox = frame, 0 if self.outbox is None else len(self.outbox)
+        """`result` filled in, the change rows numbered with the ids their commit gave them (its ``changes``
+        frame made when read)."""
+        result.set_change_rows(self.changes, change_ids)
+        result.outbox = 0 if self.outbox is None else len(self.outbox)
         result.outbox_left_out = self.left_out
         result.customers_touched, result.events_applied, result.rescanned = len(self.ids), self.n_events, 0
         return result
@@ -1192,7 +1222,7 @@ def _few_state_rows(rows: list[dict], applied: tuple[dict, list] | None, day: pd
             if c in MAP_COLS:
                 v = json.dumps(v or {}, sort_keys=True)
             elif c in DATE_COLS and v is not None:
-                v = pd.Timestamp(v).to_pydatetime()
+                v = _midnight(v)
             rec[STAT + c] = v
         out[rec["customer_id"]] = rec
     if applied is not None:
@@ -1218,13 +1248,22 @@ def _few_state_rows(rows: list[dict], applied: tuple[dict, list] | None, day: pd
         if has_rules:
             for cid, rec in out.items():
                 rec[SEG + "rules"] = json.dumps(sorted(rules.get(cid, [])))
+        next_day = (day + _ONE_DAY).to_pydatetime()
         for cid in ids:
-            out[cid]["next_change"] = (day + pd.Timedelta(days=1)).to_pydatetime()
+            out[cid]["next_change"] = next_day
+    as_of = day.to_pydatetime()
     for rec in out.values():
-        rec["as_of"] = day.to_pydatetime()
+        rec["as_of"] = as_of
         rec.setdefault("next_change", None)
         rec["state_id"] = int(state_id)
     return list(out.values())
+
+
+def _midnight(v: Any) -> datetime:
+    """A statistics day as the datetime ``pd.Timestamp(v).to_pydatetime()`` gives (a date: its midnight)."""
+    if type(v) is date:
+        return datetime(v.year, v.month, v.day)
+    return pd.Timestamp(v).to_pydatetime()
 
 
 def _read_record(rec: dict) -> dict:
@@ -1306,21 +1345,72 @@ _ORDER_COLS = [n for n, _ in TRANSACTIONS if n not in ("row_hash", "import_id")]
 _DERIVED = frozenset(("customer_id", "order_id", "source", "ts", "amount", "is_refund", "line_key"))
 
 
+class OrderLines:
+    """Canonical order lines as columns of plain Python values (what `_one_order_line` reads from one line);
+    the DataFrame `_canonical_orders` gives for them is made only when something needs it (`frame`): a
+    buffered update computes from the values and its flush writes the frames."""
+
+    __slots__ = ("lists", "_kinds", "_frame")
+
+    def __init__(self, lists: dict[str, list], kinds: dict[str, str]) -> None:
+        self.lists = lists
+        self._kinds = kinds  # column -> how `frame` builds it (the dtypes `_general_orders` gives)
+        self._frame: pd.DataFrame | None = None
+
+    def __len__(self) -> int:
+        return len(self.lists["customer_id"])
+
+    def frame(self) -> pd.DataFrame:
+        """The lines as `_canonical_orders` gives them (made once)."""
+        if self._frame is None:
+            data: dict[str, Any] = {}
+            for name, vals in self.lists.items():
+                kind = self._kinds[name]
+                data[name] = (vals if kind == "list" else np.array(vals, dtype=kind))
+            self._frame = pd.DataFrame(data)
+        return self._frame
+
+
+def lines_frame(items: "list[pd.DataFrame | OrderLines]") -> pd.DataFrame:
+    """``pd.concat`` of these order lines' frames (`ignore_index`): lines of plain values that build every
+    column the same way are made into one frame at once (a flush of buffered orders: one frame, not one each)."""
+    lines = [x for x in items if isinstance(x, OrderLines)]
+    if lines and len(lines) == len(items) and all(x._kinds == lines[0]._kinds for x in lines):
+        return OrderLines({c: [v for x in lines for v in x.lists[c]] for c in lines[0].lists}, lines[0]._kinds).frame()
+    return pd.concat([as_frame(x) for x in items], ignore_index=True)
+
+
+def as_frame(tx: "pd.DataFrame | OrderLines | None") -> pd.DataFrame | None:
+    """Order lines as a DataFrame (`OrderLines` made into their frame)."""
+    return tx.frame() if isinstance(tx, OrderLines) else tx
+
+
 def _one_order_line(orders: pd.DataFrame) -> pd.DataFrame | None:
     """`_canonical_orders` for one order line of plain values (text, numbers, an ISO 8601 time) without
     pandas' per-column work; None for anything else (missing or unreadable values, other types), which the
     general path then handles and, if it must, rejects with its own error."""
-    if len(orders) != 1:
+    lines = _one_order_values(orders)
+    if lines is None:
+        return None
+    frame = lines.frame()
+    _LAST_LISTS[:] = [weakref.ref(frame), lines.lists]
+    return frame
+
+
+def _one_order_values(orders: pd.DataFrame) -> OrderLines | None:
+    """`_one_order_line`'s values, before any frame is made."""
+    if len(orders) != 1 or not orders.columns.is_unique:
         return None
     row: dict[str, Any] = {}
-    for name in orders.columns:
+    names = orders.columns.tolist()
+    for i, name in enumerate(names):
         if name not in _DERIVED and name not in _TEXT_COLS and name not in _DOUBLE_COLS:
             if name in _ORDER_COLS:  # a stored column of another type (e.g. consent_marketing): the general path
                 return None
             continue  # not a transactions column: the general path drops it too
-        col = orders[name]
-        v = col.array[0]
-        kind = col.dtype.kind
+        arr = _column_array(orders, i, name)
+        v = arr[0]
+        kind = arr.dtype.kind
         if name == "ts":
             if not isinstance(v, str) or _ISO_TS.fullmatch(v) is None:
                 return None
@@ -1355,39 +1445,46 @@ def _one_order_line(orders: pd.DataFrame) -> pd.DataFrame | None:
     row.setdefault("source", LIVE_SOURCE)
     row.setdefault("is_refund", row["amount"] < 0)
     row.setdefault("line_key", "0")
-    data: dict[str, Any] = {}
+    lists: dict[str, list] = {}
+    kinds: dict[str, str] = {}
     values: list[Any] = []
     for name in _ORDER_COLS:
         v = row.get(name)
         if name in _DOUBLE_COLS:
             v = np.nan if v is None else v
-            data[name] = np.array([v], dtype=float)
+            kinds[name] = "float64"
         elif name == "ts":
-            data[name] = np.array([ts.to_datetime64()], dtype="datetime64[us]")
+            kinds[name] = "datetime64[us]"
         elif name == "is_refund":
-            data[name] = np.array([v], dtype=bool)
-        elif name == "line_key" and "line_key" not in orders:
-            data[name] = [v]
-        elif v is None:
-            data[name] = [None]
+            kinds[name] = "bool"
+        elif (name == "line_key" and "line_key" not in names) or v is None:
+            kinds[name] = "list"
         else:
-            data[name] = np.array([v], dtype=object)
+            kinds[name] = "object"
+        lists[name] = [v]
         values.append(v)
-    data["row_hash"] = np.array([_hash(values)], dtype=object)
-    data["import_id"] = np.array([LIVE_IMPORT_ID], dtype=np.int64)
-    frame = pd.DataFrame(data)
-    lists = {name: [v] for name, v in zip(_ORDER_COLS, values)}
-    lists["row_hash"], lists["import_id"] = [data["row_hash"][0]], [LIVE_IMPORT_ID]
-    _LAST_LISTS[:] = [weakref.ref(frame), lists]
-    return frame
+    lists["row_hash"], kinds["row_hash"] = [_hash(values)], "object"
+    lists["import_id"], kinds["import_id"] = [LIVE_IMPORT_ID], "int64"
+    return OrderLines(lists, kinds)
+
+
+def _column_array(frame: pd.DataFrame, i: int, name: Any) -> Any:
+    """Column `i`'s values (its NumPy or extension array, as ``frame[name].array`` holds them) without making
+    a Series: a tenth of the cost, which matters for a one-line update.  Falls back to ``frame[name].array``
+    where pandas lacks its (internal) accessor."""
+    get = getattr(frame, "_get_column_array", None)
+    return get(i) if get is not None else frame[name].array
 
 
 _LAST_LISTS: list[Any] = [None, None]  # (weak reference to the last one-line frame, its columns as lists)
 
 
-def column_lists(frame: pd.DataFrame) -> dict[str, list]:
-    """`{column: frame[column].tolist()}`; for the one-line frame `_one_order_line` made last, the values it made
-    them from (the same Python values) without reading the frame again.  Such frames are never changed in place."""
+def column_lists(frame: "pd.DataFrame | OrderLines") -> dict[str, list]:
+    """`{column: frame[column].tolist()}`; for `OrderLines`, and for the one-line frame `_one_order_line` made
+    last, the values it was made from (the same Python values) without reading a frame.  Such frames are never
+    changed in place."""
+    if isinstance(frame, OrderLines):
+        return frame.lists
     ref, lists = _LAST_LISTS
     if ref is not None and ref() is frame:
         return lists
@@ -1401,6 +1498,12 @@ def _canonical_orders(orders: pd.DataFrame) -> pd.DataFrame:
     one line of plain values takes `_one_order_line`, which gives the same frame.
     """
     one = _one_order_line(orders) if len(orders) == 1 else None
+    return one if one is not None else _general_orders(orders)
+
+
+def canonical_lines(orders: pd.DataFrame) -> "pd.DataFrame | OrderLines":
+    """`_canonical_orders`, but one line of plain values as `OrderLines` (its frame made only when needed)."""
+    one = _one_order_values(orders) if len(orders) == 1 else None
     return one if one is not None else _general_orders(orders)
 
 

@@ -40,6 +40,8 @@ Array = NDArray[np.float64]
 _SERIES_MAX_TERMS = 400
 _SERIES_REL_TOL = 2e-17
 _SERIES_CHECKS = (16, 40, 100, 250, 400)
+_CHECKS = np.array(_SERIES_CHECKS, dtype=float)
+_FEW_ROWS = 8  # up to this many rows, the series is summed row by row in Python floats (`_one_row_sum`)
 _SERIES_COMPACT = 0.2  # converged rows leave the loop when they are this share of the rows still in it
 _QUAD_CHUNK = 512
 
@@ -155,13 +157,14 @@ def _series_cost(p_small: Array, q_big: Array, rho: Array) -> Array:
 
     Uses ``log c_n <= n log rho - P log(1 + n/(A+1))``.
     """
-    a1 = p_small + q_big
-    lr = np.log(np.maximum(rho, 1e-300))
-    cost = np.full(rho.shape, np.inf)
-    for n in _SERIES_CHECKS[::-1]:
-        bound = n * lr - p_small * np.log1p(n / a1) + np.log(_series_tail(p_small, a1 - 1.0 + n, rho))
-        cost = np.where(bound < -39.0, float(n), cost)
-    return cost
+    a1 = (p_small + q_big)[:, None]
+    lr = np.log(np.maximum(rho, 1e-300))[:, None]
+    n = _CHECKS[None, :]
+    # every checkpoint at once (rows x checkpoints): the same elementwise operations as one pass per checkpoint
+    bound = n * lr - p_small[:, None] * np.log1p(n / a1) + np.log(_series_tail(p_small[:, None], a1 - 1.0 + n,
+                                                                             rho[:, None]))
+    ok = bound < -39.0
+    return np.where(ok.any(axis=1), _CHECKS[ok.argmax(axis=1)], np.inf)  # the first checkpoint that is enough
 
 
 def _log_j_series(
@@ -177,9 +180,11 @@ def _log_j_series(
     a = p_small + q_big - 1.0
     n_rows = rho.shape[0]
     n_acc = 1 + (3 if order >= 1 else 0) + (7 if order >= 2 else 0)
-    one = _one_row_sum(p_small, q_big, rho, a) if order == 0 and n_rows == 1 else None
-    if one is not None:  # one row (a per-event update): the same sum in Python floats, no array calls per term
-        res, done = [np.array([one if one == one else 0.0])], np.array([one == one])
+    few = [_one_row_sum(p_small[i:i + 1], q_big[i:i + 1], rho[i:i + 1], a[i:i + 1]) for i in range(n_rows)] \
+        if order == 0 and n_rows <= _FEW_ROWS else [None]
+    if None not in few:  # a few rows (a per-event update): the same sums in Python floats, no array calls per term
+        res = [np.array([v if v == v else 0.0 for v in few])]
+        done = np.array([v == v for v in few], dtype=bool)
         return _log_j_from_sums(res, done, small, big, p_small, q_big, a, order)
     res = [np.zeros(n_rows) for _ in range(n_acc)]
     done = np.zeros(n_rows, dtype=bool)

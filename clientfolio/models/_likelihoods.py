@@ -304,6 +304,11 @@ def paretonbd_log_bracket(
     """
     r, alpha, s, beta = params
     x, tx, t_ = np.broadcast_arrays(_arr(x), _arr(tx), _arr(t_))
+    if x.size <= 4:  # a few rows (a per-event update): both integrals in one call (each row's value is its own)
+        n = x.size
+        both = log_j_derivatives(np.concatenate([tx, t_]), alpha, beta, np.concatenate([r + x, r + x + 1.0]),
+                                 np.concatenate([np.full_like(x, s + 1.0), np.full_like(x, s)]), order=0)[0]
+        return _logaddexp(np.log(s) + both[:n], np.log(r + x) + both[n:])
     c1, (x1, t1) = _distinct_pairs(x, tx)
     c2, (x2, t2) = _distinct_pairs(x, t_)
     l1 = log_j_derivatives(t1, alpha, beta, r + x1, np.full_like(x1, s + 1.0), order=0)[0]

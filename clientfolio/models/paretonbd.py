@@ -101,8 +101,8 @@ class ParetoNBD(BaseModel):
         alive = self._alive(x, tx, t_)
         rate = (r + x) / (alpha + t_) * (beta + t_) * alive
         grid = np.atleast_1d(np.asarray(times, dtype=float))
-        curve = np.column_stack([rate * _power_ratio_term(s - 1.0, np.full(len(x), t), beta + t_) for t in grid]) \
-            if len(grid) else np.zeros((len(x), 0))
+        # the whole grid in one broadcast (rows x times): the same elementwise operations as one call per t
+        curve = rate[:, None] * _power_ratio_term(s - 1.0, grid[None, :], (beta + t_)[:, None])
         return (curve, alive) if with_alive else curve
 
     def expected_purchases_new_customer(self, t: ArrayLike) -> Array:

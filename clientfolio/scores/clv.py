@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from clientfolio.core.arrays import nan_to
 from clientfolio.core.errors import SchemaError
 from clientfolio.scores.intervals import purchase_ranges
 
@@ -226,7 +227,7 @@ def _expected_spend(summary: pd.DataFrame, spend_model) -> np.ndarray:
     mon = floats(summary["monetary"])
     if spend_model is None:
         aov = floats(summary["aov"]) if "aov" in summary else mon
-        return np.where(freq > 0, mon, np.nan_to_num(aov, nan=0.0))
+        return np.where(freq > 0, mon, nan_to(aov, 0.0))
     usable = (freq > 0) & (mon > 0)
     data = {"frequency": np.where(usable, freq, 0), "monetary": np.where(usable, mon, 0.0)}
     return np.asarray(spend_model.predict_spend(data), dtype=float)

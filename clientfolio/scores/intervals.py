@@ -90,6 +90,17 @@ def _draws(model, n: int, seed: int) -> list:
     return cache[key]
 
 
+def _draws_and_params(model, n: int, seed: int) -> tuple[list, dict[str, np.ndarray]]:
+    """`_draws` and their `_params`, both kept on the fitted model (made once, not per call)."""
+    draws = _draws(model, n, seed)
+    cache = model.__dict__.setdefault("_range_params", {})
+    got = cache.get(id(draws))
+    if got is None or got[0] is not draws:
+        cache.clear()
+        got = cache[id(draws)] = (draws, _params(draws))
+    return draws, got[1]
+
+
 def _params(models: list) -> dict[str, np.ndarray]:
     """The drawn models' parameters as arrays (one value per draw), to simulate all draws at once."""
     return {k: np.array([m.params_[k] for m in models], dtype=float) for k in models[0].params_}
@@ -120,6 +131,35 @@ def _conditional_buys(model, p: dict[str, np.ndarray], x: float, t_: float, hori
     return np.where(buys > 0, np.minimum(buys, rng.geometric(np.clip(drop, 1e-12, 1.0))), 0)
 
 
+def _history_draws(model, p: dict[str, np.ndarray], seed: int, x: float, t_: float, horizon: float, n: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """One history's draws, from its own stream: (uniforms deciding whether it is still active, purchases if it is),
+    one per drawn model."""
+    rng = np.random.default_rng(_history_seed(seed, x, t_))
+    return rng.random(n), _conditional_buys(model, p, x, t_, horizon, rng)
+
+
+KEPT_HISTORIES = 20_000  # histories whose draws a fitted model keeps for per-event updates (~1 KB each)
+
+
+def _kept_draws(model, p: dict[str, np.ndarray], seed: int, x: float, t_: float, horizon: float, n: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """`_history_draws`, kept on the fitted model by history: customers share histories (a frequency and a whole
+    number of weeks), so per-event updates mostly find theirs drawn already.  A function of its key alone, so a
+    kept draw is the one a fresh stream gives."""
+    owner, cache = model.__dict__.get("_history_draws", (None, None))
+    if owner is not p:  # other drawn parameters (their dict is kept with the draws): start afresh
+        cache = {}
+        model.__dict__["_history_draws"] = (p, cache)
+    key = (seed, x, t_, horizon, n)
+    got = cache.get(key)
+    if got is None:
+        if len(cache) >= KEPT_HISTORIES:
+            cache.clear()
+        got = cache[key] = _history_draws(model, p, seed, x, t_, horizon, n)
+    return got
+
+
 def purchase_ranges(model, data: pd.DataFrame, p_alive: np.ndarray, horizon: float, level: float = 0.8,
                     n_draws: int = CUSTOMER_DRAWS, seed: int = 0,
                     week: float | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -138,24 +178,47 @@ def purchase_ranges(model, data: pd.DataFrame, p_alive: np.ndarray, horizon: flo
     t_ = np.asarray(data["T"], dtype=float)
     if week:
         t_ = np.round(t_ / week) * week
-    alive = np.nan_to_num(np.asarray(p_alive, dtype=float), nan=1.0)
+    alive = np.asarray(p_alive, dtype=float)
+    alive = np.where(np.isnan(alive), 1.0, alive)  # unknown P(alive): as if active
     if not len(x):
         return np.zeros(0), np.ones(0)
-    models = _draws(model, n_draws, seed)
-    p = _params(models)
-    keys = np.column_stack([x, t_])
-    uniq, idx = np.unique(keys, axis=0, return_inverse=True)
-    idx = np.asarray(idx).reshape(-1)
+    models, p = _draws_and_params(model, n_draws, seed)
+    if len(x) <= 16:  # a few rows (a per-event update): each row its own stream, no grouping
+        uniq, idx = list(zip(x.tolist(), t_.tolist())), np.arange(len(x))
+    else:
+        uniq, idx = np.unique(np.column_stack([x, t_]), axis=0, return_inverse=True)
+        idx = np.asarray(idx).reshape(-1)
     u = np.empty((len(uniq), len(models)))
     buys = np.empty((len(uniq), len(models)), dtype=np.int64)
-    for i, (xi, ti) in enumerate(uniq.tolist()):
-        rng = np.random.default_rng(_history_seed(seed, xi, ti))
-        u[i] = rng.random(len(models))
-        buys[i] = _conditional_buys(model, p, xi, ti, horizon, rng)
+    if isinstance(uniq, list):  # a few rows: each history's draws kept on the model (the same draws every time)
+        for i, (xi, ti) in enumerate(uniq):
+            u[i], buys[i] = _kept_draws(model, p, seed, xi, ti, horizon, len(models))
+    else:
+        for i, (xi, ti) in enumerate(uniq.tolist()):
+            u[i], buys[i] = _history_draws(model, p, seed, xi, ti, horizon, len(models))
     sims = np.where(u[idx] < alive[:, None], buys[idx], 0)  # only those still active buy
-    lo = np.floor(np.quantile(sims, 0.5 - level / 2, axis=1, method="lower"))
-    hi = np.ceil(np.quantile(sims, 0.5 + level / 2, axis=1, method="higher"))
+    # np.quantile's "lower" and "higher" order statistics, taken from one sort of each row (its positions are
+    # the ones np.quantile picks: worked out once per number of draws and level)
+    k_lo, k_hi = _quantile_positions(sims.shape[1], level)
+    ordered = np.sort(sims, axis=1)
+    lo = ordered[:, k_lo].astype(float)
+    hi = ordered[:, k_hi].astype(float)
     return lo, np.maximum(hi, lo + 1)
+
+
+_POSITIONS: dict[tuple[int, float], tuple[int, int]] = {}
+
+
+def _quantile_positions(n: int, level: float) -> tuple[int, int]:
+    """Which order statistics (0-based) of `n` values ``np.quantile`` takes for the range's ends: ``method=
+    "lower"`` at ``0.5 - level / 2`` and ``method="higher"`` at ``0.5 + level / 2`` (read from np.quantile of
+    0..n-1 itself, so the very same rounding of its virtual index)."""
+    key = (n, level)
+    if key not in _POSITIONS:
+        ranks = np.arange(n)
+        _POSITIONS[key] = (int(np.quantile(ranks, 0.5 - level / 2, method="lower")),
+                           int(np.quantile(ranks, 0.5 + level / 2, method="higher")))
+    return _POSITIONS[key]
 
 
 def total_interval(data: pd.DataFrame, model, value_per_purchase: np.ndarray, horizon: float, level: float = 0.8,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from clientfolio.core.arrays import nan_to
 from clientfolio.core.notes import Note
 from clientfolio.segments._membership import as_of_of, membership
 
@@ -67,7 +68,7 @@ def behaviour_arrays(cols) -> tuple[list[tuple[str, np.ndarray]], list]:
         notes.append(Note("channel preference skipped: no sales channel", topic="no channels"))
     with np.errstate(invalid="ignore"):
         if "discount_share" in cols:
-            share = np.nan_to_num(_floats(cols["discount_share"]), nan=0.0, posinf=np.inf, neginf=-np.inf)
+            share = nan_to(_floats(cols["discount_share"]), 0.0, keep_inf=True)
             # shares of summed money, compared as the category shares are (at 1e-9): the same sums added in
             # another order (DuckDB's threads, PostgreSQL, a live update) must not move a customer at the line
             parts.append(("discount_reliance", np.where(np.round(share, 9) >= 0.3, "Value seekers", "Full price")))
@@ -75,9 +76,9 @@ def behaviour_arrays(cols) -> tuple[list[tuple[str, np.ndarray]], list]:
             notes.append(Note("discount reliance skipped: no discount column", topic="no discounts"))
         if "gift_share" in cols or "december_share" in cols:
             zero = np.zeros(n)
-            gift = np.nan_to_num(_floats(cols["gift_share"]), nan=0.0, posinf=np.inf, neginf=-np.inf) \
+            gift = nan_to(_floats(cols["gift_share"]), 0.0, keep_inf=True) \
                 if "gift_share" in cols else zero
-            dec = np.nan_to_num(_floats(cols["december_share"]), nan=0.0, posinf=np.inf, neginf=-np.inf) \
+            dec = nan_to(_floats(cols["december_share"]), 0.0, keep_inf=True) \
                 if "december_share" in cols else zero
             parts.append(("occasions", np.where(np.round(np.maximum(gift, dec), 9) >= 0.5, "Gift & seasonal buyers",
                                                 "Everyday buyers")))

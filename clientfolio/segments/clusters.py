@@ -169,23 +169,36 @@ class ClusterAssigner:
             cols.append(np.clip((v - row["center"]) / row["scale"], -self.clip, self.clip) * row["weight"])
         return np.column_stack(cols) if cols else np.empty((len(features), 0))  # a frame: no columns used
 
+    def _arrays(self) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, float]], np.ndarray]:
+        """(centres, per mixture component (mean, precision factor, its constant term), names) as arrays, made
+        once per assigner: a one-customer update should not convert them every time."""
+        got = self.__dict__.get("_arrays_made")
+        if got is None:
+            centers = np.asarray(self.centers, dtype=float)
+            comps = []
+            for w, mu, pc in zip(self.mix_weights, centers, self.precisions_chol):
+                pc = np.asarray(pc, dtype=float)
+                comps.append((mu, pc, np.log(w) + np.sum(np.log(np.diag(pc)))))
+            got = (centers, comps, np.asarray(self.names, dtype=object))
+            object.__setattr__(self, "_arrays_made", got)  # a cache on a frozen dataclass
+        return got
+
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """The model group of each customer (index into `names`)."""
         X = self.matrix(features)
-        centers = np.asarray(self.centers, dtype=float)
+        centers, comps, _ = self._arrays()
         if self.method == "gmm" and self.precisions_chol:
             scores = []
-            for w, mu, pc in zip(self.mix_weights, centers, self.precisions_chol):
-                pc = np.asarray(pc, dtype=float)
+            for mu, pc, const in comps:
                 y = (X - mu) @ pc
-                scores.append(np.log(w) + np.sum(np.log(np.diag(pc))) - 0.5 * np.sum(y * y, axis=1))
+                scores.append(const - 0.5 * np.sum(y * y, axis=1))
             return np.argmax(np.column_stack(scores), axis=1)
         d = ((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
         return np.argmin(d, axis=1)
 
     def assign(self, features: pd.DataFrame) -> np.ndarray:
         """Each customer's group name."""
-        return np.asarray(self.names, dtype=object)[self.predict(features)]
+        return self._arrays()[2][self.predict(features)]
 
 
 def _assigner(method: str, model, sf: "ScaledFeatures", clip: float, labels: np.ndarray, raw_labels: np.ndarray | None,

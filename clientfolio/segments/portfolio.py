@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from clientfolio.core.arrays import nan_to
 from clientfolio.core.money import money_key
 from clientfolio.segments._membership import as_of_of, membership
 
@@ -46,8 +47,8 @@ def portfolio_quadrants(customers: pd.DataFrame, as_of=None, current: str = "val
 
 def quadrant_arrays(current, potential, splits: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(current value, growth potential, quadrant) per customer from arrays, against fitted `splits`."""
-    cur = np.nan_to_num(_floats(current), nan=0.0, posinf=np.inf, neginf=-np.inf)
-    pot = np.nan_to_num(_floats(potential), nan=0.0, posinf=np.inf, neginf=-np.inf)
+    cur = nan_to(_floats(current), 0.0, keep_inf=True)
+    pot = nan_to(_floats(potential), 0.0, keep_inf=True)
     hi_c = money_key(cur) > money_key(splits["current"])  # a sum of money, compared at money precision
     hi_p = pot > splits["potential"]
     quad = np.select([hi_c & hi_p, ~hi_c & hi_p, hi_c & ~hi_p], QUADRANTS[:3], default=QUADRANTS[3])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from clientfolio.core.arrays import isclose, nan_to
 from clientfolio.core.money import money_key
 from clientfolio.core.errors import SchemaError
 from clientfolio.segments._membership import as_of_of, membership
@@ -221,9 +222,9 @@ def percentile_of(values: pd.Series | np.ndarray, ref: dict | None) -> np.ndarra
     at = np.minimum(i, len(uniq) - 1)
     exact = (i < len(uniq)) & (uniq[at] == v)
     near = np.clip(i - 1, 0, len(uniq) - 1)
-    i = np.where(~exact & (i > 0) & np.isclose(uniq[near], v, rtol=1e-9, atol=0.0), i - 1, i)
+    i = np.where(~exact & (i > 0) & isclose(uniq[near], v, 1e-9), i - 1, i)
     at = np.minimum(i, len(uniq) - 1)
-    hit = exact | ((i < len(uniq)) & np.isclose(uniq[at], v, rtol=1e-9, atol=0.0))
+    hit = exact | ((i < len(uniq)) & isclose(uniq[at], v, 1e-9))
     tie = np.where(hit, counts[at], 0.0)
     # average rank, as pandas ranks ties; a value the base did not have sits half a customer above those below it
     rank = np.where(hit, below[i] + (tie + 1.0) / 2.0, below[i] + 0.5)
@@ -301,7 +302,7 @@ def value_score_arrays(cols, weights: dict[str, float] | str, refs: dict[str, di
             out[dim] = np.nanmean([percentile_of(_floats(cols[c]), refs[c]) * 100 for c in have], axis=0) \
                 if len(have) > 1 else percentile_of(_floats(cols[have[0]]), refs[have[0]]) * 100
         else:
-            pct = [np.nan_to_num(percentile_of(_floats(cols[c]), refs[c]), nan=0.0) * 100 for c in have]
+            pct = [nan_to(percentile_of(_floats(cols[c]), refs[c]), 0.0) * 100 for c in have]
             out[dim] = np.mean(pct, axis=0)
         used[dim] = weights[dim]
     total = sum(used.values())
@@ -313,7 +314,7 @@ def value_score_arrays(cols, weights: dict[str, float] | str, refs: dict[str, di
         out["value_score"] = sum(out[d] * w for d, w in norm.items())
         return out, norm, notes
     # Per customer: the weights of the dimensions they have, rescaled to one.
-    num = sum(np.nan_to_num(out[d], nan=0.0) * w for d, w in norm.items())
+    num = sum(nan_to(out[d], 0.0) * w for d, w in norm.items())
     den = sum(np.where(np.isnan(out[d]), 0.0, w) if d in OPTIONAL else np.full(len(out[d]), w)
               for d, w in norm.items())
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -120,3 +120,18 @@ def test_no_changes_is_a_fresh_empty_change_frame() -> None:
     pd.testing.assert_frame_equal(a, pd.DataFrame([], columns=CHANGE_COLUMNS))
     a["extra"] = []  # a caller changing its copy changes no other
     assert list(no_changes().columns) == CHANGE_COLUMNS
+
+
+def test_a_flush_makes_one_frame_equal_to_the_lines_frames_concatenated() -> None:
+    """Buffered lines (OrderLines, or frames) into one frame for the flush: exactly ``pd.concat`` of their frames,
+    whether every line builds its columns the same way (one frame at once) or not (concatenated)."""
+    from clientfolio.live.portfolio import OrderLines, as_frame, canonical_lines, lines_frame
+
+    alike = [canonical_lines(_frame({"order_id": f"o-{i}", "amount": 10.0 + i, "category": "cake"})) for i in range(5)]
+    assert all(isinstance(x, OrderLines) for x in alike)
+    mixed = alike[:2] + [canonical_lines(_frame(extra)) for extra in FAST[:14]] + [_general_orders(_frame({}))]
+    for items in (alike, mixed):
+        got = lines_frame(items)
+        want = pd.concat([as_frame(x) for x in items], ignore_index=True)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        assert len(got) == len(items)

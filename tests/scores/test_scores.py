@@ -287,3 +287,35 @@ def test_calibration_gap_reads_the_tracking_table(cdnow) -> None:
     row = track[track["end"] <= "1997-09-30"].iloc[-1]
     assert g["actual"] == row["actual"] and g["expected"] == pytest.approx(row["expected"])
     assert abs(g["gap"]) < TRACKING_TOLERANCE  # BG/NBD tracks CDNOW's calibration period
+
+
+def test_customer_ranges_are_the_quantiles_of_each_customers_own_draws() -> None:
+    """A range's ends are np.quantile's "lower"/"higher" order statistics of that customer's simulated purchases
+    (taken from one sort), and a customer gets the same range scored alone, with a few others or in a batch."""
+    from clientfolio.models import ParetoNBD
+    from clientfolio.scores.intervals import (_conditional_buys, _draws_and_params, _history_seed,
+                                              purchase_ranges)
+
+    m = ParetoNBD.from_params({"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669})
+    rng = np.random.default_rng(4)
+    n = 120
+    data = {"frequency": rng.integers(0, 25, n).astype(float), "T": rng.uniform(1.0, 90.0, n)}
+    data["recency"] = data["T"] * rng.uniform(0.0, 1.0, n)
+    alive = rng.uniform(0.0, 1.0, n)
+    alive[:5] = np.nan  # unknown: taken as active
+    for level in (0.8, 0.5, 0.95):
+        lo, hi = purchase_ranges(m, data, alive, 52.0, level)
+        models, p = _draws_and_params(m, 60, 0)
+        for i in range(0, n, 7):
+            draws = np.random.default_rng(_history_seed(0, data["frequency"][i], data["T"][i]))
+            u = draws.random(len(models))
+            buys = _conditional_buys(m, p, data["frequency"][i], data["T"][i], 52.0, draws)
+            sims = np.where(u < (1.0 if np.isnan(alive[i]) else alive[i]), buys, 0)
+            want_lo = np.floor(np.quantile(sims, 0.5 - level / 2, method="lower"))
+            want_hi = max(np.ceil(np.quantile(sims, 0.5 + level / 2, method="higher")), want_lo + 1)
+            assert (lo[i], hi[i]) == (want_lo, want_hi)
+        for k in (1, 3):
+            for i in range(0, 40, k):
+                part = {c: v[i:i + k] for c, v in data.items()}
+                got = purchase_ranges(m, part, alive[i:i + k], 52.0, level)
+                assert np.array_equal(got[0], lo[i:i + k]) and np.array_equal(got[1], hi[i:i + k])

@@ -49,8 +49,11 @@ SCAN = 4  # a group is picked from at most SCAN * max_events waiting requests
 
 def ts_utc(t: Any) -> pd.Timestamp:
     """A posted time as the store keeps it: UTC, without a zone."""
-    ts = pd.Timestamp(t)
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+    try:
+        ts = pd.Timestamp(t)
+        return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo is not None else ts
+    except (OverflowError, ValueError):  # outside what pandas can hold
+        raise ApiError(f"time {t} is outside the range of times this service can store", status=422) from None
 
 
 def order_dicts(orders: list[OrderIn], refunds: list[RefundIn]) -> list[dict[str, Any]]:
@@ -188,11 +191,15 @@ class Item:
 
 # ---------------------------------------------------------------------------- one request, alone
 
-def apply_alone(ctx: "Ctx", st: "Store", batch: BatchIn, live: "LivePortfolio | None" = None) -> UpdateOut:
-    """`batch` applied by one update and written before this returns (the caller holds the workspace's store)."""
+def apply_alone(ctx: "Ctx", st: "Store", batch: BatchIn, live: "LivePortfolio | None" = None,
+                rows: tuple[list[dict], list[dict]] | None = None) -> UpdateOut:
+    """`batch` applied by one update and written before this returns (the caller holds the workspace's store).
+
+    `rows`: its order and event rows, built already (else built here)."""
     live = live if live is not None else ctx.live(st)
     check_known(st, batch)
-    result = live.update(orders_frame(order_dicts(batch.orders, batch.refunds)), events_frame(event_dicts(batch.events)),
+    orows, erows = rows if rows is not None else (order_dicts(batch.orders, batch.refunds), event_dicts(batch.events))
+    result = live.update(orders_frame(orows), events_frame(erows),
                          cancellations=[(c.source, c.order_id) for c in batch.cancellations] or None,
                          as_of=pd.Timestamp(batch.as_of) if batch.as_of else None, durable=True)
     if not result.durable:
@@ -225,7 +232,7 @@ def run_group(group: list[Item]) -> None:
 
 def _alone(ctx: "Ctx", st: "Store", it: Item, live: "LivePortfolio | None") -> None:
     try:
-        it.result = apply_alone(ctx, st, it.batch, live)
+        it.result = apply_alone(ctx, st, it.batch, live, (it.order_rows, it.event_rows))
     except Exception as exc:
         it.error = exc
 

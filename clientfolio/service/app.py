@@ -93,6 +93,7 @@ class Service:
         self.scheduler = Scheduler(self.registry, tick=settings.scheduler_tick or 5.0)
         self._live = LiveCache(buffered=settings.write_behind)
         self.groups = GroupCommit(settings.group_max)
+        self._made: set[Path] = set()
         if settings.files_dir is not None:
             self.files_root = settings.files_dir
         elif is_postgres(registry_url):
@@ -106,7 +107,9 @@ class Service:
         Named by name and uid: a workspace deleted and created again never sees the old one's files.
         """
         p = self.files_root / f"{workspace.name}-{workspace.uid}"
-        p.mkdir(parents=True, exist_ok=True)
+        if p not in self._made:  # made once: not a mkdir on every request
+            p.mkdir(parents=True, exist_ok=True)
+            self._made.add(p)
         return p
 
     def live_for(self, workspace_uid: str, store: Store) -> Any:

@@ -67,8 +67,9 @@ def order_json(row: pd.Series) -> dict:
             "lines": [{"amount": float(row["amount"]), "category": row["category"], "cost": float(row["cost"])}]}
 
 
-def prepare(store: str, fitted_csv: Path, cutoff: str, receiver_url: str) -> tuple[str, str]:
-    """Fit the shop into `store`, subscribe the playbooks, consent everyone, add the endpoint; (admin key, secret)."""
+def prepare(store: str, fitted_csv: Path, cutoff: str, receiver_url: str) -> tuple[str, str, str]:
+    """Fit the shop into `store`, subscribe the playbooks, consent everyone, add the endpoint; (admin key, secret,
+    the shop's store: on PostgreSQL its workspace's schema)."""
     import clientfolio
     from clientfolio.live import LivePortfolio
     from clientfolio.actions.consent import record_consent
@@ -90,7 +91,7 @@ def prepare(store: str, fitted_csv: Path, cutoff: str, receiver_url: str) -> tup
                                          "action": "crm_sync"} for x in segments["s"]])
         set_allowed(st, ["127.0.0.0/8"])
         _, secret = add_endpoint(st, receiver_url)
-    return key, secret
+    return key, secret, shop
 
 
 MODES = {  # label -> the server's environment
@@ -137,7 +138,7 @@ def run_store(label: str, store: str, args: argparse.Namespace, tmp: Path, fitte
     import httpx
 
     t = time.perf_counter()
-    key, _ = prepare(store, fitted_csv, cutoff, "http://127.0.0.1:9/hooks")  # no receiver: delivery is not measured
+    key, _, shop = prepare(store, fitted_csv, cutoff, "http://127.0.0.1:9/hooks")  # no receiver: delivery is not measured
     print(f"[{label}] fitted and subscribed in {time.perf_counter() - t:.1f} s", flush=True)
     if not store.startswith("postgresql"):
         shutil.copyfile(store, tmp / "peer.duckdb")  # the peer starts from the same fitted store
@@ -195,7 +196,9 @@ def run_store(label: str, store: str, args: argparse.Namespace, tmp: Path, fitte
             proc.terminate()
             proc.wait(timeout=30)
         for name, keys in phases.items():  # the server is stopped: a DuckDB file can be opened again
-            n = commits(store, keys)
+            n = commits(shop, keys)
+            if n == 0:
+                raise SystemExit(f"[{label}] none of the {len(keys)} orders of {mode}/{name} is in the store")
             (out[mode] if name == "single" else out[mode][name])["per_commit"] = len(keys) / max(1, n)
     return out
 

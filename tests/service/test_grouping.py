@@ -120,6 +120,7 @@ def check_changes_are_their_requests(st, answers: dict[str, dict], keys: dict[st
         assert a["outbox"] == sum(messages.get(c["change_id"], 0) for c in a["changes"]), rid
 
 
+@pytest.mark.slow  # two servers started on copies of the shop: about 20 s
 def test_concurrent_posts_are_applied_once_each_with_its_own_answer(pair) -> None:
     grouped, alone, buyers = pair
     ids = buyers[:48]
@@ -166,6 +167,7 @@ def test_concurrent_posts_are_applied_once_each_with_its_own_answer(pair) -> Non
         b.get("order_id") or b.get("refund_id"): len(b.get("lines") or [0]) for p, b in reqs if p != "/events"}
 
 
+@pytest.mark.slow  # two servers started on copies of the shop: about 20 s
 def test_duplicates_across_concurrent_requests_are_applied_once(pair) -> None:
     grouped, alone, buyers = pair
     orders = [{"order_id": f"G2-{i}", "customer_id": cid, "ts": "2024-07-02T10:00:00Z", "amount": 30.0 + i}
@@ -195,6 +197,7 @@ def test_duplicates_across_concurrent_requests_are_applied_once(pair) -> None:
     assert (n, lines) == (len(orders) + len(events), len(orders))
 
 
+@pytest.mark.slow  # two servers started on copies of the shop: about 20 s
 def test_a_bad_request_among_concurrent_good_ones_fails_alone(pair) -> None:
     grouped, _, buyers = pair
     good = [("/orders", {"order_id": f"G3-{i}", "customer_id": cid, "ts": "2024-07-02T10:00:00Z", "amount": 12.0})

@@ -81,8 +81,15 @@ def event_dicts(events: list[EventIn]) -> list[dict[str, Any]]:
 
 
 def orders_frame(rows: list[dict[str, Any]]) -> pd.DataFrame | None:
+    """The order lines as the live update takes them.  One line is given as plain values (the time as ISO text,
+    absent values left out), which the update reads without pandas' per-column work (the same lines either way:
+    its one-line path gives the frame its general path would)."""
     if not rows:
         return None
+    if len(rows) == 1:
+        one = {k: v for k, v in rows[0].items() if v is not None}
+        one["ts"] = one["ts"].isoformat()
+        return pd.DataFrame([one])
     df = pd.DataFrame(rows)
     if "is_refund" in df:
         df["is_refund"] = df["is_refund"].fillna(False).astype(bool)

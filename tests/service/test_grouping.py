@@ -316,3 +316,20 @@ def test_two_workspaces_group_apart_on_postgres(pg_registry: str, tmp_path: Path
             assert n < len(reqs[name]), f"{name}: {n} commits for {len(reqs[name])} requests: no grouping"
     finally:
         server.stop()
+
+
+def test_a_lone_order_line_is_handed_over_as_plain_values_giving_the_same_lines() -> None:
+    """A single order's line goes to the update as plain values (ISO time, absent values left out) so that the
+    update's one-line path reads it (a few ms less per event); the lines must equal those of the general path."""
+    from clientfolio.live.portfolio import _canonical_orders
+    from clientfolio.service.grouping import order_dicts, orders_frame
+    from clientfolio.service.schemas import OrderIn, RefundIn
+
+    for given in ([OrderIn(order_id="o1", customer_id="c1", ts="2024-07-01T10:00:00.123456+02:00", amount=12.5)], []), \
+                 ([OrderIn(order_id="o2", customer_id="c2", ts="2024-07-01T10:00:00", source="pos", channel="web",
+                           lines=[{"amount": 3.0, "category": "tea", "cost": 1.25, "quantity": 2}])], []), \
+                 ([], [RefundIn(refund_id="r1", customer_id="c1", ts="2024-07-02T09:00:00Z", amount=4.0)]):
+        rows = order_dicts(*given)
+        plain = orders_frame(rows)
+        assert isinstance(plain["ts"].iloc[0], str)  # the one-line form
+        pd.testing.assert_frame_equal(_canonical_orders(plain), _canonical_orders(pd.DataFrame(rows)))

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -179,7 +179,6 @@ class Item:
     result: UpdateOut | None = None
     error: BaseException | None = None
     deferred: bool = False
-    day: pd.Timestamp | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, ctx: "Ctx", batch: BatchIn) -> "Item":

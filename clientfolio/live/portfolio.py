@@ -86,6 +86,7 @@ class LiveResult:
     events_applied: int = 0
     events_skipped: int = 0  # already applied before: idempotent
     rescanned: int = 0  # customers whose history was read again (back-dated, edited or cancelled orders)
+    rescanned_ids: list[str] = field(default_factory=list)  # who they are (a grouped update answers each request)
     outbox: int = 0
     outbox_left_out: dict[str, int] = field(default_factory=dict)  # reason -> messages not written (consent, cap)
     notes: list[str] = field(default_factory=list)
@@ -666,6 +667,7 @@ class LivePortfolio:
                                                 event_keys=list(todo) if stored_import is None else [], **write)
         result.changes, result.outbox, result.outbox_left_out = changes, n_out, left_out
         result.customers_touched, result.events_applied, result.rescanned = len(ids), len(todo), len(rescan)
+        result.rescanned_ids = sorted(rescan)
         return result
 
     def _apply_few(self, todo: dict[str, tuple[str, Any]], touched: dict[str, pd.Timestamp],

@@ -12,7 +12,9 @@ and written in group commits, each event answered once its commit is durable.  T
 7 KB per customer and a few seconds to read per 100k customers, again after any other writer --
 a sweep, an import, a refit -- changes the store, so it is off unless asked for),
 ``CLIENTFOLIO_KEY_CACHE`` (seconds a verified API key is trusted without a look-up; see
-:func:`clientfolio.service.workspaces.key_cache_ttl`).
+:func:`clientfolio.service.workspaces.key_cache_ttl`), ``CLIENTFOLIO_GROUP_MAX`` (single orders, refunds
+and events of one workspace applied together in one update and one commit at most, default 64; 1 applies
+each alone; see :mod:`clientfolio.service.grouping`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from fastapi import FastAPI
 from clientfolio.core.errors import ClientfolioError
 from clientfolio.service import dashboard, errors
 from clientfolio.service.deps import LiveCache
+from clientfolio.service.grouping import GroupCommit
 from clientfolio.service.limits import BodyLimit, RateLimiter
 from clientfolio.service.scheduler import Scheduler
 from clientfolio.service.workspaces import Registry, Workspace, is_postgres
@@ -48,6 +51,7 @@ class Settings:
     files_dir: Path | None = None
     scheduler_tick: float = 5.0
     write_behind: bool = False
+    group_max: int = 64
 
     @classmethod
     def from_env(cls, **overrides: Any) -> "Settings":
@@ -70,6 +74,7 @@ class Settings:
             "files_dir": Path(os.environ["CLIENTFOLIO_FILES"]) if os.environ.get("CLIENTFOLIO_FILES") else None,
             "scheduler_tick": num("CLIENTFOLIO_SCHEDULER", cls.scheduler_tick),
             "write_behind": num("CLIENTFOLIO_WRITE_BEHIND", 0.0) != 0,
+            "group_max": max(1, int(num("CLIENTFOLIO_GROUP_MAX", cls.group_max))),
         }
         env.update({k: v for k, v in overrides.items() if v is not None})
         if env["max_body_bytes"] < 1024:
@@ -87,6 +92,8 @@ class Service:
         self.limiter = RateLimiter(settings.rate_per_second, settings.burst)
         self.scheduler = Scheduler(self.registry, tick=settings.scheduler_tick or 5.0)
         self._live = LiveCache(buffered=settings.write_behind)
+        self.groups = GroupCommit(settings.group_max)
+        self._made: set[Path] = set()
         if settings.files_dir is not None:
             self.files_root = settings.files_dir
         elif is_postgres(registry_url):
@@ -100,7 +107,9 @@ class Service:
         Named by name and uid: a workspace deleted and created again never sees the old one's files.
         """
         p = self.files_root / f"{workspace.name}-{workspace.uid}"
-        p.mkdir(parents=True, exist_ok=True)
+        if p not in self._made:  # made once: not a mkdir on every request
+            p.mkdir(parents=True, exist_ok=True)
+            self._made.add(p)
         return p
 
     def live_for(self, workspace_uid: str, store: Store) -> Any:

@@ -103,9 +103,9 @@ class LiveCache:
     """One LivePortfolio per workspace, rebuilt when the store's current state or triggers change.
 
     `buffered`: each is a buffered LivePortfolio (in-memory reads, write-behind; see
-    :mod:`clientfolio.live.memory`) -- an event route flushes before it answers (group commit: the
-    requests that queued meanwhile are written in the same transaction), so an acknowledged event
-    is durable.  The in-memory copy costs memory per workspace (about 7 KB per customer)."""
+    :mod:`clientfolio.live.memory`) -- an event is answered only after the flush that writes it (single
+    events: their group's, see :mod:`clientfolio.service.grouping`; a batch: the next flush, which also
+    writes what queued meanwhile), so an acknowledged event is durable.  The in-memory copy costs memory per workspace (about 7 KB per customer)."""
 
     def __init__(self, buffered: bool = False) -> None:
         self._items: dict[str, tuple[tuple[int, str], Any]] = {}

@@ -18,6 +18,7 @@ from clientfolio.store.live import (
     SMALL_BATCH, Rows, Types, catalog_type, check_state_ids, conform, create_state_table, delete_few_sql,
     delete_sql, frame_from_rows,
     insert_rows_sql, insert_sql, normalize, now_utc, prepare_live, quote, run_commit, state_row, state_types, table_types, to_arrow,
+    tuples_to_arrow,
 )
 from clientfolio.store.merge import run_merge
 from clientfolio.store.schema import LATEST, customer_state_key
@@ -306,12 +307,14 @@ class _Writer:
             self.con.execute(delete_sql(table, key, many=True), [list(col) for col in zip(*rows)])
 
     def insert(self, table: str, rows: Rows) -> None:
-        if rows.tuples is not None:
+        if rows.tuples is not None and len(rows.tuples) <= SMALL_BATCH:
             if rows.tuples:  # one multi-row statement
                 self.con.execute(insert_rows_sql(table, rows.types, len(rows.tuples)),
                                  [v for r in rows.tuples for v in r])
             return
-        self.con.register("__live_rows", to_arrow(rows.frame, rows.types))
+        # many rows (a grouped update's tuples, or a frame): scanned from Arrow
+        arrow = tuples_to_arrow(rows.tuples, rows.types) if rows.tuples is not None else to_arrow(rows.frame, rows.types)
+        self.con.register("__live_rows", arrow)
         try:
             cols = ", ".join(quote(c) for c in rows.types)
             self.con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM __live_rows")

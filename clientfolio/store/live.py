@@ -345,6 +345,14 @@ def to_arrow(df: pd.DataFrame, types: Types) -> pa.Table:
     return pa.Table.from_pandas(df[list(types)], schema=schema, preserve_index=False)
 
 
+def tuples_to_arrow(tuples: list[tuple], types: Types) -> pa.Table:
+    """Typed row tuples (`Rows.tuples`) as an Arrow table with the store's types: DuckDB binds a VALUES list of
+    many rows of a wide table slowly (a grouped update's 32 customer_state rows: tens of ms), and scans this fast."""
+    cols = list(zip(*tuples)) if tuples else [() for _ in types]
+    return pa.Table.from_arrays([pa.array(list(v), type=_ARROW[t]) for v, t in zip(cols, types.values())],
+                                names=list(types))
+
+
 def insert_sql(table: str, columns: Iterable[str]) -> str:
     """INSERT with one `?` parameter per column."""
     cols = list(columns)

@@ -334,6 +334,21 @@ def test_a_few_rows_and_many_rows_are_typed_alike(store) -> None:
             store.commit_live(state_rows=rows.assign(vip="yes"), changes=None, outbox=None)
 
 
+def test_many_rows_given_as_dicts_are_stored_as_their_frame_is(store) -> None:
+    """A grouped service update hands dozens of state rows as dicts (typed value by value); on DuckDB more than
+    SMALL_BATCH of them are scanned from Arrow instead of one long VALUES list: the same rows as the frame's."""
+    df = _state(3 * SMALL_BATCH + 1)
+    store.replace_customer_state(df.iloc[:0])
+    store.commit_live(state_rows=df, changes=None, outbox=None)
+    as_frame = store.read_customer_state()
+    store.replace_customer_state(df.iloc[:0])
+    keys = [f"event:k{i}" for i in range(2 * SMALL_BATCH)]
+    store.commit_live(state_rows=df.to_dict("records"), changes=None, outbox=None, event_keys=keys)
+    pd.testing.assert_frame_equal(store.read_customer_state(), as_frame, check_exact=True)
+    pd.testing.assert_frame_equal(as_frame, _expected(df), check_exact=True)
+    assert store.applied_event_keys(keys + ["event:other"]) == set(keys)
+
+
 def test_an_order_sent_again_replaces_its_lines(store) -> None:
     store.commit_live(state_rows=None, changes=None, outbox=None, transactions=_order_rows("o1", 3, amount=10))
     store.commit_live(state_rows=None, changes=None, outbox=None, transactions=_order_rows("o1", 2, amount=12))

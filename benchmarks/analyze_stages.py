@@ -37,21 +37,30 @@ def rss_mb():
                 return int(line.split()[1]) / 1024
     return 0.0
 
-stack, records = [], []
+stacks, records = {}, []  # a stack of open stages per thread (analyze reads ahead on a second one)
 lock = threading.Lock()
 def sampler():
     while True:
         r = rss_mb()
         with lock:
-            for frame in stack:
-                if r > frame["peak"]:
-                    frame["peak"] = r
+            for stack in stacks.values():
+                for frame in stack:
+                    if r > frame["peak"]:
+                        frame["peak"] = r
         time.sleep(0.02)
 threading.Thread(target=sampler, daemon=True).start()
 
 def timed(name, fn):
     def wrapper(*a, **k):
-        frame = {"name": name, "depth": len(stack), "path": "/".join([f["name"] for f in stack] + [name]),
+        main = threading.current_thread() is threading.main_thread()
+        with lock:
+            stack = stacks.setdefault(threading.get_ident(), [])
+        # a read-ahead thread's stages are marked "[ahead]", one level below analyze; their CPU time is the
+        # process's (all threads) while they ran, so it overlaps the main thread's
+        names = [f["name"] for f in stack] if main else ["analyze", "[ahead]"] + [f["name"] for f in stack]
+        label = name if main else "[ahead] " + name
+        frame = {"name": name, "label": label, "depth": len(names) - (0 if main else 1),
+                 "path": "/".join(names + [name]),
                  "t": time.perf_counter(), "cpu": time.process_time(),
                  "rss0": rss_mb()}
         frame["peak"] = frame["rss0"]
@@ -63,7 +72,7 @@ def timed(name, fn):
             end = rss_mb()
             with lock:
                 stack.remove(frame)
-            records.append({"stage": name, "depth": frame["depth"], "path": frame["path"], "wall": time.perf_counter() - frame["t"],
+            records.append({"stage": frame["label"], "depth": frame["depth"], "path": frame["path"], "wall": time.perf_counter() - frame["t"],
                             "cpu": time.process_time() - frame["cpu"], "rss_start": frame["rss0"],
                             "rss_end": end, "peak": max(frame["peak"], end), "order": frame["t"]})
     return wrapper

@@ -296,15 +296,19 @@ def look_back(st: Store, state: PortfolioState, as_of: pd.Timestamp, previous_da
         return None
 
 
+READ_AHEAD = True  # False: every read in turn on the store's own connection, as before (the tests compare both)
+
+
 class _ReadAhead:
     """Store reads started before they are needed, on a second connection (:meth:`Store.reader`) in one
     background thread, so DuckDB aggregates while this thread fits and scores in Python.  The reads are
-    the same functions on the same committed data, so they return what they would return later.  A store
-    without a second connection (PostgreSQL) runs each read when it is asked for, on its own connection."""
+    the same functions on the same committed data, so they return what they would return later.  The same
+    thread then writes the results (:meth:`run`) while this one builds the portfolio view.  A store without
+    a second connection (PostgreSQL) runs each read when it is asked for, on its own connection."""
 
     def __init__(self, st: Store) -> None:
         self.st = st
-        self.reader = st.reader()
+        self.reader = st.reader() if READ_AHEAD else None
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="clientfolio-read") if self.reader is not None else None
 
     def start(self, read: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Any]:
@@ -312,6 +316,13 @@ class _ReadAhead:
         if self.pool is None:
             return lambda: read(self.st, *args, **kwargs)
         return self.pool.submit(read, self.reader, *args, **kwargs).result
+
+    def run(self, work: Callable[..., Any], *args: Any, **kwargs: Any) -> Callable[[], Any]:
+        """Run ``work(*args, **kwargs)`` on the background thread after the reads started before it (the caller
+        keeps off whatever it uses meanwhile); without a second connection, here and now."""
+        if self.pool is None:
+            return _ready(work(*args, **kwargs))
+        return self.pool.submit(work, *args, **kwargs).result
 
     def close(self) -> None:
         """Drop the reads not started, wait for one under way, close the second connection (idempotent)."""
@@ -321,6 +332,11 @@ class _ReadAhead:
         if self.reader is not None:
             self.reader.close()
             self.reader = None
+
+
+def _ready(value: Any) -> Callable[[], Any]:
+    """A result already there, given as :meth:`_ReadAhead.start` gives one to come."""
+    return lambda: value
 
 
 def _for_comparison(before: Applied | None) -> Applied | None:
@@ -627,8 +643,8 @@ def analyze(
                        "daily": ahead.start(daily_activity)}
         prev_day = look_back_day(as_of, previous_days, span.first)
         features_before = ahead.start(customer_features, prev_day) if prev_day is not None else None
-        stats = (ahead.start(customer_stats, as_of, purchasers_only=False)
-                 if keep and st.load_state() is None else None)
+        first_fit = keep and st.load_state() is None  # no state kept yet: save_results starts one
+        stats = ahead.start(customer_stats, as_of, purchasers_only=False) if first_fit else None
         checkup = ahead.start(audit)
         # Every customer's features at the cut-off, read once: the support check counts them, the fit uses them.
         features = customer_features(st, as_of)
@@ -648,18 +664,21 @@ def analyze(
         del features_before
         predicted = predictions(st, state, as_of, report) if predict else None
         report("portfolio", 0.85)
-        changes = save_results(st, state, now, before, notes, keep_state=keep, stats=stats)
+        checkup = checkup()
+        # The results are written on the background thread while this one builds the portfolio view, which does
+        # not touch the store; a refit over a kept state (catch up, adopt) writes first, as before.
+        saving = (ahead.run(save_results, st, state, now, before, notes, keep_state=keep, stats=stats)
+                  if first_fit or not keep else _ready(save_results(st, state, now, before, notes, keep_state=keep)))
         del stats
+        pf = portfolio_view(st, state, now, before, choice, span, checkup, imported, notes,
+                            {"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
+                             "value_basis": basis, "sector": sector})
+        pf.changes = saving()
+        ahead.close()  # every read started has been used
         if keep and predicted is not None and not isinstance(predicted, str):
             from clientfolio.predict.stored import current_state_id, save_predictions
 
             save_predictions(st, predicted, current_state_id(st))
-        checkup = checkup()
-        ahead.close()  # every read started has been used
-        pf = portfolio_view(st, state, now, before, choice, span, checkup, imported, notes,
-                            {"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
-                             "value_basis": basis, "sector": sector})
-        pf.changes = changes
         pf.predictions = predicted
         report("what to do", 0.95)
         pf = action_plan(st, pf, checked_playbooks)

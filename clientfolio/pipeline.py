@@ -381,12 +381,14 @@ def portfolio_view(st: Store, state: PortfolioState, now: Applied, before: Appli
         state=state)
 
 
-def action_plan(st: Store, pf: Portfolio, playbooks: Playbooks) -> Portfolio:
+def action_plan(st: Store, pf: Portfolio, playbooks: Playbooks,
+                first_orders: Callable[[], pd.DataFrame] | None = None) -> Portfolio:
     """Stage 8: what to do -- the action plan (playbook, reach, priority per segment), and the fairness audit,
     ideal customer profile and retention-versus-acquisition advice, each made while the store is open.
 
     Whatever cannot be made (no sensitive attribute to audit, too few established customers for a
-    profile) is kept as the sentence saying why, for the report to show in its place.
+    profile) is kept as the sentence saying why, for the report to show in its place.  `first_orders`: gives
+    :func:`~clientfolio.actions.acquisition.first_orders` of the store when an earlier stage started reading it.
     """
     from clientfolio.actions.acquisition import ideal_customer_profile
     from clientfolio.actions.budget import retention_vs_acquisition
@@ -399,7 +401,8 @@ def action_plan(st: Store, pf: Portfolio, playbooks: Playbooks) -> Portfolio:
         # the store adds attributes (its customers table) once it holds analysed customers (a kept store)
         "fairness": lambda: fairness_audit(pf, service_levels=pf.actions.service_levels(),
                                            store=st if "seg_lifecycle" in st.customer_state_columns() else None),
-        "profile": lambda: ideal_customer_profile(pf, st, model=False),
+        "profile": lambda: ideal_customer_profile(pf, st, model=False,
+                                                  first=first_orders() if first_orders is not None else None),
         "advice": lambda: retention_vs_acquisition(pf),
     }
     for key, make in makers.items():
@@ -440,8 +443,40 @@ MAX_RETENTION_CUSTOMERS = 20_000  # retention curves from at most this many cust
 RETENTION_SEGMENTS = ("acquisition_channel", "value_tier", "historical_value_tier")
 
 
+def retention_days(st: Store, as_of: pd.Timestamp, max_customers: int = MAX_RETENTION_CUSTOMERS,
+                   seed: int = 0) -> tuple[pd.DataFrame, str]:
+    """The retention curves' input: (one row per customer and purchase day up to `as_of`, the sentence saying
+    how the customers were sampled, "" when all are in)."""
+    import numpy as np
+
+    end = f"CAST(DATE '{as_of.date().isoformat()}' + 1 AS TIMESTAMP)"
+    bought = f"WHERE customer_id IS NOT NULL AND amount > 0 AND ts < {end}"
+    ids = st.query(f"SELECT DISTINCT customer_id FROM transactions {bought}")["customer_id"]
+    ids = np.sort(ids.unique())  # sorted: the same seed picks the same customers
+    sampled, only, params = "", "", None
+    if len(ids) > max_customers:
+        pick = np.random.default_rng(seed).choice(ids, max_customers, replace=False)
+        # only the sampled customers' purchase days leave the store (not every customer's)
+        only, params = f" AND {IDS_IN}", [[str(c) for c in pick]]
+        sampled = (f" The curves are drawn from {max_customers:,} of the {len(ids):,} customers, picked at random "
+                   f"(seed {seed}): the counts below are of that sample, and the intervals include its "
+                   "sampling error.")
+    days = st.query(f"SELECT customer_id, date_trunc('day', ts) AS ts FROM transactions {bought}{only} "
+                    "GROUP BY 1, 2", params)
+    days["ts"] = pd.to_datetime(days["ts"])
+    return days, sampled
+
+
+def text_events(st: Store, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Reviews and support tickets up to `as_of`: what :func:`retention_and_texts` scores."""
+    end = f"CAST(DATE '{as_of.date().isoformat()}' + 1 AS TIMESTAMP)"
+    return st.query("SELECT customer_id, ts, type, properties FROM events WHERE type IN ('review', 'support_ticket') "
+                    f"AND customer_id IS NOT NULL AND ts < {end}")
+
+
 def retention_and_texts(st: Store, pf: Portfolio, max_texts: int = MAX_TEXTS,
-                        max_customers: int = MAX_RETENTION_CUSTOMERS, seed: int = 0) -> Portfolio:
+                        max_customers: int = MAX_RETENTION_CUSTOMERS, seed: int = 0,
+                        reads: dict[str, Callable[[], Any]] | None = None) -> Portfolio:
     """Stage 9: retention curves (per acquisition cohort and per segment) and what customers write.
 
     ``pf.insight["retention"]``: a list of :class:`~clientfolio.predict.retention.RetentionResult`
@@ -451,28 +486,15 @@ def retention_and_texts(st: Store, pf: Portfolio, max_texts: int = MAX_TEXTS,
     why when it cannot be made.  Cheap: one row per customer and purchase day, and at most
     `max_texts` texts and `max_customers` customers' curves (seeded random samples beyond that, said so:
     at 1M orders from 100k customers this stage costs about a tenth of analyze's time unsampled).
+    `reads`: ``"days"`` (:func:`retention_days` at ``pf.as_of`` with these `max_customers` and `seed`) and
+    ``"texts"`` (:func:`text_events`) when an earlier stage has started reading them; read here otherwise.
     """
-    import numpy as np
-
     from clientfolio.predict import retention as ret
     from clientfolio.predict import sentiment as sent
 
-    end = f"CAST(DATE '{pf.as_of.date().isoformat()}' + 1 AS TIMESTAMP)"
+    reads = reads or {}
     try:
-        bought = f"WHERE customer_id IS NOT NULL AND amount > 0 AND ts < {end}"
-        ids = st.query(f"SELECT DISTINCT customer_id FROM transactions {bought}")["customer_id"]
-        ids = np.sort(ids.unique())  # sorted: the same seed picks the same customers
-        sampled, only, params = "", "", None
-        if len(ids) > max_customers:
-            pick = np.random.default_rng(seed).choice(ids, max_customers, replace=False)
-            # only the sampled customers' purchase days leave the store (not every customer's)
-            only, params = f" AND {IDS_IN}", [[str(c) for c in pick]]
-            sampled = (f" The curves are drawn from {max_customers:,} of the {len(ids):,} customers, picked at random "
-                       f"(seed {seed}): the counts below are of that sample, and the intervals include its "
-                       "sampling error.")
-        days = st.query(f"SELECT customer_id, date_trunc('day', ts) AS ts FROM transactions {bought}{only} "
-                        "GROUP BY 1, 2", params)
-        days["ts"] = pd.to_datetime(days["ts"])
+        days, sampled = reads["days"]() if "days" in reads else retention_days(st, pf.as_of, max_customers, seed)
         times = ret.retention_times(days, pf.as_of)  # once, for cohorts and segments alike
         cohorts = ret.retention_curves(times)
         cohorts.trend["all customers"] = ret.retention_trend(times, label="all customers")
@@ -497,8 +519,7 @@ def retention_and_texts(st: Store, pf: Portfolio, max_texts: int = MAX_TEXTS,
         pf.insight["retention"] = results
     except ClientfolioError as exc:
         pf.insight["retention"] = str(exc)
-    ev = st.query("SELECT customer_id, ts, type, properties FROM events WHERE type IN ('review', 'support_ticket') "
-                  f"AND customer_id IS NOT NULL AND ts < {end}")
+    ev = reads["texts"]() if "texts" in reads else text_events(st, pf.as_of)
     if ev.empty:
         return pf  # no texts in this store: no section
     sample = None
@@ -658,6 +679,11 @@ def analyze(
         state, now = fit_portfolio(st, as_of, support, choice, settings, sector, checked_rules, clusters,
                                    span.currency, notes, features=features, transactions=rule_tx)[:2]
         del features  # every customer's features: not needed once fitted (the look-back reads its own)
+        # read while the look-back scores: what the action plan and the retention curves read from the store
+        from clientfolio.actions.acquisition import first_orders
+
+        first = ahead.start(first_orders)
+        later = {"days": ahead.start(retention_days, state.cutoff_), "texts": ahead.start(text_events, state.cutoff_)}
         report("looking back", 0.75)
         before = _for_comparison(look_back(st, state, as_of, previous_days, span.first, notes, transactions=rule_tx,
                                            features=features_before))
@@ -674,15 +700,15 @@ def analyze(
                             {"horizon_months": horizon_months, "discount_rate": discount_rate, "margin": margin,
                              "value_basis": basis, "sector": sector})
         pf.changes = saving()
-        ahead.close()  # every read started has been used
         if keep and predicted is not None and not isinstance(predicted, str):
             from clientfolio.predict.stored import current_state_id, save_predictions
 
             save_predictions(st, predicted, current_state_id(st))
         pf.predictions = predicted
         report("what to do", 0.95)
-        pf = action_plan(st, pf, checked_playbooks)
-        pf = retention_and_texts(st, pf)
+        pf = action_plan(st, pf, checked_playbooks, first_orders=first)
+        pf = retention_and_texts(st, pf, reads=later)
+        ahead.close()  # every read started has been used
         report("done", 1.0)
         return pf
     finally:

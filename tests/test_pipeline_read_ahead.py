@@ -32,8 +32,10 @@ def _orders(n_orders: int = 6_000, n_customers: int = 800, seed: int = 5) -> pd.
                          "category": np.array(["coffee", "cake", "bread"])[rng.integers(0, 3, n_orders)]})
 
 
-def _analyze(orders: pd.DataFrame, path: Path, read_ahead: bool, monkeypatch: pytest.MonkeyPatch) -> dict:
+def _analyze(orders: pd.DataFrame, path: Path, read_ahead: bool, monkeypatch: pytest.MonkeyPatch,
+             overlap: int = pipeline.OVERLAP_MAX_CUSTOMERS) -> dict:
     monkeypatch.setattr(pipeline, "READ_AHEAD", read_ahead)
+    monkeypatch.setattr(pipeline, "OVERLAP_MAX_CUSTOMERS", overlap)
     st = open_store(path)
     try:
         st.con.execute("SET threads = 1")  # DuckDB's parallel sums differ in the last bit from run to run
@@ -50,19 +52,22 @@ def _analyze(orders: pd.DataFrame, path: Path, read_ahead: bool, monkeypatch: py
         st.close()
 
 
-@pytest.mark.slow  # two analyses: ~10 s on a quiet machine
+@pytest.mark.slow  # three analyses: ~15 s on a quiet machine
 def test_analyze_reading_ahead_gives_what_reading_in_turn_gives(tmp_path: Path, monkeypatch) -> None:
     """Same customers, scores, segments, KPIs, check-up, model choice and stored rows, with and without the
-    second connection (a store with a look-back, a holdout check and a first kept state: every read ahead)."""
+    second connection (a store with a look-back, a holdout check and a first kept state: every read ahead),
+    and for a base counted as big (the look-back's features and the statistics read in turn, results written
+    before the portfolio view)."""
     orders = _orders()
-    a = _analyze(orders, tmp_path / "ahead.duckdb", True, monkeypatch)
     b = _analyze(orders, tmp_path / "in_turn.duckdb", False, monkeypatch)
-    assert a["previous"] is not None and a["validation"] != "None" and len(a["state"]) == len(a["customers"])
-    for key in a:
-        if isinstance(a[key], pd.DataFrame):
-            pd.testing.assert_frame_equal(a[key], b[key], check_exact=True, obj=key)
-        else:
-            assert a[key] == b[key], key
+    assert b["previous"] is not None and b["validation"] != "None" and len(b["state"]) == len(b["customers"])
+    for name, overlap in (("ahead", pipeline.OVERLAP_MAX_CUSTOMERS), ("big", 0)):
+        a = _analyze(orders, tmp_path / f"{name}.duckdb", True, monkeypatch, overlap=overlap)
+        for key in a:
+            if isinstance(a[key], pd.DataFrame):
+                pd.testing.assert_frame_equal(a[key], b[key], check_exact=True, obj=f"{name}: {key}")
+            else:
+                assert a[key] == b[key], f"{name}: {key}"
 
 
 def test_a_reader_reads_committed_data_while_the_store_works(tmp_path: Path) -> None:

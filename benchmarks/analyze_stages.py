@@ -102,6 +102,15 @@ for mod, names in [(P, ["import_data", "data_span", "customer_features", "choose
     for n in names:
         if hasattr(mod, n):
             setattr(mod, n, timed(n, getattr(mod, n)))
+import concurrent.futures
+# the main thread's waits for what analyze reads ahead on its second connection (~0 when the reads were ready)
+_plain_result = concurrent.futures.Future.result
+_timed_result = timed("(wait for a read ahead)", _plain_result)
+def _result(self, timeout=None):
+    if threading.current_thread() is threading.main_thread():
+        return _timed_result(self, timeout)
+    return _plain_result(self, timeout)
+concurrent.futures.Future.result = _result
 for cls, names in [(PortfolioState, ["fit", "apply", "fit_apply"]),
                    (DuckDBStore, ["replace_customer_state", "save_memberships", "save_state", "query",
                                   "commit_live", "apply_import"])]:

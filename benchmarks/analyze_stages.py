@@ -103,9 +103,10 @@ for mod, names in [(P, ["import_data", "data_span", "customer_features", "choose
         if hasattr(mod, n):
             setattr(mod, n, timed(n, getattr(mod, n)))
 import concurrent.futures
-# the main thread's waits for what analyze reads ahead on its second connection (~0 when the reads were ready)
+# the main thread's waits on futures: what analyze reads ahead on its second connection (~0 when ready), and the
+# thread pools of the models' own likelihoods (inside fit_apply)
 _plain_result = concurrent.futures.Future.result
-_timed_result = timed("(wait for a read ahead)", _plain_result)
+_timed_result = timed("(wait for a future)", _plain_result)
 def _result(self, timeout=None):
     if threading.current_thread() is threading.main_thread():
         return _timed_result(self, timeout)

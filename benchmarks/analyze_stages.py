@@ -37,21 +37,30 @@ def rss_mb():
                 return int(line.split()[1]) / 1024
     return 0.0
 
-stack, records = [], []
+stacks, records = {}, []  # a stack of open stages per thread (analyze reads ahead on a second one)
 lock = threading.Lock()
 def sampler():
     while True:
         r = rss_mb()
         with lock:
-            for frame in stack:
-                if r > frame["peak"]:
-                    frame["peak"] = r
+            for stack in stacks.values():
+                for frame in stack:
+                    if r > frame["peak"]:
+                        frame["peak"] = r
         time.sleep(0.02)
 threading.Thread(target=sampler, daemon=True).start()
 
 def timed(name, fn):
     def wrapper(*a, **k):
-        frame = {"name": name, "depth": len(stack), "path": "/".join([f["name"] for f in stack] + [name]),
+        main = threading.current_thread() is threading.main_thread()
+        with lock:
+            stack = stacks.setdefault(threading.get_ident(), [])
+        # a read-ahead thread's stages are marked "[ahead]", one level below analyze; their CPU time is the
+        # process's (all threads) while they ran, so it overlaps the main thread's
+        names = [f["name"] for f in stack] if main else ["analyze", "[ahead]"] + [f["name"] for f in stack]
+        label = name if main else "[ahead] " + name
+        frame = {"name": name, "label": label, "depth": len(names) - (0 if main else 1),
+                 "path": "/".join(names + [name]),
                  "t": time.perf_counter(), "cpu": time.process_time(),
                  "rss0": rss_mb()}
         frame["peak"] = frame["rss0"]
@@ -63,7 +72,7 @@ def timed(name, fn):
             end = rss_mb()
             with lock:
                 stack.remove(frame)
-            records.append({"stage": name, "depth": frame["depth"], "path": frame["path"], "wall": time.perf_counter() - frame["t"],
+            records.append({"stage": frame["label"], "depth": frame["depth"], "path": frame["path"], "wall": time.perf_counter() - frame["t"],
                             "cpu": time.process_time() - frame["cpu"], "rss_start": frame["rss0"],
                             "rss_end": end, "peak": max(frame["peak"], end), "order": frame["t"]})
     return wrapper
@@ -93,6 +102,16 @@ for mod, names in [(P, ["import_data", "data_span", "customer_features", "choose
     for n in names:
         if hasattr(mod, n):
             setattr(mod, n, timed(n, getattr(mod, n)))
+import concurrent.futures
+# the main thread's waits on futures: what analyze reads ahead on its second connection (~0 when ready), and the
+# thread pools of the models' own likelihoods (inside fit_apply)
+_plain_result = concurrent.futures.Future.result
+_timed_result = timed("(wait for a future)", _plain_result)
+def _result(self, timeout=None):
+    if threading.current_thread() is threading.main_thread():
+        return _timed_result(self, timeout)
+    return _plain_result(self, timeout)
+concurrent.futures.Future.result = _result
 for cls, names in [(PortfolioState, ["fit", "apply", "fit_apply"]),
                    (DuckDBStore, ["replace_customer_state", "save_memberships", "save_state", "query",
                                   "commit_live", "apply_import"])]:

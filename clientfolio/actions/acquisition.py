@@ -88,13 +88,15 @@ def first_orders(store: Store) -> pd.DataFrame:
     return df
 
 
-def acquisition_frame(source: Any, store: Store | None = None) -> tuple[pd.DataFrame, pd.Timestamp, dict]:
+def acquisition_frame(source: Any, store: Store | None = None,
+                      first: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.Timestamp, dict]:
     """(one row per customer: value, first_purchase, is_prospect + acquisition attributes; cut-off; context).
 
     `source` is a :class:`~clientfolio.portfolio.Portfolio`, a :class:`Store` (read from its
     customer_state, no refit) or a DataFrame with ``customer_id``, ``clv`` (or ``value``),
     ``first_purchase`` and attribute columns (its ``attrs["as_of"]`` or the latest first purchase
     is the cut-off).  Context: currency, basis (what the value is), the CLV:CAC per channel table.
+    `first`: :func:`first_orders` of `store`, when already read.
     """
     from clientfolio.portfolio import Portfolio
 
@@ -122,7 +124,7 @@ def acquisition_frame(source: Any, store: Store | None = None) -> tuple[pd.DataF
                                f"{type(source).__name__}")
     df["customer_id"] = df["customer_id"].astype(str)
     if store is not None and not isinstance(source, Store):
-        fo = first_orders(store).drop(columns=["first_ts"])
+        fo = (first if first is not None else first_orders(store)).drop(columns=["first_ts"])
         df = df.drop(columns=[c for c in fo.columns if c != "customer_id" and c in df]).merge(
             fo, on="customer_id", how="left")
     elif not isinstance(source, Store) and "first_category" not in df:
@@ -338,7 +340,8 @@ def _evidence(df: pd.DataFrame, attrs: list[str], rng: np.random.Generator) -> p
 
 
 def ideal_customer_profile(portfolio: Any, store: Store | None = None, *, top_share: float = TOP_SHARE,
-                           new_days: int = NEW_DAYS, model: bool = True, seed: int = 0) -> Profile:
+                           new_days: int = NEW_DAYS, model: bool = True, seed: int = 0,
+                           first: pd.DataFrame | None = None) -> Profile:
     """Which acquisition channels, first categories/products and regions bring customers of high CLV.
 
     Parameters
@@ -353,6 +356,8 @@ def ideal_customer_profile(portfolio: Any, store: Store | None = None, *, top_sh
         Customers whose first order is within this many days of the cut-off are not evidence (too new).
     model : bool
         Also train the lookalike model (needed by :func:`lookalikes` and :func:`score_prospects`).
+    first : DataFrame, optional
+        ``first_orders(store)`` when already read (analyze reads it ahead); read from `store` otherwise.
 
     The table has, per attribute value: customers, mean CLV with a 95% bootstrap interval (it
     covers the sampling uncertainty of the group's mean, not the CLV model's own error), median
@@ -362,7 +367,7 @@ def ideal_customer_profile(portfolio: Any, store: Store | None = None, *, top_sh
     """
     if not 0 < top_share < 1:
         raise AcquisitionError(f"top_share must be between 0 and 1 (e.g. 0.2 for the top 20%), got {top_share}")
-    df, as_of, ctx = acquisition_frame(portfolio, store)
+    df, as_of, ctx = acquisition_frame(portfolio, store, first=first)
     est = df[~df["is_prospect"] & (df["first_purchase"] <= as_of - pd.Timedelta(days=new_days))
              & df["value"].notna()].copy()
     attrs = [a for a in ATTRIBUTES if a in est and est[a].nunique() >= 2]

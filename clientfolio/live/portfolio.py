@@ -1164,10 +1164,15 @@ def save_state(store: Store, state: PortfolioState, reason: str) -> int:
     return store.save_state(meta, body)
 
 
-def start(store: Store, state: PortfolioState, applied: Applied, reason: str = "analyze") -> LivePortfolio:
-    """Keep a freshly fitted state and every customer's row in the store (what `analyze` does)."""
+def start(store: Store, state: PortfolioState, applied: Applied, reason: str = "analyze",
+          stats: pd.DataFrame | None = None) -> LivePortfolio:
+    """Keep a freshly fitted state and every customer's row in the store (what `analyze` does).
+
+    `stats`: ``customer_stats(store, state.cutoff_, purchasers_only=False)`` when already read (analyze
+    reads it on a second connection while it fits)."""
     state_id = save_state(store, state, reason)
-    stats = customer_stats(store, state.cutoff_, purchasers_only=False)
+    if stats is None:
+        stats = customer_stats(store, state.cutoff_, purchasers_only=False)
     live = LivePortfolio(store)
     assert live.state_id == state_id
     # Next change dates are left for the first sweep to compute (it treats "unknown" as due): analyze

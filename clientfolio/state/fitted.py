@@ -32,6 +32,7 @@ from clientfolio.scores.clv import (DAYS_PER_MONTH, historical_arrays, run_rate_
 from clientfolio.scores.intervals import total_interval
 from clientfolio.segments import behaviour as seg_behaviour
 from clientfolio.segments import lifecycle, portfolio, rfm, value
+from clientfolio.segments._membership import column_values
 from clientfolio.segments.clusters import ClusterAssigner
 from clientfolio.state.groups import GroupedPurchase
 from clientfolio.state.models import (MODELS, fit_one_time_alive_model, fit_purchase_model, fit_spend_model,
@@ -553,14 +554,21 @@ def _put(c: pd.DataFrame, part: pd.DataFrame, cols: list[str]) -> None:
     appends prospects), so no join is needed; the ids are checked to keep that promise honest.
     """
     n = len(c)
-    ids = part["customer_id"].to_numpy()[:n]
-    own = c["customer_id"].to_numpy()
+    ids = column_values(part["customer_id"])[:n]
+    own = column_values(c["customer_id"])
     # the same ids compare equal as they are (no text conversion of every id per segmenter); only ids of
     # other types (numbers against text) are compared as text
-    if len(ids) != n or not (np.array_equal(ids, own) or np.array_equal(ids.astype(str), own.astype(str))):
+    if len(ids) != n or not (_same(ids, own) or np.array_equal(np.asarray(ids).astype(str), np.asarray(own).astype(str))):
         raise SchemaError("internal: a segmenter returned customers in another order")  # pragma: no cover
     for col in cols:
-        c[col] = part[col].to_numpy()[:n]
+        c[col] = column_values(part[col])[:n]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal ids, element by element (pandas text arrays compared as they are)."""
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return np.array_equal(a, b)
+    return len(a) == len(b) and bool(np.asarray(a == b, dtype=bool).all())
 
 
 def _plain(x: Any) -> Any:

@@ -91,6 +91,11 @@ class Store(abc.ABC):
     def release_memory(self) -> None:
         """Give back memory the connection keeps after a bulk write (DuckDB: indexes an import built); no-op here."""
 
+    def reader(self) -> Store | None:
+        """A second connection to the same data for reads from another thread while this one works, or None
+        when the backend has none to offer (then reads run in turn, on this connection).  Close it when done."""
+        return None
+
     @property
     @abc.abstractmethod
     def default_rejects_dir(self) -> Path: ...

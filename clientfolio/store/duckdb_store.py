@@ -255,6 +255,16 @@ class DuckDBStore(Store):
     def close(self) -> None:
         self.con.close()
 
+    def reader(self) -> DuckDBStore:
+        """A cursor on the same database (DuckDB runs its queries in parallel with this connection's and
+        releases the GIL while it does): reads only, from one other thread.  Sees what is committed."""
+        other = object.__new__(DuckDBStore)
+        other.path, other.url, other._types = self.path, self.url, None
+        other.con = self.con.cursor()
+        other.con.execute("SET TimeZone = 'UTC'")
+        other.con.execute("SET enable_progress_bar = false")
+        return other
+
     def release_memory(self) -> None:
         """Close and reopen the file, keeping the memory limit and spill directory.
 

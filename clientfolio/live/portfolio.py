@@ -731,7 +731,7 @@ class LivePortfolio:
         emptied = {str(r["customer_id"]): "no purchases left" for r in rows if r["n_days"] == 0}
         new_rows = _few_state_rows(rows, applied, day, self.state_id)
         # change rows, as `_changes` gives them
-        kinds = sorted({c for c in cols if c.startswith(SEG)} | {k for r in new_rows for k in r if k.startswith(SEG)})
+        kinds = sorted(_seg_keys(cols).union(*(_seg_keys(r) for r in new_rows)))
         keys = {}
         for key, (kind, payload) in todo.items():
             keys[str(payload[0]["customer_id"]) if kind == "order" else str(payload["customer_id"])] = key
@@ -1268,6 +1268,20 @@ def _midnight(v: Any) -> datetime:
     if type(v) is date:
         return datetime(v.year, v.month, v.day)
     return pd.Timestamp(v).to_pydatetime()
+
+
+_SEG_KEYS: dict[tuple, frozenset] = {}  # a row's keys (or a column list) -> its segment columns
+
+
+def _seg_keys(keys: Any) -> frozenset:
+    """The segment columns (``seg_`` names) among `keys`, worked out once per layout (the same few every event)."""
+    t = tuple(keys)
+    got = _SEG_KEYS.get(t)
+    if got is None:
+        got = frozenset(k for k in t if k.startswith(SEG))
+        if len(_SEG_KEYS) < 256:
+            _SEG_KEYS[t] = got
+    return got
 
 
 _READ_PLANS: dict[tuple, list[tuple[Any, Any]]] = {}  # a row's keys -> (stored key, read name) of its non-statistics

@@ -252,7 +252,18 @@ class Memory(StoreReads):
         i = c.pos.get(cid)
         if i is None:
             return None
-        return {k: _py(c.state[k][i]) for k in c.cols}
+        state = c.state
+        out = {}
+        for k in c.cols:
+            v = state[k][i]
+            t = type(v)  # _py's first cases, inlined: most cells are plain text and numbers
+            if t is str or t is int or t is bool:
+                out[k] = v
+            elif t is float:
+                out[k] = None if v != v else v
+            else:
+                out[k] = _py(v)
+        return out
 
     def rows(self, ids: list[str]) -> tuple[list[str], dict[str, dict]]:
         c = self.copy

@@ -733,7 +733,7 @@ class LivePortfolio:
         emptied = {str(r["customer_id"]): "no purchases left" for r in rows if r["n_days"] == 0}
         new_rows = _few_state_rows(rows, applied, day, self.state_id)
         # change rows, as `_changes` gives them
-        kinds = sorted({c for c in cols if c.startswith(SEG)} | {k for r in new_rows for k in r if k.startswith(SEG)})
+        kinds = sorted(_seg_keys(cols).union(*(_seg_keys(r) for r in new_rows)))
         keys = {}
         for key, (kind, payload) in todo.items():
             keys[str(payload[0]["customer_id"]) if kind == "order" else str(payload["customer_id"])] = key
@@ -1190,6 +1190,10 @@ CHANGE_COLUMNS = ["customer_id", "segment_kind", "from_segment", "to_segment", "
                   "state_id", "event_key"]
 
 
+# each statistic: its name, its stored name, and how it is stored (1: a map as JSON, 2: a day as a datetime, 0: as is)
+_STAT_PLAN = [(c, STAT + c, 1 if c in MAP_COLS else 2 if c in DATE_COLS else 0) for c in STATS_COLUMNS[1:]]
+
+
 def _stats_of_record(rec: dict) -> dict:
     """A customer_state row (stored names, Python values) -> statistics as `stats_rows` gives them."""
     r = {c: rec.get(STAT + c) for c in STATS_COLUMNS[1:]}
@@ -1224,13 +1228,13 @@ def _few_state_rows(rows: list[dict], applied: tuple[dict, list] | None, day: pd
     out: dict[str, dict] = {}
     for r in rows:
         rec: dict[str, Any] = {"customer_id": str(r["customer_id"])}
-        for c in STATS_COLUMNS[1:]:
+        for c, stored, how in _STAT_PLAN:
             v = r[c]
-            if c in MAP_COLS:
+            if how == 1:
                 v = json.dumps(v or {}, sort_keys=True)
-            elif c in DATE_COLS and v is not None:
+            elif how == 2 and v is not None:
                 v = _midnight(v)
-            rec[STAT + c] = v
+            rec[stored] = v
         out[rec["customer_id"]] = rec
     if applied is not None:
         cols, members = applied
@@ -1273,9 +1277,40 @@ def _midnight(v: Any) -> datetime:
     return pd.Timestamp(v).to_pydatetime()
 
 
+_SEG_KEYS: dict[tuple, frozenset] = {}  # a row's keys (or a column list) -> its segment columns
+
+
+def _seg_keys(keys: Any) -> frozenset:
+    """The segment columns (``seg_`` names) among `keys`, worked out once per layout (the same few every event)."""
+    t = tuple(keys)
+    got = _SEG_KEYS.get(t)
+    if got is None:
+        got = frozenset(k for k in t if k.startswith(SEG))
+        if len(_SEG_KEYS) < 256:
+            _SEG_KEYS[t] = got
+    return got
+
+
+_READ_PLANS: dict[tuple, list[tuple[Any, Any]]] = {}  # a row's keys -> (stored key, read name) of its non-statistics
+
+
 def _read_record(rec: dict) -> dict:
-    """A state row (stored names) as `_records` gives it to reasons: read names, no statistics, None for missing."""
-    return {READ_NAMES.get(k, k): (None if _missing(v) else v) for k, v in rec.items() if not str(k).startswith(STAT)}
+    """A state row (stored names) as `_records` gives it to reasons: read names, no statistics, None for missing.
+
+    Which keys are kept and what they are called depends only on the row's keys (the same few layouts every
+    event), so that is worked out once per layout."""
+    keys = tuple(rec)
+    plan = _READ_PLANS.get(keys)
+    if plan is None:
+        plan = [(k, READ_NAMES.get(k, k)) for k in keys if not str(k).startswith(STAT)]
+        if len(_READ_PLANS) < 256:
+            _READ_PLANS[keys] = plan
+    out = {}
+    nat, na = pd.NaT, pd.NA
+    for k, name in plan:
+        v = rec[k]  # _missing, inlined
+        out[name] = None if (v is None or v is nat or v is na or (isinstance(v, float) and v != v)) else v
+    return out
 
 
 def _seg_text(v: Any) -> str | None:

@@ -25,7 +25,7 @@ from clientfolio.ingest.erased import ERASED, skip_erased
 from clientfolio.ingest.failures import plain_failure
 from clientfolio.ingest.money import settle_currencies, store_currencies
 from clientfolio.ingest.layouts import Detection, builtin_layouts, detect_layout, layout_from_dict
-from clientfolio.ingest.reader import RawTable, load
+from clientfolio.ingest.reader import RawTable, drop_raw, load
 from clientfolio.ingest.result import FileReport, ImportResult
 from clientfolio.ingest.sniff import sniff
 from clientfolio.ingest.sqlexpr import lit
@@ -464,7 +464,7 @@ def import_files(
                 det = _detect(raw, path, opts)
                 with _watched(con, report, f"checking {path.name}", start + share / 2, start + share):
                     stage = build_stage(con, raw, det, opts, i, str(path))
-                con.execute(f"DROP TABLE IF EXISTS {raw.name}")  # the stage holds everything needed now
+                drop_raw(con, raw)  # the stage holds everything needed now
                 stage.notes = raw.notes + stage.notes
                 stage.sha256 = _file_sha256(path)
                 stages.append(stage)
@@ -578,6 +578,7 @@ def _move_into_place(src: Path, dst: Path) -> None:
 
 def _drop_temp(con: duckdb.DuckDBPyConnection, stages: list[Stage]) -> None:
     for s in stages:
-        con.execute(f"DROP TABLE IF EXISTS {s.stage}; DROP TABLE IF EXISTS {s.raw.name}")
+        con.execute(f"DROP TABLE IF EXISTS {s.stage}")
+        drop_raw(con, s.raw)
     for t in list(TABLES) + ["customers_derived"]:
         con.execute(f"DROP TABLE IF EXISTS inc_{t}; DROP TABLE IF EXISTS dups_{t}")

@@ -92,3 +92,32 @@ def test_repeated_events_get_their_own_ids(tmp_path: Path, store_url: str) -> No
     assert suffixes == ["1", "2", "3"]
     assert len({e.rsplit("-", 1)[0] for e, c in zip(ev["event_id"], ev["customer_id"]) if c == "C1"}) == 1
     assert _import(path, store_url, tmp_path, keep_repeated_lines=True).rows_new == 0
+
+
+def test_parquet_read_in_place_counts_repeats_and_leaves_nothing_behind(tmp_path: Path, store) -> None:
+    """A Parquet file is checked through a view over it (no text copy); repeated rows still come out
+    with their row numbers, and the view and tables of the import are gone afterwards."""
+    import duckdb
+
+    path = tmp_path / "orders.parquet"
+    rows = [("O1", "C1", "2024-01-02", 10.5), ("O2", "C2", "2024-01-03", 7.25), ("O1", "C1", "2024-01-02", 10.5),
+            ("O3", "C1", "2024-01-04", -3.0), ("O2", "C2", "2024-01-03", 7.25), ("O4", None, "2024-01-05", 1.0)]
+    values = ", ".join(f"('{o}', {repr(c) if c else 'NULL'}, DATE '{d}', {a})" for o, c, d, a in rows)
+    duckdb.execute(f"COPY (SELECT * FROM (VALUES {values}) t(order_id, customer_id, order_date, amount)) "
+                   f"TO '{path}' (FORMAT parquet)")
+    result = import_files([path], store, rejects_dir=tmp_path / "rej")
+    (f,) = result.files
+    assert f.balanced and (f.rows_in, f.rows_stored, f.rows_deduplicated) == (6, 4, 2)
+    rejects = pd.read_csv(result.rejects_path, dtype=str)
+    dup = rejects[rejects["kind"] == "duplicate"].sort_values("row")
+    assert dup["row"].tolist() == ["4", "6"]  # rows 4 and 6 of the file (header = row 1) repeat rows 2 and 3
+    assert dup["reason"].str.contains("exact repeat of row 2").tolist() == [True, False]
+    tx = store.table("transactions").sort_values("order_id")
+    assert tx["order_id"].tolist() == ["O1", "O2", "O3", "O4"]
+    assert tx["amount"].tolist() == [10.5, 7.25, -3.0, 1.0]
+    assert str(tx["ts"].iloc[0])[:10] == "2024-01-02"
+    if store.kind == "duckdb":  # the staging connection is the store's own
+        left = store.con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'temp' UNION ALL "
+                                 "SELECT view_name FROM duckdb_views() WHERE database_name = 'temp' "
+                                 "AND NOT internal").fetchall()
+        assert left == []

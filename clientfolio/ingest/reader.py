@@ -313,9 +313,19 @@ def load_parquet(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str) -> R
     return RawTable(name, [c for c, *_ in desc], int(n), is_view=view)
 
 
+def _clear(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop what an import that failed on this connection left under `name` (a table or a view):
+    DuckDB will not replace one kind by the other."""
+    for kind, catalog, col in (("VIEW", "duckdb_views()", "view_name"), ("TABLE", "duckdb_tables()", "table_name")):
+        if con.execute(f"SELECT count(*) FROM {catalog} WHERE database_name = 'temp' AND {col} = ?",
+                       [name]).fetchall()[0][0]:
+            con.execute(f"DROP {kind} {name}")
+
+
 def load(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimiter: str | None = None,
          keep_repeated_lines: bool = False) -> RawTable:
     """Stage one file's rows as text, without the artefacts of files pasted together."""
+    _clear(con, name)
     if info.kind == "whitespace":
         raw = load_whitespace(con, info, name)
     elif info.kind == "parquet":

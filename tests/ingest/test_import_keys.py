@@ -121,3 +121,21 @@ def test_parquet_read_in_place_counts_repeats_and_leaves_nothing_behind(tmp_path
                                  "SELECT view_name FROM duckdb_views() WHERE database_name = 'temp' "
                                  "AND NOT internal").fetchall()
         assert left == []
+
+
+def test_a_failed_parquet_import_does_not_block_the_next_import(tmp_path: Path) -> None:
+    """The view over a Parquet file is left behind when its import fails (no known layout); a CSV
+    imported next on the same connection (a store kept open, as the service keeps it) still works."""
+    import duckdb
+    import pytest
+
+    from clientfolio.core.errors import IngestError
+
+    bad = tmp_path / "bad.parquet"
+    duckdb.execute(f"COPY (SELECT 1 AS a, 2 AS b) TO '{bad}' (FORMAT parquet)")
+    good = tmp_path / "ok.csv"
+    good.write_text("order_id,customer_id,order_date,amount\nO1,C1,2024-01-02,5.00\n")
+    with open_store(tmp_path / "s.duckdb") as st:
+        with pytest.raises(IngestError, match="layout"):
+            import_files([bad], st, rejects_dir=tmp_path / "rej")
+        assert import_files([good], st, rejects_dir=tmp_path / "rej").rows_stored == 1

@@ -25,26 +25,18 @@ from clientfolio.ingest.erased import ERASED, skip_erased
 from clientfolio.ingest.failures import plain_failure
 from clientfolio.ingest.money import settle_currencies, store_currencies
 from clientfolio.ingest.layouts import Detection, builtin_layouts, detect_layout, layout_from_dict
-from clientfolio.ingest.reader import RawTable, load
+from clientfolio.ingest.reader import RawTable, drop_raw, load
 from clientfolio.ingest.result import FileReport, ImportResult
 from clientfolio.ingest.sniff import sniff
 from clientfolio.ingest.sqlexpr import lit
-from clientfolio.ingest.transform import ImportOptions, Stage, build_stage
+from clientfolio.ingest.transform import (
+    CU_HASH, EV_HASH, LINE_IDENT, MS_HASH, OK, TX_HASH, ImportOptions, Stage, build_stage, guest_order_id, md5_sql,
+)
 from clientfolio.store import Store, open_store
 from clientfolio.store.base import ImportLogRow, MergeCounts
 from clientfolio.store.schema import TABLES
 
 Progress = Callable[[str, float], None]
-
-_TX_HASH = ("customer_id", "email", "ts", "amount", "quantity", "unit_price", "product_id", "category",
-            "channel", "cost", "discount", "cost_to_serve", "status", "is_refund")
-_CU_HASH = ("customer_id", "email", "first_seen", "region", "country", "industry", "size",
-            "acquisition_channel", "acquisition_cost", "consent_marketing")
-
-
-def _md5(cols: Sequence[str], prefix: str = "") -> str:
-    parts = ", ".join(f"coalesce(CAST({prefix}{c} AS VARCHAR), '\\N')" for c in cols)
-    return f"md5(concat_ws('|', {parts}))"
 
 
 @contextlib.contextmanager
@@ -235,20 +227,25 @@ def _join_split_exports(con: duckdb.DuckDBPyConnection, stages: list[Stage]) -> 
 
 
 def _add_keys(con: duckdb.DuckDBPyConnection, s: Stage, opts: ImportOptions) -> None:
-    """Rebuild a stage table with its store key, content hash and a __dup marker, in one pass."""
+    """Rebuild a stage table with its store key, content hash and a __dup marker, in one pass.
+
+    Only for stages whose keys could not be made while they were built (files joined with others,
+    amounts converted with --rates); the others only have rows sharing a key renumbered (`_renumber`).
+    """
     lay = s.detection.layout
-    ok = "__kind = 'ok'"
+    ok = OK
     source = lit(opts.source or lay.source)
     if s.table == "transactions" and s.stored:
         # No order ids in the file: one order per row, with a stable id made from its content.
         oid = "order_id" if s.has_order_id else (
-            f"CASE WHEN {ok} THEN coalesce(customer_id, email, 'guest') || '@' || strftime(ts, '%Y-%m-%dT%H:%M:%S') "
-            f"|| '#' || CAST(row_number() OVER (PARTITION BY customer_id, email, ts, __part, {ok} ORDER BY __idx) AS VARCHAR) END")
+            f"CASE WHEN {ok} THEN " + guest_order_id(
+                f"CAST(row_number() OVER (PARTITION BY customer_id, email, ts, __part, {ok} ORDER BY __idx) AS VARCHAR)")
+            + " END")
         # A line is known by what it is (product, quantity, price, direction, time), so the same line
         # in two overlapping exports is stored once and a later export's version replaces it.
         # Identical lines inside one order of one file are all kept (#1, #2, ...).
         given = "line_no" in {r[0] for r in con.execute(f"DESCRIBE {s.stage}").fetchall()}
-        ident = f"substr({_md5(('product_id', 'description', 'quantity', 'unit_price', 'sign(amount)', 'ts'))}, 1, 16)"
+        ident = LINE_IDENT
         if given:
             line = "CAST(line_no AS VARCHAR)"
         elif s.grain == "line":
@@ -263,53 +260,94 @@ def _add_keys(con: duckdb.DuckDBPyConnection, s: Stage, opts: ImportOptions) -> 
         source_sql = f"(SELECT * REPLACE ({oid} AS order_id) FROM {s.stage})" if not s.has_order_id else s.stage
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
             SELECT *, {source} AS source, CASE WHEN {ok} THEN {line} END AS line_key,
-                   CASE WHEN {ok} THEN {_md5(_TX_HASH)} END AS row_hash, NULL::VARCHAR AS __dup
+                   CASE WHEN {ok} THEN {md5_sql(TX_HASH)} END AS row_hash, NULL::VARCHAR AS __dup
             FROM {source_sql} AS a""")
     elif s.table == "customers":
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
             WITH a AS (SELECT * REPLACE (coalesce(customer_id, email) AS customer_id) FROM {s.stage})
-            SELECT *, {source} AS source, CASE WHEN {ok} THEN {_md5(_CU_HASH)} END AS row_hash,
+            SELECT *, {source} AS source, CASE WHEN {ok} THEN {md5_sql(CU_HASH)} END AS row_hash,
                    NULL::VARCHAR AS __dup FROM a""")
     elif s.table == "events":
-        h = _md5(("customer_id", "email", "ts", "type", "properties"))
+        h = md5_sql(EV_HASH)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
             SELECT *, {source} AS source, {h} AS row_hash,
                    CASE WHEN {ok} THEN {h} || '-' || CAST(row_number() OVER (PARTITION BY {h}, {ok} ORDER BY __idx) AS VARCHAR)
                    END AS event_id, NULL::VARCHAR AS __dup
             FROM {s.stage}""")
     else:  # marketing spend, or amounts that are folded into their orders
-        h = _md5(("channel", "period_start", "period_end", "spend")) if s.table == "marketing_spend" else "NULL"
+        h = md5_sql(MS_HASH) if s.table == "marketing_spend" else "NULL"
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {s.stage} AS
             SELECT *, {h} AS row_hash, NULL::VARCHAR AS __dup FROM {s.stage}""")
 
 
-def _build_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_id: int, opts: ImportOptions) -> None:
-    """Create inc_<table> temp tables (store columns + __file) and mark in-import duplicates."""
-    for table in TABLES:
-        cols = TABLES[table][0]
-        defs = ", ".join(f"{c} {t.replace(' NOT NULL', '').replace('DOUBLE PRECISION', 'DOUBLE')}" for c, t in cols)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE inc_{table} ({defs}, __file INTEGER)")
-    con.execute("CREATE OR REPLACE TEMP TABLE inc_customers_derived AS SELECT * FROM inc_customers LIMIT 0")
+def _renumber(con: duckdb.DuckDBPyConnection, s: Stage) -> None:
+    """Number the kept rows of a keyed stage that share a key: #1, #2, ... in file order.
 
+    The pass that built the stage numbered every row 1; which rows are kept is settled only now
+    (currencies, erasures), and few rows share a key, so only those are rewritten -- giving each
+    the number a window over all kept rows would.
+    """
+    if s.table == "transactions" and s.stored and not s.has_order_id:
+        part, new = "customer_id, email, ts, __part", guest_order_id("CAST(k.__n AS VARCHAR)")
+        target = "order_id"
+    elif s.table == "transactions" and s.stored and s.grain == "line" and "line_no" not in _columns(con, s.stage):
+        part, new, target = "order_id, line_key, __part", "left(line_key, length(line_key) - 2) || '#' || CAST(k.__n AS VARCHAR)", "line_key"
+    elif s.table == "events":
+        part, new, target = "row_hash", "row_hash || '-' || CAST(k.__n AS VARCHAR)", "event_id"
+    else:
+        return
+    cols = [c.strip() for c in part.split(",")]
+    on = " AND ".join(f"t.{c} IS NOT DISTINCT FROM g.{c}" for c in cols)
+    # Cheap first: the hash of the columns, grouped; the exact comparison only for rows whose hash repeats.
+    h = f"hash({part})"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE renumber_{s.file_no} AS
+        WITH hs AS (SELECT {h} AS __h FROM {s.stage} WHERE {OK} GROUP BY 1 HAVING count(*) > 1),
+        c AS (SELECT __idx, {part} FROM {s.stage} WHERE {OK} AND {h} IN (SELECT __h FROM hs)),
+        g AS (SELECT {part} FROM c GROUP BY ALL HAVING count(*) > 1)
+        SELECT * FROM (SELECT t.__idx, row_number() OVER (PARTITION BY {', '.join('t.' + c for c in cols)}
+                                                         ORDER BY t.__idx) AS __n
+                       FROM c AS t SEMI JOIN g ON {on}) WHERE __n > 1""")
+    if con.execute(f"SELECT count(*) FROM renumber_{s.file_no}").fetchone()[0]:
+        con.execute(f"""UPDATE {s.stage} SET {target} = {new}
+            FROM renumber_{s.file_no} AS k WHERE {s.stage}.__idx = k.__idx""")
+    con.execute(f"DROP TABLE renumber_{s.file_no}")
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """A table's columns and their types, in order."""
+    return {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+
+
+_DEDUPE_KEYS = {"transactions": ("source", "order_id", "line_key"), "customers": ("customer_id",),
+                "events": ("event_id",), "marketing_spend": ("channel", "period_start", "period_end")}
+
+
+def _mark_duplicates(con: duckdb.DuckDBPyConnection, stages: list[Stage], opts: ImportOptions) -> None:
+    """Give every stage its keys, then mark the rows whose key repeats inside this import (__dup).
+
+    The newest file wins; inside one file a repeated key with other values is a conflict (rejected),
+    with the same values a duplicate.
+    """
     for s in stages:
-        _add_keys(con, s, opts)
-
-    # Duplicates inside this import: same key more than once.  The newest file wins; inside one
-    # file a repeated key with other values is a conflict (rejected), with the same values a duplicate.
-    keys = {"transactions": ("source", "order_id", "line_key"), "customers": ("customer_id",),
-            "events": ("event_id",), "marketing_spend": ("channel", "period_start", "period_end")}
-    for table, key in keys.items():
+        if s.keyed:
+            _renumber(con, s)
+        else:
+            _add_keys(con, s, opts)
+    for table, key in _DEDUPE_KEYS.items():
         group = [s for s in stages if s.table == table and s.stored]
         if not group:
             continue
-        union = " UNION ALL ".join(
-            f"SELECT {s.file_no} AS f, __idx AS r, __row AS shown, row_hash, {', '.join(key)} FROM {s.stage} "
-            f"WHERE __kind = 'ok'" for s in group)
-        # Only keys seen more than once need the (sorting) window; find them with a hash aggregate first.
         k_cols = ", ".join(key)
+        # Only keys seen more than once need the (sorting) window: a hash aggregate over the keys' 64-bit
+        # hash finds the candidates, the exact comparison runs on those rows only.
+        hashes = " UNION ALL ".join(f"SELECT hash({k_cols}) AS __h FROM {s.stage} WHERE {OK}" for s in group)
+        union = " UNION ALL ".join(
+            f"SELECT {s.file_no} AS f, __idx AS r, __row AS shown, row_hash, {k_cols} FROM {s.stage} "
+            f"WHERE {OK} AND hash({k_cols}) IN (SELECT __h FROM hs)" for s in group)
         on = " AND ".join(f"u.{c} IS NOT DISTINCT FROM m.{c}" for c in key)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE dups_{table} AS
-            WITH u AS ({union}),
+            WITH hs AS (SELECT __h FROM ({hashes}) GROUP BY 1 HAVING count(*) > 1),
+            u AS ({union}),
             m AS (SELECT {k_cols} FROM u GROUP BY {k_cols} HAVING count(*) > 1),
             uu AS (SELECT u.* FROM u SEMI JOIN m ON {on}),
             k AS (SELECT *, first_value(f) OVER w AS kf, first_value(row_hash) OVER w AS kh,
@@ -317,16 +355,50 @@ def _build_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_
                   FROM uu WINDOW w AS (PARTITION BY {k_cols} ORDER BY f DESC, r))
             SELECT f, r, CASE WHEN row_hash = kh OR f <> kf OR {lit(table)} = 'customers' THEN 'dup' ELSE 'conflict' END AS kind, kr
             FROM k WHERE rn > 1""")
+        if not con.execute(f"SELECT count(*) FROM dups_{table}").fetchone()[0]:
+            continue
         for s in group:
             con.execute(f"""UPDATE {s.stage} SET __dup = d.kind,
                 __reason = CASE WHEN d.kind = 'conflict' THEN 'the same key appears again with different values (first at row ' || d.kr || '); the first row was kept' END
                 FROM dups_{table} d WHERE d.f = {s.file_no} AND d.r = {s.stage}.__idx""")
+
+
+def _fill_incoming(con: duckdb.DuckDBPyConnection, stages: list[Stage], import_id: int) -> None:
+    """Hand the rows to store to the merge as inc_<table> temp tables (store columns + __file).
+
+    A stored file's stage becomes its table's incoming table in place: the rows not to store are
+    deleted and the table renamed, so no second copy of the rows is made (at 10M orders two copies
+    outgrow the memory cap).  Further files of the same table are appended to it; a stage whose
+    columns do not have the store's types (marketing periods are dates) is copied.  Rejects and
+    counts must be taken before: the stages are gone afterwards.
+    """
+    for table in TABLES:
+        cols = TABLES[table][0]
+        defs = ", ".join(f"{c} {t.replace(' NOT NULL', '').replace('DOUBLE PRECISION', 'DOUBLE')}" for c, t in cols)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE inc_{table} ({defs}, __file INTEGER)")
+    con.execute("CREATE OR REPLACE TEMP TABLE inc_customers_derived AS SELECT * FROM inc_customers LIMIT 0")
+    for table in TABLES:
+        group = [s for s in stages if s.table == table and s.stored]
+        if not group:
+            continue
+        want = _columns(con, f"inc_{table}")
         cols = [c for c, _ in TABLES[table][0] if c != "import_id"]
-        for s in group:
-            have = {r[0] for r in con.execute(f"DESCRIBE {s.stage}").fetchall()}
+        first = group[0]
+        have = _columns(con, first.stage)
+        if all(have.get(c) == t for c, t in want.items() if c != "import_id"):
+            con.execute(f"DELETE FROM {first.stage} WHERE NOT ({OK} AND __dup IS NULL)")
+            con.execute(f"ALTER TABLE {first.stage} ADD COLUMN import_id BIGINT DEFAULT {int(import_id)}")
+            con.execute(f"DROP TABLE inc_{table}")
+            con.execute(f"ALTER TABLE {first.stage} RENAME TO inc_{table}")
+            rest = group[1:]
+        else:
+            rest = group
+        for s in rest:
+            have = _columns(con, s.stage)
             sel = ", ".join(c if c in have else f"NULL AS {c}" for c in cols)
             con.execute(f"INSERT INTO inc_{table} ({', '.join(cols)}, import_id, __file) "
-                        f"SELECT {sel}, {import_id}, __file FROM {s.stage} WHERE __kind = 'ok' AND __dup IS NULL")
+                        f"SELECT {sel}, {import_id}, __file FROM {s.stage} WHERE {OK} AND __dup IS NULL")
+            con.execute(f"DROP TABLE {s.stage}")
 
 
 def _write_rejects(con: duckdb.DuckDBPyConnection, stages: list[Stage], dst: Path) -> int:
@@ -392,7 +464,7 @@ def import_files(
                 det = _detect(raw, path, opts)
                 with _watched(con, report, f"checking {path.name}", start + share / 2, start + share):
                     stage = build_stage(con, raw, det, opts, i, str(path))
-                con.execute(f"DROP TABLE IF EXISTS {raw.name}")  # the stage holds everything needed now
+                drop_raw(con, raw)  # the stage holds everything needed now
                 stage.notes = raw.notes + stage.notes
                 stage.sha256 = _file_sha256(path)
                 stages.append(stage)
@@ -400,7 +472,7 @@ def import_files(
             with _watched(con, report, "linking and deduplicating", 0.7, 0.8):
                 join_notes = _join_split_exports(con, stages)
                 skip_erased(con, stages, st)  # customers erased on request are not brought back
-                _build_incoming(con, stages, import_id, opts)
+                _mark_duplicates(con, stages, opts)
 
             rdir = Path(rejects_dir) if rejects_dir else st.default_rejects_dir
             final = rdir / f"import-{import_id:04d}.csv"
@@ -468,11 +540,8 @@ def import_files(
                 return rows
 
             tables = sorted({s.table for s in stages})
-            # Rejects and counts are taken: a stored file's checked rows now live in its incoming table, so
-            # its staged copy goes before the merge (at 10M orders the two copies outgrow the memory cap).
-            for s in stages:
-                if s.stored:
-                    con.execute(f"DROP TABLE IF EXISTS {s.stage}")
+            # Rejects and counts are taken: a stored file's stage becomes (or joins) its incoming table.
+            _fill_incoming(con, stages, import_id)
             with _watched(con, report, "writing to the store", 0.85, 1.0):
                 counts = st.apply_import(con, tables, log)
             committed = True
@@ -509,6 +578,7 @@ def _move_into_place(src: Path, dst: Path) -> None:
 
 def _drop_temp(con: duckdb.DuckDBPyConnection, stages: list[Stage]) -> None:
     for s in stages:
-        con.execute(f"DROP TABLE IF EXISTS {s.stage}; DROP TABLE IF EXISTS {s.raw.name}")
+        con.execute(f"DROP TABLE IF EXISTS {s.stage}")
+        drop_raw(con, s.raw)
     for t in list(TABLES) + ["customers_derived"]:
         con.execute(f"DROP TABLE IF EXISTS inc_{t}; DROP TABLE IF EXISTS dups_{t}")

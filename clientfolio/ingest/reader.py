@@ -41,6 +41,25 @@ class RawTable:
     # Rows taken out before mapping: (sheet or None, row, kind, reason); kind is "duplicate" (an exact
     # repeat of an earlier row) or "repeated header" (the header line again, from pasted exports).
     skipped: list[tuple[str | None, int, str, str]] = field(default_factory=list)
+    # A view over the file itself (Parquet: typed, columnar, cheap to read again) rather than a copy of
+    # its rows as text; its `rowid` column is the file's row number.  Made a table when rows are taken out.
+    is_view: bool = False
+
+
+def drop_raw(con: duckdb.DuckDBPyConnection, raw: RawTable) -> None:
+    """Drop a staged file's rows (a table, or the view over a Parquet file)."""
+    con.execute(f"DROP {'VIEW' if raw.is_view else 'TABLE'} IF EXISTS {raw.name}")
+
+
+def materialize(con: duckdb.DuckDBPyConnection, raw: RawTable) -> None:
+    """Turn a view over a file into a table of its rows, in the file's order (rowid = the row number)."""
+    if not raw.is_view:
+        return
+    name = raw.name
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name}__m AS SELECT * EXCLUDE (rowid) FROM {name}")
+    con.execute(f"DROP VIEW {name}")
+    con.execute(f"ALTER TABLE {name}__m RENAME TO {name}")
+    raw.is_view = False
 
 
 def _header_guess(info: FileInfo) -> tuple[str | None, int]:
@@ -281,14 +300,32 @@ def load_parquet(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str) -> R
     cols = ", ".join(
         f"CASE WHEN {ident(c)} IS NULL THEN NULL ELSE CAST({ident(c)} AS VARCHAR) END AS {ident(c)}" for c, *_ in desc
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols} FROM read_parquet({path})")
+    if {c.lower() for c, *_ in desc} & {"rowid", "file_row_number"}:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {cols} FROM read_parquet({path})")
+        view = False
+    else:
+        # No copy of the rows: the checks read the file (as text, the same values a copy would hold) through
+        # a view, so a 10M-order file does not sit in memory as text next to its checked rows.
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT {cols}, file_row_number AS rowid "
+                    f"FROM read_parquet({path}, file_row_number = true)")
+        view = True
     n = con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
-    return RawTable(name, [c for c, *_ in desc], int(n))
+    return RawTable(name, [c for c, *_ in desc], int(n), is_view=view)
+
+
+def _clear(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop what an import that failed on this connection left under `name` (a table or a view):
+    DuckDB will not replace one kind by the other."""
+    for kind, catalog, col in (("VIEW", "duckdb_views()", "view_name"), ("TABLE", "duckdb_tables()", "table_name")):
+        if con.execute(f"SELECT count(*) FROM {catalog} WHERE database_name = 'temp' AND {col} = ?",
+                       [name]).fetchall()[0][0]:
+            con.execute(f"DROP {kind} {name}")
 
 
 def load(con: duckdb.DuckDBPyConnection, info: FileInfo, name: str, delimiter: str | None = None,
          keep_repeated_lines: bool = False) -> RawTable:
     """Stage one file's rows as text, without the artefacts of files pasted together."""
+    _clear(con, name)
     if info.kind == "whitespace":
         raw = load_whitespace(con, info, name)
     elif info.kind == "parquet":
@@ -358,6 +395,7 @@ def drop_artefacts(con: duckdb.DuckDBPyConnection, raw: RawTable, header_lines: 
     n_dup = _repeats(con, raw, hdr) if repeats and maybe_dup else 0
     if not n_hdr and not n_dup:
         return
+    materialize(con, raw)
     name = raw.name
     rownum = row_numbers_sql(raw)
     part = ident(SHEET_COL) if SHEET_COL in raw.header else "NULL::VARCHAR"
@@ -429,6 +467,7 @@ def number_rows(con: duckdb.DuckDBPyConnection, raw: RawTable) -> None:
     if raw.explicit_rows or len(missing) <= 64:
         return
     thresholds = [m - raw.header_rows - 1 - j for j, m in enumerate(missing)]
+    materialize(con, raw)
     name = raw.name
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name}__shift AS SELECT * FROM "
                 f"(SELECT unnest(?::BIGINT[]) AS t, generate_series(1, ?) AS k)", [thresholds, len(thresholds)])

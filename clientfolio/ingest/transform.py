@@ -32,6 +32,33 @@ from clientfolio.ingest.zones import check_timezone
 
 MONEY_COLUMNS = ("unit_price", "cost", "discount", "cost_to_serve", "acquisition_cost", "spend")
 
+# What a stored row's content hash covers (a changed value makes a re-imported row an update).
+TX_HASH = ("customer_id", "email", "ts", "amount", "quantity", "unit_price", "product_id", "category",
+           "channel", "cost", "discount", "cost_to_serve", "status", "is_refund")
+CU_HASH = ("customer_id", "email", "first_seen", "region", "country", "industry", "size",
+           "acquisition_channel", "acquisition_cost", "consent_marketing")
+EV_HASH = ("customer_id", "email", "ts", "type", "properties")
+MS_HASH = ("channel", "period_start", "period_end", "spend")
+OK = "__kind = 'ok'"
+# Roles whose rows a later step joins with another file's (changing values the keys are made of).
+JOINED_ROLES = ("orders", "amounts", "lines", "customer_map")
+
+
+def md5_sql(cols: tuple[str, ...] | list[str], prefix: str = "") -> str:
+    """SQL: the md5 of the columns' text, '\\N' for NULL, joined by '|' (a row's content hash)."""
+    parts = ", ".join(f"coalesce(CAST({prefix}{c} AS VARCHAR), '\\N')" for c in cols)
+    return f"md5(concat_ws('|', {parts}))"
+
+
+# A line is known by what it is (product, quantity, price, direction, time): 16 hex digits.
+LINE_IDENT = f"substr({md5_sql(('product_id', 'description', 'quantity', 'unit_price', 'sign(amount)', 'ts'))}, 1, 16)"
+
+
+def guest_order_id(number: str) -> str:
+    """SQL: the order id of a row in a file without order ids -- customer, time and `number` (its
+    place among the file's rows of the same customer and time)."""
+    return f"coalesce(customer_id, email, 'guest') || '@' || strftime(ts, '%Y-%m-%dT%H:%M:%S') || '#' || {number}"
+
 
 class Why(str):
     """A rejection reason computed per row in SQL (e.g. which convention a value breaks), not a literal."""
@@ -93,6 +120,9 @@ class Stage:
     stored: bool = True  # False when its rows are folded into another file's rows (payments, order headers)
     sha256: str | None = None  # of the input file, kept in the import log
     currency_column: str | None = None  # header that says the currency (rejects file), if any
+    # Store key, content hash and __dup were computed in the pass that built the table (numbered '#1';
+    # rows sharing a key among the rows finally kept are renumbered afterwards), so no rewrite is needed.
+    keyed: bool = False
 
 
 class _Resolver:
@@ -435,6 +465,13 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
     # A window (order-level fields, amounts spread over lines) reorders rows; without one DuckDB keeps
     # the file's order as it is (insertion order is preserved), so the sort of every row is skipped.
     order = " ORDER BY __idx" if " OVER (" in canon_cols + " ".join(src_cols) + pre_cols else ""
+    grain = lay.grain if lay.grain and order_col else "line" if (amount_spec.get("split_by") or "times" in amount_spec or r.canonical_col("product_id")
+                       or r.canonical_col("quantity")) and order_col else "order"
+    replaced, added = _keys_in_pass(table, lay.role, opts, order_col is not None, grain, "line_no" in sel,
+                                    lit(opts.source or lay.source)) or ({}, {})
+    keyed = bool(added)
+    replace = f" REPLACE ({', '.join(f'{e} AS {c}' for c, e in replaced.items())})" if replaced else ""
+    extra = "".join(f", {e} AS {c}" for c, e in added.items())
     sql = f"""
     CREATE OR REPLACE TEMP TABLE {name} AS
     WITH src AS (SELECT {rownum} AS __row, rowid AS __idx, {', '.join(src_cols)} FROM {raw.name}),
@@ -443,25 +480,56 @@ def build_stage(con: duckdb.DuckDBPyConnection, raw: RawTable, det: Detection, o
       SELECT __row, __idx, {canon_cols}, {attrs} AS attributes, {exclude_sql} AS __excluded{pass_cols}{pass_cols_part}
       FROM p0 AS src
     ),
-    p2 AS (SELECT *, {invalid_sql} AS __bad FROM p1)
+    p2 AS (SELECT *, {invalid_sql} AS __bad FROM p1),
+    p3 AS (
     SELECT {file_no} AS __file, __row, __idx, {part} AS __part, {', '.join(ident(k) for k in sel)}, attributes,
            CASE WHEN __excluded IS NOT NULL THEN 'excluded' WHEN __bad IS NOT NULL THEN 'invalid' ELSE 'ok' END AS __kind,
            CASE WHEN __excluded IS NOT NULL THEN __excluded ELSE {reasons} END AS __reason,
            CASE WHEN __excluded IS NULL AND __bad IS NOT NULL THEN {check_cols}[__bad + 1] END AS __column,
            CASE WHEN __excluded IS NULL AND __bad IS NOT NULL THEN {value_sql} END AS __value
-    FROM p2{order}
+    FROM p2),
+    p4 AS (SELECT *{replace} FROM p3)
+    SELECT *{extra} FROM p4{order}
     """
     try:
         con.execute(sql)
     except duckdb.Error as exc:
         raise IngestError(path, "could not be converted to the canonical tables",
                           hint=f"{str(exc).splitlines()[0][:300]} (please report this with the file's header)") from None
-    grain = lay.grain if lay.grain and order_col else "line" if (amount_spec.get("split_by") or "times" in amount_spec or r.canonical_col("product_id")
-                       or r.canonical_col("quantity")) and order_col else "order"
     return Stage(file_no, path, table, name, det, raw, grain, order_col is not None, notes,
                  stored=lay.role != "amounts",
                  currency_column=_header_of(currency_col or (r.col(amount_src) if amount_src else None))
-                 if table == "transactions" else None)
+                 if table == "transactions" else None, keyed=keyed)
+
+
+def _keys_in_pass(table: str, role: str | None, opts: ImportOptions, has_order_id: bool, grain: str,
+                  given_line: bool, source: str) -> tuple[dict[str, str], dict[str, str]] | None:
+    """(columns replaced, columns added) that give a stage its store key and content hash while it is built.
+
+    The same expressions the engine's key pass uses on a built stage, with every number among equal
+    keys taken as 1 (the engine renumbers the few rows that share one).  None when a later step can
+    change what the keys are made of: files joined with others, amounts converted with --rates.
+    """
+    if opts.rates or role in JOINED_ROLES:
+        return None
+    if table == "transactions":
+        first = guest_order_id("'1'")
+        replaced = {} if has_order_id else {"order_id": f"CASE WHEN {OK} THEN {first} END"}
+        line = ("CAST(line_no AS VARCHAR)" if given_line else f"{LINE_IDENT} || '#1'" if grain == "line"
+                else "'1'")
+        return replaced, {"source": source, "line_key": f"CASE WHEN {OK} THEN {line} END",
+                          "row_hash": f"CASE WHEN {OK} THEN {md5_sql(TX_HASH)} END", "__dup": "NULL::VARCHAR"}
+    if table == "customers":
+        return ({"customer_id": "coalesce(customer_id, email)"},
+                {"source": source, "row_hash": f"CASE WHEN {OK} THEN {md5_sql(CU_HASH)} END",
+                 "__dup": "NULL::VARCHAR"})
+    if table == "events":
+        h = md5_sql(EV_HASH)
+        return {}, {"source": source, "row_hash": h, "event_id": f"CASE WHEN {OK} THEN {h} || '-1' END",
+                    "__dup": "NULL::VARCHAR"}
+    if table == "marketing_spend":
+        return {}, {"row_hash": md5_sql(MS_HASH), "__dup": "NULL::VARCHAR"}
+    return None
 
 
 def _header_of(col: str | None) -> str | None:

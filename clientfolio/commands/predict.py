@@ -76,8 +76,9 @@ def _num(v: float) -> str:
 
 def print_comparison(c: Any) -> None:
     """One evaluation table (model against baseline on the test split), the choice and what the interval covers."""
+    who = "active subscribers" if c.task == "subscription churn" else "customers"
     t = Table("metric", c.model_name, c.baseline_name, "better", title=f"{c.task} (N = {c.horizon_days} days, "
-              f"test from {c.cutoff}, {c.n_test:,} customers)")
+              f"test from {c.cutoff}, {c.n_test:,} {who})")
     for m in c.metrics:
         better = ("n/a" if not (math.isfinite(m.model) and math.isfinite(m.baseline))
                   else c.model_name if m.model_wins else c.baseline_name)

@@ -243,3 +243,14 @@ def test_the_report_section_shows_the_subscribers_comparison_and_says_what_churn
     assert f"Judged on {result.subscriptions.n_test:,} active subscribers" in html
     # the at-risk table's intro says what churn means for subscribers only when one is in the scores
     assert "or, for customers with a running subscription, to cancel it" in html
+
+
+def test_the_command_line_table_names_who_was_measured(result):
+    from clientfolio.commands.common import console
+    from clientfolio.commands.predict import print_comparison
+
+    with console.capture() as cap:
+        print_comparison(result.subscriptions)
+    text = " ".join(cap.get().split())
+    assert f"{result.subscriptions.n_test:,} active subscribers" in text and "sBG" in text
+    assert result.subscriptions.sentence.split(":")[0] in text

@@ -304,7 +304,9 @@ def evaluate_subscriptions(tables: Tables, train: TrainingSet, test: TrainingSet
     except (ValueError, ClientfolioError) as exc:
         return None, None, [f"subscribers' cancellation risk was not estimated: {exc}; their churn risk is the "
                             "purchase-based one"]
-    notes = [f"billing period for subscriptions that give none: {how}"] if "most common" not in how else []
+    # a period inferred from the charges (no start event gives one) is said; one taken from the events is not news
+    given = subs.loc[subs["type"] == "subscription_start", "period_days"].notna().any()
+    notes = [] if given else [f"billing period for subscriptions that give none: {how}"]
     notes += [n for n in s_train.notes + s_test.notes if n not in notes]
     if s_test.features.empty:
         return None, None, notes + [f"no active subscriber on {test.cutoff.date()} to measure cancellations on"]

@@ -231,6 +231,13 @@ def p_cancel(alpha: float, beta: float, periods: np.ndarray, horizon_periods: np
     return 1.0 - np.exp(betaln(alpha, beta + n + h) - betaln(alpha, beta + n))
 
 
+def sbg_p_cancel(sbg: Any, feats: pd.DataFrame, horizon: int) -> np.ndarray:
+    """sBG's P(cancel in the next `horizon` days) of each row of `feats` (missing where it has no subscription)."""
+    with np.errstate(invalid="ignore"):
+        return p_cancel(sbg.params_["alpha"], sbg.params_["beta"], feats["sub_tenure_periods"].to_numpy(dtype=float),
+                        horizon / feats["sub_period_days"].to_numpy(dtype=float))
+
+
 def subscriber_features(base: SubscriptionBase, events: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per active subscriber at the cut-off: the ``FEATURES`` (tenure from their longest running
     subscription; price summed over running ones; earlier cancellations; days since their last support
@@ -319,8 +326,7 @@ def subscription_training_set(tables: Any, cutoff: pd.Timestamp, horizon: int, g
     feats = general.features.loc[ids].join(sf.loc[ids])
     if sbg is None:
         sbg = fit_sbg(base)
-    feats["sbg_p_cancel"] = p_cancel(sbg.params_["alpha"], sbg.params_["beta"], feats["sub_tenure_periods"].to_numpy(),
-                                     horizon / feats["sub_period_days"].to_numpy())
+    feats["sbg_p_cancel"] = sbg_p_cancel(sbg, feats, horizon)
     complete = tables.last_day >= cutoff + horizon * DAY
     labels = cancel_labels(tables.subscriptions, base, feats.index, horizon, complete)
     return TrainingSet(feats.sort_index(), labels.sort_index(), cutoff, int(horizon), sbg, notes)
@@ -344,10 +350,7 @@ class SubscriptionChurn:
         sf = subscriber_features(subscription_base(tables.subscriptions, cutoff, self.default_period_days),
                                  tables.events)
         out = feats.join(sf, how="left")
-        p = self.sbg.params_
-        with np.errstate(invalid="ignore"):
-            out["sbg_p_cancel"] = p_cancel(p["alpha"], p["beta"], out["sub_tenure_periods"].to_numpy(dtype=float),
-                                           horizon / out["sub_period_days"].to_numpy(dtype=float))
+        out["sbg_p_cancel"] = sbg_p_cancel(self.sbg, out, horizon)
         return out
 
     def risk(self, X: pd.DataFrame) -> pd.Series:

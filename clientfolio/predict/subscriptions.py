@@ -47,6 +47,7 @@ INTERVAL_DAYS = {"day": 1.0, "week": 7.0, "month": MONTH, "quarter": 3 * MONTH, 
 ALIASES = {"daily": "day", "weekly": "week", "monthly": "month", "quarterly": "quarter", "yearly": "year",
            "annual": "year", "annually": "year", "days": "day", "weeks": "week", "months": "month",
            "years": "year", "quarters": "quarter"}
+MAX_PERIOD_DAYS = 3660.0  # a billing period over ten years is not one: read as missing (the notes count it)
 SNAP = (7.0, 14.0, MONTH, 2 * MONTH, 3 * MONTH, 6 * MONTH, 365.25)
 FEATURES = ["sub_active", "sub_tenure_days", "sub_tenure_periods", "sub_period_days", "sub_days_into_period",
             "sub_price", "sub_past_cancels", "sub_days_since_cancel", "sub_days_since_ticket", "subscription_plan"]
@@ -74,7 +75,7 @@ def period_of(props: dict) -> float:
             v = float(days)
         except (TypeError, ValueError):
             return float("nan")
-        return v if math.isfinite(v) and v > 0 else float("nan")
+        return v if math.isfinite(v) and 0 < v <= MAX_PERIOD_DAYS else float("nan")
     interval = props.get("interval")
     if interval is None:
         return float("nan")
@@ -86,7 +87,8 @@ def period_of(props: dict) -> float:
         count = float(props.get("interval_count", 1) or 1)
     except (TypeError, ValueError):
         return float("nan")
-    return INTERVAL_DAYS[name] * count if math.isfinite(count) and count > 0 else float("nan")
+    days = INTERVAL_DAYS[name] * count if math.isfinite(count) and count > 0 else float("nan")
+    return days if days <= MAX_PERIOD_DAYS else float("nan")
 
 
 def subscription_events(events: pd.DataFrame) -> pd.DataFrame:

@@ -56,7 +56,8 @@ def test_billing_periods_are_read_from_the_properties_or_left_missing():
     assert period_of({"interval": "month", "interval_count": 3}) == pytest.approx(3 * MONTH)
     assert period_of({"interval": "Yearly"}) == pytest.approx(365.25)
     assert period_of({"period_days": "14"}) == 14.0
-    for bad in ({"interval": "fortnightish"}, {"period_days": -3}, {"interval": "week", "interval_count": "x"}, {}):
+    for bad in ({"interval": "fortnightish"}, {"period_days": -3}, {"interval": "week", "interval_count": "x"}, {},
+                {"period_days": 1e308}, {"interval": "year", "interval_count": 50}):
         assert np.isnan(period_of(bad))  # never guessed here: the shop's default fills it, and the notes say so
 
 
